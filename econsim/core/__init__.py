@@ -1,0 +1,19 @@
+"""Core contract: the batch-first Game protocol, spaces, seeding and rollouts."""
+
+from econsim.core.game import Game, Step, check_actions
+from econsim.core.rollout import (
+    Recorder,
+    Trajectory,
+    discounted_returns,
+    rollout,
+    seen_action_size,
+    seen_actions,
+)
+from econsim.core.seeding import make_rng, torch_generator
+from econsim.core.spaces import Box, Discrete
+
+__all__ = [
+    "Box", "Discrete", "Game", "Recorder", "Step", "Trajectory", "check_actions",
+    "discounted_returns", "make_rng", "rollout", "seen_action_size", "seen_actions",
+    "torch_generator",
+]

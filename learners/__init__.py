@@ -1,0 +1,1 @@
+"""Agent brains: networks, differentiable updates, and the learning algorithms of the Diss."""

@@ -1,0 +1,73 @@
+"""Learners' updates as pure, differentiable functions of parameters and rewards.
+
+LIO (Diss eqs. 5.3-5.4, 5.7-5.10) and MetaGrad (eqs. 6.3-6.6) differentiate an outer
+objective through a recipient's one-step policy update. Here that update is
+``new_params = sgd_step(loss, params, lr, ...)``: the inner gradient is taken with
+``torch.func.grad`` while the rewards (a function of incentive parameters) keep their
+autograd graph, so ``d outer / d eta`` flows through the recipients' update.
+
+Shapes: member-major, ``[P, T, B]`` (members x time x episodes) unless stated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch.func import grad
+
+from learners.nets import Params
+
+
+def discount_matrix(T: int, gamma: float) -> torch.Tensor:
+    """``D[t, l] = gamma^(l - t)`` for ``l >= t`` else 0, so ``G = D @ r`` is reward-to-go."""
+    idx = torch.arange(T)
+    power = (idx[None, :] - idx[:, None]).clamp(min=0).float()
+    return torch.where(idx[None, :] >= idx[:, None], gamma ** power, torch.zeros(()))
+
+
+def reward_to_go(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
+    """``G_t = sum_{l>=t} gamma^(l-t) r_l`` along dim -2 of ``rewards [..., T, B]`` (eq. 5.4).
+
+    Rewards after the end of an episode must already be zero (masked).
+    """
+    D = discount_matrix(rewards.shape[-2], gamma).to(rewards.dtype)
+    return torch.einsum("tl,...lb->...tb", D, rewards)
+
+
+def behaviour_probs(logits: torch.Tensor, eps: float | torch.Tensor,
+                    valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Exploration lower bound ``(1 - eps) * softmax(logits) + eps / |A|`` (Diss §5.3.2).
+
+    ``valid`` (bool, broadcastable to logits) marks the actions an agent has when agents
+    with fewer actions share a stacked network; invalid actions get probability 0.
+    """
+    if valid is not None:
+        logits = logits.masked_fill(~valid, float("-inf"))
+        n = valid.sum(-1, keepdim=True).to(logits.dtype)
+        uniform = valid.to(logits.dtype) / n
+    else:
+        uniform = 1.0 / logits.shape[-1]
+    return (1 - eps) * torch.softmax(logits, -1) + eps * uniform
+
+
+def policy_loss(probs: torch.Tensor, actions: torch.Tensor, weights: torch.Tensor,
+                mask: torch.Tensor, entropy: float) -> torch.Tensor:
+    """Policy-gradient loss ``-sum_t [log pi(a_t) w_t + beta H(pi_t)]``, mean over episodes.
+
+    ``weights`` is the reward-to-go ``G_t`` (PG, eq. 5.4) or the TD error (actor-critic,
+    eq. B.9); it carries the graph to incentive parameters when they shaped the reward.
+    Summed over members, so each member's gradient is its own loss's gradient.
+    """
+    logp_all = torch.log(probs.clamp_min(1e-12))
+    logp = logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    ent = -(probs * logp_all).sum(-1)
+    per_step = (logp * weights + entropy * ent) * mask
+    return -per_step.sum(-2).mean(-1).sum()
+
+
+def sgd_step(loss_fn: Callable[..., torch.Tensor], params: Params, lr: float,
+             *args) -> Params:
+    """One differentiable plain-SGD step ``theta - lr * grad loss_fn(theta, *args)`` (eq. 5.3)."""
+    g = grad(loss_fn)(params, *args)
+    return {k: params[k] - lr * g[k] for k in params}

@@ -1,0 +1,281 @@
+"""LIO: agents that learn to incentivise other learners (Diss ch. 5, Algorithm 2).
+
+Each LIO agent ``i`` has a policy (learned by policy gradient from extrinsic plus received
+rewards, eq. 5.1-5.4) and an incentive function ``r_eta^i(o^i, a^-i) in [0, R_max]^N``
+(own unit zeroed) trained by gradient ascent on its own extrinsic return *after* the
+recipients learned from its incentives (eq. 5.5):
+
+1. play tau with the main policies; incentives are paid after the simultaneous actions;
+2. every agent takes one SGD step on a copy ("prime") with its total reward; the step is
+   built with ``learners.functional.sgd_step`` so ``theta_hat^j`` stays a function of eta;
+3. play tau_hat with the primes;
+4. each giver minimises ``-sum_{j!=i} sum_t log pi_theta_hat^j(a_t^j) G^i_t`` (eq. 5.10,
+   ``G^i`` = reward-to-go of its extrinsic reward on tau_hat) plus ``alpha`` times the cost
+   ``sum_t gamma^t ||r_eta^i||_1`` on tau (eq. 5.6), w.r.t. its own eta only (eq. 5.7);
+5. primes become main; epsilon decays once.
+
+Variants (config flags): ``opponent_model`` = LIO-dec (each giver fits a behavioural-cloning
+model of every other agent and differentiates through a fictitious update of that model
+that uses the recipient's extrinsic reward plus this giver's incentives only; §5.3.2);
+``one_episode`` = 1-episode LIO (the outer loss on tau itself, importance weighted by
+``pi_theta_hat / pi_theta``; §B.5.1). Agents of kind ``pg`` learn the same way but give nothing.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from econsim.core import torch_generator
+from learners.functional import behaviour_probs, policy_loss, reward_to_go, sgd_step
+from learners.nets import Params, detach, init_mlp, mlp
+from learners.pg import Batch, PGConfig, PGTrainer
+
+
+class LIOConfig(PGConfig):
+    """LIO hyperparameters (Tables B.3, B.4; SPEC §4)."""
+
+    kinds: ClassVar[tuple[str, ...]] = ("lio", "pg")
+    incentive_hidden: list[int] = Field([64, 16], description="incentive MLP hidden sizes")
+    lr_incentive: float = Field(1e-3, gt=0, description="Adam learning rate of eta")
+    r_max: float = Field(2.0, gt=0, description="R_max: largest incentive per recipient")
+    cost: float = Field(1.0, ge=0, description="alpha: weight of the incentive cost (eq. 5.6)")
+    lr_cost: float | None = Field(
+        1e-4, gt=0, description="separate Adam step for the cost (ER); None adds it to the loss")
+    cost_on_sigmoid: bool = Field(
+        False, description="quirk of the reference code: cost on sigmoid outputs before R_max")
+    opponent_model: bool = Field(False, description="LIO-dec: learn opponents' policies by BC")
+    lr_opponent: float = Field(1e-3, gt=0, description="Adam lr of the opponent models")
+    one_episode: bool = Field(False, description="1-episode LIO (importance-weighted, §B.5.1)")
+
+
+class LIOTrainer(PGTrainer):
+    """LIO agents (possibly mixed with PG agents), Algorithm 2."""
+
+    Config = LIOConfig
+    default_kind = "lio"
+    charge_giver = False  # the cost is the incentive function's, not the policy's (§B.1.1)
+
+    def __init__(self, game, config: LIOConfig, seeds: list[int]) -> None:
+        super().__init__(game, config, seeds)
+        self.givers = [i for i, k in enumerate(self.kinds) if k == "lio"]
+        self.gives = [k == "lio" for k in self.kinds]
+        self.G = len(self.givers)
+        self.inc_in = self.obs_dim + (self.N - 1) * self.A
+        gens = [torch_generator(s, f"incentive/{i}") for s in self.seeds for i in self.givers]
+        self.eta = init_mlp([self.inc_in, *config.incentive_hidden, self.N], gens, out_bias=False)
+        self.own = torch.zeros(self.G, self.N)
+        self.own[torch.arange(self.G), torch.tensor(self.givers)] = 1.0
+        self.opt = torch.optim.Adam(self.eta.values(), lr=config.lr_incentive)
+        self.opt_cost = (torch.optim.Adam(self.eta.values(), lr=config.lr_cost)
+                         if config.lr_cost is not None and config.cost > 0 else None)
+        if config.opponent_model:
+            self._init_opponent_models()
+
+    # ---------------------------------------------------------------------- incentives
+    def incentive_inputs(self, obs: torch.Tensor, env_actions: torch.Tensor) -> torch.Tensor:
+        """Giver inputs ``[..., G, D + (N-1)A]``: own observation ++ others' action one-hots."""
+        hot = torch.nn.functional.one_hot(env_actions, self.A).float()  # [..., N, A]
+        oth = hot[..., self.others[self.givers], :].flatten(-2)  # [..., G, (N-1)A]
+        return torch.cat([obs[..., self.givers, :], oth], -1)
+
+    def incentives(self, eta: Params, inputs: torch.Tensor) -> torch.Tensor:
+        """``R_max * sigmoid(MLP)`` with the own unit zeroed: ``[T, RB, G, D'] -> [T, RB, G, N]``."""
+        x = self.members(inputs)  # [R*G, T, B, D']
+        out = torch.sigmoid(mlp(eta, x.reshape(x.shape[0], -1, x.shape[-1])))
+        return self.world(out.reshape(*x.shape[:3], self.N)) * (1 - self.own)
+
+    def transfers(self, obs, actions, env_actions, give_u, extra) -> torch.Tensor:
+        inputs = self.incentive_inputs(obs, env_actions)
+        extra["inc_in"] = inputs
+        pay = torch.zeros(obs.shape[0], self.N, self.N)
+        if self.G:
+            pay[:, self.givers] = self.cfg.r_max * self.incentives(self.eta, inputs[None])[0]
+        return pay
+
+    def full_transfers(self, eta: Params, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Incentives of ``batch`` as a differentiable function of eta: (paid ``[T, RB, N, N]``,
+        sigmoid outputs ``[T, RB, G, N]``)."""
+        T, RB = batch.mask.shape
+        pay = torch.zeros(T, RB, self.N, self.N)
+        inc = self.incentives(eta, batch.extra["inc_in"]) * batch.mask[..., None, None]
+        pay[:, :, self.givers] = self.cfg.r_max * inc
+        return pay, inc
+
+    # ------------------------------------------------------------------------ training
+    def iterate(self) -> dict[str, np.ndarray]:
+        if self.G == 0:  # no givers: plain independent PG
+            return super().iterate()
+        eps = self.epsilon()
+        tau = self.run_episodes(self.params, eps, self.cfg.batch)
+        eta = self.eta
+        pay, inc = self.full_transfers(eta, tau)
+        main = detach(self.params)
+        prime = self.update({k: v.detach() for k, v in main.items()}, tau,
+                            self.total_rewards(tau, pay), eps)
+        if self.cfg.one_episode:
+            outer_batch, behaviour = tau, self.params
+        else:
+            outer_batch, behaviour = self.run_episodes(detach(prime), eps, self.cfg.batch), None
+        if self.cfg.opponent_model:
+            grads = self._dec_meta_gradients(tau, outer_batch, eps)
+        else:
+            grads = self._meta_gradients(prime, outer_batch, behaviour, eps)
+        self.opt.zero_grad()
+        for p, g in zip(eta.values(), grads, strict=True):
+            p.grad = g
+        self.opt.step()
+        self._cost_step(tau)
+        self.params = detach(prime)
+        self.iteration += 1
+        return self.metrics(tau)
+
+    def _log_probs(self, params: Params, batch: Batch, eps: float = 0.0) -> torch.Tensor:
+        """``log pi(a_t | o_t)`` of every member on ``batch``: ``[R*N, T, B]``."""
+        probs = self.probs(params, self.members(batch.obs), eps)
+        return torch.log(probs.gather(-1, self.members(batch.actions)[..., None]).squeeze(-1)
+                         .clamp_min(1e-12))
+
+    def _outer_losses(self, logp: torch.Tensor, batch: Batch,
+                      weight: torch.Tensor | None = None):
+        """Yield (giver slot, loss eq. 5.10) for each giver; ``logp`` in member layout."""
+        mask = batch.mask
+        G_ext = reward_to_go(self.members(batch.env_rewards * mask[..., None]), self.cfg.gamma)
+        G_ext = G_ext.reshape(self.R, self.N, *G_ext.shape[1:])  # [R, N, T, B]
+        logp = logp.reshape(self.R, self.N, *logp.shape[1:])
+        m = self.members(mask[..., None])[:, None].reshape(self.R, 1, *logp.shape[2:])
+        if weight is not None:
+            logp = logp * weight.reshape(logp.shape)
+        for g, i in enumerate(self.givers):
+            rec = [j for j in range(self.N) if j != i]
+            term = logp[:, rec] * (G_ext[:, i:i + 1] * m)
+            yield g, -term.sum(2).mean(-1).sum()
+
+    def _meta_gradients(self, prime: Params, batch: Batch, behaviour: Params | None,
+                        eps: float) -> list[torch.Tensor]:
+        """Gradient of each giver's loss w.r.t. its own eta only (eq. 5.7)."""
+        logp = self._log_probs(prime, batch)
+        weight = None
+        if behaviour is not None:  # 1-episode LIO: importance weights pi_hat / pi_behaviour
+            with torch.no_grad():
+                weight = torch.exp(self._log_probs(prime, batch)
+                                   - self._log_probs(behaviour, batch, eps))
+        params = list(self.eta.values())
+        total = [torch.zeros_like(p) for p in params]
+        rows = torch.arange(self.R * self.G).reshape(self.R, self.G)
+        for g, loss in self._outer_losses(logp, batch, weight):
+            grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+            for acc, gr in zip(total, grads, strict=True):
+                if gr is not None:
+                    acc[rows[:, g]] += gr[rows[:, g]]
+        return total
+
+    def _cost_step(self, tau: Batch) -> None:
+        """Incentive cost ``alpha sum_t gamma^t ||r_eta(o_t, a_t)||_1`` on tau (eq. 5.6)."""
+        if self.cfg.cost == 0 or self.G == 0:
+            return
+        _, inc = self.full_transfers(self.eta, tau)  # [T, RB, G, N] in [0, 1]
+        scale = 1.0 if self.cfg.cost_on_sigmoid else self.cfg.r_max
+        disc = self.cfg.gamma ** torch.arange(inc.shape[0], dtype=torch.float32)
+        per_world = (disc[:, None, None, None] * inc * scale).sum((0, 2, 3))
+        cost = self.cfg.cost * per_world.reshape(self.R, -1).mean(1).sum()
+        opt = self.opt_cost or self.opt
+        opt.zero_grad()
+        cost.backward()
+        opt.step()
+
+    # ----------------------------------------------------------- LIO-dec (opponent models)
+    def _init_opponent_models(self) -> None:
+        """Giver i's model of agent j's policy, one member per (replica, giver, other)."""
+        gens = [torch_generator(s, f"opponent/{i}/{j}") for s in self.seeds
+                for i in self.givers for j in range(self.N) if j != i]
+        self.om = init_mlp([self.obs_dim, *self.cfg.hidden, self.A_max], gens)
+        self.opt_om = torch.optim.Adam(self.om.values(), lr=self.cfg.lr_opponent)
+        # member (r, g, k) models agent om_target[g][k]
+        self.om_target = [[j for j in range(self.N) if j != i] for i in self.givers]
+
+    def _om_view(self, x: torch.Tensor) -> torch.Tensor:
+        """World ``[T, RB, N, *F]`` -> opponent-model member layout ``[R*G*(N-1), T, B, *F]``."""
+        idx = [j for row in self.om_target for j in row]
+        return self.members(x, idx)
+
+    def _om_probs(self, params: Params, obs_m: torch.Tensor, eps: float) -> torch.Tensor:
+        logits = mlp(params, obs_m.reshape(obs_m.shape[0], -1, obs_m.shape[-1]))
+        valid = self.valid.reshape(self.R, self.N, -1)[:, [j for r in self.om_target for j in r]]
+        valid = valid.reshape(-1, 1, 1, valid.shape[-1])
+        return behaviour_probs(logits.reshape(*obs_m.shape[:-1], -1), eps, valid)
+
+    def _fit_opponents(self, batch: Batch) -> None:
+        """One Adam step of behavioural cloning on the opponents' (obs, action) pairs."""
+        obs, act = self._om_view(batch.obs), self._om_view(batch.actions)
+        mask = self._om_view(batch.mask[..., None].expand(-1, -1, self.N))
+        probs = self._om_probs(self.om, obs, 0.0)
+        nll = -torch.log(probs.gather(-1, act[..., None]).squeeze(-1).clamp_min(1e-12))
+        loss = (nll * mask).sum() / mask.sum().clamp_min(1.0)
+        self.opt_om.zero_grad()
+        loss.backward()
+        self.opt_om.step()
+
+    def _dec_meta_gradients(self, tau: Batch, tau_hat: Batch, eps: float) -> list[torch.Tensor]:
+        """LIO-dec: differentiate through a fictitious update of each opponent model."""
+        self._fit_opponents(tau)
+        K = self.N - 1
+        pay, _ = self.full_transfers(self.eta, tau)  # [T, RB, N, N]
+        # recipient j of giver i learns from env reward + i's incentives only
+        rewards = torch.stack([
+            tau.env_rewards[..., j] + pay[..., i, j]
+            for i, row in zip(self.givers, self.om_target, strict=True) for j in row], -1)
+        rewards = rewards.reshape(*rewards.shape[:2], self.G * K)  # [T, RB, G*K]
+        obs, act = self._om_view(tau.obs), self._om_view(tau.actions)
+        mask = self._om_view(tau.mask[..., None].expand(-1, -1, self.N))
+
+        def loss(params: Params) -> torch.Tensor:
+            G = reward_to_go(self.members(rewards) * mask, self.cfg.gamma)
+            return policy_loss(self._om_probs(params, obs, eps), act, G, mask, self.cfg.entropy)
+
+        om = {k: v.detach() for k, v in self.om.items()}
+        fict = sgd_step(lambda p: loss(p), om, self.cfg.lr)
+        probs = self._om_probs(fict, self._om_view(tau_hat.obs), 0.0)
+        logp = torch.log(probs.gather(-1, self._om_view(tau_hat.actions)[..., None]).squeeze(-1)
+                         .clamp_min(1e-12)).reshape(self.R, self.G, K, *probs.shape[1:3])
+        mask_hat = tau_hat.mask
+        G_ext = reward_to_go(self.members(tau_hat.env_rewards * mask_hat[..., None]),
+                             self.cfg.gamma).reshape(self.R, self.N, *logp.shape[3:])
+        m = self.members(mask_hat[..., None]).reshape(self.R, *logp.shape[3:])
+        loss_all = 0.0
+        for g, i in enumerate(self.givers):  # each giver's graph only reaches its own eta
+            loss_all = loss_all - (logp[:, g] * (G_ext[:, i] * m)[:, None]).sum(2).mean(-1).sum()
+        grads = torch.autograd.grad(loss_all, list(self.eta.values()), allow_unused=True)
+        self._fit_opponents(tau_hat)
+        return [g if g is not None else torch.zeros_like(p)
+                for g, p in zip(grads, self.eta.values(), strict=True)]
+
+    # ----------------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state["eta"] = {k: v.detach().clone() for k, v in self.eta.items()}
+        state["opt"] = self.opt.state_dict()
+        if self.opt_cost is not None:
+            state["opt_cost"] = self.opt_cost.state_dict()
+        if self.cfg.opponent_model:
+            state["om"] = {k: v.detach().clone() for k, v in self.om.items()}
+            state["opt_om"] = self.opt_om.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        with torch.no_grad():
+            for k, v in state["eta"].items():
+                self.eta[k].copy_(v)
+            if self.cfg.opponent_model:
+                for k, v in state["om"].items():
+                    self.om[k].copy_(v)
+        self.opt.load_state_dict(state["opt"])
+        if self.opt_cost is not None:
+            self.opt_cost.load_state_dict(state["opt_cost"])
+        if self.cfg.opponent_model:
+            self.opt_om.load_state_dict(state["opt_om"])
+

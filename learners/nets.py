@@ -1,0 +1,60 @@
+"""Stacked networks: many independent parameter sets ("members") evaluated in one call.
+
+A population of P members (replicas x agents, no parameter sharing) keeps each weight as one
+tensor with a leading member dimension, ``W: [P, in, out]``, and evaluates all members with
+one batched matmul. Parameters live in plain dicts so a learner's update can be written as
+a pure function of them (``learners.functional``). Parameter sharing is P = 1 broadcast over
+agents. Initialisation is Glorot-uniform weights and zero biases, drawn per member from that
+member's own generator, so a member's initial weights depend only on its own seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+Params = dict[str, torch.Tensor]
+
+
+def glorot(fan_in: int, fan_out: int, gens: Sequence[torch.Generator]) -> torch.Tensor:
+    """Glorot-uniform ``[P, fan_in, fan_out]``, one generator per member."""
+    bound = (6.0 / (fan_in + fan_out)) ** 0.5
+    return torch.stack([
+        (torch.rand(fan_in, fan_out, generator=g) * 2 - 1) * bound for g in gens
+    ])
+
+
+def init_mlp(sizes: Sequence[int], gens: Sequence[torch.Generator],
+             out_bias: bool = True) -> Params:
+    """Parameters of a stacked MLP with layer ``sizes`` (input, hidden..., output)."""
+    params: Params = {}
+    last = len(sizes) - 2
+    for k, (i, o) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        params[f"w{k}"] = glorot(i, o, gens)
+        if k < last or out_bias:
+            params[f"b{k}"] = torch.zeros(len(gens), 1, o)
+    for p in params.values():
+        p.requires_grad_(True)
+    return params
+
+
+def mlp(params: Params, x: torch.Tensor) -> torch.Tensor:
+    """Evaluate a stacked MLP: ``x [P, B, in] -> [P, B, out]``; ReLU between layers."""
+    n = sum(1 for k in params if k.startswith("w"))
+    for k in range(n):
+        w, b = params[f"w{k}"], params.get(f"b{k}")
+        x = torch.baddbmm(b, x, w) if b is not None else torch.bmm(x, w)
+        if k < n - 1:
+            x = torch.relu(x)
+    return x
+
+
+def select(params: Params, members: torch.Tensor | list[int]) -> Params:
+    """The parameters of a subset of members (a view for reading, not for training)."""
+    return {k: v[members] for k, v in params.items()}
+
+
+def detach(params: Params) -> Params:
+    """A copy of ``params`` that is a new leaf requiring grad (e.g. a prime becoming main)."""
+    return {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}

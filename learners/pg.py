@@ -1,0 +1,325 @@
+"""Independent policy-gradient agents, optionally with give-reward actions (PG, PG-d, PG-c).
+
+Diss §5.3.2 and §B.4.2. Every agent learns its own softmax policy by REINFORCE with the
+discounted reward-to-go (eq. 5.4), an entropy bonus, and the exploration lower bound
+``(1 - eps) pi + eps/|A|`` with ``eps`` decaying linearly; the update is one plain-SGD step
+per iteration on a batch of episodes (``batch = 1`` is the Diss's setting).
+
+Baselines that learn to incentivise with ordinary RL augment the action space:
+
+* ``pg-d``: ``A x {no-op, give}^(N-1)``, one softmax over the joint choice; "give" sends
+  ``give_value`` to that agent and costs the giver the same.
+* ``pg-c``: ``pi(a_d, a_r | o) = pi(a_d | o) pi(a_r | o)`` with ``a_r = r_max sigmoid(u)``,
+  ``u ~ N(f(o), 1)``; the log-density uses the change of variables (§B.4.2).
+
+All agents of all replicas (seeds) are evaluated together as one stacked population
+(``learners.nets``); ``PGTrainer`` is also the base of ``LIOTrainer``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from econsim.core import Game, seen_action_size, seen_actions, torch_generator
+from learners.functional import behaviour_probs, policy_loss, reward_to_go, sgd_step
+from learners.nets import Params, detach, init_mlp, mlp
+from mechanisms.incentives import apply_transfers, others
+
+PGKind = Literal["pg", "pg-d", "pg-c"]
+
+
+class LinearSchedule(BaseModel):
+    """``eps`` from ``start`` to ``end`` linearly over ``steps`` iterations, then flat."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: float = Field(0.5, ge=0, le=1)
+    end: float = Field(0.05, ge=0, le=1)
+    steps: int = Field(1000, ge=1)
+
+    def __call__(self, it: int) -> float:
+        return self.start + min(it / self.steps, 1.0) * (self.end - self.start)
+
+
+class PGConfig(BaseModel):
+    """Hyperparameters of independent policy-gradient agents (Tables B.3, B.4)."""
+
+    model_config = ConfigDict(extra="forbid")
+    agents: list[str] | None = Field(None, description="kind of each agent; default all the same")
+    hidden: list[int] = Field([64, 32], description="policy MLP hidden layer sizes")
+    lr: float = Field(1e-4, gt=0, description="policy learning rate (plain SGD)")
+    entropy: float = Field(0.01, ge=0, description="entropy coefficient beta")
+    gamma: float = Field(0.99, gt=0, le=1)
+    epsilon: LinearSchedule = LinearSchedule()
+    batch: int = Field(1, ge=1, description="episodes per update (Diss: 1)")
+    give_value: float = Field(2.0, gt=0, description="R_a of a discrete give-reward action")
+    r_max: float = Field(2.0, gt=0, description="largest continuous incentive")
+    observe_given: bool = Field(True, description="observe incentives given this episode")
+
+    kinds: ClassVar[tuple[str, ...]] = ("pg", "pg-d", "pg-c")
+
+    @model_validator(mode="after")
+    def _known_kinds(self):
+        for k in self.agents or []:
+            if k not in self.kinds:
+                raise ValueError(f"agent kind {k!r} is not allowed (allowed: {', '.join(self.kinds)})")
+        return self
+
+
+@dataclass
+class Batch:
+    """A batch of episodes in world layout ``[T, R*B, N, ...]`` (torch)."""
+
+    obs: torch.Tensor  # [T, RB, N, D] policy observations (augmented)
+    actions: torch.Tensor  # [T, RB, N] policy action index (joint with give bits for pg-d)
+    env_actions: torch.Tensor  # [T, RB, N]
+    give_u: torch.Tensor | None  # [T, RB, N, N-1] pre-squash samples of pg-c agents
+    env_rewards: torch.Tensor  # [T, RB, N] extrinsic rewards (0 after the end)
+    transfers: torch.Tensor  # [T, RB, N, N] incentives paid i -> j (0 after the end)
+    mask: torch.Tensor  # [T, RB]
+    extra: dict[str, torch.Tensor]  # algorithm-specific per-step records
+
+
+class PGTrainer:
+    """Independent PG agents (PG, PG-d, PG-c) on any discrete-action ``Game``.
+
+    ``seeds`` are independent replicas trained side by side (vectorised); replica ``r``'s
+    networks are initialised from ``seeds[r]`` alone.
+    """
+
+    Config = PGConfig
+    default_kind = "pg"
+    charge_giver = True  # give-reward actions cost the giver its reward
+
+    def __init__(self, game: Game, config: PGConfig, seeds: list[int]) -> None:
+        self.game, self.cfg, self.seeds = game, config, list(seeds)
+        self.R, self.N = len(seeds), game.n_agents
+        self.kinds = list(config.agents or [self.default_kind] * self.N)
+        if len(self.kinds) != self.N:
+            raise ValueError(
+                f"algorithm.agents lists {len(self.kinds)} agents but {game.name} has {self.N}"
+            )
+        self.A = game.action_space.n
+        self.others = torch.as_tensor(others(self.N))
+        self.gives = [k != "pg" for k in self.kinds]
+        n_act = [self.A * 2 ** (self.N - 1) if k == "pg-d" else self.A for k in self.kinds]
+        self.A_max = max(n_act)
+        valid = torch.arange(self.A_max)[None, :] < torch.tensor(n_act)[:, None]  # [N, A_max]
+        self.valid = valid.repeat(self.R, 1)[:, None, :]  # [R*N, 1, A_max]
+        self.obs_dim = (int(np.prod(game.observation_space.shape)) + seen_action_size(game)
+                        + (self.N - 1 if config.observe_given else 0))
+        self.params = self._init_policy()
+        group = np.random.SeedSequence(self.seeds)
+        self.rng = np.random.default_rng(group.spawn(1)[0])
+        self.sampler = torch.Generator().manual_seed(int(group.generate_state(1)[0]))
+        self.iteration = 0
+
+    # ----------------------------------------------------------------------------- set-up
+    def _gens(self, role: str) -> list[torch.Generator]:
+        return [torch_generator(s, f"{role}/{i}") for s in self.seeds for i in range(self.N)]
+
+    def _init_policy(self) -> Params:
+        params = {f"pi.{k}": v for k, v in
+                  init_mlp([self.obs_dim, *self.cfg.hidden, self.A_max], self._gens("policy")).items()}
+        if "pg-c" in self.kinds:
+            head = init_mlp([self.obs_dim, *self.cfg.hidden, self.N - 1], self._gens("give"))
+            params.update({f"give.{k}": v for k, v in head.items()})
+        return params
+
+    # ------------------------------------------------------------------ layout conversions
+    def members(self, x: torch.Tensor, agents: list[int] | None = None) -> torch.Tensor:
+        """World layout ``[T, R*B, N, *F]`` -> member layout ``[R*K, T, B, *F]``."""
+        if agents is not None:
+            x = x[:, :, agents]
+        T, RB, K = x.shape[:3]
+        feat = x.shape[3:]
+        x = x.reshape(T, self.R, RB // self.R, K, *feat)
+        return x.permute(1, 3, 0, 2, *range(4, 4 + len(feat))).reshape(
+            self.R * K, T, RB // self.R, *feat)
+
+    def world(self, x: torch.Tensor) -> torch.Tensor:
+        """Member layout ``[R*K, T, B, *F]`` -> world layout ``[T, R*B, K, *F]``."""
+        RK, T, B = x.shape[:3]
+        feat = x.shape[3:]
+        x = x.reshape(self.R, RK // self.R, T, B, *feat)
+        return x.permute(2, 0, 3, 1, *range(4, 4 + len(feat))).reshape(
+            T, self.R * B, RK // self.R, *feat)
+
+    # ------------------------------------------------------------------------- acting
+    @staticmethod
+    def sub(params: Params, prefix: str) -> Params:
+        return {k[len(prefix) + 1:]: v for k, v in params.items() if k.startswith(prefix + ".")}
+
+    def probs(self, params: Params, obs_m: torch.Tensor, eps: float) -> torch.Tensor:
+        """Behaviour probabilities ``[P, ..., A_max]`` for member-layout observations."""
+        lead = obs_m.shape[1:-1]
+        logits = mlp(self.sub(params, "pi"), obs_m.reshape(obs_m.shape[0], -1, obs_m.shape[-1]))
+        valid = self.valid.reshape(self.valid.shape[0], *([1] * len(lead)), -1)
+        return behaviour_probs(logits.reshape(*obs_m.shape[:-1], -1), eps, valid)
+
+    def _sample(self, probs: torch.Tensor) -> torch.Tensor:
+        u = torch.rand(probs.shape[:-1] + (1,), generator=self.sampler)
+        return (probs.cumsum(-1) < u).sum(-1).clamp(max=probs.shape[-1] - 1)
+
+    def decode(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Policy actions ``[..., N]`` -> (env actions, give bits ``[..., N, N-1]``)."""
+        bits = 2 ** (self.N - 1)
+        is_d = torch.tensor([k == "pg-d" for k in self.kinds])
+        env = torch.where(is_d, actions // bits, actions)
+        code = torch.where(is_d, actions % bits, torch.zeros_like(actions))
+        give = (code[..., None] >> torch.arange(self.N - 1)) & 1
+        return env, give
+
+    def augment(self, obs_env: np.ndarray, env_actions: np.ndarray | None,
+                given_cum: torch.Tensor) -> torch.Tensor:
+        """Policy observation = env obs ++ seen current actions ++ incentives given so far."""
+        parts = [torch.from_numpy(obs_env.reshape(obs_env.shape[0], self.N, -1))]
+        if seen_action_size(self.game):
+            seen = seen_actions(self.game, env_actions if env_actions is not None
+                                else np.zeros(obs_env.shape[:2], np.int64))
+            parts.append(torch.from_numpy(seen))
+        if self.cfg.observe_given:
+            parts.append(given_cum)
+        return torch.cat(parts, -1)
+
+    def act(self, params: Params, obs_env: np.ndarray, given_cum: torch.Tensor, eps: float):
+        """Choose every agent's action in ``R*B`` worlds; returns (obs, actions, give_u)."""
+        obs = self.augment(obs_env, None, given_cum)
+        to_m = lambda x: self.members(x[None])[:, 0]  # noqa: E731  [RB, N, F] -> [RN, B, F]
+        to_w = lambda x: self.world(x[:, None])[0]  # noqa: E731
+        actions = to_w(self._sample(self.probs(params, to_m(obs), eps)))
+        if seen_action_size(self.game):  # observers choose after seeing the actors' actions
+            env, _ = self.decode(actions)
+            obs = self.augment(obs_env, env.numpy(), given_cum)
+            actions = to_w(self._sample(self.probs(params, to_m(obs), eps)))
+        give_u = None
+        if "pg-c" in self.kinds:
+            mu = mlp(self.sub(params, "give"), to_m(obs))
+            give_u = to_w(mu + torch.randn(mu.shape, generator=self.sampler))
+        return obs, actions, give_u
+
+    def transfers(self, obs: torch.Tensor, actions: torch.Tensor, env_actions: torch.Tensor,
+                  give_u: torch.Tensor | None, extra: dict) -> torch.Tensor:
+        """Incentives paid this step by give-reward actions: ``[RB, N, N]``."""
+        RB = actions.shape[0]
+        out = torch.zeros(RB, self.N, self.N)
+        _, bits = self.decode(actions)
+        amount = bits.float() * self.cfg.give_value
+        if give_u is not None:
+            cont = torch.tensor([k == "pg-c" for k in self.kinds])[None, :, None]
+            amount = torch.where(cont, self.cfg.r_max * torch.sigmoid(give_u), amount)
+        gives = torch.tensor(self.gives)[None, :, None]
+        out.scatter_(2, self.others[None].expand(RB, -1, -1), amount * gives)
+        return out
+
+    @torch.no_grad()
+    def run_episodes(self, params: Params, eps: float, batch: int) -> Batch:
+        """Play ``batch`` episodes per replica with ``params``; world layout records."""
+        game, RB = self.game, self.R * batch
+        state = game.reset(RB, self.rng)
+        obs_env = game.observe(state)
+        given_cum = torch.zeros(RB, self.N, self.N - 1)
+        alive = torch.ones(RB)
+        rows: dict[str, list] = {k: [] for k in
+                                 ("obs", "actions", "env_actions", "give_u", "env_rewards",
+                                  "transfers", "mask")}
+        extra: dict[str, list] = {}
+        for _ in range(game.max_steps):
+            obs, actions, give_u = self.act(params, obs_env, given_cum, eps)
+            env_actions, _ = self.decode(actions)
+            step = game.step(state, env_actions.numpy(), self.rng)
+            step_extra: dict[str, torch.Tensor] = {}
+            pay = self.transfers(obs, actions, env_actions, give_u, step_extra) * alive[:, None, None]
+            given_cum = given_cum + torch.gather(pay, 2, self.others[None].expand(RB, -1, -1))
+            for k, v in (("obs", obs), ("actions", actions), ("env_actions", env_actions),
+                         ("give_u", give_u), ("transfers", pay), ("mask", alive)):
+                rows[k].append(v)
+            rows["env_rewards"].append(torch.from_numpy(step.reward) * alive[:, None])
+            for k, v in step_extra.items():
+                extra.setdefault(k, []).append(v)
+            alive = alive * (1.0 - torch.from_numpy(step.done.astype(np.float32)))
+            state, obs_env = step.state, step.obs
+            if not alive.any():
+                break
+        stacked = {k: (torch.stack(v) if v[0] is not None else None) for k, v in rows.items()}
+        return Batch(extra={k: torch.stack(v) for k, v in extra.items()}, **stacked)
+
+    # ------------------------------------------------------------------------ learning
+    def total_rewards(self, batch: Batch, transfers: torch.Tensor | None = None) -> torch.Tensor:
+        """Rewards each policy learns from, ``[T, RB, N]`` (eq. 5.1)."""
+        pay = batch.transfers if transfers is None else transfers
+        return apply_transfers(batch.env_rewards, pay, self.charge_giver)
+
+    def loss(self, params: Params, batch: Batch, rewards: torch.Tensor, eps: float) -> torch.Tensor:
+        """PG loss of all members (eq. 5.4 with entropy bonus), summed over members."""
+        obs, mask = self.members(batch.obs), self.members(batch.mask[..., None].expand(
+            -1, -1, self.N))
+        G = reward_to_go(self.members(rewards) * mask, self.cfg.gamma)
+        probs = self.probs(params, obs, eps)
+        loss = policy_loss(probs, self.members(batch.actions), G, mask, self.cfg.entropy)
+        if batch.give_u is not None:  # pg-c: Gaussian factor, log N(u; mu, 1) (§B.4.2)
+            mu = mlp(self.sub(params, "give"), obs.reshape(obs.shape[0], -1, obs.shape[-1]))
+            u = self.members(batch.give_u).reshape(mu.shape)
+            logp = (-0.5 * (u - mu) ** 2 - 0.5 * math.log(2 * math.pi)).sum(-1)
+            is_c = torch.tensor([k == "pg-c" for k in self.kinds]).repeat(self.R)[:, None, None]
+            per_step = logp.reshape(mask.shape) * G * mask * is_c
+            loss = loss - per_step.sum(1).mean(-1).sum()
+        return loss
+
+    def update(self, params: Params, batch: Batch, rewards: torch.Tensor, eps: float) -> Params:
+        """One differentiable SGD step of every agent's policy (eq. 5.3)."""
+        return sgd_step(self.loss, params, self.cfg.lr, batch, rewards, eps)
+
+    def epsilon(self) -> float:
+        return self.cfg.epsilon(self.iteration)
+
+    def iterate(self) -> dict[str, np.ndarray]:
+        """One training iteration: play a batch of episodes, one policy update."""
+        eps = self.epsilon()
+        batch = self.run_episodes(self.params, eps, self.cfg.batch)
+        new = self.update(detach(self.params), batch, self.total_rewards(batch), eps)
+        self.params = detach(new)
+        self.iteration += 1
+        return self.metrics(batch)
+
+    @torch.no_grad()
+    def evaluate(self, episodes: int) -> dict[str, np.ndarray]:
+        """Play ``episodes`` per replica with the learned policies (no exploration floor)."""
+        return self.metrics(self.run_episodes(self.params, 0.0, episodes))
+
+    # ------------------------------------------------------------------------- reporting
+    def metrics(self, batch: Batch) -> dict[str, np.ndarray]:
+        """Per replica means over the batch's episodes: ``[R]`` or ``[R, N]`` arrays."""
+        T, RB = batch.mask.shape
+        per = lambda x: x.reshape(*x.shape[:1], self.R, RB // self.R, *x.shape[2:])  # noqa: E731
+        out = {
+            "return": per(batch.env_rewards).sum(0).mean(1),
+            "received": per(batch.transfers.sum(2)).sum(0).mean(1),
+            "given": per(batch.transfers.sum(3)).sum(0).mean(1),
+            "length": per(batch.mask).sum(0).mean(1),
+        }
+        m = per(batch.mask)[..., None]
+        for a, name in enumerate(self.game.action_names):
+            out[f"n_{name}"] = (per((batch.env_actions == a).float()) * m).sum(0).mean(1)
+        out["collective"] = out["return"].sum(-1)
+        return {k: v.numpy() for k, v in out.items()}
+
+    # ----------------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict:
+        return {
+            "iteration": self.iteration,
+            "params": {k: v.detach().clone() for k, v in self.params.items()},
+            "rng": self.rng.bit_generator.state,
+            "sampler": self.sampler.get_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.iteration = state["iteration"]
+        self.params = detach(state["params"])
+        self.rng.bit_generator.state = state["rng"]
+        self.sampler.set_state(state["sampler"])

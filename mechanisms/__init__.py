@@ -1,0 +1,1 @@
+"""Mechanisms: who changes the game's payoffs (peer incentives, fixed incentives, taxes)."""
