@@ -1,1 +1,34 @@
-"""Agent brains: networks, differentiable updates, and the learning algorithms of the Diss."""
+"""Agent brains: networks, differentiable updates, and the learning algorithms of the Diss.
+
+``ALGORITHMS`` maps a scenario's ``algorithm.name`` to (trainer class path, default agent
+kind). A trainer is built as ``Trainer(game, Trainer.Config(**params), seeds)`` and offers
+``iterate()``, ``evaluate(episodes)``, ``epsilon()``, ``state_dict()``/``load_state_dict()``
+and ``metrics`` as numpy arrays per replica (seed).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+ALGORITHMS: dict[str, tuple[str, str]] = {
+    "pg": ("learners.pg:PGTrainer", "pg"),
+    "pg-d": ("learners.pg:PGTrainer", "pg-d"),
+    "pg-c": ("learners.pg:PGTrainer", "pg-c"),
+    "lio": ("learners.lio:LIOTrainer", "lio"),
+}
+
+
+def algorithm_names() -> list[str]:
+    return sorted(ALGORITHMS)
+
+
+def trainer_class(name: str) -> type:
+    """The trainer class registered for algorithm ``name`` (ValueError naming the allowed)."""
+    if name not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {name!r} (allowed: {', '.join(algorithm_names())})")
+    module, cls = ALGORITHMS[name][0].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def default_kind(name: str) -> str:
+    return ALGORITHMS[name][1]

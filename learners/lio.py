@@ -83,7 +83,7 @@ class LIOTrainer(PGTrainer):
         return torch.cat([obs[..., self.givers, :], oth], -1)
 
     def incentives(self, eta: Params, inputs: torch.Tensor) -> torch.Tensor:
-        """``R_max * sigmoid(MLP)`` with the own unit zeroed: ``[T, RB, G, D'] -> [T, RB, G, N]``."""
+        """Sigmoid outputs (own unit zeroed), ``[T, RB, G, D'] -> [T, RB, G, N]``; x R_max = pay."""
         x = self.members(inputs)  # [R*G, T, B, D']
         out = torch.sigmoid(mlp(eta, x.reshape(x.shape[0], -1, x.shape[-1])))
         return self.world(out.reshape(*x.shape[:3], self.N)) * (1 - self.own)
@@ -252,6 +252,13 @@ class LIOTrainer(PGTrainer):
         self._fit_opponents(tau_hat)
         return [g if g is not None else torch.zeros_like(p)
                 for g, p in zip(grads, self.eta.values(), strict=True)]
+
+    def replica(self, r: int) -> LIOTrainer:
+        one = super().replica(r)
+        with torch.no_grad():
+            for k, v in self.eta.items():
+                one.eta[k].copy_(v[r * self.G:(r + 1) * self.G])
+        return one
 
     # ----------------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict:

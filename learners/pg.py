@@ -67,7 +67,8 @@ class PGConfig(BaseModel):
     def _known_kinds(self):
         for k in self.agents or []:
             if k not in self.kinds:
-                raise ValueError(f"agent kind {k!r} is not allowed (allowed: {', '.join(self.kinds)})")
+                allowed = ", ".join(self.kinds)
+                raise ValueError(f"agent kind {k!r} is not allowed (allowed: {allowed})")
         return self
 
 
@@ -83,6 +84,18 @@ class Batch:
     transfers: torch.Tensor  # [T, RB, N, N] incentives paid i -> j (0 after the end)
     mask: torch.Tensor  # [T, RB]
     extra: dict[str, torch.Tensor]  # algorithm-specific per-step records
+
+
+@dataclass
+class Decision:
+    """Every agent's choice in one step (world layout ``[RB, N, ...]``)."""
+
+    obs: torch.Tensor  # policy observations the actions were chosen from
+    actions: torch.Tensor  # policy action index
+    env_actions: torch.Tensor  # the game's action
+    give_u: torch.Tensor | None  # pre-squash continuous incentives (pg-c)
+    pay: torch.Tensor  # [RB, N, N] incentives paid i -> j this step
+    extra: dict[str, torch.Tensor]  # algorithm-specific records
 
 
 class PGTrainer:
@@ -114,9 +127,9 @@ class PGTrainer:
         self.obs_dim = (int(np.prod(game.observation_space.shape)) + seen_action_size(game)
                         + (self.N - 1 if config.observe_given else 0))
         self.params = self._init_policy()
-        group = np.random.SeedSequence(self.seeds)
-        self.rng = np.random.default_rng(group.spawn(1)[0])
-        self.sampler = torch.Generator().manual_seed(int(group.generate_state(1)[0]))
+        self.group_seed = np.random.SeedSequence(self.seeds).generate_state(2)
+        self.rng = np.random.default_rng(self.group_seed[0])
+        self.sampler = torch.Generator().manual_seed(int(self.group_seed[1]))
         self.iteration = 0
 
     # ----------------------------------------------------------------------------- set-up
@@ -124,8 +137,8 @@ class PGTrainer:
         return [torch_generator(s, f"{role}/{i}") for s in self.seeds for i in range(self.N)]
 
     def _init_policy(self) -> Params:
-        params = {f"pi.{k}": v for k, v in
-                  init_mlp([self.obs_dim, *self.cfg.hidden, self.A_max], self._gens("policy")).items()}
+        sizes = [self.obs_dim, *self.cfg.hidden, self.A_max]
+        params = {f"pi.{k}": v for k, v in init_mlp(sizes, self._gens("policy")).items()}
         if "pg-c" in self.kinds:
             head = init_mlp([self.obs_dim, *self.cfg.hidden, self.N - 1], self._gens("give"))
             params.update({f"give.{k}": v for k, v in head.items()})
@@ -217,6 +230,19 @@ class PGTrainer:
         out.scatter_(2, self.others[None].expand(RB, -1, -1), amount * gives)
         return out
 
+    def decide(self, params: Params, obs_env: np.ndarray, given_cum: torch.Tensor,
+               eps: float) -> Decision:
+        """One step's choices in ``R*B`` worlds: actions and the incentives they pay."""
+        obs, actions, give_u = self.act(params, obs_env, given_cum, eps)
+        env_actions, _ = self.decode(actions)
+        extra: dict[str, torch.Tensor] = {}
+        pay = self.transfers(obs, actions, env_actions, give_u, extra)
+        return Decision(obs, actions, env_actions, give_u, pay, extra)
+
+    def add_given(self, given_cum: torch.Tensor, pay: torch.Tensor) -> torch.Tensor:
+        """Incentives given so far this episode, to each other agent: ``[RB, N, N-1]``."""
+        return given_cum + torch.gather(pay, 2, self.others[None].expand(pay.shape[0], -1, -1))
+
     @torch.no_grad()
     def run_episodes(self, params: Params, eps: float, batch: int) -> Batch:
         """Play ``batch`` episodes per replica with ``params``; world layout records."""
@@ -230,17 +256,15 @@ class PGTrainer:
                                   "transfers", "mask")}
         extra: dict[str, list] = {}
         for _ in range(game.max_steps):
-            obs, actions, give_u = self.act(params, obs_env, given_cum, eps)
-            env_actions, _ = self.decode(actions)
-            step = game.step(state, env_actions.numpy(), self.rng)
-            step_extra: dict[str, torch.Tensor] = {}
-            pay = self.transfers(obs, actions, env_actions, give_u, step_extra) * alive[:, None, None]
-            given_cum = given_cum + torch.gather(pay, 2, self.others[None].expand(RB, -1, -1))
-            for k, v in (("obs", obs), ("actions", actions), ("env_actions", env_actions),
-                         ("give_u", give_u), ("transfers", pay), ("mask", alive)):
+            d = self.decide(params, obs_env, given_cum, eps)
+            step = game.step(state, d.env_actions.numpy(), self.rng)
+            pay = d.pay * alive[:, None, None]
+            given_cum = self.add_given(given_cum, pay)
+            for k, v in (("obs", d.obs), ("actions", d.actions), ("env_actions", d.env_actions),
+                         ("give_u", d.give_u), ("transfers", pay), ("mask", alive)):
                 rows[k].append(v)
             rows["env_rewards"].append(torch.from_numpy(step.reward) * alive[:, None])
-            for k, v in step_extra.items():
+            for k, v in d.extra.items():
                 extra.setdefault(k, []).append(v)
             alive = alive * (1.0 - torch.from_numpy(step.done.astype(np.float32)))
             state, obs_env = step.state, step.obs
@@ -248,6 +272,13 @@ class PGTrainer:
                 break
         stacked = {k: (torch.stack(v) if v[0] is not None else None) for k, v in rows.items()}
         return Batch(extra={k: torch.stack(v) for k, v in extra.items()}, **stacked)
+
+    def replica(self, r: int) -> PGTrainer:
+        """A trainer holding only replica ``r`` (seed ``seeds[r]``): for acting in Mesa."""
+        one = type(self)(self.game, self.cfg, [self.seeds[r]])
+        one.iteration = self.iteration
+        one.params = detach({k: v[r * self.N:(r + 1) * self.N] for k, v in self.params.items()})
+        return one
 
     # ------------------------------------------------------------------------ learning
     def total_rewards(self, batch: Batch, transfers: torch.Tensor | None = None) -> torch.Tensor:
@@ -289,8 +320,20 @@ class PGTrainer:
 
     @torch.no_grad()
     def evaluate(self, episodes: int) -> dict[str, np.ndarray]:
-        """Play ``episodes`` per replica with the learned policies (no exploration floor)."""
-        return self.metrics(self.run_episodes(self.params, 0.0, episodes))
+        """Play ``episodes`` per replica with the learned policies (no exploration floor).
+
+        Evaluation draws from its own random streams, so when and how often a run evaluates
+        never changes its training.
+        """
+        saved = self.rng, self.sampler
+        key = [int(x) for x in self.group_seed] + [self.iteration]
+        self.rng = np.random.default_rng(key)
+        self.sampler = torch.Generator().manual_seed(int(np.random.SeedSequence(key)
+                                                         .generate_state(1)[0]))
+        try:
+            return self.metrics(self.run_episodes(self.params, 0.0, episodes))
+        finally:
+            self.rng, self.sampler = saved
 
     # ------------------------------------------------------------------------- reporting
     def metrics(self, batch: Batch) -> dict[str, np.ndarray]:

@@ -5,6 +5,7 @@ from econsim.core.rollout import (
     Recorder,
     Trajectory,
     discounted_returns,
+    reset_done,
     rollout,
     seen_action_size,
     seen_actions,
@@ -14,6 +15,6 @@ from econsim.core.spaces import Box, Discrete
 
 __all__ = [
     "Box", "Discrete", "Game", "Recorder", "Step", "Trajectory", "check_actions",
-    "discounted_returns", "make_rng", "rollout", "seen_action_size", "seen_actions",
+    "discounted_returns", "reset_done", "make_rng", "rollout", "seen_action_size", "seen_actions",
     "torch_generator",
 ]

@@ -6,6 +6,7 @@ Episodes in a batch may end at different steps. ``Trajectory.mask[t, b]`` is 1 w
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -118,3 +119,15 @@ def seen_actions(game: Game, actions: np.ndarray) -> np.ndarray:
         out[np.arange(actions.shape[0]), observer, k * A + actions[:, actor]] = 1.0
         slot[observer] += 1
     return out
+
+
+def reset_done(game: Game, state, done: np.ndarray, rng: np.random.Generator):
+    """Reset the worlds whose episode is ``done`` (fields of a dataclass State), in place."""
+    if not done.any():
+        return state
+    fresh = game.reset(done.shape[0], rng)
+    for f in dataclasses.fields(state):
+        old, new = getattr(state, f.name), getattr(fresh, f.name)
+        mask = done.reshape(done.shape + (1,) * (old.ndim - 1))
+        setattr(state, f.name, np.where(mask, new, old))
+    return state

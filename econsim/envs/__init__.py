@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pydantic import ValidationError
 
 from econsim.core import Game
-from econsim.errors import one_line
 from econsim.envs import escape_room, ipd
+from econsim.errors import one_line
 
 _REGISTRY: dict[str, tuple[Callable[..., Game], type]] = {
     "ipd": (ipd.IPD, ipd.Params),

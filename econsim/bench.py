@@ -1,0 +1,48 @@
+"""Throughput of the game kernels with random actions (``econsim bench``)."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+
+from econsim import envs
+from econsim.core import make_rng, reset_done
+
+# name -> (env, params) measured by default
+DEFAULT_CASES: dict[str, tuple[str, dict]] = {
+    "ipd": ("ipd", {}),
+    "escape_room(2,1)": ("escape_room", {"n_agents": 2, "n_required": 1}),
+    "escape_room(3,2)": ("escape_room", {"n_agents": 3, "n_required": 2}),
+    "escape_room(5,3)": ("escape_room", {"n_agents": 5, "n_required": 3}),
+    "escape_room_asym": ("escape_room_asym", {}),
+}
+
+
+def env_steps_per_second(env: str, params: dict, batch: int = 4096,
+                         seconds: float = 1.0, seed: int = 0) -> float:
+    """World-steps per second: random actions, finished worlds reset as they end."""
+    game = envs.make(env, **params)
+    rng = make_rng(seed, "bench")
+    state = game.reset(batch, rng)
+    steps, t0 = 0, time.perf_counter()
+    while True:
+        actions = game.action_space.sample(rng, (batch, game.n_agents))
+        step = game.step(state, actions, rng)
+        state = reset_done(game, step.state, step.done, rng)
+        steps += batch
+        elapsed = time.perf_counter() - t0
+        if elapsed >= seconds:
+            return steps / elapsed
+
+
+def speed_table(names: list[str] | None = None, batch: int = 4096,
+                seconds: float = 1.0) -> pd.DataFrame:
+    """One row per game: env-steps/s at ``batch`` worlds."""
+    rows = []
+    for name in names or list(DEFAULT_CASES):
+        env, params = DEFAULT_CASES.get(name, (name, {}))
+        sps = env_steps_per_second(env, params, batch, seconds)
+        rows.append({"game": name, "batch": batch, "env_steps_per_s": round(sps)})
+    return pd.DataFrame(rows)
+

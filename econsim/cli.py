@@ -1,0 +1,162 @@
+"""``econsim`` command line: list, run, export, bench, demo.
+
+Bad input (a wrong scenario field, an unknown env, a missing run) prints one line on stderr
+naming what is wrong and what is allowed, and exits with status 2; nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import pandas as pd
+
+from econsim.errors import ScenarioError
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-4"`` -> [0..4]; ``"1,3,5"`` -> [1, 3, 5]; ``"7"`` -> [7]."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            if "-" in part:
+                lo, hi = part.split("-")
+                seeds.extend(range(int(lo), int(hi) + 1))
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise ScenarioError(f"--seeds: {text!r} is not allowed (use e.g. 0-4 or 0,2,5)") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ScenarioError(f"--seeds: {text!r} is not allowed: seeds must be distinct and >= 0")
+    return seeds
+
+
+def _table(df: pd.DataFrame) -> str:
+    return df.to_string(index=False) if not df.empty else "(none)"
+
+
+def cmd_list(args) -> int:
+    import learners
+    from econsim import envs, scenario, store
+
+    what = args.what
+    if what in ("all", "envs"):
+        print("envs:       " + ", ".join(envs.names()))
+    if what in ("all", "algorithms"):
+        print("algorithms: " + ", ".join(learners.algorithm_names()))
+    if what in ("all", "scenarios"):
+        print("scenarios:  " + ", ".join(scenario.names()))
+    if what in ("all", "runs"):
+        df = store.runs(args.root)
+        print(f"runs in {args.root}/:")
+        print(_table(df.drop(columns=["started"])))
+    return 0
+
+
+def summary(result) -> pd.DataFrame:
+    """Final evaluation per seed: collective return and each agent's return."""
+    ev = result.agents.query("phase == 'eval'")
+    last = ev[ev.iteration == ev.iteration.max()]
+    wide = last.pivot_table(index="seed", columns="agent", values="return")
+    wide.columns = [f"agent{c}" for c in wide.columns]
+    wide.insert(0, "collective", wide.sum(axis=1))
+    return wide.reset_index().round(3)
+
+
+def cmd_run(args) -> int:
+    from econsim import runner
+
+    seeds = parse_seeds(args.seeds) if args.seeds else None
+    result = runner.run(args.scenario, seeds=seeds, progress=not args.quiet, root=args.root,
+                        resume=args.resume if args.resume is not None else None,
+                        iterations=args.iterations)
+    print(f"\n{result.scenario.name}: {result.scenario.description}")
+    print(f"final evaluation (ε = 0, {result.scenario.train.eval_episodes} episodes per seed):")
+    print(_table(summary(result)))
+    print(f"\nrun {result.run_id} in {result.wall_s:.1f} s; files in {result.path}/")
+    for f in ("scenario.toml", "episodes.parquet", "agents.parquet", "log.jsonl"):
+        print(f"  {result.path / f}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from econsim import store
+
+    for path in store.export(args.run, args.format, args.out, args.root):
+        print(path)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from econsim import bench
+
+    df = bench.speed_table(args.games or None, batch=args.batch, seconds=args.seconds)
+    print(f"env-steps/s with random actions, batch {args.batch} (one env-step = one world step):")
+    df["env_steps_per_s"] = df.env_steps_per_s.map("{:,}".format)
+    print(_table(df))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from econsim import demo
+
+    demo.main(root=args.root, quick=args.quick)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="econsim", description=__doc__.splitlines()[0])
+    p.add_argument("--root", default="runs", help="folder holding run folders (default: runs)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("list", help="list envs, algorithms, scenarios and runs")
+    s.add_argument("what", nargs="?", default="all",
+                   choices=["all", "envs", "algorithms", "scenarios", "runs"])
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("run", help="train and evaluate a scenario")
+    s.add_argument("scenario", help="scenario file or name in scenarios/")
+    s.add_argument("--seeds", help="e.g. 0-4 or 0,2,5 (default: the scenario's)")
+    s.add_argument("--iterations", type=int, help="override train.iterations")
+    s.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN_ID",
+                   help="continue a killed run (default: newest unfinished run of it)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("export", help="write a run's tables as CSV or Parquet")
+    s.add_argument("run", help="run id (see `econsim list runs`)")
+    s.add_argument("--format", default="csv", choices=["csv", "parquet"])
+    s.add_argument("--out", help="output folder (default: runs/<run>/export)")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("bench", help="env-steps/s of the game kernels with random actions")
+    s.add_argument("games", nargs="*", help="subset of games (default: all)")
+    s.add_argument("--batch", type=int, default=4096)
+    s.add_argument("--seconds", type=float, default=1.0)
+    s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("demo", help="short LIO vs PG run on Escape Room, then a Mesa episode")
+    s.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ScenarioError, ValueError) as err:
+        if os.environ.get("ECONSIM_DEBUG"):
+            raise
+        print(f"econsim: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("econsim: interrupted; resume with `econsim run SCENARIO --resume`",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
