@@ -10,7 +10,9 @@ recipients learned from its incentives (eq. 5.5):
    built with ``learners.functional.sgd_step`` so ``theta_hat^j`` stays a function of eta;
 3. play tau_hat with the primes;
 4. each giver minimises ``-sum_{j!=i} sum_t log pi_theta_hat^j(a_t^j) G^i_t`` (eq. 5.10,
-   ``G^i`` = reward-to-go of its extrinsic reward on tau_hat) plus ``alpha`` times the cost
+   ``G^i`` = reward-to-go of its extrinsic reward on tau_hat; ``pi`` is the behaviour policy
+   with the exploration floor that sampled tau_hat, so the estimator is unbiased, see
+   ``outer_plain_softmax``) plus ``alpha`` times the cost
    ``sum_t gamma^t ||r_eta^i||_1`` on tau (eq. 5.6), w.r.t. its own eta only (eq. 5.7);
 5. primes become main; epsilon decays once.
 
@@ -50,6 +52,9 @@ class LIOConfig(PGConfig):
     opponent_model: bool = Field(False, description="LIO-dec: learn opponents' policies by BC")
     lr_opponent: float = Field(1e-3, gt=0, description="Adam lr of the opponent models")
     one_episode: bool = Field(False, description="1-episode LIO (importance-weighted, §B.5.1)")
+    outer_plain_softmax: bool = Field(
+        False, description="quirk of the reference code: score function of the plain softmax "
+        "in the outer loss although tau_hat is sampled with the exploration floor")
 
 
 class LIOTrainer(PGTrainer):
@@ -78,7 +83,7 @@ class LIOTrainer(PGTrainer):
     # ---------------------------------------------------------------------- incentives
     def incentive_inputs(self, obs: torch.Tensor, env_actions: torch.Tensor) -> torch.Tensor:
         """Giver inputs ``[..., G, D + (N-1)A]``: own observation ++ others' action one-hots."""
-        hot = torch.nn.functional.one_hot(env_actions, self.A).float()  # [..., N, A]
+        hot = torch.nn.functional.one_hot(env_actions, self.A).to(self.dtype)  # [..., N, A]
         oth = hot[..., self.others[self.givers], :].flatten(-2)  # [..., G, (N-1)A]
         return torch.cat([obs[..., self.givers, :], oth], -1)
 
@@ -157,12 +162,12 @@ class LIOTrainer(PGTrainer):
     def _meta_gradients(self, prime: Params, batch: Batch, behaviour: Params | None,
                         eps: float) -> list[torch.Tensor]:
         """Gradient of each giver's loss w.r.t. its own eta only (eq. 5.7)."""
-        logp = self._log_probs(prime, batch)
+        outer_eps = 0.0 if self.cfg.outer_plain_softmax else eps
+        logp = self._log_probs(prime, batch, outer_eps)
         weight = None
         if behaviour is not None:  # 1-episode LIO: importance weights pi_hat / pi_behaviour
             with torch.no_grad():
-                weight = torch.exp(self._log_probs(prime, batch)
-                                   - self._log_probs(behaviour, batch, eps))
+                weight = torch.exp(logp - self._log_probs(behaviour, batch, eps))
         params = list(self.eta.values())
         total = [torch.zeros_like(p) for p in params]
         rows = torch.arange(self.R * self.G).reshape(self.R, self.G)

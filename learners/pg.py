@@ -118,6 +118,7 @@ class PGTrainer:
                 f"algorithm.agents lists {len(self.kinds)} agents but {game.name} has {self.N}"
             )
         self.A = game.action_space.n
+        self.dtype = torch.get_default_dtype()  # float32 unless a test asks for float64
         self.others = torch.as_tensor(others(self.N))
         self.gives = [k != "pg" for k in self.kinds]
         n_act = [self.A * 2 ** (self.N - 1) if k == "pg-d" else self.A for k in self.kinds]
@@ -191,11 +192,11 @@ class PGTrainer:
     def augment(self, obs_env: np.ndarray, env_actions: np.ndarray | None,
                 given_cum: torch.Tensor) -> torch.Tensor:
         """Policy observation = env obs ++ seen current actions ++ incentives given so far."""
-        parts = [torch.from_numpy(obs_env.reshape(obs_env.shape[0], self.N, -1))]
+        parts = [torch.from_numpy(obs_env.reshape(obs_env.shape[0], self.N, -1)).to(self.dtype)]
         if seen_action_size(self.game):
             seen = seen_actions(self.game, env_actions if env_actions is not None
                                 else np.zeros(obs_env.shape[:2], np.int64))
-            parts.append(torch.from_numpy(seen))
+            parts.append(torch.from_numpy(seen).to(self.dtype))
         if self.cfg.observe_given:
             parts.append(given_cum)
         return torch.cat(parts, -1)
@@ -222,7 +223,7 @@ class PGTrainer:
         RB = actions.shape[0]
         out = torch.zeros(RB, self.N, self.N)
         _, bits = self.decode(actions)
-        amount = bits.float() * self.cfg.give_value
+        amount = bits.to(self.dtype) * self.cfg.give_value
         if give_u is not None:
             cont = torch.tensor([k == "pg-c" for k in self.kinds])[None, :, None]
             amount = torch.where(cont, self.cfg.r_max * torch.sigmoid(give_u), amount)
@@ -263,10 +264,10 @@ class PGTrainer:
             for k, v in (("obs", d.obs), ("actions", d.actions), ("env_actions", d.env_actions),
                          ("give_u", d.give_u), ("transfers", pay), ("mask", alive)):
                 rows[k].append(v)
-            rows["env_rewards"].append(torch.from_numpy(step.reward) * alive[:, None])
+            rows["env_rewards"].append(torch.from_numpy(step.reward).to(self.dtype) * alive[:, None])
             for k, v in d.extra.items():
                 extra.setdefault(k, []).append(v)
-            alive = alive * (1.0 - torch.from_numpy(step.done.astype(np.float32)))
+            alive = alive * (1.0 - torch.from_numpy(step.done).to(self.dtype))
             state, obs_env = step.state, step.obs
             if not alive.any():
                 break

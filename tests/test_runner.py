@@ -1,0 +1,113 @@
+"""Runner: run folders, tidy tables, atomic files, checkpoints and resume after a kill."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from econsim import runner, scenario, store
+
+TINY = {"log_every": 5, "eval_every": 10, "eval_episodes": 8, "checkpoint_every": 10}
+
+
+def tiny(name="er21_lio", iterations=20, **algorithm):
+    data = scenario.load(name).resolved()
+    data["train"] = {"iterations": iterations, **TINY}
+    data["algorithm"].update(algorithm)
+    return scenario.from_dict(data)
+
+
+def test_run_writes_tidy_tables(tmp_path):
+    result = runner.run(tiny(), seeds=[0, 1], progress=False, root=tmp_path)
+    files = {p.name for p in result.path.iterdir()}
+    assert {"scenario.toml", "run.json", "episodes.parquet", "agents.parquet", "log.jsonl",
+            "checkpoints"} <= files
+    assert not [p for p in result.path.rglob(".*tmp*")]  # no temporary files left
+    ep, ag = result.episodes, result.agents
+    assert set(ep.seed) == {0, 1} and set(ep.phase) == {"train", "eval"}
+    assert ep.query("phase == 'train'").iteration.tolist() == [5, 5, 10, 10, 15, 15, 20, 20]
+    assert len(ag) == 2 * len(ep)  # one row per agent
+    assert {"return", "received", "given", "n_lever", "n_start", "n_door"} <= set(ag.columns)
+    # collective = sum of agents' returns, row by row
+    merged = ag.groupby(["seed", "phase", "iteration"])["return"].sum()
+    assert (merged.values - ep.set_index(["seed", "phase", "iteration"]).collective
+            .loc[merged.index].values).__abs__().max() < 1e-4
+    info = json.loads((result.path / "run.json").read_text())
+    assert info["status"] == "finished" and info["iterations_done"] == 20
+    assert scenario.load(result.path / "scenario.toml").resolved() == result.scenario.resolved()
+
+
+def test_resume_continues_and_matches_uninterrupted(tmp_path):
+    sc = tiny(iterations=30)
+    full = runner.run(sc, seeds=[0], progress=False, root=tmp_path / "a", run_id="r")
+    # a run stopped after its checkpoint at iteration 10, marked as still running
+    early = runner.run(sc, seeds=[0], progress=False, root=tmp_path / "c", run_id="r",
+                       iterations=10)
+    import torch
+
+    state = torch.load(early.path / "checkpoints" / "last.pt", weights_only=False)
+    info = json.loads((early.path / "run.json").read_text())
+    info["status"] = "running"
+    (early.path / "run.json").write_text(json.dumps(info))
+    resumed = runner.run(sc, progress=False, root=tmp_path / "c", resume="r", iterations=30)
+    assert state["trainer"]["iteration"] == 10
+    pd.testing.assert_frame_equal(resumed.episodes.drop(columns="run_id"),
+                                  full.episodes.drop(columns="run_id"))
+    pd.testing.assert_frame_equal(resumed.agents, full.agents)
+
+
+def test_killed_process_resumes_from_cli(tmp_path):
+    """Start `econsim run` in a subprocess, kill it after a checkpoint, resume it."""
+    sc_path = tmp_path / "slow.toml"
+    data = tiny(iterations=4000).resolved()
+    data["train"].update(checkpoint_every=50, eval_every=1000, log_every=50)
+    import tomli_w
+
+    sc_path.write_text(tomli_w.dumps(data))
+    root = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "econsim.cli", "--root", str(root), "run", str(sc_path),
+           "--seeds", "0", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.time() + 60
+    ckpts = []
+    while time.time() < deadline and not ckpts:
+        time.sleep(0.2)
+        ckpts = list(root.glob("*/checkpoints/last.pt"))
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert ckpts, "no checkpoint was written before the deadline"
+    run_dir = ckpts[0].parents[1]
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
+    done = subprocess.run(cmd[:-3] + ["--resume", "--iterations", "200", "--quiet"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "finished" and info["iterations_done"] == 200
+    ep = pd.read_parquet(run_dir / "episodes.parquet")
+    train_its = ep.query("phase == 'train'").iteration.tolist()
+    assert train_its == list(range(50, 201, 50))  # no gap, no duplicate
+
+
+def test_store_queries_and_export(tmp_path):
+    a = runner.run(tiny(), seeds=[0], progress=False, root=tmp_path)
+    b = runner.run(tiny("er21_pg"), seeds=[0, 1], progress=False, root=tmp_path)
+    listing = store.runs(tmp_path)
+    assert set(listing.run_id) == {a.run_id, b.run_id}
+    assert set(listing.status) == {"finished"}
+    df = store.query("select algorithm, count(distinct seed) as n from episodes "
+                     "group by 1 order by 1", tmp_path)
+    assert df.to_dict("records") == [{"algorithm": "lio", "n": 1}, {"algorithm": "pg", "n": 2}]
+    paths = store.export(a.run_id, "csv", tmp_path / "out", tmp_path)
+    back = pd.read_csv(paths[1])
+    assert len(back) == len(a.agents)
+    with pytest.raises(Exception, match="not found"):
+        store.load("nope", root=tmp_path)
+    assert Path(paths[0]).name.endswith("episodes.csv")
