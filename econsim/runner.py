@@ -40,6 +40,7 @@ EPISODE_COLUMNS = ["run_id", "scenario", "env", "algorithm", "seed", "phase", "i
                    "episodes", "epsilon", "collective", "length"]
 
 
+
 @dataclass
 class RunResult:
     """What a run produced; tables are loaded from the run folder."""
@@ -92,11 +93,11 @@ class _Log:
 
     def _rows(self, phase: str, iteration: int, m: dict[str, np.ndarray], episodes: int,
               eps: float) -> None:
+        per_world = [k for k, v in m.items() if v.ndim == 1]  # collective, length, game extras
         for r, seed in enumerate(self.seeds):
             self.episode_rows.append({
                 **self.meta, "seed": seed, "phase": phase, "iteration": iteration,
-                "episodes": episodes, "epsilon": eps,
-                "collective": float(m["collective"][r]), "length": float(m["length"][r]),
+                "episodes": episodes, "epsilon": eps, **{k: float(m[k][r]) for k in per_world},
             })
             for i, kind in enumerate(self.kinds):
                 row = {**self.meta, "seed": seed, "phase": phase, "iteration": iteration,
@@ -114,7 +115,9 @@ class _Log:
         self.window = state["window"]
 
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        ep = pd.DataFrame(self.episode_rows, columns=EPISODE_COLUMNS)
+        ep = pd.DataFrame(self.episode_rows)
+        ep = ep.reindex(columns=EPISODE_COLUMNS + [c for c in ep.columns
+                                                   if c not in EPISODE_COLUMNS])
         ag = pd.DataFrame(self.agent_rows)
         return ep, ag
 

@@ -108,6 +108,8 @@ class PGTrainer:
     Config = PGConfig
     default_kind = "pg"
     charge_giver = True  # give-reward actions cost the giver its reward
+    #: agent kind -> give-reward mode: "d" discrete actions, "c" continuous (subclasses extend)
+    give_mode: ClassVar[dict[str, str]] = {"pg-d": "d", "pg-c": "c"}
 
     def __init__(self, game: Game, config: PGConfig, seeds: list[int]) -> None:
         self.game, self.cfg, self.seeds = game, config, list(seeds)
@@ -118,10 +120,15 @@ class PGTrainer:
                 f"algorithm.agents lists {len(self.kinds)} agents but {game.name} has {self.N}"
             )
         self.A = game.action_space.n
+        mode = [self.give_mode.get(k) for k in self.kinds]
+        self.is_d = torch.tensor([m == "d" for m in mode])  # [N] discrete give-reward actions
+        self.is_c = torch.tensor([m == "c" for m in mode])  # [N] continuous give-reward actions
+        observers = {o for o, _ in getattr(game, "sees_current_action", ())}
+        self.is_observer = torch.tensor([i in observers for i in range(self.N)])  # [N]
         self.dtype = torch.get_default_dtype()  # float32 unless a test asks for float64
         self.others = torch.as_tensor(others(self.N))
         self.gives = [k != "pg" for k in self.kinds]
-        n_act = [self.A * 2 ** (self.N - 1) if k == "pg-d" else self.A for k in self.kinds]
+        n_act = [self.A * 2 ** (self.N - 1) if d else self.A for d in self.is_d.tolist()]
         self.A_max = max(n_act)
         valid = torch.arange(self.A_max)[None, :] < torch.tensor(n_act)[:, None]  # [N, A_max]
         self.valid = valid.repeat(self.R, 1)[:, None, :]  # [R*N, 1, A_max]
@@ -140,7 +147,7 @@ class PGTrainer:
     def _init_policy(self) -> Params:
         sizes = [self.obs_dim, *self.cfg.hidden, self.A_max]
         params = {f"pi.{k}": v for k, v in init_mlp(sizes, self._gens("policy")).items()}
-        if "pg-c" in self.kinds:
+        if self.is_c.any():
             head = init_mlp([self.obs_dim, *self.cfg.hidden, self.N - 1], self._gens("give"))
             params.update({f"give.{k}": v for k, v in head.items()})
         return params
@@ -183,9 +190,8 @@ class PGTrainer:
     def decode(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Policy actions ``[..., N]`` -> (env actions, give bits ``[..., N, N-1]``)."""
         bits = 2 ** (self.N - 1)
-        is_d = torch.tensor([k == "pg-d" for k in self.kinds])
-        env = torch.where(is_d, actions // bits, actions)
-        code = torch.where(is_d, actions % bits, torch.zeros_like(actions))
+        env = torch.where(self.is_d, actions // bits, actions)
+        code = torch.where(self.is_d, actions % bits, torch.zeros_like(actions))
         give = (code[..., None] >> torch.arange(self.N - 1)) & 1
         return env, give
 
@@ -210,9 +216,10 @@ class PGTrainer:
         if seen_action_size(self.game):  # observers choose after seeing the actors' actions
             env, _ = self.decode(actions)
             obs = self.augment(obs_env, env.numpy(), given_cum)
-            actions = to_w(self._sample(self.probs(params, to_m(obs), eps)))
+            second = to_w(self._sample(self.probs(params, to_m(obs), eps)))
+            actions = torch.where(self.is_observer, second, actions)  # actors keep theirs
         give_u = None
-        if "pg-c" in self.kinds:
+        if self.is_c.any():
             mu = mlp(self.sub(params, "give"), to_m(obs))
             give_u = to_w(mu + torch.randn(mu.shape, generator=self.sampler))
         return obs, actions, give_u
@@ -225,7 +232,7 @@ class PGTrainer:
         _, bits = self.decode(actions)
         amount = bits.to(self.dtype) * self.cfg.give_value
         if give_u is not None:
-            cont = torch.tensor([k == "pg-c" for k in self.kinds])[None, :, None]
+            cont = self.is_c[None, :, None]
             amount = torch.where(cont, self.cfg.r_max * torch.sigmoid(give_u), amount)
         gives = torch.tensor(self.gives)[None, :, None]
         out.scatter_(2, self.others[None].expand(RB, -1, -1), amount * gives)
@@ -264,7 +271,8 @@ class PGTrainer:
             for k, v in (("obs", d.obs), ("actions", d.actions), ("env_actions", d.env_actions),
                          ("give_u", d.give_u), ("transfers", pay), ("mask", alive)):
                 rows[k].append(v)
-            rows["env_rewards"].append(torch.from_numpy(step.reward).to(self.dtype) * alive[:, None])
+            reward = torch.from_numpy(step.reward).to(self.dtype)
+            rows["env_rewards"].append(reward * alive[:, None])
             for k, v in d.extra.items():
                 extra.setdefault(k, []).append(v)
             alive = alive * (1.0 - torch.from_numpy(step.done).to(self.dtype))
@@ -287,19 +295,24 @@ class PGTrainer:
         pay = batch.transfers if transfers is None else transfers
         return apply_transfers(batch.env_rewards, pay, self.charge_giver)
 
+    def weights(self, batch: Batch, rewards: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Per-step weights of the score function, ``[R*N, T, B]``: the reward-to-go of
+        eq. 5.4 (actor-critic overrides this with TD errors)."""
+        return reward_to_go(self.members(rewards) * mask, self.cfg.gamma)
+
     def loss(self, params: Params, batch: Batch, rewards: torch.Tensor, eps: float) -> torch.Tensor:
-        """PG loss of all members (eq. 5.4 with entropy bonus), summed over members."""
+        """Policy-gradient loss of all members (eq. 5.4 with entropy bonus), summed over them."""
         obs, mask = self.members(batch.obs), self.members(batch.mask[..., None].expand(
             -1, -1, self.N))
-        G = reward_to_go(self.members(rewards) * mask, self.cfg.gamma)
+        w = self.weights(batch, rewards, mask)
         probs = self.probs(params, obs, eps)
-        loss = policy_loss(probs, self.members(batch.actions), G, mask, self.cfg.entropy)
+        loss = policy_loss(probs, self.members(batch.actions), w, mask, self.cfg.entropy)
         if batch.give_u is not None:  # pg-c: Gaussian factor, log N(u; mu, 1) (§B.4.2)
             mu = mlp(self.sub(params, "give"), obs.reshape(obs.shape[0], -1, obs.shape[-1]))
             u = self.members(batch.give_u).reshape(mu.shape)
             logp = (-0.5 * (u - mu) ** 2 - 0.5 * math.log(2 * math.pi)).sum(-1)
-            is_c = torch.tensor([k == "pg-c" for k in self.kinds]).repeat(self.R)[:, None, None]
-            per_step = logp.reshape(mask.shape) * G * mask * is_c
+            is_c = self.is_c.repeat(self.R)[:, None, None]
+            per_step = logp.reshape(mask.shape) * w * mask * is_c
             loss = loss - per_step.sum(1).mean(-1).sum()
         return loss
 
@@ -351,7 +364,11 @@ class PGTrainer:
         for a, name in enumerate(self.game.action_names):
             out[f"n_{name}"] = (per((batch.env_actions == a).float()) * m).sum(0).mean(1)
         out["collective"] = out["return"].sum(-1)
-        return {k: v.numpy() for k, v in out.items()}
+        result = {k: v.numpy() for k, v in out.items()}
+        if hasattr(self.game, "episode_metrics"):
+            extra = self.game.episode_metrics(batch.env_actions.numpy(), batch.mask.numpy())
+            result.update({k: v.reshape(self.R, -1).mean(1) for k, v in extra.items()})
+        return result
 
     # ----------------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict:

@@ -189,3 +189,16 @@ def test_lio_variants_run():
     tr = LIOTrainer(game, LIOConfig(agents=["lio", "pg"]), [0])
     m = tr.iterate()
     assert m["given"][0, 1] == 0  # the PG agent gives nothing
+
+
+def test_observer_sees_the_action_the_actor_takes():
+    """Asymmetric ER: A1's observation holds A2's current action, the one A2 then executes."""
+    game = envs.make("escape_room_asym")
+    tr = PGTrainer(game, PGConfig(), [0, 1])
+    batch = tr.run_episodes(tr.params, 0.5, 16)
+    env_dim = int(np.prod(game.observation_space.shape))
+    A = game.action_space.n
+    seen = batch.obs[..., 0, env_dim:env_dim + A].argmax(-1)  # [T, RB]
+    alive = batch.mask > 0
+    assert torch.equal(seen[alive], batch.env_actions[..., 1][alive])
+    assert (batch.obs[..., 1, env_dim:env_dim + A] == 0).all()  # the actor sees nobody

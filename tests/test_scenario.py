@@ -12,7 +12,7 @@ from econsim.errors import ScenarioError
 def test_shipped_scenarios_validate_and_build(name):
     sc = scenario.load(name)
     trainer = sc.make_trainer([0])
-    assert trainer.N == sc.make_game().n_agents
+    assert sc.make_game().n_agents == trainer.N
     again = scenario.from_dict(tomllib.loads(sc.to_toml()))  # the resolved form round-trips
     assert again.resolved() == sc.resolved()
 

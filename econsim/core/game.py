@@ -51,6 +51,10 @@ class Game(Protocol):
         """Per-agent attributes ``[batch, n_agents]`` shown by the Mesa face."""
         ...
 
+    # Optional: ``episode_metrics(actions [T, B, N], mask [T, B]) -> {name: [B]}``, summary
+    # statistics of a game's episodes (e.g. the IPD's rate of mutual cooperation) that
+    # trainers and the runner report next to the returns.
+
 
 def check_actions(game: Game, actions: np.ndarray, batch: int) -> np.ndarray:
     """Validate an action array for ``game``; one-line ValueError naming what is wrong."""

@@ -60,6 +60,12 @@ class IPD:
         info = {"cooperated": actions == 0}
         return Step(new, self.observe(new), reward, new.t >= self.max_steps, info)
 
+    @staticmethod
+    def episode_metrics(actions: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+        """Share of played rounds with mutual cooperation (C, C) per episode: ``[B]``."""
+        cc = (actions == 0).all(-1) * mask  # actions [T, B, 2], mask [T, B]
+        return {"mutual_cooperation": cc.sum(0) / np.maximum(mask.sum(0), 1)}
+
     def describe(self, state: State) -> dict[str, np.ndarray]:
         own = np.stack([state.last // 2, state.last % 2], axis=1)
         return {"last_action": np.where(state.last[:, None] == 4, -1, own)}
