@@ -15,6 +15,9 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
     "pg-d": ("learners.pg:PGTrainer", "pg-d"),
     "pg-c": ("learners.pg:PGTrainer", "pg-c"),
     "lio": ("learners.lio:LIOTrainer", "lio"),
+    "ac": ("learners.ac:ACTrainer", "ac"),
+    "lola-d": ("learners.lola:LOLATrainer", "lola-d"),
+    "lola-c": ("learners.lola:LOLATrainer", "lola-c"),
 }
 
 

@@ -71,3 +71,16 @@ def sgd_step(loss_fn: Callable[..., torch.Tensor], params: Params, lr: float,
     """One differentiable plain-SGD step ``theta - lr * grad loss_fn(theta, *args)`` (eq. 5.3)."""
     g = grad(loss_fn)(params, *args)
     return {k: params[k] - lr * g[k] for k in params}
+
+
+def td_errors(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor,
+              done: torch.Tensor, mask: torch.Tensor, gamma: float) -> torch.Tensor:
+    """TD(0) errors ``delta_t = r_t + gamma V(s_{t+1}) (1 - done_t) - V(s_t)`` (eqs. B.9-B.10).
+
+    All tensors ``[P, T, B]`` (``done``/``mask`` broadcastable); steps with ``mask = 0``
+    (after an episode's end) give 0. Nothing is detached here: the actor-critic weights use
+    ``values``/``next_values`` as constants (detach them) while ``rewards`` may carry the
+    graph to incentive parameters (LIO, MetaGrad); the critic's loss is ``delta^2`` with
+    ``next_values`` from the target network.
+    """
+    return (rewards + gamma * next_values * (1 - done) - values) * mask
