@@ -1,0 +1,342 @@
+"""The Mesa face: ``EconModel``, a ``mesa.Model`` hosting any registered game with batch = 1.
+
+The model drives the game's own kernel (``reset`` / ``step`` / ``observe`` / ``describe``);
+no rule of any game is written here. Each player is a ``PlayerAgent`` whose ``brain``
+(``learners.brains``) chooses its action; agents choose in the order the game requires
+(an agent that observes another's current action, ``game.sees_current_action``, moves after
+it), the joint action is validated with ``econsim.core.check_actions`` and the kernel takes
+one step. Incentives paid by trained brains are added to rewards with
+``mechanisms.incentives.apply_transfers``, exactly as in training.
+
+Escape Room games get a ``mesa.discrete_space.OrthogonalMooreGrid`` with one cell per
+position (lever, start, door) and agents placed on the cell of their position; games without
+positions (the IPD) have no space. A ``mesa.DataCollector`` records model- and agent-level
+reporters after every step (and once at the start, as Mesa's ``batch_run`` expects).
+
+Mesa's ``seed=``, ``batch_run`` and ``DataCollector`` change in Mesa 4; they are used only
+in this module.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import mesa
+import numpy as np
+import pandas as pd
+import torch
+from mesa.discrete_space import CellAgent, OrthogonalMooreGrid
+
+from econsim import scenario as scenario_mod
+from econsim.core import Game, check_actions, seen_actions
+from econsim.envs import escape_room
+from econsim.scenario import Scenario
+from learners.brains import Brain, RandomBrain, team_brains
+from mechanisms.incentives import apply_transfers, given, received
+
+__all__ = ["EconModel", "PlayerAgent", "load_trainer", "move_order"]
+
+#: games whose ``describe(state)["position"]`` indexes these named places (one grid cell each)
+POSITION_NAMES: dict[str, tuple[str, ...]] = {
+    "escape_room": escape_room.POSITIONS,
+    "escape_room_asym": escape_room.POSITIONS,
+}
+
+
+def move_order(game: Game) -> list[int]:
+    """Agent indices in the order they choose: an agent observed by another moves first."""
+    pairs = tuple(getattr(game, "sees_current_action", ()))
+    n = game.n_agents
+    order: list[int] = []
+    while len(order) < n:
+        ready = [i for i in range(n) if i not in order
+                 and all(actor in order for observer, actor in pairs if observer == i)]
+        if not ready:
+            raise ValueError(f"{game.name}: sees_current_action {pairs} has a cycle")
+        order += ready
+    return order
+
+
+class PlayerAgent(CellAgent):
+    """One player of the game. Attributes are refreshed from the game after every step.
+
+    ``observation`` own observation (what the brain reads); ``seen`` one-hot current actions
+    of the agents it observes (games with ``sees_current_action``, else empty);
+    ``action`` / ``action_name`` (-1 / "" before the first step); ``reward`` extrinsic reward
+    of the step; ``incentive_received`` / ``incentive_given``; ``total_reward`` = reward +
+    received - (given if charged); ``return_so_far`` / ``total_return_so_far`` this episode;
+    ``events`` this agent's per-step info from the kernel (e.g. ``lever``, ``exit``); plus one
+    attribute per array of ``game.describe(state)`` (e.g. ``position``, ``last_action``).
+    """
+
+    def __init__(self, model: EconModel, index: int, brain: Brain) -> None:
+        super().__init__(model)
+        self.index = index
+        self.brain = brain
+        self.observation = np.zeros(0, np.float32)
+        self.seen = np.zeros(0, np.float32)
+        self.action, self.action_name = -1, ""
+        self.reward = self.incentive_received = self.incentive_given = 0.0
+        self.total_reward = self.return_so_far = self.total_return_so_far = 0.0
+        self.events: dict[str, Any] = {}
+
+    def step(self) -> None:
+        """Choose this step's action with the brain (stored in ``action``)."""
+        action = self.brain.act(self)
+        n = self.model.game.action_space.n
+        if isinstance(action, bool) or not isinstance(action, int | np.integer) \
+                or not 0 <= action < n:
+            raise ValueError(f"{self.model.game.name}: brain {self.brain!r} of agent "
+                             f"{self.index} chose {action!r}; actions are integers in 0..{n - 1}")
+        self.action = int(action)
+        self.action_name = self.model.game.action_names[self.action]
+
+    def __repr__(self) -> str:
+        return f"PlayerAgent({self.index}, action={self.action_name!r}, brain={self.brain!r})"
+
+
+def _value(x: Any) -> Any:
+    """A numpy scalar as a plain Python value; arrays stay arrays."""
+    return x.item() if np.ndim(x) == 0 else np.asarray(x)
+
+
+def _as_game(scenario: Scenario | str | Path | Game) -> tuple[Scenario | None, Game]:
+    if isinstance(scenario, Scenario):
+        return scenario, scenario.make_game()
+    if isinstance(scenario, str | Path):
+        sc = scenario_mod.load(scenario)
+        return sc, sc.make_game()
+    if isinstance(scenario, Game):
+        return None, scenario
+    raise ValueError(f"scenario: expected a Scenario, a scenario name or path, or a Game; "
+                     f"got {type(scenario).__name__}")
+
+
+class EconModel(mesa.Model):
+    """A Mesa model playing one world (batch = 1) of a scenario's game.
+
+    Args:
+        scenario: a ``Scenario``, a scenario file path or shipped scenario name
+            (``econsim.scenario.load``), or a ``Game`` instance.
+        brains: one ``Brain`` per player, in player order; default ``RandomBrain`` drawing
+            from the model's ``rng``.
+        seed: seeds the model's ``rng`` / ``random`` (the kernel and random brains use them).
+        episodes: ``running`` turns False after this many episodes.
+
+    When the kernel says an episode is done, the next ``step()`` starts a new one (the game
+    is reset and every brain's ``reset()`` is called), so after a step the model shows the
+    state that step produced.
+    """
+
+    def __init__(self, scenario: Scenario | str | Path | Game,
+                 brains: Sequence[Brain] | None = None, seed: int | None = None,
+                 episodes: int = 1) -> None:
+        super().__init__(rng=seed)
+        if not isinstance(episodes, int | np.integer) or episodes < 1:
+            raise ValueError(f"episodes: must be an integer >= 1, got {episodes!r}")
+        self.scenario, self.game = _as_game(scenario)
+        game, n = self.game, self.game.n_agents
+        if brains is None:
+            brains = [RandomBrain(game.action_space.n, self.rng) for _ in range(n)]
+        brains = list(brains)
+        if len(brains) != n:
+            raise ValueError(f"brains: got {len(brains)} brain(s) but {game.name} has {n} players")
+        for i, b in enumerate(brains):
+            if not isinstance(b, Brain):
+                raise ValueError(f"brains[{i}]: {b!r} is not a Brain (needs reset() and "
+                                 f"act(agent))")
+        self.episodes = int(episodes)
+        self.order = move_order(game)
+        self.observers = {o for o, _ in getattr(game, "sees_current_action", ())}
+        self.players = [PlayerAgent(self, i, b) for i, b in enumerate(brains)]
+        self.position_names = getattr(game, "position_names", None) or POSITION_NAMES.get(
+            game.name)
+        self.grid = (OrthogonalMooreGrid((len(self.position_names), 1), torus=False,
+                                         random=self.random)
+                     if self.position_names else None)
+        self.episode = 0  # current episode (1-based once started)
+        self.episodes_done = 0
+        self.t = 0  # steps taken in the current episode
+        self.collective_reward = self.collective_return = self.incentives_paid = 0.0
+        self.pay = np.zeros((n, n))  # incentives paid i -> j in the last step
+        self.info: dict[str, Any] = {}  # world-level info of the last step (e.g. door_open)
+        self._start_episode()
+        agent_reporters = {
+            "agent": "index", "action": "action", "reward": "reward",
+            "incentive_received": "incentive_received", "incentive_given": "incentive_given",
+            "total_reward": "total_reward", "return_so_far": "return_so_far",
+            **{k: k for k in game.describe(self.state)},
+        }
+        self.datacollector = mesa.DataCollector(
+            model_reporters={
+                "episode": "episode", "step": "t", "collective_reward": "collective_reward",
+                "collective_return": "collective_return", "incentives_paid": "incentives_paid",
+            },
+            agent_reporters=agent_reporters,
+        )
+        self.datacollector.collect(self)
+
+    # ------------------------------------------------------------------------ episodes
+    def _start_episode(self) -> None:
+        self.state = self.game.reset(1, self.rng)
+        self.obs = self.game.observe(self.state)  # [1, N, *obs]
+        self.episode += 1
+        self.t = 0
+        self.episode_over = False
+        self.collective_return = 0.0
+        for p in self.players:
+            p.return_so_far = p.total_return_so_far = 0.0
+            p.brain.reset()
+        self._refresh_state()
+
+    def _refresh_state(self) -> None:
+        """Observation, ``describe`` attributes and grid cell of every player."""
+        described = self.game.describe(self.state)
+        for p in self.players:
+            p.observation = self.obs[0, p.index]
+            for k, v in described.items():
+                setattr(p, k, _value(v[0, p.index]))
+            if self.grid is not None:
+                cell = self.grid[(int(p.position), 0)]
+                if p.cell is not cell:
+                    p.cell = cell
+
+    # ---------------------------------------------------------------------------- step
+    def step(self) -> None:
+        """Every player chooses (in the game's order), then the kernel takes one step."""
+        if self.episode_over:
+            self._start_episode()
+        game, n = self.game, self.game.n_agents
+        chosen = np.zeros((1, n), np.int64)
+        for i in self.order:
+            player = self.players[i]
+            if i in self.observers:
+                player.seen = seen_actions(game, chosen)[0, i]
+            player.step()
+            chosen[0, i] = player.action
+        actions = check_actions(game, chosen, 1)
+        out = game.step(self.state, actions, self.rng)
+        self.pay, charged = self._transfers()
+        reward = out.reward[0].astype(np.float64)
+        total = apply_transfers(apply_transfers(reward, self.pay * charged[:, None], True),
+                                self.pay * ~charged[:, None], False)
+        self.state, self.obs, self.t = out.state, out.obs, self.t + 1
+        got, gave = received(self.pay), given(self.pay)
+        for p in self.players:
+            i = p.index
+            p.reward, p.total_reward = float(reward[i]), float(total[i])
+            p.incentive_received, p.incentive_given = float(got[i]), float(gave[i])
+            p.return_so_far += p.reward
+            p.total_return_so_far += p.total_reward
+        per_agent = {k: v[0] for k, v in out.info.items() if np.ndim(v) == 2 and
+                     np.shape(v)[1] == n}
+        for p in self.players:
+            p.events = {k: _value(v[p.index]) for k, v in per_agent.items()}
+        self.info = {k: np.asarray(v[0]).tolist() for k, v in out.info.items()
+                     if k not in per_agent}
+        self._refresh_state()
+        self.collective_reward = float(reward.sum())
+        self.collective_return += self.collective_reward
+        self.incentives_paid = float(self.pay.sum())
+        if bool(out.done[0]):
+            self.episode_over = True
+            self.episodes_done += 1
+            if self.episodes_done >= self.episodes:
+                self.running = False
+        self.datacollector.collect(self)
+
+    def _transfers(self) -> tuple[np.ndarray, np.ndarray]:
+        """This step's incentives ``pay [N, N]`` from the brains, and who is charged."""
+        n = self.game.n_agents
+        pay, charged = np.zeros((n, n)), np.zeros(n, bool)
+        for p in self.players:
+            row = getattr(p.brain, "incentives", None)
+            if row is not None:
+                pay[p.index] = np.asarray(row(p), np.float64)
+                charged[p.index] = bool(getattr(p.brain, "charge_giver", True))
+        return pay, charged
+
+    # ----------------------------------------------------------------------- reporting
+    def agent_rows(self) -> list[dict[str, Any]]:
+        """One tidy row per player describing the last step."""
+        described = list(self.game.describe(self.state))
+        return [{"episode": self.episode, "step": self.t, "agent": p.index, "brain": repr(p.brain),
+                 "action": p.action, "action_name": p.action_name, "reward": p.reward,
+                 "incentive_received": p.incentive_received,
+                 "incentive_given": p.incentive_given, "total_reward": p.total_reward,
+                 "return_so_far": p.return_so_far,
+                 "total_return_so_far": p.total_return_so_far,
+                 **{k: getattr(p, k) for k in described}}
+                for p in self.players]
+
+    def run_episodes(self, n: int) -> pd.DataFrame:
+        """Play ``n`` more episodes; tidy table, one row per step x agent.
+
+        Called mid-episode, the current episode is finished first and counts as one.
+        """
+        if not isinstance(n, int | np.integer) or n < 1:
+            raise ValueError(f"run_episodes: n must be an integer >= 1, got {n!r}")
+        target = self.episodes_done + int(n)
+        self.episodes = max(self.episodes, target)
+        self.running = True
+        rows: list[dict[str, Any]] = []
+        while self.episodes_done < target:
+            self.step()
+            rows.extend(self.agent_rows())
+        return pd.DataFrame(rows)
+
+    # ------------------------------------------------------------------- trained runs
+    @classmethod
+    def from_run(cls, run_id: str, seed: int | None = None, root: str | Path = "runs",
+                 episodes: int = 1) -> EconModel:
+        """A model whose brains are the trained replica of ``seed`` in run ``run_id``.
+
+        ``seed`` picks the replica (default: the run's first seed) and also seeds the model.
+        """
+        scenario, trainer = _load(run_id, root)
+        seeds = [int(s) for s in trainer.seeds]
+        seed = seeds[0] if seed is None else seed
+        if seed not in seeds:
+            raise ValueError(f"run {run_id!r}: seed {seed!r} is not one of its seeds {seeds}")
+        return cls(scenario, brains=team_brains(trainer, seeds.index(seed)), seed=seed,
+                   episodes=episodes)
+
+    def __repr__(self) -> str:
+        return (f"EconModel({self.game.name}, players={len(self.players)}, "
+                f"episode={self.episode}, step={self.t})")
+
+
+def _run_dir(run_id: str | Path, root: str | Path) -> Path:
+    path = Path(root) / str(run_id)
+    if not (path / "scenario.toml").is_file() and Path(run_id).is_dir():
+        path = Path(run_id)
+    if not (path / "scenario.toml").is_file():
+        raise ValueError(f"run {str(run_id)!r}: no such run in {Path(root)}/ "
+                         f"(expected {path / 'scenario.toml'})")
+    return path
+
+
+def _load(run_id: str | Path, root: str | Path) -> tuple[Scenario, Any]:
+    path = _run_dir(run_id, root)
+    ckpt_path = path / "checkpoints" / "last.pt"
+    if not ckpt_path.is_file():
+        raise ValueError(f"run {str(run_id)!r}: has no checkpoint yet ({ckpt_path} is missing)")
+    scenario = scenario_mod.load(path / "scenario.toml")
+    manifest = path / "run.json"
+    seeds = (json.loads(manifest.read_text()).get("seeds") if manifest.is_file() else None) \
+        or scenario.seeds
+    trainer = scenario.make_trainer(list(seeds))
+    ckpt = torch.load(ckpt_path, weights_only=False)
+    trainer.load_state_dict(ckpt["trainer"])
+    return scenario, trainer
+
+
+def load_trainer(run_id: str | Path, root: str | Path = "runs") -> Any:
+    """The trainer of a stored run, restored from ``checkpoints/last.pt`` (all its seeds).
+
+    ``run_id`` names a folder in ``root`` (or is a run folder's path).
+    """
+    return _load(run_id, root)[1]
