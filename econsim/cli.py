@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seconds", type=float, default=1.0)
     s.set_defaults(func=cmd_bench)
 
-    s = sub.add_parser("demo", help="short LIO vs PG run on Escape Room, then a Mesa episode")
+    s = sub.add_parser("demo", help="short LIO vs PG run in the Iterated Prisoner's "
+                       "Dilemma, then a Mesa replay")
     s.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
     s.set_defaults(func=cmd_demo)
     return p

@@ -1,0 +1,46 @@
+"""Shared helpers of the reproduction benchmarks: run scenarios, summarise final evaluations."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from econsim import runner, scenario
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--seeds", default="0-4", help="seeds, e.g. 0-4 (default) or 0,1")
+    p.add_argument("--iterations", type=int, help="override every scenario's budget")
+    p.add_argument("--root", default="runs/bench", help="where run folders go")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def run_scenarios(names: list[str], seeds: list[int], iterations: int | None, root: str | Path,
+                  progress: bool = True, eval_every: int | None = None) -> pd.DataFrame:
+    """Train each scenario over ``seeds``; one row per scenario x seed of the final evaluation."""
+    rows = []
+    for name in names:
+        sc = scenario.load(name)
+        if iterations is not None:
+            data = sc.resolved()
+            data["train"].update(iterations=iterations,
+                                 eval_every=eval_every or max(1, iterations // 4),
+                                 log_every=max(1, min(data["train"]["log_every"], iterations)),
+                                 checkpoint_every=iterations)
+            sc = scenario.from_dict(data, name)
+        t0 = time.perf_counter()
+        result = runner.run(sc, seeds=seeds, progress=progress, root=root)
+        wall = time.perf_counter() - t0
+        final = result.final()
+        for _, row in final.iterrows():
+            rows.append({"scenario": name, "algorithm": sc.algorithm_name, "seed": row.seed,
+                         "iterations": int(row.iteration), **{
+                             k: row[k] for k in final.columns
+                             if k in ("collective", "mutual_cooperation")},
+                         "wall_s": round(wall, 1), "run_id": result.run_id})
+    return pd.DataFrame(rows)

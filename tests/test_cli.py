@@ -1,0 +1,71 @@
+"""The `econsim` command line (list, run, export, bench, demo); benchmarks on a tiny budget."""
+
+import importlib.util
+from pathlib import Path
+
+import pandas as pd
+
+from econsim import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_list(capsys, tmp_path):
+    assert cli.main(["--root", str(tmp_path), "list"]) == 0
+    out = capsys.readouterr().out
+    assert "escape_room" in out and "er21_lio" in out and "lio" in out
+
+
+def test_run_then_export(capsys, tmp_path):
+    root = str(tmp_path / "runs")
+    assert cli.main(["--root", root, "run", "ipd_lio", "--seeds", "0-1", "--iterations", "12",
+                     "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "final evaluation" in out and "collective" in out and "episodes.parquet" in out
+    run_id = next((tmp_path / "runs").iterdir()).name
+    assert cli.main(["--root", root, "export", run_id, "--format", "csv",
+                     "--out", str(tmp_path / "csv")]) == 0
+    episodes = pd.read_csv(tmp_path / "csv" / f"{run_id}-episodes.csv")
+    assert set(episodes.seed) == {0, 1} and "mutual_cooperation" in episodes
+    assert cli.main(["--root", root, "export", "nope"]) == 2
+
+
+def test_bench_prints_throughput(capsys):
+    assert cli.main(["bench", "ipd", "--batch", "256", "--seconds", "0.05"]) == 0
+    out = capsys.readouterr().out
+    assert "env_steps_per_s" in out and "ipd" in out
+
+
+def test_parse_seeds():
+    assert cli.parse_seeds("0-2,5") == [0, 1, 2, 5]
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_benchmarks_run_on_a_tiny_budget(tmp_path, capsys):
+    df = _load("lio_escape_room").main(["--iterations", "6", "--seeds", "0,1", "--root",
+                                        str(tmp_path), "--quiet"])
+    assert set(df.scenario) == {"er21_lio", "er21_pg", "er32_lio", "er32_pg"}
+    assert len(df) == 8 and df.collective.notna().all()
+    df = _load("lio_ipd").main(["--iterations", "6", "--seeds", "0", "--root", str(tmp_path),
+                                "--quiet"])
+    assert df.mutual_cooperation.between(0, 1).all()
+    assert "Summary" in capsys.readouterr().out
+
+
+def test_demo_quick_prints_table_and_files(capsys, tmp_path):
+    root = tmp_path / "runs"
+    assert cli.main(["--root", str(root), "demo", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "p_cc" in out and "Files:" in out and "mesa_replay.csv" in out
+    runs = sorted(p.name.split("-")[0] for p in root.iterdir())
+    assert runs == ["ipd_lio", "ipd_pg"]
+    replay = next(root.glob("ipd_lio-*/mesa_replay.csv"))
+    table = pd.read_csv(replay)
+    assert set(table.episode) == {1, 2, 3} and set(table.agent) == {0, 1}
+    assert table.action_name.isin(["cooperate", "defect"]).all()
