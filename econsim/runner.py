@@ -143,13 +143,27 @@ def latest_unfinished(name: str, root: Path = RUNS_DIR) -> str | None:
 
 def run(scenario: Scenario | str | Path, *, seeds: list[int] | None = None,
         progress: bool = True, root: str | Path = RUNS_DIR, run_id: str | None = None,
-        resume: str | bool | None = None, iterations: int | None = None) -> RunResult:
+        resume: str | bool | None = None, iterations: int | None = None,
+        threads: int | None = 1) -> RunResult:
     """Train ``scenario`` for every seed (vectorised replicas) and write ``runs/<run_id>/``.
 
     ``resume`` = a run id (or True: the newest unfinished run of this scenario) continues
     that run from its last checkpoint. ``iterations`` overrides ``train.iterations``.
+    ``threads``: torch intra-op threads while training (restored afterwards). The networks
+    are small, so one thread is fastest and keeps parallel runs from starving each other;
+    ``None`` leaves torch's setting alone.
     """
-    root = Path(root)
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _run(scenario, seeds, progress, Path(root), run_id, resume, iterations)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run(scenario: Scenario | str | Path, seeds: list[int] | None, progress: bool, root: Path,
+         run_id: str | None, resume: str | bool | None, iterations: int | None) -> RunResult:
     if resume:
         rid = resume if isinstance(resume, str) else latest_unfinished(
             _as_scenario(scenario).name, root)
