@@ -16,7 +16,10 @@ DEFAULT_CASES: dict[str, tuple[str, dict]] = {
     "escape_room(3,2)": ("escape_room", {"n_agents": 3, "n_required": 2}),
     "escape_room(5,3)": ("escape_room", {"n_agents": 5, "n_required": 3}),
     "escape_room_asym": ("escape_room_asym", {}),
+    "gtb": ("gtb", {}),
 }
+# batch sizes measured when none is given (default: 4096 worlds)
+DEFAULT_BATCHES: dict[str, tuple[int, ...]] = {"gtb": (1, 256)}
 
 
 def env_steps_per_second(env: str, params: dict, batch: int = 4096,
@@ -36,13 +39,15 @@ def env_steps_per_second(env: str, params: dict, batch: int = 4096,
             return steps / elapsed
 
 
-def speed_table(names: list[str] | None = None, batch: int = 4096,
+def speed_table(names: list[str] | None = None, batch: int | None = None,
                 seconds: float = 1.0) -> pd.DataFrame:
-    """One row per game: env-steps/s at ``batch`` worlds."""
+    """One row per game and batch size: env-steps/s at ``batch`` worlds (default: the
+    game's ``DEFAULT_BATCHES``, else 4096)."""
     rows = []
     for name in names or list(DEFAULT_CASES):
         env, params = DEFAULT_CASES.get(name, (name, {}))
-        sps = env_steps_per_second(env, params, batch, seconds)
-        rows.append({"game": name, "batch": batch, "env_steps_per_s": round(sps)})
+        for b in (batch,) if batch is not None else DEFAULT_BATCHES.get(name, (4096,)):
+            sps = env_steps_per_second(env, params, b, seconds)
+            rows.append({"game": name, "batch": b, "env_steps_per_s": round(sps)})
     return pd.DataFrame(rows)
 

@@ -92,7 +92,8 @@ def cmd_bench(args) -> int:
     from econsim import bench
 
     df = bench.speed_table(args.games or None, batch=args.batch, seconds=args.seconds)
-    print(f"env-steps/s with random actions, batch {args.batch} (one env-step = one world step):")
+    batch = f", batch {args.batch}" if args.batch else ""
+    print(f"env-steps/s with random actions{batch} (one env-step = one world step):")
     df["env_steps_per_s"] = df.env_steps_per_s.map("{:,}".format)
     print(_table(df))
     return 0
@@ -132,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("bench", help="env-steps/s of the game kernels with random actions")
     s.add_argument("games", nargs="*", help="subset of games (default: all)")
-    s.add_argument("--batch", type=int, default=4096)
+    s.add_argument("--batch", type=int, default=None,
+                   help="worlds per step (default: 4096; gtb: 1 and 256)")
     s.add_argument("--seconds", type=float, default=1.0)
     s.set_defaults(func=cmd_bench)
 

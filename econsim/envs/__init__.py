@@ -11,13 +11,14 @@ from collections.abc import Callable
 from pydantic import ValidationError
 
 from econsim.core import Game
-from econsim.envs import escape_room, ipd
+from econsim.envs import escape_room, gtb, ipd
 from econsim.errors import one_line
 
 _REGISTRY: dict[str, tuple[Callable[..., Game], type]] = {
     "ipd": (ipd.IPD, ipd.Params),
     "escape_room": (escape_room.EscapeRoom, escape_room.Params),
     "escape_room_asym": (escape_room.AsymmetricEscapeRoom, escape_room.AsymParams),
+    "gtb": (gtb.GTB, gtb.Params),
 }
 
 

@@ -1,0 +1,530 @@
+"""Gather-Trade-Build (GTB): the AI-Economist's "simple_wood_and_stone" economy (SPEC §6).
+
+Rules (Diss §6.3.1, App. C.2.1; SPEC §6), batch-first numpy, no loop over worlds:
+
+* 15x15 map (``world.py``): wood (W) and stone (S) source cells hold at most one unit; an
+  empty source cell regrows its unit with probability ``regen_prob`` (0.01) per step; water
+  (@) is impassable. ``n_agents`` (4) agents start at the map corners (top-left, top-right,
+  bottom-left, bottom-right) with ``start_coin`` (10) coin.
+* Skills (drawn at reset): build pay rate ``build_payment * min(3, 2 * Lomax(4) + 1)`` coin
+  per house; with ``gather_bonus`` a probability ``min(2, Lomax(3)) / 2`` of collecting a
+  second unit (numpy's ``pareto`` is the Lomax, i.e. Pareto shifted to start at 0).
+* Actions (one per agent and step), ``A = 6 + 4 * (max_price + 1) = 50``:
+  ``0`` no-op; ``1..4`` move up/down/left/right (labor 1); moving onto a source cell that has
+  a unit collects it (labor +1); ``5`` build a house on the agent's cell from 1 wood + 1
+  stone, paid the agent's build pay rate (labor 10); ``6 + (r * 2 + side) * 11 + price``
+  place an order in the continuous double auction (``market.py``) for resource ``r``
+  (0 wood, 1 stone), side 0 bid / 1 ask, integer ``price`` 0..10 (labor 0.25); at most 5
+  open orders per agent, orders expire after 50 steps, escrow holds their coin/resource.
+  An invalid action (see :meth:`GTB.action_mask`) does nothing and costs no labor.
+* Movement is simultaneous: a move fails if the target is off the map, water, another
+  agent's house, a cell occupied by another agent at the start of the step, or a cell that
+  another agent also moves into this step (nobody enters a contested cell).
+* Houses (choice documented here; the Diss does not say): a house can be built only on a
+  cell that is not a resource source and has no house; it stays for the episode and blocks
+  the other agents' movement (``houses_block``); its owner may walk over it.
+* Order of a step: moves and gathering, building, orders (arrival in a random order), order
+  expiry, resource regrowth, taxes (at period ends), utility and reward.
+* Taxes: the state holds each world's bracket rates ``tax_rates [B, K]`` for the current
+  period (``set_tax_rates``; default ``Params.tax_rates``, the free market) and the game's
+  ``tax_cutoffs`` (US-federal by default). On the last step of each ``period_length``-step
+  period, income = coin now - coin after the last enactment; tax = eq. 6.7 capped at the
+  coin in the inventory (not escrow); the revenue is shared equally (eq. 6.8).
+  ``mechanisms.tax.collect`` does the arithmetic.
+* Utility ``u = crra(coin) - labor_weight * labor`` with ``crra(z) = (z^(1-eta) - 1)/(1-eta)``
+  (eq. C.17) on the agent's coin (available + escrow); reward ``u_t - u_{t-1}`` (eq. C.16).
+
+Randomness inside ``step`` (regrowth, bonus collection, arrival order of orders) comes from a
+counter-based stream per world (SplitMix64 of the world's ``key`` and ``t``), so a world's
+trajectory does not depend on the batch it is stepped in; ``reset`` draws the keys and the
+skills from its ``rng``. The ``rng`` argument of ``step`` is accepted for the contract.
+
+Observation per agent (float32, one flat vector, ``obs_size = 9 * 11 * 11 + 111 = 1200``):
+``[spatial (9, 11, 11) channel-major | vector (111)]``; ``split_obs`` undoes it
+(``spatial_shape``, ``spatial_size``, ``vector_size``). The window is centred on the agent;
+its channels (``SPATIAL_CHANNELS``): wood unit, stone unit, wood source, stone source, water,
+outside the map, agent (the observer itself is the centre), own house, other agents' house.
+The vector (``vector_fields`` maps names to slices): available coin, wood, stone; the same in
+escrow; cumulative labor; build pay per house; gather bonus probability; row and col scaled
+to [0, 1]; houses built; own open orders per (resource, side, price) (44); all other agents'
+open orders, same layout (44); this period's K tax rates; the marginal rate at this period's
+income so far; that income; fraction of the period and of the episode elapsed. Values are raw
+(not normalised). The Diss's agents see 11x11x9 + 136 (App. C.2.1) of the AI-Economist's own
+layout, which it does not list; this is our layout of the same information.
+
+Quirks kept simple (documented choices): an agent standing on a source collects only by
+moving onto it (the top-left start is itself a wood source); a unit may regrow under an
+agent; a move into a cell that another agent leaves in the same step fails.
+
+``info`` (``[B, N]`` unless noted): ``coin`` (available + escrow), ``wood``, ``stone``
+(owned), ``labor`` (cumulative), ``utility``, ``income`` (this period so far, pre-tax; at a
+period end the taxed income), ``tax``, ``transfer`` (non-zero only at period ends), ``built``
+(a house this step), ``build_income``, ``gathered_wood``, ``gathered_stone`` (units this
+step), ``trade_income`` (net coin from trades this step), ``trade_volume`` (units bought +
+sold this step), ``period`` ``[B]`` (index of this step's tax period), ``period_end`` ``[B]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from econsim.core import Box, Discrete, Step
+from econsim.envs.gtb import tables
+from econsim.envs.gtb.market import RESOURCES, SIDES, Market
+from econsim.envs.gtb.world import World, load_world, map_path
+from mechanisms.tax import US_FEDERAL_CUTOFFS, check_schedule, collect
+
+NOOP, UP, DOWN, LEFT, RIGHT, BUILD = range(6)
+TRADE0 = 6  # first trading action
+
+SPATIAL_CHANNELS = ("wood", "stone", "wood_source", "stone_source", "water", "outside",
+                    "agent", "own_house", "other_house")
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    n_agents: int = Field(4, ge=1, le=100, description="number of agents")
+    map: str = Field("pure_and_mixed_15x15", description="packaged map name or a .txt path")
+    starts: list[tuple[int, int]] = Field(
+        [], description="(row, col) start of each agent; [] = the map corners (n_agents <= 4)")
+    max_steps: int = Field(100, ge=1, description="H, steps per episode")
+    period_length: int = Field(10, ge=1, description="steps per tax period")
+    view_radius: int = Field(5, ge=0, description="egocentric window is 2r+1 square")
+    start_coin: float = Field(10.0, ge=0)
+    regen_prob: float = Field(0.01, ge=0, le=1, description="regrowth prob per empty source")
+    move_labor: float = Field(1.0, ge=0)
+    collect_labor: float = Field(1.0, ge=0)
+    build_labor: float = Field(10.0, ge=0)
+    order_labor: float = Field(0.25, ge=0)
+    build_payment: float = Field(10.0, ge=0, description="coin per house at skill 1")
+    build_skill_pareto: float = Field(4.0, gt=0, description="Lomax shape of build skill")
+    build_skill_max: float = Field(3.0, ge=1, description="cap of the pay multiplier")
+    gather_bonus: bool = Field(True, description="skill: chance of a second unit")
+    gather_skill_pareto: float = Field(3.0, gt=0)
+    gather_skill_max: float = Field(2.0, gt=0)
+    max_price: int = Field(10, ge=0, le=1000)
+    max_orders: int = Field(5, ge=1, description="open orders per agent (all kinds)")
+    order_expiry: int = Field(50, ge=1, description="steps an order stays open")
+    eta: float = Field(0.23, gt=0, description="CRRA curvature (not 1)")
+    labor_weight: float = Field(0.21, ge=0)
+    tax_cutoffs: list[float] = Field(list(US_FEDERAL_CUTOFFS), description="bracket edges")
+    tax_rates: list[float] = Field([0.0] * len(US_FEDERAL_CUTOFFS),
+                                   description="bracket rates at reset (default: free market)")
+    houses_block: bool = Field(True, description="houses block the other agents")
+
+    @field_validator("map")
+    @classmethod
+    def _map_exists(cls, v):
+        map_path(v)
+        return v
+
+    @field_validator("eta")
+    @classmethod
+    def _eta_not_one(cls, v):
+        if v == 1:
+            raise ValueError("eta = 1 (log utility) is not supported; use e.g. 0.23")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.max_steps % self.period_length:
+            raise ValueError(f"max_steps ({self.max_steps}) must be a multiple of "
+                             f"period_length ({self.period_length})")
+        check_schedule(self.tax_cutoffs, self.tax_rates)
+        world = _world(self.map)
+        starts = self.starts
+        if not starts:
+            if self.n_agents > 4:
+                raise ValueError(f"n_agents={self.n_agents} > 4 needs explicit starts")
+            starts = world.corners()[: self.n_agents]
+        if len(starts) != self.n_agents:
+            raise ValueError(f"starts has {len(starts)} cells for n_agents={self.n_agents}")
+        if len(set(starts)) != len(starts):
+            raise ValueError("starts must be distinct cells")
+        for r, c in starts:
+            if not (0 <= r < world.height and 0 <= c < world.width) or world.water[r, c]:
+                raise ValueError(f"start {(r, c)} is off the map or on water")
+        return self
+
+
+@lru_cache(maxsize=8)
+def _world(name: str) -> World:
+    return load_world(name)
+
+
+@dataclass
+class State:
+    """One GTB world per row; every field has the batch as its leading dimension."""
+
+    t: np.ndarray  # [B] steps taken
+    key: np.ndarray  # [B] uint64 seed of the world's counter-based random stream
+    pos: np.ndarray  # [B, N] flat cell (row * W + col)
+    res: np.ndarray  # [B, H*W] bool: a resource unit lies on the (source) cell
+    house: np.ndarray  # [B, H*W] int8 owner of the house on the cell, -1 none
+    inv: np.ndarray  # [B, N, 3] available coin, wood, stone
+    esc: np.ndarray  # [B, N, 3] coin, wood, stone held in escrow by open orders
+    labor: np.ndarray  # [B, N] cumulative labor
+    skill: np.ndarray  # [B, N] build pay multiplier in [1, build_skill_max]
+    gather_p: np.ndarray  # [B, N] probability of a bonus unit when collecting
+    houses: np.ndarray  # [B, N] houses built so far
+    coin_last: np.ndarray  # [B, N] coin (available + escrow) after the last tax enactment
+    utility: np.ndarray  # [B, N] utility after the last step
+    tax_rates: np.ndarray  # [B, K] marginal rates of the current period
+    o_code: np.ndarray  # [B, N, M] open orders (market.py), -1 empty
+    o_seq: np.ndarray  # [B, N, M] sequence numbers t * N + arrival rank
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def _splitmix_uniforms(key: np.ndarray, counter: np.ndarray) -> np.ndarray:
+    """Uniforms in [0, 1): SplitMix64 output for ``key [B, 1] + counter [B, K]``."""
+    z = key + counter * _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    z ^= z >> np.uint64(31)
+    return (z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+class GTB:
+    """Gather-Trade-Build economy, batch-first (see the module docstring for the rules)."""
+
+    name = "gtb"
+
+    def __init__(self, **params) -> None:
+        p = self.params = Params(**params)
+        self.n_agents = n = p.n_agents
+        self.max_steps = p.max_steps
+        self.period_length = p.period_length
+        self.n_periods = p.max_steps // p.period_length
+        self.world = w = _world(p.map)
+        self.height, self.width = w.height, w.width
+        starts = p.starts or w.corners()[:n]
+        self._starts = np.array([r * w.width + c for r, c in starts], np.int64)
+        self.cutoffs = np.asarray(p.tax_cutoffs, np.float64)
+        self.default_rates = np.asarray(p.tax_rates, np.float64)
+        self.n_brackets = len(self.cutoffs)
+        self.market = mk = Market(n, p.max_orders, p.max_price, p.order_expiry, p.max_steps)
+
+        # actions
+        p1 = p.max_price + 1
+        self.action_names = ("noop", "up", "down", "left", "right", "build") + tuple(
+            f"{s}_{r}_{price}" for r in RESOURCES for s in SIDES for price in range(p1))
+        self.action_space = Discrete(len(self.action_names))
+        a = np.arange(self.action_space.n)
+        self._a_move = np.where((a >= UP) & (a <= RIGHT), a, 0)
+        self._a_code = np.where(a >= TRADE0, a - TRADE0, -1)
+
+        # observation: [spatial (C, V, V) | vector]
+        v = 2 * p.view_radius + 1
+        self.spatial_shape = (len(SPATIAL_CHANNELS), v, v)
+        self.spatial_size = int(np.prod(self.spatial_shape))
+        k = self.n_brackets
+        fields = [("coin", 1), ("wood", 1), ("stone", 1), ("escrow_coin", 1),
+                  ("escrow_wood", 1), ("escrow_stone", 1), ("labor", 1), ("build_pay", 1),
+                  ("gather_skill", 1), ("row", 1), ("col", 1), ("houses", 1),
+                  ("own_orders", mk.n_codes), ("other_orders", mk.n_codes),
+                  ("tax_rates", k), ("marginal_rate", 1), ("period_income", 1),
+                  ("period_progress", 1), ("episode_progress", 1)]
+        self.vector_fields: dict[str, slice] = {}
+        at = 0
+        for name, size in fields:
+            self.vector_fields[name] = slice(at, at + size)
+            at += size
+        self.vector_size = at
+        self.observation_space = Box((self.spatial_size + self.vector_size,))
+
+        # static tables
+        self._src_type = w.src_type_flat
+        self._is_src = w.src_type_flat >= 0
+        self._is_wood = (w.source == 0)
+        self._is_stone = (w.source == 1)
+        self._n_src = len(w.src_cells)
+        self._n_rand = self._n_src + 2 * n  # uniforms per world and step
+        self._counter = np.arange(1, self._n_rand + 1, dtype=np.uint64)
+        self._agent = np.arange(n)
+        self._not_mover = -2 - np.arange(n)  # distinct placeholders for agents not moving
+        self._own_code = (np.arange(n) + 1)[None, :, None]
+        self._pos_scale = (1.0 / max(1, w.height - 1), 1.0 / max(1, w.width - 1))
+        self._grids: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._rows: dict[int, np.ndarray] = {}
+
+    def _bi2(self, batch: int) -> np.ndarray:
+        """``arange(batch)[:, None]``, cached."""
+        bi2 = self._rows.get(batch)
+        if bi2 is None:
+            bi2 = self._rows[batch] = np.arange(batch)[:, None]
+        return bi2
+
+    # ------------------------------------------------------------------ helpers
+    def crra(self, coin: np.ndarray) -> np.ndarray:
+        e = 1.0 - self.params.eta
+        return (np.power(np.maximum(coin, 0.0), e) - 1.0) / e
+
+    def _utility(self, coin: np.ndarray, labor: np.ndarray) -> np.ndarray:
+        return self.crra(coin) - self.params.labor_weight * labor
+
+    def split_obs(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``obs [..., obs_size]`` -> ``(spatial [..., C, V, V], vector [..., vector_size])``."""
+        s = self.spatial_size
+        return obs[..., :s].reshape(*obs.shape[:-1], *self.spatial_shape), obs[..., s:]
+
+    def trade_action(self, resource: str | int, side: str | int, price: int) -> int:
+        """Index of the order action, e.g. ``trade_action("wood", "ask", 3)``."""
+        r = RESOURCES.index(resource) if isinstance(resource, str) else int(resource)
+        sd = SIDES.index(side) if isinstance(side, str) else int(side)
+        if not 0 <= price <= self.params.max_price:
+            raise ValueError(f"gtb: price must be in 0..{self.params.max_price}, got {price}")
+        return TRADE0 + (r * 2 + sd) * (self.params.max_price + 1) + int(price)
+
+    def period(self, state: State) -> np.ndarray:
+        """Index of the tax period the next step belongs to, ``[B]``."""
+        return np.minimum(state.t // self.period_length, self.n_periods - 1)
+
+    def set_tax_rates(self, state: State, rates) -> State:
+        """Set this period's bracket rates: ``[K]`` for all worlds or ``[B, K]``, in [0, 1]."""
+        r = np.asarray(rates, np.float64)
+        if r.shape[-1:] != (self.n_brackets,) or r.ndim > 2:
+            raise ValueError(f"gtb: tax rates must have shape ({self.n_brackets},) or "
+                             f"(batch, {self.n_brackets}), got {r.shape}")
+        if not ((r >= 0) & (r <= 1)).all():
+            raise ValueError("gtb: tax rates must lie in [0, 1]")
+        state.tax_rates[...] = r
+        return state
+
+    # ------------------------------------------------------------------ contract
+    def reset(self, batch: int, rng: np.random.Generator) -> State:
+        p, n = self.params, self.n_agents
+        key = rng.integers(0, np.iinfo(np.uint64).max, size=batch, dtype=np.uint64,
+                           endpoint=True)
+        skill = np.minimum(p.build_skill_max, 2.0 * rng.pareto(p.build_skill_pareto,
+                                                               (batch, n)) + 1.0)
+        if p.gather_bonus:
+            gather_p = np.minimum(p.gather_skill_max, rng.pareto(p.gather_skill_pareto,
+                                                                 (batch, n)))
+            gather_p /= p.gather_skill_max
+        else:
+            gather_p = np.zeros((batch, n))
+        inv = np.zeros((batch, n, 3))
+        inv[..., 0] = p.start_coin
+        coin = np.full((batch, n), p.start_coin)
+        o_code, o_seq = self.market.empty_book(batch)
+        return State(
+            t=np.zeros(batch, np.int64), key=key,
+            pos=np.repeat(self._starts[None], batch, 0),
+            res=np.repeat(self._is_src[None], batch, 0),
+            house=np.full((batch, self.world.n_cells), -1, np.int8),
+            inv=inv, esc=np.zeros((batch, n, 3)), labor=np.zeros((batch, n)),
+            skill=skill, gather_p=gather_p, houses=np.zeros((batch, n), np.int64),
+            coin_last=coin.copy(), utility=self._utility(coin, 0.0),
+            tax_rates=np.repeat(self.default_rates[None], batch, 0),
+            o_code=o_code, o_seq=o_seq,
+        )
+
+    def step(self, state: State, actions: np.ndarray, rng: np.random.Generator) -> Step:
+        p, s, n = self.params, state, self.n_agents
+        act = np.asarray(actions)
+        b = act.shape[0]
+        bi2, ai = self._bi2(b), self._agent
+        inv, esc = s.inv, s.esc
+        u = _splitmix_uniforms(s.key[:, None], (s.t.astype(np.uint64) * np.uint64(self._n_rand))
+                               [:, None] + self._counter)
+        ns = self._n_src
+
+        # moves and gathering
+        move = self._a_move[act]
+        tgt = self.world.nbr[s.pos, move]
+        ok = (move > 0) & (tgt >= 0)
+        if p.houses_block:
+            owner = s.house[bi2, tgt]
+            ok &= (owner < 0) | (owner == ai)
+        ok &= ~(tgt[:, :, None] == s.pos[:, None, :]).any(2)
+        cand = np.where(ok, tgt, self._not_mover)
+        ok &= (cand[:, :, None] == cand[:, None, :]).sum(2) == 1
+        pos = s.pos = np.where(ok, tgt, s.pos)
+        here = s.res[bi2, pos]
+        got = ok & here
+        s.res[bi2, pos] = here & ~got
+        amount = got * (1.0 + (u[:, ns:ns + n] < s.gather_p)) if p.gather_bonus else got * 1.0
+        kind = self._src_type[pos]
+        inv[bi2, ai, 1 + kind] += amount
+        gathered_wood, gathered_stone = amount * (kind == 0), amount * (kind == 1)
+        labor = s.labor
+        labor += ok * p.move_labor + got * p.collect_labor
+
+        # building (builders did not move: ``pos`` is their cell)
+        build = ((act == BUILD) & (inv[..., 1] >= 1) & (inv[..., 2] >= 1) & (kind < 0)
+                 & (s.house[bi2, pos] < 0))
+        inv[..., 1:] -= build[..., None]
+        build_income = build * (p.build_payment * s.skill)
+        inv[..., 0] += build_income
+        labor += build * p.build_labor
+        s.house[bi2, pos] = np.where(build, ai, s.house[bi2, pos])
+        s.houses += build
+
+        # orders: valid if a slot is free and the escrow is available
+        mk = self.market
+        s.o_code = np.ascontiguousarray(s.o_code)
+        s.o_seq = np.ascontiguousarray(s.o_seq)
+        c1 = self._a_code[act] + 1
+        valid = ((c1 > 0) & (mk.open_orders(s.o_code) < mk.max_orders)
+                 & (inv[bi2, ai, mk.item_in[c1]] >= mk.need[c1]))
+        trade_flow, trade_volume = mk.submit(
+            inv, esc, s.o_code, s.o_seq, np.where(valid, c1 - 1, -1),
+            np.argsort(u[:, ns + n:], axis=1), s.t)
+        labor += valid * p.order_labor
+        t = s.t = s.t + 1
+        mk.expire(inv, esc, s.o_code, s.o_seq, t)
+
+        # regrowth of empty sources
+        s.res[:, self.world.src_cells] |= u[:, :ns] < p.regen_prob
+
+        # taxes on the last step of a period
+        coin = inv[..., 0] + esc[..., 0]
+        income = coin - s.coin_last
+        end = t % self.period_length == 0
+        if end.any():
+            tax, transfer, _ = collect(inv[..., 0], income, self.cutoffs, s.tax_rates)
+            tax *= end[:, None]
+            transfer *= end[:, None]
+            inv[..., 0] += transfer - tax
+            coin = coin + (transfer - tax)
+            s.coin_last = np.where(end[:, None], coin, s.coin_last)
+        else:
+            tax, transfer = np.zeros((b, n)), np.zeros((b, n))
+
+        utility = self._utility(coin, labor)
+        reward = (utility - s.utility).astype(np.float32)
+        s.utility = utility
+        info = {
+            "coin": coin, "wood": inv[..., 1] + esc[..., 1], "stone": inv[..., 2] + esc[..., 2],
+            "labor": labor.copy(), "utility": utility.copy(), "income": income, "tax": tax,
+            "transfer": transfer, "built": build, "build_income": build_income,
+            "gathered_wood": gathered_wood, "gathered_stone": gathered_stone,
+            "trade_income": trade_flow, "trade_volume": trade_volume,
+            "period": (t - 1) // self.period_length, "period_end": end,
+        }
+        return Step(s, self.observe(s), reward, t >= self.max_steps, info)
+
+    # ------------------------------------------------------------------ observation
+    def _grid(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """Padded feature grid ``[B, 8, H+2r, W+2r]`` (static channels filled) and its
+        sliding 11x11 windows (a view), cached per batch size."""
+        if batch not in self._grids:
+            r, w = self.params.view_radius, self.world
+            g = np.zeros((batch, 8, w.height + 2 * r, w.width + 2 * r), np.uint8)
+            inner = (slice(None), slice(r, r + w.height), slice(r, r + w.width))
+            g[:, 5] = 1
+            g[(slice(None), 5, *inner[1:])] = 0
+            g[(slice(None), 2, *inner[1:])] = self._is_wood
+            g[(slice(None), 3, *inner[1:])] = self._is_stone
+            g[(slice(None), 4, *inner[1:])] = w.water
+            v = 2 * r + 1
+            self._grids[batch] = (g, sliding_window_view(g, (v, v), axis=(2, 3)))
+        return self._grids[batch]
+
+    def observe(self, state: State) -> np.ndarray:
+        s, n = state, self.n_agents
+        b = s.t.shape[0]
+        h, w, r = self.height, self.width, self.params.view_radius
+        g, windows = self._grid(b)
+        res = s.res.reshape(b, h, w)
+        g[:, 0, r:r + h, r:r + w] = res & self._is_wood
+        g[:, 1, r:r + h, r:r + w] = res & self._is_stone
+        g[:, 6] = 0
+        rows, cols = np.divmod(s.pos, w)
+        bi2 = self._bi2(b)
+        g[bi2, 6, rows + r, cols + r] = 1
+        g[:, 7, r:r + h, r:r + w] = s.house.reshape(b, h, w) + 1
+        win = windows[bi2, :, rows, cols]  # [B, N, 8, V, V]
+        obs = np.empty((b, n, self.observation_space.shape[0]), np.float32)
+        cells = self.spatial_shape[1] * self.spatial_shape[2]
+        sp = obs[..., :self.spatial_size].reshape(b, n, -1, cells)
+        sp[:, :, :7] = win[:, :, :7].reshape(b, n, 7, cells)
+        code = win[:, :, 7].reshape(b, n, cells)
+        own = code == self._own_code
+        sp[:, :, 7] = own
+        sp[:, :, 8] = (code > 0) & ~own
+
+        f, vec = self.vector_fields, obs[..., self.spatial_size:]
+        vec[..., 0:3] = s.inv
+        vec[..., 3:6] = s.esc
+        vec[..., 6] = s.labor
+        vec[..., 7] = s.skill * self.params.build_payment
+        vec[..., 8] = s.gather_p
+        vec[..., 9] = rows * self._pos_scale[0]
+        vec[..., 10] = cols * self._pos_scale[1]
+        vec[..., 11] = s.houses
+        counts = self.market.counts(s.o_code)
+        vec[..., f["own_orders"]] = counts
+        vec[..., f["other_orders"]] = counts.sum(1, keepdims=True) - counts
+        vec[..., f["tax_rates"]] = s.tax_rates[:, None, :]
+        income = s.inv[..., 0] + s.esc[..., 0] - s.coin_last
+        # rate of the bracket the income falls in (as mechanisms.tax.marginal_rate, inlined:
+        # that general version costs ~40 us a call, a third of a batch-1 step)
+        bracket = (income[..., None] >= self.cutoffs[1:]).sum(-1)
+        vec[..., f["marginal_rate"].start] = s.tax_rates[bi2, bracket]
+        vec[..., f["period_income"].start] = income
+        vec[..., f["period_progress"].start] = ((s.t % self.period_length)
+                                                / self.period_length)[:, None]
+        vec[..., f["episode_progress"].start] = (s.t / self.max_steps)[:, None]
+        return obs
+
+    # ------------------------------------------------------------------ for learners and Mesa
+    def action_mask(self, state: State) -> np.ndarray:
+        """Legal actions ``[B, N, A]`` bool: illegal ones would be no-ops (no-op is legal).
+
+        A move into a cell another agent also moves into this step is legal but fails.
+        """
+        s, p, mk = state, self.params, self.market
+        b, n = s.pos.shape
+        bi2 = np.arange(b)[:, None]
+        mask = np.zeros((b, n, self.action_space.n), bool)
+        mask[..., NOOP] = True
+        tgt = self.world.nbr[s.pos][..., 1:]  # [B, N, 4]
+        ok = tgt >= 0
+        if p.houses_block:
+            owner = s.house[bi2[..., None], tgt]
+            ok &= (owner < 0) | (owner == self._agent[:, None])
+        ok &= ~(tgt[..., None] == s.pos[:, None, None, :]).any(-1)
+        mask[..., UP:RIGHT + 1] = ok
+        mask[..., BUILD] = ((s.inv[..., 1] >= 1) & (s.inv[..., 2] >= 1)
+                            & (self._src_type[s.pos] < 0) & (s.house[bi2, s.pos] < 0))
+        c1 = np.arange(1, mk.n_codes + 1)
+        have = s.inv[..., mk.item_in[c1]] >= mk.need[c1]  # [B, N, codes]
+        mask[..., TRADE0:] = have & (mk.open_orders(s.o_code) < mk.max_orders)[..., None]
+        return mask
+
+    #: per-agent info keys the Mesa face shows as agent attributes and reporters
+    agent_info_keys = ("income", "tax", "transfer", "built", "build_income", "gathered_wood",
+                       "gathered_stone", "trade_income")
+
+    def episode_summary(self, info: dict[str, np.ndarray], state: State) -> dict[str, np.ndarray]:
+        """Per world / per agent outcomes of whole episodes (``tables.episode_summary``)."""
+        return tables.episode_summary(self, info, state)
+
+    def period_table(self, info: dict[str, np.ndarray], state: State,
+                     rates: np.ndarray | None) -> pd.DataFrame:
+        """Tidy rows per world x tax period x agent (``tables.period_table``)."""
+        return tables.period_table(self, info, state, rates)
+
+    def describe(self, state: State) -> dict[str, np.ndarray]:
+        s = state
+        rows, cols = np.divmod(s.pos, self.width)
+        return {
+            "row": rows, "col": cols,
+            "coin": s.inv[..., 0] + s.esc[..., 0],
+            "wood": s.inv[..., 1] + s.esc[..., 1],
+            "stone": s.inv[..., 2] + s.esc[..., 2],
+            "labor": s.labor.copy(), "skill": s.skill.copy(),
+            "gather_skill": s.gather_p.copy(), "utility": s.utility.copy(),
+            "houses": s.houses.copy(),
+        }
