@@ -30,12 +30,15 @@ import pandas as pd
 import torch
 from mesa.discrete_space import CellAgent, OrthogonalMooreGrid
 
+from econsim import metrics
 from econsim import scenario as scenario_mod
 from econsim.core import Game, check_actions, seen_actions
 from econsim.envs import escape_room
 from econsim.scenario import Scenario
 from learners.brains import Brain, RandomBrain, team_brains
+from mechanisms import registry
 from mechanisms.incentives import apply_transfers, given, received
+from mechanisms.tax import TaxMechanism
 
 __all__ = ["EconModel", "PlayerAgent", "load_trainer", "move_order"]
 
@@ -115,6 +118,32 @@ def _as_game(scenario: Scenario | str | Path | Game) -> tuple[Scenario | None, G
                      f"got {type(scenario).__name__}")
 
 
+#: model-level reporters of games with coin (economies)
+ECONOMY_REPORTERS = ("productivity", "equality", "welfare", "tax_revenue", "tax_rates")
+
+
+def _has_map(game: Game) -> bool:
+    described = game.describe(game.reset(1, np.random.default_rng(0)))
+    return {"row", "col"} <= set(described) and hasattr(game, "height")
+
+
+def _as_mechanism(mechanism: Any, scenario: Scenario | None, game: Game) -> Any:
+    """A tax mechanism from an object, a name, a spec dict, or the scenario's table."""
+    if mechanism is None:
+        return scenario.make_mechanism() if scenario is not None else None
+    if not hasattr(game, "set_tax_rates"):
+        raise ValueError(f"mechanism: {game.name} has no taxes (mechanisms need an economy "
+                         "such as gtb)")
+    if isinstance(mechanism, str):
+        mechanism = {"name": mechanism}
+    if isinstance(mechanism, dict):
+        return registry.build(mechanism)
+    if not isinstance(mechanism, TaxMechanism):
+        raise ValueError(f"mechanism: {mechanism!r} is not a tax mechanism (allowed: a name "
+                         f"in {', '.join(registry.names())}, a spec dict, or a TaxMechanism)")
+    return mechanism
+
+
 class EconModel(mesa.Model):
     """A Mesa model playing one world (batch = 1) of a scenario's game.
 
@@ -133,12 +162,13 @@ class EconModel(mesa.Model):
 
     def __init__(self, scenario: Scenario | str | Path | Game,
                  brains: Sequence[Brain] | None = None, seed: int | None = None,
-                 episodes: int = 1) -> None:
+                 episodes: int = 1, mechanism: TaxMechanism | str | dict | None = None) -> None:
         super().__init__(rng=seed)
         if not isinstance(episodes, int | np.integer) or episodes < 1:
             raise ValueError(f"episodes: must be an integer >= 1, got {episodes!r}")
         self.scenario, self.game = _as_game(scenario)
         game, n = self.game, self.game.n_agents
+        self.mechanism = _as_mechanism(mechanism, self.scenario, game)
         if brains is None:
             brains = [RandomBrain(game.action_space.n, self.rng) for _ in range(n)]
         brains = list(brains)
@@ -154,15 +184,22 @@ class EconModel(mesa.Model):
         self.players = [PlayerAgent(self, i, b) for i, b in enumerate(brains)]
         self.position_names = getattr(game, "position_names", None) or POSITION_NAMES.get(
             game.name)
-        self.grid = (OrthogonalMooreGrid((len(self.position_names), 1), torus=False,
-                                         random=self.random)
-                     if self.position_names else None)
+        self.grid_shape = ((len(self.position_names), 1) if self.position_names else
+                           (game.height, game.width) if _has_map(game) else None)
+        self.grid = (OrthogonalMooreGrid(self.grid_shape, torus=False, random=self.random)
+                     if self.grid_shape else None)
+        self.productivity = self.equality = self.welfare = self.tax_revenue = 0.0
+        self.tax_rates: list[float] = []
         self.episode = 0  # current episode (1-based once started)
         self.episodes_done = 0
         self.t = 0  # steps taken in the current episode
         self.collective_reward = self.collective_return = self.incentives_paid = 0.0
         self.pay = np.zeros((n, n))  # incentives paid i -> j in the last step
         self.info: dict[str, Any] = {}  # world-level info of the last step (e.g. door_open)
+        self.economy = "coin" in game.describe(game.reset(1, np.random.default_rng(0)))
+        for p in self.players:
+            for k in getattr(game, "agent_info_keys", ()):
+                setattr(p, k, 0.0)
         self._start_episode()
         agent_reporters = {
             "agent": "index", "action": "action", "reward": "reward",
@@ -170,18 +207,22 @@ class EconModel(mesa.Model):
             "total_reward": "total_reward", "return_so_far": "return_so_far",
             **{k: k for k in game.describe(self.state)},
         }
-        self.datacollector = mesa.DataCollector(
-            model_reporters={
-                "episode": "episode", "step": "t", "collective_reward": "collective_reward",
-                "collective_return": "collective_return", "incentives_paid": "incentives_paid",
-            },
-            agent_reporters=agent_reporters,
-        )
+        model_reporters = {
+            "episode": "episode", "step": "t", "collective_reward": "collective_reward",
+            "collective_return": "collective_return", "incentives_paid": "incentives_paid",
+        }
+        if self.economy:  # games with coin: the social metrics of Diss §6.3.1
+            model_reporters.update({k: k for k in ECONOMY_REPORTERS})
+            agent_reporters.update({k: k for k in getattr(game, "agent_info_keys", ())})
+        self.datacollector = mesa.DataCollector(model_reporters=model_reporters,
+                                                agent_reporters=agent_reporters)
         self.datacollector.collect(self)
 
     # ------------------------------------------------------------------------ episodes
     def _start_episode(self) -> None:
         self.state = self.game.reset(1, self.rng)
+        if self.mechanism is not None:
+            self.mechanism.reset()
         self.obs = self.game.observe(self.state)  # [1, N, *obs]
         self.episode += 1
         self.t = 0
@@ -200,9 +241,17 @@ class EconModel(mesa.Model):
             for k, v in described.items():
                 setattr(p, k, _value(v[0, p.index]))
             if self.grid is not None:
-                cell = self.grid[(int(p.position), 0)]
+                at = ((int(p.position), 0) if self.position_names else (int(p.row), int(p.col)))
+                cell = self.grid[at]
                 if p.cell is not cell:
                     p.cell = cell
+        if self.economy:
+            coin = np.asarray(described["coin"][0], np.float64)
+            self.productivity = float(metrics.productivity(coin))
+            self.equality = float(metrics.equality(coin))
+            self.welfare = self.productivity * self.equality
+            rates = getattr(self.state, "tax_rates", None)
+            self.tax_rates = [] if rates is None else np.asarray(rates[0]).tolist()
 
     # ---------------------------------------------------------------------------- step
     def step(self) -> None:
@@ -210,6 +259,12 @@ class EconModel(mesa.Model):
         if self.episode_over:
             self._start_episode()
         game, n = self.game, self.game.n_agents
+        period = getattr(game, "period_length", None)
+        if self.mechanism is not None and period and self.t % period == 0:
+            rates = np.asarray(self.mechanism.rates(self.state), np.float64)[None]
+            self.state = game.set_tax_rates(self.state, rates)
+            self.obs = game.observe(self.state)
+            self._refresh_state()
         chosen = np.zeros((1, n), np.int64)
         for i in self.order:
             player = self.players[i]
@@ -235,6 +290,11 @@ class EconModel(mesa.Model):
                      np.shape(v)[1] == n}
         for p in self.players:
             p.events = {k: _value(v[p.index]) for k, v in per_agent.items()}
+            for k in getattr(game, "agent_info_keys", ()):
+                setattr(p, k, p.events.get(k, 0.0))
+        if self.mechanism is not None and bool(np.asarray(out.info.get("period_end", [0]))[0]):
+            self.mechanism.observe(np.asarray(out.info["income"][0], np.float64))
+        self.tax_revenue = float(np.asarray(out.info.get("tax", np.zeros((1, n))))[0].sum())
         self.info = {k: np.asarray(v[0]).tolist() for k, v in out.info.items()
                      if k not in per_agent}
         self._refresh_state()

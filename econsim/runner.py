@@ -77,6 +77,7 @@ class _Log:
         self.episode_rows: list[dict] = []
         self.agent_rows: list[dict] = []
         self.window: list[dict[str, np.ndarray]] = []
+        self.tables: dict[str, list[dict]] = {}
 
     def add_train(self, metrics: dict[str, np.ndarray]) -> None:
         self.window.append(metrics)
@@ -94,6 +95,7 @@ class _Log:
     def _rows(self, phase: str, iteration: int, m: dict[str, np.ndarray], episodes: int,
               eps: float) -> None:
         per_world = [k for k, v in m.items() if v.ndim == 1]  # collective, length, game extras
+        per_agent = [k for k, v in m.items() if v.ndim == 2]  # return, incentives, actions...
         for r, seed in enumerate(self.seeds):
             self.episode_rows.append({
                 **self.meta, "seed": seed, "phase": phase, "iteration": iteration,
@@ -101,18 +103,28 @@ class _Log:
             })
             for i, kind in enumerate(self.kinds):
                 row = {**self.meta, "seed": seed, "phase": phase, "iteration": iteration,
-                       "agent": i, "kind": kind, "return": float(m["return"][r, i]),
-                       "received": float(m["received"][r, i]), "given": float(m["given"][r, i])}
-                for a in self.action_names:
-                    row[f"n_{a}"] = float(m[f"n_{a}"][r, i])
+                       "agent": i, "kind": kind}
+                row.update({k: float(m[k][r, i]) for k in per_agent})
                 self.agent_rows.append(row)
 
+    def add_tables(self, iteration: int, tables: dict[str, pd.DataFrame]) -> None:
+        """Detail tables of an evaluation (e.g. GTB's per-period rows), ``replica`` -> seed."""
+        for name, df in tables.items():
+            df = df.copy()
+            seed = np.asarray(self.seeds)[df.pop("replica").to_numpy()]
+            front = {**self.meta, "seed": seed, "phase": "eval", "iteration": iteration}
+            for j, (k, v) in enumerate(front.items()):
+                df.insert(j, k, v)
+            self.tables.setdefault(name, []).extend(df.to_dict("records"))
+
     def state(self) -> dict:
-        return {"episodes": self.episode_rows, "agents": self.agent_rows, "window": self.window}
+        return {"episodes": self.episode_rows, "agents": self.agent_rows, "window": self.window,
+                "tables": self.tables}
 
     def restore(self, state: dict) -> None:
         self.episode_rows, self.agent_rows = state["episodes"], state["agents"]
         self.window = state["window"]
+        self.tables = state.get("tables", {})
 
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         ep = pd.DataFrame(self.episode_rows)
@@ -120,6 +132,9 @@ class _Log:
                                                    if c not in EPISODE_COLUMNS])
         ag = pd.DataFrame(self.agent_rows)
         return ep, ag
+
+    def extra_frames(self) -> dict[str, pd.DataFrame]:
+        return {name: pd.DataFrame(rows) for name, rows in self.tables.items()}
 
 
 def new_run_id(scenario: Scenario) -> str:
@@ -213,6 +228,8 @@ def _run(scenario: Scenario | str | Path, seeds: list[int] | None, progress: boo
         ep, ag = log.frames()
         write_table(run_dir / "episodes.parquet", ep)
         write_table(run_dir / "agents.parquet", ag)
+        for name, df in log.extra_frames().items():
+            write_table(run_dir / f"{name}.parquet", df)
 
     def save_manifest(status: str) -> None:
         manifest.update(status=status, iterations_done=trainer.iteration,
@@ -235,6 +252,7 @@ def _run(scenario: Scenario | str | Path, seeds: list[int] | None, progress: boo
             recent = []
         if it % tr.eval_every == 0 or it == total:
             ev = trainer.evaluate(tr.eval_episodes)
+            log.add_tables(it, ev.pop("_tables", {}))
             log.add_eval(it, ev, tr.eval_episodes)
             _event(run_dir, "eval", iteration=it,
                    collective=[round(float(x), 4) for x in ev["collective"]])

@@ -20,6 +20,9 @@ Layout of a file (see ``scenarios/*.toml``)::
     name = "lio"
     lr = 1e-4
 
+    [mechanism]           # optional: a tax mechanism (economies; mechanisms.registry)
+    name = "us_federal"
+
     [train]               # budget and bookkeeping
     iterations = 50000
 """
@@ -34,6 +37,7 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 import learners
+import mechanisms.registry
 from econsim import envs
 from econsim.core import Game
 from econsim.errors import ScenarioError, one_line
@@ -61,6 +65,7 @@ class Scenario(BaseModel):
     seeds: list[int] = Field([0], min_length=1, description="independent replicas")
     env: dict[str, Any]
     algorithm: dict[str, Any]
+    mechanism: dict[str, Any] | None = None
     train: TrainSpec = TrainSpec()
 
     @field_validator("seeds")
@@ -97,9 +102,14 @@ class Scenario(BaseModel):
                 update={"agents": [learners.default_kind(self.algorithm_name)] * n})
         return config
 
+    def make_mechanism(self):
+        """A fresh tax mechanism of the ``[mechanism]`` table (None without one)."""
+        return mechanisms.registry.build(self.mechanism) if self.mechanism else None
+
     def make_trainer(self, seeds: list[int] | None = None):
         cls = learners.trainer_class(self.algorithm_name)
-        return cls(self.make_game(), self.trainer_config(), list(seeds or self.seeds))
+        extra = {"mechanism": self.make_mechanism()} if self.mechanism else {}
+        return cls(self.make_game(), self.trainer_config(), list(seeds or self.seeds), **extra)
 
     def resolved(self) -> dict[str, Any]:
         """The scenario with every default written out (what a run saves)."""
@@ -109,6 +119,7 @@ class Scenario(BaseModel):
             "name": self.name, "description": self.description, "seeds": self.seeds,
             "env": {"name": self.env_name, **game_params},
             "algorithm": {"name": self.algorithm_name, **config},
+            **({"mechanism": dict(self.mechanism)} if self.mechanism else {}),
             "train": self.train.model_dump(mode="json"),
         }
 
@@ -150,6 +161,16 @@ def from_dict(data: dict[str, Any], source: str = "scenario") -> Scenario:
             config = config_cls(**{k: v for k, v in scenario.algorithm.items() if k != "name"})
         except ValidationError as err:
             raise ScenarioError(one_line(err, config_cls, "algorithm")) from None
+        if scenario.mechanism is not None:
+            if not getattr(learners.trainer_class(alg_name), "takes_mechanism", False):
+                raise ScenarioError(f"mechanism: algorithm {alg_name!r} does not take a tax "
+                                    "mechanism (allowed with: ppo)")
+            if not hasattr(scenario.make_game(), "set_tax_rates"):
+                raise ScenarioError(f"mechanism: env {env_name!r} has no taxes (allowed: gtb)")
+            try:
+                scenario.make_mechanism()
+            except ValueError as err:
+                raise ScenarioError(str(err)) from None
         n = scenario.make_game().n_agents
         if config.agents is not None and len(config.agents) != n:
             raise ScenarioError(f"algorithm.agents: lists {len(config.agents)} agents but "

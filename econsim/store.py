@@ -21,7 +21,7 @@ from econsim.errors import ScenarioError
 from econsim.files import write_table
 
 RUNS_DIR = Path("runs")
-TABLES = ("episodes", "agents")
+TABLES = ("episodes", "agents", "periods")  # periods: GTB runs only (per tax period)
 
 
 def runs(root: str | Path = RUNS_DIR) -> pd.DataFrame:
@@ -49,7 +49,7 @@ def run_dir(run_id: str, root: str | Path = RUNS_DIR) -> Path:
 
 
 def load(run_id: str, table: str = "episodes", root: str | Path = RUNS_DIR) -> pd.DataFrame:
-    """One table (``episodes`` or ``agents``) of one run."""
+    """One table (``episodes``, ``agents`` or, for GTB runs, ``periods``) of one run."""
     if table not in TABLES:
         raise ScenarioError(f"table {table!r} is not allowed (allowed: {', '.join(TABLES)})")
     path = run_dir(run_id, root) / f"{table}.parquet"
@@ -59,7 +59,8 @@ def load(run_id: str, table: str = "episodes", root: str | Path = RUNS_DIR) -> p
 
 
 def connect(root: str | Path = RUNS_DIR) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with views ``episodes``, ``agents`` and ``runs``."""
+    """An in-memory DuckDB connection with views ``episodes``, ``agents``, ``runs`` and, once
+    a GTB run exists, ``periods``."""
     con = duckdb.connect()
     root = Path(root)
     for table in TABLES:
@@ -93,6 +94,8 @@ def export(run_id: str, fmt: str = "csv", out: str | Path | None = None,
     dest.mkdir(parents=True, exist_ok=True)
     written = []
     for table in TABLES:
+        if table == "periods" and not (src / "periods.parquet").is_file():
+            continue  # only economies have per-period tables
         df = load(run_id, table, root)
         path = dest / f"{run_id}-{table}.{fmt}"
         write_table(path, df)

@@ -18,6 +18,7 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
     "ac": ("learners.ac:ACTrainer", "ac"),
     "lola-d": ("learners.lola:LOLATrainer", "lola-d"),
     "lola-c": ("learners.lola:LOLATrainer", "lola-c"),
+    "ppo": ("learners.ppo:PPOTrainer", "ppo"),
 }
 
 

@@ -194,7 +194,49 @@ class TeamBrain:
         return f"TeamBrain(agent={self.index}, {self.policy!r})"
 
 
+class SharedPolicyBrain:
+    """Agent ``index`` acting with a parameter-shared policy (PPO) on its own observation.
+
+    ``policy`` is a one-replica trainer offering ``act_one(obs, legal, generator) -> int``;
+    illegal actions (``game.action_mask``, where the game has one) are never chosen. The
+    sampling generator is seeded from the model's ``rng`` when the brain first acts in a
+    model, so a model's ``seed`` fixes the whole run.
+    """
+
+    def __init__(self, policy: Any, index: int) -> None:
+        self.policy, self.index = policy, index
+        self.generator = torch.Generator()
+        self._model: Any = None
+
+    def reset(self) -> None:
+        pass
+
+    def act(self, agent: Any) -> int:
+        model = agent.model
+        if model is not self._model:
+            self._model = model
+            self.generator.manual_seed(int(model.rng.integers(2**63 - 1)))
+        game = model.game
+        legal = (game.action_mask(model.state)[0, agent.index] if hasattr(game, "action_mask")
+                 else np.ones(game.action_space.n, bool))
+        return self.policy.act_one(np.asarray(agent.observation), legal, self.generator)
+
+    def __repr__(self) -> str:
+        return f"SharedPolicyBrain(agent={self.index}, seed={self.policy.seeds[0]})"
+
+
 def team_brains(trainer: Any, replica: int = 0) -> list[Brain]:
-    """One brain per agent, all backed by one ``TeamPolicy`` of ``trainer.replica(replica)``."""
+    """One brain per agent for the trained replica ``replica`` of ``trainer``.
+
+    Parameter-shared trainers (``trainer.shared_policy``, e.g. PPO) give each agent a
+    ``SharedPolicyBrain``; the others a ``TeamBrain`` share of one ``TeamPolicy``.
+    """
+    if getattr(trainer, "shared_policy", False):
+        R = len(trainer.seeds)
+        if not 0 <= replica < R:
+            raise ValueError(f"replica {replica} is out of range: the trainer has {R} "
+                             f"replica(s) (seeds {list(trainer.seeds)})")
+        one = trainer.replica(replica)
+        return [SharedPolicyBrain(one, i) for i in range(one.N)]
     policy = TeamPolicy(trainer, replica)
     return [TeamBrain(policy, i) for i in range(policy.n_agents)]
