@@ -21,8 +21,11 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 
 def run_scenarios(names: list[str], seeds: list[int], iterations: int | None, root: str | Path,
-                  progress: bool = True, eval_every: int | None = None) -> pd.DataFrame:
-    """Train each scenario over ``seeds``; one row per scenario x seed of the final evaluation."""
+                  progress: bool = True, eval_every: int | None = None,
+                  columns: tuple[str, ...] | list[str] = ("collective", "mutual_cooperation"),
+                  ) -> pd.DataFrame:
+    """Train each scenario over ``seeds``; one row per scenario x seed of the final evaluation
+    (the evaluation's ``columns`` that the game reports)."""
     rows = []
     for name in names:
         sc = scenario.load(name)
@@ -40,7 +43,6 @@ def run_scenarios(names: list[str], seeds: list[int], iterations: int | None, ro
         for _, row in final.iterrows():
             rows.append({"scenario": name, "algorithm": sc.algorithm_name, "seed": row.seed,
                          "iterations": int(row.iteration), **{
-                             k: row[k] for k in final.columns
-                             if k in ("collective", "mutual_cooperation")},
+                             k: row[k] for k in final.columns if k in columns},
                          "wall_s": round(wall, 1), "run_id": result.run_id})
     return pd.DataFrame(rows)

@@ -109,3 +109,19 @@ def test_trained_ppo_agents_act_in_mesa(us_run):
     assert model.t == 15
     with pytest.raises(ValueError, match="out of range"):
         team_brains(result.trainer, replica=5)
+
+
+def test_welfare_benchmark_on_a_tiny_budget(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gtb_welfare.py"
+    spec = importlib.util.spec_from_file_location("gtb_welfare", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    df = mod.main(["--iterations", "1", "--seeds", "0", "--root", str(tmp_path), "--quiet",
+                   "--only", "gtb_free_market", "gtb_us_federal"])
+    assert set(df.scenario) == {"gtb_free_market", "gtb_us_federal"}
+    assert (df.social_welfare > 0).all()
+    out = capsys.readouterr().out
+    assert "Tax schedule" in out and "0.37" in out
