@@ -19,6 +19,8 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
     "lola-d": ("learners.lola:LOLATrainer", "lola-d"),
     "lola-c": ("learners.lola:LOLATrainer", "lola-c"),
     "ppo": ("learners.ppo:PPOTrainer", "ppo"),
+    "dual-rl-tax": ("learners.dual_rl_tax:DualRLTaxTrainer", "ppo"),
+    "metagrad-tax": ("learners.metagrad_gtb:MetaGradTaxTrainer", "ppo"),
 }
 
 

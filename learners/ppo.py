@@ -150,6 +150,11 @@ class PPOTrainer:
         probs = torch.softmax(logits[0, 0], -1)
         return int(torch.multinomial(probs, 1, generator=generator))
 
+    def _sets_rates(self) -> bool:
+        """Whether ``run_episodes`` calls ``_schedule`` at each period start (hook: a
+        subclass whose own planner sets the rates returns True without a mechanism)."""
+        return bool(self.mechanisms)
+
     def _schedule(self, state: Any, batch: int) -> np.ndarray:
         """Rates ``[RB, K]`` for the period starting now, one schedule per replica."""
         rates = [np.asarray(m.rates(state), np.float64) for m in self.mechanisms]
@@ -180,7 +185,7 @@ class PPOTrainer:
         rates: list[np.ndarray] = []
         alive = torch.ones(RB)
         for t in range(game.max_steps):
-            if self.mechanisms and period and t % period == 0:
+            if self._sets_rates() and period and t % period == 0:
                 state = game.set_tax_rates(state, self._schedule(state, batch))
                 obs = game.observe(state)
             x = symlog(torch.from_numpy(obs).reshape(RB, self.N, -1))
