@@ -355,14 +355,19 @@ class EconModel(mesa.Model):
         """A model whose brains are the trained replica of ``seed`` in run ``run_id``.
 
         ``seed`` picks the replica (default: the run's first seed) and also seeds the model.
+        A run whose algorithm learned a tax planner (MetaGrad, dual-RL) brings that planner
+        as the model's mechanism; otherwise the scenario's ``[mechanism]`` applies.
         """
         scenario, trainer = _load(run_id, root)
         seeds = [int(s) for s in trainer.seeds]
         seed = seeds[0] if seed is None else seed
         if seed not in seeds:
             raise ValueError(f"run {run_id!r}: seed {seed!r} is not one of its seeds {seeds}")
-        return cls(scenario, brains=team_brains(trainer, seeds.index(seed)), seed=seed,
-                   episodes=episodes)
+        r = seeds.index(seed)
+        designer = (getattr(trainer, "designer_mechanism", None)  # learned tax planners
+                    or getattr(trainer, "planner_mechanism", None))
+        return cls(scenario, brains=team_brains(trainer, r), seed=seed, episodes=episodes,
+                   mechanism=designer(r) if designer is not None else None)
 
     def __repr__(self) -> str:
         return (f"EconModel({self.game.name}, players={len(self.players)}, "

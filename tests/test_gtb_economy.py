@@ -125,3 +125,13 @@ def test_welfare_benchmark_on_a_tiny_budget(tmp_path, capsys):
     assert (df.social_welfare > 0).all()
     out = capsys.readouterr().out
     assert "Tax schedule" in out and "0.37" in out
+
+
+@pytest.mark.parametrize("name", ["gtb_metagrad", "gtb_dualrl"])
+def test_learned_planner_comes_with_a_trained_run(name, tmp_path):
+    result = runner.run(_tiny(name), seeds=[0], progress=False, root=tmp_path)
+    model = EconModel.from_run(result.run_id, root=tmp_path)
+    assert model.mechanism is not None  # the run's planner sets the rates in Mesa
+    model.run_episodes(1)
+    rates = model.datacollector.get_model_vars_dataframe().tax_rates.iloc[-1]
+    assert len(rates) == 7 and all(0 <= r <= 1 for r in rates)
