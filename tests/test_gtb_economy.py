@@ -135,3 +135,20 @@ def test_learned_planner_comes_with_a_trained_run(name, tmp_path):
     model.run_episodes(1)
     rates = model.datacollector.get_model_vars_dataframe().tax_rates.iloc[-1]
     assert len(rates) == 7 and all(0 <= r <= 1 for r in rates)
+
+
+def test_cli_runs_and_exports_metagrad_and_us_federal(tmp_path):
+    root = tmp_path / "runs"
+    for name in ("gtb_metagrad", "gtb_us_federal"):
+        assert cli.main(["--root", str(root), "run", name, "--seeds", "0", "--iterations", "1",
+                         "--quiet"]) == 0
+    tables = []
+    for run in sorted(root.iterdir()):
+        out = tmp_path / "csv" / run.name
+        assert cli.main(["--root", str(root), "export", run.name, "--format", "csv",
+                         "--out", str(out)]) == 0
+        tables.append(pd.read_csv(out / f"{run.name}-periods.csv"))
+    both = pd.concat(tables)
+    assert set(both.scenario) == {"gtb_metagrad", "gtb_us_federal"}
+    welfare = both.groupby("scenario").welfare.mean()
+    assert (welfare > 0).all()
