@@ -1,0 +1,148 @@
+"""Dual-RL: the incentive designer is itself an ordinary RL agent (Diss §6.3.2, §C.2.2).
+
+The centralized analogue of give-reward actions (and of the "AI Economist" planner): every
+step, after the agents' simultaneous actions, the designer observes the same input as the
+MetaGrad designer (``[3N position one-hots, 3N action one-hots]`` in Escape Room) and *samples*
+an incentive for each action type; each agent receives the value for the action it took.
+Its reward is the agents' collective extrinsic reward minus the incentives it paid
+(§6.3.2), and it learns by REINFORCE on that reward's reward-to-go on the same episodes
+the agents learn from (Adam, ``alpha_ID``). Agents are the same PG learners as in MetaGrad,
+updated with ``r_env + received`` (never charged).
+
+* ``dual-rl-d``: a categorical policy over ``|S|^|A|`` joint choices, one value of the set
+  ``S`` (``incentive_values``; the Diss tried {0, 1.1}, {0, 1.1, 2}, {0, 0.5, 1, 1.5, 2}) per
+  action type; the MLP has the agents' architecture; entropy bonus ``designer_entropy``.
+* ``dual-rl-c``: ``u ~ N(mu_eta(s, a), 1)`` per action type, paid ``r_max sigmoid(u)`` (the
+  same squashing as MetaGrad); the policy gradient uses ``log N(u; mu, 1)`` (the squash is a
+  fixed change of variables, so its Jacobian does not depend on eta).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from pydantic import Field, field_validator, model_validator
+
+from learners.functional import reward_to_go
+from learners.metagrad import DesignerConfig, DesignerTrainer
+from learners.nets import Params, detach, init_mlp
+
+
+class DualRLDConfig(DesignerConfig):
+    """Dual-RL (d) in ER(5, 2) (Table C.1)."""
+
+    hidden: list[int] = Field([128, 64], description="agents' policy MLP hidden sizes")
+    lr: float = Field(3.41e-4, gt=0, description="agents' learning rate (plain SGD)")
+    entropy: float = Field(0.386, ge=0, description="agents' entropy coefficient")
+    designer_hidden: list[int] = Field([128, 64], description="designer MLP hidden sizes")
+    lr_designer: float = Field(2.47e-3, gt=0, description="alpha_ID: designer Adam lr")
+    designer_entropy: float = Field(0.488, ge=0, description="designer entropy coefficient")
+    incentive_values: list[float] = Field(
+        [0.0, 1.1], min_length=2, description="the set S of incentives per action type")
+
+    @field_validator("incentive_values")
+    @classmethod
+    def _distinct(cls, v: list[float]) -> list[float]:
+        if len(set(v)) != len(v) or min(v) < 0:
+            raise ValueError("incentive values must be distinct and >= 0")
+        return v
+
+    @model_validator(mode="after")
+    def _within_r_max(self):
+        if max(self.incentive_values) > self.r_max:
+            raise ValueError(f"incentive values must be <= r_max ({self.r_max})")
+        return self
+
+
+class DualRLCConfig(DesignerConfig):
+    """Dual-RL (c) in ER(5, 2) (Table C.1)."""
+
+    hidden: list[int] = Field([64, 32], description="agents' policy MLP hidden sizes")
+    lr: float = Field(7.70e-4, gt=0, description="agents' learning rate (plain SGD)")
+    entropy: float = Field(7.07, ge=0, description="agents' entropy coefficient")
+    designer_hidden: list[int] = Field([64, 64], description="designer MLP hidden sizes")
+    lr_designer: float = Field(1.17e-4, gt=0, description="alpha_ID: designer Adam lr")
+
+
+class DualRLTrainer(DesignerTrainer):
+    """Shared loop of both dual-RL designers: sample while acting, learn by REINFORCE."""
+
+    def log_prob_entropy(self, eta: Params, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Designer ``log pi(action_t | x_t)`` and policy entropy, both ``[T, RB]``."""
+        raise NotImplementedError
+
+    def designer_loss(self, eta: Params, batch) -> torch.Tensor:
+        """REINFORCE: ``-sum_t [log pi(a^ID_t) G^ID_t + beta H_t]``, ``r^ID = sum r_env - paid``;
+        mean over episodes, summed over replicas."""
+        mask = batch.mask
+        r_id = (batch.env_rewards.sum(-1) - batch.extra["incentive"].sum(-1)) * mask
+        G = reward_to_go(r_id, self.cfg.gamma)  # [T, RB]
+        logp, ent = self.log_prob_entropy(eta, batch)
+        beta = getattr(self.cfg, "designer_entropy", 0.0)
+        per_world = ((logp * G + beta * ent) * mask).sum(0)
+        return -per_world.reshape(self.R, -1).mean(1).sum()
+
+    def iterate(self) -> dict[str, np.ndarray]:
+        eps = self.epsilon()
+        tau = self.run_episodes(self.params, eps, self.cfg.batch)
+        new = self.update(detach(self.params), tau, self.total_rewards(tau), eps)
+        self.opt.zero_grad()
+        self.designer_loss(self.eta, tau).backward()
+        self.opt.step()
+        self.params = detach(new)
+        self.iteration += 1
+        return self.metrics(tau)
+
+
+class DualRLDTrainer(DualRLTrainer):
+    """Dual-RL (d): one categorical choice of ``|S|^|A|`` incentive assignments per step."""
+
+    Config = DualRLDConfig
+
+    def __init__(self, game, config: DualRLDConfig, seeds: list[int]) -> None:
+        self.values = torch.tensor(config.incentive_values)
+        self.S = len(config.incentive_values)
+        super().__init__(game, config, seeds)
+        self.values = self.values.to(self.dtype)
+        self.digits = self.S ** torch.arange(self.A)  # choice k -> value index per action type
+
+    def _init_designer(self, gens):
+        return init_mlp([self.des_dim, *self.cfg.designer_hidden, self.S ** self.A], gens)
+
+    def decode_choice(self, k: torch.Tensor) -> torch.Tensor:
+        """Joint choice ``[...]`` -> incentive per action type ``[..., A]``."""
+        return self.values[(k[..., None] // self.digits) % self.S]
+
+    def offers(self, inputs, extra):
+        logits = self.designer_net(self.eta, inputs[None])[0]
+        k = self._sample(torch.softmax(logits, -1))
+        extra["des_choice"] = k
+        return self.decode_choice(k)
+
+    def log_prob_entropy(self, eta, batch):
+        logp_all = torch.log_softmax(self.designer_net(eta, batch.extra["des_in"]), -1)
+        logp = logp_all.gather(-1, batch.extra["des_choice"][..., None]).squeeze(-1)
+        return logp, -(logp_all.exp() * logp_all).sum(-1)
+
+
+class DualRLCTrainer(DualRLTrainer):
+    """Dual-RL (c): Gaussian ``N(mu_eta, 1)`` per action type squashed by ``r_max sigmoid``."""
+
+    Config = DualRLCConfig
+
+    def _init_designer(self, gens):
+        return init_mlp([self.des_dim, *self.cfg.designer_hidden, self.A], gens)
+
+    def offers(self, inputs, extra):
+        mu = self.designer_net(self.eta, inputs[None])[0]
+        u = mu + torch.randn(mu.shape, generator=self.sampler, dtype=mu.dtype)
+        extra["des_u"] = u
+        return self.cfg.r_max * torch.sigmoid(u)
+
+    def log_prob_entropy(self, eta, batch):
+        mu = self.designer_net(eta, batch.extra["des_in"])
+        u = batch.extra["des_u"]
+        logp = (-0.5 * (u - mu) ** 2 - 0.5 * math.log(2 * math.pi)).sum(-1)
+        return logp, torch.zeros_like(logp)  # fixed unit variance: constant entropy

@@ -1,0 +1,276 @@
+"""MetaGrad: a central incentive designer trained by meta-gradients (Diss ch. 6, Algorithm 3).
+
+The agents are ordinary independent PG learners (``learners.pg``; no parameter sharing, no
+give-reward actions). A central incentive designer (ID) ``mu_eta`` adds an incentive to every
+agent's reward, paid by the designer (never charged to an agent; eq. 6.2 with
+``R^i_eta = r^i_env + mu_eta``). In Escape Room (§6.3.2, §C.2.2; SPEC §5) the designer is an MLP
+on ``[3N position one-hots, 3N action one-hots]`` (ReLU hidden ``d1, d2``) with ``|A| = 3``
+sigmoid outputs x ``r_max = 2``: output ``k`` is the incentive for action type ``k``
+(lever/start/door), and each agent receives the value for the action it took.
+
+Algorithm 3 with ``M = 1`` and pipelining (§6.3.2):
+
+1. (once) play tau with the main policies;
+2. every agent takes one differentiable SGD step on a copy ("prime") with its total reward
+   ``r_env + mu_eta`` recomputed on tau (eq. 6.3; ``learners.functional.sgd_step`` keeps
+   ``theta_hat`` a function of eta);
+3. play tau_hat with the primes (the validation trajectory);
+4. designer step on (tau, tau_hat): ascend eq. 6.4/6.5. The PPO ratio of eq. 6.5 is
+   ``pi_theta_hat(eta) / stop_grad(pi_theta_hat(eta)) = 1``, whose gradient is
+   ``grad_eta log pi_theta_hat(eta)``, so the outer loss is the policy-gradient loss
+   ``-sum_i sum_t log pi_theta_hat^i(eta)(a^i_t | o^i_t) G_t`` on tau_hat (clipping never
+   binds at ratio 1), with ``G_t`` the reward-to-go of ``R^ID = sum_i r^i_env`` (REINFORCE, no
+   critic in ER). Its gradient reaches eta only through ``theta_hat(eta)``. The cost
+   ``psi(tau) = sum_t gamma^t sum_i mu_eta(s_t, a_t)[a^i_t]`` (the incentives paid on tau,
+   eq. 6.1, 6.4; "sum of all incentives given to agents", §6.3.2) is minimised by a separate
+   Adam (§C.2.3, ``alpha_cost``). At train time the ID's reward excludes incentives (footnote
+   to §6.3.2); the reported ``collective`` subtracts them (the evaluation metric);
+5. primes become main; tau <- tau_hat.
+
+``DesignerTrainer`` holds what every central designer shares (designer inputs, incentives
+per action type, rewards, metrics, checkpoints); ``learners.dual_rl`` builds the dual-RL
+baseline on it.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from econsim.core import torch_generator
+from learners.functional import policy_loss, reward_to_go
+from learners.nets import Params, detach, init_mlp, mlp
+from learners.pg import Batch, LinearSchedule, PGConfig, PGTrainer
+
+
+class DesignerConfig(PGConfig):
+    """Agents (PG, Table C.1 MetaGrad column) and the designer network shared by ID methods."""
+
+    kinds: ClassVar[tuple[str, ...]] = ("pg",)
+    hidden: list[int] = Field([64, 64], description="agents' policy MLP hidden sizes h1, h2")
+    lr: float = Field(9.56e-5, gt=0, description="agents' learning rate (plain SGD)")
+    entropy: float = Field(0.0166, ge=0, description="agents' entropy coefficient")
+    epsilon: LinearSchedule = Field(LinearSchedule(start=0.0, end=0.0, steps=1),
+                                    description="agents' exploration floor (ER: none)")
+    observe_given: bool = Field(False, description="agents give nothing, so observe nothing")
+    r_max: float = Field(2.0, gt=0, description="incentive = r_max * sigmoid (ER: 2)")
+    designer_hidden: list[int] = Field([64, 32], description="designer MLP hidden sizes d1, d2")
+    lr_designer: float = Field(7.93e-4, gt=0, description="alpha_ID: designer Adam lr")
+
+
+class MetaGradConfig(DesignerConfig):
+    """MetaGrad in Escape Room (Tables C.1, C.2; SPEC §5)."""
+
+    designer_out_bias: bool = Field(False, description="bias on the designer's sigmoid layer")
+    cost: float = Field(1.0, ge=0, description="coefficient of the incentive cost psi")
+    lr_cost: float | None = Field(
+        6.03e-5, gt=0, description="alpha_cost: separate Adam for psi; None adds it to the loss")
+    cost_form: Literal["paid", "outputs"] = Field(
+        "paid", description="psi = incentives paid to agents (Diss §6.3.2) or 'outputs': sum of "
+        "the raw sigmoid outputs for every action type (SPEC §5, reference code)")
+
+
+class DesignerTrainer(PGTrainer):
+    """Independent PG agents plus a central designer paying incentives per action type.
+
+    Designer incentives live in ``batch.extra``: ``des_in [T, RB, D]`` (designer inputs),
+    ``offer [T, RB, A]`` (incentive per action type) and ``incentive [T, RB, N]`` (what each
+    agent received); ``batch.transfers`` stays zero (no agent pays anything).
+    """
+
+    Config = DesignerConfig
+    charge_giver = False  # the designer pays; agents are never charged
+
+    def __init__(self, game, config: DesignerConfig, seeds: list[int]) -> None:
+        super().__init__(game, config, seeds)  # config.kinds = ("pg",): no give-reward actions
+        self.env_dim = int(np.prod(game.observation_space.shape))
+        self.des_dim = self.env_dim + self.N * self.A
+        self.eta = self._init_designer([torch_generator(s, "designer") for s in self.seeds])
+        self.opt = torch.optim.Adam(self.eta.values(), lr=config.lr_designer)
+
+    def _init_designer(self, gens: list[torch.Generator]) -> Params:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------- designer
+    def designer_inputs(self, obs: torch.Tensor, env_actions: torch.Tensor) -> torch.Tensor:
+        """``[..., RB, N, D]``, ``[..., RB, N]`` -> ``[..., RB, env_dim + N*A]``.
+
+        The global state is agent 0's observation: in Escape Room that is every agent's
+        position one-hot in index order (3N); then every agent's action one-hot (3N).
+        """
+        hot = torch.nn.functional.one_hot(env_actions, self.A).to(self.dtype)
+        return torch.cat([obs[..., 0, :self.env_dim], hot.flatten(-2)], -1)
+
+    def designer_net(self, eta: Params, inputs: torch.Tensor) -> torch.Tensor:
+        """The stacked designer MLP (one member per replica) on ``[T, RB, D] -> [T, RB, K]``."""
+        T, RB, D = inputs.shape
+        x = inputs.reshape(T, self.R, RB // self.R, D).transpose(0, 1).reshape(self.R, -1, D)
+        out = mlp(eta, x)
+        return out.reshape(self.R, T, RB // self.R, -1).transpose(0, 1).reshape(T, RB, -1)
+
+    def offers(self, inputs: torch.Tensor, extra: dict) -> torch.Tensor:
+        """Incentive per action type ``[RB, A]`` chosen while acting (records what it needs)."""
+        raise NotImplementedError
+
+    def paid(self, offer: torch.Tensor, env_actions: torch.Tensor) -> torch.Tensor:
+        """Each agent gets the offer for the action type it took: ``[..., N]``."""
+        return offer.gather(-1, env_actions)
+
+    def transfers(self, obs, actions, env_actions, give_u, extra) -> torch.Tensor:
+        inputs = self.designer_inputs(obs, env_actions)
+        offer = self.offers(inputs, extra)
+        extra.update(des_in=inputs, offer=offer, incentive=self.paid(offer, env_actions))
+        return torch.zeros(obs.shape[0], self.N, self.N)  # nobody pays anybody
+
+    def total_rewards(self, batch: Batch, incentive: torch.Tensor | None = None) -> torch.Tensor:
+        """``r_env + incentive`` per agent, ``[T, RB, N]``; agents are never charged."""
+        inc = batch.extra["incentive"] if incentive is None else incentive
+        return batch.env_rewards + inc * batch.mask[..., None]
+
+    # ------------------------------------------------------------------------ reporting
+    def metrics(self, batch: Batch) -> dict[str, np.ndarray]:
+        """PG metrics, with ``received`` = designer incentives, ``extrinsic`` = sum of env
+        returns, ``incentives`` = total paid and ``collective = extrinsic - incentives`` (the
+        Diss's evaluation metric for an ID, §6.3.2 footnote); ``offer_<action>`` = mean offer
+        for that action type over the steps played."""
+        out = super().metrics(batch)
+        T, RB = batch.mask.shape
+        mask = batch.mask.reshape(T, self.R, RB // self.R)
+        inc = batch.extra["incentive"].reshape(T, self.R, RB // self.R, self.N) * mask[..., None]
+        received = inc.sum(0).mean(1)  # [R, N]
+        out["received"] = received.numpy()
+        out["extrinsic"] = out["collective"]
+        out["incentives"] = received.sum(-1).numpy()
+        out["collective"] = out["extrinsic"] - out["incentives"]
+        offer = batch.extra["offer"].reshape(T, self.R, RB // self.R, self.A)
+        steps = mask.sum((0, 2)).clamp_min(1.0)
+        for a, name in enumerate(self.game.action_names):
+            out[f"offer_{name}"] = ((offer[..., a] * mask).sum((0, 2)) / steps).numpy()
+        return out
+
+    def replica(self, r: int) -> DesignerTrainer:
+        one = super().replica(r)
+        with torch.no_grad():
+            for k, v in self.eta.items():
+                one.eta[k].copy_(v[r:r + 1])
+        return one
+
+    # ----------------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state["eta"] = {k: v.detach().clone() for k, v in self.eta.items()}
+        state["opt"] = copy.deepcopy(self.opt.state_dict())
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        with torch.no_grad():
+            for k, v in state["eta"].items():
+                self.eta[k].copy_(v)
+        self.opt.load_state_dict(state["opt"])
+
+
+class MetaGradTrainer(DesignerTrainer):
+    """MetaGrad (Algorithm 3, M = 1, pipelined) with PG agents."""
+
+    Config = MetaGradConfig
+
+    def __init__(self, game, config: MetaGradConfig, seeds: list[int]) -> None:
+        super().__init__(game, config, seeds)
+        self.opt_cost = (torch.optim.Adam(self.eta.values(), lr=config.lr_cost)
+                         if config.lr_cost is not None and config.cost > 0 else None)
+        self.tau: Batch | None = None  # the pipelined trajectory (tau_hat of the last iteration)
+        self.tau_eps = 0.0  # the exploration floor tau was played with
+
+    def _init_designer(self, gens):
+        sizes = [self.des_dim, *self.cfg.designer_hidden, self.A]
+        return init_mlp(sizes, gens, out_bias=self.cfg.designer_out_bias)
+
+    def sigmoids(self, eta: Params, inputs: torch.Tensor) -> torch.Tensor:
+        """Designer sigmoid outputs in (0, 1) per action type: ``[T, RB, D] -> [T, RB, A]``."""
+        return torch.sigmoid(self.designer_net(eta, inputs))
+
+    def offers(self, inputs, extra):
+        return self.cfg.r_max * self.sigmoids(self.eta, inputs[None])[0]
+
+    def incentives(self, eta: Params, batch: Batch) -> torch.Tensor:
+        """Incentives of ``batch`` as a differentiable function of eta: ``[T, RB, N]``."""
+        offer = self.cfg.r_max * self.sigmoids(eta, batch.extra["des_in"])
+        return self.paid(offer, batch.env_actions) * batch.mask[..., None]
+
+    # ------------------------------------------------------------------------ training
+    def prime_update(self, eta: Params, tau: Batch, eps: float) -> Params:
+        """theta_hat(eta): one SGD step of every agent on tau with ``r_env + mu_eta`` (eq. 6.3)."""
+        main = {k: v.detach() for k, v in self.params.items()}
+        return self.update(main, tau, self.total_rewards(tau, self.incentives(eta, tau)), eps)
+
+    def designer_loss(self, prime: Params, tau_hat: Batch, eps: float) -> torch.Tensor:
+        """Outer loss (eq. 6.5 at ratio 1): ``-sum_i sum_t log pi_theta_hat^i(a^i_t) G^ID_t`` on
+        tau_hat, mean over episodes, summed over replicas (each replica's designer only
+        reaches its own agents)."""
+        mask = self.members(tau_hat.mask[..., None].expand(-1, -1, self.N))
+        collective = tau_hat.env_rewards.sum(-1, keepdim=True).expand(-1, -1, self.N)
+        G = reward_to_go(self.members(collective) * mask, self.cfg.gamma)
+        probs = self.probs(prime, self.members(tau_hat.obs), eps)
+        return policy_loss(probs, self.members(tau_hat.actions), G, mask, 0.0)
+
+    def cost(self, eta: Params, tau: Batch) -> torch.Tensor:
+        """``psi(tau) = cost * sum_t gamma^t (incentives)`` per episode, summed over replicas."""
+        if self.cfg.cost_form == "paid":
+            per_step = self.incentives(eta, tau).sum(-1)  # [T, RB]
+        else:
+            per_step = self.sigmoids(eta, tau.extra["des_in"]).sum(-1) * tau.mask
+        disc = self.cfg.gamma ** torch.arange(per_step.shape[0], dtype=per_step.dtype)
+        per_world = (disc[:, None] * per_step).sum(0)
+        return self.cfg.cost * per_world.reshape(self.R, -1).mean(1).sum()
+
+    def iterate(self) -> dict[str, np.ndarray]:
+        eps = self.epsilon()
+        if self.tau is None:
+            self.tau, self.tau_eps = self.run_episodes(self.params, eps, self.cfg.batch), eps
+        tau, params = self.tau, list(self.eta.values())
+        prime = self.prime_update(self.eta, tau, self.tau_eps)
+        tau_hat = self.run_episodes(detach(prime), eps, self.cfg.batch)
+        loss = self.designer_loss(prime, tau_hat, eps)
+        cost = self.cost(self.eta, tau) if self.cfg.cost > 0 else None
+        if cost is not None and self.opt_cost is None:
+            loss = loss + cost
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        if cost is not None and self.opt_cost is not None:  # both gradients at the same eta
+            cost_grads = torch.autograd.grad(cost, params, allow_unused=True)
+            self._adam(self.opt, grads)
+            self._adam(self.opt_cost, cost_grads)
+        else:
+            self._adam(self.opt, grads)
+        self.params = detach(prime)
+        self.tau, self.tau_eps = tau_hat, eps
+        self.iteration += 1
+        return self.metrics(tau_hat)
+
+    def _adam(self, opt: torch.optim.Optimizer, grads) -> None:
+        for p, g in zip(self.eta.values(), grads, strict=True):
+            p.grad = torch.zeros_like(p) if g is None else g
+        opt.step()
+        opt.zero_grad()
+
+    # ----------------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        if self.opt_cost is not None:
+            state["opt_cost"] = copy.deepcopy(self.opt_cost.state_dict())
+        state["tau"] = None if self.tau is None else {
+            k: copy.deepcopy(v) for k, v in dataclasses.asdict(self.tau).items()}
+        state["tau_eps"] = self.tau_eps
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        if self.opt_cost is not None:
+            self.opt_cost.load_state_dict(state["opt_cost"])
+        self.tau = None if state["tau"] is None else Batch(**copy.deepcopy(state["tau"]))
+        self.tau_eps = state["tau_eps"]
