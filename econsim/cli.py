@@ -1,4 +1,4 @@
-"""``econsim`` command line: list, run, export, bench, demo.
+"""``econsim`` command line: list, run, export, sweep, regress, bench, demo.
 
 Bad input (a wrong scenario field, an unknown env, a missing run) prints one line on stderr
 naming what is wrong and what is allowed, and exits with status 2; nothing is written.
@@ -88,6 +88,59 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_regress(args) -> int:
+    from econsim import analysis
+
+    if args.table == "episodes":
+        data = analysis.episode_table(args.runs, root=args.root)
+    else:
+        data = analysis.tidy(args.runs, args.table, root=args.root)
+    cluster = None if args.cluster.lower() == "none" else args.cluster
+    fit = analysis.regress(args.formula, data, cluster=cluster)
+    runs = data.run_id.nunique() if "run_id" in data else 0
+    print(f"{args.table} table of {runs} run(s), {len(data)} rows ({fit.nobs} used)")
+    print(fit.summary_text())
+    if args.out:
+        print(f"coefficients written to {fit.to_csv(args.out)}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from econsim import scenario, sweep
+
+    grid: dict[str, list] = {}
+    for text in args.sets:
+        path, values = sweep.parse_set(text)
+        if path in grid:
+            raise ValueError(f"--set: {path} is given twice (list all values in one --set)")
+        grid[path] = values
+    seeds = parse_seeds(args.seeds) if args.seeds else None
+    sweep_id = args.sweep_id or sweep.new_sweep_id(scenario.load(args.scenario).name)
+    n = len(sweep.combinations(grid))
+    if not args.quiet:
+        print(f"sweep {sweep_id}: {n} run(s), seeds {args.seeds or 'of the scenario'}, "
+              f"backend {args.backend}, {args.workers} at a time", flush=True)
+    try:
+        df = sweep.sweep(args.scenario, grid, seeds, backend=args.backend,
+                         workers=args.workers, root=args.root, iterations=args.iterations,
+                         sweep_id=sweep_id, skip_invalid=args.skip_invalid,
+                         progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"econsim: interrupted; the same command with --sweep-id {sweep_id} keeps "
+              "the finished runs and resumes the others", file=sys.stderr)
+        return 130
+    bad = df[~df.status.isin(["finished", "existing"])]
+    show = df.drop(columns=["error"] if bad.empty else [])
+    print(f"\nsweep {sweep_id}: {len(df) - len(bad)} of {len(df)} runs finished "
+          f"(final evaluation, mean over seeds {show.seeds.iloc[0] if len(show) else ''})")
+    with pd.option_context("display.max_colwidth", 120, "display.width", 200):
+        print(_table(show.drop(columns=["seeds"]).round(3)))
+    print(f"\nrun folders: {args.root}/{sweep_id}-*; analyse with e.g.\n"
+          f"  econsim --root {args.root} regress \"welfare ~ top_rate\" "
+          f"--runs '{sweep_id}-*'")
+    return 1 if len(bad) else 0
+
+
 def cmd_bench(args) -> int:
     from econsim import bench
 
@@ -130,6 +183,51 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", default="csv", choices=["csv", "parquet"])
     s.add_argument("--out", help="output folder (default: runs/<run>/export)")
     s.set_defaults(func=cmd_export)
+
+    from econsim.sweep import BACKENDS
+
+    s = sub.add_parser(
+        "sweep", help="a grid of runs: every combination of --set values, all seeds in each",
+        description="Run SCENARIO once per combination of the --set values (all seeds as "
+        "vectorised replicas in each run, like `econsim run`); each run writes its own "
+        "folder <root>/<sweep-id>-<nn>-<values>/. Every combination is validated before "
+        "anything runs. Exit status: 0 all finished, 1 some run failed (the others "
+        "finish), 2 bad input.")
+    s.add_argument("scenario", help="scenario file or name in scenarios/")
+    s.add_argument("--seeds", help="e.g. 0-7 or 0,2,5 (default: the scenario's)")
+    s.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=V1,V2",
+                   help="dotted path into the scenario and its values as TOML, e.g. "
+                   "mechanism.rate=0.1,0.3 or algorithm.hidden=[64],[128]; repeat for a grid")
+    s.add_argument("--backend", default="local", choices=BACKENDS,
+                   help="local: process pool (default); ray: Ray tasks (pip install "
+                   "'econsim[ray]')")
+    s.add_argument("--workers", type=int, default=2, help="runs at a time (default: 2)")
+    s.add_argument("--iterations", type=int, help="override train.iterations")
+    s.add_argument("--sweep-id", help="name of the sweep and prefix of its run folders "
+                   "(default: SCENARIO-sweep-<time>-<hex>); reusing one keeps finished runs "
+                   "and resumes unfinished ones")
+    s.add_argument("--skip-invalid", action="store_true",
+                   help="run the valid combinations and report the invalid ones")
+    s.add_argument("--quiet", action="store_true", help="no line per finished run")
+    s.set_defaults(func=cmd_sweep)
+
+    s = sub.add_parser(
+        "regress", help="OLS (statsmodels formula) on runs' tables, SEs clustered by seed",
+        description="Fit FORMULA by OLS (statsmodels formula API, patsy syntax: C(x) for "
+        "categories, np.log(x), a:b) on the tidy table of the runs, with standard errors "
+        "clustered by --cluster, and print the summary. Columns: `econsim regress` prints "
+        "them when a name is unknown; see econsim.analysis.DATA_DICTIONARY.")
+    s.add_argument("formula", help='e.g. "welfare ~ top_rate + C(mechanism)"')
+    s.add_argument("--runs", nargs="+", metavar="RUN",
+                   help="run ids or patterns like 'SWEEP-*' (default: all runs in --root)")
+    s.add_argument("--table", default="episodes", choices=["episodes", "periods", "agents"],
+                   help="episodes: one row per seed x episode (default); periods: one row "
+                   "per agent x tax period (GTB); agents: per agent x evaluation")
+    s.add_argument("--cluster", default="seed",
+                   help="column to cluster standard errors by (default: seed; 'none': "
+                   "classical standard errors)")
+    s.add_argument("--out", help="also write the coefficient table as CSV")
+    s.set_defaults(func=cmd_regress)
 
     s = sub.add_parser("bench", help="env-steps/s of the game kernels with random actions")
     s.add_argument("games", nargs="*", help="subset of games (default: all)")

@@ -1,0 +1,137 @@
+"""econsim.sweep and `econsim sweep`: a grid of runs on a spawn process pool and on Ray, the
+same tables from both, failures reported while the other runs finish."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from econsim import analysis, cli, scenario
+from econsim.errors import ScenarioError
+from econsim.sweep import combinations, parse_set, run_ids, set_path, sweep
+
+GRID = {"mechanism.rate": [0.1, 0.5]}
+
+
+def _tiny_flat30() -> scenario.Scenario:
+    data = scenario.load("gtb_flat30").resolved()
+    data["algorithm"].update(batch=1, epochs=1, minibatches=2, hidden=[16])
+    data["train"].update(iterations=1, log_every=1, eval_every=1, eval_episodes=1,
+                         checkpoint_every=1)
+    return scenario.from_dict(data, "gtb_flat30")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster per pytest run (Ray has no local mode any more)."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("local")
+    df = sweep(_tiny_flat30(), GRID, seeds=[0, 1], backend="local", workers=2, root=root,
+               sweep_id="s")
+    return root, df
+
+
+def test_grid_parsing():
+    assert parse_set("mechanism.rate=0.1,0.3") == ("mechanism.rate", [0.1, 0.3])
+    assert parse_set("mechanism.name=flat,us_federal")[1] == ["flat", "us_federal"]
+    assert parse_set("env.tax_rates=[0.1, 0.2],[0.3,0.4]")[1] == [[0.1, 0.2], [0.3, 0.4]]
+    assert parse_set('algorithm.planner_reward="welfare",true')[1] == ["welfare", True]
+    for bad in ("mechanism.rate", "=0.1", "mechanism.rate=0.1,{", "a..b=1"):
+        with pytest.raises(ValueError, match="--set"):
+            parse_set(bad)
+    combos = combinations({"a.x": [1, 2], "b.y": ["u", "v"]})
+    assert combos == [{"a.x": 1, "b.y": "u"}, {"a.x": 1, "b.y": "v"},
+                      {"a.x": 2, "b.y": "u"}, {"a.x": 2, "b.y": "v"}]
+    assert run_ids("sw", combos[:2]) == ["sw-00-yu", "sw-01-yv"]
+    data = {"mechanism": None, "train": {"iterations": 3}, "seeds": [0]}
+    set_path(data, "mechanism.rate", 0.2)
+    assert data["mechanism"] == {"rate": 0.2}
+    with pytest.raises(ValueError, match="seeds cannot be swept"):
+        set_path(data, "seeds", [1])
+    with pytest.raises(ValueError, match="train.iterations is a value"):
+        set_path(data, "train.iterations.x", 1)
+
+
+def test_local_sweep_writes_one_run_per_combination(local_sweep):
+    root, df = local_sweep
+    assert list(df.run_id) == ["s-00-rate0.1", "s-01-rate0.5"]
+    assert list(df["mechanism.rate"]) == [0.1, 0.5]
+    assert (df.status == "finished").all() and (df.error == "").all()
+    assert (df.seeds == "0,1").all() and df.social_welfare.gt(0).all()
+    assert df.tax_revenue.iloc[1] > df.tax_revenue.iloc[0]
+    assert json.loads((root / "s-01-rate0.5" / "sweep.json").read_text()) == {
+        "sweep": "s", "params": {"mechanism.rate": 0.5}}
+    periods = analysis.tidy(root=root)
+    assert set(periods.seed) == {0, 1} and set(periods.sweep) == {"s"}
+    assert np.allclose(periods.mechanism_rate, periods.top_rate)
+    ep = analysis.episode_table(["s-*"], root=root)
+    assert len(ep) == 4 and "mechanism_rate" in ep
+    fit = analysis.regress("welfare ~ mechanism_rate", ep, cluster="seed")
+    assert fit.n_clusters == 2
+
+
+def test_ray_backend_gives_identical_tables(local_sweep, ray_cluster, tmp_path):
+    root, local = local_sweep
+    remote = sweep(_tiny_flat30(), GRID, seeds=[0, 1], backend="ray", root=tmp_path,
+                   sweep_id="s")
+    assert ray_cluster.is_initialized()  # a cluster it did not start is left running
+    drop = ["wall_s"]
+    pd.testing.assert_frame_equal(local.drop(columns=drop), remote.drop(columns=drop))
+    for table in ("periods", "episodes"):
+        a = analysis.tidy(root=root, table=table)
+        b = analysis.tidy(root=tmp_path, table=table)
+        assert len(a) > 0
+        pd.testing.assert_frame_equal(a.drop(columns=["run_id"]), b.drop(columns=["run_id"]))
+
+
+def test_failures_are_reported_and_the_other_runs_finish(tmp_path):
+    grid = {"mechanism.rate": [0.2, 0.5, 2.0]}
+    with pytest.raises(ScenarioError, match=r"mechanism.rate=2.0: .*rates must lie in \[0, 1\]"
+                       ) as err:
+        sweep(_tiny_flat30(), grid, seeds=[0], root=tmp_path)
+    assert "\n" not in str(err.value) and not any(tmp_path.iterdir())  # nothing ran
+    ids = run_ids("bad", combinations(grid))
+    (tmp_path / ids[1]).mkdir()  # a leftover folder: that run fails, the others finish
+    df = sweep(_tiny_flat30(), grid, seeds=[0], root=tmp_path, sweep_id="bad",
+               skip_invalid=True, workers=2)
+    assert list(df.status) == ["finished", "failed", "invalid"]
+    assert "already exists" in df.error.iloc[1] and "rates must lie" in df.error.iloc[2]
+    assert df.error.iloc[0] == "" and df.social_welfare.iloc[0] > 0
+    # the same sweep again keeps the finished run
+    again = sweep(_tiny_flat30(), grid, seeds=[0], root=tmp_path, sweep_id="bad",
+                  skip_invalid=True)
+    assert list(again.status) == ["existing", "failed", "invalid"]
+    assert again.social_welfare.iloc[0] == pytest.approx(df.social_welfare.iloc[0])
+
+
+def test_cli_sweep_smoke(tmp_path, capsys):
+    path = tmp_path / "tiny_flat30.toml"
+    path.write_text(_tiny_flat30().to_toml())
+    root = str(tmp_path / "runs")
+    assert cli.main(["--root", root, "sweep", str(path), "--seeds", "0-1",
+                     "--set", "mechanism.rate=0.1,0.4", "--iterations", "1",
+                     "--sweep-id", "cli", "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "sweep cli: 2 of 2 runs finished" in out and "cli-01-rate0.4" in out
+    assert "finished" in out and "social_welfare" in out
+    assert cli.main(["--root", root, "regress", "welfare ~ mechanism_rate",
+                     "--runs", "cli-*"]) == 0
+    assert "mechanism_rate" in capsys.readouterr().out
+    assert cli.main(["--root", root, "sweep", str(path), "--set", "mechanism.rat=0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown parameter(s) rat" in err and err.count("\n") == 1
+    assert cli.main(["--root", root, "sweep", str(path), "--set", "rate"]) == 2
+
+
+def test_cli_sweep_rejects_unknown_backend(tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["sweep", "gtb_flat30", "--backend", "dask"])
+    assert exit_.value.code == 2
