@@ -1,0 +1,642 @@
+"""What-if runs: play scripted, random or trained agents under tax mechanisms in ``EconModel``.
+
+This is the non-UI logic of the workbench's What-if page (``app.py``); it is plain Python,
+usable from a notebook::
+
+    from econsim import whatif
+
+    res = whatif.compare(["us_federal", {"name": "flat", "rate": 0.3}], "gtb_free_market",
+                         episodes=2, seeds=[0, 1])
+    res.episodes          # one row per mechanism x seed x episode (welfare, productivity, ...)
+    res.periods           # one row per mechanism x seed x episode x tax period x agent
+    res.steps             # one row per mechanism x seed x episode x step x agent
+    res.schedules         # marginal rate per bracket and mechanism
+    whatif.tax_curve(res.schedules)   # T(z), the tax due at income z
+
+Every table comes from the model's own ``DataCollector`` (per step) and, for economies, from
+the game's own tables (``game.period_table`` / ``game.episode_summary``), so the columns and
+their meanings are those of the run store (``econsim.envs.gtb.tables.PERIOD_COLUMNS``).
+
+Brains are ``"random"`` (uniform random actions), ``"noop"`` (every agent idles) or
+``"trained:<run_id>"`` (the trained replica of a stored run, ``EconModel``'s trained brains).
+A mechanism is ``None`` (the scenario's own, or a trained run's learned planner), a name of
+``mechanisms.registry`` (``"us_federal"``), or a spec dict (``{"name": "flat", "rate": 0.3}``,
+optionally with a ``"label"``). All mechanisms of a comparison play the same seeds.
+
+``WhatIfJob`` runs step by step so a caller can show progress and cancel between steps
+(``run(progress=..., should_stop=...)``); ``run_whatif`` and ``compare`` wrap it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import learners
+from econsim import scenario as scenario_mod
+from econsim import store
+from econsim.envs.gtb.tables import PERIOD_COLUMNS
+from econsim.model import EconModel, load_trainer
+from econsim.scenario import Scenario
+from learners.brains import ConstantBrain, team_brains
+from mechanisms import registry
+from mechanisms.tax import bracket_tax, marginal_rate
+
+__all__ = ["EPISODE_COLUMNS", "STEP_COLUMNS", "WhatIfJob", "WhatIfResult", "compare",
+           "WORLD_COLUMNS", "mechanism_label", "run_whatif", "tax_curve", "terrain"]
+
+BRAINS = ("random", "noop", "trained:<run_id>")
+Progress = Callable[[float, str], Any]
+ShouldStop = Callable[[], bool]
+
+#: column -> (unit, meaning) of ``WhatIfResult.episodes`` (economies; other games have fewer)
+EPISODE_COLUMNS: dict[str, tuple[str, str]] = {
+    "mechanism": ("label", "tax mechanism the episode was played under"),
+    "seed": ("index", "seed of the model (all mechanisms play the same seeds); the natural "
+                      "cluster for standard errors"),
+    "episode": ("index", "episode of the what-if (1-based)"),
+    "steps": ("steps", "steps played in the episode"),
+    "collective_return": ("reward", "sum over agents and steps of the game's reward"),
+    "periods": ("periods", "tax periods in the episode"),
+    "welfare": ("coin", "sum over the episode's tax periods of equality x productivity at each "
+                        "period's end (as econsim.analysis.episode_table)"),
+    "final_welfare": ("coin", "equality x productivity at the episode's end"),
+    "productivity": ("coin", "sum of all agents' coin at the episode's end"),
+    "equality": ("share", "1 - normalised Gini of coin at the episode's end"),
+    "social_welfare": ("coin", "sum over the episode's steps of equality x productivity "
+                               "(the Diss's objective; as episodes.parquet)"),
+    "tax_revenue": ("coin", "tax collected over the episode (all redistributed equally)"),
+    "pre_tax_income": ("coin", "income earned by all agents over the episode before tax"),
+    "houses_built": ("houses", "houses built by all agents over the episode"),
+    "wood_gathered": ("units", "wood collected by all agents over the episode"),
+    "stone_gathered": ("units", "stone collected by all agents over the episode"),
+    "trade_volume": ("units", "units of wood and stone bought and sold in the episode"),
+    "labor": ("labor", "labor of all agents over the episode"),
+    "mean_utility": ("util", "mean over agents of utility at the episode's end"),
+    "top_rate": ("rate", "marginal rate of the highest bracket, mean over the periods"),
+    "mean_rate": ("rate", "unweighted mean of the bracket rates, mean over the periods"),
+}
+
+#: column -> (unit, meaning) of ``WhatIfResult.steps`` (GTB; other games report fewer)
+STEP_COLUMNS: dict[str, tuple[str, str]] = {
+    "mechanism": ("label", "tax mechanism"),
+    "seed": ("index", "seed of the model"),
+    "episode": ("index", "episode (1-based)"),
+    "step": ("steps", "step within the episode (1 = after the first step)"),
+    "agent": ("index", "agent (player) index"),
+    "action": ("index", "action chosen this step (the game's action list)"),
+    "reward": ("util", "the game's reward of the step (GTB: change in utility)"),
+    "incentive_received": ("reward", "incentives received this step (LIO, designers)"),
+    "incentive_given": ("reward", "incentives paid this step"),
+    "total_reward": ("reward", "reward + received - given"),
+    "return_so_far": ("reward", "sum of the agent's rewards this episode"),
+    "row": ("cell", "map row after the step"),
+    "col": ("cell", "map column after the step"),
+    "coin": ("coin", "coin held after the step (available + escrow)"),
+    "wood": ("units", "wood held after the step (available + escrow)"),
+    "stone": ("units", "stone held after the step (available + escrow)"),
+    "labor": ("labor", "cumulative labor this episode"),
+    "skill": ("multiplier", "build skill: pay per house / build payment"),
+    "gather_skill": ("probability", "chance of a bonus unit when collecting"),
+    "utility": ("util", "crra(coin) - labor weight x labor after the step"),
+    "houses": ("houses", "houses the agent has built this episode"),
+    "income": ("coin", "income this period so far (pre-tax; at a period end the taxed income)"),
+    "tax": ("coin", "tax paid this step (period ends only)"),
+    "transfer": ("coin", "redistribution received this step (period ends only)"),
+    "built": ("houses", "1 if the agent built a house this step"),
+    "build_income": ("coin", "coin earned by building this step"),
+    "gathered_wood": ("units", "wood collected this step"),
+    "gathered_stone": ("units", "stone collected this step"),
+    "trade_income": ("coin", "net coin from trades this step"),
+    "trade_volume": ("units", "units bought and sold this step"),
+}
+
+#: column -> (unit, meaning) of ``WhatIfResult.world``
+WORLD_COLUMNS: dict[str, tuple[str, str]] = {
+    "mechanism": ("label", "tax mechanism"),
+    "seed": ("index", "seed of the model"),
+    "episode": ("index", "episode (1-based)"),
+    "step": ("steps", "step within the episode"),
+    "collective_reward": ("reward", "sum over agents of the step's reward"),
+    "collective_return": ("reward", "sum over agents and the episode's steps so far"),
+    "incentives_paid": ("reward", "incentives paid this step"),
+    "productivity": ("coin", "sum of all agents' coin after the step"),
+    "equality": ("share", "1 - normalised Gini of coin after the step"),
+    "welfare": ("coin", "equality x productivity after the step"),
+    "tax_revenue": ("coin", "tax collected this step (period ends only)"),
+}
+
+_PERIOD_EXTRA: dict[str, tuple[str, str]] = {
+    "mechanism": EPISODE_COLUMNS["mechanism"], "seed": EPISODE_COLUMNS["seed"],
+    "episode": EPISODE_COLUMNS["episode"],
+    "top_rate": ("rate", "marginal rate of the highest bracket in force in the period"),
+    "mean_rate": ("rate", "unweighted mean of the bracket rates in force in the period"),
+}
+_KEYS = ["mechanism", "seed", "episode"]
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def mechanism_label(spec: Any, scenario: Scenario | None = None, trained: bool = False) -> str:
+    """A short label for a mechanism spec. ``None`` (the scenario's own) -> ``"scenario"``,
+    or with the scenario ``"scenario (us_federal)"``: its mechanism, the learned planner of a
+    trained run (``trained``: MetaGrad / dual-RL), or ``none``."""
+    if spec is None or spec == "scenario":
+        if scenario is None:
+            return "scenario"
+        own = (scenario.mechanism or {}).get("name")
+        designer = getattr(learners.trainer_class(scenario.algorithm_name), "takes_mechanism",
+                           None) is False
+        return f"scenario ({own or (scenario.algorithm_name if trained and designer else 'none')})"
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, dict):
+        if spec.get("label"):
+            return str(spec["label"])
+        name = str(spec.get("name", "?"))
+        if name == "flat" and "rate" in spec:
+            return f"flat {float(spec['rate']):.0%}"
+        return name
+    return type(spec).__name__
+
+
+def _spec(mechanism: Any) -> dict | None:
+    """A mechanism as a spec dict without its label (None stays None); validated."""
+    if mechanism is None or mechanism == "scenario":
+        return None
+    if isinstance(mechanism, str):
+        spec = {"name": mechanism}
+    elif isinstance(mechanism, dict):
+        spec = {k: v for k, v in mechanism.items() if k != "label"}
+    else:
+        raise ValueError(f"mechanism: {mechanism!r} is not allowed (allowed: a name in "
+                         f"{', '.join(registry.names())}, a spec dict, or None)")
+    registry.build(spec)  # one-line ValueError if bad
+    return spec
+
+
+def _scenario(scenario: Scenario | str | Path | None, brains: str, root: Path) -> Scenario:
+    if isinstance(scenario, Scenario):
+        return scenario
+    if scenario is None:
+        if not brains.startswith("trained:"):
+            raise ValueError("scenario: required unless the brains are trained:<run_id>")
+        run_dir = store.run_dir(brains.removeprefix("trained:"), root)  # one-line if absent
+        return scenario_mod.load(run_dir / "scenario.toml")
+    return scenario_mod.load(scenario)
+
+
+def _seeds(seeds: int | Sequence[int]) -> list[int]:
+    out = [int(seeds)] if isinstance(seeds, int | np.integer) else [int(s) for s in seeds]
+    if not out or len(set(out)) != len(out) or min(out) < 0:
+        raise ValueError(f"seeds: {seeds!r} is not allowed: give distinct integers >= 0")
+    return out
+
+
+# --------------------------------------------------------------------------- result
+
+
+@dataclass
+class WhatIfResult:
+    """Tidy tables of a what-if (one or several mechanisms, the same seeds).
+
+    ``steps``: one row per mechanism x seed x episode x step x agent (the model's agent
+    reporters, and per-agent events the reporters leave out, e.g. ``trade_volume``);
+    ``world``: one row per mechanism x seed x episode x step (model reporters; ``rate_0..``
+    the tax schedule in force); ``periods``: economies only, one row
+    per mechanism x seed x episode x tax period x agent (``PERIOD_COLUMNS``);
+    ``episodes``: one row per mechanism x seed x episode (``EPISODE_COLUMNS``);
+    ``schedules``: one row per mechanism x bracket (``lower``, ``upper``, mean ``rate`` in
+    force). Only whole episodes are kept (a cancelled run keeps those it finished).
+    """
+
+    scenario: str
+    env: str
+    brains: str
+    mechanisms: list[str]
+    seeds: list[int]
+    episodes_requested: int
+    steps: pd.DataFrame
+    world: pd.DataFrame
+    periods: pd.DataFrame
+    episodes: pd.DataFrame
+    schedules: pd.DataFrame
+    terrain: pd.DataFrame | None = None
+    cancelled: bool = False
+    wall_s: float = 0.0
+
+    @property
+    def episodes_done(self) -> int:
+        return len(self.episodes)
+
+    def summary(self) -> pd.DataFrame:
+        """Mean of the per-episode outcomes by mechanism (in the order they were given)."""
+        if self.episodes.empty:
+            return pd.DataFrame(columns=["mechanism"])
+        num = self.episodes.drop(columns=["seed", "episode"]).groupby("mechanism", sort=False)
+        return num.mean(numeric_only=True).reset_index()
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The exportable tables by name: ``periods``, ``episodes``, ``steps``, ``world``."""
+        return {"periods": self.periods, "episodes": self.episodes, "steps": self.steps,
+                "world": self.world}
+
+    def data_dictionary(self) -> pd.DataFrame:
+        """``table, column, unit, meaning`` of every column of :meth:`tables`."""
+        rows = []
+        for table, df in self.tables().items():
+            known = {"periods": {**PERIOD_COLUMNS, **_PERIOD_EXTRA},
+                     "episodes": EPISODE_COLUMNS,
+                     "steps": STEP_COLUMNS, "world": WORLD_COLUMNS}[table]
+            for col in df.columns:
+                unit, meaning = known.get(col) or EPISODE_COLUMNS.get(col) or ("", "")
+                if col.startswith("rate_") and col[5:].isdigit():
+                    unit, meaning = "rate", (f"marginal tax rate of bracket {col[5:]} in force "
+                                             "(0 = lowest)")
+                rows.append({"table": table, "column": col, "unit": unit, "meaning": meaning})
+        return pd.DataFrame(rows, columns=["table", "column", "unit", "meaning"])
+
+    def tax_curve(self, z_max: float | None = None, points: int = 201) -> pd.DataFrame:
+        """``T(z)`` of every mechanism's (mean) schedule: see :func:`tax_curve`."""
+        return tax_curve(self.schedules, z_max, points)
+
+
+def tax_curve(schedules: pd.DataFrame, z_max: float | None = None,
+              points: int = 201) -> pd.DataFrame:
+    """Tax due ``T(z)`` (eq. 6.7), after-tax income, average and marginal rate on a grid of
+    incomes ``z`` in ``[0, z_max]``, for each mechanism of ``schedules`` (columns
+    ``mechanism`` (optional), ``lower``, ``rate``). Default ``z_max``: 1.5 x the top cutoff."""
+    if schedules is None or schedules.empty:
+        return pd.DataFrame(columns=["mechanism", "income", "tax", "after_tax", "average_rate",
+                                     "marginal_rate"])
+    if "mechanism" not in schedules:
+        schedules = schedules.assign(mechanism="schedule")
+    top = float(schedules["lower"].max())
+    z = np.linspace(0.0, z_max or max(1.5 * top, 10.0), points)
+    parts = []
+    for name, s in schedules.groupby("mechanism", sort=False):
+        cutoffs, rates = s["lower"].to_numpy(float), s["rate"].to_numpy(float)
+        due = bracket_tax(z[:, None], cutoffs, rates)[:, 0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            avg = np.where(z > 0, due / z, rates[0])
+        parts.append(pd.DataFrame({
+            "mechanism": name, "income": z, "tax": due, "after_tax": z - due,
+            "average_rate": avg, "marginal_rate": marginal_rate(z[:, None], cutoffs, rates)[:, 0],
+        }))
+    return pd.concat(parts, ignore_index=True)
+
+
+def terrain(game: Any) -> pd.DataFrame | None:
+    """The static map of a grid economy (GTB): one row per cell with ``row``, ``col`` and
+    ``terrain`` (``water``, ``wood source``, ``stone source``, ``empty``); None otherwise."""
+    world = getattr(game, "world", None)
+    if world is None or not hasattr(world, "water") or not hasattr(world, "source"):
+        return None
+    rows, cols = np.indices(world.water.shape)
+    kind = np.select([world.water, world.source == 0, world.source == 1],
+                     ["water", "wood source", "stone source"], "empty")
+    return pd.DataFrame({"row": rows.ravel(), "col": cols.ravel(), "terrain": kind.ravel()})
+
+
+# --------------------------------------------------------------------------- the job
+
+
+@dataclass
+class _Task:
+    label: str
+    spec: dict | None
+    seed: int
+
+
+@dataclass
+class WhatIfJob:
+    """A what-if in progress: ``advance()`` plays steps; ``result()`` at any time gives the
+    tables of the episodes finished so far. Holds live Mesa models: keep it in memory (e.g.
+    Streamlit's session state), never in a data cache."""
+
+    scenario: Scenario
+    tasks: list[_Task]
+    episodes: int
+    brains: str
+    root: Path
+    cancelled: bool = False
+    _task: int = 0
+    _model: EconModel | None = field(default=None, repr=False)
+    _extra: list[dict] = field(default_factory=list, repr=False)
+    _parts: list[dict[str, pd.DataFrame]] = field(default_factory=list, repr=False)
+    _trainer: Any = field(default=None, repr=False)
+    _wall: float = 0.0
+
+    @classmethod
+    def create(cls, scenario: Scenario | str | Path | None, mechanisms: Sequence[Any],
+               episodes: int = 1, seeds: int | Sequence[int] = 0, brains: str = "random",
+               root: str | Path = "runs") -> WhatIfJob:
+        """Validate everything and plan one model per mechanism x seed (ValueError, one line,
+        on bad input; nothing runs yet)."""
+        root = Path(root)
+        if not isinstance(brains, str) or not (brains in ("random", "noop")
+                                                or brains.startswith("trained:")):
+            raise ValueError(f"brains: {brains!r} is not allowed (allowed: "
+                             f"{', '.join(BRAINS)})")
+        if isinstance(episodes, bool) or not isinstance(episodes, int | np.integer) \
+                or episodes < 1:
+            raise ValueError(f"episodes: {episodes!r} is not allowed: give an integer >= 1")
+        sc = _scenario(scenario, brains, root)
+        seeds = _seeds(seeds)
+        mechanisms = list(mechanisms) or [None]
+        labels: list[str] = []
+        for m in mechanisms:
+            label = mechanism_label(m, sc, brains.startswith("trained:"))
+            labels.append(label if label not in labels else f"{label} #{len(labels) + 1}")
+        specs = [_spec(m) for m in mechanisms]
+        game = sc.make_game()
+        if not hasattr(game, "set_tax_rates") and any(s is not None for s in specs):
+            raise ValueError(f"mechanism: {game.name} has no taxes (mechanisms need an economy "
+                             "such as gtb)")
+        job = cls(sc, [_Task(lb, sp, s) for lb, sp in zip(labels, specs, strict=True)
+                       for s in seeds], int(episodes), brains, root)
+        if brains.startswith("trained:"):
+            run_id = brains.removeprefix("trained:")
+            job._trainer = load_trainer(run_id, root)
+            if job._trainer.game.n_agents != game.n_agents:
+                raise ValueError(f"brains: run {run_id!r} has {job._trainer.game.n_agents} "
+                                 f"agents but {sc.name} has {game.n_agents}")
+            trained = [int(s) for s in job._trainer.seeds]
+            missing = [s for s in seeds if s not in trained]
+            if missing:
+                raise ValueError(f"seeds: {', '.join(map(str, missing))} not trained in run "
+                                 f"{run_id!r} (its seeds: {', '.join(map(str, trained))}); "
+                                 "a seed picks the trained replica")
+        return job
+
+    # ------------------------------------------------------------------ progress
+    @property
+    def done(self) -> bool:
+        return self.cancelled or self._task >= len(self.tasks)
+
+    @property
+    def fraction(self) -> float:
+        """Share of the planned episodes played (0..1)."""
+        if self.done:
+            return 1.0
+        total = len(self.tasks) * self.episodes
+        m = self._model
+        within = 0.0
+        if m is not None:
+            length = getattr(m.game, "max_steps", None) or 1
+            within = m.episodes_done + (0.0 if m.episode_over else min(m.t / length, 1.0))
+        return min((self._task * self.episodes + within) / total, 1.0)
+
+    def status(self) -> str:
+        if self.cancelled:
+            return f"cancelled ({self._episodes_finished()} episodes finished)"
+        if self.done:
+            return "finished"
+        t = self.tasks[self._task]
+        return f"{t.label}, seed {t.seed} ({self._task + 1} of {len(self.tasks)})"
+
+    def _episodes_finished(self) -> int:
+        done = sum(len(p["episodes"]) for p in self._parts)
+        return done + (self._model.episodes_done if self._model is not None else 0)
+
+    # ---------------------------------------------------------------------- play
+    def _new_model(self, task: _Task) -> EconModel:
+        game_n = self.scenario.make_game().n_agents
+        if self.brains == "noop":
+            brains = [ConstantBrain(0) for _ in range(game_n)]
+        elif self.brains.startswith("trained:"):
+            if task.spec is None:  # the run's own mechanism or learned planner
+                return EconModel.from_run(self.brains.removeprefix("trained:"), seed=task.seed,
+                                          root=self.root, episodes=self.episodes)
+            replica = [int(s) for s in self._trainer.seeds].index(task.seed)
+            brains = team_brains(self._trainer, replica)
+        else:
+            brains = None
+        return EconModel(self.scenario, brains=brains, seed=task.seed, episodes=self.episodes,
+                         mechanism=task.spec)
+
+    def advance(self, max_steps: int | None = None, should_stop: ShouldStop | None = None,
+                max_seconds: float | None = None) -> bool:
+        """Play up to ``max_steps`` steps (all if None) or ``max_seconds``; ``should_stop()``
+        is asked before every step and cancels the job when true. Returns ``done``."""
+        t0 = time.perf_counter()
+        played = 0
+        while not self.done:
+            if max_steps is not None and played >= max_steps:
+                break
+            if max_seconds is not None and time.perf_counter() - t0 >= max_seconds:
+                break
+            if should_stop is not None and should_stop():
+                self.cancel()
+                break
+            task = self.tasks[self._task]
+            if self._model is None:
+                self._model, self._extra = self._new_model(task), []
+            m = self._model
+            m.step()
+            played += 1
+            self._record_events(m)
+            if not m.running:
+                self._parts.append(_tables(m, task, self._extra, whole_only=True))
+                self._model = None
+                self._task += 1
+        self._wall += time.perf_counter() - t0
+        return self.done
+
+    def _record_events(self, m: EconModel) -> None:
+        """Per-agent events of the step that the DataCollector does not report."""
+        reported = set(m.datacollector.agent_reporters)
+        for p in m.players:
+            extra = {k: v for k, v in p.events.items() if k not in reported
+                     and np.ndim(v) == 0}
+            self._extra.append({"Step": m.steps, "agent": p.index, **extra})
+
+    def cancel(self) -> None:
+        """Stop: the finished episodes of the current model are kept."""
+        if self.cancelled or self.done:
+            return
+        if self._model is not None:
+            task = self.tasks[self._task]
+            self._parts.append(_tables(self._model, task, self._extra, whole_only=True))
+            self._model = None
+        self.cancelled = True
+
+    def run(self, progress: Progress | None = None, should_stop: ShouldStop | None = None,
+            every_s: float = 0.1) -> WhatIfResult:
+        """Play to the end (or until ``should_stop()``), calling ``progress(fraction, text)``
+        at most every ``every_s`` seconds and once at the end."""
+        last = -1.0
+        while not self.done:
+            self.advance(max_steps=1, should_stop=should_stop)
+            now = time.perf_counter()
+            if progress is not None and (now - last >= every_s or self.done):
+                progress(self.fraction, self.status())
+                last = now
+        return self.result()
+
+    # ------------------------------------------------------------------- tables
+    def result(self) -> WhatIfResult:
+        """Tables of the episodes finished so far."""
+        def cat(name: str) -> pd.DataFrame:
+            frames = [p[name] for p in self._parts if not p[name].empty]
+            return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+        game = self.scenario.make_game()
+        periods = cat("periods")
+        labels = list(dict.fromkeys(t.label for t in self.tasks))
+        return WhatIfResult(
+            scenario=self.scenario.name, env=self.scenario.env_name, brains=self.brains,
+            mechanisms=labels, seeds=list(dict.fromkeys(t.seed for t in self.tasks)),
+            episodes_requested=self.episodes, steps=cat("steps"), world=cat("world"),
+            periods=periods, episodes=cat("episodes"),
+            schedules=_schedules(periods, game, labels), terrain=terrain(game),
+            cancelled=self.cancelled, wall_s=round(self._wall, 3))
+
+
+def _tables(m: EconModel, task: _Task, extra: list[dict], whole_only: bool) -> dict:
+    """Tidy tables of one model from its DataCollector (whole episodes only)."""
+    game = m.game
+    world = m.datacollector.get_model_vars_dataframe().reset_index(names="Step")
+    agents = m.datacollector.get_agent_vars_dataframe().reset_index()
+    world = world[world["step"] > 0]  # drop the collection at construction
+    finished = m.episodes_done
+    if whole_only:
+        world = world[world["episode"] <= finished]
+    world = world.reset_index(drop=True)
+    if "tax_rates" in world:
+        rates = world.pop("tax_rates")
+        k = max((len(r) for r in rates), default=0)
+        for j in range(k):
+            world[f"rate_{j}"] = [r[j] if len(r) > j else np.nan for r in rates]
+    steps = agents.drop(columns=["AgentID"]).merge(
+        world[["Step", "episode", "step"]], on="Step", how="inner")
+    if extra:
+        steps = steps.merge(pd.DataFrame(extra), on=["Step", "agent"], how="left")
+    for c in steps.select_dtypes("object").columns:  # reporters start at 0.0, then bool
+        with contextlib.suppress(TypeError, ValueError):  # non-numeric columns stay as are
+            steps[c] = steps[c].astype(np.float64)
+    front = {"mechanism": task.label, "seed": task.seed}
+    steps = _front(steps.drop(columns=["Step"]), front,
+                   ["episode", "step", "agent"]).sort_values(_KEYS + ["step", "agent"])
+    world = _front(world.drop(columns=["Step"]), front, ["episode", "step"])
+    periods, episodes = [], []
+    for ep, s in steps.groupby("episode", sort=True):
+        w = world[world["episode"] == ep]
+        row = {**front, "episode": int(ep), "steps": int(w["step"].max()),
+               "collective_return": float(w["collective_return"].iloc[-1])}
+        if hasattr(game, "period_table") and "coin" in s:
+            per, summary = _economy_tables(game, s, w)
+            periods.append(per.assign(episode=int(ep)))
+            row.update(summary)
+        episodes.append(row)
+    per = pd.concat(periods, ignore_index=True) if periods else pd.DataFrame()
+    if not per.empty:
+        per = _front(per.drop(columns=["world"]), front, ["episode", "period", "agent"])
+    return {"steps": steps.reset_index(drop=True), "world": world, "periods": per,
+            "episodes": pd.DataFrame(episodes)}
+
+
+def _front(df: pd.DataFrame, front: dict, keys: list[str]) -> pd.DataFrame:
+    """``front`` columns first, then ``keys``, then the rest."""
+    df = df.assign(**front)
+    order = [*front, *keys]
+    return df[order + [c for c in df.columns if c not in order]]
+
+
+def _economy_tables(game: Any, s: pd.DataFrame, w: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The game's own per-period table and episode summary of one played episode."""
+    n = game.n_agents
+    s = s.sort_values(["step", "agent"])
+
+    def arr(col: str) -> np.ndarray:  # [T, 1, N]
+        if col not in s:
+            return np.zeros((len(s) // n, 1, n))
+        return s[col].to_numpy(np.float64).reshape(-1, 1, n)
+
+    keys = ("coin", "income", "tax", "transfer", "labor", "utility", "gathered_wood",
+            "gathered_stone", "built", "build_income", "trade_income", "trade_volume")
+    info = {k: arr(k) for k in keys}
+    state = SimpleNamespace(skill=s.loc[s["step"] == s["step"].min(), "skill"]
+                            .to_numpy(np.float64)[None, :])
+    rate_cols = [c for c in w.columns if c.startswith("rate_")]
+    rates = w[rate_cols].to_numpy(np.float64)[:, None, :] if rate_cols else None
+    per = game.period_table(info, state, rates)
+    rate_cols = [c for c in per.columns if c.startswith("rate_")]
+    if rate_cols:
+        per["top_rate"] = per[rate_cols[-1]]
+        per["mean_rate"] = per[rate_cols].mean(axis=1)
+    out = game.episode_summary(info, state)
+    prod, eq = float(out["productivity"][0]), float(out["equality"][0])
+    by_period = per.groupby("period")
+    summary = {
+        "periods": int(per["period"].nunique()),
+        "welfare": float(by_period["welfare"].first().sum()),
+        "final_welfare": prod * eq, "productivity": prod, "equality": eq,
+        "social_welfare": float(out["social_welfare"][0]),
+        "tax_revenue": float(out["tax_revenue"][0]),
+        "pre_tax_income": float(per["pre_tax_income"].sum()),
+        "houses_built": float(out["houses"][0].sum()),
+        "wood_gathered": float(out["wood_gathered"][0].sum()),
+        "stone_gathered": float(out["stone_gathered"][0].sum()),
+        "trade_volume": float(out["trade_volume"][0]),
+        "labor": float(out["labor"][0].sum()),
+        "mean_utility": float(out["utility"][0].mean()),
+    }
+    if rate_cols:
+        summary["top_rate"] = float(by_period["top_rate"].first().mean())
+        summary["mean_rate"] = float(by_period["mean_rate"].first().mean())
+    return per, summary
+
+
+def _schedules(periods: pd.DataFrame, game: Any, labels: list[str]) -> pd.DataFrame:
+    """Mean marginal rate per bracket in force over the played periods, per mechanism."""
+    cutoffs = getattr(game, "cutoffs", None)
+    if periods.empty or cutoffs is None:
+        return pd.DataFrame(columns=["mechanism", "bracket", "lower", "upper", "rate"])
+    rate_cols = [f"rate_{j}" for j in range(len(cutoffs))]
+    mean = periods.groupby("mechanism", sort=False)[rate_cols].mean()
+    upper = np.append(cutoffs[1:], np.inf)
+    rows = [{"mechanism": m, "bracket": j, "lower": float(cutoffs[j]), "upper": float(upper[j]),
+             "rate": round(float(mean.loc[m, f"rate_{j}"]), 12)}
+            for m in labels if m in mean.index for j in range(len(cutoffs))]
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- one call
+
+
+def run_whatif(scenario: Scenario | str | Path | None, mechanism: Any = None,
+               episodes: int = 1, seed: int | Sequence[int] = 0, brains: str = "random", *,
+               progress: Progress | None = None, should_stop: ShouldStop | None = None,
+               root: str | Path = "runs") -> WhatIfResult:
+    """Play ``episodes`` episodes of ``scenario`` under ``mechanism`` for each seed.
+
+    ``seed`` is one seed or a list; ``brains`` ``"random"``, ``"noop"`` or
+    ``"trained:<run_id>"`` (a run in ``root``; ``scenario`` may then be None). ``progress``
+    is called as ``progress(fraction, text)``; ``should_stop()`` is checked between steps and
+    stops the run (the finished episodes are returned, ``cancelled=True``).
+    """
+    job = WhatIfJob.create(scenario, [mechanism], episodes, seed, brains, root)
+    return job.run(progress, should_stop)
+
+
+def compare(mechanisms: Sequence[Any], scenario: Scenario | str | Path | None = None,
+            episodes: int = 1, seeds: int | Sequence[int] = 0, brains: str = "random", *,
+            progress: Progress | None = None, should_stop: ShouldStop | None = None,
+            root: str | Path = "runs") -> WhatIfResult:
+    """Play the same seeds under each of ``mechanisms`` (two or more), side by side; the
+    tables carry a ``mechanism`` column. Arguments as :func:`run_whatif`."""
+    mechanisms = list(mechanisms)
+    if len(mechanisms) < 2:
+        raise ValueError(f"mechanisms: compare needs two or more, got {len(mechanisms)}")
+    job = WhatIfJob.create(scenario, mechanisms, episodes, seeds, brains, root)
+    return job.run(progress, should_stop)

@@ -1,0 +1,155 @@
+"""econsim.whatif: what-ifs in the Mesa model under tax mechanisms, side by side on the same
+seeds, as tidy tables; progress and cancel; trained brains; one-line errors."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from econsim import runner, scenario, whatif
+from econsim.envs.gtb.tables import PERIOD_COLUMNS
+from econsim.model import EconModel
+from mechanisms.tax import US_FEDERAL_CUTOFFS, US_FEDERAL_RATES
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return whatif.compare(["us_federal", {"name": "flat", "rate": 0.3}], "gtb_free_market",
+                          episodes=1, seeds=[0, 1])
+
+
+def test_compare_gives_tidy_tables_per_mechanism(pair):
+    assert pair.mechanisms == ["us_federal", "flat 30%"] and pair.seeds == [0, 1]
+    ep = pair.episodes
+    assert len(ep) == 2 * 2 and list(ep.columns[:3]) == ["mechanism", "seed", "episode"]
+    assert {"welfare", "productivity", "equality", "social_welfare", "tax_revenue",
+            "houses_built", "trade_volume", "top_rate"} <= set(ep.columns)
+    per = pair.periods  # 2 mechanisms x 2 seeds x 1 episode x 10 periods x 4 agents
+    assert len(per) == 160 and set(PERIOD_COLUMNS) <= set(per.columns)
+    assert len(pair.steps) == 2 * 2 * 100 * 4 and len(pair.world) == 2 * 2 * 100
+    # the schedules in force are the mechanisms'
+    fed = per[per.mechanism == "us_federal"]
+    assert np.allclose(fed[[f"rate_{j}" for j in range(7)]].iloc[0], US_FEDERAL_RATES)
+    assert np.allclose(per.loc[per.mechanism == "flat 30%", "rate_6"], 0.3)
+    sched = pair.schedules.set_index(["mechanism", "bracket"])["rate"]
+    assert np.allclose(sched["us_federal"], US_FEDERAL_RATES)
+    assert np.allclose(pair.schedules.lower.unique(), US_FEDERAL_CUTOFFS)
+    # budget balance per period, and the period table agrees with the per-step reporters
+    sums = per.groupby(["mechanism", "seed", "period"])[["tax", "transfer"]].sum()
+    assert np.allclose(sums.tax, sums.transfer)
+    by_run = ["mechanism", "seed", "episode"]
+    tax = per.groupby(by_run).tax.sum()
+    assert np.allclose(tax, pair.steps.groupby(by_run).tax.sum())
+    assert np.allclose(ep.set_index(by_run).tax_revenue.sort_index(), tax)
+    # episode welfare = sum over periods of the period-end welfare (as analysis.episode_table)
+    welfare = per.groupby([*by_run, "period"]).welfare.first().groupby(level=[0, 1, 2]).sum()
+    assert np.allclose(ep.set_index(by_run).welfare.sort_index(), welfare)
+
+
+def test_same_seeds_play_the_same_world_under_every_mechanism(pair):
+    skills = pair.periods.pivot_table(index=["seed", "agent"], columns="mechanism",
+                                      values="skill", aggfunc="first")
+    assert np.allclose(skills["us_federal"], skills["flat 30%"])
+    s = pair.steps
+    first = s[s.step == 1].set_index(["mechanism", "seed", "agent"]).action
+    assert (first["us_federal"] == first["flat 30%"]).all()  # same random stream
+
+
+def test_tables_come_from_the_models_datacollector():
+    res = whatif.run_whatif("gtb_flat30", None, episodes=1, seed=3)
+    model = EconModel("gtb_flat30", seed=3)
+    model.run_episodes(1)
+    mv = model.datacollector.get_model_vars_dataframe().iloc[1:]
+    assert res.mechanisms == ["scenario (flat)"]
+    assert np.allclose(res.world.welfare, mv.welfare) and np.allclose(res.world.rate_0, 0.3)
+    av = model.datacollector.get_agent_vars_dataframe().reset_index()
+    av = av[av.Step > 0]
+    assert np.allclose(res.steps.coin, av.coin) and np.allclose(res.steps.action, av.action)
+
+
+def test_progress_and_cancel_between_steps():
+    seen = []
+    res = whatif.run_whatif("gtb_us_federal", "free_market", episodes=2, seed=0,
+                            progress=lambda f, text: seen.append((f, text)))
+    assert seen[-1][0] == 1.0 and all(a[0] <= b[0] for a, b in zip(seen, seen[1:],
+                                                                    strict=False))
+    assert res.episodes_done == 2 and not res.cancelled
+    steps = iter(range(10_000))
+    res = whatif.run_whatif("gtb_us_federal", "free_market", episodes=3, seed=0,
+                            should_stop=lambda: next(steps) >= 150)
+    assert res.cancelled and res.episodes_done == 1  # only whole episodes are kept
+    assert set(res.steps.episode) == {1} and len(res.periods) == 40
+
+
+def test_job_advances_in_chunks_and_reports_fraction():
+    job = whatif.WhatIfJob.create("gtb_us_federal", ["flat", "saez"], episodes=1, seeds=0)
+    assert job.fraction == 0.0 and not job.done
+    job.advance(max_steps=50)
+    assert 0.2 < job.fraction < 0.3 and "flat" in job.status()
+    assert job.result().episodes.empty  # nothing finished yet
+    job.advance()
+    assert job.done and job.fraction == 1.0 and len(job.result().episodes) == 2
+
+
+def test_tax_curve_is_eq_6_7():
+    sched = pd.DataFrame({"mechanism": "flat", "lower": US_FEDERAL_CUTOFFS, "rate": 0.3})
+    curve = whatif.tax_curve(sched, z_max=600, points=7)
+    assert np.allclose(curve.tax, 0.3 * curve.income) and np.allclose(curve.marginal_rate, 0.3)
+    fed = pd.DataFrame({"lower": US_FEDERAL_CUTOFFS, "rate": US_FEDERAL_RATES})
+    c = whatif.tax_curve(fed, z_max=9.7, points=2)
+    assert np.isclose(c.tax.iloc[-1], 0.97) and np.isclose(c.after_tax.iloc[-1], 9.7 - 0.97)
+
+
+def test_other_games_and_idle_agents():
+    er = whatif.run_whatif("er21_lio", None, episodes=2, seed=[0, 1])
+    assert len(er.episodes) == 4 and "collective_return" in er.episodes
+    assert er.periods.empty and er.schedules.empty and er.terrain is None
+    idle = whatif.run_whatif("gtb_us_federal", None, episodes=1, seed=0, brains="noop")
+    ep = idle.episodes.iloc[0]
+    assert ep.houses_built == 0 and ep.trade_volume == 0 and ep.productivity == 40
+    assert set(idle.terrain.terrain) == {"empty", "water", "wood source", "stone source"}
+
+
+def test_data_dictionary_documents_every_column(pair):
+    d = pair.data_dictionary()
+    assert set(d.table) == {"periods", "episodes", "steps", "world"}
+    assert (d.meaning != "").all(), d[d.meaning == ""]
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda: whatif.run_whatif("ipd_pg", "flat"), r"^mechanism: ipd has no taxes"),
+    (lambda: whatif.run_whatif("gtb_flat30", {"name": "flat", "rate": -1}),
+     r"^mechanism: rates must lie in \[0, 1\]"),
+    (lambda: whatif.run_whatif("gtb_flat30", "robin_hood"), r"mechanism.name: 'robin_hood'"),
+    (lambda: whatif.run_whatif("gtb_flat30", brains="smart"), r"^brains: 'smart'"),
+    (lambda: whatif.run_whatif("gtb_flat30", episodes=0), r"^episodes: 0"),
+    (lambda: whatif.run_whatif("gtb_flat30", seed=[1, 1]), r"^seeds: "),
+    (lambda: whatif.compare(["flat"], "gtb_flat30"), r"^mechanisms: compare needs two"),
+    (lambda: whatif.run_whatif(None), r"^scenario: required"),
+])
+def test_bad_input_is_one_line(call, match):
+    with pytest.raises(ValueError, match=match) as err:
+        call()
+    assert "\n" not in str(err.value)
+
+
+def test_trained_brains_from_a_stored_run(tmp_path):
+    data = scenario.load("gtb_us_federal").resolved()
+    data["algorithm"].update(batch=1, epochs=1, minibatches=2, hidden=[16])
+    data["train"].update(iterations=1, log_every=1, eval_every=1, eval_episodes=1,
+                         checkpoint_every=1)
+    run = runner.run(scenario.from_dict(data, "tiny"), seeds=[0, 1], progress=False,
+                     root=tmp_path)
+    brains = f"trained:{run.run_id}"
+    res = whatif.compare([None, "free_market"], None, seeds=[1], brains=brains, root=tmp_path)
+    assert res.scenario == "gtb_us_federal" and res.mechanisms == ["scenario (us_federal)",
+                                                                    "free_market"]
+    assert np.allclose(res.episodes.top_rate, [0.37, 0.0])
+    same = EconModel.from_run(run.run_id, seed=1, root=tmp_path)  # what the what-if plays
+    same.run_episodes(1)
+    mv = same.datacollector.get_model_vars_dataframe().iloc[1:]
+    first = res.world[res.world.mechanism == "scenario (us_federal)"]
+    assert np.allclose(first.welfare, mv.welfare)
+    with pytest.raises(ValueError, match=r"^seeds: 5 not trained in run"):
+        whatif.run_whatif(None, seed=5, brains=brains, root=tmp_path)
+    with pytest.raises(ValueError, match="not found"):
+        whatif.run_whatif(None, brains="trained:nope", root=tmp_path)
