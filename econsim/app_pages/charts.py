@@ -1,0 +1,195 @@
+"""Altair charts of the workbench, built from econsim's tidy tables (no Streamlit here).
+
+Each function takes a DataFrame as econsim writes it (``WhatIfResult`` tables, a run's
+``periods`` / ``episodes`` tables) and returns an ``alt.Chart``; data is aggregated in pandas
+first so the charts stay small in the browser.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+METRICS = ("welfare", "productivity", "equality")
+ACTIVITY = {"wood_gathered": "wood gathered", "stone_gathered": "stone gathered",
+            "houses_built": "houses built",
+            "trade_volume": "units traded"}
+TERRAIN_COLORS = {"empty": "#f3ecd9", "water": "#6aa9e0", "wood source": "#4f9a4a",
+                  "stone source": "#9a9a9a", "house": "#9b5a2a"}
+
+
+def _color(df: pd.DataFrame, by: str = "mechanism") -> alt.Color:
+    return alt.Color(f"{by}:N", title=by, sort=list(dict.fromkeys(df[by])),
+                     scale=alt.Scale(scheme="tableau10"))
+
+
+def metrics_over_time(df: pd.DataFrame, x: str = "step",
+                      metrics: tuple[str, ...] = METRICS, by: str = "mechanism") -> alt.Chart:
+    """Mean of each metric over seeds and episodes against ``x`` (step or period), one panel
+    per metric, one line per ``by`` value."""
+    metrics = tuple(m for m in metrics if m in df)
+    mean = df.groupby([by, x], sort=False)[list(metrics)].mean().reset_index()
+    long = mean.melt(id_vars=[by, x], value_vars=list(metrics), var_name="metric")
+    base = alt.Chart(long).mark_line().encode(
+        x=alt.X(f"{x}:Q", title=x), y=alt.Y("value:Q", title=None),
+        color=_color(long, by), tooltip=[by, x, "metric", alt.Tooltip("value:Q", format=".3f")])
+    return base.properties(height=160, width=520).facet(
+        row=alt.Row("metric:N", sort=list(metrics), title=None)
+    ).resolve_scale(y="independent")
+
+
+def episode_bars(episodes: pd.DataFrame, metrics: tuple[str, ...] = METRICS,
+                 by: str = "mechanism") -> alt.Chart:
+    """Mean and seed-to-seed spread of per-episode outcomes, one panel per metric."""
+    metrics = tuple(m for m in metrics if m in episodes)
+    long = episodes.melt(id_vars=[by, "seed", "episode"], value_vars=list(metrics),
+                         var_name="metric")
+    base = alt.Chart(long).encode(x=alt.X(f"{by}:N", title=None, sort=list(dict.fromkeys(
+        long[by]))))
+    bars = base.mark_bar().encode(y=alt.Y("mean(value):Q", title=None), color=_color(long, by),
+                                  tooltip=[by, alt.Tooltip("mean(value):Q", format=".3f")])
+    dots = base.mark_circle(color="black", size=25).encode(y="value:Q",
+                                                           tooltip=[by, "seed", "episode"])
+    return alt.layer(bars, dots, data=long).properties(width=180, height=180).facet(
+        column=alt.Column("metric:N", sort=list(metrics), title=None)
+    ).resolve_scale(y="independent")
+
+
+def _bracket_label(lower: float, upper: float) -> str:
+    return f"{lower:g}+" if not np.isfinite(upper) else f"{lower:g}-{upper:g}"
+
+
+def schedule_bars(schedules: pd.DataFrame) -> alt.Chart:
+    """Marginal tax rate per bracket (bracket edges in coin), grouped by mechanism."""
+    df = schedules.copy()
+    if "mechanism" not in df:
+        df["mechanism"] = "schedule"
+    df["bracket (coin)"] = [_bracket_label(lo, up) for lo, up in zip(df["lower"], df["upper"],
+                                                                       strict=True)]
+    order = list(dict.fromkeys(df.sort_values("lower")["bracket (coin)"]))
+    return alt.Chart(df).mark_bar().encode(
+        x=alt.X("bracket (coin):N", sort=order), xOffset="mechanism:N",
+        y=alt.Y("rate:Q", title="marginal rate", axis=alt.Axis(format="%")),
+        color=_color(df), tooltip=["mechanism", "bracket (coin)",
+                                   alt.Tooltip("rate:Q", format=".1%")],
+    ).properties(height=260)
+
+
+def tax_curve(curve: pd.DataFrame, y: str = "tax") -> alt.Chart:
+    """``T(z)``: tax due (or after-tax income, average rate) against pre-tax income."""
+    fmt = "%" if y.endswith("rate") else ""
+    return alt.Chart(curve).mark_line().encode(
+        x=alt.X("income:Q", title="pre-tax income z (coin per period)"),
+        y=alt.Y(f"{y}:Q", title={"tax": "tax due T(z)"}.get(y, y), axis=alt.Axis(format=fmt)),
+        color=_color(curve), tooltip=["mechanism", alt.Tooltip("income:Q", format=".1f"),
+                                      alt.Tooltip(f"{y}:Q", format=".3f")],
+    ).properties(height=260)
+
+
+def income_by_skill(periods: pd.DataFrame, by: str = "mechanism") -> alt.Chart:
+    """Each agent's income per episode before tax and after redistribution, against its
+    skill (build pay per house): one point pair per agent and episode, one panel per
+    mechanism."""
+    keys = [by, "seed", "episode", "agent"]
+    keys = [k for k in keys if k in periods]
+    df = periods.groupby(keys, sort=False).agg(
+        skill=("skill", "first"), before=("pre_tax_income", "sum"),
+        after=("post_tax_income", "sum")).reset_index()
+    base = alt.Chart(df).encode(x=alt.X("skill:Q", title="skill (coin per house)",
+                                        scale=alt.Scale(zero=False)))
+    rule = base.mark_rule(color="#888").encode(y="before:Q", y2="after:Q")
+    points = base.transform_fold(["before", "after"], as_=["income", "coin"]).mark_circle(
+        size=60).encode(
+        y=alt.Y("coin:Q", title="income per episode (coin)"),
+        color=alt.Color("income:N", sort=["before", "after"],
+                        scale=alt.Scale(range=["#d62728", "#2ca02c"]),
+                        legend=alt.Legend(title=None, labelExpr="datum.label == 'before' ? "
+                                          "'before tax' : 'after redistribution'")),
+        tooltip=[k for k in keys if k != by] + ["skill:Q", "before:Q", "after:Q"])
+    return alt.layer(rule, points, data=df).properties(width=260, height=240).facet(
+        column=alt.Column(f"{by}:N", sort=list(dict.fromkeys(df[by])), title=None))
+
+
+def activity_bars(episodes: pd.DataFrame, by: str = "mechanism") -> alt.Chart:
+    """Mean per episode of what the agents did: gathered, built, traded."""
+    cols = [c for c in ACTIVITY if c in episodes]
+    mean = episodes.groupby(by, sort=False)[cols].mean().reset_index()
+    long = mean.melt(id_vars=[by], value_vars=cols, var_name="activity")
+    long["activity"] = long["activity"].map(ACTIVITY)
+    return alt.Chart(long).mark_bar().encode(
+        x=alt.X(f"{by}:N", title=None, sort=list(dict.fromkeys(long[by]))),
+        y=alt.Y("value:Q", title="per episode"), color=_color(long, by),
+        tooltip=[by, "activity", alt.Tooltip("value:Q", format=".2f")],
+    ).properties(width=150, height=200).facet(column=alt.Column("activity:N", title=None))
+
+
+def activity_over_time(steps: pd.DataFrame, x: str = "step",
+                       by: str = "mechanism") -> alt.Chart:
+    """Cumulative gathered / built / traded units over the episode (mean of seeds and
+    episodes), one line per mechanism."""
+    cols = {"gathered_wood": "wood gathered", "gathered_stone": "stone gathered",
+            "built": "houses built", "trade_volume": "units traded"}
+    cols = {k: v for k, v in cols.items() if k in steps}
+    per_step = steps.groupby([by, "seed", "episode", x], sort=False)[list(cols)].sum()
+    cum = per_step.groupby(level=[0, 1, 2], sort=False).cumsum()
+    mean = cum.groupby(level=[0, 3], sort=False).mean().reset_index()
+    long = mean.melt(id_vars=[by, x], value_vars=list(cols), var_name="activity")
+    long["activity"] = long["activity"].map(cols)
+    return alt.Chart(long).mark_line().encode(
+        x=f"{x}:Q", y=alt.Y("value:Q", title="cumulative"), color=_color(long, by),
+        tooltip=[by, "activity", x, alt.Tooltip("value:Q", format=".1f")],
+    ).properties(width=150, height=180).facet(column=alt.Column("activity:N", title=None))
+
+
+def world_map(terrain: pd.DataFrame, agents: pd.DataFrame,
+              houses: pd.DataFrame | None = None) -> alt.Chart:
+    """The GTB map: water, wood and stone sources, houses (with their owner) and the agents
+    (numbered markers). ``agents``/``houses`` have ``row``, ``col``, ``agent``."""
+    cells = terrain.copy()
+    if houses is not None and not houses.empty:
+        at = houses.drop_duplicates(["row", "col"]).set_index(["row", "col"])["agent"]
+        idx = pd.MultiIndex.from_frame(cells[["row", "col"]])
+        owner = at.reindex(idx).to_numpy()
+        cells.loc[~pd.isna(owner), "terrain"] = "house"
+        cells["owner"] = ["" if pd.isna(o) else f"agent {int(o)}" for o in owner]
+    else:
+        cells["owner"] = ""
+    kinds = list(TERRAIN_COLORS)
+    n_rows = int(cells["row"].max()) + 1
+    size = 26 * n_rows
+    y = alt.Y("row:O", axis=None)
+    x = alt.X("col:O", axis=None)
+    grid = alt.Chart(cells).mark_rect(stroke="white", strokeWidth=1).encode(
+        x=x, y=y, color=alt.Color("terrain:N", scale=alt.Scale(
+            domain=kinds, range=[TERRAIN_COLORS[k] for k in kinds]), title="cell"),
+        tooltip=["row", "col", "terrain", "owner"])
+    ag = agents.assign(label=agents["agent"].astype(int).astype(str))
+    marks = alt.Chart(ag).mark_circle(size=360, opacity=1, stroke="black").encode(
+        x=x, y=y, color=alt.value("#ffd23f"),
+        tooltip=["agent", "row", "col"] + [c for c in ("coin", "wood", "stone") if c in ag])
+    text = alt.Chart(ag).mark_text(fontWeight="bold", fontSize=12).encode(x=x, y=y,
+                                                                          text="label:N")
+    return alt.layer(grid, marks, text).properties(width=size, height=size)
+
+
+def training_curves(episodes: pd.DataFrame, metric: str = "collective") -> alt.Chart:
+    """A run's ``metric`` against training iteration, one line per seed (solid: training
+    windows; dashed with points: evaluations)."""
+    df = episodes.dropna(subset=[metric])
+    df = df.assign(seed=df["seed"].astype(str))
+    return alt.Chart(df).mark_line(point=True).encode(
+        x=alt.X("iteration:Q"), y=alt.Y(f"{metric}:Q", scale=alt.Scale(zero=False)),
+        color=alt.Color("seed:N"), strokeDash=alt.StrokeDash("phase:N"),
+        tooltip=["seed", "phase", "iteration", alt.Tooltip(f"{metric}:Q", format=".3f")],
+    ).properties(height=280)
+
+
+def compare_bars(df: pd.DataFrame, metric: str, by: str = "run_id") -> alt.Chart:
+    """Mean of ``metric`` by ``by`` with one dot per seed."""
+    base = alt.Chart(df).encode(y=alt.Y(f"{by}:N", title=None))
+    bars = base.mark_bar().encode(x=alt.X(f"mean({metric}):Q", title=metric),
+                                  color=alt.Color(f"{by}:N", legend=None))
+    dots = base.mark_circle(color="black").encode(x=f"{metric}:Q", tooltip=[by, "seed",
+                                                                           metric])
+    return alt.layer(bars, dots).properties(height=max(60, 40 * df[by].nunique()))

@@ -1,0 +1,269 @@
+"""Helpers shared by the workbench pages: the runs folder, mechanism and algorithm choices,
+bracket tables, downloads and one-line errors. Everything game-, algorithm- or
+mechanism-specific is read from econsim's registries, so a new game, learner or tax
+mechanism appears in the app without changes here."""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import learners
+from econsim import cli, envs, store
+from econsim.errors import ScenarioError
+from mechanisms import registry
+from mechanisms.tax import US_FEDERAL_CUTOFFS, US_FEDERAL_RATES
+
+RUNS_ENV = "ECONSIM_RUNS"
+ROOT_KEY = "runs_root"
+RESULT_KEY = "whatif_result"  # the last what-if's WhatIfResult (session state)
+BUILDER_KEY = "builder_scenario"  # the builder's last valid scenario dict (session state)
+BUILDER_OPTION = "(from the builder)"  # the what-if's name for that scenario
+
+#: friendly names; anything not listed shows its registry name
+LABELS = {
+    "free_market": "Free market (no tax)",
+    "us_federal": "US federal (2018 brackets)",
+    "flat": "Flat tax",
+    "custom": "Custom brackets",
+    "saez": "Saez formula (adaptive)",
+    "metagrad-tax": "MetaGrad tax designer (learned)",
+    "dual-rl-tax": "Dual-RL tax planner (learned)",
+    "metagrad": "MetaGrad incentive designer (learned)",
+    "dual-rl-d": "Dual-RL incentive designer, discrete (learned)",
+    "dual-rl-c": "Dual-RL incentive designer, continuous (learned)",
+    "none": "None: the agents alone",
+    "scenario": "As in the scenario / trained run",
+}
+
+
+def label(name: str) -> str:
+    return LABELS.get(name, name)
+
+
+# --------------------------------------------------------------------------- runs folder
+
+
+def default_root() -> str:
+    """``$ECONSIM_RUNS`` if set, else ``runs``."""
+    return os.environ.get(RUNS_ENV) or "runs"
+
+
+def runs_root() -> Path:
+    """The runs folder chosen in the sidebar."""
+    import streamlit as st
+
+    return Path(st.session_state.get(ROOT_KEY) or default_root())
+
+
+def list_runs(root: Path) -> pd.DataFrame:
+    """``store.runs(root)`` (an empty table if the folder does not exist)."""
+    if not Path(root).is_dir():
+        return store.runs(Path(root) / "__none__")
+    return store.runs(root)
+
+
+def trained_runs(root: Path) -> list[str]:
+    """Run ids in ``root`` that have a checkpoint (usable as trained brains)."""
+    df = list_runs(root)
+    return [r for r in df["run_id"].tolist()
+            if (Path(root) / r / "checkpoints" / "last.pt").is_file()]
+
+
+# --------------------------------------------------------------------------- registries
+
+
+@functools.cache
+def has_taxes(env_name: str) -> bool:
+    """Whether the game takes a tax mechanism (an economy, e.g. GTB)."""
+    return hasattr(envs.make(env_name), "set_tax_rates")
+
+
+@functools.cache
+def env_fields(env_name: str) -> dict[str, Any]:
+    """Parameters of a game with their defaults (its pydantic ``Params``)."""
+    return {k: f.default for k, f in envs.params_model(env_name).model_fields.items()}
+
+
+def _role(alg: str) -> str:
+    """``agents``, ``tax_designer`` (sets tax rates: GTB) or ``designer`` (pays incentives)."""
+    cls = learners.trainer_class(alg)
+    fields = cls.Config.model_fields
+    designs = any(f.startswith(("designer_", "planner_")) for f in fields)
+    if designs and getattr(cls, "takes_mechanism", None) is False:
+        return "tax_designer"
+    return "designer" if designs else "agents"
+
+
+def algorithm_roles() -> dict[str, str]:
+    return {a: _role(a) for a in learners.algorithm_names()}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One entry of the builder's mechanism list: ``key`` like ``tax:flat``."""
+
+    key: str
+    kind: str  # "tax" (a [mechanism] table), "designer" (a learning algorithm), "none"
+    name: str
+
+    @property
+    def label(self) -> str:
+        return label(self.name)
+
+
+def mechanism_choices(env_name: str) -> list[Choice]:
+    """Mechanisms that fit the game: tax schedules and tax designers for economies,
+    "none" and incentive designers for the other games."""
+    roles = algorithm_roles()
+    if has_taxes(env_name):
+        return ([Choice(f"tax:{m}", "tax", m) for m in registry.names()]
+                + [Choice(f"designer:{a}", "designer", a) for a, r in roles.items()
+                   if r == "tax_designer"])
+    return ([Choice("none", "none", "none")]
+            + [Choice(f"designer:{a}", "designer", a) for a, r in roles.items()
+               if r == "designer"])
+
+
+def choice(key: str) -> Choice:
+    kind, _, name = key.partition(":")
+    return Choice(key, kind, name or kind)
+
+
+def agent_algorithms(env_name: str, mechanism_key: str) -> list[str]:
+    """Learning algorithms of the agents under a mechanism choice."""
+    c = choice(mechanism_key)
+    if c.kind == "designer":
+        return [c.name]
+    roles = algorithm_roles()
+    algs = [a for a, r in roles.items() if r == "agents"]
+    if c.kind == "tax" or has_taxes(env_name):
+        algs = [a for a in algs if getattr(learners.trainer_class(a), "takes_mechanism", False)]
+    # the usual learner of the game's shipped scenarios first (PPO for GTB, LIO elsewhere)
+    order = {"ppo": 0, "lio": 1, "pg": 2}
+    return sorted(algs, key=lambda a: (order.get(a, 9), a))
+
+
+def scenario_mechanism_key(data: dict) -> str:
+    """The builder's mechanism choice of a scenario dict."""
+    alg = (data.get("algorithm") or {}).get("name")
+    if alg and alg in learners.ALGORITHMS and _role(alg) != "agents":
+        return f"designer:{alg}"
+    mech = data.get("mechanism")
+    if isinstance(mech, dict) and mech.get("name"):
+        return f"tax:{mech['name']}"
+    return "none"
+
+
+# --------------------------------------------------------------------------- brackets
+
+
+def brackets_frame(thresholds=US_FEDERAL_CUTOFFS, rates=US_FEDERAL_RATES) -> pd.DataFrame:
+    """A bracket table for ``st.data_editor``: lower edge (coin) and marginal rate."""
+    return pd.DataFrame({"threshold": np.asarray(thresholds, float),
+                         "rate": np.asarray(rates, float)})
+
+
+def brackets_spec(df: pd.DataFrame) -> dict:
+    """``{"name": "custom", "thresholds": [...], "rates": [...]}`` of an edited table (rows
+    with an empty cell are dropped; the schedule itself is validated by econsim)."""
+    df = pd.DataFrame(df).dropna(how="any")
+    return {"name": "custom", "thresholds": [float(x) for x in df["threshold"]],
+            "rates": [float(x) for x in df["rate"]]}
+
+
+def schedule_of(spec: dict) -> pd.DataFrame | None:
+    """The bracket schedule of a mechanism spec now (``lower``, ``upper``, ``rate``), or None
+    if it is not a valid schedule mechanism."""
+    try:
+        mech = registry.build(spec)
+    except ValueError:
+        return None
+    return mech.schedule() if hasattr(mech, "schedule") else None
+
+
+# --------------------------------------------------------------------------- input text
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0-4`` or ``0,2,5`` -> seeds (as the CLI's ``--seeds``); one-line ValueError."""
+    try:
+        return cli.parse_seeds(str(text).replace(" ", ""))
+    except ScenarioError as err:
+        raise ValueError(str(err).removeprefix("--")) from None
+
+
+def parse_toml(text: str, what: str) -> dict:
+    """A TOML snippet as a dict; one-line ScenarioError naming ``what`` if it is not TOML."""
+    try:
+        return tomllib.loads(text or "")
+    except tomllib.TOMLDecodeError as err:
+        raise ScenarioError(f"{what}: not valid TOML: {err}") from None
+
+
+def one_line(err: BaseException) -> str:
+    """An exception as one line (the first line of its message)."""
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+# --------------------------------------------------------------------------- downloads
+
+
+def csv_bytes(df: pd.DataFrame) -> bytes:
+    return df.to_csv(index=False).encode()
+
+
+def parquet_bytes(df: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def dictionary_frame(columns: dict[str, tuple[str, str]],
+                     present: list[str] | None = None) -> pd.DataFrame:
+    """A data dictionary (column, unit, meaning), restricted to ``present`` columns."""
+    rows = [{"column": c, "unit": u, "meaning": m} for c, (u, m) in columns.items()
+            if present is None or c in present]
+    return pd.DataFrame(rows, columns=["column", "unit", "meaning"])
+
+
+def analysis():
+    """``econsim.analysis`` (tidy tables, data dictionary, regressions), or None if this
+    installation does not have it yet."""
+    try:
+        from econsim import analysis as mod
+    except ImportError:
+        return None
+    return mod
+
+
+# --------------------------------------------------------------------------- widget memory
+
+
+def keep(defaults: dict[str, Any]) -> None:
+    """Give widgets (by key) their value from the last visit of the page, else a default.
+
+    Streamlit forgets a widget's value when its page is not shown; call this before the
+    widgets and :func:`remember` after them."""
+    import streamlit as st
+
+    for k, v in defaults.items():
+        if k not in st.session_state:
+            st.session_state[k] = st.session_state.get(f"_keep_{k}", v)
+
+
+def remember(keys) -> None:
+    import streamlit as st
+
+    for k in keys:
+        if k in st.session_state:
+            st.session_state[f"_keep_{k}"] = st.session_state[k]

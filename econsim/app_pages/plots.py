@@ -1,0 +1,146 @@
+"""Plots of the last what-if or of a stored run: welfare over time, tax schedules and
+T(z), income before/after redistribution by skill, economic activity, the GTB map with
+the agents, and training curves."""
+
+import pandas as pd
+import streamlit as st
+
+from econsim import scenario as scenario_mod
+from econsim import store, whatif
+from econsim.app_pages import charts, common
+from econsim.errors import ScenarioError
+
+ss = st.session_state
+SOURCES = ("Last what-if", "A stored run")
+TZ = {"tax": "tax due T(z)", "after_tax": "income after tax", "average_rate": "average rate",
+      "marginal_rate": "marginal rate"}
+
+common.keep({"p_source": SOURCES[0], "p_tz": "tax"})
+st.title("Plots")
+source = st.radio("Data", SOURCES, key="p_source", horizontal=True)
+common.remember(["p_source"])
+
+
+def _schedule(schedules: pd.DataFrame, key: str) -> None:
+    st.subheader("Tax schedule")
+    if schedules.empty:
+        st.info("No tax schedule: this game has no taxes.")
+        return
+    c1, c2 = st.columns(2)
+    c1.caption("Marginal rate per bracket (mean of the rates in force)")
+    c1.altair_chart(charts.schedule_bars(schedules))
+    y = c2.selectbox("Curve", list(TZ), format_func=TZ.get, key=key)
+    c2.altair_chart(charts.tax_curve(whatif.tax_curve(schedules), y=y))
+
+
+def _income(periods: pd.DataFrame, by: str) -> None:
+    st.subheader("Income before and after redistribution, by skill")
+    if periods.empty:
+        st.info("No per-period table: this game has no incomes.")
+        return
+    st.caption("One pair of points per agent and episode: income before tax (red) and after "
+               "tax and the equal transfer (green), against the agent's skill.")
+    st.altair_chart(charts.income_by_skill(periods, by=by))
+
+
+def _whatif(res: whatif.WhatIfResult) -> None:
+    economy = "welfare" in res.world
+    st.caption(f"What-if of {res.scenario}: {', '.join(res.mechanisms)}; agents "
+               f"{res.brains}; seeds {res.seeds}.")
+    st.subheader("Welfare, productivity and equality over time")
+    st.caption("Welfare = equality x productivity; productivity = total coin; equality = "
+               "1 - Gini of coin. Mean over seeds and episodes at each step.")
+    metrics = charts.METRICS if economy else ("collective_return",)
+    st.altair_chart(charts.metrics_over_time(res.world, metrics=metrics))
+    _schedule(res.schedules, "p_tz_w")
+    _income(res.periods, "mechanism")
+    if economy:
+        st.subheader("Economic activity")
+        st.altair_chart(charts.activity_bars(res.episodes))
+        st.altair_chart(charts.activity_over_time(res.steps))
+    if res.terrain is not None:
+        _map(res)
+    st.subheader("Training curves")
+    st.info("Training curves belong to stored runs: choose 'A stored run' above.")
+
+
+def _map(res: whatif.WhatIfResult) -> None:
+    st.subheader("The map")
+    steps = res.steps
+    c1, c2, c3 = st.columns(3)
+    mech = c1.selectbox("Mechanism", res.mechanisms, key="p_map_mech")
+    seed = c2.selectbox("Seed", sorted(steps["seed"].unique()), key="p_map_seed")
+    these = steps[(steps["mechanism"] == mech) & (steps["seed"] == seed)]
+    if these.empty:
+        st.info("No finished episode for this mechanism and seed.")
+        return
+    ep = c3.selectbox("Episode", sorted(these["episode"].unique()), key="p_map_episode")
+    these = these[these["episode"] == ep]
+    last = int(these["step"].max())
+    t = st.slider("Step", 1, last, last, key="p_map_step")
+    agents = these[these["step"] == t]
+    built = (these[(these["step"] <= t) & (these["built"] > 0)] if "built" in these
+             else these.iloc[:0])
+    st.caption("Water (blue), wood sources (green), stone sources (grey), houses (brown, "
+               "on the builder's cell); the numbered circles are the agents at this step.")
+    st.altair_chart(charts.world_map(res.terrain, agents, built[["row", "col", "agent"]]),
+                    width="content")
+
+
+def _stored(run_id: str, root) -> None:
+    try:
+        episodes = store.load(run_id, "episodes", root)
+    except ScenarioError as err:
+        st.error(common.one_line(err))
+        return
+    try:
+        periods = store.load(run_id, "periods", root)
+    except ScenarioError:
+        periods = pd.DataFrame()
+    if not periods.empty:
+        periods = periods[periods["iteration"] == periods["iteration"].max()]
+    st.subheader("Training curves")
+    numeric = [c for c in episodes.select_dtypes("number").columns
+               if c not in ("seed", "iteration", "episodes", "length", "epsilon")]
+    first = "social_welfare" if "social_welfare" in numeric else "collective"
+    metric = st.selectbox("Metric", numeric, index=numeric.index(first), key="p_metric")
+    st.altair_chart(charts.training_curves(episodes, metric))
+    if periods.empty:
+        return
+    st.caption("Below: the last evaluation of the run (per tax period, all seeds).")
+    st.subheader("Welfare, productivity and equality over the episode")
+    st.altair_chart(charts.metrics_over_time(periods, x="period", by="scenario"))
+    sc = scenario_mod.load(root / run_id / "scenario.toml")
+    cutoffs = getattr(sc.make_game(), "cutoffs", None)
+    rate_cols = [f"rate_{j}" for j in range(len(cutoffs))] if cutoffs is not None else []
+    if rate_cols and set(rate_cols) <= set(periods.columns):
+        mean = periods[rate_cols].mean()
+        upper = list(cutoffs[1:]) + [float("inf")]
+        schedules = pd.DataFrame({"mechanism": sc.name, "lower": cutoffs, "upper": upper,
+                                  "rate": mean.to_numpy()})
+        _schedule(schedules, "p_tz_r")
+    _income(periods, "scenario")
+    st.subheader("Economic activity")
+    per_episode = periods.groupby(["scenario", "seed", "episode"])[
+        ["wood_gathered", "stone_gathered", "houses_built"]].sum().reset_index()
+    st.altair_chart(charts.activity_bars(per_episode, by="scenario"))
+    st.info("The map needs a replay: play this run's agents in a what-if "
+            "(agents: Trained) to see them move.")
+
+
+if source == SOURCES[0]:
+    res = ss.get(common.RESULT_KEY)
+    if res is None or res.episodes.empty:
+        st.info("No what-if yet: run one first (the defaults take about a second).")
+        st.page_link("econsim/app_pages/what_if.py", label="Go to What-if →")
+    else:
+        _whatif(res)
+else:
+    root = common.runs_root()
+    runs = common.list_runs(root)
+    if runs.empty:
+        st.info(f"No runs in `{root}` yet: train one from the Scenario builder or with "
+                "`econsim run`.")
+    else:
+        run_id = st.selectbox("Run", runs["run_id"].tolist()[::-1], key="p_run")
+        _stored(run_id, root)

@@ -1,0 +1,83 @@
+"""Runs browser: every stored run (``econsim.store``), one opened in detail, several
+compared on their last evaluation (``econsim.analysis.episode_table``)."""
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from econsim import store
+from econsim.app_pages import charts, common
+
+ss = st.session_state
+st.title("Runs")
+root = common.runs_root()
+runs = common.list_runs(root)
+if runs.empty:
+    st.info(f"No runs in `{root}` yet. Train one from the Scenario builder, or run "
+            "`econsim run gtb_flat30` in a shell; change the folder in the sidebar.")
+    st.stop()
+
+st.caption(f"{len(runs)} run(s) in `{root}` (one folder each; queried with DuckDB).")
+st.dataframe(runs, hide_index=True)
+ids = runs["run_id"].tolist()[::-1]  # newest first
+
+# ------------------------------------------------------------------------------ one run
+st.subheader("Open a run")
+run_id = st.selectbox("Run", ids, key="r_open")
+path = root / run_id
+info = json.loads((path / "run.json").read_text())
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Status", info.get("status", "?"))
+c2.metric("Iterations", f"{info.get('iterations_done', 0)} / {info.get('iterations', '?')}")
+c3.metric("Seeds", ", ".join(str(s) for s in info.get("seeds", [])))
+c4.metric("Wall time", f"{info.get('wall_s', 0):.0f} s")
+with st.expander("Scenario (resolved)"):
+    toml = path / "scenario.toml"
+    st.code(toml.read_text() if toml.is_file() else "(missing)", language="toml")
+try:
+    episodes = store.load(run_id, "episodes", root)
+except Exception as err:  # a run killed at its start has no table yet
+    st.warning(common.one_line(err))
+    st.stop()
+evals = episodes[episodes["phase"] == "eval"]
+if not evals.empty:
+    st.markdown("**Last evaluation, per seed**")
+    st.dataframe(evals[evals["iteration"] == evals["iteration"].max()], hide_index=True)
+metric = "social_welfare" if "social_welfare" in episodes else "collective"
+st.markdown(f"**Training curve** ({metric}; dashed: evaluations)")
+st.altair_chart(charts.training_curves(episodes, metric))
+files = sorted(p.name for p in path.iterdir())
+st.caption("Files: " + ", ".join(files))
+
+# ------------------------------------------------------------------------------ compare
+st.subheader("Compare runs")
+chosen = st.multiselect("Runs to compare", ids, default=ids, key="r_compare",
+                        help="compared on the episodes of their last evaluation")
+an = common.analysis()
+if chosen and an is None:
+    st.warning("econsim.analysis is not installed in this version: comparison unavailable.")
+elif chosen:
+    try:
+        table = an.episode_table(chosen, root=root)
+    except ValueError as err:
+        st.error(common.one_line(err))
+        st.stop()
+    if "phase" in table:
+        table = table[table["phase"].fillna("eval") == "eval"]
+    if "iteration" in table:
+        last = table.groupby("run_id")["iteration"].transform("max")
+        table = table[table["iteration"] == last]
+    skip = {"seed", "iteration", "episode", "periods", "episodes", "length", "epsilon"}
+    numeric = [c for c in table.select_dtypes("number").columns if c not in skip]
+    first = next((c for c in ("welfare", "social_welfare", "collective") if c in numeric),
+                 numeric[0])
+    metric = st.selectbox("Metric", numeric, index=numeric.index(first), key="r_metric")
+    keys = [c for c in ("run_id", "scenario", "mechanism") if c in table]
+    summary = table.groupby(keys, sort=False)[metric].agg(["mean", "std", "count"])
+    summary["seeds"] = table.groupby(keys, sort=False)["seed"].nunique()
+    st.dataframe(summary.reset_index(), hide_index=True)
+    per_seed = table.groupby(keys + ["seed"], sort=False)[metric].mean().reset_index()
+    st.altair_chart(charts.compare_bars(pd.DataFrame(per_seed), metric))
+    st.page_link("econsim/app_pages/regression.py", label="Test the differences in a "
+                 "regression →")

@@ -1,0 +1,187 @@
+"""What-if: play random, idle or trained agents under one or more tax mechanisms in the
+Mesa model (``econsim.whatif``), with a progress bar and a cancel button; compare the
+mechanisms side by side on the same seeds."""
+
+import streamlit as st
+
+from econsim import scenario as scenario_mod
+from econsim import whatif
+from econsim.app_pages import charts, common
+from econsim.errors import ScenarioError
+from mechanisms import registry
+
+ss = st.session_state
+BUILDER = common.BUILDER_OPTION
+DEFAULTS = {"w_scenario": "gtb_us_federal", "w_brains": "random",
+            "w_mechanisms": ["us_federal", "flat"], "w_flat_rate": 0.3, "w_episodes": 1,
+            "w_seeds": "0-3"}
+BRAIN_LABELS = {"random": "Random actions", "noop": "Idle (always no-op)"}
+
+common.keep(DEFAULTS)
+if "w_brackets_data" not in ss:
+    ss.w_brackets_data = common.brackets_frame()
+
+st.title("What-if")
+st.caption("Play agents in the Mesa model under each mechanism, on the same seeds, and "
+           "compare what happens. Random or idle agents show the mechanics in seconds; "
+           "trained agents (from a stored run) show learned behaviour.")
+
+# ------------------------------------------------------------------------------ inputs
+root = common.runs_root()
+brains = ["random", "noop"] + [f"trained:{r}" for r in common.trained_runs(root)]
+if ss.w_brains not in brains:
+    ss.w_brains = "random"
+scenarios = ([BUILDER] if ss.get(common.BUILDER_KEY) else []) + scenario_mod.names()
+if ss.w_scenario not in scenarios:
+    ss.w_scenario = DEFAULTS["w_scenario"]
+
+
+
+def _on_brains() -> None:
+    """Trained agents: play the run's own seeds (a seed picks the trained replica)."""
+    if ss.w_brains.startswith("trained:"):
+        runs = common.list_runs(root).set_index("run_id")
+        ss.w_seeds = str(runs.loc[ss.w_brains.removeprefix("trained:"), "seeds"])
+
+
+c1, c2 = st.columns(2)
+brain = c2.selectbox("Agents", brains, key="w_brains", on_change=_on_brains,
+                     format_func=lambda b: BRAIN_LABELS.get(b, b.replace("trained:",
+                                                                         "Trained: ")))
+trained = brain.startswith("trained:")
+name = c1.selectbox("Scenario (game and its settings)", scenarios, key="w_scenario",
+                    disabled=trained, help="with trained agents, the run's own scenario")
+
+
+def _scenario():
+    """The chosen scenario (None: the trained run's own)."""
+    if trained:
+        return None
+    if name == BUILDER:
+        return scenario_mod.from_dict(ss[common.BUILDER_KEY], source="builder scenario")
+    return scenario_mod.load(name)
+
+
+try:
+    sc = _scenario()
+    if sc is None:
+        sc = scenario_mod.load(root / brain.removeprefix("trained:") / "scenario.toml")
+    taxes = common.has_taxes(sc.env_name)
+except (ScenarioError, ValueError) as err:
+    st.error(common.one_line(err))
+    st.stop()
+
+options = ["scenario", *registry.names()] if taxes else ["scenario"]
+ss.w_mechanisms = [m for m in ss.w_mechanisms if m in options] or ["scenario"]
+mechs = st.multiselect("Mechanisms to compare", options, key="w_mechanisms",
+                       format_func=common.label,
+                       help="'As in the scenario' is the scenario's own mechanism, or the "
+                            "learned planner of a trained MetaGrad / dual-RL run")
+if "flat" in mechs:
+    st.number_input("Flat tax rate", step=0.05, format="%.2f", key="w_flat_rate")
+if "custom" in mechs:
+    st.caption("Custom brackets: lower edge (coin) and marginal rate above it.")
+    brackets = st.data_editor(ss.w_brackets_data, key="w_brackets", num_rows="dynamic",
+                              hide_index=True)
+c1, c2 = st.columns(2)
+c1.number_input("Episodes per seed and mechanism", min_value=1, max_value=200, step=1,
+                key="w_episodes")
+c2.text_input("Seeds", key="w_seeds", help="e.g. 0-3 or 0,5; every mechanism plays these")
+common.remember(DEFAULTS)
+
+
+def _specs() -> list:
+    out = []
+    for m in mechs:
+        if m == "scenario":
+            out.append(None)
+        elif m == "flat":
+            out.append({"name": "flat", "rate": float(ss.w_flat_rate)})
+        elif m == "custom":
+            out.append({**common.brackets_spec(brackets), "label": "custom"})
+        else:
+            out.append(m)
+    return out
+
+
+def _on_run() -> None:
+    ss.w_cancel_flag = False
+
+
+def _on_cancel() -> None:
+    ss.w_cancel_flag = True
+
+
+c1, c2, _ = st.columns([1, 1, 4])
+run = c1.button("Run what-if", key="w_run", type="primary", on_click=_on_run)
+c2.button("Cancel", key="w_cancel", on_click=_on_cancel,
+          help="stops between two steps; the finished episodes are kept")
+
+if run:
+    try:
+        if not mechs:
+            raise ValueError("mechanisms: pick at least one")
+        ss.w_job = whatif.WhatIfJob.create(_scenario(), _specs(), int(ss.w_episodes),
+                                           common.parse_seeds(ss.w_seeds), brain, root)
+    except (ScenarioError, ValueError) as err:
+        st.error(common.one_line(err))
+
+# ------------------------------------------------------------------------------ play
+job = ss.get("w_job")
+if job is not None and not job.done:
+    # a job survives reruns (e.g. the cancel click interrupts the script): resume or stop it
+    if ss.get("w_cancel_flag"):
+        job.cancel()
+    else:
+        bar = st.progress(job.fraction, text="Starting …")
+        try:
+            job.run(progress=lambda f, s: bar.progress(f, text=f"Playing {s}"),
+                    should_stop=lambda: bool(ss.get("w_cancel_flag")))
+        except Exception as err:  # a brain or model failure: one line, no traceback
+            ss.pop("w_job", None)
+            st.error(f"What-if failed: {common.one_line(err)}")
+            st.stop()
+        bar.empty()
+if job is not None and job.done:
+    ss[common.RESULT_KEY] = job.result()
+    ss.pop("w_job", None)
+
+# ------------------------------------------------------------------------------ results
+res = ss.get(common.RESULT_KEY)
+if res is None:
+    st.info("Choose mechanisms and press **Run what-if** (the defaults compare US-federal "
+            "and a 30% flat tax in the GTB economy with random agents on seeds 0-3, in about "
+            "a second).")
+    st.stop()
+
+st.divider()
+planned = len(res.mechanisms) * len(res.seeds) * res.episodes_requested
+if res.cancelled:
+    st.warning(f"Cancelled: {res.episodes_done} of {planned} episodes finished; the tables "
+               "below hold those.")
+st.subheader("Results")
+st.caption(f"{res.scenario} ({res.env}), agents: {res.brains}, mechanisms: "
+           f"{', '.join(res.mechanisms)}, seeds {res.seeds}, {res.episodes_requested} "
+           f"episode(s) each; {res.episodes_done} episodes in {res.wall_s:.1f} s.")
+if res.episodes.empty:
+    st.info("No episode finished.")
+    st.stop()
+
+economy = "welfare" in res.episodes
+st.markdown("**Per episode, mean over seeds and episodes**")
+st.dataframe(res.summary().round(3), hide_index=True)
+metrics = charts.METRICS if economy else ("collective_return",)
+st.altair_chart(charts.episode_bars(res.episodes, metrics))
+if economy:
+    st.markdown("**Over the episode** (mean over seeds and episodes)")
+    st.altair_chart(charts.metrics_over_time(res.world))
+if not res.schedules.empty:
+    st.markdown("**Tax schedules** (mean rate in force per bracket)")
+    c1, c2 = st.columns(2)
+    c1.altair_chart(charts.schedule_bars(res.schedules))
+    c2.altair_chart(charts.tax_curve(res.tax_curve()))
+
+c1, c2, c3 = st.columns(3)
+c1.page_link("econsim/app_pages/plots.py", label="More plots →")
+c2.page_link("econsim/app_pages/exports.py", label="Download the tables →")
+c3.page_link("econsim/app_pages/regression.py", label="Regress welfare on mechanism →")

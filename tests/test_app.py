@@ -1,0 +1,280 @@
+"""The Streamlit workbench (app.py) under streamlit.testing's AppTest: every page renders,
+the builder validates and refuses bad input with one line, a what-if compares two
+mechanisms, exports carry CSV, and a regression runs on a small runs folder."""
+
+import io
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+
+from econsim import runner, scenario, whatif
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+PAGES = ("builder", "what_if", "plots", "runs", "exports", "regression")
+TIMEOUT = 30  # AppTest's default is 3 s per run
+
+
+def _tiny(name: str) -> scenario.Scenario:
+    data = scenario.load(name).resolved()
+    data["algorithm"].update(batch=1, epochs=1, minibatches=2, hidden=[16])
+    data["train"].update(iterations=1, log_every=1, eval_every=1, eval_episodes=2,
+                         checkpoint_every=1)
+    return scenario.from_dict(data, name)
+
+
+@pytest.fixture(scope="module")
+def runs_root(tmp_path_factory):
+    """Two tiny GTB runs (US-federal, flat 30%), two seeds each."""
+    root = tmp_path_factory.mktemp("runs")
+    for name in ("gtb_us_federal", "gtb_flat30"):
+        runner.run(_tiny(name), seeds=[0, 1], progress=False, root=root)
+    return root
+
+
+def _app(monkeypatch, root: Path) -> AppTest:
+    monkeypatch.setenv("ECONSIM_RUNS", str(root))
+    return AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+
+
+@pytest.fixture
+def app(monkeypatch, tmp_path):
+    """The app on an empty runs folder."""
+    return _app(monkeypatch, tmp_path / "runs")
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """Every file handed to a download button: (file name, bytes)."""
+    files: list[tuple[str, bytes]] = []
+    real = MemoryMediaFileStorage.load_and_get_id
+
+    def record(self, data, mimetype, kind, filename=None):
+        files.append((filename, data))
+        return real(self, data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
+    return files
+
+
+def _go(at: AppTest, page: str) -> AppTest:
+    return at.switch_page(f"econsim/app_pages/{page}.py").run()
+
+
+def _ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def _charts(at: AppTest) -> int:
+    return len(at.get("vega_lite_chart"))
+
+
+def _whatif(at: AppTest, seeds: str = "0,1") -> AppTest:
+    """A what-if with the page's defaults (GTB, random agents, US-federal vs flat 30%)."""
+    _go(at, "what_if")
+    at.text_input(key="w_seeds").input(seeds)
+    at.number_input(key="w_episodes").set_value(1)
+    return at.button(key="w_run").click().run()
+
+
+# ------------------------------------------------------------------------------ pages
+
+
+def test_every_page_renders_without_runs(app):
+    _ok(app)
+    assert app.title[0].value == "Scenario builder"
+    for page in PAGES:
+        _go(app, page)
+        _ok(app)
+        assert not app.error, [e.value for e in app.error]
+        assert app.title, page
+
+
+def test_every_page_renders_with_runs(monkeypatch, runs_root):
+    at = _app(monkeypatch, runs_root)
+    for page in PAGES:
+        _go(at, page)
+        _ok(at)
+        assert not at.error, (page, [e.value for e in at.error])
+    _go(at, "plots").radio(key="p_source").set_value("A stored run").run()
+    _ok(at)
+    assert _charts(at) >= 5  # training curves, over time, schedule, T(z), income, activity
+
+
+# ------------------------------------------------------------------------------ builder
+
+
+def test_builder_validates_a_scenario_and_offers_its_toml(app):
+    assert "Valid scenario **gtb_us_federal**" in app.success[0].value
+    app.selectbox(key="b_mechanism").set_value("tax:flat").run()
+    app.number_input(key="b_flat_rate").set_value(0.25).run()
+    app.text_input(key="b_seeds").input("0-1").run()
+    _ok(app)
+    assert not app.error and "Flat tax" in app.success[0].value
+    assert "seeds [0, 1]" in app.success[0].value
+    assert app.download_button(key="b_download").label == "Download scenario TOML"
+    toml = next(c.value for c in app.code if "[mechanism]" in c.value)
+    assert 'name = "flat"' in toml and "rate = 0.25" in toml
+    assert app.session_state["builder_scenario"]["mechanism"] == {"name": "flat", "rate": 0.25}
+    # play it: the what-if page opens on the builder's scenario under its own mechanism
+    app.button(key="b_whatif").click().run()
+    assert app.title[0].value == "What-if"
+    assert app.selectbox(key="w_scenario").value == "(from the builder)"
+    app.button(key="w_run").click().run()
+    _ok(app)
+    assert app.session_state["whatif_result"].mechanisms == ["scenario (flat)"]
+    _go(app, "builder")
+    # a learned designer in another game
+    app.selectbox(key="b_env").set_value("escape_room").run()
+    app.selectbox(key="b_mechanism").set_value("designer:metagrad").run()
+    _ok(app)
+    assert not app.error and "MetaGrad" in app.success[0].value
+
+
+BAD_INPUT_IDS = ["negative flat rate", "custom bracket rate above 1", "uploaded TOML with an "
+                 "unknown field", "pasted text not TOML", "unknown game parameter", "bad seeds"]
+
+
+@pytest.mark.parametrize(("act", "message"), [
+    (lambda at: (at.selectbox(key="b_mechanism").set_value("tax:flat").run(),
+                 at.number_input(key="b_flat_rate").set_value(-0.1).run()),
+     "scenario: mechanism: rates must lie in [0, 1], got -0.1 at bracket 0"),
+    (lambda at: (at.selectbox(key="b_mechanism").set_value("tax:custom").run(),
+                 at.session_state.__setitem__("b_brackets", {
+                     "edited_rows": {"2": {"rate": 1.5}}, "added_rows": [],
+                     "deleted_rows": []}),
+                 at.run()),
+     "scenario: mechanism: rates must lie in [0, 1], got 1.5 at bracket 2"),
+    (lambda at: at.file_uploader(key="b_upload").upload(
+        "bad.toml", b'name = "x"\nfoo = 1\n[env]\nname = "gtb"\n[algorithm]\nname = "ppo"\n',
+        "application/toml").run(),
+     "bad.toml: foo: unknown field (allowed: name, description, seeds, env, algorithm, "
+     "mechanism, train)"),
+    (lambda at: (at.text_area(key="b_paste").input("[env\nname = 1").run(),
+                 at.button(key="b_load_paste").click().run()),
+     "pasted TOML: not valid TOML"),
+    (lambda at: at.text_area(key="b_env_params").input("n_agent = 3").run(),
+     "scenario: env.n_agent: unknown field (allowed: n_agents,"),
+    (lambda at: at.text_input(key="b_seeds").input("0-x").run(),
+     "seeds: '0-x' is not allowed (use e.g. 0-4 or 0,2,5)"),
+], ids=BAD_INPUT_IDS)
+def test_builder_bad_input_shows_one_line_error(app, act, message):
+    act(app)
+    _ok(app)
+    errors = [e.value for e in app.error]
+    assert len(errors) == 1 and errors[0].startswith(message), errors
+    assert "\n" not in errors[0] and "Traceback" not in errors[0]
+
+
+def test_builder_loads_a_good_toml_and_trains_it(monkeypatch, tmp_path):
+    at = _app(monkeypatch, tmp_path)
+    at.file_uploader(key="b_upload").upload(
+        "mine.toml", scenario.find("ipd_pg").read_bytes(), "application/toml").run()
+    _ok(at)
+    assert at.selectbox(key="b_env").value == "ipd"
+    assert "Loaded mine.toml." in [s.value for s in at.success]
+    at.text_input(key="b_seeds").input("0").run()
+    at.number_input(key="b_iterations").set_value(20).run()
+    at.button(key="b_train").click().run()
+    _ok(at)
+    assert not at.error
+    runs = list(tmp_path.glob("ipd_pg-*/run.json"))
+    assert len(runs) == 1 and any("is stored in" in s.value for s in at.success)
+
+
+# ------------------------------------------------------------------------------ what-if
+
+
+def test_whatif_compares_two_mechanisms(app, downloads):
+    _whatif(app)
+    _ok(app)
+    assert not app.error
+    res = app.session_state["whatif_result"]
+    assert res.mechanisms == ["us_federal", "flat 30%"] and res.seeds == [0, 1]
+    assert len(res.episodes) == 4 and not res.cancelled
+    summary = app.dataframe[0].value
+    assert list(summary.mechanism) == ["us_federal", "flat 30%"] and "welfare" in summary
+    assert _charts(app) >= 4  # per-episode bars, over time, schedule, T(z)
+
+    _go(app, "plots")
+    _ok(app)
+    assert _charts(app) >= 7  # over time, schedule, T(z), income, 2 x activity, map
+    assert "Income before and after redistribution, by skill" in [h.value for h in
+                                                                  app.subheader]
+
+    downloads.clear()
+    _go(app, "exports")
+    _ok(app)
+    labels = [b.label for b in app.download_button]
+    for what in ("per agent and tax period", "per episode"):
+        assert f"CSV: {what}" in labels and f"Parquet: {what}" in labels
+    assert "CSV: data dictionary" in labels
+    files = dict(downloads)
+    periods = pd.read_csv(io.BytesIO(files["whatif-gtb_us_federal-periods.csv"]))
+    assert len(periods) == 2 * 2 * 10 * 4
+    assert {"mechanism", "seed", "skill", "pre_tax_income", "post_tax_income"} <= set(periods)
+    episodes = pd.read_csv(io.BytesIO(files["whatif-gtb_us_federal-episodes.csv"]))
+    assert list(episodes.mechanism.unique()) == ["us_federal", "flat 30%"]
+    dictionary = pd.read_csv(io.BytesIO(
+        files["whatif-gtb_us_federal-dictionary.csv"]))
+    assert list(dictionary.columns) == ["table", "column", "unit", "meaning"]
+
+    _go(app, "regression")
+    assert app.text_input(key="g_formula").value == "welfare ~ C(mechanism)"
+    app.button(key="g_run").click().run()
+    _ok(app)
+    assert not app.error
+    assert "OLS Regression Results" in app.code[0].value
+    assert "clustered by seed (2 clusters)" in app.code[0].value
+    assert set(app.dataframe[0].value.term) == {"Intercept", "C(mechanism)[T.us_federal]"}
+
+
+def test_whatif_bad_input_and_cancel(app):
+    _go(app, "what_if")
+    app.text_input(key="w_seeds").input("-1").run()
+    app.button(key="w_run").click().run()
+    _ok(app)
+    assert app.error[0].value.startswith("seeds: '-1' is not allowed")
+    # a run interrupted after one of its two episodes, then cancelled (what a click on
+    # Cancel does between two steps): the finished episode is kept
+    job = whatif.WhatIfJob.create("gtb_us_federal", ["flat"], episodes=2, seeds=0)
+    job.advance(max_steps=150)
+    app.session_state["w_job"] = job
+    app.button(key="w_cancel").click().run()
+    _ok(app)
+    assert app.warning[0].value.startswith("Cancelled: 1 of 2 episodes finished")
+    assert app.session_state["whatif_result"].episodes_done == 1
+
+
+# ------------------------------------------------------------------------------ stored runs
+
+
+def test_runs_exports_and_regression_on_stored_runs(monkeypatch, runs_root, downloads):
+    at = _app(monkeypatch, runs_root)
+    _go(at, "runs")
+    _ok(at)
+    assert len(at.dataframe[0].value) == 2  # the runs table
+    assert _charts(at) == 2  # the opened run's training curve, the comparison
+    downloads.clear()
+    _go(at, "exports")
+    _ok(at)
+    files = dict(downloads)
+    periods = pd.read_csv(io.BytesIO(files["runs-periods.csv"]))
+    assert set(periods.mechanism) == {"us_federal", "flat"} and "top_rate" in periods
+    assert "runs-episodes.parquet" in files and "runs-dictionary.csv" in files
+
+    _go(at, "regression")
+    assert at.selectbox(key="g_source").value == "runs_episodes"
+    at.text_input(key="g_formula").input("welfare ~ nonsense").run()
+    at.button(key="g_run").click().run()
+    _ok(at)
+    assert "unknown column 'nonsense'" in at.error[0].value and "\n" not in at.error[0].value
+    at.text_input(key="g_formula").input("welfare ~ C(mechanism)").run()
+    at.button(key="g_run").click().run()
+    _ok(at)
+    assert not at.error
+    table = at.dataframe[-1].value
+    assert set(table.term) == {"Intercept", "C(mechanism)[T.us_federal]"}
+    assert at.download_button(key="g_download_csv").label == "CSV: coefficient table"
