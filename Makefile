@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install -q -c constraints.txt
 
-.PHONY: run test lint bench clean
+.PHONY: run app test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,12 +21,24 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 run: $(VENV)/.installed
 	$(BIN)/econsim demo
 
-test: $(VENV)/.installed-dev
-	$(BIN)/ruff check econsim learners mechanisms tests benchmarks
+# The workbench (Streamlit) on http://localhost:8501; ECONSIM_RUNS=folder picks the runs folder.
+app: $(VENV)/.installed
+	$(BIN)/streamlit run app.py
+
+# Debian's Chromium for the browser test (tests/test_browser.py); if it cannot be installed
+# (no root, no apt), that one test is skipped with the reason.
+$(VENV)/.browser: | $(BIN)/python
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+		echo "note: chromium could not be installed; the browser test will be skipped"
+	@if command -v chromium >/dev/null 2>&1; then touch $@; fi
+
+test: $(VENV)/.installed-dev $(VENV)/.browser
+	$(BIN)/ruff check econsim learners mechanisms tests benchmarks app.py
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check econsim learners mechanisms tests benchmarks
+	$(BIN)/ruff check econsim learners mechanisms tests benchmarks app.py
 
 bench: $(VENV)/.installed
 	$(BIN)/econsim bench
