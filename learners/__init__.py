@@ -21,6 +21,7 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
     "metagrad": ("learners.metagrad:MetaGradTrainer", "pg"),
     "dual-rl-d": ("learners.dual_rl:DualRLDTrainer", "pg"),
     "dual-rl-c": ("learners.dual_rl:DualRLCTrainer", "pg"),
+    "fixed-incentives": ("learners.fixed_incentives:FixedIncentiveTrainer", "pg"),
     "ppo": ("learners.ppo:PPOTrainer", "ppo"),
     "dual-rl-tax": ("learners.dual_rl_tax:DualRLTaxTrainer", "ppo"),
     "metagrad-tax": ("learners.metagrad_gtb:MetaGradTaxTrainer", "ppo"),

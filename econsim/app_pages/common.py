@@ -40,6 +40,7 @@ LABELS = {
     "metagrad": "MetaGrad incentive designer (learned)",
     "dual-rl-d": "Dual-RL incentive designer, discrete (learned)",
     "dual-rl-c": "Dual-RL incentive designer, continuous (learned)",
+    "fixed-incentives": "Fixed incentives per action (stated by hand)",
     "none": "None: the agents alone",
     "scenario": "As in the scenario / trained run",
 }

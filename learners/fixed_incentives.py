@@ -1,0 +1,67 @@
+"""Fixed incentives: a central designer that pays a constant amount per action type.
+
+The policy baseline for incentive design (Diss §6.3.2 compares learned designers against
+what a planner could state by hand): every time an agent takes action ``a`` it receives
+``incentives[a]`` on top of its extrinsic reward (eq. 6.2 with a constant ``mu``), paid by the
+designer and never charged to an agent. The agents are the independent PG learners of the
+designer methods (``learners.metagrad.DesignerTrainer``); reporting (``extrinsic``,
+``incentives`` paid, ``collective`` = extrinsic - incentives, ``offer_<action>``) is theirs.
+
+Example (Escape Room): ``incentives = { lever = 1.5 }`` pays 1.5 for pulling the lever.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from pydantic import Field, field_validator
+
+from learners.metagrad import DesignerConfig, DesignerTrainer
+from learners.nets import Params, detach
+
+
+class FixedIncentiveConfig(DesignerConfig):
+    """Agents as in ``DesignerConfig``; the designer is a fixed table, nothing to learn."""
+
+    incentives: dict[str, float] = Field(
+        default_factory=dict, description="incentive paid per action name (missing: 0)")
+
+    @field_validator("incentives")
+    @classmethod
+    def _finite_non_negative(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, x in v.items():
+            if not math.isfinite(x) or x < 0:
+                raise ValueError(f"incentives.{name}: {x} is not allowed (a number >= 0)")
+        return v
+
+
+class FixedIncentiveTrainer(DesignerTrainer):
+    """Independent PG agents under a constant incentive per action type."""
+
+    Config = FixedIncentiveConfig
+
+    def __init__(self, game, config: FixedIncentiveConfig, seeds: list[int]) -> None:
+        unknown = sorted(set(config.incentives) - set(game.action_names))
+        if unknown:
+            raise ValueError(f"algorithm.incentives: unknown action {unknown[0]!r} for "
+                             f"{game.name} (allowed: {', '.join(game.action_names)})")
+        super().__init__(game, config, seeds)
+        self.table = torch.tensor([config.incentives.get(a, 0.0) for a in game.action_names],
+                                  dtype=self.dtype)
+
+    def _init_designer(self, gens: list[torch.Generator]) -> Params:
+        return {"none": torch.zeros(len(gens), 1, requires_grad=True)}  # nothing to learn
+
+    def offers(self, inputs: torch.Tensor, extra: dict) -> torch.Tensor:
+        return self.table.expand(inputs.shape[0], -1)
+
+    def iterate(self) -> dict[str, np.ndarray]:
+        """One PG step of every agent on a batch played under the fixed incentives."""
+        eps = self.epsilon()
+        batch = self.run_episodes(self.params, eps, self.cfg.batch)
+        self.params = detach(self.update(detach(self.params), batch,
+                                         self.total_rewards(batch), eps))
+        self.iteration += 1
+        return self.metrics(batch)
