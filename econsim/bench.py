@@ -17,9 +17,10 @@ DEFAULT_CASES: dict[str, tuple[str, dict]] = {
     "escape_room(5,3)": ("escape_room", {"n_agents": 5, "n_required": 3}),
     "escape_room_asym": ("escape_room_asym", {}),
     "gtb": ("gtb", {}),
+    "cleanup": ("cleanup", {}),
 }
 # batch sizes measured when none is given (default: 4096 worlds)
-DEFAULT_BATCHES: dict[str, tuple[int, ...]] = {"gtb": (1, 256)}
+DEFAULT_BATCHES: dict[str, tuple[int, ...]] = {"gtb": (1, 256), "cleanup": (1, 256)}
 
 
 def env_steps_per_second(env: str, params: dict, batch: int = 4096,

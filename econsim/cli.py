@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bench", help="env-steps/s of the game kernels with random actions")
     s.add_argument("games", nargs="*", help="subset of games (default: all)")
     s.add_argument("--batch", type=int, default=None,
-                   help="worlds per step (default: 4096; gtb: 1 and 256)")
+                   help="worlds per step (default: 4096; gtb and cleanup: 1 and 256)")
     s.add_argument("--seconds", type=float, default=1.0)
     s.set_defaults(func=cmd_bench)
 

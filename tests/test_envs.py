@@ -11,14 +11,14 @@ from econsim.envs.escape_room import DOOR, LEVER, START
 
 
 def test_registry_and_protocol():
-    assert envs.names() == ["escape_room", "escape_room_asym", "gtb", "ipd"]
+    assert envs.names() == ["cleanup", "escape_room", "escape_room_asym", "gtb", "ipd"]
     for name in envs.names():
         game = envs.make(name)
         assert isinstance(game, Game)
 
 
 def test_unknown_env_and_bad_params_are_one_line():
-    with pytest.raises(ValueError, match=r"unknown env 'nope' \(allowed: escape_room"):
+    with pytest.raises(ValueError, match=r"unknown env 'nope' \(allowed: cleanup, escape_room"):
         envs.make("nope")
     with pytest.raises(ValueError, match="must be below n_agents") as e:
         envs.make("escape_room", n_agents=3, n_required=3)

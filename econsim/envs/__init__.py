@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pydantic import ValidationError
 
 from econsim.core import Game
-from econsim.envs import escape_room, gtb, ipd
+from econsim.envs import cleanup, escape_room, gtb, ipd
 from econsim.errors import one_line
 
 _REGISTRY: dict[str, tuple[Callable[..., Game], type]] = {
@@ -19,6 +19,7 @@ _REGISTRY: dict[str, tuple[Callable[..., Game], type]] = {
     "escape_room": (escape_room.EscapeRoom, escape_room.Params),
     "escape_room_asym": (escape_room.AsymmetricEscapeRoom, escape_room.AsymParams),
     "gtb": (gtb.GTB, gtb.Params),
+    "cleanup": (cleanup.Cleanup, cleanup.Params),
 }
 
 
