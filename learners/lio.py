@@ -144,11 +144,17 @@ class LIOTrainer(PGTrainer):
         return torch.log(probs.gather(-1, self.members(batch.actions)[..., None]).squeeze(-1)
                          .clamp_min(1e-12))
 
+    def outer_returns(self, batch: Batch) -> torch.Tensor:
+        """Weights ``[R*N, T, B]`` of a giver's outer loss on tau_hat: the reward-to-go of its
+        extrinsic reward (PG; the actor-critic variant uses its TD error)."""
+        mask = batch.mask
+        return reward_to_go(self.members(batch.env_rewards * mask[..., None]), self.cfg.gamma)
+
     def _outer_losses(self, logp: torch.Tensor, batch: Batch,
                       weight: torch.Tensor | None = None):
         """Yield (giver slot, loss eq. 5.10) for each giver; ``logp`` in member layout."""
         mask = batch.mask
-        G_ext = reward_to_go(self.members(batch.env_rewards * mask[..., None]), self.cfg.gamma)
+        G_ext = self.outer_returns(batch)
         G_ext = G_ext.reshape(self.R, self.N, *G_ext.shape[1:])  # [R, N, T, B]
         logp = logp.reshape(self.R, self.N, *logp.shape[1:])
         m = self.members(mask[..., None])[:, None].reshape(self.R, 1, *logp.shape[2:])

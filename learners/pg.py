@@ -19,7 +19,7 @@ All agents of all replicas (seeds) are evaluated together as one stacked populat
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -84,6 +84,9 @@ class Batch:
     transfers: torch.Tensor  # [T, RB, N, N] incentives paid i -> j (0 after the end)
     mask: torch.Tensor  # [T, RB]
     extra: dict[str, torch.Tensor]  # algorithm-specific per-step records
+    #: per-agent game events from ``info`` (numeric/bool ``[RB, N]`` arrays), ``[T, RB, N]``,
+    #: zero after the end; summed per episode into the metrics (e.g. Cleanup's apples)
+    events: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -263,6 +266,7 @@ class PGTrainer:
                                  ("obs", "actions", "env_actions", "give_u", "env_rewards",
                                   "transfers", "mask")}
         extra: dict[str, list] = {}
+        events: dict[str, list] = {}
         for _ in range(game.max_steps):
             d = self.decide(params, obs_env, given_cum, eps)
             step = game.step(state, d.env_actions.numpy(), self.rng)
@@ -275,12 +279,19 @@ class PGTrainer:
             rows["env_rewards"].append(reward * alive[:, None])
             for k, v in d.extra.items():
                 extra.setdefault(k, []).append(v)
+            for k, v in (step.info or {}).items():  # per-agent events, e.g. apples collected
+                if (isinstance(v, np.ndarray) and v.shape == (RB, self.N)
+                        and (v.dtype.kind in "biuf")):
+                    events.setdefault(k, []).append(
+                        torch.from_numpy(v.astype(np.float32)) * alive[:, None])
             alive = alive * (1.0 - torch.from_numpy(step.done).to(self.dtype))
             state, obs_env = step.state, step.obs
             if not alive.any():
                 break
         stacked = {k: (torch.stack(v) if v[0] is not None else None) for k, v in rows.items()}
-        return Batch(extra={k: torch.stack(v) for k, v in extra.items()}, **stacked)
+        return Batch(extra={k: torch.stack(v) for k, v in extra.items()},
+                     events={k: torch.stack(v) for k, v in events.items()
+                             if len(v) == len(rows["mask"])}, **stacked)
 
     def replica(self, r: int) -> PGTrainer:
         """A trainer holding only replica ``r`` (seed ``seeds[r]``): for acting in Mesa."""
@@ -364,6 +375,8 @@ class PGTrainer:
         for a, name in enumerate(self.game.action_names):
             out[f"n_{name}"] = (per((batch.env_actions == a).float()) * m).sum(0).mean(1)
         out["collective"] = out["return"].sum(-1)
+        for k, v in batch.events.items():  # per-agent event counts per episode ([R, N])
+            out.setdefault(k, per(v).sum(0).mean(1))
         result = {k: v.numpy() for k, v in out.items()}
         if hasattr(self.game, "episode_metrics"):
             extra = self.game.episode_metrics(batch.env_actions.numpy(), batch.mask.numpy())

@@ -1,0 +1,115 @@
+"""LIO on actor-critic agents: the Cleanup variant of LIO (Diss §5.3.2, §B.4.2; SPEC §4).
+
+In Cleanup "all algorithms are based on actor-critic": every LIO agent's policy learns from
+TD(0) errors of a critic with a target network (``learners.ac.ACTrainer``) instead of the
+reward-to-go, and LIO's incentive functions are trained exactly as in ``LIOTrainer``
+(Algorithm 2) with two actor-critic substitutions:
+
+* inner (differentiable) step of recipient ``j``: the TD error
+  ``r^j_env + sum_k R_max sigma(eta^k)[j] + gamma V~(o') - V(o)`` with ``V``, ``V~`` constants,
+  so ``theta_hat^j`` stays a function of every giver's eta (``ACTrainer.weights``);
+* outer loss of giver ``i`` on tau_hat: ``-sum_{j!=i} sum_t log pi_theta_hat^j(a_t) delta^i_t``
+  with ``delta^i`` giver ``i``'s TD error of its *extrinsic* reward (``outer_returns``).
+
+The incentive cost (coefficient 1e-4 on the sigmoid outputs) is added to the outer loss
+(``lr_cost = None``, SPEC §4). After the incentive step each critic takes one Adam step of
+TD(0) on tau with its total reward (extrinsic + incentives received, as paid while playing
+tau) and the target networks move by ``tau``; the inner and outer losses use the critics
+from before this step. No parameter sharing (Diss §5.3.2).
+
+Deviation (documented): the network is ``ACTrainer``'s pluggable ``net`` (MLP by default on
+the flat image) and the incentive function is ``LIOTrainer``'s MLP on the own observation
+plus one-hots of the others' actions (a superset of the Diss's multi-hot "who cleaned").
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+from pydantic import Field, model_validator
+
+from learners.ac import ACConfig, ACTrainer, NetBuilder, soft_update
+from learners.functional import td_errors
+from learners.lio import LIOConfig, LIOTrainer
+from learners.nets import detach
+from learners.pg import Batch
+
+
+class LIOACConfig(LIOConfig, ACConfig):
+    """LIO incentive settings (``LIOConfig``) on actor-critic agents (``ACConfig``)."""
+
+    kinds: ClassVar[tuple[str, ...]] = ("lio", "ac")
+    hidden: list[int] = Field([64, 64], description="policy and critic hidden layer sizes")
+    incentive_hidden: list[int] = Field([64, 64], description="incentive MLP hidden sizes")
+    lr: float = Field(1e-4, gt=0, description="policy learning rate (plain SGD, Table B.5)")
+    cost: float = Field(1e-4, ge=0, description="alpha: weight of the incentive cost")
+    lr_cost: float | None = Field(
+        None, description="None (Cleanup): cost added to the outer loss; else separate Adam")
+    cost_on_sigmoid: bool = Field(True, description="cost on sigmoid outputs (SPEC §4)")
+
+    @model_validator(mode="after")
+    def _supported(self):
+        if self.share:
+            raise ValueError("LIO agents do not share parameters (share must be false)")
+        if self.opponent_model or self.one_episode:
+            raise ValueError("lio-ac supports neither opponent_model nor one_episode")
+        return self
+
+
+class LIOACTrainer(LIOTrainer, ACTrainer):
+    """LIO agents (possibly mixed with plain AC agents) learning by actor-critic."""
+
+    Config = LIOACConfig
+    default_kind = "lio"
+
+    def __init__(self, game, config: LIOACConfig, seeds: list[int],
+                 net: NetBuilder | None = None) -> None:
+        if net is not None:
+            self.network = net  # read by ACTrainer.__init__
+        super().__init__(game, config, seeds)
+
+    def outer_returns(self, batch: Batch) -> torch.Tensor:
+        """Each agent's TD error of its extrinsic reward on ``batch`` (critic and target as
+        constants): ``[R*N, T, B]``."""
+        obs, next_obs, done, mask = self.transitions(batch)
+        with torch.no_grad():
+            v, v_next = self.values(self.critic, obs), self.values(self.target, next_obs)
+            r = self.members(batch.env_rewards * batch.mask[..., None])
+            return td_errors(r, v, v_next, done, mask, self.cfg.gamma)
+
+    def _cost(self, tau: Batch) -> torch.Tensor:
+        """Incentive cost ``alpha sum_t gamma^t ||r_eta(o_t, a_t)||_1`` on tau (eq. 5.6)."""
+        _, inc = self.full_transfers(self.eta, tau)  # [T, RB, G, N] in [0, 1]
+        scale = 1.0 if self.cfg.cost_on_sigmoid else self.cfg.r_max
+        disc = self.cfg.gamma ** torch.arange(inc.shape[0], dtype=inc.dtype)
+        per_world = (disc[:, None, None, None] * inc * scale).sum((0, 2, 3))
+        return self.cfg.cost * per_world.reshape(self.R, -1).mean(1).sum()
+
+    def iterate(self) -> dict[str, np.ndarray]:
+        """Algorithm 2 with actor-critic agents, then the critics' TD(0) step on tau."""
+        if self.G == 0:  # no givers: plain independent actor-critic
+            return ACTrainer.iterate(self)
+        eps = self.epsilon()
+        tau = self.run_episodes(self.params, eps, self.cfg.batch)
+        pay, _ = self.full_transfers(self.eta, tau)
+        prime = self.update(detach(self.params), tau, self.total_rewards(tau, pay), eps)
+        tau_hat = self.run_episodes(detach(prime), eps, self.cfg.batch)
+        grads = self._meta_gradients(prime, tau_hat, None, eps)
+        params = list(self.eta.values())
+        if self.cfg.cost > 0 and self.opt_cost is None:  # cost added to the outer loss
+            extra = torch.autograd.grad(self._cost(tau), params, allow_unused=True)
+            grads = [g if e is None else g + e for g, e in zip(grads, extra, strict=True)]
+        self.opt.zero_grad()
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g
+        self.opt.step()
+        self._cost_step(tau)  # separate Adam step only when lr_cost is set (ER style)
+        vloss = self.critic_step(tau, self.total_rewards(tau))  # incentives as paid in tau
+        self.target = soft_update(self.target, self.critic, self.cfg.tau)
+        self.params = detach(prime)
+        self.iteration += 1
+        out = self.metrics(tau)
+        out["value_loss"] = vloss.reshape(self.R, self.N).mean(1).numpy()
+        return out

@@ -1,0 +1,205 @@
+"""Cleanup learners: LIO on actor-critic agents, AC / AC-d / AC-c, per-agent event metrics,
+and the tiny-budget Cleanup benchmark (Diss §5.6, §B.4.2; issue 5)."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from econsim import envs, scenario
+from econsim.core import Step
+from learners import default_kind, trainer_class
+from learners.lio_ac import LIOACConfig, LIOACTrainer
+
+SCENARIOS = ["cleanup7_lio", "cleanup7_ac", "cleanup7_acd", "cleanup7_acc", "cleanup7_ia",
+             "cleanup7_cen"]
+
+
+def _trainer(name: str, seeds=(0, 1), **override):
+    """Trainer of scenario ``name`` (its resolved settings, agents filled in)."""
+    data = scenario.load(name).resolved()
+    env = {k: v for k, v in data["env"].items() if k != "name"}
+    game = envs.make(data["env"]["name"], **env)
+    alg = data["algorithm"]
+    T = trainer_class(alg["name"])
+    cfg = {k: v for k, v in alg.items() if k != "name"}
+    cfg.setdefault("agents", [default_kind(alg["name"])] * game.n_agents)
+    return T(game, T.Config(**{**cfg, **override}), list(seeds))
+
+
+class _Recorder:
+    """Wraps a game and keeps every step's ``info`` and ``done``."""
+
+    def __init__(self, game) -> None:
+        self.game, self.infos, self.dones = game, [], []
+
+    def __getattr__(self, name):
+        return getattr(self.game, name)
+
+    def step(self, state, actions, rng) -> Step:
+        out = self.game.step(state, actions, rng)
+        self.infos.append({k: np.array(v) for k, v in out.info.items()})
+        self.dones.append(np.array(out.done))
+        return out
+
+
+# ------------------------------------------------------------------------ scenarios
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_scenarios_build_the_diss_learners(name):
+    tr = _trainer(name, seeds=(0,))
+    assert tr.game.name == "cleanup" and tr.N == 2 and tr.A == 6
+    # no parameter sharing (Diss §5.3.2) except in the centralised upper bound
+    assert getattr(tr, "share", False) == (name == "cleanup7_cen")
+    assert tr.cfg.entropy == 0.1 and tr.cfg.epsilon.end == 0.05
+    expected = {"cleanup7_lio": ["lio", "lio"], "cleanup7_ac": ["ac", "ac"],
+                "cleanup7_acd": ["ac-d", "ac-d"], "cleanup7_acc": ["ac-c", "ac-c"],
+                "cleanup7_ia": ["ia", "ia"], "cleanup7_cen": ["cen", "cen"]}[name]
+    assert tr.kinds == expected
+    # Table B.5, 7x7 (Cen: the AC setting)
+    lr = {"cleanup7_ac": 1e-3, "cleanup7_ia": 1e-3, "cleanup7_cen": 1e-3}.get(name, 1e-4)
+    assert tr.cfg.lr == lr
+
+
+def test_lio_ac_config_defaults_and_validation():
+    cfg = LIOACConfig()
+    assert cfg.lr_cost is None and cfg.cost == 1e-4 and cfg.cost_on_sigmoid
+    assert cfg.r_max == 2.0 and cfg.tau == 0.01 and cfg.lr_critic == 1e-3
+    for bad in ({"share": True}, {"one_episode": True}, {"agents": ["lio", "pg"]}):
+        with pytest.raises(ValueError):
+            LIOACConfig(**bad)
+
+
+# ------------------------------------------------------------------------- training
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_learners_iterate_on_cleanup_with_finite_metrics(name):
+    torch.manual_seed(0)
+    tr = _trainer(name)
+    for _ in range(2):
+        m = tr.iterate()
+    assert tr.iteration == 2
+    for k in ("collective", "value_loss", "apples", "waste_cleaned", "fired", "given"):
+        assert np.all(np.isfinite(m[k])), k
+    assert m["collective"].shape == (2,) and m["apples"].shape == (2, 2)
+    np.testing.assert_allclose(m["collective"], m["return"].sum(1), rtol=1e-6)
+    ev = tr.evaluate(3)
+    assert np.all(np.isfinite(ev["collective"]))
+    if name == "cleanup7_lio":
+        assert (m["given"] > 0).all()  # sigmoid incentives are paid every step
+        np.testing.assert_allclose(m["given"].sum(1), m["received"].sum(1), rtol=1e-5)
+    if name in ("cleanup7_ac", "cleanup7_ia", "cleanup7_cen"):
+        assert (m["given"] == 0).all()
+
+
+def test_event_sums_in_metrics_equal_the_info_sums():
+    tr = _trainer("cleanup7_ac", seeds=(0, 1))
+    rec = _Recorder(tr.game)
+    tr.game = rec
+    batch = tr.run_episodes(tr.params, 0.5, 3)  # 2 replicas x 3 episodes
+    m = tr.metrics(batch)
+    alive = np.ones(6)
+    sums = {k: np.zeros((6, 2)) for k in ("apples", "waste_cleaned", "fired", "fired_hit")}
+    for info, done in zip(rec.infos, rec.dones, strict=True):
+        for k in sums:
+            sums[k] += info[k] * alive[:, None]
+        alive = alive * (1 - done)
+    for k, total in sums.items():
+        np.testing.assert_allclose(m[k], total.reshape(2, 3, 2).mean(1), rtol=1e-6)
+        np.testing.assert_allclose(batch.events[k].sum(0).numpy(), total, rtol=1e-6)
+    # the collected apples are the extrinsic return; fired = clean actions
+    np.testing.assert_allclose(m["apples"], m["return"], rtol=1e-6)
+    np.testing.assert_allclose(m["fired"], m["n_clean"], rtol=1e-6)
+    assert "waste_density" not in m  # per-world info is not a per-agent event
+
+
+def test_lio_ac_outer_weights_are_extrinsic_td_errors():
+    tr = _trainer("cleanup7_lio", seeds=(0,))
+    batch = tr.run_episodes(tr.params, 0.5, 2)
+    for d in (tr.critic, tr.target):  # V = 0: TD errors equal the extrinsic rewards
+        for v in d.values():
+            v.data.zero_()
+    got = tr.outer_returns(batch)
+    want = tr.members(batch.env_rewards * batch.mask[..., None])
+    torch.testing.assert_close(got, want)
+
+
+def test_lio_ac_incentive_step_reaches_eta_through_the_recipient_update():
+    tr = _trainer("cleanup7_lio", seeds=(0,))
+    eps = tr.epsilon()
+    tau = tr.run_episodes(tr.params, eps, 1)
+    pay, _ = tr.full_transfers(tr.eta, tau)
+    prime = tr.update({k: v.detach() for k, v in tr.params.items()}, tau,
+                      tr.total_rewards(tau, pay), eps)
+    assert all(v.requires_grad for v in prime.values())  # theta_hat is a function of eta
+    tau_hat = tr.run_episodes({k: v.detach() for k, v in prime.items()}, eps, 1)
+    grads = tr._meta_gradients(prime, tau_hat, None, eps)
+    assert sum(float(g.abs().sum()) for g in grads) > 0
+    before = {k: v.detach().clone() for k, v in tr.eta.items()}
+    critic = {k: v.detach().clone() for k, v in tr.critic.items()}
+    tr.iterate()
+    assert any(not torch.equal(before[k], tr.eta[k]) for k in before)
+    assert any(not torch.equal(critic[k], tr.critic[k]) for k in critic)
+
+
+def test_lio_ac_replica_and_checkpoint_roundtrip():
+    tr = _trainer("cleanup7_lio", seeds=(0, 1))
+    tr.iterate()
+    one = tr.replica(1)
+    assert isinstance(one, LIOACTrainer) and one.R == 1
+    for k, v in one.eta.items():
+        torch.testing.assert_close(v, tr.eta[k][tr.G:2 * tr.G])
+    for k, v in one.critic.items():
+        torch.testing.assert_close(v, tr.critic[k][tr.N:2 * tr.N])
+    state = tr.state_dict()
+    other = _trainer("cleanup7_lio", seeds=(0, 1))
+    other.load_state_dict(state)
+    a, b = tr.iterate(), other.iterate()
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6)
+
+
+def test_inequity_aversion_shaping_by_hand():
+    tr = _trainer("cleanup7_ia", seeds=(0,))
+    assert (tr.cfg.alpha, tr.cfg.beta, tr.cfg.smoothing) == (0.0, 0.05, 0.95)
+    batch = tr.run_episodes(tr.params, 0.5, 1)
+    T = batch.mask.shape[0]
+    r = torch.zeros(T, 1, 2)
+    r[0, 0, 0] = 1.0  # agent 0 collects an apple at t = 0, agent 1 at t = 1
+    r[1, 0, 1] = 1.0
+    batch.env_rewards = r
+    u = tr.total_rewards(batch)
+    d = 0.99 * 0.95
+    # t=0: e = (1, 0): agent 0 is ahead by 1; t=1: e = (d, 1): agent 1 ahead by 1 - d
+    torch.testing.assert_close(u[0, 0], torch.tensor([1.0 - 0.05, 0.0]))
+    torch.testing.assert_close(u[1, 0], torch.tensor([0.0, 1.0 - 0.05 * (1 - d)]))
+    torch.testing.assert_close(u[2, 0], torch.tensor([0.0, -0.05 * (d - d * d)]))
+    tr.cfg.alpha = 0.5  # disadvantageous aversion charges the one behind
+    torch.testing.assert_close(tr.total_rewards(batch)[0, 0], torch.tensor([0.95, -0.5]))
+
+
+def test_cen_learns_from_the_collective_reward():
+    tr = _trainer("cleanup7_cen", seeds=(0, 1))
+    assert tr.params["pi.w0"].shape[0] == 2  # one shared policy per replica
+    batch = tr.run_episodes(tr.params, 0.5, 2)
+    batch.env_rewards = torch.rand_like(batch.env_rewards)
+    u = tr.total_rewards(batch)
+    torch.testing.assert_close(u[..., 0], batch.env_rewards.sum(-1))
+    torch.testing.assert_close(u[..., 1], batch.env_rewards.sum(-1))
+
+
+# ------------------------------------------------------------------------ benchmark
+def test_cleanup_benchmark_tiny_budget(tmp_path, capsys):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import cleanup as bench
+
+    df, dol = bench.main(["--iterations", "2", "--seeds", "0,1", "--root", str(tmp_path),
+                          "--quiet"])
+    assert sorted(df.scenario) == sorted(["cleanup7_ac"] * 2 + ["cleanup7_lio"] * 2)
+    assert np.isfinite(df.collective).all() and (df.iterations == 2).all()
+    assert len(dol) == 2 * 2 * 2  # scenario x seed x agent
+    for col in ("apples", "waste_cleaned", "given", "received", "return"):
+        assert col in dol.columns and np.isfinite(dol[col]).all()
+    np.testing.assert_allclose(dol.apples, dol["return"], rtol=1e-6)
+    out = capsys.readouterr().out
+    assert "Division of labour" in out and "ratio" in out
