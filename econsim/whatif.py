@@ -231,6 +231,9 @@ class WhatIfResult:
     episodes: pd.DataFrame
     schedules: pd.DataFrame
     terrain: pd.DataFrame | None = None
+    #: (mechanism, seed, episode) -> one uint8 RGB image ``[H, W, 3]`` of the whole map per
+    #: step, for grid games that draw themselves (``game.render_rgb``, e.g. Cleanup)
+    frames: dict[tuple[str, int, int], list[np.ndarray]] = field(default_factory=dict)
     cancelled: bool = False
     wall_s: float = 0.0
 
@@ -333,6 +336,8 @@ class WhatIfJob:
     _model: EconModel | None = field(default=None, repr=False)
     _extra: list[dict] = field(default_factory=list, repr=False)
     _parts: list[dict[str, pd.DataFrame]] = field(default_factory=list, repr=False)
+    _frames: dict[tuple[str, int, int], list[np.ndarray]] = field(default_factory=dict,
+                                                                  repr=False)
     _trainer: Any = field(default=None, repr=False)
     _wall: float = 0.0
 
@@ -445,6 +450,9 @@ class WhatIfJob:
             m.step()
             played += 1
             self._record_events(m)
+            if hasattr(m.game, "render_rgb"):  # replayable grid games
+                self._frames.setdefault((task.label, task.seed, m.episode), []).append(
+                    m.game.render_rgb(m.state))
             if not m.running:
                 self._parts.append(_tables(m, task, self._extra, whole_only=True))
                 self._model = None
@@ -499,7 +507,7 @@ class WhatIfJob:
             episodes_requested=self.episodes, steps=cat("steps"), world=cat("world"),
             periods=periods, episodes=cat("episodes"),
             schedules=_schedules(periods, game, labels), terrain=terrain(game),
-            cancelled=self.cancelled, wall_s=round(self._wall, 3))
+            frames=dict(self._frames), cancelled=self.cancelled, wall_s=round(self._wall, 3))
 
 
 def _tables(m: EconModel, task: _Task, extra: list[dict], whole_only: bool) -> dict:

@@ -278,3 +278,24 @@ def test_runs_exports_and_regression_on_stored_runs(monkeypatch, runs_root, down
     table = at.dataframe[-1].value
     assert set(table.term) == {"Intercept", "C(mechanism)[T.us_federal]"}
     assert at.download_button(key="g_download_csv").label == "CSV: coefficient table"
+
+
+def test_plots_replay_a_cleanup_episode_and_show_incentives_over_training(monkeypatch,
+                                                                          tmp_path):
+    root = tmp_path / "runs"
+    data = scenario.load("cleanup7_lio").resolved()
+    data["train"].update(iterations=2, log_every=1, eval_every=2, eval_episodes=2,
+                         checkpoint_every=2)
+    runner.run(scenario.from_dict(data, "cleanup7_lio"), seeds=[0], progress=False, root=root)
+    at = _app(monkeypatch, root)
+    res = whatif.run_whatif("cleanup7_lio", None, 1, [0])
+    assert len(res.frames[("scenario (none)", 0, 1)]) == 50  # one picture per step
+    assert res.frames[("scenario (none)", 0, 1)][0].shape == (7, 7, 3)
+    at.session_state["whatif_result"] = res
+    _go(at, "plots")
+    _ok(at)
+    assert "Replay" in [h.value for h in at.subheader]
+    assert len(at.get("image")) == 1
+    at.radio(key="p_source").set_value("A stored run").run()
+    _ok(at)
+    assert "Incentives over training" in [h.value for h in at.subheader]

@@ -185,6 +185,18 @@ def training_curves(episodes: pd.DataFrame, metric: str = "collective") -> alt.C
     ).properties(height=280)
 
 
+def incentive_curves(agents: pd.DataFrame) -> alt.Chart:
+    """Incentives received per episode by each agent against training iteration (mean over
+    seeds; solid: training windows, dashed: evaluations)."""
+    df = agents.groupby(["phase", "iteration", "agent"], as_index=False)["received"].mean()
+    df = df.assign(agent=df["agent"].astype(str))
+    return alt.Chart(df).mark_line().encode(
+        x=alt.X("iteration:Q"), y=alt.Y("received:Q", title="incentive received per episode"),
+        color=alt.Color("agent:N"), strokeDash=alt.StrokeDash("phase:N"),
+        tooltip=["agent", "phase", "iteration", alt.Tooltip("received:Q", format=".2f")],
+    ).properties(height=240)
+
+
 def compare_bars(df: pd.DataFrame, metric: str, by: str = "run_id") -> alt.Chart:
     """Mean of ``metric`` by ``by`` with one dot per seed."""
     base = alt.Chart(df).encode(y=alt.Y(f"{by}:N", title=None))

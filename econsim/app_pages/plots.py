@@ -2,6 +2,7 @@
 T(z), income before/after redistribution by skill, economic activity, the GTB map with
 the agents, and training curves."""
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -60,6 +61,8 @@ def _whatif(res: whatif.WhatIfResult) -> None:
         st.altair_chart(charts.activity_over_time(res.steps))
     if res.terrain is not None:
         _map(res)
+    if res.frames:
+        _replay(res)
     st.subheader("Training curves")
     st.info("Training curves belong to stored runs: choose 'A stored run' above.")
 
@@ -87,6 +90,30 @@ def _map(res: whatif.WhatIfResult) -> None:
                     width="content")
 
 
+def _replay(res: whatif.WhatIfResult) -> None:
+    """Step-by-step picture of a grid game that draws itself (e.g. Cleanup)."""
+    st.subheader("Replay")
+    keys = sorted(res.frames)
+    c1, c2, c3 = st.columns(3)
+    mech = c1.selectbox("Mechanism", sorted({k[0] for k in keys}), key="p_rep_mech")
+    seed = c2.selectbox("Seed", sorted({k[1] for k in keys if k[0] == mech}), key="p_rep_seed")
+    ep = c3.selectbox("Episode", sorted({k[2] for k in keys if k[:2] == (mech, seed)}),
+                      key="p_rep_episode")
+    frames = res.frames[(mech, seed, ep)]
+    t = st.slider("Step", 1, len(frames), len(frames), key="p_rep_step") if len(frames) > 1 \
+        else 1
+    big = np.kron(frames[t - 1], np.ones((32, 32, 1), np.uint8))  # crisp cells
+    st.image(big, caption=f"step {t} of {len(frames)}")
+    steps = res.steps
+    if {"mechanism", "seed", "episode", "step"} <= set(steps.columns):
+        now = steps[(steps["mechanism"] == mech) & (steps["seed"] == seed)
+                    & (steps["episode"] == ep) & (steps["step"] == t)]
+        cols = [c for c in ("agent", "action_name", "reward", "incentive_received",
+                            "incentive_given", "apples", "waste_cleaned") if c in now]
+        if not now.empty:
+            st.dataframe(now[cols], hide_index=True)
+
+
 def _stored(run_id: str, root) -> None:
     try:
         episodes = store.load(run_id, "episodes", root)
@@ -105,6 +132,15 @@ def _stored(run_id: str, root) -> None:
     first = "social_welfare" if "social_welfare" in numeric else "collective"
     metric = st.selectbox("Metric", numeric, index=numeric.index(first), key="p_metric")
     st.altair_chart(charts.training_curves(episodes, metric))
+    try:
+        agents = store.load(run_id, "agents", root)
+    except ScenarioError:
+        agents = pd.DataFrame()
+    if {"received", "given"} <= set(agents.columns) and agents["given"].abs().sum() > 0:
+        st.subheader("Incentives over training")
+        st.caption("Incentives each agent received per episode (mean over seeds), "
+                   "training windows and evaluations.")
+        st.altair_chart(charts.incentive_curves(agents))
     if periods.empty:
         return
     st.caption("Below: the last evaluation of the run (per tax period, all seeds).")
