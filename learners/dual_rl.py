@@ -20,6 +20,7 @@ updated with ``r_env + received`` (never charged).
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 
 import numpy as np
 import torch
@@ -69,9 +70,9 @@ class DualRLCConfig(DesignerConfig):
 class DualRLTrainer(DesignerTrainer):
     """Shared loop of both dual-RL designers: sample while acting, learn by REINFORCE."""
 
+    @abstractmethod
     def log_prob_entropy(self, eta: Params, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Designer ``log pi(action_t | x_t)`` and policy entropy, both ``[T, RB]``."""
-        raise NotImplementedError
 
     def designer_loss(self, eta: Params, batch) -> torch.Tensor:
         """REINFORCE: ``-sum_t [log pi(a^ID_t) G^ID_t + beta H_t]``, ``r^ID = sum r_env - paid``;

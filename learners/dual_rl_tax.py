@@ -72,7 +72,7 @@ from pydantic import Field, field_validator
 from econsim import metrics as econ_metrics
 from econsim.core import Game, torch_generator
 from learners.nets import Params, init_mlp, mlp
-from learners.ppo import PPOConfig, PPOTrainer, Rollout
+from learners.ppo import PPOConfig, PPOTrainer, Rollout, require_tax_game
 
 
 class DualRLTaxConfig(PPOConfig):
@@ -127,11 +127,7 @@ class DualRLTaxTrainer(PPOTrainer):
 
     def __init__(self, game: Game, config: DualRLTaxConfig, seeds: list[int],
                  mechanism: Any = None) -> None:
-        if mechanism is not None:
-            raise ValueError("dual-rl-tax: the planner sets the taxes; drop the mechanism")
-        if not hasattr(game, "set_tax_rates"):
-            raise ValueError(f"dual-rl-tax: env {getattr(game, 'name', game)!r} has no taxes "
-                             "(allowed: gtb)")
+        require_tax_game("dual-rl-tax", game, mechanism)
         super().__init__(game, config, seeds)
         self.K, self.C = game.n_brackets, config.n_choices
         self.P = game.n_periods

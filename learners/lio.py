@@ -33,7 +33,7 @@ from pydantic import Field
 
 from econsim.core import torch_generator
 from learners.functional import behaviour_probs, policy_loss, reward_to_go, sgd_step
-from learners.nets import Params, detach, init_mlp, mlp
+from learners.nets import Params, assign, detach, init_mlp, mlp
 from learners.pg import Batch, PGConfig, PGTrainer
 
 
@@ -266,9 +266,7 @@ class LIOTrainer(PGTrainer):
 
     def replica(self, r: int) -> LIOTrainer:
         one = super().replica(r)
-        with torch.no_grad():
-            for k, v in self.eta.items():
-                one.eta[k].copy_(v[r * self.G:(r + 1) * self.G])
+        assign(one.eta, {k: v[r * self.G:(r + 1) * self.G] for k, v in self.eta.items()})
         return one
 
     # ----------------------------------------------------------------------- checkpoints
@@ -285,12 +283,9 @@ class LIOTrainer(PGTrainer):
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        with torch.no_grad():
-            for k, v in state["eta"].items():
-                self.eta[k].copy_(v)
-            if self.cfg.opponent_model:
-                for k, v in state["om"].items():
-                    self.om[k].copy_(v)
+        assign(self.eta, state["eta"])
+        if self.cfg.opponent_model:
+            assign(self.om, state["om"])
         self.opt.load_state_dict(state["opt"])
         if self.opt_cost is not None:
             self.opt_cost.load_state_dict(state["opt_cost"])

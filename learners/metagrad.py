@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from abc import ABC, abstractmethod
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -44,7 +45,7 @@ from pydantic import Field
 
 from econsim.core import torch_generator
 from learners.functional import policy_loss, reward_to_go
-from learners.nets import Params, detach, init_mlp, mlp
+from learners.nets import Params, assign, detach, init_mlp, mlp
 from learners.pg import Batch, LinearSchedule, PGConfig, PGTrainer
 
 
@@ -75,7 +76,7 @@ class MetaGradConfig(DesignerConfig):
         "the raw sigmoid outputs for every action type (SPEC §5, reference code)")
 
 
-class DesignerTrainer(PGTrainer):
+class DesignerTrainer(PGTrainer, ABC):
     """Independent PG agents plus a central designer paying incentives per action type.
 
     Designer incentives live in ``batch.extra``: ``des_in [T, RB, D]`` (designer inputs),
@@ -93,8 +94,9 @@ class DesignerTrainer(PGTrainer):
         self.eta = self._init_designer([torch_generator(s, "designer") for s in self.seeds])
         self.opt = torch.optim.Adam(self.eta.values(), lr=config.lr_designer)
 
+    @abstractmethod
     def _init_designer(self, gens: list[torch.Generator]) -> Params:
-        raise NotImplementedError
+        """The designer's parameters, one stacked member per replica generator."""
 
     # ------------------------------------------------------------------------- designer
     def designer_inputs(self, obs: torch.Tensor, env_actions: torch.Tensor) -> torch.Tensor:
@@ -113,9 +115,9 @@ class DesignerTrainer(PGTrainer):
         out = mlp(eta, x)
         return out.reshape(self.R, T, RB // self.R, -1).transpose(0, 1).reshape(T, RB, -1)
 
+    @abstractmethod
     def offers(self, inputs: torch.Tensor, extra: dict) -> torch.Tensor:
         """Incentive per action type ``[RB, A]`` chosen while acting (records what it needs)."""
-        raise NotImplementedError
 
     def paid(self, offer: torch.Tensor, env_actions: torch.Tensor) -> torch.Tensor:
         """Each agent gets the offer for the action type it took: ``[..., N]``."""
@@ -155,9 +157,7 @@ class DesignerTrainer(PGTrainer):
 
     def replica(self, r: int) -> DesignerTrainer:
         one = super().replica(r)
-        with torch.no_grad():
-            for k, v in self.eta.items():
-                one.eta[k].copy_(v[r:r + 1])
+        assign(one.eta, {k: v[r:r + 1] for k, v in self.eta.items()})
         return one
 
     # ----------------------------------------------------------------------- checkpoints
@@ -169,9 +169,7 @@ class DesignerTrainer(PGTrainer):
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        with torch.no_grad():
-            for k, v in state["eta"].items():
-                self.eta[k].copy_(v)
+        assign(self.eta, state["eta"])
         self.opt.load_state_dict(state["opt"])
 
 

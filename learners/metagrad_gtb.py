@@ -101,9 +101,10 @@ from torch.func import grad
 
 from econsim import metrics as econ_metrics
 from econsim.core import Game, torch_generator
+from econsim.envs.gtb.game import utility as gtb_utility
 from learners.nets import Params, init_mlp, mlp
-from learners.ppo import PPOConfig, PPOTrainer, Rollout
-from mechanisms.tax import bracket_tax
+from learners.ppo import PPOConfig, PPOTrainer, Rollout, require_tax_game
+from mechanisms.tax import bracket_tax, redistribute
 
 
 class MetaGradTaxConfig(PPOConfig):
@@ -151,11 +152,7 @@ class MetaGradTaxTrainer(PPOTrainer):
 
     def __init__(self, game: Game, config: MetaGradTaxConfig, seeds: list[int],
                  mechanism: Any = None) -> None:
-        if mechanism is not None:
-            raise ValueError("metagrad-tax: the designer sets the taxes; drop the mechanism")
-        if not hasattr(game, "set_tax_rates"):
-            raise ValueError(f"metagrad-tax: env {getattr(game, 'name', game)!r} has no taxes "
-                             "(allowed: gtb)")
+        require_tax_game("metagrad-tax", game, mechanism)
         super().__init__(game, config, seeds)
         self.K, self.P, self.L = game.n_brackets, game.n_periods, game.period_length
         probe = game.reset(1, np.random.default_rng(0))
@@ -226,12 +223,6 @@ class MetaGradTaxTrainer(PPOTrainer):
         return ro
 
     # ----------------------------------------------------------------------- rewards(eta)
-    def _crra(self, coin: torch.Tensor) -> torch.Tensor:
-        e = 1.0 - self.game.params.eta
-        pos = coin > 0
-        safe = torch.where(pos, coin, torch.ones_like(coin))
-        return torch.where(pos, (safe ** e - 1.0) / e, torch.full_like(coin, -1.0 / e))
-
     def recompute(self, ro: Rollout, rates: torch.Tensor) -> dict[str, torch.Tensor]:
         """The rollout's taxes, coin, utility and rewards (float64 ``[T, RB, N]``) under the
         period rates ``rates [P, RB, K]`` (differentiable in them), actions held fixed.
@@ -261,7 +252,7 @@ class MetaGradTaxTrainer(PPOTrainer):
         nets, taxes = [], []
         for p in range(P):
             tax = torch.minimum(due[p], (cap0[p] + drift).clamp(min=0.0))
-            net = tax.mean(-1, keepdim=True) - tax
+            net = redistribute(torch.zeros_like(tax), tax)  # eq. 6.8: transfer - tax
             drift = drift + net - net_end_rec[p]
             nets.append(net)
             taxes.append(tax)
@@ -269,8 +260,9 @@ class MetaGradTaxTrainer(PPOTrainer):
         zeros = torch.zeros(P, L - 1, *shape, dtype=torch.float64)
         steps = torch.cat([zeros, torch.stack(nets)[:, None]], 1).reshape(T, *shape)
         coin = coin_pre + steps.cumsum(0)
-        utility = self._crra(coin) - self.game.params.labor_weight * labor
-        u0 = self._crra(torch.full_like(coin[:1], self.game.params.start_coin))
+        params = self.game.params
+        utility = gtb_utility(coin, labor, params)
+        u0 = gtb_utility(torch.full_like(coin[:1], params.start_coin), 0.0, params)
         rewards = utility - torch.cat([u0, utility[:-1]])
         return {"coin": coin, "utility": utility, "rewards": rewards,
                 "tax": torch.stack(taxes)}

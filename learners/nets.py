@@ -58,3 +58,10 @@ def select(params: Params, members: torch.Tensor | list[int]) -> Params:
 def detach(params: Params) -> Params:
     """A copy of ``params`` that is a new leaf requiring grad (e.g. a prime becoming main)."""
     return {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+
+
+def assign(dst: Params, src: Params) -> None:
+    """Copy ``src`` into ``dst``'s tensors in place (optimisers keep pointing at them)."""
+    with torch.no_grad():
+        for k, v in src.items():
+            dst[k].copy_(v)

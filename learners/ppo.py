@@ -37,7 +37,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from econsim.core import Game, torch_generator
-from learners.nets import Params, init_mlp, mlp
+from learners.nets import Params, assign, init_mlp, mlp
 from mechanisms.tax import TaxMechanism
 
 
@@ -87,6 +87,16 @@ class Rollout:
     info: dict[str, np.ndarray] = field(default_factory=dict)  # [T, RB, ...] from the game
     rates: np.ndarray | None = None  # [T, RB, K] tax rates in force at each step
     state: Any = None  # the final game state (skills etc.)
+
+
+def require_tax_game(algorithm: str, game: Game, mechanism: Any) -> None:
+    """Learned tax planners (MetaGrad, dual-RL) set the rates themselves, in an economy with
+    taxes: one-line ValueError otherwise."""
+    if mechanism is not None:
+        raise ValueError(f"{algorithm}: the learned planner sets the taxes; drop the mechanism")
+    if not hasattr(game, "set_tax_rates"):
+        raise ValueError(f"{algorithm}: env {getattr(game, 'name', game)!r} has no taxes "
+                         "(allowed: gtb)")
 
 
 class PPOTrainer:
@@ -348,9 +358,7 @@ class PPOTrainer:
 
     def load_state_dict(self, state: dict) -> None:
         self.iteration = state["iteration"]
-        for k, v in state["params"].items():
-            with torch.no_grad():
-                self.params[k].copy_(v)
+        assign(self.params, state["params"])
         self.opt.load_state_dict(copy.deepcopy(state["opt"]))
         self.rng.bit_generator.state = state["rng"]
         self.sampler.set_state(state["sampler"])
@@ -361,7 +369,5 @@ class PPOTrainer:
         mech = self.mechanisms[r] if self.mechanisms else None
         one = type(self)(self.game, self.cfg, [self.seeds[r]], mechanism=mech)
         one.iteration = self.iteration
-        with torch.no_grad():
-            for k, v in self.params.items():
-                one.params[k].copy_(v[r:r + 1])
+        assign(one.params, {k: v[r:r + 1] for k, v in self.params.items()})
         return one

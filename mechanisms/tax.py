@@ -113,6 +113,12 @@ def bracket_tax(income: Array, cutoffs: ArrayLike, rates: Array) -> Array:
     return (amounts @ r[..., None])[..., 0]
 
 
+def bracket_index(income: np.ndarray, cutoffs: np.ndarray) -> np.ndarray:
+    """Index of the bracket whose rate the next coin of ``income`` pays (numpy; cheap for the
+    few brackets of a schedule): the number of cutoffs above the first that are <= income."""
+    return (income[..., None] >= cutoffs[1:]).sum(-1)
+
+
 def marginal_rate(income: Array, cutoffs: ArrayLike, rates: Array) -> Array:
     """Rate of the bracket the income falls in: ``[..., n_agents]``.
 
@@ -134,8 +140,7 @@ def marginal_rate(income: Array, cutoffs: ArrayLike, rates: Array) -> Array:
         return torch.gather(r.expand(*shape, r.shape[-1]), -1, idx)
     m = np.asarray(cutoffs, dtype=np.float64)
     r = np.asarray(rates, dtype=np.float64)
-    idx = np.searchsorted(m, np.asarray(income, dtype=np.float64), side="right") - 1
-    np.maximum(idx, 0, out=idx)
+    idx = bracket_index(np.asarray(income, dtype=np.float64), m)
     if r.ndim == 1:
         return r[idx]
     shape = np.broadcast_shapes(idx.shape[:-1], r.shape[:-1])

@@ -28,3 +28,19 @@ def torch_generator(seed: int, stream: str = "torch") -> torch.Generator:
     state = np.random.SeedSequence([int(seed), _key(stream)]).generate_state(2, dtype=np.uint32)
     g.manual_seed(int(state[0]) << 32 | int(state[1]))
     return g
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def counter_uniforms(key: np.ndarray, counter: np.ndarray) -> np.ndarray:
+    """Uniforms in [0, 1) from a counter-based stream: the SplitMix64 finaliser of
+    ``key [B, 1] + counter [B, K] * golden`` (uint64). Each world keeps its own ``key``, so a
+    world's draws do not depend on the batch it is stepped in (GTB, Cleanup kernels)."""
+    z = key + counter * _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    z ^= z >> np.uint64(31)
+    return (z >> np.uint64(11)) * (1.0 / 9007199254740992.0)

@@ -67,6 +67,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from econsim.core import Box, Discrete, Step
+from econsim.core.seeding import counter_uniforms
 
 LEFT, RIGHT, UP, DOWN, STAY, CLEAN = range(6)
 ACTION_NAMES = ("left", "right", "up", "down", "stay", "clean")
@@ -179,18 +180,6 @@ class State:
     cleaned: np.ndarray  # [B, N] waste cells cleaned this episode
 
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-
-
-def _uniforms(key: np.ndarray, counter: np.ndarray) -> np.ndarray:
-    """Uniforms in [0, 1): SplitMix64 finaliser of ``key [B, 1] + counter [B, K] * golden``."""
-    z = key + counter * _GOLDEN
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    z ^= z >> np.uint64(31)
-    return (z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
 def parse_map(name: str) -> dict[str, np.ndarray]:
@@ -319,7 +308,7 @@ class Cleanup:
         b = act.shape[0]
         bi = self._bi(b)
         bi1 = bi[:, None]
-        u = _uniforms(s.key[:, None], (s.t.astype(np.uint64) * np.uint64(self._n_rand))
+        u = counter_uniforms(s.key[:, None], (s.t.astype(np.uint64) * np.uint64(self._n_rand))
                       [:, None] + self._counter)
         s_pr, s_ap, s_wd, s_wo = self._slices
 

@@ -75,10 +75,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from econsim.core import Box, Discrete, Step
+from econsim.core.seeding import counter_uniforms
 from econsim.envs.gtb import tables
 from econsim.envs.gtb.market import RESOURCES, SIDES, Market
 from econsim.envs.gtb.world import World, load_world, map_path
-from mechanisms.tax import US_FEDERAL_CUTOFFS, check_schedule, collect
+from mechanisms.tax import US_FEDERAL_CUTOFFS, bracket_index, check_schedule, collect
 
 NOOP, UP, DOWN, LEFT, RIGHT, BUILD = range(6)
 TRADE0 = 6  # first trading action
@@ -153,6 +154,22 @@ class Params(BaseModel):
         return self
 
 
+def crra(coin, eta: float):
+    """Isoelastic utility of coin ``(z^(1-eta) - 1) / (1 - eta)`` (eq. C.17), coin <= 0
+    counting as 0; numpy arrays or torch tensors (finite gradients at and below 0)."""
+    e = 1.0 - eta
+    if hasattr(coin, "clamp"):  # torch: avoid 0 ** e, whose gradient is infinite
+        pos = coin > 0
+        safe = coin.where(pos, coin.new_ones(coin.shape))
+        return ((safe ** e - 1.0) / e).where(pos, coin.new_full(coin.shape, -1.0 / e))
+    return (np.power(np.maximum(coin, 0.0), e) - 1.0) / e
+
+
+def utility(coin, labor, params: Params):
+    """``u = crra(coin) - labor_weight * labor`` (eq. C.17); numpy or torch."""
+    return crra(coin, params.eta) - params.labor_weight * labor
+
+
 @lru_cache(maxsize=8)
 def _world(name: str) -> World:
     return load_world(name)
@@ -180,18 +197,6 @@ class State:
     o_seq: np.ndarray  # [B, N, M] sequence numbers t * N + arrival rank
 
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-
-
-def _splitmix_uniforms(key: np.ndarray, counter: np.ndarray) -> np.ndarray:
-    """Uniforms in [0, 1): SplitMix64 output for ``key [B, 1] + counter [B, K]``."""
-    z = key + counter * _GOLDEN
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    z ^= z >> np.uint64(31)
-    return (z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
 class GTB:
@@ -266,11 +271,10 @@ class GTB:
 
     # ------------------------------------------------------------------ helpers
     def crra(self, coin: np.ndarray) -> np.ndarray:
-        e = 1.0 - self.params.eta
-        return (np.power(np.maximum(coin, 0.0), e) - 1.0) / e
+        return crra(coin, self.params.eta)
 
     def _utility(self, coin: np.ndarray, labor: np.ndarray) -> np.ndarray:
-        return self.crra(coin) - self.params.labor_weight * labor
+        return utility(coin, labor, self.params)
 
     def split_obs(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``obs [..., obs_size]`` -> ``(spatial [..., C, V, V], vector [..., vector_size])``."""
@@ -335,7 +339,7 @@ class GTB:
         b = act.shape[0]
         bi2, ai = self._bi2(b), self._agent
         inv, esc = s.inv, s.esc
-        u = _splitmix_uniforms(s.key[:, None], (s.t.astype(np.uint64) * np.uint64(self._n_rand))
+        u = counter_uniforms(s.key[:, None], (s.t.astype(np.uint64) * np.uint64(self._n_rand))
                                [:, None] + self._counter)
         ns = self._n_src
 
@@ -468,9 +472,9 @@ class GTB:
         vec[..., f["other_orders"]] = counts.sum(1, keepdims=True) - counts
         vec[..., f["tax_rates"]] = s.tax_rates[:, None, :]
         income = s.inv[..., 0] + s.esc[..., 0] - s.coin_last
-        # rate of the bracket the income falls in (as mechanisms.tax.marginal_rate, inlined:
-        # that general version costs ~40 us a call, a third of a batch-1 step)
-        bracket = (income[..., None] >= self.cutoffs[1:]).sum(-1)
+        # the marginal rate (mechanisms.tax.marginal_rate's rule; its general broadcasting
+        # costs ~40 us a call, a third of a batch-1 step, so only the lookup is shared)
+        bracket = bracket_index(income, self.cutoffs)
         vec[..., f["marginal_rate"].start] = s.tax_rates[bi2, bracket]
         vec[..., f["period_income"].start] = income
         vec[..., f["period_progress"].start] = ((s.t % self.period_length)
