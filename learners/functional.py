@@ -35,6 +35,29 @@ def reward_to_go(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
     return torch.einsum("tl,...lb->...tb", D, rewards)
 
 
+def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float,
+        lam: float) -> torch.Tensor:
+    """Generalised advantage estimates along dim 0 of ``rewards``/``values`` ``[T, ...]``.
+
+    ``A_t = sum_l (gamma lam)^l delta_{t+l}``, ``delta_t = r_t + gamma V(s_{t+1}) - V(s_t)``
+    (Schulman et al. 2016; the designer advantages of Diss eq. 6.5 and of PPO). ``mask [T, B]``
+    (broadcast over trailing dims) marks live steps; the last live step of an episode is
+    terminal (no bootstrap) and steps after it get 0.
+    """
+    T = rewards.shape[0]
+    extra = (None,) * (rewards.dim() - mask.dim())
+    m = mask[(..., *extra)]
+    next_alive = torch.cat([m[1:], torch.zeros_like(m[:1])])
+    adv = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[0])
+    for t in range(T - 1, -1, -1):
+        v_next = values[t + 1] if t + 1 < T else torch.zeros_like(values[t])
+        delta = rewards[t] + gamma * v_next * next_alive[t] - values[t]
+        running = (delta + gamma * lam * next_alive[t] * running) * m[t]
+        adv[t] = running
+    return adv
+
+
 def behaviour_probs(logits: torch.Tensor, eps: float | torch.Tensor,
                     valid: torch.Tensor | None = None) -> torch.Tensor:
     """Exploration lower bound ``(1 - eps) * softmax(logits) + eps / |A|`` (Diss §5.3.2).

@@ -102,6 +102,7 @@ from torch.func import grad
 from econsim import metrics as econ_metrics
 from econsim.core import Game, torch_generator
 from econsim.envs.gtb.game import utility as gtb_utility
+from learners.functional import gae
 from learners.nets import Params, init_mlp, mlp
 from learners.ppo import PPOConfig, PPOTrainer, Rollout, require_tax_game
 from mechanisms.tax import bracket_tax, redistribute
@@ -415,16 +416,8 @@ class MetaGradTaxTrainer(PPOTrainer):
         """GAE(gamma_D, lambda_D) advantages of ``R^ID`` and value targets ``[T, RB]``."""
         cfg = self.cfg
         values = self._members(self.phi, self.critic_obs(ro))[..., 0] * ro.mask
-        r, T = self.designer_rewards(ro), ro.mask.shape[0]
-        next_alive = torch.cat([ro.mask[1:], torch.zeros_like(ro.mask[:1])])
-        adv = torch.zeros_like(r)
-        running = torch.zeros_like(r[0])
-        for t in range(T - 1, -1, -1):
-            v_next = values[t + 1] if t + 1 < T else torch.zeros_like(values[t])
-            delta = r[t] + cfg.designer_gamma * v_next * next_alive[t] - values[t]
-            running = (delta + cfg.designer_gamma * cfg.designer_lambda * next_alive[t]
-                       * running) * ro.mask[t]
-            adv[t] = running
+        adv = gae(self.designer_rewards(ro), values, ro.mask, cfg.designer_gamma,
+                  cfg.designer_lambda)
         return adv, adv + values
 
     def update_critic(self, ro: Rollout, target: torch.Tensor) -> np.ndarray:

@@ -37,6 +37,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from econsim.core import Game, torch_generator
+from learners.functional import gae
 from learners.nets import Params, assign, init_mlp, mlp
 from mechanisms.tax import TaxMechanism
 
@@ -234,17 +235,7 @@ class PPOTrainer:
     # ----------------------------------------------------------------------- learning
     def advantages(self, ro: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
         """GAE advantages and value targets ``[T, RB, N]``."""
-        cfg = self.cfg
-        T = ro.rewards.shape[0]
-        m = ro.mask[..., None]
-        next_alive = torch.cat([ro.mask[1:], torch.zeros_like(ro.mask[:1])])[..., None]
-        adv = torch.zeros_like(ro.rewards)
-        running = torch.zeros_like(ro.rewards[0])
-        for t in range(T - 1, -1, -1):
-            v_next = ro.values[t + 1] if t + 1 < T else torch.zeros_like(ro.values[t])
-            delta = ro.rewards[t] + cfg.gamma * v_next * next_alive[t] - ro.values[t]
-            running = (delta + cfg.gamma * cfg.gae_lambda * next_alive[t] * running) * m[t]
-            adv[t] = running
+        adv = gae(ro.rewards, ro.values, ro.mask, self.cfg.gamma, self.cfg.gae_lambda)
         return adv, adv + ro.values
 
     def update(self, ro: Rollout) -> dict[str, np.ndarray]:
