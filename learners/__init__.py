@@ -26,6 +26,8 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
     "metagrad": ("learners.metagrad:MetaGradTrainer", "pg"),
     "dual-rl-d": ("learners.dual_rl:DualRLDTrainer", "pg"),
     "dual-rl-c": ("learners.dual_rl:DualRLCTrainer", "pg"),
+    "metagrad-ac": ("learners.designer_ac:MetaGradACTrainer", "ac"),
+    "dual-rl-c-ac": ("learners.designer_ac:DualRLCACTrainer", "ac"),
     "fixed-incentives": ("learners.fixed_incentives:FixedIncentiveTrainer", "pg"),
     "ppo": ("learners.ppo:PPOTrainer", "ppo"),
     "dual-rl-tax": ("learners.dual_rl_tax:DualRLTaxTrainer", "ppo"),

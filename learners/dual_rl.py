@@ -9,7 +9,7 @@ Its reward is the agents' collective extrinsic reward minus the incentives it pa
 the agents learn from (Adam, ``alpha_ID``). Agents are the same PG learners as in MetaGrad,
 updated with ``r_env + received`` (never charged).
 
-* ``dual-rl-d``: a categorical policy over ``|S|^|A|`` joint choices, one value of the set
+* ``dual-rl-d``: a categorical policy over ``|S|^K`` joint choices, one value of the set
   ``S`` (``incentive_values``; the Diss tried {0, 1.1}, {0, 1.1, 2}, {0, 0.5, 1, 1.5, 2}) per
   action type; the MLP has the agents' architecture; entropy bonus ``designer_entropy``.
 * ``dual-rl-c``: ``u ~ N(mu_eta(s, a), 1)`` per action type, paid ``r_max sigmoid(u)`` (the
@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator, model_validator
 
-from learners.functional import reward_to_go
 from learners.metagrad import DesignerConfig, DesignerTrainer
 from learners.nets import Params, detach, init_mlp
 
@@ -75,14 +74,12 @@ class DualRLTrainer(DesignerTrainer):
         """Designer ``log pi(action_t | x_t)`` and policy entropy, both ``[T, RB]``."""
 
     def designer_loss(self, eta: Params, batch) -> torch.Tensor:
-        """REINFORCE: ``-sum_t [log pi(a^ID_t) G^ID_t + beta H_t]``, ``r^ID = sum r_env - paid``;
+        """Policy gradient ``-sum_t [log pi(a^ID_t) A^ID_t + beta H_t]`` with ``A^ID`` the
+        reward-to-go of ``r^ID`` (REINFORCE) or its GAE advantage with the designer critic;
         mean over episodes, summed over replicas."""
-        mask = batch.mask
-        r_id = (batch.env_rewards.sum(-1) - batch.extra["incentive"].sum(-1)) * mask
-        G = reward_to_go(r_id, self.cfg.gamma)  # [T, RB]
         logp, ent = self.log_prob_entropy(eta, batch)
         beta = getattr(self.cfg, "designer_entropy", 0.0)
-        per_world = ((logp * G + beta * ent) * mask).sum(0)
+        per_world = ((logp * self.designer_weights(batch) + beta * ent) * batch.mask).sum(0)
         return -per_world.reshape(self.R, -1).mean(1).sum()
 
     def iterate(self) -> dict[str, np.ndarray]:
@@ -92,9 +89,10 @@ class DualRLTrainer(DesignerTrainer):
         self.opt.zero_grad()
         self.designer_loss(self.eta, tau).backward()
         self.opt.step()
+        values = self.learn_values(tau, tau)
         self.params = detach(new)
         self.iteration += 1
-        return self.metrics(tau)
+        return {**self.metrics(tau), **values}
 
 
 class DualRLDTrainer(DualRLTrainer):
@@ -107,17 +105,17 @@ class DualRLDTrainer(DualRLTrainer):
         self.S = len(config.incentive_values)
         super().__init__(game, config, seeds)
         self.values = self.values.to(self.dtype)
-        self.digits = self.S ** torch.arange(self.A)  # choice k -> value index per action type
+        self.digits = self.S ** torch.arange(self.K)  # choice k -> value index per action type
 
     def _init_designer(self, gens):
-        return init_mlp([self.des_dim, *self.cfg.designer_hidden, self.S ** self.A], gens)
+        return init_mlp([self.des_dim, *self.cfg.designer_hidden, self.S ** self.K], gens)
 
     def decode_choice(self, k: torch.Tensor) -> torch.Tensor:
         """Joint choice ``[...]`` -> incentive per action type ``[..., A]``."""
         return self.values[(k[..., None] // self.digits) % self.S]
 
     def offers(self, inputs, extra):
-        logits = self.designer_net(self.eta, inputs[None])[0]
+        logits = self.designer_net(self.eta, inputs)
         k = self._sample(torch.softmax(logits, -1))
         extra["des_choice"] = k
         return self.decode_choice(k)
@@ -134,10 +132,10 @@ class DualRLCTrainer(DualRLTrainer):
     Config = DualRLCConfig
 
     def _init_designer(self, gens):
-        return init_mlp([self.des_dim, *self.cfg.designer_hidden, self.A], gens)
+        return init_mlp([self.des_dim, *self.cfg.designer_hidden, self.K], gens)
 
     def offers(self, inputs, extra):
-        mu = self.designer_net(self.eta, inputs[None])[0]
+        mu = self.designer_net(self.eta, inputs)
         u = mu + torch.randn(mu.shape, generator=self.sampler, dtype=mu.dtype)
         extra["des_u"] = u
         return self.cfg.r_max * torch.sigmoid(u)

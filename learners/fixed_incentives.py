@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator
 
-from learners.metagrad import DesignerConfig, DesignerTrainer
+from learners.metagrad import DesignerConfig, DesignerTrainer, incentive_types
 from learners.nets import Params, detach
 
 
@@ -43,19 +43,20 @@ class FixedIncentiveTrainer(DesignerTrainer):
     Config = FixedIncentiveConfig
 
     def __init__(self, game, config: FixedIncentiveConfig, seeds: list[int]) -> None:
-        unknown = sorted(set(config.incentives) - set(game.action_names))
+        types = incentive_types(game)
+        unknown = sorted(set(config.incentives) - set(types))
         if unknown:
-            raise ValueError(f"algorithm.incentives: unknown action {unknown[0]!r} for "
-                             f"{game.name} (allowed: {', '.join(game.action_names)})")
+            raise ValueError(f"algorithm.incentives: unknown action type {unknown[0]!r} for "
+                             f"{game.name} (allowed: {', '.join(types)})")
         super().__init__(game, config, seeds)
-        self.table = torch.tensor([config.incentives.get(a, 0.0) for a in game.action_names],
+        self.table = torch.tensor([config.incentives.get(a, 0.0) for a in types],
                                   dtype=self.dtype)
 
     def _init_designer(self, gens: list[torch.Generator]) -> Params:
         return {"none": torch.zeros(len(gens), 1, requires_grad=True)}  # nothing to learn
 
     def offers(self, inputs: torch.Tensor, extra: dict) -> torch.Tensor:
-        return self.table.expand(inputs.shape[0], -1)
+        return self.table.expand(*inputs.shape[:-1], -1)
 
     def iterate(self) -> dict[str, np.ndarray]:
         """One PG step of every agent on a batch played under the fixed incentives."""

@@ -28,8 +28,24 @@ Algorithm 3 with ``M = 1`` and pipelining (§6.3.2):
 5. primes become main; tau <- tau_hat.
 
 ``DesignerTrainer`` holds what every central designer shares (designer inputs, incentives
-per action type, rewards, metrics, checkpoints); ``learners.dual_rl`` builds the dual-RL
-baseline on it.
+per action type, rewards, an optional designer critic, metrics, checkpoints);
+``learners.dual_rl`` builds the dual-RL baseline on it and ``learners.designer_ac`` both
+designers with actor-critic agents (Cleanup).
+
+Games may define the designer's view (otherwise the Escape Room defaults apply):
+``global_features(state)`` / ``global_size`` (the global state; default: agent 0's
+observation), ``action_features(actions)`` / ``action_feature_size`` (per agent; default: the
+action one-hot) and ``incentive_types`` / ``incentive_type(actions, rewards)`` (what an
+incentive is paid for; default: the action itself). Cleanup's are {clean, collect, else} with
+the global image and who-cleaned one-hots (§6.3.2). Since the designer's incentives never
+change what the agents observe or do during an episode, they are computed after it, from the
+recorded states, actions and rewards, in one batched pass (``run_episodes``).
+
+With ``designer_critic`` (Cleanup, Table C.3), the designer's advantages are GAE(gamma,
+lambda) of its reward with a value function ``V_ID(s)`` on the global state, trained by
+TD(0) (Adam ``lr_designer_critic``) against a target network moved by ``designer_tau``; the
+critic steps after the designer, on the trajectory the designer learned from. Without it
+(Escape Room) the weights are the reward-to-go (REINFORCE).
 """
 
 from __future__ import annotations
@@ -44,7 +60,7 @@ import torch
 from pydantic import Field
 
 from econsim.core import torch_generator
-from learners.functional import policy_loss, reward_to_go
+from learners.functional import gae, policy_loss, reward_to_go, td_errors
 from learners.nets import Params, assign, detach, init_mlp, mlp
 from learners.pg import Batch, LinearSchedule, PGConfig, PGTrainer
 
@@ -62,6 +78,14 @@ class DesignerConfig(PGConfig):
     r_max: float = Field(2.0, gt=0, description="incentive = r_max * sigmoid (ER: 2)")
     designer_hidden: list[int] = Field([64, 32], description="designer MLP hidden sizes d1, d2")
     lr_designer: float = Field(7.93e-4, gt=0, description="alpha_ID: designer Adam lr")
+    designer_critic: bool = Field(
+        False, description="advantages from a designer critic with GAE (Cleanup); false: "
+        "reward-to-go (Escape Room)")
+    lr_designer_critic: float = Field(2.4e-5, gt=0,
+                                      description="alpha_v,ID: designer critic Adam lr")
+    designer_tau: float = Field(0.114, gt=0, le=1,
+                                description="designer critic target update rate")
+    gae_lambda: float = Field(0.99, ge=0, le=1, description="GAE lambda of the designer")
 
 
 class MetaGradConfig(DesignerConfig):
@@ -76,40 +100,79 @@ class MetaGradConfig(DesignerConfig):
         "the raw sigmoid outputs for every action type (SPEC §5, reference code)")
 
 
-class DesignerTrainer(PGTrainer, ABC):
-    """Independent PG agents plus a central designer paying incentives per action type.
+def incentive_types(game) -> tuple[str, ...]:
+    """What a designer pays incentives for: the game's ``incentive_types``, else its actions."""
+    return tuple(getattr(game, "incentive_types", game.action_names))
 
-    Designer incentives live in ``batch.extra``: ``des_in [T, RB, D]`` (designer inputs),
-    ``offer [T, RB, A]`` (incentive per action type) and ``incentive [T, RB, N]`` (what each
-    agent received); ``batch.transfers`` stays zero (no agent pays anything).
+
+class DesignerTrainer(PGTrainer, ABC):
+    """Independent agents plus a central designer paying incentives per action type.
+
+    Designer records live in ``batch.extra``: ``des_in [T, RB, D]`` (designer inputs),
+    ``offer [T, RB, K]`` (incentive per action type), ``types [T, RB, N]`` (each agent's
+    action type) and ``incentive [T, RB, N]`` (what each agent received, 0 after the end);
+    ``batch.transfers`` stays zero (no agent pays anything).
     """
 
     Config = DesignerConfig
     charge_giver = False  # the designer pays; agents are never charged
 
     def __init__(self, game, config: DesignerConfig, seeds: list[int]) -> None:
-        super().__init__(game, config, seeds)  # config.kinds = ("pg",): no give-reward actions
+        super().__init__(game, config, seeds)  # config.kinds: no give-reward actions
+        self.types = incentive_types(game)
+        self.K = len(self.types)
         self.env_dim = int(np.prod(game.observation_space.shape))
-        self.des_dim = self.env_dim + self.N * self.A
+        self.state_dim = int(getattr(game, "global_size", self.env_dim))
+        self.feat_dim = int(getattr(game, "action_feature_size", self.A))
+        self.des_dim = self.state_dim + self.N * self.feat_dim
         self.eta = self._init_designer([torch_generator(s, "designer") for s in self.seeds])
         self.opt = torch.optim.Adam(self.eta.values(), lr=config.lr_designer)
+        self.phi: Params | None = None  # designer critic (optional)
+        if config.designer_critic:
+            gens = [torch_generator(s, "designer_critic") for s in self.seeds]
+            self.phi = init_mlp([self.state_dim, *config.designer_hidden, 1], gens)
+            self.phi_target = {k: v.detach().clone() for k, v in self.phi.items()}
+            self.opt_phi = torch.optim.Adam(self.phi.values(), lr=config.lr_designer_critic)
 
     @abstractmethod
     def _init_designer(self, gens: list[torch.Generator]) -> Params:
         """The designer's parameters, one stacked member per replica generator."""
 
     # ------------------------------------------------------------------------- designer
-    def designer_inputs(self, obs: torch.Tensor, env_actions: torch.Tensor) -> torch.Tensor:
-        """``[..., RB, N, D]``, ``[..., RB, N]`` -> ``[..., RB, env_dim + N*A]``.
+    def record_state(self, state) -> dict[str, torch.Tensor]:
+        if not hasattr(self.game, "global_features"):
+            return {}
+        return {"global": torch.from_numpy(self.game.global_features(state)).to(self.dtype)}
 
-        The global state is agent 0's observation: in Escape Room that is every agent's
-        position one-hot in index order (3N); then every agent's action one-hot (3N).
-        """
-        hot = torch.nn.functional.one_hot(env_actions, self.A).to(self.dtype)
-        return torch.cat([obs[..., 0, :self.env_dim], hot.flatten(-2)], -1)
+    def state_inputs(self, batch: Batch) -> torch.Tensor:
+        """The designer's view of the state each step, ``[T, RB, state_dim]``: the game's
+        global features, else agent 0's observation (in Escape Room every agent's position
+        one-hot in index order, 3N)."""
+        if "global" in batch.extra:
+            return batch.extra["global"]
+        return batch.obs[..., 0, :self.env_dim]
+
+    def action_features(self, env_actions: torch.Tensor) -> torch.Tensor:
+        """``[..., N]`` -> ``[..., N, feat_dim]``: the game's features, else action one-hots."""
+        if hasattr(self.game, "action_features"):
+            return torch.from_numpy(self.game.action_features(env_actions.numpy())).to(self.dtype)
+        return torch.nn.functional.one_hot(env_actions, self.A).to(self.dtype)
+
+    def action_types(self, batch: Batch) -> torch.Tensor:
+        """Each agent's incentive type each step ``[T, RB, N]`` (index into ``types``)."""
+        if not hasattr(self.game, "incentive_type"):
+            return batch.env_actions
+        kind = self.game.incentive_type(batch.env_actions.numpy(), batch.env_rewards.numpy())
+        return torch.from_numpy(np.asarray(kind, np.int64))
+
+    def designer_inputs(self, batch: Batch) -> torch.Tensor:
+        """``[T, RB, state_dim + N * feat_dim]``: the state, then every agent's action
+        features (Escape Room: 3N position one-hots then 3N action one-hots)."""
+        feats = self.action_features(batch.env_actions)
+        return torch.cat([self.state_inputs(batch), feats.flatten(-2)], -1)
 
     def designer_net(self, eta: Params, inputs: torch.Tensor) -> torch.Tensor:
-        """The stacked designer MLP (one member per replica) on ``[T, RB, D] -> [T, RB, K]``."""
+        """A stacked MLP (one member per replica) on ``[T, RB, D] -> [T, RB, K]``."""
         T, RB, D = inputs.shape
         x = inputs.reshape(T, self.R, RB // self.R, D).transpose(0, 1).reshape(self.R, -1, D)
         out = mlp(eta, x)
@@ -117,28 +180,76 @@ class DesignerTrainer(PGTrainer, ABC):
 
     @abstractmethod
     def offers(self, inputs: torch.Tensor, extra: dict) -> torch.Tensor:
-        """Incentive per action type ``[RB, A]`` chosen while acting (records what it needs)."""
+        """Incentive per action type ``[T, RB, K]`` for the episodes played (records in
+        ``extra`` what learning needs, e.g. dual-RL's samples)."""
 
-    def paid(self, offer: torch.Tensor, env_actions: torch.Tensor) -> torch.Tensor:
-        """Each agent gets the offer for the action type it took: ``[..., N]``."""
-        return offer.gather(-1, env_actions)
+    def paid(self, offer: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
+        """Each agent gets the offer for its action type: ``[..., K], [..., N] -> [..., N]``."""
+        return offer.gather(-1, types)
 
     def transfers(self, obs, actions, env_actions, give_u, extra) -> torch.Tensor:
-        inputs = self.designer_inputs(obs, env_actions)
-        offer = self.offers(inputs, extra)
-        extra.update(des_in=inputs, offer=offer, incentive=self.paid(offer, env_actions))
         return torch.zeros(obs.shape[0], self.N, self.N)  # nobody pays anybody
+
+    @torch.no_grad()
+    def run_episodes(self, params: Params, eps: float, batch: int) -> Batch:
+        """Play the episodes, then the designer's incentives for every step played."""
+        b = super().run_episodes(params, eps, batch)
+        inputs = self.designer_inputs(b)
+        offer = self.offers(inputs, b.extra)
+        types = self.action_types(b)
+        b.extra.update(des_in=inputs, offer=offer, types=types,
+                       incentive=self.paid(offer, types) * b.mask[..., None])
+        return b
 
     def total_rewards(self, batch: Batch, incentive: torch.Tensor | None = None) -> torch.Tensor:
         """``r_env + incentive`` per agent, ``[T, RB, N]``; agents are never charged."""
         inc = batch.extra["incentive"] if incentive is None else incentive
         return batch.env_rewards + inc * batch.mask[..., None]
 
+    def designer_rewards(self, batch: Batch) -> torch.Tensor:
+        """The designer's reward each step ``[T, RB]`` (0 after the end): the agents'
+        collective extrinsic reward minus the incentives paid (dual-RL, §6.3.2)."""
+        return (batch.env_rewards.sum(-1) - batch.extra["incentive"].sum(-1)) * batch.mask
+
+    # -------------------------------------------------------------------- designer critic
+    def designer_weights(self, batch: Batch) -> torch.Tensor:
+        """Weights of the designer's score function ``[T, RB]``: the reward-to-go of its
+        reward, or GAE advantages with the designer critic (constants)."""
+        r = self.designer_rewards(batch)
+        if self.phi is None:
+            return reward_to_go(r, self.cfg.gamma)
+        with torch.no_grad():
+            v = self.designer_net(self.phi, self.state_inputs(batch))[..., 0] * batch.mask
+        return gae(r, v, batch.mask, self.cfg.gamma, self.cfg.gae_lambda)
+
+    def learn_values(self, agents: Batch, designer: Batch) -> dict[str, np.ndarray]:
+        """Value functions after the designer's step: one TD(0) Adam step of the designer
+        critic on ``designer`` (the episodes it learned from) and a target update. Agents'
+        critics (actor-critic agents) learn on ``agents`` in subclasses."""
+        if self.phi is None:
+            return {}
+        x, mask = self.state_inputs(designer), designer.mask
+        alive_next = torch.cat([mask[1:], torch.zeros_like(mask[:1])])
+        with torch.no_grad():
+            v_target = self.designer_net(self.phi_target, x)[..., 0]
+            v_next = torch.cat([v_target[1:], torch.zeros_like(v_target[:1])])
+        delta = td_errors(self.designer_rewards(designer), self.designer_net(self.phi, x)[..., 0],
+                          v_next, mask * (1 - alive_next), mask, self.cfg.gamma)
+        m = mask.reshape(mask.shape[0], self.R, -1)
+        per_replica = (delta ** 2).reshape(m.shape).sum((0, 2)) / m.sum((0, 2)).clamp_min(1)
+        self.opt_phi.zero_grad()
+        per_replica.sum().backward()
+        self.opt_phi.step()
+        tau = self.cfg.designer_tau
+        self.phi_target = {k: (tau * self.phi[k].detach() + (1 - tau) * v).detach()
+                           for k, v in self.phi_target.items()}
+        return {"designer_value_loss": per_replica.detach().numpy()}
+
     # ------------------------------------------------------------------------ reporting
     def metrics(self, batch: Batch) -> dict[str, np.ndarray]:
-        """PG metrics, with ``received`` = designer incentives, ``extrinsic`` = sum of env
-        returns, ``incentives`` = total paid and ``collective = extrinsic - incentives`` (the
-        Diss's evaluation metric for an ID, §6.3.2 footnote); ``offer_<action>`` = mean offer
+        """Agents' metrics, with ``received`` = designer incentives, ``extrinsic`` = sum of
+        env returns, ``incentives`` = total paid and ``collective = extrinsic - incentives`` (the
+        Diss's evaluation metric for an ID, §6.3.2 footnote); ``offer_<type>`` = mean offer
         for that action type over the steps played."""
         out = super().metrics(batch)
         T, RB = batch.mask.shape
@@ -149,9 +260,9 @@ class DesignerTrainer(PGTrainer, ABC):
         out["extrinsic"] = out["collective"]
         out["incentives"] = received.sum(-1).numpy()
         out["collective"] = out["extrinsic"] - out["incentives"]
-        offer = batch.extra["offer"].reshape(T, self.R, RB // self.R, self.A)
+        offer = batch.extra["offer"].reshape(T, self.R, RB // self.R, self.K)
         steps = mask.sum((0, 2)).clamp_min(1.0)
-        for a, name in enumerate(self.game.action_names):
+        for a, name in enumerate(self.types):
             out[f"offer_{name}"] = ((offer[..., a] * mask).sum((0, 2)) / steps).numpy()
         return out
 
@@ -165,12 +276,20 @@ class DesignerTrainer(PGTrainer, ABC):
         state = super().state_dict()
         state["eta"] = {k: v.detach().clone() for k, v in self.eta.items()}
         state["opt"] = copy.deepcopy(self.opt.state_dict())
+        if self.phi is not None:
+            state["phi"] = {k: v.detach().clone() for k, v in self.phi.items()}
+            state["phi_target"] = {k: v.detach().clone() for k, v in self.phi_target.items()}
+            state["opt_phi"] = copy.deepcopy(self.opt_phi.state_dict())
         return state
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         assign(self.eta, state["eta"])
         self.opt.load_state_dict(state["opt"])
+        if self.phi is not None:
+            assign(self.phi, state["phi"])
+            self.phi_target = {k: v.detach().clone() for k, v in state["phi_target"].items()}
+            self.opt_phi.load_state_dict(state["opt_phi"])
 
 
 class MetaGradTrainer(DesignerTrainer):
@@ -186,7 +305,7 @@ class MetaGradTrainer(DesignerTrainer):
         self.tau_eps = 0.0  # the exploration floor tau was played with
 
     def _init_designer(self, gens):
-        sizes = [self.des_dim, *self.cfg.designer_hidden, self.A]
+        sizes = [self.des_dim, *self.cfg.designer_hidden, self.K]
         return init_mlp(sizes, gens, out_bias=self.cfg.designer_out_bias)
 
     def sigmoids(self, eta: Params, inputs: torch.Tensor) -> torch.Tensor:
@@ -194,12 +313,16 @@ class MetaGradTrainer(DesignerTrainer):
         return torch.sigmoid(self.designer_net(eta, inputs))
 
     def offers(self, inputs, extra):
-        return self.cfg.r_max * self.sigmoids(self.eta, inputs[None])[0]
+        return self.cfg.r_max * self.sigmoids(self.eta, inputs)
 
     def incentives(self, eta: Params, batch: Batch) -> torch.Tensor:
         """Incentives of ``batch`` as a differentiable function of eta: ``[T, RB, N]``."""
         offer = self.cfg.r_max * self.sigmoids(eta, batch.extra["des_in"])
-        return self.paid(offer, batch.env_actions) * batch.mask[..., None]
+        return self.paid(offer, batch.extra["types"]) * batch.mask[..., None]
+
+    def designer_rewards(self, batch: Batch) -> torch.Tensor:
+        """``R^ID = sum_i r^i_env`` (incentives excluded at train time, §6.3.2 footnote)."""
+        return batch.env_rewards.sum(-1) * batch.mask
 
     # ------------------------------------------------------------------------ training
     def prime_update(self, eta: Params, tau: Batch, eps: float) -> Params:
@@ -208,14 +331,14 @@ class MetaGradTrainer(DesignerTrainer):
         return self.update(main, tau, self.total_rewards(tau, self.incentives(eta, tau)), eps)
 
     def designer_loss(self, prime: Params, tau_hat: Batch, eps: float) -> torch.Tensor:
-        """Outer loss (eq. 6.5 at ratio 1): ``-sum_i sum_t log pi_theta_hat^i(a^i_t) G^ID_t`` on
-        tau_hat, mean over episodes, summed over replicas (each replica's designer only
+        """Outer loss (eq. 6.5 at ratio 1): ``-sum_i sum_t log pi_theta_hat^i(a^i_t) A^ID_t`` on
+        tau_hat (``A^ID``: reward-to-go of ``R^ID``, or its GAE advantage with the designer
+        critic), mean over episodes, summed over replicas (each replica's designer only
         reaches its own agents)."""
-        mask = self.members(tau_hat.mask[..., None].expand(-1, -1, self.N))
-        collective = tau_hat.env_rewards.sum(-1, keepdim=True).expand(-1, -1, self.N)
-        G = reward_to_go(self.members(collective) * mask, self.cfg.gamma)
+        per_agent = lambda x: self.members(x[..., None].expand(-1, -1, self.N))  # noqa: E731
+        mask, w = per_agent(tau_hat.mask), per_agent(self.designer_weights(tau_hat))
         probs = self.probs(prime, self.members(tau_hat.obs), eps)
-        return policy_loss(probs, self.members(tau_hat.actions), G, mask, 0.0)
+        return policy_loss(probs, self.members(tau_hat.actions), w, mask, 0.0)
 
     def cost(self, eta: Params, tau: Batch) -> torch.Tensor:
         """``psi(tau) = cost * sum_t gamma^t (incentives)`` per episode, summed over replicas."""
@@ -245,10 +368,11 @@ class MetaGradTrainer(DesignerTrainer):
             self._adam(self.opt_cost, cost_grads)
         else:
             self._adam(self.opt, grads)
+        values = self.learn_values(tau, tau_hat)
         self.params = detach(prime)
         self.tau, self.tau_eps = tau_hat, eps
         self.iteration += 1
-        return self.metrics(tau_hat)
+        return {**self.metrics(tau_hat), **values}
 
     def _adam(self, opt: torch.optim.Optimizer, grads) -> None:
         for p, g in zip(self.eta.values(), grads, strict=True):

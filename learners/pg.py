@@ -254,6 +254,11 @@ class PGTrainer:
         """Incentives given so far this episode, to each other agent: ``[RB, N, N-1]``."""
         return given_cum + torch.gather(pay, 2, self.others[None].expand(pay.shape[0], -1, -1))
 
+    def record_state(self, state) -> dict[str, torch.Tensor]:
+        """Records of the game state each step, before the agents act, kept in
+        ``batch.extra`` (``[RB, ...]`` each); none here (a central designer keeps its view)."""
+        return {}
+
     @torch.no_grad()
     def run_episodes(self, params: Params, eps: float, batch: int) -> Batch:
         """Play ``batch`` episodes per replica with ``params``; world layout records."""
@@ -268,6 +273,8 @@ class PGTrainer:
         extra: dict[str, list] = {}
         events: dict[str, list] = {}
         for _ in range(game.max_steps):
+            for k, v in self.record_state(state).items():
+                extra.setdefault(k, []).append(v)
             d = self.decide(params, obs_env, given_cum, eps)
             step = game.step(state, d.env_actions.numpy(), self.rng)
             pay = d.pay * alive[:, None, None]

@@ -29,7 +29,7 @@ def test_pays_the_stated_amount_per_action():
 def test_bad_incentives_are_refused(tmp_path):
     with pytest.raises(ScenarioError, match="incentives"):
         _tiny(incentives={"lever": -1.0})
-    with pytest.raises(ValueError, match="unknown action 'jump'"):
+    with pytest.raises(ValueError, match="unknown action type 'jump'"):
         runner.run(_tiny(incentives={"jump": 1.0}), seeds=[0], progress=False, root=tmp_path)
     assert not any(tmp_path.iterdir())  # nothing written
 

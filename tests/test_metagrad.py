@@ -78,7 +78,8 @@ def test_incentives_per_action_type_bounded_and_paid_by_designer():
     b = tr.run_episodes(tr.params, 0.0, 8)
     offer, inc, mask = b.extra["offer"], b.extra["incentive"], b.mask[..., None]
     assert offer.shape[-1] == 3 and (offer > 0).all() and (offer < 2).all()
-    assert torch.equal(inc, offer.gather(-1, b.env_actions))  # value for the action taken
+    # the value for the action taken, nothing after the episode's end
+    assert torch.equal(inc, offer.gather(-1, b.env_actions) * mask)
     same = b.env_actions[..., 0] == b.env_actions[..., 1]
     assert torch.equal(inc[..., 0][same], inc[..., 1][same])
     assert torch.allclose(tr.incentives(tr.eta, b), inc * mask)  # recomputed = recorded
@@ -175,7 +176,8 @@ def test_dual_rl_d_pays_only_values_from_its_set(values):
     assert torch.isin(b.extra["offer"], allowed).all()
     assert torch.isin(b.extra["incentive"], allowed).all()
     assert torch.equal(b.extra["offer"], tr.decode_choice(b.extra["des_choice"]))
-    assert torch.equal(b.extra["incentive"], b.extra["offer"].gather(-1, b.env_actions))
+    assert torch.equal(b.extra["incentive"],
+                       b.extra["offer"].gather(-1, b.env_actions) * b.mask[..., None])
     assert (b.transfers == 0).all()
 
 
@@ -190,7 +192,7 @@ def test_dual_rl_c_pays_squashed_gaussian_per_action_type():
     offer = b.extra["offer"]
     assert offer.shape[-1] == 3 and (offer > 0).all() and (offer < 2).all()
     assert torch.allclose(offer, 2.0 * torch.sigmoid(b.extra["des_u"]))
-    assert torch.equal(b.extra["incentive"], offer.gather(-1, b.env_actions))
+    assert torch.equal(b.extra["incentive"], offer.gather(-1, b.env_actions) * b.mask[..., None])
 
 
 def test_dual_rl_designer_learns_from_collective_return_minus_paid():

@@ -51,6 +51,13 @@ whole map ``[B, H, W, 3]`` in the same colours. ``fired_onehot(state)`` ``[B, N,
 one-hot [did not clean, cleaned] of the last step (for incentive modules and the designer;
 also ``info["fired_onehot"]``).
 
+For a central incentive designer (Diss §6.3.2, App. C.2.2): ``global_features(state)`` is the
+global image flattened (``global_size`` values), ``action_features(actions)`` the one-hot
+[did not clean, cleaned] of the actions just taken (``action_feature_size = 2`` per agent),
+and ``incentive_type(actions, rewards)`` the designer's action type of each agent's step in
+``incentive_types`` = (clean, collect, else): clean if the action was the cleaning beam,
+collect if the agent's extrinsic reward was positive (it ate an apple), else else.
+
 ``info`` per step: ``[B, N]``: ``apples`` (collected, 0/1), ``waste_cleaned`` (cells),
 ``fired`` (beam used), ``fired_hit`` (fired and cleaned >= 1 cell), ``fired_miss`` (fired and
 cleaned 0); ``fired_onehot`` ``[B, N, 2]`` float32; per world ``[B]``: ``waste_density`` (after
@@ -71,6 +78,8 @@ from econsim.core.seeding import counter_uniforms
 
 LEFT, RIGHT, UP, DOWN, STAY, CLEAN = range(6)
 ACTION_NAMES = ("left", "right", "up", "down", "stay", "clean")
+#: the central designer's incentive types (Diss §6.3.2): clean, collected an apple, else
+INCENTIVE_TYPES = ("clean", "collect", "else")
 
 MAPS: dict[str, tuple[str, ...]] = {
     "7x7": (
@@ -192,12 +201,20 @@ def parse_map(name: str) -> dict[str, np.ndarray]:
             "spawns": p_cells[::-1]}
 
 
+def clean_onehot(cleaned: np.ndarray) -> np.ndarray:
+    """Boolean ``[...]`` -> float32 one-hot [did not clean, cleaned] ``[..., 2]``."""
+    f = np.asarray(cleaned).astype(np.float32)
+    return np.stack([1.0 - f, f], -1)
+
+
 class Cleanup:
     """Cleanup, batch-first (see the module docstring for the rules, observation and info)."""
 
     name = "cleanup"
     action_space = Discrete(6)
     action_names = ACTION_NAMES
+    incentive_types = INCENTIVE_TYPES
+    action_feature_size = 2
 
     def __init__(self, **params) -> None:
         p = self.params = Params(**params)
@@ -215,6 +232,7 @@ class Cleanup:
         self.image_shape = (side, side, 3)
         self.obs_size = side * side * 3
         self.observation_space = Box((self.obs_size,), 0.0, 1.0)
+        self.global_size = h * w * 3
 
         wall = lay["wall"].ravel()
         self._wall = wall
@@ -422,8 +440,22 @@ class Cleanup:
 
     def fired_onehot(self, state: State) -> np.ndarray:
         """``[B, N, 2]`` float32 one-hot [did not clean, cleaned] of the last step."""
-        f = state.fired.astype(np.float32)
-        return np.stack([1.0 - f, f], -1)
+        return clean_onehot(state.fired)
+
+    # ------------------------------------------------------------------ for a central designer
+    def global_features(self, state: State) -> np.ndarray:
+        """The global image flattened, ``[B, global_size]`` (the designer's view of the state)."""
+        return self.global_image(state).reshape(-1, self.global_size)
+
+    def action_features(self, actions: np.ndarray) -> np.ndarray:
+        """``actions [..., N]`` -> one-hot [did not clean, cleaned] ``[..., N, 2]``."""
+        return clean_onehot(np.asarray(actions) == CLEAN)
+
+    def incentive_type(self, actions: np.ndarray, rewards: np.ndarray) -> np.ndarray:
+        """Index into ``incentive_types`` of each agent's step ``[..., N]``: 0 clean (fired the
+        beam), 1 collect (extrinsic reward > 0), 2 else (Diss §6.3.2, App. C.2.2)."""
+        actions = np.asarray(actions)
+        return np.where(actions == CLEAN, 0, np.where(np.asarray(rewards) > 0, 1, 2))
 
     def split_image(self, obs: np.ndarray) -> np.ndarray:
         """``obs [..., obs_size]`` -> ``[..., V, V, 3]``."""
