@@ -1,4 +1,4 @@
-"""Reproduce LIO vs AC on Cleanup 7x7 (Diss §5.6, Fig. 5.6a, B.5a,b).
+"""Reproduce LIO vs AC on Cleanup 7x7 and 10x10 (Diss §5.6, Fig. 5.6a,b, B.5).
 
 Paper: LIO agents find a division of labour (one cleans the river, the other harvests and
 pays it) and collect far more apples than independent actor-critic agents, who compete for
@@ -14,6 +14,13 @@ tau_hat for its incentive step), all seeds vectorised in one process. Final eval
     .venv/bin/python benchmarks/cleanup.py --iterations 3000 --jobs 2 --quiet
     .venv/bin/python benchmarks/cleanup.py --extra               # also AC-d, AC-c, IA, Cen
     .venv/bin/python benchmarks/cleanup.py --scenarios cleanup7_acd,cleanup7_acc
+    .venv/bin/python benchmarks/cleanup.py --map 10x10 --extra     # 3 agents: LIO, AC, IA, Cen
+    .venv/bin/python benchmarks/cleanup.py --designers             # MetaGrad vs dual-RL (c), 7x7
+
+Designers (Diss §6.4, Fig. 6.2): a central designer pays incentives per action type (clean /
+collect / else) to shared actor-critic agents; their ``collective`` is the extrinsic return
+minus the incentives paid (the Diss's test-time ID reward), ``extrinsic`` and ``incentives``
+are printed beside it.
 """
 
 from __future__ import annotations
@@ -30,16 +37,21 @@ from common import parser, run_scenarios  # noqa: E402
 
 from econsim.cli import parse_seeds  # noqa: E402
 
-MAIN = ["cleanup7_lio", "cleanup7_ac"]
-EXTRA = ["cleanup7_acd", "cleanup7_acc", "cleanup7_ia", "cleanup7_cen"]
+#: scenario name suffixes per map (``cleanup7_lio``, ``cleanup10_ia``, ...)
+MAIN = ["lio", "ac"]
+EXTRA = {"7x7": ["acd", "acc", "ia", "cen"], "10x10": ["ia", "cen"]}
+DESIGNERS = ["metagrad", "dualrl"]
+COLUMNS = ("collective", "length", "extrinsic", "incentives")
+PREFIX = {"7x7": "cleanup7_", "10x10": "cleanup10_"}
 EVENTS = ["return", "apples", "waste_cleaned", "n_clean", "given", "received"]
+OFFERS = ["offer_clean", "offer_collect", "offer_else"]
 
 
 def _one(name: str, seeds: list[int], iterations: int | None, root: str,
          progress: bool) -> pd.DataFrame:
     torch.set_num_threads(1)
     return run_scenarios([name], seeds, iterations, root, progress=progress,
-                         columns=("collective", "length"))
+                         columns=COLUMNS)
 
 
 def division_of_labour(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
@@ -49,20 +61,34 @@ def division_of_labour(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
         ag = pd.read_parquet(Path(root) / run_id / "agents.parquet").query("phase == 'eval'")
         ag = ag[ag.iteration == ag.iteration.max()]
         cols = [c for c in EVENTS if c in ag.columns]
-        out.append(ag[["scenario", "seed", "agent", *cols]])
+        part = ag[["scenario", "seed", "agent", *cols]]
+        ep = pd.read_parquet(Path(root) / run_id / "episodes.parquet").query("phase == 'eval'")
+        offers = [c for c in OFFERS if c in ep.columns]
+        if offers:  # a designer's mean offer per action type in that evaluation
+            ep = ep[ep.iteration == ep.iteration.max()][["seed", *offers]]
+            part = part.merge(ep, on="seed", how="left")
+        out.append(part)
     return pd.concat(out, ignore_index=True)
 
 
 def main(argv: list[str] | None = None):
     p = parser(__doc__.splitlines()[0])
     p.set_defaults(seeds="0-2", root="runs/bench_cleanup")
-    p.add_argument("--extra", action="store_true", help="also AC-d, AC-c, IA and Cen")
+    p.add_argument("--map", choices=sorted(PREFIX), default="7x7", help="Cleanup map")
+    p.add_argument("--extra", action="store_true",
+                   help="also the baselines AC-d, AC-c (7x7 only), IA and Cen")
+    p.add_argument("--designers", action="store_true",
+                   help="MetaGrad vs dual-RL (c) (central designers, 7x7) instead of LIO vs AC")
     p.add_argument("--jobs", type=int, default=1, help="scenarios trained in parallel")
     p.add_argument("--scenarios", help="comma-separated scenario names (default: LIO and AC)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    pre = PREFIX[args.map]
+    main_names = DESIGNERS if args.designers else MAIN
+    if args.designers and args.map != "7x7":
+        p.error("--designers: the designer scenarios are 7x7 (Diss Fig. 6.2)")
     names = (args.scenarios.split(",") if args.scenarios
-             else MAIN + (EXTRA if args.extra else []))
+             else [pre + n for n in main_names + (EXTRA[args.map] if args.extra else [])])
     seeds = parse_seeds(args.seeds)
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
@@ -73,15 +99,22 @@ def main(argv: list[str] | None = None):
         parts = [_one(n, seeds, args.iterations, args.root, not args.quiet) for n in names]
     df = pd.concat(parts, ignore_index=True)
     print("\nFinal collective return (evaluation, eps = 0) per seed:")
-    print(df[["scenario", "seed", "iterations", "collective", "wall_s"]].to_string(index=False))
+    shown = [c for c in ("scenario", "seed", "iterations", "collective", "extrinsic",
+                         "incentives", "wall_s") if c in df.columns]
+    print(df[shown].to_string(index=False))
     wide = df.pivot(index="seed", columns="scenario", values="collective")
-    if {"cleanup7_lio", "cleanup7_ac"} <= set(wide.columns):
-        wide["lio/ac"] = wide.cleanup7_lio / wide.cleanup7_ac.where(wide.cleanup7_ac != 0)
+    lio, ac = pre + "lio", pre + "ac"
+    if {lio, ac} <= set(wide.columns):
+        wide["lio/ac"] = wide[lio] / wide[ac].where(wide[ac] != 0)
         means = df.groupby("scenario").collective.mean()
-        ratio = means["cleanup7_lio"] / means["cleanup7_ac"] if means["cleanup7_ac"] else float(
-            "inf")
-        print(f"\nMean collective: LIO {means['cleanup7_lio']:.2f}, AC "
-              f"{means['cleanup7_ac']:.2f}, ratio {ratio:.2f} (acceptance: >= 1.5)")
+        ratio = means[lio] / means[ac] if means[ac] else float("inf")
+        print(f"\nMean collective: LIO {means[lio]:.2f}, AC {means[ac]:.2f}, ratio {ratio:.2f}"
+              " (acceptance on 7x7: >= 1.5)")
+    mg, dual = pre + "metagrad", pre + "dualrl"
+    if {mg, dual} <= set(wide.columns):
+        means = df.groupby("scenario").collective.mean()
+        print(f"\nMean collective (extrinsic - incentives): MetaGrad {means[mg]:.2f}, "
+              f"dual-RL (c) {means[dual]:.2f}")
     print("\nCollective per seed:")
     print(wide.round(2).to_string())
     dol = division_of_labour(df, args.root)

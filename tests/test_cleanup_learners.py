@@ -62,6 +62,20 @@ def test_scenarios_build_the_diss_learners(name):
     assert tr.cfg.lr == lr
 
 
+@pytest.mark.parametrize("name", ["cleanup10_lio", "cleanup10_ac", "cleanup10_ia",
+                                  "cleanup10_cen"])
+def test_10x10_scenarios_follow_table_b5_and_train(name):
+    tr = _trainer(name, seeds=(0,))
+    assert tr.game.params.map == "10x10" and tr.N == 3 and tr.obs_dim >= 15 * 15 * 3
+    # Table B.5, 10x10: eps 0.5 -> 0.05 over 1000 (LIO) / 5000 (AC, IA) iterations
+    steps, lr = {"cleanup10_lio": (1000, 1e-4), "cleanup10_ac": (5000, 1e-3),
+                 "cleanup10_ia": (5000, 1e-3), "cleanup10_cen": (1000, 1e-3)}[name]
+    assert (tr.cfg.epsilon.start, tr.cfg.epsilon.end, tr.cfg.epsilon.steps) == (0.5, 0.05, steps)
+    assert tr.cfg.lr == lr
+    m = tr.iterate()
+    assert m["apples"].shape == (1, 3) and np.all(np.isfinite(m["collective"]))
+
+
 def test_lio_ac_config_defaults_and_validation():
     cfg = LIOACConfig()
     assert cfg.lr_cost is None and cfg.cost == 1e-4 and cfg.cost_on_sigmoid
@@ -203,3 +217,16 @@ def test_cleanup_benchmark_tiny_budget(tmp_path, capsys):
     np.testing.assert_allclose(dol.apples, dol["return"], rtol=1e-6)
     out = capsys.readouterr().out
     assert "Division of labour" in out and "ratio" in out
+
+
+def test_cleanup_benchmark_designers_tiny_budget(tmp_path, capsys):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import cleanup as bench
+
+    df, dol = bench.main(["--designers", "--iterations", "2", "--seeds", "0", "--root",
+                          str(tmp_path), "--quiet"])
+    assert sorted(df.scenario) == ["cleanup7_dualrl", "cleanup7_metagrad"]
+    np.testing.assert_allclose(df.collective, df.extrinsic - df.incentives, rtol=1e-5)
+    assert {"received", "offer_clean", "offer_collect", "offer_else"} <= set(dol.columns)
+    assert np.isfinite(dol[["received", "offer_clean"]]).all().all()
+    assert "MetaGrad" in capsys.readouterr().out
