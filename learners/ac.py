@@ -20,14 +20,16 @@ last recorded step of an episode counts as terminal (the games end at ``max_step
 
 ``share=True`` is parameter sharing: one policy and one critic per replica, broadcast over
 the agents; every agent's episodes are then extra samples of the same network, so the
-losses are averaged over agents. The network is a parameter (``net``, default ``MLPNet``)
-so a convolutional front end (Cleanup) can be plugged in without touching the algorithm.
+losses are averaged over agents. The network is a parameter (``net``, default ``MLPNet``);
+``conv = true`` plugs in the Diss's convolutional front end for image games (``ConvNet``,
+§B.4.2) without touching the algorithm.
 Rollouts, give-reward actions, layout helpers and reporting come from ``PGTrainer``.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
@@ -38,7 +40,7 @@ from pydantic import Field, model_validator
 
 from econsim.core import Game, torch_generator
 from learners.functional import behaviour_probs, td_errors
-from learners.nets import Params, detach, init_mlp, mlp
+from learners.nets import Params, conv, detach, init_conv, init_mlp, mlp
 from learners.pg import Batch, LinearSchedule, PGConfig, PGTrainer
 
 
@@ -55,7 +57,7 @@ class Net(Protocol):
     def apply(self, params: Params, x: torch.Tensor) -> torch.Tensor: ...
 
 
-#: hidden layer sizes -> network (``MLPNet`` itself is one; a CNN builder can be another)
+#: hidden layer sizes -> network (``MLPNet`` itself is one; ``ConvNet`` with its image bound)
 NetBuilder = Callable[[Sequence[int]], Net]
 
 
@@ -70,6 +72,40 @@ class MLPNet:
 
     def apply(self, params: Params, x: torch.Tensor) -> torch.Tensor:
         return mlp(params, x)
+
+
+@dataclass(frozen=True)
+class ConvNet:
+    """The Cleanup network of Diss §B.4.2: conv(``filters``, 3x3, stride 1, same, ReLU) on the
+    image, flattened, then a ReLU MLP with the given hidden sizes (64, 64).
+
+    The flat input starts with the channel-last image ``image = (H, W, C)``; anything after
+    it (e.g. observed incentives) joins the flattened conv output before the MLP.
+    """
+
+    hidden: Sequence[int]
+    image: tuple[int, int, int]
+    filters: int = 6
+    kernel: int = 3
+
+    def init(self, in_dim: int, out_dim: int, gens: Sequence[torch.Generator]) -> Params:
+        H, W, C = self.image
+        rest = in_dim - H * W * C
+        if rest < 0:
+            raise ValueError(f"ConvNet: input of {in_dim} values is smaller than the image "
+                             f"{self.image}")
+        head = init_mlp([self.filters * H * W + rest, *self.hidden, out_dim], gens)
+        body = init_conv(C, self.filters, self.kernel, gens)
+        return {**{f"conv.{k}": v for k, v in body.items()}, **head}
+
+    def apply(self, params: Params, x: torch.Tensor) -> torch.Tensor:
+        H, W, C = self.image
+        P, B, _ = x.shape
+        img = x[..., :H * W * C].reshape(P, B, H, W, C).permute(0, 1, 4, 2, 3)
+        body = {k[5:]: v for k, v in params.items() if k.startswith("conv.")}
+        feats = conv(body, img).reshape(P, B, -1)
+        head = {k: v for k, v in params.items() if not k.startswith("conv.")}
+        return mlp(head, torch.cat([feats, x[..., H * W * C:]], -1))
 
 
 def soft_update(target: Params, source: Params, tau: float) -> Params:
@@ -95,6 +131,8 @@ class ACConfig(PGConfig):
         description="exploration lower bound eps, decayed linearly per iteration")
     share: bool = Field(False, description="parameter sharing: one policy and critic for all "
                         "agents of a replica")
+    conv: bool = Field(False, description="conv(6, 3x3) front end on the image observation "
+                       "(Diss §B.4.2); false: the MLP on the flat image")
 
     @model_validator(mode="after")
     def _share_needs_one_kind(self):
@@ -114,6 +152,12 @@ class ACTrainer(PGTrainer):
 
     def __init__(self, game: Game, config: ACConfig, seeds: list[int],
                  net: NetBuilder | None = None) -> None:
+        if net is None and config.conv:
+            shape = getattr(game, "image_shape", None)
+            if shape is None:
+                raise ValueError(f"algorithm.conv: {game.name} has no image observation "
+                                 "(conv needs a game with image_shape)")
+            net = functools.partial(ConvNet, image=tuple(shape))
         self.net = net or self.network
         self.share = config.share
         self.policy_net = self.net(config.hidden)

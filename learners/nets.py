@@ -50,6 +50,31 @@ def mlp(params: Params, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def init_conv(channels: int, filters: int, kernel: int,
+              gens: Sequence[torch.Generator]) -> Params:
+    """A stacked conv layer: weights ``[P, filters, channels, k, k]`` (Glorot-uniform on
+    ``fan_in = channels k^2``, ``fan_out = filters k^2``), zero biases ``[P, filters]``."""
+    fan_in, fan_out = channels * kernel * kernel, filters * kernel * kernel
+    bound = (6.0 / (fan_in + fan_out)) ** 0.5
+    w = torch.stack([(torch.rand(filters, channels, kernel, kernel, generator=g) * 2 - 1)
+                     * bound for g in gens])
+    return {"w": w.requires_grad_(True),
+            "b": torch.zeros(len(gens), filters).requires_grad_(True)}
+
+
+def conv(params: Params, images: torch.Tensor) -> torch.Tensor:
+    """Stacked ReLU conv, stride 1, "same" padding: ``[P, B, C, H, W] -> [P, B, F, H, W]``.
+
+    All members run as one grouped convolution (group ``p`` = member ``p``)."""
+    P, B, C, H, W = images.shape
+    w, b = params["w"], params["b"]
+    F, k = w.shape[1], w.shape[-1]
+    x = images.transpose(0, 1).reshape(B, P * C, H, W)
+    y = torch.nn.functional.conv2d(x, w.reshape(P * F, C, k, k), b.reshape(P * F),
+                                   padding=k // 2, groups=P)
+    return torch.relu(y).reshape(B, P, F, H, W).transpose(0, 1)
+
+
 def select(params: Params, members: torch.Tensor | list[int]) -> Params:
     """The parameters of a subset of members (a view for reading, not for training)."""
     return {k: v[members] for k, v in params.items()}

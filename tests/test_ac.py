@@ -255,3 +255,47 @@ def test_config_validation():
     with pytest.raises(ValueError):
         ACConfig(critic_lr=1e-3)  # extra fields are forbidden
     assert ACConfig().tau == 0.01 and ACConfig().lr_critic == 1e-3
+
+
+# ------------------------------------------------------------------ conv front end
+def test_stacked_conv_equals_each_members_own_conv():
+    from learners.nets import conv, init_conv
+
+    gens = [torch.Generator().manual_seed(s) for s in (1, 2, 3)]
+    params = init_conv(3, 6, 3, gens)
+    images = torch.rand(3, 4, 3, 5, 7)  # [P, B, C, H, W]
+    out = conv(params, images)
+    assert out.shape == (3, 4, 6, 5, 7)
+    for p in range(3):
+        own = torch.relu(torch.nn.functional.conv2d(images[p], params["w"][p], params["b"][p],
+                                                    padding=1))
+        torch.testing.assert_close(out[p], own)
+
+
+def test_conv_net_reads_the_channel_last_image_and_the_rest():
+    from learners.ac import ConvNet
+
+    net = ConvNet([8], image=(3, 3, 2))
+    gens = [torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)]
+    params = net.init(3 * 3 * 2 + 1, 4, gens)
+    assert params["conv.w"].shape == (2, 6, 2, 3, 3) and params["w0"].shape == (2, 6 * 9 + 1, 8)
+    x = torch.rand(2, 5, 19)
+    y = net.apply(params, x)
+    assert y.shape == (2, 5, 4)
+    x2 = x.clone()
+    x2[..., -1] += 1.0  # the extra input reaches the output through the MLP
+    assert not torch.allclose(net.apply(params, x2), y)
+    with pytest.raises(ValueError, match="smaller than the image"):
+        net.init(10, 4, gens)
+
+
+def test_conv_actor_critic_trains_on_cleanup_and_needs_an_image_game():
+    game = envs.make("cleanup", map="7x7")
+    tr = ACTrainer(game, ACConfig(conv=True), [0, 1])
+    assert tr.params["pi.conv.w"].shape == (4, 6, 3, 3, 3)  # 2 replicas x 2 agents
+    before = tr.params["pi.conv.w"].detach().clone()
+    m = tr.iterate()
+    assert np.all(np.isfinite(m["collective"]))
+    assert not torch.equal(before, tr.params["pi.conv.w"])  # the conv layer learns
+    with pytest.raises(ValueError, match="no image observation"):
+        ACTrainer(envs.make("escape_room", n_agents=2, n_required=1), ACConfig(conv=True), [0])

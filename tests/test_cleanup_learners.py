@@ -138,8 +138,9 @@ def test_lio_ac_outer_weights_are_extrinsic_td_errors():
     torch.testing.assert_close(got, want)
 
 
-def test_lio_ac_incentive_step_reaches_eta_through_the_recipient_update():
-    tr = _trainer("cleanup7_lio", seeds=(0,))
+@pytest.mark.parametrize("conv", [False, True])
+def test_lio_ac_incentive_step_reaches_eta_through_the_recipient_update(conv):
+    tr = _trainer("cleanup7_lio", seeds=(0,), conv=conv)
     eps = tr.epsilon()
     tau = tr.run_episodes(tr.params, eps, 1)
     pay, _ = tr.full_transfers(tr.eta, tau)
