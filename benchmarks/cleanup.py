@@ -16,6 +16,7 @@ tau_hat for its incentive step), all seeds vectorised in one process. Final eval
     .venv/bin/python benchmarks/cleanup.py --scenarios cleanup7_acd,cleanup7_acc
     .venv/bin/python benchmarks/cleanup.py --map 10x10 --extra     # 3 agents: LIO, AC, IA, Cen
     .venv/bin/python benchmarks/cleanup.py --designers             # MetaGrad vs dual-RL (c), 7x7
+    .venv/bin/python benchmarks/cleanup.py --conv                  # agents with the conv layer
 
 Designers (Diss §6.4, Fig. 6.2): a central designer pays incentives per action type (clean /
 collect / else) to shared actor-critic agents; their ``collective`` is the extrinsic return
@@ -48,10 +49,10 @@ OFFERS = ["offer_clean", "offer_collect", "offer_else"]
 
 
 def _one(name: str, seeds: list[int], iterations: int | None, root: str,
-         progress: bool) -> pd.DataFrame:
+         progress: bool, conv: bool = False) -> pd.DataFrame:
     torch.set_num_threads(1)
     return run_scenarios([name], seeds, iterations, root, progress=progress,
-                         columns=COLUMNS)
+                         columns=COLUMNS, algorithm={"conv": True} if conv else None)
 
 
 def division_of_labour(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
@@ -79,6 +80,8 @@ def main(argv: list[str] | None = None):
                    help="also the baselines AC-d, AC-c (7x7 only), IA and Cen")
     p.add_argument("--designers", action="store_true",
                    help="MetaGrad vs dual-RL (c) (central designers, 7x7) instead of LIO vs AC")
+    p.add_argument("--conv", action="store_true",
+                   help="agents with the Diss's conv(6, 3x3) front end instead of the MLP")
     p.add_argument("--jobs", type=int, default=1, help="scenarios trained in parallel")
     p.add_argument("--scenarios", help="comma-separated scenario names (default: LIO and AC)")
     args = p.parse_args(argv)
@@ -94,9 +97,10 @@ def main(argv: list[str] | None = None):
         with ProcessPoolExecutor(args.jobs) as pool:
             parts = list(pool.map(_one, names, [seeds] * len(names),
                                   [args.iterations] * len(names), [args.root] * len(names),
-                                  [False] * len(names)))
+                                  [False] * len(names), [args.conv] * len(names)))
     else:
-        parts = [_one(n, seeds, args.iterations, args.root, not args.quiet) for n in names]
+        parts = [_one(n, seeds, args.iterations, args.root, not args.quiet, args.conv)
+                 for n in names]
     df = pd.concat(parts, ignore_index=True)
     print("\nFinal collective return (evaluation, eps = 0) per seed:")
     shown = [c for c in ("scenario", "seed", "iterations", "collective", "extrinsic",

@@ -23,18 +23,21 @@ def parser(description: str) -> argparse.ArgumentParser:
 def run_scenarios(names: list[str], seeds: list[int], iterations: int | None, root: str | Path,
                   progress: bool = True, eval_every: int | None = None,
                   columns: tuple[str, ...] | list[str] = ("collective", "mutual_cooperation"),
-                  ) -> pd.DataFrame:
+                  algorithm: dict | None = None) -> pd.DataFrame:
     """Train each scenario over ``seeds``; one row per scenario x seed of the final evaluation
-    (the evaluation's ``columns`` that the game reports)."""
+    (the evaluation's ``columns`` that the game reports). ``algorithm`` overrides settings of
+    every scenario's ``[algorithm]`` table (e.g. ``{"conv": True}``)."""
     rows = []
     for name in names:
         sc = scenario.load(name)
-        if iterations is not None:
+        if iterations is not None or algorithm:
             data = sc.resolved()
-            data["train"].update(iterations=iterations,
-                                 eval_every=eval_every or max(1, iterations // 4),
-                                 log_every=max(1, min(data["train"]["log_every"], iterations)),
-                                 checkpoint_every=iterations)
+            data["algorithm"].update(algorithm or {})
+            if iterations is not None:
+                data["train"].update(
+                    iterations=iterations, eval_every=eval_every or max(1, iterations // 4),
+                    log_every=max(1, min(data["train"]["log_every"], iterations)),
+                    checkpoint_every=iterations)
             sc = scenario.from_dict(data, name)
         t0 = time.perf_counter()
         result = runner.run(sc, seeds=seeds, progress=progress, root=root)

@@ -231,3 +231,13 @@ def test_cleanup_benchmark_designers_tiny_budget(tmp_path, capsys):
     assert {"received", "offer_clean", "offer_collect", "offer_else"} <= set(dol.columns)
     assert np.isfinite(dol[["received", "offer_clean"]]).all().all()
     assert "MetaGrad" in capsys.readouterr().out
+
+
+def test_cleanup_benchmark_conv_option_reaches_the_run(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import cleanup as bench
+
+    df, _ = bench.main(["--conv", "--scenarios", "cleanup7_ac", "--iterations", "1",
+                        "--seeds", "0", "--root", str(tmp_path), "--quiet"])
+    saved = scenario.load(tmp_path / df.run_id[0] / "scenario.toml")
+    assert saved.resolved()["algorithm"]["conv"] is True

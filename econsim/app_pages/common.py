@@ -40,6 +40,8 @@ LABELS = {
     "metagrad": "MetaGrad incentive designer (learned)",
     "dual-rl-d": "Dual-RL incentive designer, discrete (learned)",
     "dual-rl-c": "Dual-RL incentive designer, continuous (learned)",
+    "metagrad-ac": "MetaGrad incentive designer over actor-critic agents (learned; Cleanup)",
+    "dual-rl-c-ac": "Dual-RL continuous designer over actor-critic agents (learned; Cleanup)",
     "fixed-incentives": "Fixed incentives per action (stated by hand)",
     "none": "None: the agents alone",
     "scenario": "As in the scenario / trained run",
