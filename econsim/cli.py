@@ -55,12 +55,19 @@ def cmd_list(args) -> int:
 
 
 def summary(result) -> pd.DataFrame:
-    """Final evaluation per seed: collective return and each agent's return."""
+    """Final evaluation per seed: collective return and each agent's return; with a central
+    designer, ``collective`` is the extrinsic return minus the incentives it paid, both shown."""
     ev = result.agents.query("phase == 'eval'")
     last = ev[ev.iteration == ev.iteration.max()]
     wide = last.pivot_table(index="seed", columns="agent", values="return")
     wide.columns = [f"agent{c}" for c in wide.columns]
     wide.insert(0, "collective", wide.sum(axis=1))
+    eps = result.episodes.query("phase == 'eval'")
+    if {"extrinsic", "incentives"} <= set(eps.columns):
+        final = eps[eps.iteration == eps.iteration.max()].groupby("seed")
+        wide["collective"] = final.collective.mean()
+        wide.insert(1, "extrinsic", final.extrinsic.mean())
+        wide.insert(2, "incentives", final.incentives.mean())
     return wide.reset_index().round(3)
 
 

@@ -69,3 +69,17 @@ def test_demo_quick_prints_table_and_files(capsys, tmp_path):
     table = pd.read_csv(replay)
     assert set(table.episode) == {1, 2, 3} and set(table.agent) == {0, 1}
     assert table.action_name.isin(["cooperate", "defect"]).all()
+
+
+def test_run_summary_of_a_designer_nets_out_the_incentives(capsys, tmp_path):
+    from econsim import runner
+
+    result = runner.run("er52_metagrad", seeds=[0, 1], progress=False, root=tmp_path,
+                        iterations=2)
+    table = cli.summary(result)
+    assert {"collective", "extrinsic", "incentives"} <= set(table.columns)
+    assert (table.incentives > 0).all()  # sigmoid incentives are paid from the start
+    pd.testing.assert_series_equal(table.collective, (table.extrinsic - table.incentives)
+                                   .round(3), check_names=False, atol=2e-3)
+    agents = table.filter(like="agent").sum(axis=1)
+    pd.testing.assert_series_equal(table.extrinsic, agents, check_names=False, atol=2e-3)
