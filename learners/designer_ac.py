@@ -20,8 +20,9 @@ Adam 1.24e-5, critic Adam 2.4e-5, target rate 0.114, GAE (0.99, 0.99). Dual-RL (
 target 0.846. Incentives are ``r_max sigmoid`` everywhere (the reference code's quirk of
 paying the raw sigmoid while its update copy multiplies by 2 is not reproduced).
 
-Deviation (documented): the networks are MLPs on the flat images (as for all Cleanup learners
-here), not conv layers; the designer is an MLP on [global image, who-cleaned one-hots].
+Deviation (documented): the agents use the MLP on the flat image unless ``conv = true``
+(the conv front end of §B.4.2, ``learners.ac.ConvNet``); the designer and its critic are MLPs
+on [global image, who-cleaned one-hots] (the Diss puts its conv layer on the image first).
 """
 
 from __future__ import annotations

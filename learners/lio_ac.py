@@ -18,8 +18,9 @@ tau) and the target networks move by ``tau``; the inner and outer losses use the
 from before this step. No parameter sharing (Diss §5.3.2).
 
 Deviation (documented): the network is ``ACTrainer``'s pluggable ``net`` (MLP by default on
-the flat image) and the incentive function is ``LIOTrainer``'s MLP on the own observation
-plus one-hots of the others' actions (a superset of the Diss's multi-hot "who cleaned").
+the flat image; ``conv = true``: the conv front end of §B.4.2) and the incentive function is
+``LIOTrainer``'s MLP on the own observation plus one-hots of the others' actions (a superset
+of the Diss's multi-hot "who cleaned").
 """
 
 from __future__ import annotations
