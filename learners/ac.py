@@ -39,7 +39,7 @@ import torch
 from pydantic import Field, model_validator
 
 from econsim.core import Game, torch_generator
-from learners.functional import behaviour_probs, td_errors
+from learners.functional import behaviour_probs, next_step, td_errors
 from learners.nets import Params, conv, detach, init_conv, init_mlp, mlp
 from learners.pg import Batch, LinearSchedule, PGConfig, PGTrainer
 
@@ -212,9 +212,8 @@ class ACTrainer(PGTrainer):
         """Member-layout ``(o_t, o_{t+1}, done_t, mask_t)`` of ``batch``; ``o_{t+1}`` is zero
         after the last recorded step (always terminal, so never used)."""
         mask = batch.mask
-        alive_next = torch.cat([mask[1:], torch.zeros_like(mask[:1])])
-        done = mask * (1 - alive_next)
-        next_obs = torch.cat([batch.obs[1:], torch.zeros_like(batch.obs[:1])])
+        done = mask * (1 - next_step(mask))
+        next_obs = next_step(batch.obs)
         per_agent = lambda m: self.members(m[..., None].expand(-1, -1, self.N))  # noqa: E731
         return (self.members(batch.obs), self.members(next_obs), per_agent(done),
                 per_agent(mask))

@@ -35,6 +35,12 @@ def reward_to_go(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
     return torch.einsum("tl,...lb->...tb", D, rewards)
 
 
+def next_step(x: torch.Tensor) -> torch.Tensor:
+    """``x`` one step later along dim 0 (``x[t + 1]`` at ``t``), zero after the last step:
+    next observations / values, and with ``x = mask`` whether the episode goes on."""
+    return torch.cat([x[1:], torch.zeros_like(x[:1])])
+
+
 def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float,
         lam: float) -> torch.Tensor:
     """Generalised advantage estimates along dim 0 of ``rewards``/``values`` ``[T, ...]``.
@@ -47,7 +53,7 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     T = rewards.shape[0]
     extra = (None,) * (rewards.dim() - mask.dim())
     m = mask[(..., *extra)]
-    next_alive = torch.cat([m[1:], torch.zeros_like(m[:1])])
+    next_alive = next_step(m)
     adv = torch.zeros_like(rewards)
     running = torch.zeros_like(rewards[0])
     for t in range(T - 1, -1, -1):

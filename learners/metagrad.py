@@ -60,7 +60,8 @@ import torch
 from pydantic import Field
 
 from econsim.core import torch_generator
-from learners.functional import gae, policy_loss, reward_to_go, td_errors
+from learners.ac import soft_update
+from learners.functional import gae, next_step, policy_loss, reward_to_go, td_errors
 from learners.nets import Params, assign, detach, init_mlp, mlp
 from learners.pg import Batch, LinearSchedule, PGConfig, PGTrainer
 
@@ -229,20 +230,16 @@ class DesignerTrainer(PGTrainer, ABC):
         if self.phi is None:
             return {}
         x, mask = self.state_inputs(designer), designer.mask
-        alive_next = torch.cat([mask[1:], torch.zeros_like(mask[:1])])
         with torch.no_grad():
-            v_target = self.designer_net(self.phi_target, x)[..., 0]
-            v_next = torch.cat([v_target[1:], torch.zeros_like(v_target[:1])])
+            v_next = next_step(self.designer_net(self.phi_target, x)[..., 0])
         delta = td_errors(self.designer_rewards(designer), self.designer_net(self.phi, x)[..., 0],
-                          v_next, mask * (1 - alive_next), mask, self.cfg.gamma)
+                          v_next, mask * (1 - next_step(mask)), mask, self.cfg.gamma)
         m = mask.reshape(mask.shape[0], self.R, -1)
         per_replica = (delta ** 2).reshape(m.shape).sum((0, 2)) / m.sum((0, 2)).clamp_min(1)
         self.opt_phi.zero_grad()
         per_replica.sum().backward()
         self.opt_phi.step()
-        tau = self.cfg.designer_tau
-        self.phi_target = {k: (tau * self.phi[k].detach() + (1 - tau) * v).detach()
-                           for k, v in self.phi_target.items()}
+        self.phi_target = soft_update(self.phi_target, self.phi, self.cfg.designer_tau)
         return {"designer_value_loss": per_replica.detach().numpy()}
 
     # ------------------------------------------------------------------------ reporting

@@ -77,7 +77,7 @@ def test_incentives_per_action_type_bounded_and_paid_by_designer():
     tr = _mg(seeds=(0, 1))
     b = tr.run_episodes(tr.params, 0.0, 8)
     offer, inc, mask = b.extra["offer"], b.extra["incentive"], b.mask[..., None]
-    assert offer.shape[-1] == 3 and (offer > 0).all() and (offer < 2).all()
+    assert offer.shape[-1] == 3 and (offer > 0).all() and (offer < tr.cfg.r_max).all()
     # the value for the action taken, nothing after the episode's end
     assert torch.equal(inc, offer.gather(-1, b.env_actions) * mask)
     same = b.env_actions[..., 0] == b.env_actions[..., 1]
@@ -161,17 +161,22 @@ def test_runs_through_runner(tmp_path):
     assert (agents.given == 0).all() and set(agents.kind) == {"pg"}
 
 
-@pytest.mark.parametrize("values", [[0.0, 1.1], [0.0, 1.1, 2.0], [0.0, 0.5, 1.0, 1.5, 2.0]])
-def test_dual_rl_d_pays_only_values_from_its_set(values):
-    tr = DualRLDTrainer(_game(), DualRLDConfig(incentive_values=values), [0, 1])
-    choices = tr.decode_choice(torch.arange(len(values) ** 3))
-    assert len({tuple(c.tolist()) for c in choices}) == len(values) ** 3  # |S|^3 joint choices
+def _trains_then_plays(tr):
+    """Three iterations move the designer and keep metrics finite; then 16 episodes."""
     eta0 = {k: v.detach().clone() for k, v in tr.eta.items()}
     for _ in range(3):
         m = tr.iterate()
     assert all(np.isfinite(v).all() for v in m.values())
     assert any(not torch.equal(eta0[k], tr.eta[k]) for k in eta0)
-    b = tr.run_episodes(tr.params, 0.0, 16)
+    return tr.run_episodes(tr.params, 0.0, 16)
+
+
+@pytest.mark.parametrize("values", [[0.0, 1.1], [0.0, 1.1, 2.0], [0.0, 0.5, 1.0, 1.5, 2.0]])
+def test_dual_rl_d_pays_only_values_from_its_set(values):
+    tr = DualRLDTrainer(_game(), DualRLDConfig(incentive_values=values), [0, 1])
+    choices = tr.decode_choice(torch.arange(len(values) ** 3))
+    assert len({tuple(c.tolist()) for c in choices}) == len(values) ** 3  # |S|^3 joint choices
+    b = _trains_then_plays(tr)
     allowed = torch.tensor(values)
     assert torch.isin(b.extra["offer"], allowed).all()
     assert torch.isin(b.extra["incentive"], allowed).all()
@@ -183,15 +188,10 @@ def test_dual_rl_d_pays_only_values_from_its_set(values):
 
 def test_dual_rl_c_pays_squashed_gaussian_per_action_type():
     tr = DualRLCTrainer(_game(), DualRLCConfig(), [0, 1])
-    eta0 = {k: v.detach().clone() for k, v in tr.eta.items()}
-    for _ in range(3):
-        m = tr.iterate()
-    assert all(np.isfinite(v).all() for v in m.values())
-    assert any(not torch.equal(eta0[k], tr.eta[k]) for k in eta0)
-    b = tr.run_episodes(tr.params, 0.0, 16)
-    offer = b.extra["offer"]
-    assert offer.shape[-1] == 3 and (offer > 0).all() and (offer < 2).all()
-    assert torch.allclose(offer, 2.0 * torch.sigmoid(b.extra["des_u"]))
+    b = _trains_then_plays(tr)
+    offer, r_max = b.extra["offer"], tr.cfg.r_max
+    assert offer.shape[-1] == 3 and (offer > 0).all() and (offer < r_max).all()
+    assert torch.allclose(offer, r_max * torch.sigmoid(b.extra["des_u"]))
     assert torch.equal(b.extra["incentive"], offer.gather(-1, b.env_actions) * b.mask[..., None])
 
 
