@@ -107,9 +107,9 @@ class TeamPolicy:
     what ``i`` pays ``j``) and ``charge_giver`` says whether paying costs the giver, exactly as
     in training.
 
-    Actions are sampled with the replica's torch generator; when the policy first acts in a
-    model, that generator is re-seeded from the model's ``rng`` so a model's ``seed`` fixes
-    the whole run.
+    Actions are sampled from the replica's action stream; when the policy first acts in a
+    model, that stream is re-seeded from the model's ``rng`` so a model's ``seed`` fixes the
+    whole run.
     """
 
     def __init__(self, trainer: Any, replica: int = 0) -> None:
@@ -141,7 +141,7 @@ class TeamPolicy:
         """This step's joint ``Decision`` for ``model`` (computed once per step, then cached)."""
         if model is not self._model:  # a new model: take the seed of its random stream
             self._model = model
-            self.trainer.sampler.manual_seed(int(model.rng.integers(2**63 - 1)))
+            self.trainer.reseed_actions(int(model.rng.integers(2**63 - 1)))
             self._step = None
         if self._step != model.steps or self.decision is None:
             obs = self.joint_observation(model)

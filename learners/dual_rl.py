@@ -26,8 +26,10 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator, model_validator
 
+from learners.functional import sigmoid
 from learners.metagrad import DesignerConfig, DesignerTrainer
 from learners.nets import Params, detach, init_mlp
+from learners.replicas import normal
 
 
 class DualRLDConfig(DesignerConfig):
@@ -115,8 +117,8 @@ class DualRLDTrainer(DualRLTrainer):
         return self.values[(k[..., None] // self.digits) % self.S]
 
     def offers(self, inputs, extra):
-        logits = self.designer_net(self.eta, inputs)
-        k = self._sample(torch.softmax(logits, -1))
+        logits = self.designer_net(self.eta, inputs)  # [T, RB, S^K]; draws replica-major
+        k = self._sample(torch.softmax(logits, -1).transpose(0, 1)).transpose(0, 1)
         extra["des_choice"] = k
         return self.decode_choice(k)
 
@@ -136,9 +138,10 @@ class DualRLCTrainer(DualRLTrainer):
 
     def offers(self, inputs, extra):
         mu = self.designer_net(self.eta, inputs)
-        u = mu + torch.randn(mu.shape, generator=self.sampler, dtype=mu.dtype)
+        noise = normal(self.act_rng, (mu.shape[1], mu.shape[0], *mu.shape[2:]), mu.dtype)
+        u = mu + noise.transpose(0, 1)  # [T, RB, K]; drawn replica-major
         extra["des_u"] = u
-        return self.cfg.r_max * torch.sigmoid(u)
+        return self.cfg.r_max * sigmoid(u)
 
     def log_prob_entropy(self, eta, batch):
         mu = self.designer_net(eta, batch.extra["des_in"])

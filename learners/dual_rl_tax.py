@@ -70,9 +70,10 @@ import torch
 from pydantic import Field, field_validator
 
 from econsim import metrics as econ_metrics
-from econsim.core import Game, torch_generator
+from econsim.core import Game, ReplicaRNG, torch_generator
 from learners.nets import Params, init_mlp, mlp
 from learners.ppo import PPOConfig, PPOTrainer, Rollout, require_tax_game
+from learners.replicas import categorical, permutations
 
 
 class DualRLTaxConfig(PPOConfig):
@@ -146,14 +147,10 @@ class DualRLTaxTrainer(PPOTrainer):
             {"params": list(self.sub("pi", self.pparams).values()), "lr": config.planner_lr},
             {"params": list(self.sub("v", self.pparams).values()), "lr": config.planner_value_lr},
         ])
-        self.psampler = torch.Generator().manual_seed(self._stream_seed("planner"))
+        self.planner_rng = ReplicaRNG.from_seeds(self.seeds, "planner")
         self.greedy_planner = False
         self._buf: dict[str, list] = {}
         self._mark: np.ndarray | None = None
-
-    def _stream_seed(self, name: str, *extra: int) -> int:
-        key = [int(x) for x in self.group_seed] + [sum(map(ord, name)), *extra]
-        return int(np.random.SeedSequence(key).generate_state(1)[0])
 
     # ----------------------------------------------------------------------- schedule
     def planner_active(self) -> bool:
@@ -198,7 +195,7 @@ class DualRLTaxTrainer(PPOTrainer):
 
     @torch.no_grad()
     def plan(self, obs: np.ndarray, cap: float, greedy: bool = False,
-             params: Params | None = None, generator: torch.Generator | None = None
+             params: Params | None = None, rng: ReplicaRNG | None = None
              ) -> dict[str, torch.Tensor]:
         """Choose every world's rates: ``obs [R*B, DP]`` (replica-major) -> choice ``[RB, K]``,
         log-prob and value ``[RB]``, legal mask ``[RB, K, C]``, rates ``[RB, K]``."""
@@ -210,9 +207,7 @@ class DualRLTaxTrainer(PPOTrainer):
         if greedy:
             choice = logits.argmax(-1)
         else:
-            probs = torch.softmax(logits, -1).reshape(-1, self.C)
-            choice = torch.multinomial(probs, 1, generator=generator or self.psampler
-                                       ).reshape(logits.shape[:-1])
+            choice = categorical(rng or self.planner_rng, torch.softmax(logits, -1))
         logp = torch.log_softmax(logits, -1).gather(-1, choice[..., None])[..., 0].sum(-1)
         value = mlp(self.sub("v", params), x)[..., 0]
         flat = lambda y: y.reshape(obs.shape[0], *y.shape[2:])  # noqa: E731
@@ -281,22 +276,23 @@ class DualRLTaxTrainer(PPOTrainer):
         size = max(1, S // cfg.planner_minibatches)
         stats: dict[str, list] = {"planner_policy_loss": [], "planner_value_loss": [],
                                   "planner_entropy": []}
+        rows = torch.arange(R)[:, None]
         for _ in range(cfg.planner_epochs):
-            perm = torch.randperm(S, generator=self.psampler)
+            perm = permutations(self.planner_rng, S)  # [R, S]: each replica its own order
             for start in range(0, S, size):
-                idx = perm[start:start + size]
-                lg = legal[:, idx]
-                logp_all = torch.log_softmax(self.planner_logits(self.pparams, x[:, idx], lg), -1)
-                logp = logp_all.gather(-1, choice[:, idx, :, None])[..., 0].sum(-1)
+                idx = (rows, perm[:, start:start + size])
+                lg = legal[idx]
+                logp_all = torch.log_softmax(self.planner_logits(self.pparams, x[idx], lg), -1)
+                logp = logp_all.gather(-1, choice[idx][..., None])[..., 0].sum(-1)
                 ent = -(logp_all.exp() * logp_all.masked_fill(~lg, 0.0)).sum((-1, -2))
-                A = adv_f[:, idx]
+                A = adv_f[idx]
                 A = (A - A.mean(1, keepdim=True)) / (A.std(1, keepdim=True, unbiased=False)
                                                       + 1e-8)
-                ratio = torch.exp(logp - old_logp[:, idx])
+                ratio = torch.exp(logp - old_logp[idx])
                 surr = torch.minimum(ratio * A, ratio.clamp(1 - cfg.planner_clip,
                                                             1 + cfg.planner_clip) * A)
-                v = mlp(self.sub("v", self.pparams), x[:, idx])[..., 0]
-                pl, vl = -surr.mean(1), ((v - tgt[:, idx]) ** 2).mean(1)
+                v = mlp(self.sub("v", self.pparams), x[idx])[..., 0]
+                pl, vl = -surr.mean(1), ((v - tgt[idx]) ** 2).mean(1)
                 el = ent.mean(1)
                 loss = (pl + cfg.planner_value_coef * vl - cfg.planner_entropy * el).sum()
                 self.popt.zero_grad()
@@ -317,16 +313,14 @@ class DualRLTaxTrainer(PPOTrainer):
     def evaluate(self, episodes: int) -> dict[str, Any]:
         """PPO's evaluation with the planner acting (sampled, or greedy if configured) from
         its own separate stream; training state unchanged."""
-        saved = self.psampler.get_state(), self._buf, self._mark
-        self.psampler = torch.Generator().manual_seed(self._stream_seed("eval", self.iteration))
+        saved = self.planner_rng, self._buf, self._mark
+        self.planner_rng = ReplicaRNG.from_seeds(self.seeds, "eval/planner", self.iteration)
         self.greedy_planner = self.cfg.planner_greedy_eval
         try:
             return super().evaluate(episodes)
         finally:
             self.greedy_planner = False
-            self.psampler = torch.Generator()
-            self.psampler.set_state(saved[0])
-            self._buf, self._mark = saved[1], saved[2]
+            self.planner_rng, self._buf, self._mark = saved
 
     # ----------------------------------------------------------------------- reporting
     def metrics(self, ro: Rollout) -> dict[str, np.ndarray]:
@@ -347,7 +341,7 @@ class DualRLTaxTrainer(PPOTrainer):
             **super().state_dict(),
             "planner": {k: v.detach().clone() for k, v in self.pparams.items()},
             "planner_opt": copy.deepcopy(self.popt.state_dict()),
-            "planner_sampler": self.psampler.get_state(),
+            "planner_rng": self.planner_rng.get_state(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -356,7 +350,7 @@ class DualRLTaxTrainer(PPOTrainer):
             for k, v in state["planner"].items():
                 self.pparams[k].copy_(v)
         self.popt.load_state_dict(copy.deepcopy(state["planner_opt"]))
-        self.psampler.set_state(state["planner_sampler"])
+        self.planner_rng.set_state(state["planner_rng"])
 
     def replica(self, r: int) -> DualRLTaxTrainer:
         """A trainer holding only replica ``r`` (agents and planner)."""
@@ -382,7 +376,7 @@ class PlannerTax:
     def __init__(self, trainer: DualRLTaxTrainer, greedy: bool = False) -> None:
         self.trainer, self.greedy = trainer, greedy
         self.cutoffs = trainer.game.cutoffs
-        self.generator = torch.Generator().manual_seed(trainer._stream_seed("mesa"))
+        self.rng = ReplicaRNG.from_seeds(trainer.seeds, "mesa/planner")
         self._mark: np.ndarray | None = None
 
     def reset(self) -> None:
@@ -396,8 +390,7 @@ class PlannerTax:
         if not tr.planner_active():
             return np.zeros(tr.K)
         cap = tr.tax_cap()
-        d = tr.plan(tr.planner_obs(s, last_income, cap), cap, self.greedy,
-                    generator=self.generator)
+        d = tr.plan(tr.planner_obs(s, last_income, cap), cap, self.greedy, rng=self.rng)
         return d["rates"].numpy()[0]
 
     def observe(self, incomes: Any) -> None:

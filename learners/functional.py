@@ -16,7 +16,16 @@ from collections.abc import Callable
 import torch
 from torch.func import grad
 
-from learners.nets import Params
+from learners.nets import Params, bmm
+
+
+def sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """The logistic function as ``(1 + tanh(x / 2)) / 2``.
+
+    The same function as ``torch.sigmoid``, but torch's vectorised sigmoid rounds an element
+    differently depending on where it falls in the tensor (SIMD body or tail), so a replica's
+    incentives would depend on how many replicas run beside it; tanh does not."""
+    return 0.5 * (1.0 + torch.tanh(0.5 * x))
 
 
 def discount_matrix(T: int, gamma: float) -> torch.Tensor:
@@ -31,8 +40,10 @@ def reward_to_go(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
 
     Rewards after the end of an episode must already be zero (masked).
     """
-    D = discount_matrix(rewards.shape[-2], gamma).to(rewards.dtype)
-    return torch.einsum("tl,...lb->...tb", D, rewards)
+    T, B = rewards.shape[-2:]
+    r = rewards.reshape(-1, T, B)
+    D = discount_matrix(T, gamma).to(rewards.dtype).expand(r.shape[0], T, T)
+    return bmm(D, r).reshape(rewards.shape)
 
 
 def next_step(x: torch.Tensor) -> torch.Tensor:

@@ -32,7 +32,7 @@ import torch
 from pydantic import Field
 
 from econsim.core import torch_generator
-from learners.functional import behaviour_probs, policy_loss, reward_to_go, sgd_step
+from learners.functional import behaviour_probs, policy_loss, reward_to_go, sgd_step, sigmoid
 from learners.nets import Params, assign, detach, init_mlp, mlp
 from learners.pg import Batch, PGConfig, PGTrainer
 
@@ -90,7 +90,7 @@ class LIOTrainer(PGTrainer):
     def incentives(self, eta: Params, inputs: torch.Tensor) -> torch.Tensor:
         """Sigmoid outputs (own unit zeroed), ``[T, RB, G, D'] -> [T, RB, G, N]``; x R_max = pay."""
         x = self.members(inputs)  # [R*G, T, B, D']
-        out = torch.sigmoid(mlp(eta, x.reshape(x.shape[0], -1, x.shape[-1])))
+        out = sigmoid(mlp(eta, x.reshape(x.shape[0], -1, x.shape[-1])))
         return self.world(out.reshape(*x.shape[:3], self.N)) * (1 - self.own)
 
     def transfers(self, obs, actions, env_actions, give_u, extra) -> torch.Tensor:
@@ -225,7 +225,9 @@ class LIOTrainer(PGTrainer):
         mask = self._om_view(batch.mask[..., None].expand(-1, -1, self.N))
         probs = self._om_probs(self.om, obs, 0.0)
         nll = -torch.log(probs.gather(-1, act[..., None]).squeeze(-1).clamp_min(1e-12))
-        loss = (nll * mask).sum() / mask.sum().clamp_min(1.0)
+        # mean over each replica's own modelled steps, summed over replicas
+        steps = mask.reshape(self.R, -1).sum(1).clamp_min(1.0)
+        loss = ((nll * mask).reshape(self.R, -1).sum(1) / steps).sum()
         self.opt_om.zero_grad()
         loss.backward()
         self.opt_om.step()

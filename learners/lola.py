@@ -178,6 +178,7 @@ class LOLATrainer(PGTrainer):
         """Scale one agent's gradients ``[R, ...]`` to L2 norm <= ``clip`` per replica."""
         if self.cfg.clip is None:
             return grads
-        norm = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0).sqrt()  # [R]
+        # [R, n] then a row sum: one replica's norm is summed in the same order for any R
+        norm = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads], 1).sum(1).sqrt()
         scale = (self.cfg.clip / norm.clamp_min(1e-12)).clamp(max=1.0)
         return [g * scale.reshape(-1, *[1] * (g.dim() - 1)) for g in grads]

@@ -61,9 +61,10 @@ from pydantic import Field
 
 from econsim.core import torch_generator
 from learners.ac import soft_update
-from learners.functional import gae, next_step, policy_loss, reward_to_go, td_errors
+from learners.functional import gae, next_step, policy_loss, reward_to_go, sigmoid, td_errors
 from learners.nets import Params, assign, detach, init_mlp, mlp
 from learners.pg import Batch, LinearSchedule, PGConfig, PGTrainer
+from learners.replicas import episode_mean, per_replica
 
 
 class DesignerConfig(PGConfig):
@@ -249,18 +250,17 @@ class DesignerTrainer(PGTrainer, ABC):
         Diss's evaluation metric for an ID, §6.3.2 footnote); ``offer_<type>`` = mean offer
         for that action type over the steps played."""
         out = super().metrics(batch)
-        T, RB = batch.mask.shape
-        mask = batch.mask.reshape(T, self.R, RB // self.R)
-        inc = batch.extra["incentive"].reshape(T, self.R, RB // self.R, self.N) * mask[..., None]
-        received = inc.sum(0).mean(1)  # [R, N]
-        out["received"] = received.numpy()
+        mask = batch.mask
+        received = episode_mean(batch.extra["incentive"] * mask[..., None], self.R)  # [R, N]
+        out["received"] = received
         out["extrinsic"] = out["collective"]
-        out["incentives"] = received.sum(-1).numpy()
+        out["incentives"] = received.sum(-1)
         out["collective"] = out["extrinsic"] - out["incentives"]
-        offer = batch.extra["offer"].reshape(T, self.R, RB // self.R, self.K)
-        steps = mask.sum((0, 2)).clamp_min(1.0)
+        offered = per_replica(batch.extra["offer"] * mask[..., None], self.R,
+                              lambda a: a.sum((0, 1)))  # [R, K]
+        steps = np.maximum(per_replica(mask, self.R, lambda a: a.sum()), 1.0)  # [R]
         for a, name in enumerate(self.types):
-            out[f"offer_{name}"] = ((offer[..., a] * mask).sum((0, 2)) / steps).numpy()
+            out[f"offer_{name}"] = offered[:, a] / steps
         return out
 
     def replica(self, r: int) -> DesignerTrainer:
@@ -307,7 +307,7 @@ class MetaGradTrainer(DesignerTrainer):
 
     def sigmoids(self, eta: Params, inputs: torch.Tensor) -> torch.Tensor:
         """Designer sigmoid outputs in (0, 1) per action type: ``[T, RB, D] -> [T, RB, A]``."""
-        return torch.sigmoid(self.designer_net(eta, inputs))
+        return sigmoid(self.designer_net(eta, inputs))
 
     def offers(self, inputs, extra):
         return self.cfg.r_max * self.sigmoids(self.eta, inputs)

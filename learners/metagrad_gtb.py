@@ -102,9 +102,10 @@ from torch.func import grad
 from econsim import metrics as econ_metrics
 from econsim.core import Game, torch_generator
 from econsim.envs.gtb.game import utility as gtb_utility
-from learners.functional import gae
+from learners.functional import gae, sigmoid
 from learners.nets import Params, init_mlp, mlp
 from learners.ppo import PPOConfig, PPOTrainer, Rollout, require_tax_game
+from learners.replicas import episode_mean
 from mechanisms.tax import bracket_tax, redistribute
 
 
@@ -199,7 +200,7 @@ class MetaGradTaxTrainer(PPOTrainer):
         """``mu_eta``: rates ``[..., RB, K]`` in (0, 1) from designer inputs ``[..., RB, DD]``."""
         w = next(iter(eta.values()))
         x = torch.as_tensor(obs).to(w.dtype)
-        return torch.sigmoid(self._members(eta, x))
+        return sigmoid(self._members(eta, x))
 
     def _sets_rates(self) -> bool:
         return True
@@ -458,7 +459,7 @@ class MetaGradTaxTrainer(PPOTrainer):
         vloss = self.update_critic(tau_hat, target)
         self.tau = tau_hat
         self.iteration += 1
-        norm = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
+        norm = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads], 1).sum(1).sqrt()  # [R]
         return {**self.metrics(tau_hat), **losses, "designer_loss": dloss.numpy(),
                 "designer_value_loss": vloss, "meta_grad_norm": norm.numpy()}
 
@@ -470,8 +471,7 @@ class MetaGradTaxTrainer(PPOTrainer):
         per = np.asarray(ro.rates).mean(0).reshape(self.R, -1, self.K).mean(1)
         for k in range(self.K):
             out[f"rate_{k}"] = per[:, k]
-        out["designer_return"] = self.designer_rewards(ro).sum(0).reshape(
-            self.R, -1).mean(1).numpy().astype(np.float64)
+        out["designer_return"] = episode_mean(self.designer_rewards(ro), self.R)
         return out
 
     # ----------------------------------------------------------------------- checkpoints

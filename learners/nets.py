@@ -39,12 +39,56 @@ def init_mlp(sizes: Sequence[int], gens: Sequence[torch.Generator],
     return params
 
 
+_ALIGN = 16  # floats: 64 bytes, the CPU allocator's alignment and one AVX-512 register
+
+
+def _up(n: int) -> int:
+    return -(-n // _ALIGN) * _ALIGN
+
+
+def _aligned(x: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """``x [P, r, c]`` zero-padded to ``[P, rows, cols]`` in a fresh, aligned, contiguous
+    tensor (no copy when it already is one)."""
+    r, c = x.shape[-2:]
+    if (r, c) != (rows, cols):
+        return torch.nn.functional.pad(x, (0, cols - c, 0, rows - r))
+    if not x.is_contiguous() or _offset(x):
+        return x.clone(memory_format=torch.contiguous_format)
+    return x
+
+
+def _offset(x: torch.Tensor) -> bool:
+    """Whether ``x`` starts off the 64-byte grid (a view into a larger tensor)."""
+    try:
+        return x.data_ptr() % (x.element_size() * _ALIGN) != 0
+    except RuntimeError:  # a torch.func wrapper has no storage of its own
+        return x.storage_offset() % _ALIGN != 0
+
+
+def bmm(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``a [P, n, k] @ b [P, k, m] (+ bias [P, 1, m])`` for stacked members, each member's
+    result independent of the others.
+
+    torch's batched matmul (MKL) rounds a member's product differently depending on where its
+    block lies in memory (its alignment) and on ``P`` (one member takes a matrix-vector
+    path). Zero-padding every dimension to a multiple of 16 floats gives every member block,
+    in the product and in its gradients, the same alignment and the same kernel, so a seed
+    trains the same alone or beside other seeds (``tests/test_seed_independence.py``)."""
+    P, n, k = a.shape
+    m = b.shape[-1]
+    a2, b2 = _aligned(a, _up(n), _up(k)), _aligned(b, _up(k), _up(m))
+    if bias is None:
+        out = torch.bmm(a2, b2)
+    else:
+        out = torch.baddbmm(_aligned(bias.expand(P, 1, m), 1, _up(m)), a2, b2)
+    return out if (out.shape[1], out.shape[2]) == (n, m) else out[:, :n, :m]
+
+
 def mlp(params: Params, x: torch.Tensor) -> torch.Tensor:
     """Evaluate a stacked MLP: ``x [P, B, in] -> [P, B, out]``; ReLU between layers."""
     n = sum(1 for k in params if k.startswith("w"))
     for k in range(n):
-        w, b = params[f"w{k}"], params.get(f"b{k}")
-        x = torch.baddbmm(b, x, w) if b is not None else torch.bmm(x, w)
+        x = bmm(x, params[f"w{k}"], params.get(f"b{k}"))
         if k < n - 1:
             x = torch.relu(x)
     return x
@@ -62,10 +106,19 @@ def init_conv(channels: int, filters: int, kernel: int,
             "b": torch.zeros(len(gens), filters).requires_grad_(True)}
 
 
+def _twinned(params: Params, x: torch.Tensor) -> tuple[Params, torch.Tensor]:
+    """A lone member (``P = 1``) beside a zero twin: a grouped convolution with one group
+    takes another code path than with several, which rounds differently."""
+    return ({k: torch.cat([v, torch.zeros_like(v)]) for k, v in params.items()},
+            torch.cat([x, torch.zeros_like(x)]))
+
+
 def conv(params: Params, images: torch.Tensor) -> torch.Tensor:
     """Stacked ReLU conv, stride 1, "same" padding: ``[P, B, C, H, W] -> [P, B, F, H, W]``.
 
     All members run as one grouped convolution (group ``p`` = member ``p``)."""
+    if images.shape[0] == 1:
+        return conv(*_twinned(params, images))[:1]
     P, B, C, H, W = images.shape
     w, b = params["w"], params["b"]
     F, k = w.shape[1], w.shape[-1]

@@ -26,9 +26,10 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from econsim.core import Game, seen_action_size, seen_actions, torch_generator
-from learners.functional import behaviour_probs, policy_loss, reward_to_go, sgd_step
+from econsim.core import Game, ReplicaRNG, seen_action_size, seen_actions, torch_generator
+from learners.functional import behaviour_probs, policy_loss, reward_to_go, sgd_step, sigmoid
 from learners.nets import Params, detach, init_mlp, mlp
+from learners.replicas import categorical, episode_mean, normal, per_replica
 from mechanisms.incentives import apply_transfers, others
 
 PGKind = Literal["pg", "pg-d", "pg-c"]
@@ -105,7 +106,8 @@ class PGTrainer:
     """Independent PG agents (PG, PG-d, PG-c) on any discrete-action ``Game``.
 
     ``seeds`` are independent replicas trained side by side (vectorised); replica ``r``'s
-    networks are initialised from ``seeds[r]`` alone.
+    networks, worlds and action draws come from ``seeds[r]`` alone (``ReplicaRNG``), so a
+    seed trains the same alone or beside others.
     """
 
     Config = PGConfig
@@ -138,9 +140,8 @@ class PGTrainer:
         self.obs_dim = (int(np.prod(game.observation_space.shape)) + seen_action_size(game)
                         + (self.N - 1 if config.observe_given else 0))
         self.params = self._init_policy()
-        self.group_seed = np.random.SeedSequence(self.seeds).generate_state(2)
-        self.rng = np.random.default_rng(self.group_seed[0])
-        self.sampler = torch.Generator().manual_seed(int(self.group_seed[1]))
+        self.rng = ReplicaRNG.from_seeds(self.seeds, "env")  # the games' draws
+        self.act_rng = ReplicaRNG.from_seeds(self.seeds, "act")  # actions and noise
         self.iteration = 0
 
     # ----------------------------------------------------------------------------- set-up
@@ -164,7 +165,7 @@ class PGTrainer:
         feat = x.shape[3:]
         x = x.reshape(T, self.R, RB // self.R, K, *feat)
         return x.permute(1, 3, 0, 2, *range(4, 4 + len(feat))).reshape(
-            self.R * K, T, RB // self.R, *feat)
+            self.R * K, T, RB // self.R, *feat).contiguous()
 
     def world(self, x: torch.Tensor) -> torch.Tensor:
         """Member layout ``[R*K, T, B, *F]`` -> world layout ``[T, R*B, K, *F]``."""
@@ -172,7 +173,7 @@ class PGTrainer:
         feat = x.shape[3:]
         x = x.reshape(self.R, RK // self.R, T, B, *feat)
         return x.permute(2, 0, 3, 1, *range(4, 4 + len(feat))).reshape(
-            T, self.R * B, RK // self.R, *feat)
+            T, self.R * B, RK // self.R, *feat).contiguous()
 
     # ------------------------------------------------------------------------- acting
     @staticmethod
@@ -187,8 +188,7 @@ class PGTrainer:
         return behaviour_probs(logits.reshape(*obs_m.shape[:-1], -1), eps, valid)
 
     def _sample(self, probs: torch.Tensor) -> torch.Tensor:
-        u = torch.rand(probs.shape[:-1] + (1,), generator=self.sampler)
-        return (probs.cumsum(-1) < u).sum(-1).clamp(max=probs.shape[-1] - 1)
+        return categorical(self.act_rng, probs)
 
     def decode(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Policy actions ``[..., N]`` -> (env actions, give bits ``[..., N, N-1]``)."""
@@ -224,7 +224,7 @@ class PGTrainer:
         give_u = None
         if self.is_c.any():
             mu = mlp(self.sub(params, "give"), to_m(obs))
-            give_u = to_w(mu + torch.randn(mu.shape, generator=self.sampler))
+            give_u = to_w(mu + normal(self.act_rng, mu.shape, mu.dtype))
         return obs, actions, give_u
 
     def transfers(self, obs: torch.Tensor, actions: torch.Tensor, env_actions: torch.Tensor,
@@ -236,7 +236,7 @@ class PGTrainer:
         amount = bits.to(self.dtype) * self.cfg.give_value
         if give_u is not None:
             cont = self.is_c[None, :, None]
-            amount = torch.where(cont, self.cfg.r_max * torch.sigmoid(give_u), amount)
+            amount = torch.where(cont, self.cfg.r_max * sigmoid(give_u), amount)
         gives = torch.tensor(self.gives)[None, :, None]
         out.scatter_(2, self.others[None].expand(RB, -1, -1), amount * gives)
         return out
@@ -261,7 +261,10 @@ class PGTrainer:
 
     @torch.no_grad()
     def run_episodes(self, params: Params, eps: float, batch: int) -> Batch:
-        """Play ``batch`` episodes per replica with ``params``; world layout records."""
+        """Play ``batch`` episodes per replica with ``params``; world layout records.
+
+        Always ``max_steps`` steps (finished worlds are masked): stopping when every world
+        is done would make one replica's draws depend on its neighbours' episode lengths."""
         game, RB = self.game, self.R * batch
         state = game.reset(RB, self.rng)
         obs_env = game.observe(state)
@@ -293,8 +296,6 @@ class PGTrainer:
                         torch.from_numpy(v.astype(np.float32)) * alive[:, None])
             alive = alive * (1.0 - torch.from_numpy(step.done).to(self.dtype))
             state, obs_env = step.state, step.obs
-            if not alive.any():
-                break
         stacked = {k: (torch.stack(v) if v[0] is not None else None) for k, v in rows.items()}
         return Batch(extra={k: torch.stack(v) for k, v in extra.items()},
                      events={k: torch.stack(v) for k, v in events.items()
@@ -357,50 +358,54 @@ class PGTrainer:
         Evaluation draws from its own random streams, so when and how often a run evaluates
         never changes its training.
         """
-        saved = self.rng, self.sampler
-        key = [int(x) for x in self.group_seed] + [self.iteration]
-        self.rng = np.random.default_rng(key)
-        self.sampler = torch.Generator().manual_seed(int(np.random.SeedSequence(key)
-                                                         .generate_state(1)[0]))
+        saved = self.rng, self.act_rng
+        self.rng = ReplicaRNG.from_seeds(self.seeds, "eval/env", self.iteration)
+        self.act_rng = ReplicaRNG.from_seeds(self.seeds, "eval/act", self.iteration)
         try:
             return self.metrics(self.run_episodes(self.params, 0.0, episodes))
         finally:
-            self.rng, self.sampler = saved
+            self.rng, self.act_rng = saved
+
+    def reseed_actions(self, seed: int) -> None:
+        """Draw actions from a fresh stream of ``seed`` (a one-replica trainer acting in a
+        Mesa model takes its model's seed this way)."""
+        if self.R != 1:
+            raise ValueError(f"reseed_actions: needs a one-replica trainer, not {self.R}")
+        self.act_rng = ReplicaRNG([np.random.default_rng(seed)])
 
     # ------------------------------------------------------------------------- reporting
     def metrics(self, batch: Batch) -> dict[str, np.ndarray]:
-        """Per replica means over the batch's episodes: ``[R]`` or ``[R, N]`` arrays."""
-        T, RB = batch.mask.shape
-        per = lambda x: x.reshape(*x.shape[:1], self.R, RB // self.R, *x.shape[2:])  # noqa: E731
+        """Per replica means over the batch's episodes: ``[R]`` or ``[R, N]`` float64 arrays,
+        each reduced from its own replica's records only (``learners.replicas``)."""
+        per = lambda x: episode_mean(x, self.R)  # noqa: E731
         out = {
-            "return": per(batch.env_rewards).sum(0).mean(1),
-            "received": per(batch.transfers.sum(2)).sum(0).mean(1),
-            "given": per(batch.transfers.sum(3)).sum(0).mean(1),
-            "length": per(batch.mask).sum(0).mean(1),
+            "return": per(batch.env_rewards),
+            "received": per_replica(batch.transfers, self.R, lambda a: a.sum(0).sum(1).mean(0)),
+            "given": per_replica(batch.transfers, self.R, lambda a: a.sum(0).sum(2).mean(0)),
+            "length": per(batch.mask),
         }
-        m = per(batch.mask)[..., None]
+        alive = batch.mask[..., None]
         for a, name in enumerate(self.game.action_names):
-            out[f"n_{name}"] = (per((batch.env_actions == a).float()) * m).sum(0).mean(1)
+            out[f"n_{name}"] = per((batch.env_actions == a).to(alive.dtype) * alive)
         out["collective"] = out["return"].sum(-1)
         for k, v in batch.events.items():  # per-agent event counts per episode ([R, N])
-            out.setdefault(k, per(v).sum(0).mean(1))
-        result = {k: v.numpy() for k, v in out.items()}
+            out.setdefault(k, per(v))
         if hasattr(self.game, "episode_metrics"):
             extra = self.game.episode_metrics(batch.env_actions.numpy(), batch.mask.numpy())
-            result.update({k: v.reshape(self.R, -1).mean(1) for k, v in extra.items()})
-        return result
+            out.update({k: v.reshape(self.R, -1).mean(1) for k, v in extra.items()})
+        return out
 
     # ----------------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict:
         return {
             "iteration": self.iteration,
             "params": {k: v.detach().clone() for k, v in self.params.items()},
-            "rng": self.rng.bit_generator.state,
-            "sampler": self.sampler.get_state(),
+            "rng": self.rng.get_state(),
+            "act_rng": self.act_rng.get_state(),
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.iteration = state["iteration"]
         self.params = detach(state["params"])
-        self.rng.bit_generator.state = state["rng"]
-        self.sampler.set_state(state["sampler"])
+        self.rng.set_state(state["rng"])
+        self.act_rng.set_state(state["act_rng"])

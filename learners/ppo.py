@@ -36,9 +36,10 @@ import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from econsim.core import Game, torch_generator
+from econsim.core import Game, ReplicaRNG, torch_generator
 from learners.functional import gae
 from learners.nets import Params, assign, init_mlp, mlp
+from learners.replicas import categorical, permutations
 from mechanisms.tax import TaxMechanism
 
 
@@ -116,9 +117,8 @@ class PPOTrainer:
         self.A = game.action_space.n
         self.D = int(np.prod(game.observation_space.shape))
         self.iteration = 0
-        self.group_seed = np.random.SeedSequence(self.seeds).generate_state(2)
-        self.rng = np.random.default_rng(self.group_seed[0])
-        self.sampler = torch.Generator().manual_seed(int(self.group_seed[1]))
+        self.rng = ReplicaRNG.from_seeds(self.seeds, "env")  # the games' draws
+        self.act_rng = ReplicaRNG.from_seeds(self.seeds, "act")  # actions, minibatch order
         sizes = [self.D, *config.hidden]
         self.params: Params = {
             **{f"pi.{k}": v for k, v in init_mlp([*sizes, self.A], self._gens("policy")).items()},
@@ -205,11 +205,8 @@ class PPOTrainer:
             xm, lm = self.members(x), self.members(legal)
             logits = self.logits(xm, lm)
             probs = torch.softmax(logits, -1)
-            if greedy:
-                a = probs.argmax(-1)
-            else:
-                a = torch.multinomial(probs.reshape(-1, self.A), 1,
-                                      generator=self.sampler).reshape(probs.shape[:-1])
+            # [R, B*N]: sampled from one stream per replica
+            a = probs.argmax(-1) if greedy else categorical(self.act_rng, probs)
             logp = torch.log_softmax(logits, -1).gather(-1, a[..., None])[..., 0]
             v = self.value(xm)
             to_w = lambda y: y.reshape(RB, self.N, *y.shape[2:])  # noqa: E731
@@ -226,8 +223,6 @@ class PPOTrainer:
                 self._observe_incomes(step.info["income"], step.info["period_end"], batch)
             alive = alive * (1.0 - torch.from_numpy(step.done).float())
             state, obs = step.state, step.obs
-            if not alive.any():
-                break
         return Rollout(**{k: torch.stack(v) for k, v in rec.items()},
                        info={k: np.stack(v) for k, v in info.items()},
                        rates=np.stack(rates) if rates else None, state=state)
@@ -250,26 +245,27 @@ class PPOTrainer:
         S = x.shape[1]
         size = max(1, S // cfg.minibatches)
         stats = {"policy_loss": [], "value_loss": [], "entropy": []}
+        rows = torch.arange(self.R)[:, None]
         for _ in range(cfg.epochs):
-            perm = torch.randperm(S, generator=self.sampler)
+            perm = permutations(self.act_rng, S)  # [R, S]: each replica its own order
             for start in range(0, S, size):
-                idx = perm[start:start + size]
-                w = valid[:, idx]
+                idx = (rows, perm[:, start:start + size])
+                w = valid[idx]
                 n = w.sum(1).clamp_min(1)
-                logits = self.logits(x[:, idx], legal[:, idx])
+                logits = self.logits(x[idx], legal[idx])
                 logp_all = torch.log_softmax(logits, -1)
-                logp = logp_all.gather(-1, a[:, idx, None])[..., 0]
+                logp = logp_all.gather(-1, a[idx][..., None])[..., 0]
                 probs = logp_all.exp()
-                ent = -(probs * logp_all.masked_fill(~legal[:, idx], 0.0)).sum(-1)
-                A = adv_f[:, idx]
+                ent = -(probs * logp_all.masked_fill(~legal[idx], 0.0)).sum(-1)
+                A = adv_f[idx]
                 mean = (A * w).sum(1, keepdim=True) / n[:, None]
                 std = (((A - mean) ** 2 * w).sum(1, keepdim=True) / n[:, None]).sqrt()
                 A = (A - mean) / (std + 1e-8)
-                ratio = torch.exp(logp - old_logp[:, idx])
+                ratio = torch.exp(logp - old_logp[idx])
                 surr = torch.minimum(ratio * A, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * A)
-                v = self.value(x[:, idx])
+                v = self.value(x[idx])
                 pl = -(surr * w).sum(1) / n
-                vl = ((v - tgt[:, idx]) ** 2 * w).sum(1) / n
+                vl = ((v - tgt[idx]) ** 2 * w).sum(1) / n
                 el = (ent * w).sum(1) / n
                 loss = (pl + cfg.value_coef * vl - cfg.entropy * el).sum()
                 self.opt.zero_grad()
@@ -291,11 +287,9 @@ class PPOTrainer:
         Besides the metrics, ``"_tables"`` holds the game's tidy per-period table (if the
         game has ``period_table``), with a ``replica`` and an ``episode`` column.
         """
-        saved = self.rng, self.sampler, copy.deepcopy(self.mechanisms)
-        key = [int(x) for x in self.group_seed] + [self.iteration]
-        self.rng = np.random.default_rng(key)
-        self.sampler = torch.Generator().manual_seed(
-            int(np.random.SeedSequence(key).generate_state(1)[0]))
+        saved = self.rng, self.act_rng, copy.deepcopy(self.mechanisms)
+        self.rng = ReplicaRNG.from_seeds(self.seeds, "eval/env", self.iteration)
+        self.act_rng = ReplicaRNG.from_seeds(self.seeds, "eval/act", self.iteration)
         try:
             ro = self.run_episodes(episodes)
             out: dict[str, Any] = self.metrics(ro)
@@ -304,7 +298,7 @@ class PPOTrainer:
                 out["_tables"] = {"periods": table}
             return out
         finally:
-            self.rng, self.sampler, self.mechanisms = saved
+            self.rng, self.act_rng, self.mechanisms = saved
 
     # ----------------------------------------------------------------------- reporting
     def _per_replica(self, x: np.ndarray) -> np.ndarray:
@@ -342,8 +336,8 @@ class PPOTrainer:
             "iteration": self.iteration,
             "params": {k: v.detach().clone() for k, v in self.params.items()},
             "opt": copy.deepcopy(self.opt.state_dict()),
-            "rng": self.rng.bit_generator.state,
-            "sampler": self.sampler.get_state(),
+            "rng": self.rng.get_state(),
+            "act_rng": self.act_rng.get_state(),
             "mechanisms": copy.deepcopy(self.mechanisms),
         }
 
@@ -351,8 +345,8 @@ class PPOTrainer:
         self.iteration = state["iteration"]
         assign(self.params, state["params"])
         self.opt.load_state_dict(copy.deepcopy(state["opt"]))
-        self.rng.bit_generator.state = state["rng"]
-        self.sampler.set_state(state["sampler"])
+        self.rng.set_state(state["rng"])
+        self.act_rng.set_state(state["act_rng"])
         self.mechanisms = copy.deepcopy(state["mechanisms"])
 
     def replica(self, r: int) -> PPOTrainer:

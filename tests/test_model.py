@@ -164,12 +164,12 @@ def test_team_brains_match_trainer_decide(lio_run):
     while m.running:
         snap = None
         if policy._model is m and not m.episode_over:
-            snap = (policy.trainer.sampler.get_state(), policy.given_cum.clone(),
+            snap = (policy.trainer.act_rng.get_state(), policy.given_cum.clone(),
                     policy.joint_observation(m))
         m.step()
         if snap is None:
             continue
-        ref.sampler.set_state(snap[0])
+        ref.act_rng.set_state(snap[0])
         d = ref.decide(ref.params, snap[2], snap[1], 0.0)
         pay = d.pay[0].detach().double().numpy()
         assert [p.action for p in m.players] == d.env_actions[0].tolist()

@@ -10,11 +10,11 @@ from econsim.core.rollout import (
     seen_action_size,
     seen_actions,
 )
-from econsim.core.seeding import make_rng, torch_generator
+from econsim.core.seeding import ReplicaRNG, make_rng, torch_generator
 from econsim.core.spaces import Box, Discrete
 
 __all__ = [
-    "Box", "Discrete", "Game", "Recorder", "Step", "Trajectory", "check_actions",
+    "Box", "Discrete", "Game", "Recorder", "ReplicaRNG", "Step", "Trajectory", "check_actions",
     "discounted_returns", "reset_done", "make_rng", "rollout", "seen_action_size", "seen_actions",
     "torch_generator",
 ]

@@ -161,7 +161,11 @@ def crra(coin, eta: float):
     if hasattr(coin, "clamp"):  # torch: avoid 0 ** e, whose gradient is infinite
         pos = coin > 0
         safe = coin.where(pos, coin.new_ones(coin.shape))
-        return ((safe ** e - 1.0) / e).where(pos, coin.new_full(coin.shape, -1.0 / e))
+        # exp(e log z), not z ** e: torch's vectorised pow rounds an element differently
+        # depending on its place in the tensor, so one world's (or seed's) utility would
+        # depend on the others beside it; numpy's pow agrees with either to a few ulps
+        power = (e * safe.log()).exp()
+        return ((power - 1.0) / e).where(pos, coin.new_full(coin.shape, -1.0 / e))
     return (np.power(np.maximum(coin, 0.0), e) - 1.0) / e
 
 
