@@ -49,10 +49,11 @@ OFFERS = ["offer_clean", "offer_collect", "offer_else"]
 
 
 def _one(name: str, seeds: list[int], iterations: int | None, root: str,
-         progress: bool, conv: bool = False) -> pd.DataFrame:
+         progress: bool, conv: bool = False, resume: bool = False) -> pd.DataFrame:
     torch.set_num_threads(1)
     return run_scenarios([name], seeds, iterations, root, progress=progress,
-                         columns=COLUMNS, algorithm={"conv": True} if conv else None)
+                         columns=COLUMNS, algorithm={"conv": True} if conv else None,
+                         resume=resume)
 
 
 def division_of_labour(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
@@ -97,10 +98,11 @@ def main(argv: list[str] | None = None):
         with ProcessPoolExecutor(args.jobs) as pool:
             parts = list(pool.map(_one, names, [seeds] * len(names),
                                   [args.iterations] * len(names), [args.root] * len(names),
-                                  [False] * len(names), [args.conv] * len(names)))
+                                  [False] * len(names), [args.conv] * len(names),
+                                  [args.resume] * len(names)))
     else:
-        parts = [_one(n, seeds, args.iterations, args.root, not args.quiet, args.conv)
-                 for n in names]
+        parts = [_one(n, seeds, args.iterations, args.root, not args.quiet, args.conv,
+                      args.resume) for n in names]
     df = pd.concat(parts, ignore_index=True)
     print("\nFinal collective return (evaluation, eps = 0) per seed:")
     shown = [c for c in ("scenario", "seed", "iterations", "collective", "extrinsic",

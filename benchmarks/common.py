@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from econsim import runner, scenario
+from econsim import runner, scenario, store
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -17,16 +17,37 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, help="override every scenario's budget")
     p.add_argument("--root", default="runs/bench", help="where run folders go")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse finished runs of the same scenario, seeds and budget in --root "
+                   "and continue unfinished ones from their last checkpoint")
     return p
+
+
+def previous_run(sc: scenario.Scenario, seeds: list[int], root: str | Path
+                 ) -> tuple[str, bool] | None:
+    """The newest run in ``root`` of exactly this scenario (every resolved setting, budget
+    included) with these seeds: (run id, finished?), or None."""
+    if not Path(root).is_dir():
+        return None
+    runs = store.runs(root)
+    same = runs[(runs.scenario == sc.name) & (runs.seeds == ",".join(map(str, seeds)))]
+    want = {**sc.resolved(), "seeds": list(seeds)}
+    for _, row in same.iloc[::-1].iterrows():
+        stored = scenario.load(Path(root) / row.run_id / "scenario.toml").resolved()
+        if {**stored, "seeds": list(seeds)} == want:
+            return str(row.run_id), row.status == "finished"
+    return None
 
 
 def run_scenarios(names: list[str], seeds: list[int], iterations: int | None, root: str | Path,
                   progress: bool = True, eval_every: int | None = None,
                   columns: tuple[str, ...] | list[str] = ("collective", "mutual_cooperation"),
-                  algorithm: dict | None = None) -> pd.DataFrame:
+                  algorithm: dict | None = None, resume: bool = False) -> pd.DataFrame:
     """Train each scenario over ``seeds``; one row per scenario x seed of the final evaluation
     (the evaluation's ``columns`` that the game reports). ``algorithm`` overrides settings of
-    every scenario's ``[algorithm]`` table (e.g. ``{"conv": True}``)."""
+    every scenario's ``[algorithm]`` table (e.g. ``{"conv": True}``). ``resume``: reuse a
+    finished run with the same scenario, seeds and budget in ``root``, continue an unfinished
+    one (so a benchmark longer than a session goes on where it stopped)."""
     rows = []
     for name in names:
         sc = scenario.load(name)
@@ -40,8 +61,13 @@ def run_scenarios(names: list[str], seeds: list[int], iterations: int | None, ro
                     checkpoint_every=iterations)
             sc = scenario.from_dict(data, name)
         t0 = time.perf_counter()
-        result = runner.run(sc, seeds=seeds, progress=progress, root=root)
-        wall = time.perf_counter() - t0
+        found = previous_run(sc, seeds, root) if resume else None
+        if found and found[1]:
+            result = runner.load_result(found[0], root)
+        else:
+            result = runner.run(sc, seeds=seeds, progress=progress, root=root,
+                                resume=found[0] if found else None)
+        wall = result.wall_s if found else time.perf_counter() - t0
         final = result.final()
         for _, row in final.iterrows():
             rows.append({"scenario": name, "algorithm": sc.algorithm_name, "seed": row.seed,

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     torch.set_num_threads(1)
     names = [n for n in (args.only or SCENARIOS) if n in scenario.names()]
     df = run_scenarios(names, parse_seeds(args.seeds), args.iterations, args.root,
-                       progress=not args.quiet, columns=METRICS)
+                       progress=not args.quiet, columns=METRICS, resume=args.resume)
     print("\nFinal evaluation per seed (per episode of 100 steps):")
     print(df[["scenario", "seed", "iterations", *METRICS, "wall_s"]].round(2)
           .to_string(index=False))

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None):
     if args.extra:
         names += ["er53_lio", "asym_lio_pg", "asym_pg_pg"]
     df = run_scenarios(names, parse_seeds(args.seeds), args.iterations, args.root,
-                       progress=not args.quiet)
+                       progress=not args.quiet, resume=args.resume)
     df["target"] = df.scenario.map(THRESHOLDS)
     df["reached"] = df.collective >= df.target
     print("\nFinal collective return (evaluation, ε = 0, 100 episodes per seed):")

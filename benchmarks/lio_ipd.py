@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None):
     torch.set_num_threads(1)
     names = ["ipd_lio"] + (["ipd_lio_pg", "ipd_pg"] if args.pairs else [])
     df = run_scenarios(names, parse_seeds(args.seeds), args.iterations, args.root,
-                       progress=not args.quiet)
+                       progress=not args.quiet, resume=args.resume)
     df["per_step"] = df.collective / 5
     print("\nFinal evaluation (ε = 0, 100 episodes of 5 rounds per seed):")
     print(df[["scenario", "seed", "iterations", "per_step", "mutual_cooperation", "wall_s"]]

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None):
         p.error(f"--methods: {args.methods!r} not allowed (allowed: {', '.join(METHODS)})")
     names = [f"{g}_{m}" for m in methods for g in games]
     df = run_scenarios(names, parse_seeds(args.seeds), args.iterations, args.root,
-                       progress=not args.quiet)
+                       progress=not args.quiet, resume=args.resume)
     df = _final_details(df, args.root)
     df["target"] = df.scenario.map(lambda s: THRESHOLDS[s.split("_")[0]])
     df["reached"] = df.collective >= df.target

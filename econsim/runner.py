@@ -137,6 +137,16 @@ class _Log:
         return {name: pd.DataFrame(rows) for name, rows in self.tables.items()}
 
 
+def load_result(run_id: str, root: str | Path = RUNS_DIR) -> RunResult:
+    """The ``RunResult`` of a stored run (tables read from its folder; no trainer)."""
+    from econsim import store
+
+    path = store.run_dir(run_id, root)
+    info = json.loads((path / "run.json").read_text())
+    return RunResult(run_id, path, scenario_mod.load(path / "scenario.toml"),
+                     list(info["seeds"]), float(info.get("wall_s", 0.0)))
+
+
 def new_run_id(scenario: Scenario) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return f"{scenario.name}-{stamp}-{secrets.token_hex(2)}"
