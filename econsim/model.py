@@ -27,10 +27,9 @@ from typing import Any
 import mesa
 import numpy as np
 import pandas as pd
-import torch
 from mesa.discrete_space import CellAgent, OrthogonalMooreGrid
 
-from econsim import metrics
+from econsim import checkpoint, metrics
 from econsim import scenario as scenario_mod
 from econsim.core import Game, check_actions, seen_actions
 from econsim.envs import escape_room
@@ -394,8 +393,7 @@ def _load(run_id: str | Path, root: str | Path) -> tuple[Scenario, Any]:
     seeds = (json.loads(manifest.read_text()).get("seeds") if manifest.is_file() else None) \
         or scenario.seeds
     trainer = scenario.make_trainer(list(seeds))
-    ckpt = torch.load(ckpt_path, weights_only=False)
-    trainer.load_state_dict(ckpt["trainer"])
+    trainer.load_state_dict(checkpoint.load(ckpt_path)["trainer"])
     return scenario, trainer
 
 

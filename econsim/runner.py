@@ -8,6 +8,7 @@
       episodes.parquet     one row per seed x phase (train/eval) x logged iteration
       agents.parquet       one row per seed x phase x logged iteration x agent
       checkpoints/last.pt  trainer state, log rows and RNG states of the last checkpoint
+                           (plain data, read with torch.load(weights_only=True))
       log.jsonl            one JSON line per event (start, eval, checkpoint, finish)
 
 Every file is written to a temporary name and renamed, so a killed run never leaves a
@@ -30,9 +31,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from econsim import checkpoint
 from econsim import scenario as scenario_mod
 from econsim.errors import ScenarioError
-from econsim.files import atomic_write, write_table, write_text
+from econsim.files import write_table, write_text
 from econsim.scenario import Scenario
 
 RUNS_DIR = Path("runs")
@@ -221,7 +223,7 @@ def _run(scenario: Scenario | str | Path, seeds: list[int] | None, progress: boo
     }
     elapsed_before = 0.0
     if resume and ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, weights_only=False)
+        ckpt = checkpoint.load(ckpt_path)
         trainer.load_state_dict(ckpt["trainer"])
         log.restore(ckpt["log"])
         elapsed_before = ckpt["wall_s"]
@@ -269,7 +271,7 @@ def _run(scenario: Scenario | str | Path, seeds: list[int] | None, progress: boo
         if it % tr.checkpoint_every == 0 or it == total:
             wall = elapsed_before + time.perf_counter() - t0
             state = {"trainer": trainer.state_dict(), "log": log.state(), "wall_s": wall}
-            atomic_write(ckpt_path, lambda p, s=state: torch.save(s, p))
+            checkpoint.save(ckpt_path, state)
             save_tables()
             save_manifest("running")
             _event(run_dir, "checkpoint", iteration=it)

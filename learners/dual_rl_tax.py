@@ -395,3 +395,10 @@ class PlannerTax:
 
     def observe(self, incomes: Any) -> None:
         """Ignored."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Nothing learned here (the planner learns in training; see the trainer's state)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to restore."""

@@ -478,6 +478,9 @@ class MetaGradTaxTrainer(PPOTrainer):
     def state_dict(self) -> dict:
         tau = None if self.tau is None else {
             f.name: copy.deepcopy(getattr(self.tau, f.name)) for f in dataclasses.fields(Rollout)}
+        if tau is not None and tau["state"] is not None:  # the game state as plain data
+            tau["state"] = {f.name: getattr(self.tau.state, f.name)
+                            for f in dataclasses.fields(self.tau.state)}
         return {
             **super().state_dict(),
             "eta": {k: v.detach().clone() for k, v in self.eta.items()},
@@ -495,7 +498,11 @@ class MetaGradTaxTrainer(PPOTrainer):
                     getattr(self, name)[k].copy_(v)
         self.opt_eta.load_state_dict(copy.deepcopy(state["opt_eta"]))
         self.opt_phi.load_state_dict(copy.deepcopy(state["opt_phi"]))
-        self.tau = None if state["tau"] is None else Rollout(**copy.deepcopy(state["tau"]))
+        tau = copy.deepcopy(state["tau"])
+        if tau is not None and tau["state"] is not None:
+            kind = type(self.game.reset(1, np.random.default_rng(0)))  # the game's State
+            tau["state"] = kind(**tau["state"])
+        self.tau = None if tau is None else Rollout(**tau)
 
     def replica(self, r: int) -> MetaGradTaxTrainer:
         """A trainer holding only replica ``r`` (agents, designer and its critic)."""
@@ -534,3 +541,10 @@ class DesignerTax:
 
     def observe(self, incomes: Any) -> None:
         """Ignored."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Nothing learned here (the planner learns in training; see the trainer's state)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to restore."""

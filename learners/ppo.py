@@ -338,7 +338,7 @@ class PPOTrainer:
             "opt": copy.deepcopy(self.opt.state_dict()),
             "rng": self.rng.get_state(),
             "act_rng": self.act_rng.get_state(),
-            "mechanisms": copy.deepcopy(self.mechanisms),
+            "mechanisms": [m.state_dict() for m in self.mechanisms or []],
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -347,7 +347,8 @@ class PPOTrainer:
         self.opt.load_state_dict(copy.deepcopy(state["opt"]))
         self.rng.set_state(state["rng"])
         self.act_rng.set_state(state["act_rng"])
-        self.mechanisms = copy.deepcopy(state["mechanisms"])
+        for m, saved in zip(self.mechanisms or [], state["mechanisms"], strict=True):
+            m.load_state_dict(saved)
 
     def replica(self, r: int) -> PPOTrainer:
         """A trainer holding only replica ``r`` (for acting in Mesa)."""

@@ -237,6 +237,8 @@ class TaxMechanism(Protocol):
     ``rates()`` is called at the start of a period and gives that period's marginal rates
     ``[K]`` for the brackets starting at ``cutoffs``; ``observe(incomes)`` is called when the
     period's taxes are enacted, with the period incomes ``[..., n_agents]`` (pre-tax).
+    ``state_dict()`` is what it has learned as plain data (numpy arrays allowed), for
+    checkpoints; ``load_state_dict`` restores it.
     """
 
     cutoffs: np.ndarray
@@ -246,6 +248,10 @@ class TaxMechanism(Protocol):
     def rates(self, period_state: Any = None) -> np.ndarray: ...
 
     def observe(self, incomes: ArrayLike) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 class BracketTax:
@@ -286,6 +292,13 @@ class BracketTax:
 
     def observe(self, incomes: ArrayLike) -> None:
         """Ignored: a fixed schedule does not learn."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Nothing learned."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to restore."""
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -550,6 +563,16 @@ class SaezTax:
         """Rates ``[K]`` for the next period (and remembered for labelling observations)."""
         self._current = self.compute().rates()
         return self._current.copy()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The buffer of (income, marginal rate) pairs and the schedule in force."""
+        return {"incomes": self.incomes.copy(), "marginal_rates": self.marginal_rates.copy(),
+                "current": self._current.copy()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.incomes = np.asarray(state["incomes"], np.float64).copy()
+        self.marginal_rates = np.asarray(state["marginal_rates"], np.float64).copy()
+        self._current = np.asarray(state["current"], np.float64).copy()
 
     def schedule(self) -> pd.DataFrame:
         """The schedule now in force, as :meth:`BracketTax.schedule`."""

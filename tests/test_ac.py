@@ -1,13 +1,12 @@
 """Actor-critic (Diss eqs. B.9-B.10, SPEC §4): TD errors, critic, target, trainer bookkeeping."""
 
-import io
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
 
-from econsim import envs
+from econsim import checkpoint, envs
 from econsim.core import Box, Discrete, Step
 from learners import trainer_class
 from learners.ac import ACConfig, ACTrainer, MLPNet, soft_update
@@ -177,7 +176,7 @@ def test_give_reward_kinds_run():
     assert tr.gives == [False, True]
 
 
-def test_state_dict_round_trip_reproduces_next_iteration():
+def test_state_dict_round_trip_reproduces_next_iteration(tmp_path):
     game = envs.make("escape_room", n_agents=2, n_required=1)
     a = ACTrainer(game, ACConfig(batch=2), [3, 4])
     for _ in range(3):
@@ -185,11 +184,9 @@ def test_state_dict_round_trip_reproduces_next_iteration():
     state = a.state_dict()
     m_a = a.iterate()
     a.iterate()  # moving on must not change the saved state (e.g. Adam moments in place)
-    buf = io.BytesIO()
-    torch.save(state, buf)  # the runner's checkpoints go through torch.save / torch.load
-    buf.seek(0)
+    checkpoint.save(tmp_path / "last.pt", state)  # as the runner's checkpoints
     b = ACTrainer(game, ACConfig(batch=2), [3, 4])
-    b.load_state_dict(torch.load(buf, weights_only=False))
+    b.load_state_dict(checkpoint.load(tmp_path / "last.pt"))
     m_b = b.iterate()
     c = ACTrainer(game, ACConfig(batch=2), [3, 4])
     for _ in range(4):

@@ -1,13 +1,12 @@
 """MetaGrad tax designer for Gather-Trade-Build (Diss §6.2-6.3, Algorithm 3; SPEC §5)."""
 
-import io
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from econsim import envs, metrics, runner, scenario
+from econsim import checkpoint, envs, metrics, runner, scenario
 from econsim.model import EconModel
 from learners.metagrad_gtb import AdamMoments, MetaGradTaxConfig, MetaGradTaxTrainer
 from mechanisms.tax import bracket_tax
@@ -156,15 +155,13 @@ def test_direct_welfare_matches_metrics_and_adds_a_gradient():
     assert np.isfinite(out["designer_loss"]).all()
 
 
-def test_state_dict_round_trip_reproduces_the_next_iteration():
+def test_state_dict_round_trip_reproduces_the_next_iteration(tmp_path):
     a = _trainer(seeds=(0, 1), batch=1, epochs=1, minibatches=2)
     eta0 = {k: v.detach().clone() for k, v in a.eta.items()}
     a.iterate()  # the agents' Adam had no moments: no designer step yet
     assert all(torch.equal(v, eta0[k]) for k, v in a.eta.items())
-    buf = io.BytesIO()
-    torch.save(a.state_dict(), buf)
-    buf.seek(0)
-    saved = torch.load(buf, weights_only=False)
+    checkpoint.save(tmp_path / "last.pt", a.state_dict())  # plain data, weights-only load
+    saved = checkpoint.load(tmp_path / "last.pt")
     out_a = a.iterate()
     b = _trainer(seeds=(0, 1), batch=1, epochs=1, minibatches=2)
     b.load_state_dict(saved)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from econsim import runner, scenario, store
+from econsim import checkpoint, runner, scenario, store
 
 TINY = {"log_every": 5, "eval_every": 10, "eval_episodes": 8, "checkpoint_every": 10}
 
@@ -49,9 +49,7 @@ def test_resume_continues_and_matches_uninterrupted(tmp_path):
     # a run stopped after its checkpoint at iteration 10, marked as still running
     early = runner.run(sc, seeds=[0], progress=False, root=tmp_path / "c", run_id="r",
                        iterations=10)
-    import torch
-
-    state = torch.load(early.path / "checkpoints" / "last.pt", weights_only=False)
+    state = checkpoint.load(early.path / "checkpoints" / "last.pt")
     info = json.loads((early.path / "run.json").read_text())
     info["status"] = "running"
     (early.path / "run.json").write_text(json.dumps(info))
