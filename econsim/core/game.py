@@ -32,6 +32,11 @@ class Game(Protocol):
     ``step`` may update the arrays of ``state`` in place and returns the new state; callers
     must use the returned state. Worlds whose episode is done keep stepping harmlessly
     until the caller resets them (rollouts mask those steps out).
+
+    Every draw from ``rng`` must have the batch as its leading dimension (e.g.
+    ``rng.random((batch, n))``, never a scalar draw shared by all worlds): trainers pass a
+    ``ReplicaRNG`` that gives each seed's block of worlds its own stream, so that a seed's
+    worlds are the same whatever other seeds run in the batch.
     """
 
     name: str
