@@ -29,7 +29,9 @@ evaluation's episodes) with the same metadata columns.
 Regressions
 -----------
 ``regress(formula, data, cluster="seed")`` fits OLS with the statsmodels formula API
-(``smf.ols``; patsy formulas: ``C(x)`` for categories, ``np.log(x)``, ``a:b``) and
+(``smf.ols``; patsy formulas: ``C(x)`` for categories, ``np.log(x)``, ``a:b``; the formula
+passes ``econsim.formula.validate`` first, so nothing but columns, numbers, operators and
+an allowlist of transforms is evaluated) and
 cluster-robust standard errors (statsmodels' ``cov_type="cluster"``: CR1 small-sample
 correction, t tests with G - 1 degrees of freedom, G = number of clusters). Rows with a
 missing value in a formula variable or in the cluster column are dropped, and the cluster
@@ -52,6 +54,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from econsim import formula as formula_mod
 from econsim import store
 from econsim.envs.gtb.tables import PERIOD_COLUMNS
 
@@ -391,9 +394,11 @@ def regress(formula: str, data: pd.DataFrame, cluster: str | None = "seed") -> R
         raise ValueError(f"regress: data must be a pandas DataFrame, not {type(data).__name__}")
     if data.empty:
         raise ValueError("regress: data has no rows")
-    if not isinstance(formula, str) or formula.count("~") != 1:
-        raise ValueError(f"regress: formula {formula!r} must look like 'y ~ x1 + C(x2)' "
-                         f"(columns: {_columns(data)})")
+    try:  # nothing but columns, numbers, operators and allowed transforms reaches patsy
+        formula_mod.validate(formula, data.columns)
+    except ValueError as err:
+        raise ValueError(f"regress: formula {formula!r}: {err} (columns: {_columns(data)})"
+                         ) from None
     if cluster is not None and cluster not in data.columns:
         raise ValueError(f"regress: cluster column {cluster!r} not found "
                          f"(columns: {_columns(data)})")
@@ -401,7 +406,7 @@ def regress(formula: str, data: pd.DataFrame, cluster: str | None = "seed") -> R
     if cluster is not None:
         frame = frame[frame[cluster].notna()]
     try:
-        model = smf.ols(formula, data=frame)
+        model = smf.ols(formula, data=frame, eval_env=formula_mod.namespace())
     except Exception as err:  # patsy errors are multi-line, with a caret under the problem
         raise _formula_error(formula, err, data) from None
     if model.exog.shape[0] == 0:
