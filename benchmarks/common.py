@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from econsim import runner, scenario, store
+from econsim.dictionary import RENAMED
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -68,7 +69,8 @@ def run_scenarios(names: list[str], seeds: list[int], iterations: int | None, ro
             result = runner.run(sc, seeds=seeds, progress=progress, root=root,
                                 resume=found[0] if found else None)
         wall = result.wall_s if found else time.perf_counter() - t0
-        final = result.final()
+        final = result.final()  # runs made before the rename say social_welfare
+        final = final.rename(columns={o: n for o, n in RENAMED.items() if n not in final})
         for _, row in final.iterrows():
             rows.append({"scenario": name, "algorithm": sc.algorithm_name, "seed": row.seed,
                          "iterations": int(row.iteration), **{

@@ -1,7 +1,8 @@
 """Social welfare of tax mechanisms in the Gather-Trade-Build economy (Diss §6.3.1, Fig. 6.4).
 
 Trains 4 parameter-shared PPO agents under each mechanism (3 seeds) and prints the final
-evaluation: social welfare (sum over the episode of productivity x equality), productivity,
+evaluation: social welfare ``welfare_sum`` (sum over the episode's 100 steps of productivity x
+equality, unit coin x share x steps), productivity,
 equality and tax revenue per episode, and the tax schedule in force (mean rate per bracket
 over the evaluation's periods). Paper: MetaGrad's welfare > dual-RL's and > US-federal's;
 MetaGrad taxes 0-10 coin more and 10-39 coin less than US-federal.
@@ -26,7 +27,7 @@ from econsim.cli import parse_seeds  # noqa: E402
 
 SCENARIOS = ["gtb_free_market", "gtb_us_federal", "gtb_flat30", "gtb_saez", "gtb_metagrad",
              "gtb_dualrl"]
-METRICS = ["social_welfare", "productivity", "equality", "tax_revenue"]
+METRICS = ["welfare_sum", "productivity", "equality", "tax_revenue"]
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:

@@ -3,39 +3,66 @@
 >>> from econsim import analysis
 >>> periods = analysis.tidy(["gtb_flat30-...", "gtb_us_federal-..."])   # per agent x period
 >>> episodes = analysis.episode_table(["gtb_flat30-...", "gtb_us_federal-..."])  # per episode
->>> fit = analysis.regress("welfare ~ top_rate + C(mechanism)", episodes, cluster="seed")
+>>> fit = analysis.regress("welfare_sum ~ C(mechanism)", episodes, cluster="seed")
 >>> print(fit.summary_text()); fit.table; fit.to_csv("welfare.csv")
 >>> analysis.data_dictionary("episodes")                            # column, unit, meaning
+
+Which evaluations
+-----------------
+A run evaluates its agents every ``eval_every`` iterations. Early evaluations show agents
+that have not learned yet, and the evaluations of one seed are not independent draws, so
+pooling them in a regression is pseudo-replication (many rows, tiny standard errors, one
+seed's learning curve counted as evidence). Every function here therefore takes
+``evaluations``:
+
+* ``"final"`` (the default everywhere: here, ``econsim regress``, the app's Runs and
+  Regression pages): the last evaluation of each run x seed;
+* an iteration number, e.g. ``200``: the evaluation at that iteration (an error names the
+  iterations a run has if it lacks that one);
+* ``"all"``: every evaluation, with ``iteration`` as a column (and, for ``tidy`` of the
+  ``episodes``/``agents`` tables, the training windows too, ``phase = "train"``).
 
 Tables
 ------
 ``tidy(runs, table)`` concatenates one stored table (``periods``, ``episodes`` or ``agents``)
 of the given runs and adds, in front, the run metadata ``run_id, scenario, env, algorithm,
-mechanism, seed`` (``mechanism``: the scenario's ``[mechanism]`` name, or ``metagrad`` /
-``dual_rl`` for a learned planner, or ``none``), for runs made by ``econsim sweep`` the
-``sweep`` id and one column per swept parameter (``mechanism.rate`` -> ``mechanism_rate``),
-and, where the table has the tax schedule (``rate_0..rate_{K-1}``), ``top_rate`` (the rate of
-the highest bracket) and ``mean_rate`` (the unweighted mean over brackets).
+mechanism, mechanism_name, mechanism_<parameter>..., seed`` (``mechanism`` is a label with
+the parameters, e.g. ``flat(rate=0.3)``; ``metagrad`` / ``dual_rl`` for a learned planner;
+``none`` without one), for runs made by ``econsim sweep`` the ``sweep`` id and one column per
+swept parameter (``mechanism.rate`` -> ``mechanism_rate``), and, where the table has the tax
+schedule (``rate_0..rate_{K-1}``), ``top_rate`` (the rate of the highest bracket) and
+``mean_rate`` (the unweighted mean over brackets). Columns of runs written before the names
+were settled are renamed on reading (``econsim.dictionary.RENAMED``).
 
 ``episode_table(runs)`` has one row per run x seed x evaluation x episode of GTB runs, built
-from the per-period table (see :data:`DATA_DICTIONARY` ``["episodes"]``). Its ``welfare`` is
-the **sum over the episode's tax periods** of equality x productivity at each period's end;
-``productivity``/``equality``/``final_welfare`` are at the episode's end; ``tax_revenue`` is
-all tax collected in the episode; ``top_rate``/``mean_rate`` average the schedule in force
-over the periods. Runs without a per-period table (games other than GTB) contribute their
-evaluation rows of ``episodes.parquet`` (one row per seed x evaluation, averaged over that
-evaluation's episodes) with the same metadata columns.
+from the per-period table. ``welfare_sum`` is the sum over the episode's steps of
+productivity x equality (the Diss's social welfare, the same number as ``episodes.parquet``
+holds for the evaluation); ``welfare_final``, ``productivity`` and ``equality`` are at the
+episode's end; ``tax_revenue`` is all tax collected in the episode; ``top_rate``/``mean_rate``
+average the schedule in force over the periods. Runs without a per-period table (games other
+than GTB) contribute their evaluation rows of ``episodes.parquet`` (one row per seed x
+evaluation, averaged over that evaluation's episodes). Units and meanings of every column:
+``econsim.dictionary`` (:func:`data_dictionary`).
 
 Regressions
 -----------
-``regress(formula, data, cluster="seed")`` fits OLS with the statsmodels formula API
-(``smf.ols``; patsy formulas: ``C(x)`` for categories, ``np.log(x)``, ``a:b``) and
-cluster-robust standard errors (statsmodels' ``cov_type="cluster"``: CR1 small-sample
-correction, t tests with G - 1 degrees of freedom, G = number of clusters). Rows with a
-missing value in a formula variable or in the cluster column are dropped, and the cluster
-labels are taken from the rows the model kept, so they stay aligned. ``cluster=None`` gives
-classical (homoskedastic) standard errors. Bad input raises a one-line ``ValueError`` that
-names what is wrong and the columns that exist.
+``regress(formula, data, cluster="seed")`` fits OLS. The formula is checked first by
+``econsim.formula.validate`` (column names, numbers, formula operators and an allowlist of
+transforms; nothing else reaches patsy, which would evaluate it as Python). Standard errors
+are cluster-robust (statsmodels' ``cov_type="cluster"``: CR1 small-sample correction
+``G/(G-1) x (N-1)/(N-K)``, t tests and intervals with ``G - 1`` degrees of freedom,
+``G`` = number of clusters); ``cluster=None`` gives classical (homoskedastic) ones. The
+summary and the coefficient table state the covariance (type, cluster column, clusters,
+correction, degrees of freedom). With fewer than :data:`FEW_CLUSTERS` clusters a
+:class:`FewClustersWarning` is issued, the summary says so, and wild cluster bootstrap
+p-values (``p_boot``, ``econsim.bootstrap``: restricted WCR, Webb weights) are added next to
+the analytic ones. The joint F-test of all slopes is shown only when the cluster-robust
+covariance can carry it (no more slopes than ``G - 1``). ``reference={"mechanism":
+"us_federal"}`` (or ``C(mechanism, Treatment(reference="us_federal"))`` in the formula)
+picks the omitted category. Rows with a missing value in a formula variable or in the
+cluster column are dropped, and the cluster labels are taken from the rows the model kept,
+so they stay aligned. Bad input raises a one-line ``ValueError`` that names what is wrong
+and the columns that exist.
 """
 
 from __future__ import annotations
@@ -45,98 +72,59 @@ import json
 import re
 import tomllib
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from econsim import store
-from econsim.envs.gtb.tables import PERIOD_COLUMNS
+from econsim import bootstrap as wild
+from econsim import dictionary, store
+from econsim import formula as formula_mod
 
 RUNS_DIR = Path("runs")
 TABLES = store.TABLES  # episodes, agents, periods
-LEARNED_PLANNERS = {"metagrad": "metagrad", "dual-rl": "dual_rl"}  # algorithm prefix -> name
+EVALUATIONS = ("final", "all", "ITERATION")  # what `evaluations` allows
+FEW_CLUSTERS = 10
 
 #: metadata columns ``tidy`` puts in front of every table
-META_COLUMNS: dict[str, tuple[str, str]] = {
-    "run_id": ("id", "run folder name (runs/<run_id>/)"),
-    "scenario": ("name", "scenario name (scenarios/<name>.toml or the run's scenario.toml)"),
-    "env": ("name", "game (econsim.envs), e.g. gtb"),
-    "algorithm": ("name", "training algorithm of the agents (and planner), e.g. ppo"),
-    "mechanism": ("name", "tax mechanism: the scenario's [mechanism] name (free_market, flat, "
-                  "us_federal, saez, custom), 'metagrad' or 'dual_rl' for a learned planner, "
-                  "'none' without one"),
-    "sweep": ("id", "sweep id for runs made by `econsim sweep` (empty otherwise)"),
-    "seed": ("index", "random seed of the replica; the natural cluster for standard errors"),
-    "phase": ("name", "'eval' (greedy evaluation) or 'train'"),
-    "iteration": ("iterations", "training iteration at which the evaluation ran"),
-    "episode": ("index", "evaluation episode (0-based) within that evaluation"),
-}
+META_COLUMNS = dictionary.META
+#: table -> column -> (unit, meaning); see ``econsim.dictionary``
+DATA_DICTIONARY = dictionary.TABLES
+_KIND = {"periods": "periods", "episodes": "run_episodes", "agents": "run_agents"}
 
-_RATES: dict[str, tuple[str, str]] = {
-    "rate_k": ("rate", "marginal tax rate of bracket k in force in the period (k = 0 lowest)"),
-    "top_rate": ("rate", "marginal rate of the highest bracket (rate_{K-1})"),
-    "mean_rate": ("rate", "unweighted mean of the bracket rates rate_0..rate_{K-1}"),
-}
 
-#: table -> column -> (unit, meaning). ``periods``: ``tidy(table="periods")``, one row per
-#: run x seed x evaluation x episode x period x agent; ``episodes``: ``episode_table``.
-DATA_DICTIONARY: dict[str, dict[str, tuple[str, str]]] = {
-    "periods": {**META_COLUMNS, **PERIOD_COLUMNS, **_RATES},
-    "episodes": {
-        **META_COLUMNS,
-        "periods": ("periods", "tax periods in the episode"),
-        "welfare": ("coin", "sum over the episode's periods of equality x productivity at "
-                    "each period's end (the per-period welfare column summed)"),
-        "final_welfare": ("coin", "equality x productivity at the episode's end"),
-        "productivity": ("coin", "sum of all agents' coin at the episode's end"),
-        "equality": ("share", "1 - normalised Gini of coin at the episode's end"),
-        "tax_revenue": ("coin", "tax collected from all agents over the episode (all of it "
-                        "is redistributed equally)"),
-        "pre_tax_income": ("coin", "income earned by all agents over the episode before tax"),
-        "houses_built": ("houses", "houses built by all agents over the episode"),
-        "wood_gathered": ("units", "wood collected by all agents over the episode"),
-        "stone_gathered": ("units", "stone collected by all agents over the episode"),
-        "trade_income": ("coin", "net coin from market trades, all agents (sums to ~0)"),
-        "mean_utility": ("util", "mean over agents of utility at the episode's end"),
-        "top_rate": ("rate", "marginal rate of the highest bracket, mean over the periods"),
-        "mean_rate": ("rate", "unweighted mean of the bracket rates, mean over the periods"),
-    },
-}
+class FewClustersWarning(UserWarning):
+    """Cluster-robust inference with fewer than :data:`FEW_CLUSTERS` clusters."""
 
 
 # --------------------------------------------------------------------------- run metadata
 
 
 def mechanism_of(spec: dict[str, Any]) -> str:
-    """The ``mechanism`` label of a (resolved) scenario dict."""
-    mech = spec.get("mechanism")
-    if mech:
-        return str(mech.get("name"))
-    alg = str(spec.get("algorithm", {}).get("name", ""))
-    for prefix, label in LEARNED_PLANNERS.items():
-        if alg.startswith(prefix):
-            return label
-    return "none"
+    """The ``mechanism`` label of a (resolved) scenario dict, e.g. ``flat(rate=0.3)``."""
+    return dictionary.mechanism_label(dictionary.scenario_mechanism(spec))
 
 
 def param_column(path: str) -> str:
     """Column name of a swept parameter: ``mechanism.rate`` -> ``mechanism_rate``; a name
     that is already a column (a whole ``mechanism`` table swept) gets ``set_`` in front."""
     col = re.sub(r"\W", "_", path)
-    taken = {*DATA_DICTIONARY["periods"], *DATA_DICTIONARY["episodes"], "collective"}
+    taken = {*DATA_DICTIONARY["periods"], *DATA_DICTIONARY["episodes"],
+             *DATA_DICTIONARY["run_episodes"], "collective"}
     return f"set_{col}" if col in taken or re.fullmatch(r"rate_\d+", col) else col
 
 
 def run_meta(run_id: str, root: str | Path = RUNS_DIR) -> dict[str, Any]:
-    """``mechanism`` and, for sweep runs, ``sweep`` + one entry per swept parameter."""
+    """``mechanism``, ``mechanism_name``, one ``mechanism_<parameter>`` per parameter and,
+    for sweep runs, ``sweep`` + one entry per swept parameter."""
     path = store.run_dir(run_id, root)
-    meta: dict[str, Any] = {"mechanism": "none", "sweep": None}
+    spec: dict | str = "none"
     toml = path / "scenario.toml"
     if toml.is_file():
-        meta["mechanism"] = mechanism_of(tomllib.loads(toml.read_text()))
+        spec = dictionary.scenario_mechanism(tomllib.loads(toml.read_text()))
+    meta: dict[str, Any] = {**dictionary.mechanism_columns(spec), "sweep": None}
     sweep = path / "sweep.json"
     if sweep.is_file():
         info = json.loads(sweep.read_text())
@@ -165,15 +153,18 @@ def _run_ids(runs: list[str] | str | None, root: str | Path) -> list[str]:
 
 
 def _with_meta(df: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
-    df = df.copy()
+    df = df.rename(columns={old: new for old, new in dictionary.RENAMED.items()
+                            if old in df and new not in df})
     for key, value in meta.items():
         df[key] = value
     return df
 
 
 def _order(df: pd.DataFrame, params: list[str]) -> pd.DataFrame:
-    front = [c for c in ("run_id", "scenario", "env", "algorithm", "mechanism", "sweep",
-                         *params, "seed", "phase", "iteration", "episode") if c in df.columns]
+    front = [c for c in ("run_id", "scenario", "env", "algorithm", "mechanism",
+                         "mechanism_name", "sweep", *params, "seed", "phase", "iteration",
+                         "episode") if c in df.columns]
+    front = list(dict.fromkeys(front))
     return df[front + [c for c in df.columns if c not in front]]
 
 
@@ -186,20 +177,64 @@ def _add_rates(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+# --------------------------------------------------------------------------- evaluations
+
+
+def parse_evaluations(value: str | int) -> str | int:
+    """``"final"``, ``"all"`` or an iteration number (``200`` or ``"200"``); one-line
+    ``ValueError`` otherwise."""
+    if isinstance(value, bool):
+        raise ValueError(f"evaluations: {value!r} is not allowed (allowed: final, all, or an "
+                         "iteration number such as 200)")
+    if isinstance(value, int | np.integer) and value >= 0:
+        return int(value)
+    text = str(value).strip().lower()
+    if text in ("final", "all"):
+        return text
+    if text.isdigit():
+        return int(text)
+    raise ValueError(f"evaluations: {value!r} is not allowed (allowed: final, all, or an "
+                     "iteration number such as 200)")
+
+
+def select_evaluations(df: pd.DataFrame, evaluations: str | int = "final") -> pd.DataFrame:
+    """The rows of ``evaluations`` (see the module docstring). Tables without an
+    ``iteration`` column (what-ifs) are returned as they are."""
+    which = parse_evaluations(evaluations)
+    if "iteration" not in df or df.empty or which == "all":
+        return df
+    ev = df[df["phase"] == "eval"] if "phase" in df else df
+    keys = [c for c in ("run_id", "seed") if c in ev]
+    if which == "final":
+        last = ev.groupby(keys, dropna=False)["iteration"].transform("max") if keys else \
+            ev["iteration"].max()
+        return ev[ev["iteration"] == last]
+    by_run = ev.groupby("run_id")["iteration"] if "run_id" in ev else None
+    runs = by_run.unique().items() if by_run is not None else [("data", ev.iteration.unique())]
+    for run_id, its in runs:
+        if which not in set(int(i) for i in its):
+            shown = ", ".join(str(int(i)) for i in sorted(its)[:20])
+            raise ValueError(f"evaluations: run {run_id!r} has no evaluation at iteration "
+                             f"{which} (its evaluations: {shown or 'none'})")
+    return ev[ev["iteration"] == which]
+
+
 # --------------------------------------------------------------------------- tables
 
 
 def tidy(runs: list[str] | str | None = None, table: str = "periods",
-         root: str | Path = RUNS_DIR) -> pd.DataFrame:
+         root: str | Path = RUNS_DIR, *, evaluations: str | int = "final") -> pd.DataFrame:
     """One stored table (``periods``, ``episodes``, ``agents``) of ``runs`` (all if None),
     with run metadata and derived rate columns (see the module docstring). ``runs`` may
-    hold shell patterns, e.g. ``["gtb_flat30-sweep-*"]``.
+    hold shell patterns, e.g. ``["gtb_flat30-sweep-*"]``. ``evaluations``: ``"final"``
+    (default), an iteration, or ``"all"`` (every row, training windows included).
 
     With ``runs=None`` runs that lack the table (``periods`` exists for GTB runs only) are
     skipped; a run named explicitly that lacks it is an error.
     """
     if table not in TABLES:
         raise ValueError(f"table {table!r} is not allowed (allowed: {', '.join(TABLES)})")
+    parse_evaluations(evaluations)
     ids = _run_ids(runs, root)
     frames, params = [], []
     for run_id in ids:
@@ -210,18 +245,21 @@ def tidy(runs: list[str] | str | None = None, table: str = "periods",
             hint = " (only GTB runs have one; use table='episodes')" if table == "periods" else ""
             raise ValueError(f"run {run_id!r} has no {table} table{hint}")
         meta = run_meta(run_id, root)
-        params += [k for k in meta if k not in ("mechanism", "sweep") and k not in params]
+        params += [k for k in meta if k not in ("mechanism", "mechanism_name", "sweep")
+                   and k not in params]
         frames.append(_with_meta(pd.read_parquet(path), meta))
     if not frames:
         where = f"in {root}/" if runs is None else f"among {', '.join(ids) or 'no runs'}"
         raise ValueError(f"no run {where} has a {table} table (list runs: econsim list runs)")
     df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    return _order(_add_rates(df), params).reset_index(drop=True)
+    df = select_evaluations(df, evaluations)
+    return _order(_add_rates(df.copy()), params).reset_index(drop=True)
 
 
 def _param_columns(periods: pd.DataFrame) -> list[str]:
     """Columns of a per-period table that are neither metadata, outcomes nor rates, and are
-    constant within each run: swept parameters (and any label a user added per run)."""
+    constant within each run: mechanism parameters, swept parameters (and any label a user
+    added per run)."""
     known = DATA_DICTIONARY["periods"]
     extra = [c for c in periods.columns
              if c not in known and not re.fullmatch(r"rate_\d+", str(c))]
@@ -233,14 +271,15 @@ def _param_columns(periods: pd.DataFrame) -> list[str]:
 
 def _aggregate_periods(periods: pd.DataFrame, params: list[str]) -> pd.DataFrame:
     """Per-period rows (agents x periods) -> one row per run x seed x evaluation x episode."""
-    missing = [c for c in ("period", "agent", "welfare", "tax") if c not in periods]
+    missing = [c for c in ("period", "agent", "productivity", "equality", "tax")
+               if c not in periods]
     if missing:
         raise ValueError(f"episode_table: not a per-period table (missing column(s) "
                          f"{', '.join(missing)}; columns: {_columns(periods)})")
     keys = [c for c in (*META_COLUMNS, *params) if c in periods and c != "episode"]
-    keys += ["episode"] if "episode" in periods else []
-    world_cols = [c for c in ("productivity", "equality", "welfare", "top_rate", "mean_rate")
-                  if c in periods]
+    keys = list(dict.fromkeys(keys)) + (["episode"] if "episode" in periods else [])
+    world_cols = [c for c in ("productivity", "equality", "welfare_sum", "top_rate",
+                              "mean_rate") if c in periods]
     sums = [c for c in ("tax", "pre_tax_income", "houses_built", "wood_gathered",
                         "stone_gathered", "trade_income") if c in periods]
     per_period = periods.groupby([*keys, "period"], dropna=False, sort=False).agg(
@@ -250,27 +289,29 @@ def _aggregate_periods(periods: pd.DataFrame, params: list[str]) -> pd.DataFrame
     ).reset_index().sort_values([*keys, "period"], kind="stable")
     out = per_period.groupby(keys, dropna=False, sort=False).agg(
         periods=("period", "size"),
-        welfare=("welfare", "sum"),
-        **{c: (c, "last") for c in ("productivity", "equality") if c in per_period},
+        **({"welfare_sum": ("welfare_sum", "sum")} if "welfare_sum" in per_period else {}),
+        productivity=("productivity", "last"), equality=("equality", "last"),
         **{("tax_revenue" if c == "tax" else c): (c, "sum") for c in sums},
         **({"mean_utility": ("mean_utility", "last")} if "mean_utility" in per_period else {}),
         **{c: (c, "mean") for c in ("top_rate", "mean_rate") if c in per_period},
     ).reset_index()
-    if {"productivity", "equality"} <= set(out.columns):
-        out.insert(out.columns.get_loc("productivity"), "final_welfare",
-                   out.productivity * out.equality)
+    out.insert(out.columns.get_loc("productivity"), "welfare_final",
+               out.productivity * out.equality)
     return out
 
 
 def episode_table(runs: list[str] | str | None = None, root: str | Path = RUNS_DIR, *,
-                  periods: pd.DataFrame | None = None) -> pd.DataFrame:
+                  periods: pd.DataFrame | None = None,
+                  evaluations: str | int = "final") -> pd.DataFrame:
     """One row per run x seed x evaluation x episode (see the module docstring).
 
-    ``periods``: aggregate this per-period table (e.g. a filtered ``tidy()``) instead of
-    reading runs. Runs without a per-period table contribute their ``episodes.parquet``
-    evaluation rows.
+    ``evaluations``: ``"final"`` (default; the last evaluation of each seed), an iteration
+    number, or ``"all"``. ``periods``: aggregate this per-period table (e.g. a filtered
+    ``tidy()``; ``evaluations`` applies to it too) instead of reading runs. Runs without a
+    per-period table contribute their ``episodes.parquet`` evaluation rows.
     """
     if periods is not None:
+        periods = select_evaluations(periods, evaluations)
         params = _param_columns(periods)
         return _order(_aggregate_periods(periods, params), params).reset_index(drop=True)
     ids = _run_ids(runs, root)
@@ -280,45 +321,35 @@ def episode_table(runs: list[str] | str | None = None, root: str | Path = RUNS_D
     gtb = [r for r in ids if (store.run_dir(r, root) / "periods.parquet").is_file()]
     frames = []
     if gtb:
-        frames.append(_aggregate_periods(tidy(gtb, "periods", root), params))
+        frames.append(_aggregate_periods(tidy(gtb, "periods", root, evaluations=evaluations),
+                                         params))
     other = [r for r in ids if r not in gtb]
     if other:
-        ep = tidy(other, "episodes", root)
+        ep = tidy(other, "episodes", root, evaluations=evaluations)
         frames.append(ep[ep.phase == "eval"])
     df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     return _order(df, params).reset_index(drop=True)
 
 
 def run_params(runs: list[str], root: str | Path = RUNS_DIR) -> list[str]:
-    """Columns of swept parameters among ``runs`` (empty unless some came from a sweep)."""
+    """Mechanism-parameter and swept-parameter columns among ``runs``."""
     cols: list[str] = []
     for run_id in runs:
-        cols += [k for k in run_meta(run_id, root) if k not in ("mechanism", "sweep")
-                 and k not in cols]
+        cols += [k for k in run_meta(run_id, root)
+                 if k not in ("mechanism", "mechanism_name", "sweep") and k not in cols]
     return cols
 
 
 def data_dictionary(table: str = "periods", columns: list[str] | None = None) -> pd.DataFrame:
-    """``column, unit, meaning`` of ``table`` (``periods`` or ``episodes``).
+    """``column, unit, meaning`` of ``table`` (``periods``, ``episodes`` = the episode table,
+    ``run_episodes`` / ``run_agents`` = ``tidy(..., "episodes" / "agents")``, ``steps``,
+    ``world``): see ``econsim.dictionary.data_dictionary``."""
+    return dictionary.data_dictionary(table, columns)
 
-    ``columns``: describe exactly these (e.g. ``df.columns`` of an export), in that order;
-    ``rate_3`` is described as bracket 3's rate, unknown columns get empty unit and meaning.
-    """
-    if table not in DATA_DICTIONARY:
-        raise ValueError(f"table {table!r} is not allowed (allowed: "
-                         f"{', '.join(DATA_DICTIONARY)})")
-    known = DATA_DICTIONARY[table]
-    rows = []
-    for col in (columns if columns is not None else known):
-        col = str(col)
-        if col in known:
-            unit, meaning = known[col]
-        elif m := re.fullmatch(r"rate_(\d+)", col):
-            unit, meaning = "rate", f"marginal tax rate of bracket {m.group(1)} (0 = lowest)"
-        else:
-            unit, meaning = "", ""
-        rows.append({"column": col, "unit": unit, "meaning": meaning})
-    return pd.DataFrame(rows, columns=["column", "unit", "meaning"])
+
+def dictionary_kind(table: str) -> str:
+    """The dictionary table of a ``tidy`` table name (``episodes`` -> ``run_episodes``)."""
+    return _KIND.get(table, table)
 
 
 # --------------------------------------------------------------------------- regressions
@@ -326,36 +357,111 @@ def data_dictionary(table: str = "periods", columns: list[str] | None = None) ->
 
 @dataclass
 class Regression:
-    """A fitted OLS regression: ``result`` is the statsmodels results object."""
+    """A fitted OLS regression: ``result`` is the statsmodels results object.
+
+    ``p_boot``: wild cluster bootstrap p-value per term (None if not computed) and
+    ``bootstrap`` how it was computed; ``references``: the omitted level of each
+    categorical factor; ``warnings``: what a reader must know (few clusters, ...).
+    """
 
     formula: str
     cluster: str | None
     result: Any
     n_clusters: int | None = None
-
-    @property
-    def table(self) -> pd.DataFrame:
-        """term, coef, std_err, t, p, ci_low, ci_high (one row per term)."""
-        r = self.result
-        ci = r.conf_int()
-        return pd.DataFrame({
-            "term": r.params.index, "coef": r.params.to_numpy(), "std_err": r.bse.to_numpy(),
-            "t": r.tvalues.to_numpy(), "p": r.pvalues.to_numpy(),
-            "ci_low": ci.iloc[:, 0].to_numpy(), "ci_high": ci.iloc[:, 1].to_numpy(),
-        })
+    p_boot: pd.Series | None = None
+    bootstrap: str = ""
+    references: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def nobs(self) -> int:
         return int(self.result.nobs)
 
-    def summary_text(self) -> str:
-        """statsmodels' summary plus a line saying how standard errors were computed."""
-        se = (f"Standard errors clustered by {self.cluster} ({self.n_clusters} clusters)."
-              if self.cluster else "Standard errors assume homoskedastic, independent errors.")
-        with warnings.catch_warnings():  # e.g. "omni_normtest is not valid with < 8 obs"
+    @property
+    def df(self) -> int:
+        """Degrees of freedom of the t tests: ``G - 1`` clustered, ``N - K`` classical."""
+        if self.cluster is not None:
+            return int(self.n_clusters) - 1
+        return int(self.result.df_resid)
+
+    @property
+    def covariance(self) -> dict[str, Any]:
+        """How the standard errors were computed (also columns of :attr:`table`)."""
+        if self.cluster is None:
+            return {"cov_type": "classical (homoskedastic, independent errors)",
+                    "cluster": "", "n_clusters": np.nan,
+                    "correction": "none (s^2 = SSR / (N - K))", "df": self.df}
+        return {"cov_type": "cluster-robust (CR1)", "cluster": self.cluster,
+                "n_clusters": self.n_clusters,
+                "correction": "G/(G-1) x (N-1)/(N-K)", "df": self.df}
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """term, coef, std_err, t, p, ci_low, ci_high, [p_boot], then the covariance
+        (cov_type, cluster, n_clusters, correction, df), nobs [and bootstrap]: one row per
+        term, so an exported table says how its p-values were computed."""
+        r = self.result
+        ci = r.conf_int()
+        out = pd.DataFrame({
+            "term": r.params.index, "coef": r.params.to_numpy(), "std_err": r.bse.to_numpy(),
+            "t": r.tvalues.to_numpy(), "p": r.pvalues.to_numpy(),
+            "ci_low": ci.iloc[:, 0].to_numpy(), "ci_high": ci.iloc[:, 1].to_numpy(),
+        })
+        if self.p_boot is not None:
+            out["p_boot"] = self.p_boot.reindex(out.term).to_numpy()
+        for k, v in self.covariance.items():
+            out[k] = v
+        out["nobs"] = self.nobs
+        if self.p_boot is not None:
+            out["bootstrap"] = self.bootstrap
+        return out
+
+    def joint_test(self) -> str:
+        """The F-test that all slopes are 0, or why it is not shown."""
+        names = list(self.result.params.index)
+        slopes = [i for i, n in enumerate(names) if n != "Intercept"]
+        q = len(slopes)
+        if q == 0:
+            return "Joint test of the slopes: none (no slope in the model)."
+        if self.cluster is not None and q > self.df:
+            return (f"Joint test that all {q} slopes are 0: not available (a cluster-robust "
+                    f"covariance from {self.n_clusters} clusters has rank at most "
+                    f"G - 1 = {self.df}; test fewer terms or add seeds).")
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            text = self.result.summary().as_text()
-        return f"{text}\n{se}"
+            ft = self.result.f_test(np.eye(len(names))[slopes])
+        return (f"Joint test that all {q} slopes are 0: F({int(ft.df_num)}, "
+                f"{int(ft.df_denom)}) = {float(np.squeeze(ft.fvalue)):.4g}, "
+                f"p = {float(ft.pvalue):.4g}.")
+
+    def summary_text(self) -> str:
+        """Model, fit, covariance, coefficients (with ``p_boot`` when computed), the joint
+        test, reference levels and warnings, as plain text."""
+        r = self.result
+        cov = self.covariance
+        if self.cluster is None:
+            se = (f"Covariance: {cov['cov_type']}; t tests with N - K = {self.df} degrees "
+                  "of freedom.")
+        else:
+            se = (f"Covariance: cluster-robust (CR1), clustered by {self.cluster}: "
+                  f"{self.n_clusters} clusters; small-sample correction G/(G-1) x "
+                  f"(N-1)/(N-K); t tests and intervals with G - 1 = {self.df} degrees of "
+                  "freedom.")
+        lines = [f"OLS: {self.formula}",
+                 f"Observations: {self.nobs}; parameters: {len(r.params)}; R-squared: "
+                 f"{r.rsquared:.4f}; adj. R-squared: {r.rsquared_adj:.4f}", se, ""]
+        cols = ["term", "coef", "std_err", "t", "p", "ci_low", "ci_high"]
+        cols += ["p_boot"] if self.p_boot is not None else []
+        with pd.option_context("display.width", 200, "display.max_colwidth", 80):
+            lines.append(self.table[cols].to_string(index=False, float_format="{:.4g}".format))
+        lines += ["", self.joint_test()]
+        if self.p_boot is not None:
+            lines.append(f"p_boot: {self.bootstrap}.")
+        for factor, level in self.references.items():
+            lines.append(f"Reference level of {factor}: {level} (each of its coefficients is "
+                         "a difference from it).")
+        lines += [f"Warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
 
     def to_csv(self, path: str | Path) -> Path:
         """Write :attr:`table` as CSV; returns the path."""
@@ -382,38 +488,146 @@ def _formula_error(formula: str, err: Exception, data: pd.DataFrame) -> ValueErr
     return ValueError(f"regress: formula {formula!r}: {text} (columns: {_columns(data)})")
 
 
-def regress(formula: str, data: pd.DataFrame, cluster: str | None = "seed") -> Regression:
+def _set_references(frame: pd.DataFrame, reference: dict[str, Any],
+                    data: pd.DataFrame) -> pd.DataFrame:
+    """Make each ``reference`` column categorical with the given level first, so that
+    ``C(col)`` (or a bare text column) omits that level."""
+    frame = frame.copy()
+    for col, level in reference.items():
+        if col not in frame.columns:
+            raise ValueError(f"regress: reference: column {col!r} not found "
+                             f"(columns: {_columns(data)})")
+        levels = list(pd.unique(frame[col].dropna()))
+        match = [v for v in levels if v == level or str(v) == str(level)]
+        if not match:
+            shown = ", ".join(str(v) for v in sorted(levels, key=str)[:20])
+            raise ValueError(f"regress: reference level {level!r} is not a value of {col!r} "
+                             f"(its values: {shown})")
+        rest = sorted((v for v in levels if v != match[0]), key=lambda v: (str(type(v)), v))
+        frame[col] = pd.Categorical(frame[col], categories=[match[0], *rest])
+    return frame
+
+
+def _reference_levels(X: pd.DataFrame) -> dict[str, str]:
+    """The omitted level of each categorical factor of a patsy design."""
+    parts = {part for col in X.columns for part in str(col).split(":")}
+    out = {}
+    for factor, info in X.design_info.factor_infos.items():
+        if info.type != "categorical":
+            continue
+        name = factor.name()
+        shown = {lvl for lvl in info.categories
+                 if f"{name}[T.{lvl}]" in parts or f"{name}[{lvl}]" in parts}
+        omitted = [lvl for lvl in info.categories if lvl not in shown]
+        if len(omitted) == 1:
+            out[name] = str(omitted[0])
+    return out
+
+
+def _design(formula: str, frame: pd.DataFrame, data: pd.DataFrame):
+    """patsy's ``(y, X)`` of a validated formula, NaN rows dropped, with only
+    ``econsim.formula.namespace()`` besides the data."""
+    import patsy
+
+    try:
+        y, X = patsy.dmatrices(formula, frame, NA_action="drop", return_type="dataframe",
+                               eval_env=patsy.EvalEnvironment([formula_mod.namespace()]))
+    except Exception as err:  # patsy errors are multi-line, with a caret under the problem
+        raise _formula_error(formula, err, data) from None
+    if y.shape[1] != 1:
+        raise ValueError(f"regress: formula {formula!r}: the outcome must be one numeric "
+                         f"column (got {y.shape[1]} columns: {', '.join(y.columns)})")
+    if X.shape[0] == 0:
+        raise ValueError(f"regress: no rows left after dropping missing values in {formula!r}")
+    return y, X
+
+
+def _check_rank(X: pd.DataFrame, formula: str) -> None:
+    """A one-line error when some regressors are linear combinations of the others (their
+    coefficients would not be identified, and statsmodels would print arbitrary numbers)."""
+    values = X.to_numpy()
+    if np.linalg.matrix_rank(values) == values.shape[1]:
+        return
+    kept: list[int] = []
+    redundant = []
+    for j, name in enumerate(X.columns):
+        if np.linalg.matrix_rank(values[:, [*kept, j]]) > len(kept):
+            kept.append(j)
+        else:
+            redundant.append(str(name))
+    what = "is a linear combination" if len(redundant) == 1 else "are linear combinations"
+    raise ValueError(f"regress: formula {formula!r}: {', '.join(redundant)} {what} of the "
+                     "other terms in these rows, so no coefficient of it is identified (drop "
+                     "it or a term it repeats, e.g. top_rate with C(mechanism) when each "
+                     "mechanism has one schedule)")
+
+
+def _wild_bootstrap(X: pd.DataFrame, y: pd.DataFrame, groups: np.ndarray, draws: int,
+                    weights: str, seed: int) -> tuple[pd.Series, str]:
+    """``p_boot`` per term (WCR, ``econsim.bootstrap``) and how it was computed."""
+    v = wild.draws(int(groups.max()) + 1, draws, weights, seed)
+    p = [wild.wcr_pvalue(X.to_numpy(), y.iloc[:, 0].to_numpy(), groups, j, v.v)[0]
+         for j in range(X.shape[1])]
+    return pd.Series(p, index=X.columns), f"{v.describe()}; ties count as extreme"
+
+
+def regress(formula: str, data: pd.DataFrame, cluster: str | None = "seed", *,
+            reference: dict[str, Any] | None = None, bootstrap: bool | str = "auto",
+            draws: int = 999, weights: str = "webb", seed: int = 0) -> Regression:
     """OLS of ``formula`` on ``data`` with standard errors clustered by column ``cluster``
-    (``None``: classical standard errors). See the module docstring."""
-    import statsmodels.formula.api as smf
+    (``None``: classical standard errors). See the module docstring.
+
+    ``reference``: column -> level to omit for categorical columns. ``bootstrap``:
+    ``"auto"`` (wild cluster bootstrap p-values when clustered with fewer than
+    :data:`FEW_CLUSTERS` clusters), ``True`` or ``False``; ``draws``, ``weights``
+    (``webb`` or ``rademacher``) and ``seed`` configure it.
+    """
+    import statsmodels.api as sm
 
     if not isinstance(data, pd.DataFrame):
         raise ValueError(f"regress: data must be a pandas DataFrame, not {type(data).__name__}")
     if data.empty:
         raise ValueError("regress: data has no rows")
-    if not isinstance(formula, str) or formula.count("~") != 1:
-        raise ValueError(f"regress: formula {formula!r} must look like 'y ~ x1 + C(x2)' "
-                         f"(columns: {_columns(data)})")
+    try:
+        formula_mod.validate(formula, data.columns)
+    except ValueError as err:
+        raise ValueError(f"regress: formula {formula!r}: {err} (columns: {_columns(data)})"
+                         ) from None
     if cluster is not None and cluster not in data.columns:
         raise ValueError(f"regress: cluster column {cluster!r} not found "
                          f"(columns: {_columns(data)})")
+    if bootstrap not in ("auto", True, False):
+        raise ValueError(f"regress: bootstrap {bootstrap!r} is not allowed (allowed: auto, "
+                         "True, False)")
+    if bootstrap is True and cluster is None:
+        raise ValueError("regress: the wild cluster bootstrap needs a cluster column")
     frame = data.reset_index(drop=True)  # unique labels, so the kept rows can be looked up
     if cluster is not None:
         frame = frame[frame[cluster].notna()]
-    try:
-        model = smf.ols(formula, data=frame)
-    except Exception as err:  # patsy errors are multi-line, with a caret under the problem
-        raise _formula_error(formula, err, data) from None
-    if model.exog.shape[0] == 0:
-        raise ValueError(f"regress: no rows left after dropping missing values in {formula!r}")
+    frame = _set_references(frame, dict(reference or {}), data)
+    y, X = _design(formula, frame, data)
+    _check_rank(X, formula)
+    refs = _reference_levels(X)
+    model = sm.OLS(y, X)
     if cluster is None:
-        return Regression(formula, None, model.fit())
-    kept = model.data.row_labels  # rows patsy kept after dropping NaN rows
-    groups = pd.factorize(frame.loc[kept, cluster], sort=True)[0]  # 1-D, aligned with exog
+        return Regression(formula, None, model.fit(), references=refs)
+    groups = pd.factorize(frame.loc[X.index, cluster], sort=True)[0]  # 1-D, aligned with X
     n_groups = int(len(np.unique(groups)))
     if n_groups < 2:
         raise ValueError(f"regress: cluster column {cluster!r} has {n_groups} group(s) in the "
                          f"{len(groups)} rows used; clustered standard errors need at least 2 "
                          f"(use cluster=None or another column; columns: {_columns(data)})")
     result = model.fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
-    return Regression(formula, cluster, result, n_groups)
+    fit = Regression(formula, cluster, result, n_groups, references=refs)
+    few = n_groups < FEW_CLUSTERS
+    if bootstrap is True or (bootstrap == "auto" and few):
+        fit.p_boot, fit.bootstrap = _wild_bootstrap(X, y, groups, draws, weights, seed)
+    if few:
+        read = ("read the wild cluster bootstrap p-values (p_boot)" if fit.p_boot is not None
+                else "compute wild cluster bootstrap p-values (bootstrap=True)")
+        fit.warnings.append(
+            f"only {n_groups} clusters ({cluster}) in the {fit.nobs} rows used: with fewer "
+            f"than {FEW_CLUSTERS} clusters cluster-robust standard errors are unreliable "
+            f"(usually too small); {read} and add seeds for firmer answers")
+        warnings.warn(fit.warnings[-1], FewClustersWarning, stacklevel=2)
+    return fit

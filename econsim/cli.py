@@ -88,25 +88,55 @@ def cmd_run(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from econsim import store
+    from econsim import dictionary, store
 
-    for path in store.export(args.run, args.format, args.out, args.root):
+    paths = store.export(args.run, args.format, args.out, args.root)
+    for path in paths:
         print(path)
+    # the data dictionary (table, column, unit, meaning) next to the tables
+    names = [p.stem.removeprefix(f"{args.run}-") for p in paths]
+    frames = {name: store.load(args.run, name, args.root) for name in names}
+    kinds = {"episodes": "run_episodes", "agents": "run_agents"}
+    print(dictionary.write(paths[0].parent / f"{args.run}-dictionary.csv", frames, kinds))
     return 0
 
 
+def parse_reference(items: list[str] | None) -> dict[str, str]:
+    """``["mechanism=us_federal"]`` -> ``{"mechanism": "us_federal"}`` (``--reference``)."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        col, sep, level = item.partition("=")
+        if not sep or not col.strip() or not level.strip():
+            raise ValueError(f"--reference: {item!r} is not allowed (use COLUMN=LEVEL, e.g. "
+                             "mechanism=us_federal)")
+        out[col.strip()] = level.strip()
+    return out
+
+
 def cmd_regress(args) -> int:
+    import warnings
+
     from econsim import analysis
 
+    reference = parse_reference(args.reference)
     if args.table == "episodes":
-        data = analysis.episode_table(args.runs, root=args.root)
+        data = analysis.episode_table(args.runs, root=args.root, evaluations=args.evaluations)
     else:
-        data = analysis.tidy(args.runs, args.table, root=args.root)
+        data = analysis.tidy(args.runs, args.table, root=args.root,
+                             evaluations=args.evaluations)
     cluster = None if args.cluster.lower() == "none" else args.cluster
-    fit = analysis.regress(args.formula, data, cluster=cluster)
+    boot = {"auto": "auto", "on": True, "off": False}[args.bootstrap]
+    with warnings.catch_warnings():  # the summary and stderr say it once
+        warnings.simplefilter("ignore", analysis.FewClustersWarning)
+        fit = analysis.regress(args.formula, data, cluster=cluster, reference=reference,
+                               bootstrap=boot, draws=args.draws, weights=args.weights)
     runs = data.run_id.nunique() if "run_id" in data else 0
-    print(f"{args.table} table of {runs} run(s), {len(data)} rows ({fit.nobs} used)")
+    which = {"final": "the final evaluation of each seed", "all": "every evaluation"}.get(
+        str(args.evaluations).lower(), f"the evaluation at iteration {args.evaluations}")
+    print(f"{args.table} table of {runs} run(s), {which}: {len(data)} rows ({fit.nobs} used)")
     print(fit.summary_text())
+    for w in fit.warnings:
+        print(f"econsim: warning: {w}", file=sys.stderr)
     if args.out:
         print(f"coefficients written to {fit.to_csv(args.out)}")
     return 0
@@ -143,7 +173,7 @@ def cmd_sweep(args) -> int:
     with pd.option_context("display.max_colwidth", 120, "display.width", 200):
         print(_table(show.drop(columns=["seeds"]).round(3)))
     print(f"\nrun folders: {args.root}/{sweep_id}-*; analyse with e.g.\n"
-          f"  econsim --root {args.root} regress \"welfare ~ top_rate\" "
+          f"  econsim --root {args.root} regress \"welfare_sum ~ top_rate\" "
           f"--runs '{sweep_id}-*'")
     return 1 if len(bad) else 0
 
@@ -220,20 +250,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "regress", help="OLS (statsmodels formula) on runs' tables, SEs clustered by seed",
-        description="Fit FORMULA by OLS (statsmodels formula API, patsy syntax: C(x) for "
-        "categories, np.log(x), a:b) on the tidy table of the runs, with standard errors "
-        "clustered by --cluster, and print the summary. Columns: `econsim regress` prints "
-        "them when a name is unknown; see econsim.analysis.DATA_DICTIONARY.")
-    s.add_argument("formula", help='e.g. "welfare ~ top_rate + C(mechanism)"')
+        description="Fit FORMULA by OLS on the tidy table of the runs (final evaluation of "
+        "each seed by default), with standard errors clustered by --cluster, and print the "
+        "summary: coefficients, the covariance used (type, clusters, correction, degrees of "
+        "freedom) and, with fewer than 10 clusters, a warning and wild cluster bootstrap "
+        "p-values (p_boot). FORMULA allows column names, numbers, ~ + - * / : ** ( ), "
+        "C(col) or C(col, Treatment(reference=\"level\")), I(arithmetic), log/exp/sqrt (or "
+        "np.log/np.exp/np.sqrt), center(), standardize(); nothing else is evaluated. "
+        "Columns: `econsim regress` prints them when a name is unknown; units and meanings: "
+        "econsim.dictionary.")
+    s.add_argument("formula", help='e.g. "welfare_sum ~ C(mechanism)"')
     s.add_argument("--runs", nargs="+", metavar="RUN",
                    help="run ids or patterns like 'SWEEP-*' (default: all runs in --root)")
     s.add_argument("--table", default="episodes", choices=["episodes", "periods", "agents"],
                    help="episodes: one row per seed x episode (default); periods: one row "
                    "per agent x tax period (GTB); agents: per agent x evaluation")
+    s.add_argument("--evaluations", default="final", metavar="final|all|ITERATION",
+                   help="final: the last evaluation of each seed (default); all: every "
+                   "evaluation, with an iteration column; a number: the evaluation at that "
+                   "iteration")
     s.add_argument("--cluster", default="seed",
                    help="column to cluster standard errors by (default: seed; 'none': "
                    "classical standard errors)")
-    s.add_argument("--out", help="also write the coefficient table as CSV")
+    s.add_argument("--reference", action="append", metavar="COLUMN=LEVEL",
+                   help="omitted category of a categorical column, e.g. "
+                   "mechanism=us_federal (repeat for several columns)")
+    s.add_argument("--bootstrap", default="auto", choices=["auto", "on", "off"],
+                   help="wild cluster bootstrap p-values: auto = with fewer than 10 "
+                   "clusters (default)")
+    s.add_argument("--draws", type=int, default=999, help="bootstrap draws (default 999)")
+    s.add_argument("--weights", default="webb", choices=["webb", "rademacher"],
+                   help="bootstrap weights (default: webb, for few clusters)")
+    s.add_argument("--out", help="also write the coefficient table (with the covariance "
+                   "used) as CSV")
     s.set_defaults(func=cmd_regress)
 
     s = sub.add_parser("bench", help="env-steps/s of the game kernels with random actions")

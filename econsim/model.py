@@ -189,7 +189,7 @@ class EconModel(mesa.Model):
                      if self.grid_shape else None)
         self.productivity = self.equality = self.welfare = self.tax_revenue = 0.0
         self.tax_rates: list[float] = []
-        self.episode = 0  # current episode (1-based once started)
+        self.episode = 0  # current episode, 0-based (as in every table econsim writes)
         self.episodes_done = 0
         self.t = 0  # steps taken in the current episode
         self.collective_reward = self.collective_return = self.incentives_paid = 0.0
@@ -223,7 +223,7 @@ class EconModel(mesa.Model):
         if self.mechanism is not None:
             self.mechanism.reset()
         self.obs = self.game.observe(self.state)  # [1, N, *obs]
-        self.episode += 1
+        self.episode = self.episodes_done
         self.t = 0
         self.episode_over = False
         self.collective_return = 0.0

@@ -56,7 +56,7 @@ from econsim.files import write_text
 from econsim.scenario import Scenario
 
 BACKENDS = ("local", "ray")
-METRICS = ("collective", "productivity", "equality", "social_welfare", "tax_revenue")
+METRICS = ("collective", "productivity", "equality", "welfare_sum", "tax_revenue")
 _SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 

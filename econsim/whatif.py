@@ -15,13 +15,17 @@ usable from a notebook::
 
 Every table comes from the model's own ``DataCollector`` (per step) and, for economies, from
 the game's own tables (``game.period_table`` / ``game.episode_summary``), so the columns and
-their meanings are those of the run store (``econsim.envs.gtb.tables.PERIOD_COLUMNS``).
+their meanings are those of the run store; units and meanings: ``econsim.dictionary``
+(``res.data_dictionary()``). ``episode`` counts from 0, as in stored runs; ``mechanism`` is
+the same label as in stored runs (``flat(rate=0.3)``, ``us_federal``), with
+``mechanism_name`` and one ``mechanism_<parameter>`` column beside it.
 
 Brains are ``"random"`` (uniform random actions), ``"noop"`` (every agent idles) or
 ``"trained:<run_id>"`` (the trained replica of a stored run, ``EconModel``'s trained brains).
 A mechanism is ``None`` (the scenario's own, or a trained run's learned planner), a name of
 ``mechanisms.registry`` (``"us_federal"``), or a spec dict (``{"name": "flat", "rate": 0.3}``,
-optionally with a ``"label"``). All mechanisms of a comparison play the same seeds.
+optionally with a ``"label"`` that replaces the ``mechanism`` label). All mechanisms of a
+comparison play the same seeds.
 
 ``WhatIfJob`` runs step by step so a caller can show progress and cancel between steps
 (``run(progress=..., should_stop=...)``); ``run_whatif`` and ``compare`` wrap it.
@@ -40,10 +44,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import learners
+from econsim import dictionary, store
 from econsim import scenario as scenario_mod
-from econsim import store
-from econsim.envs.gtb.tables import PERIOD_COLUMNS
 from econsim.model import EconModel, load_trainer
 from econsim.scenario import Scenario
 from learners.brains import ConstantBrain, team_brains
@@ -57,89 +59,11 @@ BRAINS = ("random", "noop", "trained:<run_id>")
 Progress = Callable[[float, str], Any]
 ShouldStop = Callable[[], bool]
 
-#: column -> (unit, meaning) of ``WhatIfResult.episodes`` (economies; other games have fewer)
-EPISODE_COLUMNS: dict[str, tuple[str, str]] = {
-    "mechanism": ("label", "tax mechanism the episode was played under"),
-    "seed": ("index", "seed of the model (all mechanisms play the same seeds); the natural "
-                      "cluster for standard errors"),
-    "episode": ("index", "episode of the what-if (1-based)"),
-    "steps": ("steps", "steps played in the episode"),
-    "collective_return": ("reward", "sum over agents and steps of the game's reward"),
-    "periods": ("periods", "tax periods in the episode"),
-    "welfare": ("coin", "sum over the episode's tax periods of equality x productivity at each "
-                        "period's end (as econsim.analysis.episode_table)"),
-    "final_welfare": ("coin", "equality x productivity at the episode's end"),
-    "productivity": ("coin", "sum of all agents' coin at the episode's end"),
-    "equality": ("share", "1 - normalised Gini of coin at the episode's end"),
-    "social_welfare": ("coin", "sum over the episode's steps of equality x productivity "
-                               "(the Diss's objective; as episodes.parquet)"),
-    "tax_revenue": ("coin", "tax collected over the episode (all redistributed equally)"),
-    "pre_tax_income": ("coin", "income earned by all agents over the episode before tax"),
-    "houses_built": ("houses", "houses built by all agents over the episode"),
-    "wood_gathered": ("units", "wood collected by all agents over the episode"),
-    "stone_gathered": ("units", "stone collected by all agents over the episode"),
-    "trade_volume": ("units", "units of wood and stone bought and sold in the episode"),
-    "labor": ("labor", "labor of all agents over the episode"),
-    "mean_utility": ("util", "mean over agents of utility at the episode's end"),
-    "top_rate": ("rate", "marginal rate of the highest bracket, mean over the periods"),
-    "mean_rate": ("rate", "unweighted mean of the bracket rates, mean over the periods"),
-}
-
-#: column -> (unit, meaning) of ``WhatIfResult.steps`` (GTB; other games report fewer)
-STEP_COLUMNS: dict[str, tuple[str, str]] = {
-    "mechanism": ("label", "tax mechanism"),
-    "seed": ("index", "seed of the model"),
-    "episode": ("index", "episode (1-based)"),
-    "step": ("steps", "step within the episode (1 = after the first step)"),
-    "agent": ("index", "agent (player) index"),
-    "action": ("index", "action chosen this step (the game's action list)"),
-    "reward": ("util", "the game's reward of the step (GTB: change in utility)"),
-    "incentive_received": ("reward", "incentives received this step (LIO, designers)"),
-    "incentive_given": ("reward", "incentives paid this step"),
-    "total_reward": ("reward", "reward + received - given"),
-    "return_so_far": ("reward", "sum of the agent's rewards this episode"),
-    "row": ("cell", "map row after the step"),
-    "col": ("cell", "map column after the step"),
-    "coin": ("coin", "coin held after the step (available + escrow)"),
-    "wood": ("units", "wood held after the step (available + escrow)"),
-    "stone": ("units", "stone held after the step (available + escrow)"),
-    "labor": ("labor", "cumulative labor this episode"),
-    "skill": ("multiplier", "build skill: pay per house / build payment"),
-    "gather_skill": ("probability", "chance of a bonus unit when collecting"),
-    "utility": ("util", "crra(coin) - labor weight x labor after the step"),
-    "houses": ("houses", "houses the agent has built this episode"),
-    "income": ("coin", "income this period so far (pre-tax; at a period end the taxed income)"),
-    "tax": ("coin", "tax paid this step (period ends only)"),
-    "transfer": ("coin", "redistribution received this step (period ends only)"),
-    "built": ("houses", "1 if the agent built a house this step"),
-    "build_income": ("coin", "coin earned by building this step"),
-    "gathered_wood": ("units", "wood collected this step"),
-    "gathered_stone": ("units", "stone collected this step"),
-    "trade_income": ("coin", "net coin from trades this step"),
-    "trade_volume": ("units", "units bought and sold this step"),
-}
-
-#: column -> (unit, meaning) of ``WhatIfResult.world``
-WORLD_COLUMNS: dict[str, tuple[str, str]] = {
-    "mechanism": ("label", "tax mechanism"),
-    "seed": ("index", "seed of the model"),
-    "episode": ("index", "episode (1-based)"),
-    "step": ("steps", "step within the episode"),
-    "collective_reward": ("reward", "sum over agents of the step's reward"),
-    "collective_return": ("reward", "sum over agents and the episode's steps so far"),
-    "incentives_paid": ("reward", "incentives paid this step"),
-    "productivity": ("coin", "sum of all agents' coin after the step"),
-    "equality": ("share", "1 - normalised Gini of coin after the step"),
-    "welfare": ("coin", "equality x productivity after the step"),
-    "tax_revenue": ("coin", "tax collected this step (period ends only)"),
-}
-
-_PERIOD_EXTRA: dict[str, tuple[str, str]] = {
-    "mechanism": EPISODE_COLUMNS["mechanism"], "seed": EPISODE_COLUMNS["seed"],
-    "episode": EPISODE_COLUMNS["episode"],
-    "top_rate": ("rate", "marginal rate of the highest bracket in force in the period"),
-    "mean_rate": ("rate", "unweighted mean of the bracket rates in force in the period"),
-}
+#: column -> (unit, meaning) of the what-if tables: ``econsim.dictionary`` (one dictionary
+#: for every table econsim writes)
+EPISODE_COLUMNS = dictionary.EPISODES
+STEP_COLUMNS = dictionary.STEPS
+WORLD_COLUMNS = dictionary.WORLD
 _KEYS = ["mechanism", "seed", "episode"]
 
 
@@ -147,26 +71,21 @@ _KEYS = ["mechanism", "seed", "episode"]
 
 
 def mechanism_label(spec: Any, scenario: Scenario | None = None, trained: bool = False) -> str:
-    """A short label for a mechanism spec. ``None`` (the scenario's own) -> ``"scenario"``,
-    or with the scenario ``"scenario (us_federal)"``: its mechanism, the learned planner of a
-    trained run (``trained``: MetaGrad / dual-RL), or ``none``."""
-    if spec is None or spec == "scenario":
-        if scenario is None:
-            return "scenario"
-        own = (scenario.mechanism or {}).get("name")
-        designer = getattr(learners.trainer_class(scenario.algorithm_name), "takes_mechanism",
-                           None) is False
-        return f"scenario ({own or (scenario.algorithm_name if trained and designer else 'none')})"
-    if isinstance(spec, str):
+    """The ``mechanism`` label of a what-if's mechanism (``econsim.dictionary``):
+    ``{"name": "flat", "rate": 0.3}`` -> ``flat(rate=0.3)``; ``None`` (the scenario's own)
+    -> the scenario's mechanism, the learned planner of a trained run (``trained``:
+    ``metagrad`` / ``dual_rl``), or ``none``."""
+    return dictionary.mechanism_label(_own(spec, scenario, trained))
+
+
+def _own(spec: Any, scenario: Scenario | None, trained: bool) -> Any:
+    """``spec``, with ``None`` replaced by the scenario's own mechanism (as runs label it)."""
+    if spec is not None and spec != "scenario":
         return spec
-    if isinstance(spec, dict):
-        if spec.get("label"):
-            return str(spec["label"])
-        name = str(spec.get("name", "?"))
-        if name == "flat" and "rate" in spec:
-            return f"flat {float(spec['rate']):.0%}"
-        return name
-    return type(spec).__name__
+    if scenario is None:
+        return "none"
+    own = dictionary.scenario_mechanism(scenario.resolved())
+    return own if isinstance(own, dict) or trained else "none"
 
 
 def _spec(mechanism: Any) -> dict | None:
@@ -213,7 +132,7 @@ class WhatIfResult:
     reporters, and per-agent events the reporters leave out, e.g. ``trade_volume``);
     ``world``: one row per mechanism x seed x episode x step (model reporters; ``rate_0..``
     the tax schedule in force); ``periods``: economies only, one row
-    per mechanism x seed x episode x tax period x agent (``PERIOD_COLUMNS``);
+    per mechanism x seed x episode x tax period x agent (as a run's ``periods.parquet``);
     ``episodes``: one row per mechanism x seed x episode (``EPISODE_COLUMNS``);
     ``schedules``: one row per mechanism x bracket (``lower``, ``upper``, mean ``rate`` in
     force). Only whole episodes are kept (a cancelled run keeps those it finished).
@@ -245,7 +164,9 @@ class WhatIfResult:
         """Mean of the per-episode outcomes by mechanism (in the order they were given)."""
         if self.episodes.empty:
             return pd.DataFrame(columns=["mechanism"])
-        num = self.episodes.drop(columns=["seed", "episode"]).groupby("mechanism", sort=False)
+        keys = [c for c in self.episodes if c == "seed" or c == "episode"
+                or str(c).startswith("mechanism_")]
+        num = self.episodes.drop(columns=keys).groupby("mechanism", sort=False)
         return num.mean(numeric_only=True).reset_index()
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -254,19 +175,9 @@ class WhatIfResult:
                 "world": self.world}
 
     def data_dictionary(self) -> pd.DataFrame:
-        """``table, column, unit, meaning`` of every column of :meth:`tables`."""
-        rows = []
-        for table, df in self.tables().items():
-            known = {"periods": {**PERIOD_COLUMNS, **_PERIOD_EXTRA},
-                     "episodes": EPISODE_COLUMNS,
-                     "steps": STEP_COLUMNS, "world": WORLD_COLUMNS}[table]
-            for col in df.columns:
-                unit, meaning = known.get(col) or EPISODE_COLUMNS.get(col) or ("", "")
-                if col.startswith("rate_") and col[5:].isdigit():
-                    unit, meaning = "rate", (f"marginal tax rate of bracket {col[5:]} in force "
-                                             "(0 = lowest)")
-                rows.append({"table": table, "column": col, "unit": unit, "meaning": meaning})
-        return pd.DataFrame(rows, columns=["table", "column", "unit", "meaning"])
+        """``table, column, unit, meaning`` of every column of :meth:`tables`
+        (``econsim.dictionary``)."""
+        return dictionary.tables_dictionary(self.tables())
 
     def tax_curve(self, z_max: float | None = None, points: int = 201) -> pd.DataFrame:
         """``T(z)`` of every mechanism's (mean) schedule: see :func:`tax_curve`."""
@@ -318,6 +229,7 @@ class _Task:
     label: str
     spec: dict | None
     seed: int
+    columns: dict[str, Any] = field(default_factory=dict)  # mechanism, mechanism_name, ...
 
 
 @dataclass
@@ -358,17 +270,21 @@ class WhatIfJob:
         sc = _scenario(scenario, brains, root)
         seeds = _seeds(seeds)
         mechanisms = list(mechanisms) or [None]
+        trained = brains.startswith("trained:")
         labels: list[str] = []
         for m in mechanisms:
-            label = mechanism_label(m, sc, brains.startswith("trained:"))
+            label = mechanism_label(m, sc, trained)
             labels.append(label if label not in labels else f"{label} #{len(labels) + 1}")
         specs = [_spec(m) for m in mechanisms]
+        columns = [{**dictionary.mechanism_columns(_own(m, sc, trained)), "mechanism": lb}
+                   for m, lb in zip(mechanisms, labels, strict=True)]
         game = sc.make_game()
         if not hasattr(game, "set_tax_rates") and any(s is not None for s in specs):
             raise ValueError(f"mechanism: {game.name} has no taxes (mechanisms need an economy "
                              "such as gtb)")
-        job = cls(sc, [_Task(lb, sp, s) for lb, sp in zip(labels, specs, strict=True)
-                       for s in seeds], int(episodes), brains, root)
+        job = cls(sc, [_Task(lb, sp, s, cols) for lb, sp, cols
+                       in zip(labels, specs, columns, strict=True) for s in seeds],
+                  int(episodes), brains, root)
         if brains.startswith("trained:"):
             run_id = brains.removeprefix("trained:")
             job._trainer = load_trainer(run_id, root)
@@ -496,7 +412,9 @@ class WhatIfJob:
         """Tables of the episodes finished so far."""
         def cat(name: str) -> pd.DataFrame:
             frames = [p[name] for p in self._parts if not p[name].empty]
-            return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+            df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+            front = [c for c in df.columns if str(c).startswith("mechanism")]
+            return df[front + [c for c in df.columns if c not in front]]
 
         game = self.scenario.make_game()
         periods = cat("periods")
@@ -517,8 +435,8 @@ def _tables(m: EconModel, task: _Task, extra: list[dict], whole_only: bool) -> d
     agents = m.datacollector.get_agent_vars_dataframe().reset_index()
     world = world[world["step"] > 0]  # drop the collection at construction
     finished = m.episodes_done
-    if whole_only:
-        world = world[world["episode"] <= finished]
+    if whole_only:  # episodes count from 0: the finished ones are 0 .. finished - 1
+        world = world[world["episode"] < finished]
     world = world.reset_index(drop=True)
     if "tax_rates" in world:
         rates = world.pop("tax_rates")
@@ -532,7 +450,7 @@ def _tables(m: EconModel, task: _Task, extra: list[dict], whole_only: bool) -> d
     for c in steps.select_dtypes("object").columns:  # reporters start at 0.0, then bool
         with contextlib.suppress(TypeError, ValueError):  # non-numeric columns stay as are
             steps[c] = steps[c].astype(np.float64)
-    front = {"mechanism": task.label, "seed": task.seed}
+    front = {**task.columns, "seed": task.seed}
     steps = _front(steps.drop(columns=["Step"]), front,
                    ["episode", "step", "agent"]).sort_values(_KEYS + ["step", "agent"])
     world = _front(world.drop(columns=["Step"]), front, ["episode", "step"])
@@ -573,8 +491,8 @@ def _economy_tables(game: Any, s: pd.DataFrame, w: pd.DataFrame) -> tuple[pd.Dat
     keys = ("coin", "income", "tax", "transfer", "labor", "utility", "gathered_wood",
             "gathered_stone", "built", "build_income", "trade_income", "trade_volume")
     info = {k: arr(k) for k in keys}
-    state = SimpleNamespace(skill=s.loc[s["step"] == s["step"].min(), "skill"]
-                            .to_numpy(np.float64)[None, :])
+    pay = s.loc[s["step"] == s["step"].min(), "skill"].to_numpy(np.float64)  # coin/house
+    state = SimpleNamespace(skill=pay[None, :] / game.params.build_payment)  # the multiplier
     rate_cols = [c for c in w.columns if c.startswith("rate_")]
     rates = w[rate_cols].to_numpy(np.float64)[:, None, :] if rate_cols else None
     per = game.period_table(info, state, rates)
@@ -587,9 +505,8 @@ def _economy_tables(game: Any, s: pd.DataFrame, w: pd.DataFrame) -> tuple[pd.Dat
     by_period = per.groupby("period")
     summary = {
         "periods": int(per["period"].nunique()),
-        "welfare": float(by_period["welfare"].first().sum()),
-        "final_welfare": prod * eq, "productivity": prod, "equality": eq,
-        "social_welfare": float(out["social_welfare"][0]),
+        "welfare_sum": float(out["welfare_sum"][0]),
+        "welfare_final": prod * eq, "productivity": prod, "equality": eq,
         "tax_revenue": float(out["tax_revenue"][0]),
         "pre_tax_income": float(per["pre_tax_income"].sum()),
         "houses_built": float(out["houses"][0].sum()),

@@ -1,21 +1,27 @@
-"""econsim.analysis: tidy tables of runs, the per-episode table, the data dictionary, and OLS
-with standard errors clustered by seed (checked against statsmodels and the CR1 formula)."""
+"""econsim.analysis: tidy tables of runs (final evaluation of each seed by default), the
+per-episode table, the data dictionary, and OLS with standard errors clustered by seed
+(checked against statsmodels and the CR1 formula), the covariance stated, a warning with few
+clusters and wild cluster bootstrap p-values (checked against refitting OLS per draw)."""
+
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
-from econsim import analysis, cli, runner, scenario
+from econsim import analysis, bootstrap, cli, dictionary, runner, scenario
 from econsim.envs.gtb.tables import PERIOD_COLUMNS
 
 
 def _tiny(name: str, **train) -> scenario.Scenario:
     data = scenario.load(name).resolved()
     data["algorithm"].update(batch=1, epochs=1, minibatches=2, hidden=[16])
-    data["train"].update(iterations=1, log_every=1, eval_every=1, eval_episodes=2,
-                         checkpoint_every=1, **train)
+    data["train"].update({"iterations": 1, "log_every": 1, "eval_every": 1,
+                          "eval_episodes": 2, "checkpoint_every": 1, **train})
     return scenario.from_dict(data, name)
 
 
@@ -61,15 +67,160 @@ def test_regress_recovers_coefficients_and_cluster_ses():
     assert classical["x"] < 0.8 * fit.result.bse["x"]
 
 
-def test_regression_table_summary_and_csv(tmp_path):
-    fit = analysis.regress("y ~ x", _synthetic(), cluster="seed")
-    assert list(fit.table.columns) == ["term", "coef", "std_err", "t", "p", "ci_low", "ci_high"]
+def test_regression_table_states_the_covariance(tmp_path):
+    df = _synthetic(n_groups=12, per_group=5)  # G = 12 clusters, N = 60 rows, K = 2
+    fit = analysis.regress("y ~ x", df, cluster="seed")
+    assert list(fit.table.columns) == ["term", "coef", "std_err", "t", "p", "ci_low", "ci_high",
+                                       "cov_type", "cluster", "n_clusters", "correction", "df",
+                                       "nobs"]
     assert list(fit.table.term) == ["Intercept", "x"]
     assert (fit.table.ci_low < fit.table.coef).all() and (fit.table.coef < fit.table.ci_high).all()
+    row = fit.table.iloc[0]
+    assert (row.cov_type, row.cluster, row.n_clusters, row.df, row.nobs) == (
+        "cluster-robust (CR1)", "seed", 12, 11, 60)
+    assert row.correction == "G/(G-1) x (N-1)/(N-K)"
+    assert fit.result.df_resid_inference == 11  # statsmodels tests with the same df
     text = fit.summary_text()
-    assert "OLS Regression Results" in text and "clustered by seed (100 clusters)" in text
+    assert "clustered by seed: 12 clusters" in text and "G - 1 = 11 degrees" in text
+    assert "R-squared" in text and "Joint test that all 1 slopes are 0: F(1, 11)" in text
     back = pd.read_csv(fit.to_csv(tmp_path / "fit.csv"))
     pd.testing.assert_frame_equal(back, fit.table, check_exact=False)
+    classical = analysis.regress("y ~ x", df, cluster=None).table.iloc[0]
+    assert classical.cov_type.startswith("classical") and classical.df == 60 - 2
+    assert classical.cluster != classical.cluster or classical.cluster == ""  # empty / NaN
+
+
+def test_few_clusters_warn_and_get_bootstrap_p_values():
+    few = _synthetic(n_groups=4, per_group=10)
+    with pytest.warns(analysis.FewClustersWarning, match="only 4 clusters"):
+        fit = analysis.regress("y ~ x + C(mechanism)", few, cluster="seed")
+    assert fit.n_clusters == 4 and fit.df == 3 and "p_boot" in fit.table
+    assert fit.table.p_boot.between(0, 1).all() and fit.table.bootstrap.str.contains(
+        "Webb weights").all()
+    text = fit.summary_text()
+    assert "Warning: only 4 clusters (seed)" in text and "p_boot: wild cluster bootstrap" in text
+    # 3 slopes, but a covariance from 4 clusters has rank 3 at most: F(3, 3) is shown;
+    # 2 clusters cannot carry a joint test of 3 slopes
+    assert "F(3, 3)" in text
+    two = _synthetic(n_groups=2, per_group=30)
+    with pytest.warns(analysis.FewClustersWarning):
+        text = analysis.regress("y ~ x + C(mechanism)", two).summary_text()
+    assert "Joint test that all 3 slopes are 0: not available" in text and "F(" not in text
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", analysis.FewClustersWarning)  # none with 12 clusters
+        many = analysis.regress("y ~ x", _synthetic(n_groups=12))
+    assert many.warnings == [] and many.p_boot is None
+    with pytest.warns(analysis.FewClustersWarning):
+        off = analysis.regress("y ~ x", few, bootstrap=False)
+    assert off.p_boot is None and "bootstrap=True" in off.warnings[0]
+    on = analysis.regress("y ~ x", _synthetic(n_groups=12), bootstrap=True, draws=199)
+    assert on.p_boot is not None and "199 draws (seed 0)" in on.bootstrap
+    with pytest.raises(ValueError, match="needs a cluster column"):
+        analysis.regress("y ~ x", few, cluster=None, bootstrap=True)
+    with pytest.raises(ValueError, match="weights 'normal' are not allowed"):
+        analysis.regress("y ~ x", few, weights="normal")
+
+
+def _refit_t(X, y, groups, j):
+    """The CR1 cluster-robust t statistic of coefficient j, by refitting OLS."""
+    beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+    e = y - X @ beta
+    A = np.linalg.inv(X.T @ X)
+    G = groups.max() + 1
+    meat = sum(np.outer(X[groups == g].T @ e[groups == g], X[groups == g].T @ e[groups == g])
+               for g in range(G))
+    n, k = X.shape
+    V = G / (G - 1) * (n - 1) / (n - k) * A @ meat @ A
+    return beta[j] / np.sqrt(V[j, j])
+
+
+def test_wild_cluster_bootstrap_matches_refitting_per_draw():
+    """WCR by brute force: impose the null, rebuild y for each Rademacher sign vector
+    (all 2^5), refit OLS, and compare every t* and the p-value with econsim.bootstrap."""
+    df = _synthetic(n_groups=5, per_group=7, seed=3)
+    with pytest.warns(analysis.FewClustersWarning):
+        fit = analysis.regress("y ~ x + C(mechanism)", df, weights="rademacher")
+    X, y = fit.result.model.exog, fit.result.model.endog
+    groups = df.seed.to_numpy()
+    v = bootstrap.draws(5, 999, "rademacher")
+    assert v.enumerated and len(v.v) == 32 and "full enumeration" in fit.bootstrap
+    for j, term in enumerate(fit.result.params.index):
+        Xr = np.delete(X, j, axis=1)
+        fitted = Xr @ np.linalg.lstsq(Xr, y, rcond=None)[0]
+        u = y - fitted
+        t_star = np.array([_refit_t(X, fitted + w[groups] * u, groups, j) for w in v.v])
+        t = _refit_t(X, y, groups, j)
+        p, fast_t_star, fast_t = bootstrap.wcr_pvalue(X, y, groups, j, v.v)
+        np.testing.assert_allclose(fast_t_star, t_star, rtol=1e-8)
+        assert fast_t == pytest.approx(fit.result.tvalues[term], rel=1e-10) == t
+        assert p == pytest.approx(np.mean(np.abs(t_star) >= abs(t) * (1 - 1e-9)))
+        assert fit.table.set_index("term").p_boot[term] == pytest.approx(p)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.0, 5.0))
+def test_two_clusters_never_give_a_small_bootstrap_p_value(seed, effect):
+    """With 2 clusters the data cannot reject anything at 5 %: whatever the data, p_boot is
+    at least 1/6 (Webb: 6 of the 36 weight vectors reproduce |t|), while the analytic
+    cluster-robust p-value can be tiny."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat([0, 1], 40)
+    d = np.tile([0, 1], 40)
+    y = effect * d + 3 * rng.normal(size=2)[g] + rng.normal(size=80)
+    df = pd.DataFrame({"y": y, "d": d, "seed": g})
+    with pytest.warns(analysis.FewClustersWarning):
+        fit = analysis.regress("y ~ d", df)
+    assert (fit.table.p_boot >= 1 / 6 - 1e-12).all(), fit.table
+
+
+def test_bootstrap_p_values_are_sane():
+    """A null effect is not significant in most samples; a strong one with many clusters
+    is. Under the null with 12 clusters p_boot rejects at 10 % about as often as it should."""
+    def sample(seed: int, effect: float, n_groups: int) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        g = np.repeat(np.arange(n_groups), 8)
+        d = rng.integers(0, 2, g.size)
+        y = effect * d + rng.normal(size=n_groups)[g] + rng.normal(size=g.size)
+        return pd.DataFrame({"y": y, "d": d, "seed": g})
+
+    strong = analysis.regress("y ~ d", sample(0, 1.0, 30), bootstrap=True)
+    assert strong.table.set_index("term").p_boot["d"] < 0.01
+    p_null = [analysis.regress("y ~ d", sample(s, 0.0, 12), bootstrap=True)
+              .table.set_index("term").p_boot["d"] for s in range(60)]
+    assert 0.35 < np.mean(p_null) < 0.65 and np.mean(np.array(p_null) < 0.10) < 0.2
+
+
+def test_collinear_regressors_are_refused_in_one_line():
+    """A rate that is constant within each mechanism cannot be told apart from the
+    mechanism dummies: statsmodels would print arbitrary coefficients and p-values."""
+    df = _synthetic(n_groups=12)
+    df["top_rate"] = df.mechanism.map({"a": 0.1, "b": 0.3, "c": 0.37})
+    with pytest.raises(ValueError, match=r"top_rate is a linear combination of the other "
+                                         r"terms") as err:
+        analysis.regress("y ~ C(mechanism) + top_rate", df)
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match=r"I\(2 \* x\) is a linear combination"):
+        analysis.regress("y ~ x + I(2 * x)", df, cluster=None)
+    assert analysis.regress("y ~ top_rate", df).nobs == len(df)
+
+
+def test_reference_level_of_a_category():
+    df = _synthetic(n_groups=12)
+    default = analysis.regress("y ~ C(mechanism)", df).result.params
+    fit = analysis.regress("y ~ C(mechanism)", df, reference={"mechanism": "c"})
+    assert list(fit.table.term) == ["Intercept", "C(mechanism)[T.a]", "C(mechanism)[T.b]"]
+    assert fit.references == {"C(mechanism)": "c"}
+    assert fit.result.params["C(mechanism)[T.a]"] == pytest.approx(
+        -default["C(mechanism)[T.c]"])
+    assert "Reference level of C(mechanism): c" in fit.summary_text()
+    same = analysis.regress("y ~ C(mechanism, Treatment(reference='c'))", df)
+    np.testing.assert_allclose(same.result.params.to_numpy(), fit.result.params.to_numpy())
+    assert list(same.references.values()) == ["c"]
+    seeds = analysis.regress("y ~ x + C(seed)", df, cluster=None, reference={"seed": 5})
+    assert "C(seed)[T.0]" in seeds.result.params and "C(seed)[T.5]" not in seeds.result.params
+    with pytest.raises(ValueError, match=r"reference level 'z' is not a value of 'mechanism' "
+                                         r"\(its values: a, b, c\)"):
+        analysis.regress("y ~ C(mechanism)", df, reference={"mechanism": "z"})
 
 
 def test_regress_drops_nan_rows_and_keeps_groups_aligned():
@@ -108,96 +259,167 @@ def test_regress_bad_input_is_one_line(formula, cluster, match):
 
 @pytest.fixture(scope="module")
 def gtb_runs(tmp_path_factory):
+    """flat 30 % and US-federal, 2 seeds, evaluated at iterations 1 and 2 (2 episodes each)."""
     root = tmp_path_factory.mktemp("runs")
-    ids = [runner.run(_tiny(name), seeds=[0, 1], progress=False, root=root).run_id
-           for name in ("gtb_flat30", "gtb_us_federal")]
+    ids = [runner.run(_tiny(name, iterations=2), seeds=[0, 1], progress=False,
+                      root=root).run_id for name in ("gtb_flat30", "gtb_us_federal")]
     return root, ids
 
 
 def test_tidy_adds_metadata_and_rates(gtb_runs):
     root, ids = gtb_runs
     df = analysis.tidy(ids, "periods", root=root)
-    assert list(df.columns[:7]) == ["run_id", "scenario", "env", "algorithm", "mechanism",
-                                    "sweep", "seed"]
+    assert list(df.columns[:9]) == ["run_id", "scenario", "env", "algorithm", "mechanism",
+                                    "mechanism_name", "sweep", "mechanism_rate", "seed"]
     assert set(PERIOD_COLUMNS) <= set(df.columns)
-    # 2 runs x 2 seeds x 2 episodes x 10 periods x 4 agents
-    assert len(df) == 2 * 2 * 2 * 10 * 4
+    # 2 runs x 2 seeds x 2 episodes x 10 periods x 4 agents, of the final evaluation
+    assert len(df) == 2 * 2 * 2 * 10 * 4 and set(df.iteration) == {2}
+    assert set(df.mechanism) == {"flat(rate=0.3)", "us_federal"}
+    assert set(df.mechanism_name) == {"flat", "us_federal"}
+    flat = df[df.mechanism_name == "flat"]
+    assert (flat.mechanism_rate == 0.3).all() and df[df.mechanism_name != "flat"
+                                                      ].mechanism_rate.isna().all()
     rates = df.groupby("mechanism")[["top_rate", "mean_rate"]].agg(["min", "max"])
-    assert rates.loc["flat"].to_numpy() == pytest.approx([0.3] * 4)
+    assert rates.loc["flat(rate=0.3)"].to_numpy() == pytest.approx([0.3] * 4)
     assert rates.loc["us_federal", "top_rate"].to_numpy() == pytest.approx([0.37, 0.37])
     assert rates.loc["us_federal", "mean_rate"].to_numpy() == pytest.approx(
         [np.mean([0.10, 0.12, 0.22, 0.24, 0.32, 0.35, 0.37])] * 2)
     pd.testing.assert_frame_equal(analysis.tidy(root=root), df)  # all runs = both runs
+    assert len(analysis.tidy(ids, root=root, evaluations="all")) == 2 * len(df)
     ep = analysis.tidy(ids[:1], "episodes", root=root)
-    assert set(ep.mechanism) == {"flat"} and "collective" in ep
+    assert set(ep.mechanism) == {"flat(rate=0.3)"} and "collective" in ep
+    assert set(ep.phase) == {"eval"} and set(ep.iteration) == {2} and len(ep) == 2
+    every = analysis.tidy(ids[:1], "episodes", root=root, evaluations="all")
+    assert set(every.phase) == {"train", "eval"}  # "all" keeps the training windows too
     with pytest.raises(ValueError, match="not found"):
         analysis.tidy(["nope"], root=root)
     with pytest.raises(ValueError, match="table 'wages' is not allowed"):
         analysis.tidy(ids, "wages", root=root)
 
 
+def test_episode_table_uses_the_final_evaluation_of_each_seed(gtb_runs):
+    """Issue 9: pooling every evaluation is pseudo-replication. The default is the final
+    evaluation of each seed; a given iteration or all of them (with `iteration`) on request."""
+    root, ids = gtb_runs
+    ep = analysis.episode_table(ids, root=root)
+    assert len(ep) == 2 * 2 * 2 and set(ep.iteration) == {2} and ep.periods.eq(10).all()
+    every = analysis.episode_table(ids, root=root, evaluations="all")
+    assert len(every) == 2 * len(ep) and set(every.iteration) == {1, 2}
+    first = analysis.episode_table(ids, root=root, evaluations=1)
+    assert set(first.iteration) == {1} and len(first) == len(ep)
+    assert not np.allclose(first.welfare_sum.to_numpy(), ep.welfare_sum.to_numpy())
+    pd.testing.assert_frame_equal(analysis.episode_table(ids, root=root, evaluations="2"), ep)
+    with pytest.raises(ValueError, match=r"has no evaluation at iteration 5 \(its "
+                                         r"evaluations: 1, 2\)"):
+        analysis.episode_table(ids, root=root, evaluations=5)
+    with pytest.raises(ValueError, match=r"evaluations: 'last' is not allowed \(allowed: "
+                                         r"final, all, or an iteration"):
+        analysis.episode_table(ids, root=root, evaluations="last")
+    # the same from an in-memory per-period table
+    periods = analysis.tidy(ids, root=root, evaluations="all")
+    pd.testing.assert_frame_equal(analysis.episode_table(periods=periods), ep)
+
+
 def test_episode_table_aggregates_periods(gtb_runs):
     root, ids = gtb_runs
     periods = analysis.tidy(ids, root=root)
     ep = analysis.episode_table(ids, root=root)
-    assert len(ep) == 2 * 2 * 2 and ep.periods.eq(10).all()
-    assert set(analysis.DATA_DICTIONARY["episodes"]) >= set(ep.columns)
+    assert set(analysis.DATA_DICTIONARY["episodes"]) | {"mechanism_rate"} >= set(ep.columns)
     one = periods[(periods.run_id == ids[1]) & (periods.seed == 1) & (periods.episode == 1)]
     row = ep[(ep.run_id == ids[1]) & (ep.seed == 1) & (ep.episode == 1)].iloc[0]
     world = one[one.agent == 0].sort_values("period")
-    assert row.welfare == pytest.approx(world.welfare.sum())
+    assert row.welfare_sum == pytest.approx(world.welfare_sum.sum())
     assert row.productivity == pytest.approx(world.productivity.iloc[-1])
-    assert row.final_welfare == pytest.approx(world.welfare.iloc[-1])
+    assert row.welfare_final == pytest.approx(world.welfare.iloc[-1])
     assert row.tax_revenue == pytest.approx(one.tax.sum())
     assert row.mechanism == "us_federal" and row.top_rate == pytest.approx(0.37)
-    # the runner's evaluation rows average the same episodes
-    stored = analysis.tidy(ids, "episodes", root=root).query("phase == 'eval'")
-    means = ep.groupby(["run_id", "seed"])[["productivity", "equality", "tax_revenue"]].mean()
+    assert row.welfare_sum > 50 * row.welfare_final  # a sum over the episode's 100 steps
+    # the runner's evaluation rows average the same episodes: welfare_sum is one measure
+    stored = analysis.tidy(ids, "episodes", root=root)
+    cols = ["productivity", "equality", "tax_revenue", "welfare_sum", "welfare_final"]
+    means = ep.groupby(["run_id", "seed"])[cols].mean()
     stored = stored.set_index(["run_id", "seed"])[means.columns].loc[means.index]
     np.testing.assert_allclose(means.to_numpy(), stored.to_numpy(), rtol=1e-9)
-    # the same from an in-memory per-period table
-    pd.testing.assert_frame_equal(analysis.episode_table(periods=periods), ep)
 
 
 def test_regress_welfare_on_mechanism(gtb_runs, tmp_path, capsys):
     root, ids = gtb_runs
-    fit = analysis.regress("welfare ~ C(mechanism)", analysis.episode_table(ids, root=root))
+    with pytest.warns(analysis.FewClustersWarning, match="only 2 clusters"):
+        fit = analysis.regress("welfare_sum ~ C(mechanism)",
+                               analysis.episode_table(ids, root=root))
     assert list(fit.table.term) == ["Intercept", "C(mechanism)[T.us_federal]"]
-    assert fit.n_clusters == 2 and fit.nobs == 8
+    assert fit.n_clusters == 2 and fit.nobs == 8 and fit.table.p_boot.ge(1 / 6).all()
     out = tmp_path / "fit.csv"
-    assert cli.main(["--root", str(root), "regress", "welfare ~ C(mechanism)", "--runs", *ids,
-                     "--out", str(out)]) == 0
+    assert cli.main(["--root", str(root), "regress", "welfare_sum ~ C(mechanism)", "--runs",
+                     *ids, "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "final evaluation of each seed: 8 rows (8 used)" in captured.out
+    assert "clustered by seed: 2 clusters" in captured.out and "p_boot" in captured.out
+    assert "warning: only 2 clusters" in captured.err
+    written = pd.read_csv(out)
+    np.testing.assert_allclose(written.coef, fit.table.coef)
+    assert (written.n_clusters == 2).all() and (written.df == 1).all()
+    assert cli.main(["--root", str(root), "regress", "welfare_sum ~ C(mechanism)", "--runs",
+                     *ids, "--evaluations", "all", "--reference", "mechanism=us_federal",
+                     "--bootstrap", "off"]) == 0
     text = capsys.readouterr().out
-    assert "OLS Regression Results" in text and "clustered by seed" in text
-    np.testing.assert_allclose(pd.read_csv(out).coef, fit.table.coef)
+    assert "every evaluation: 16 rows" in text and "C(mechanism)[T.flat(rate=0.3)]" in text
+    assert "p_boot" not in text
     assert cli.main(["--root", str(root), "regress", "utility ~ skill", "--table", "periods",
                      "--runs", "gtb_*", "--cluster", "none"]) == 0
-    assert "homoskedastic" in capsys.readouterr().out
+    assert "classical (homoskedastic" in capsys.readouterr().out
     assert cli.main(["--root", str(root), "regress", "welfare ~ wage", "--runs", *ids]) == 2
     err = capsys.readouterr().err
-    assert "unknown column 'wage'" in err and "top_rate" in err and err.count("\n") == 1
+    assert "unknown column 'welfare'" in err and "welfare_sum" in err and err.count("\n") == 1
+    assert cli.main(["--root", str(root), "regress", "welfare_sum ~ top_rate", "--reference",
+                     "mechanism"]) == 2
+    assert "--reference: 'mechanism' is not allowed" in capsys.readouterr().err
 
 
 def test_data_dictionary_covers_the_tables(gtb_runs):
     root, ids = gtb_runs
     for table, df in (("periods", analysis.tidy(ids, root=root)),
-                      ("episodes", analysis.episode_table(ids, root=root))):
+                      ("episodes", analysis.episode_table(ids, root=root)),
+                      ("run_episodes", analysis.tidy(ids, "episodes", root=root,
+                                                     evaluations="all")),
+                      ("run_agents", analysis.tidy(ids, "agents", root=root))):
         dd = analysis.data_dictionary(table, df.columns)
         assert list(dd.columns) == ["column", "unit", "meaning"]
         assert list(dd.column) == list(df.columns)
         assert (dd.unit != "").all() and (dd.meaning != "").all(), dd[dd.meaning == ""]
-    full = analysis.data_dictionary("periods")
-    assert full.set_index("column").loc["welfare", "unit"] == "coin"
-    with pytest.raises(ValueError, match="allowed: periods, episodes"):
+    full = analysis.data_dictionary("periods").set_index("column")
+    assert full.loc["welfare", "unit"] == "coin x share"
+    assert full.loc["welfare_sum", "unit"] == "coin x share x steps"
+    assert full.loc["skill", "unit"] == "coin/house"
+    assert set(PERIOD_COLUMNS) <= set(full.index)  # the game's columns, described once
+    assert "old name of welfare_sum" in dictionary.describe("run_episodes", "social_welfare")[1]
+    with pytest.raises(ValueError, match="allowed: periods, episodes, steps, world"):
         analysis.data_dictionary("wages")
+
+
+def test_mechanism_labels_carry_parameters():
+    assert dictionary.mechanism_label({"name": "flat", "rate": 0.2}) == "flat(rate=0.2)"
+    assert dictionary.mechanism_label({"name": "us_federal"}) == "us_federal"
+    assert dictionary.mechanism_label({"name": "custom", "thresholds": [0, 10.0],
+                                       "rates": [0.1, 0.25]}) == (
+        "custom(rates=[0.1, 0.25], thresholds=[0, 10])")
+    assert dictionary.mechanism_columns({"name": "custom", "rates": [0.1], "thresholds": [0]}
+                                        ) == {"mechanism": "custom(rates=[0.1], thresholds=[0])",
+                                              "mechanism_name": "custom",
+                                              "mechanism_rates": "[0.1]",
+                                              "mechanism_thresholds": "[0]"}
+    assert analysis.mechanism_of({"algorithm": {"name": "metagrad-tax"}}) == "metagrad"
+    assert analysis.mechanism_of({"algorithm": {"name": "ppo"}}) == "none"
 
 
 def test_non_gtb_runs_fall_back_to_evaluation_rows(tmp_path):
     data = scenario.load("ipd_lio").resolved()
-    data["train"].update(iterations=2, log_every=1, eval_every=2, eval_episodes=2)
+    data["train"].update(iterations=2, log_every=1, eval_every=1, eval_episodes=2)
     run = runner.run(scenario.from_dict(data, "ipd"), seeds=[0, 1], progress=False,
                      root=tmp_path)
     ep = analysis.episode_table(root=tmp_path)
     assert len(ep) == 2 and set(ep.phase) == {"eval"} and set(ep.mechanism) == {"none"}
+    assert set(ep.iteration) == {2}
+    assert len(analysis.episode_table(root=tmp_path, evaluations="all")) == 4
     with pytest.raises(ValueError, match="no periods table"):
         analysis.tidy([run.run_id], "periods", root=tmp_path)

@@ -20,14 +20,15 @@ TIMEOUT = 30  # AppTest's default is 3 s per run
 def _tiny(name: str) -> scenario.Scenario:
     data = scenario.load(name).resolved()
     data["algorithm"].update(batch=1, epochs=1, minibatches=2, hidden=[16])
-    data["train"].update(iterations=1, log_every=1, eval_every=1, eval_episodes=2,
-                         checkpoint_every=1)
+    data["train"].update(iterations=2, log_every=1, eval_every=1, eval_episodes=2,
+                         checkpoint_every=2)
     return scenario.from_dict(data, name)
 
 
 @pytest.fixture(scope="module")
 def runs_root(tmp_path_factory):
-    """Two tiny GTB runs (US-federal, flat 30%), two seeds each."""
+    """Two tiny GTB runs (US-federal, flat 30%), two seeds each, evaluated at iterations 1
+    and 2."""
     root = tmp_path_factory.mktemp("runs")
     for name in ("gtb_us_federal", "gtb_flat30"):
         runner.run(_tiny(name), seeds=[0, 1], progress=False, root=root)
@@ -124,7 +125,7 @@ def test_builder_validates_a_scenario_and_offers_its_toml(app):
     assert app.selectbox(key="w_scenario").value == "(from the builder)"
     app.button(key="w_run").click().run()
     _ok(app)
-    assert app.session_state["whatif_result"].mechanisms == ["scenario (flat)"]
+    assert app.session_state["whatif_result"].mechanisms == ["flat(rate=0.25)"]
     _go(app, "builder")
     # a learned designer in another game
     app.selectbox(key="b_env").set_value("escape_room").run()
@@ -192,10 +193,11 @@ def test_whatif_compares_two_mechanisms(app, downloads):
     _ok(app)
     assert not app.error
     res = app.session_state["whatif_result"]
-    assert res.mechanisms == ["us_federal", "flat 30%"] and res.seeds == [0, 1]
+    assert res.mechanisms == ["us_federal", "flat(rate=0.3)"] and res.seeds == [0, 1]
     assert len(res.episodes) == 4 and not res.cancelled
     summary = app.dataframe[0].value
-    assert list(summary.mechanism) == ["us_federal", "flat 30%"] and "welfare" in summary
+    assert list(summary.mechanism) == ["us_federal", "flat(rate=0.3)"]
+    assert {"welfare_sum", "welfare_final"} <= set(summary)
     assert _charts(app) >= 4  # per-episode bars, over time, schedule, T(z)
 
     _go(app, "plots")
@@ -216,19 +218,23 @@ def test_whatif_compares_two_mechanisms(app, downloads):
     assert len(periods) == 2 * 2 * 10 * 4
     assert {"mechanism", "seed", "skill", "pre_tax_income", "post_tax_income"} <= set(periods)
     episodes = pd.read_csv(io.BytesIO(files["whatif-gtb_us_federal-episodes.csv"]))
-    assert list(episodes.mechanism.unique()) == ["us_federal", "flat 30%"]
+    assert list(episodes.mechanism.unique()) == ["us_federal", "flat(rate=0.3)"]
+    assert set(episodes.episode) == {0}
     dictionary = pd.read_csv(io.BytesIO(
         files["whatif-gtb_us_federal-dictionary.csv"]))
     assert list(dictionary.columns) == ["table", "column", "unit", "meaning"]
+    assert dictionary.meaning.notna().all()
 
     _go(app, "regression")
-    assert app.text_input(key="g_formula").value == "welfare ~ C(mechanism)"
+    assert app.text_input(key="g_formula").value == "welfare_sum ~ C(mechanism)"
     app.button(key="g_run").click().run()
     _ok(app)
     assert not app.error
-    assert "OLS Regression Results" in app.code[0].value
-    assert "clustered by seed (2 clusters)" in app.code[0].value
-    assert set(app.dataframe[0].value.term) == {"Intercept", "C(mechanism)[T.us_federal]"}
+    assert "clustered by seed: 2 clusters" in app.code[0].value
+    assert any("only 2 clusters" in w.value for w in app.warning)
+    table = app.dataframe[0].value
+    assert set(table.term) == {"Intercept", "C(mechanism)[T.us_federal]"}
+    assert {"p_boot", "cov_type", "n_clusters", "df"} <= set(table) and (table.df == 1).all()
 
 
 def test_whatif_bad_input_and_cancel(app):
@@ -262,22 +268,60 @@ def test_runs_exports_and_regression_on_stored_runs(monkeypatch, runs_root, down
     _ok(at)
     files = dict(downloads)
     periods = pd.read_csv(io.BytesIO(files["runs-periods.csv"]))
-    assert set(periods.mechanism) == {"us_federal", "flat"} and "top_rate" in periods
+    assert set(periods.mechanism) == {"us_federal", "flat(rate=0.3)"} and "top_rate" in periods
+    assert set(periods.iteration) == {2}  # the final evaluation
     assert "runs-episodes.parquet" in files and "runs-dictionary.csv" in files
 
     _go(at, "regression")
     assert at.selectbox(key="g_source").value == "runs_episodes"
-    at.text_input(key="g_formula").input("welfare ~ nonsense").run()
+    at.text_input(key="g_formula").input("welfare_sum ~ nonsense").run()
     at.button(key="g_run").click().run()
     _ok(at)
     assert "unknown column 'nonsense'" in at.error[0].value and "\n" not in at.error[0].value
-    at.text_input(key="g_formula").input("welfare ~ C(mechanism)").run()
+    at.text_input(key="g_formula").input("welfare_sum ~ C(mechanism)").run()
+    at.selectbox(key="g_ref_mechanism").set_value("us_federal").run()
     at.button(key="g_run").click().run()
     _ok(at)
     assert not at.error
     table = at.dataframe[-1].value
-    assert set(table.term) == {"Intercept", "C(mechanism)[T.us_federal]"}
+    assert set(table.term) == {"Intercept", "C(mechanism)[T.flat(rate=0.3)]"}
+    assert (table.nobs == 8).all() and "p_boot" in table
+    assert "Reference level of C(mechanism): us_federal" in at.code[0].value
     assert at.download_button(key="g_download_csv").label == "CSV: coefficient table"
+
+
+def test_runs_and_regression_pages_use_the_same_rows(monkeypatch, runs_root):
+    """Issue 9: both pages use the final evaluation of each seed, with the same label."""
+    at = _app(monkeypatch, runs_root)
+    _go(at, "runs")
+    _ok(at)
+    caption = next(c.value for c in at.caption if c.value.startswith("Per episode"))
+    assert caption.startswith("Per episode, final evaluation of each seed: 8 rows")
+    compared = at.dataframe[-1].value
+    assert compared["count"].sum() == 8 and (compared.seeds == 2).all()
+    _go(at, "regression")
+    assert at.selectbox(key="g_evaluations").value == "final"
+    assert any("8 rows (per episode, final evaluation of each seed)" in c.value
+               for c in at.caption)
+    at.selectbox(key="g_evaluations").set_value("all").run()
+    _ok(at)
+    assert any("16 rows (per episode, every evaluation" in c.value for c in at.caption)
+    at.selectbox(key="g_evaluations").set_value(1).run()
+    assert any("8 rows (per episode, evaluation at iteration 1)" in c.value
+               for c in at.caption)
+
+
+def test_regression_page_runs_no_code(monkeypatch, runs_root, tmp_path):
+    """The injection formula of issue 9, typed into the Regression page: one line, no file."""
+    monkeypatch.chdir(tmp_path)
+    at = _app(monkeypatch, runs_root)
+    _go(at, "regression")
+    at.text_input(key="g_formula").input(
+        "productivity ~ I(__import__('os').system('id > pwned'))").run()
+    at.button(key="g_run").click().run()
+    _ok(at)
+    assert "'__import__' at position" in at.error[0].value and "\n" not in at.error[0].value
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_plots_replay_a_cleanup_episode_and_show_incentives_over_training(monkeypatch,
@@ -289,8 +333,8 @@ def test_plots_replay_a_cleanup_episode_and_show_incentives_over_training(monkey
     runner.run(scenario.from_dict(data, "cleanup7_lio"), seeds=[0], progress=False, root=root)
     at = _app(monkeypatch, root)
     res = whatif.run_whatif("cleanup7_lio", None, 1, [0])
-    assert len(res.frames[("scenario (none)", 0, 1)]) == 50  # one picture per step
-    assert res.frames[("scenario (none)", 0, 1)][0].shape == (7, 7, 3)
+    assert len(res.frames[("none", 0, 0)]) == 50  # one picture per step
+    assert res.frames[("none", 0, 0)][0].shape == (7, 7, 3)
     at.session_state["whatif_result"] = res
     _go(at, "plots")
     _ok(at)

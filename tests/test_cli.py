@@ -27,6 +27,9 @@ def test_run_then_export(capsys, tmp_path):
                      "--out", str(tmp_path / "csv")]) == 0
     episodes = pd.read_csv(tmp_path / "csv" / f"{run_id}-episodes.csv")
     assert set(episodes.seed) == {0, 1} and "mutual_cooperation" in episodes
+    dd = pd.read_csv(tmp_path / "csv" / f"{run_id}-dictionary.csv", keep_default_na=False)
+    assert list(dd[dd.table == "episodes"].column) == list(episodes.columns)
+    assert (dd.meaning != "").all(), dd[dd.meaning == ""]
     assert cli.main(["--root", root, "export", "nope"]) == 2
 
 
@@ -67,7 +70,7 @@ def test_demo_quick_prints_table_and_files(capsys, tmp_path):
     assert runs == ["ipd_lio", "ipd_pg"]
     replay = next(root.glob("ipd_lio-*/mesa_replay.csv"))
     table = pd.read_csv(replay)
-    assert set(table.episode) == {1, 2, 3} and set(table.agent) == {0, 1}
+    assert set(table.episode) == {0, 1, 2} and set(table.agent) == {0, 1}
     assert table.action_name.isin(["cooperate", "defect"]).all()
 
 

@@ -74,7 +74,7 @@ def test_phase_one_is_a_free_market_then_the_planner_learns():
         assert m[k].shape == (2,) and np.isfinite(m[k]).all()
     assert (m["planner_entropy"] > 0).all()
     # the planner's reward is 0.01 x the episode's sum_t prod_t eq_t
-    assert np.allclose(m["planner_reward"], 0.01 * m["social_welfare"], rtol=1e-5)
+    assert np.allclose(m["planner_reward"], 0.01 * m["welfare_sum"], rtol=1e-5)
     # each replica's planner has its own parameters (one planner per seed)
     w = tr.pparams["pi.w0"]
     assert w.shape[0] == 2 and not torch.equal(w[0], w[1])

@@ -57,7 +57,8 @@ def test_run_writes_period_table(us_run):
     assert np.allclose(periods.post_tax_income,
                        periods.pre_tax_income - periods.tax + periods.transfer)
     ep = result.episodes.query("phase == 'eval'")
-    assert {"productivity", "equality", "social_welfare", "tax_revenue"} <= set(ep.columns)
+    assert {"productivity", "equality", "welfare_sum", "welfare_final",
+            "tax_revenue"} <= set(ep.columns)
     ag = result.agents
     assert {"coin", "labor", "skill", "tax_paid", "transfer", "houses"} <= set(ag.columns)
 
@@ -70,6 +71,14 @@ def test_store_and_export_include_periods(us_run, tmp_path):
                      "--out", str(tmp_path)]) == 0
     back = pd.read_csv(tmp_path / f"{result.run_id}-periods.csv")
     assert len(back) == 160 and "post_tax_income" in back
+    # the data dictionary is written next to the tables and describes every column
+    dd = pd.read_csv(tmp_path / f"{result.run_id}-dictionary.csv", keep_default_na=False)
+    assert set(dd.table) == {"episodes", "agents", "periods"}
+    assert list(dd[dd.table == "periods"].column) == list(back.columns)
+    assert (dd.unit != "").all() and (dd.meaning != "").all(), dd[dd.meaning == ""]
+    units = dd.set_index(["table", "column"]).unit
+    assert units["periods", "welfare"] == "coin x share"
+    assert units["episodes", "welfare_sum"] == "coin x share x steps"
 
 
 def test_econ_model_under_a_mechanism_collects_metrics():
@@ -123,7 +132,7 @@ def test_welfare_benchmark_on_a_tiny_budget(tmp_path, capsys):
     df = mod.main(["--iterations", "1", "--seeds", "0", "--root", str(tmp_path), "--quiet",
                    "--only", "gtb_free_market", "gtb_us_federal"])
     assert set(df.scenario) == {"gtb_free_market", "gtb_us_federal"}
-    assert (df.social_welfare > 0).all()
+    assert (df.welfare_sum > 0).all()
     out = capsys.readouterr().out
     assert "Tax schedule" in out and str(US_FEDERAL_RATES[-1]) in out
 

@@ -191,7 +191,7 @@ def test_runner_writes_periods_with_the_designers_rates(tmp_path):
     sums = periods.groupby(["seed", "episode", "period"])[["tax", "transfer"]].sum()
     assert np.allclose(sums.tax, sums.transfer)
     ep = result.episodes
-    assert {"rate_0", "designer_loss", "designer_return", "social_welfare"} <= set(ep.columns)
+    assert {"rate_0", "designer_loss", "designer_return", "welfare_sum"} <= set(ep.columns)
     # the trained designer drives a Mesa world
     model = EconModel(sc, seed=0, mechanism=result.trainer.designer_mechanism(1))
     model.step()

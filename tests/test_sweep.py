@@ -65,7 +65,7 @@ def test_local_sweep_writes_one_run_per_combination(local_sweep):
     assert list(df.run_id) == ["s-00-rate0.1", "s-01-rate0.5"]
     assert list(df["mechanism.rate"]) == [0.1, 0.5]
     assert (df.status == "finished").all() and (df.error == "").all()
-    assert (df.seeds == "0,1").all() and df.social_welfare.gt(0).all()
+    assert (df.seeds == "0,1").all() and df.welfare_sum.gt(0).all()
     assert df.tax_revenue.iloc[1] > df.tax_revenue.iloc[0]
     assert json.loads((root / "s-01-rate0.5" / "sweep.json").read_text()) == {
         "sweep": "s", "params": {"mechanism.rate": 0.5}}
@@ -74,7 +74,8 @@ def test_local_sweep_writes_one_run_per_combination(local_sweep):
     assert np.allclose(periods.mechanism_rate, periods.top_rate)
     ep = analysis.episode_table(["s-*"], root=root)
     assert len(ep) == 4 and "mechanism_rate" in ep
-    fit = analysis.regress("welfare ~ mechanism_rate", ep, cluster="seed")
+    with pytest.warns(analysis.FewClustersWarning):  # 2 seeds
+        fit = analysis.regress("welfare_sum ~ mechanism_rate", ep, cluster="seed")
     assert fit.n_clusters == 2
 
 
@@ -104,12 +105,12 @@ def test_failures_are_reported_and_the_other_runs_finish(tmp_path):
                skip_invalid=True, workers=2)
     assert list(df.status) == ["finished", "failed", "invalid"]
     assert "already exists" in df.error.iloc[1] and "rates must lie" in df.error.iloc[2]
-    assert df.error.iloc[0] == "" and df.social_welfare.iloc[0] > 0
+    assert df.error.iloc[0] == "" and df.welfare_sum.iloc[0] > 0
     # the same sweep again keeps the finished run
     again = sweep(_tiny_flat30(), grid, seeds=[0], root=tmp_path, sweep_id="bad",
                   skip_invalid=True)
     assert list(again.status) == ["existing", "failed", "invalid"]
-    assert again.social_welfare.iloc[0] == pytest.approx(df.social_welfare.iloc[0])
+    assert again.welfare_sum.iloc[0] == pytest.approx(df.welfare_sum.iloc[0])
 
 
 def test_cli_sweep_smoke(tmp_path, capsys):
@@ -121,8 +122,8 @@ def test_cli_sweep_smoke(tmp_path, capsys):
                      "--sweep-id", "cli", "--workers", "2"]) == 0
     out = capsys.readouterr().out
     assert "sweep cli: 2 of 2 runs finished" in out and "cli-01-rate0.4" in out
-    assert "finished" in out and "social_welfare" in out
-    assert cli.main(["--root", root, "regress", "welfare ~ mechanism_rate",
+    assert "finished" in out and "welfare_sum" in out
+    assert cli.main(["--root", root, "regress", "welfare_sum ~ mechanism_rate",
                      "--runs", "cli-*"]) == 0
     assert "mechanism_rate" in capsys.readouterr().out
     assert cli.main(["--root", root, "sweep", str(path), "--set", "mechanism.rat=0.1"]) == 2

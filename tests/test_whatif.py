@@ -18,18 +18,22 @@ def pair():
 
 
 def test_compare_gives_tidy_tables_per_mechanism(pair):
-    assert pair.mechanisms == ["us_federal", "flat 30%"] and pair.seeds == [0, 1]
+    assert pair.mechanisms == ["us_federal", "flat(rate=0.3)"] and pair.seeds == [0, 1]
     ep = pair.episodes
-    assert len(ep) == 2 * 2 and list(ep.columns[:3]) == ["mechanism", "seed", "episode"]
-    assert {"welfare", "productivity", "equality", "social_welfare", "tax_revenue",
+    assert len(ep) == 2 * 2 and list(ep.columns[:5]) == [
+        "mechanism", "mechanism_name", "mechanism_rate", "seed", "episode"]
+    assert list(ep.mechanism_name) == ["us_federal"] * 2 + ["flat"] * 2
+    assert ep.mechanism_rate.isna().sum() == 2 and (ep.mechanism_rate.dropna() == 0.3).all()
+    assert {"welfare_sum", "welfare_final", "productivity", "equality", "tax_revenue",
             "houses_built", "trade_volume", "top_rate"} <= set(ep.columns)
+    assert not {"welfare", "social_welfare", "final_welfare"} & set(ep.columns)
     per = pair.periods  # 2 mechanisms x 2 seeds x 1 episode x 10 periods x 4 agents
     assert len(per) == 160 and set(PERIOD_COLUMNS) <= set(per.columns)
     assert len(pair.steps) == 2 * 2 * 100 * 4 and len(pair.world) == 2 * 2 * 100
     # the schedules in force are the mechanisms'
     fed = per[per.mechanism == "us_federal"]
     assert np.allclose(fed[[f"rate_{j}" for j in range(7)]].iloc[0], US_FEDERAL_RATES)
-    assert np.allclose(per.loc[per.mechanism == "flat 30%", "rate_6"], 0.3)
+    assert np.allclose(per.loc[per.mechanism == "flat(rate=0.3)", "rate_6"], 0.3)
     sched = pair.schedules.set_index(["mechanism", "bracket"])["rate"]
     assert np.allclose(sched["us_federal"], US_FEDERAL_RATES)
     assert np.allclose(pair.schedules.lower.unique(), US_FEDERAL_CUTOFFS)
@@ -40,18 +44,44 @@ def test_compare_gives_tidy_tables_per_mechanism(pair):
     tax = per.groupby(by_run).tax.sum()
     assert np.allclose(tax, pair.steps.groupby(by_run).tax.sum())
     assert np.allclose(ep.set_index(by_run).tax_revenue.sort_index(), tax)
-    # episode welfare = sum over periods of the period-end welfare (as analysis.episode_table)
-    welfare = per.groupby([*by_run, "period"]).welfare.first().groupby(level=[0, 1, 2]).sum()
-    assert np.allclose(ep.set_index(by_run).welfare.sort_index(), welfare)
+    # welfare_sum: productivity x equality summed over the episode's 100 steps, from the
+    # per-step world table, and the same as the periods' welfare_sum added up
+    world = pair.world.groupby(by_run).welfare.sum()
+    assert np.allclose(ep.set_index(by_run).welfare_sum.sort_index(), world)
+    periods = per.groupby([*by_run, "period"]).welfare_sum.first().groupby(level=[0, 1, 2]).sum()
+    assert np.allclose(periods, world)
+    last = pair.world[pair.world.step == 100].set_index(by_run).welfare
+    assert np.allclose(ep.set_index(by_run).welfare_final.sort_index(), last.sort_index())
+    assert (ep.welfare_sum > 50 * ep.welfare_final).all()  # a sum over 100 steps
 
 
 def test_same_seeds_play_the_same_world_under_every_mechanism(pair):
     skills = pair.periods.pivot_table(index=["seed", "agent"], columns="mechanism",
                                       values="skill", aggfunc="first")
-    assert np.allclose(skills["us_federal"], skills["flat 30%"])
+    assert np.allclose(skills["us_federal"], skills["flat(rate=0.3)"])
     s = pair.steps
     first = s[s.step == 1].set_index(["mechanism", "seed", "agent"]).action
-    assert (first["us_federal"] == first["flat 30%"]).all()  # same random stream
+    assert (first["us_federal"] == first["flat(rate=0.3)"]).all()  # same random stream
+
+
+def test_skill_and_episode_mean_the_same_in_every_table(pair, tmp_path):
+    """skill: build pay in coin per house (10-30) in the steps, periods and a run's agents
+    table; episodes count from 0 in what-ifs as in stored runs."""
+    keys = ["mechanism", "seed", "agent"]
+    steps = pair.steps.groupby(keys).skill.agg(["min", "max"])
+    periods = pair.periods.groupby(keys).skill.first()
+    assert np.allclose(steps["min"], steps["max"]) and np.allclose(steps["min"], periods)
+    assert periods.between(10, 30).all() and periods.max() > 10.5
+    assert set(pair.episodes.episode) == set(pair.periods.episode) == {0}
+    data = scenario.load("gtb_us_federal").resolved()
+    data["algorithm"].update(batch=1, epochs=1, minibatches=2, hidden=[16])
+    data["train"].update(iterations=1, eval_episodes=2)
+    run = runner.run(scenario.from_dict(data, "tiny"), seeds=[0], progress=False,
+                     root=tmp_path)
+    stored = pd.read_parquet(run.path / "periods.parquet")
+    assert set(stored.episode) == {0, 1}
+    assert pd.read_parquet(run.path / "agents.parquet").skill.between(10, 30).all()
+    assert stored.skill.between(10, 30).all()
 
 
 def test_tables_come_from_the_models_datacollector():
@@ -59,7 +89,7 @@ def test_tables_come_from_the_models_datacollector():
     model = EconModel("gtb_flat30", seed=3)
     model.run_episodes(1)
     mv = model.datacollector.get_model_vars_dataframe().iloc[1:]
-    assert res.mechanisms == ["scenario (flat)"]
+    assert res.mechanisms == ["flat(rate=0.3)"]
     assert np.allclose(res.world.welfare, mv.welfare) and np.allclose(res.world.rate_0, 0.3)
     av = model.datacollector.get_agent_vars_dataframe().reset_index()
     av = av[av.Step > 0]
@@ -72,12 +102,12 @@ def test_progress_and_cancel_between_steps():
                             progress=lambda f, text: seen.append((f, text)))
     assert seen[-1][0] == 1.0 and all(a[0] <= b[0] for a, b in zip(seen, seen[1:],
                                                                     strict=False))
-    assert res.episodes_done == 2 and not res.cancelled
+    assert res.episodes_done == 2 and not res.cancelled and list(res.episodes.episode) == [0, 1]
     steps = iter(range(10_000))
     res = whatif.run_whatif("gtb_us_federal", "free_market", episodes=3, seed=0,
                             should_stop=lambda: next(steps) >= 150)
     assert res.cancelled and res.episodes_done == 1  # only whole episodes are kept
-    assert set(res.steps.episode) == {1} and len(res.periods) == 40
+    assert set(res.steps.episode) == {0} and len(res.periods) == 40
 
 
 def test_job_advances_in_chunks_and_reports_fraction():
@@ -141,13 +171,13 @@ def test_trained_brains_from_a_stored_run(tmp_path):
                      root=tmp_path)
     brains = f"trained:{run.run_id}"
     res = whatif.compare([None, "free_market"], None, seeds=[1], brains=brains, root=tmp_path)
-    assert res.scenario == "gtb_us_federal" and res.mechanisms == ["scenario (us_federal)",
+    assert res.scenario == "gtb_us_federal" and res.mechanisms == ["us_federal",
                                                                     "free_market"]
     assert np.allclose(res.episodes.top_rate, [0.37, 0.0])
     same = EconModel.from_run(run.run_id, seed=1, root=tmp_path)  # what the what-if plays
     same.run_episodes(1)
     mv = same.datacollector.get_model_vars_dataframe().iloc[1:]
-    first = res.world[res.world.mechanism == "scenario (us_federal)"]
+    first = res.world[res.world.mechanism == "us_federal"]
     assert np.allclose(first.welfare, mv.welfare)
     with pytest.raises(ValueError, match=r"^seeds: 5 not trained in run"):
         whatif.run_whatif(None, seed=5, brains=brains, root=tmp_path)

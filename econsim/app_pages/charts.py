@@ -11,7 +11,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-METRICS = ("welfare", "productivity", "equality")
+METRICS = ("welfare", "productivity", "equality")  # per step or period (instantaneous)
+EPISODE_METRICS = ("welfare_sum", "welfare_final", "productivity", "equality")  # per episode
 ACTIVITY = {"wood_gathered": "wood gathered", "stone_gathered": "stone gathered",
             "houses_built": "houses built",
             "trade_volume": "units traded"}
@@ -39,7 +40,7 @@ def metrics_over_time(df: pd.DataFrame, x: str = "step",
     ).resolve_scale(y="independent")
 
 
-def episode_bars(episodes: pd.DataFrame, metrics: tuple[str, ...] = METRICS,
+def episode_bars(episodes: pd.DataFrame, metrics: tuple[str, ...] = EPISODE_METRICS,
                  by: str = "mechanism") -> alt.Chart:
     """Mean and seed-to-seed spread of per-episode outcomes, one panel per metric."""
     metrics = tuple(m for m in metrics if m in episodes)

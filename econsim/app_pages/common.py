@@ -239,6 +239,60 @@ def dictionary_frame(columns: dict[str, tuple[str, str]],
     return pd.DataFrame(rows, columns=["column", "unit", "meaning"])
 
 
+def evaluation_options(runs: list[str], root: Path) -> list:
+    """``final``, ``all`` and every evaluation iteration of ``runs`` (for a selectbox)."""
+    its: set[int] = set()
+    for run_id in runs:
+        try:
+            ep = store.load(run_id, "episodes", root)
+        except ScenarioError:
+            continue
+        its |= {int(i) for i in ep.loc[ep["phase"] == "eval", "iteration"].unique()}
+    return ["final", "all", *sorted(its)]
+
+
+def evaluation_label(which: Any) -> str:
+    """What an ``evaluations`` choice means, in words (the Runs and Regression pages)."""
+    if which == "final":
+        return "final evaluation of each seed"
+    if which == "all":
+        return "every evaluation (iteration as a column)"
+    return f"evaluation at iteration {which}"
+
+
+def runs_episodes(runs: list[str], root: Path, evaluations: Any = "final") -> pd.DataFrame:
+    """The per-episode table of stored runs that the Runs and Regression pages both show
+    (``econsim.analysis.episode_table``)."""
+    from econsim import analysis as an
+
+    return an.episode_table(runs, root=root, evaluations=evaluations)
+
+
+def categorical_columns(formula: str, data: pd.DataFrame) -> list[str]:
+    """Columns of ``formula`` that enter as categories (inside ``C(...)`` or not numeric):
+    the ones a reference level can be picked for."""
+    from econsim.formula import columns_used
+
+    used, inside_c = columns_used(formula, data.columns)
+    return [c for c in used if c in inside_c or not pd.api.types.is_numeric_dtype(data[c])]
+
+
+def levels(data: pd.DataFrame, column: str) -> list:
+    """The values of a column in the order patsy sorts them (its default reference first)."""
+    return sorted(pd.unique(data[column].dropna()).tolist(), key=lambda v: (str(type(v)), v))
+
+
+def regress(an, formula: str, data: pd.DataFrame, cluster: str | None,
+            reference: dict[str, Any], bootstrap: Any):
+    """``analysis.regress``; the few-clusters warning is shown by the page, not logged."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", an.FewClustersWarning)
+        return an.regress(formula, data, cluster=cluster, reference=reference,
+                          bootstrap=bootstrap)
+
+
 def analysis():
     """``econsim.analysis`` (tidy tables, data dictionary, regressions), or None if this
     installation does not have it yet."""

@@ -59,15 +59,18 @@ with tab_r:
         ids = runs["run_id"].tolist()
         chosen = st.multiselect("Runs", ids, default=ids, key="e_runs")
         if chosen:
+            which = st.selectbox("Evaluations", common.evaluation_options(chosen, root),
+                                 key="e_evaluations", format_func=common.evaluation_label)
+            st.caption(f"Rows of the {common.evaluation_label(which)}.")
             parts = []
             try:
                 gtb = [r for r in chosen if (root / r / "periods.parquet").is_file()]
                 if gtb:
-                    periods = an.tidy(gtb, "periods", root)
+                    periods = an.tidy(gtb, "periods", root, evaluations=which)
                     _downloads(periods, "runs-periods", TITLES["periods"], "e_r_periods")
                     parts.append(an.data_dictionary("periods", list(periods.columns))
                                  .assign(table="periods"))
-                episodes = an.episode_table(chosen, root=root)
+                episodes = common.runs_episodes(chosen, root, which)
                 _downloads(episodes, "runs-episodes", TITLES["episodes"], "e_r_episodes")
                 parts.append(an.data_dictionary("episodes", list(episodes.columns))
                              .assign(table="episodes"))

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from econsim import dictionary, store, whatif
 from econsim import scenario as scenario_mod
-from econsim import store, whatif
 from econsim.app_pages import charts, common
 from econsim.errors import ScenarioError
 
@@ -49,8 +49,8 @@ def _whatif(res: whatif.WhatIfResult) -> None:
     st.caption(f"What-if of {res.scenario}: {', '.join(res.mechanisms)}; agents "
                f"{res.brains}; seeds {res.seeds}.")
     st.subheader("Welfare, productivity and equality over time")
-    st.caption("Welfare = equality x productivity; productivity = total coin; equality = "
-               "1 - Gini of coin. Mean over seeds and episodes at each step.")
+    st.caption("Welfare = productivity x equality (coin x share); productivity = total coin; "
+               "equality = 1 - Gini of coin. Mean over seeds and episodes at each step.")
     metrics = charts.METRICS if economy else ("collective_return",)
     st.altair_chart(charts.metrics_over_time(res.world, metrics=metrics))
     _schedule(res.schedules, "p_tz_w")
@@ -117,6 +117,8 @@ def _replay(res: whatif.WhatIfResult) -> None:
 def _stored(run_id: str, root) -> None:
     try:
         episodes = store.load(run_id, "episodes", root)
+        episodes = episodes.rename(columns={o: n for o, n in dictionary.RENAMED.items()
+                                            if o in episodes and n not in episodes})
     except ScenarioError as err:
         st.error(common.one_line(err))
         return
@@ -129,7 +131,7 @@ def _stored(run_id: str, root) -> None:
     st.subheader("Training curves")
     numeric = [c for c in episodes.select_dtypes("number").columns
                if c not in ("seed", "iteration", "episodes", "length", "epsilon")]
-    first = "social_welfare" if "social_welfare" in numeric else "collective"
+    first = "welfare_sum" if "welfare_sum" in numeric else "collective"
     metric = st.selectbox("Metric", numeric, index=numeric.index(first), key="p_metric")
     st.altair_chart(charts.training_curves(episodes, metric))
     try:

@@ -1,12 +1,13 @@
 """Runs browser: every stored run (``econsim.store``), one opened in detail, several
-compared on their last evaluation (``econsim.analysis.episode_table``)."""
+compared on the final evaluation of each seed (``econsim.analysis.episode_table``, the same
+rows the Regression page uses by default)."""
 
 import json
 
 import pandas as pd
 import streamlit as st
 
-from econsim import store
+from econsim import dictionary, store
 from econsim.app_pages import charts, common
 
 ss = st.session_state
@@ -40,11 +41,14 @@ try:
 except Exception as err:  # a run killed at its start has no table yet
     st.warning(common.one_line(err))
     st.stop()
+episodes = episodes.rename(columns={o: n for o, n in dictionary.RENAMED.items()
+                                    if o in episodes and n not in episodes})
 evals = episodes[episodes["phase"] == "eval"]
 if not evals.empty:
-    st.markdown("**Last evaluation, per seed**")
-    st.dataframe(evals[evals["iteration"] == evals["iteration"].max()], hide_index=True)
-metric = "social_welfare" if "social_welfare" in episodes else "collective"
+    st.markdown("**Final evaluation of each seed** (mean over its episodes)")
+    last = evals.groupby("seed")["iteration"].transform("max")
+    st.dataframe(evals[evals["iteration"] == last], hide_index=True)
+metric = "welfare_sum" if "welfare_sum" in episodes else "collective"
 st.markdown(f"**Training curve** ({metric}; dashed: evaluations)")
 st.altair_chart(charts.training_curves(episodes, metric))
 files = sorted(p.name for p in path.iterdir())
@@ -52,26 +56,24 @@ st.caption("Files: " + ", ".join(files))
 
 # ------------------------------------------------------------------------------ compare
 st.subheader("Compare runs")
+label = common.evaluation_label("final")
 chosen = st.multiselect("Runs to compare", ids, default=ids, key="r_compare",
-                        help="compared on the episodes of their last evaluation")
+                        help=f"compared on the episodes of the {label}")
 an = common.analysis()
 if chosen and an is None:
     st.warning("econsim.analysis is not installed in this version: comparison unavailable.")
 elif chosen:
     try:
-        table = an.episode_table(chosen, root=root)
+        table = common.runs_episodes(chosen, root, "final")
     except ValueError as err:
         st.error(common.one_line(err))
         st.stop()
-    if "phase" in table:
-        table = table[table["phase"].fillna("eval") == "eval"]
-    if "iteration" in table:
-        last = table.groupby("run_id")["iteration"].transform("max")
-        table = table[table["iteration"] == last]
+    st.caption(f"Per episode, {label}: {len(table):,} rows (the Regression page's default "
+               "data).")
     skip = {"seed", "iteration", "episode", "periods", "episodes", "length", "epsilon"}
-    numeric = [c for c in table.select_dtypes("number").columns if c not in skip]
-    first = next((c for c in ("welfare", "social_welfare", "collective") if c in numeric),
-                 numeric[0])
+    numeric = [c for c in table.select_dtypes("number").columns
+               if c not in skip and not str(c).startswith("mechanism_")]
+    first = next((c for c in ("welfare_sum", "collective") if c in numeric), numeric[0])
     metric = st.selectbox("Metric", numeric, index=numeric.index(first), key="r_metric")
     keys = [c for c in ("run_id", "scenario", "mechanism") if c in table]
     summary = table.groupby(keys, sort=False)[metric].agg(["mean", "std", "count"])

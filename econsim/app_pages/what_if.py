@@ -98,7 +98,7 @@ def _specs() -> list:
         elif m == "flat":
             out.append({"name": "flat", "rate": float(ss.w_flat_rate)})
         elif m == "custom":
-            out.append({**common.brackets_spec(brackets), "label": "custom"})
+            out.append(common.brackets_spec(brackets))
         else:
             out.append(m)
     return out
@@ -167,10 +167,10 @@ if res.episodes.empty:
     st.info("No episode finished.")
     st.stop()
 
-economy = "welfare" in res.episodes
+economy = "welfare_sum" in res.episodes
 st.markdown("**Per episode, mean over seeds and episodes**")
 st.dataframe(res.summary().round(3), hide_index=True)
-metrics = charts.METRICS if economy else ("collective_return",)
+metrics = charts.EPISODE_METRICS if economy else ("collective_return",)
 st.altair_chart(charts.episode_bars(res.episodes, metrics))
 if economy:
     st.markdown("**Over the episode** (mean over seeds and episodes)")

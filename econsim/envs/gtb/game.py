@@ -532,7 +532,8 @@ class GTB:
             "coin": s.inv[..., 0] + s.esc[..., 0],
             "wood": s.inv[..., 1] + s.esc[..., 1],
             "stone": s.inv[..., 2] + s.esc[..., 2],
-            "labor": s.labor.copy(), "skill": s.skill.copy(),
+            "labor": s.labor.copy(),
+            "skill": s.skill * self.params.build_payment,  # coin per house, as in the tables
             "gather_skill": s.gather_p.copy(), "utility": s.utility.copy(),
             "houses": s.houses.copy(),
         }

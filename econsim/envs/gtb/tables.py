@@ -2,8 +2,10 @@
 
 ``info`` maps each key of ``GTB.step``'s info to an array ``[T, B, N]`` (per agent) or
 ``[T, B]`` (per world), ``T`` = steps of the episode. Metrics follow ``econsim.metrics``
-(Diss §6.3.1): productivity = sum of coin, equality = 1 - normalised Gini, social welfare of
-an episode = ``sum_t prod_t * eq_t``.
+(Diss §6.3.1): productivity = sum of coin, equality = 1 - normalised Gini, welfare =
+productivity x equality; ``welfare_sum`` of an episode (or a period) = ``sum_t prod_t * eq_t``
+over its steps (the Diss's social welfare), ``welfare_final`` = the product at the last step.
+``skill`` is build pay in coin per house (skill multiplier x ``build_payment``).
 """
 
 from __future__ import annotations
@@ -16,28 +18,14 @@ import pandas as pd
 from econsim import metrics
 from mechanisms.tax import marginal_rate
 
-#: column -> (unit, meaning) of ``period_table``; the data dictionary of exports
-PERIOD_COLUMNS: dict[str, tuple[str, str]] = {
-    "period": ("index", "tax period of the episode (0-based; 10 steps each by default)"),
-    "agent": ("index", "agent (player) index"),
-    "skill": ("coin/house", "build pay: coin earned per house built"),
-    "pre_tax_income": ("coin", "coin earned in the period before tax"),
-    "tax": ("coin", "tax paid at the end of the period (eq. 6.7, capped at coin held)"),
-    "transfer": ("coin", "equal share of the period's tax revenue received (eq. 6.8)"),
-    "post_tax_income": ("coin", "pre_tax_income - tax + transfer"),
-    "marginal_rate": ("rate", "marginal tax rate at the agent's pre-tax income"),
-    "coin": ("coin", "coin held at the end of the period (available + escrow)"),
-    "labor": ("labor", "cumulative labor at the end of the period"),
-    "utility": ("util", "crra(coin) - labor weight x labor at the end of the period (eq. C.17)"),
-    "wood_gathered": ("units", "wood collected in the period"),
-    "stone_gathered": ("units", "stone collected in the period"),
-    "houses_built": ("houses", "houses built in the period"),
-    "build_income": ("coin", "coin earned by building in the period"),
-    "trade_income": ("coin", "net coin from market trades in the period"),
-    "productivity": ("coin", "sum of all agents' coin at the end of the period (world)"),
-    "equality": ("share", "1 - normalised Gini of coin at the end of the period (world)"),
-    "welfare": ("coin", "equality x productivity at the end of the period (world)"),
-}
+#: the columns of ``period_table`` besides ``world`` and ``rate_k``, in order; units and
+#: meanings: ``econsim.dictionary.PERIODS`` (the one data dictionary)
+PERIOD_COLUMNS: tuple[str, ...] = (
+    "period", "agent", "skill", "pre_tax_income", "tax", "transfer", "post_tax_income",
+    "marginal_rate", "coin", "labor", "utility", "wood_gathered", "stone_gathered",
+    "houses_built", "build_income", "trade_income", "productivity", "equality", "welfare",
+    "welfare_sum",
+)
 
 
 def _periods(x: np.ndarray, length: int) -> np.ndarray:
@@ -52,7 +40,8 @@ def episode_summary(game: Any, info: dict[str, np.ndarray], state: Any) -> dict[
     return {
         "productivity": metrics.productivity(final),
         "equality": metrics.equality(final),
-        "social_welfare": metrics.welfare_over_time(coin),
+        "welfare_sum": metrics.welfare_over_time(coin),
+        "welfare_final": metrics.social_welfare(final),
         "tax_revenue": info["tax"].sum((0, 2)),
         "trade_volume": info["trade_volume"].sum(0).reshape(final.shape[0], -1).sum(1),
         "coin": final,
@@ -70,7 +59,7 @@ def episode_summary(game: Any, info: dict[str, np.ndarray], state: Any) -> dict[
 
 def period_table(game: Any, info: dict[str, np.ndarray], state: Any,
                  rates: np.ndarray | None) -> pd.DataFrame:
-    """One row per world x period x agent (columns ``world`` + :data:`PERIOD_COLUMNS` +
+    """One row per world x period x agent (columns ``world``, :data:`PERIOD_COLUMNS`,
     ``rate_0..rate_{K-1}``, the schedule in force). ``rates`` is ``[T, B, K]``."""
     L = game.period_length
     T, B, N = info["coin"].shape
@@ -97,7 +86,9 @@ def period_table(game: Any, info: dict[str, np.ndarray], state: Any,
         "build_income": total("build_income"), "trade_income": total("trade_income"),
     }
     prod, eq = metrics.productivity(coin), metrics.equality(coin)  # [P, B]
-    for k, v in (("productivity", prod), ("equality", eq), ("welfare", prod * eq)):
+    step_welfare = _periods(metrics.social_welfare(info["coin"][:T]), L).sum(1)  # [P, B]
+    for k, v in (("productivity", prod), ("equality", eq), ("welfare", prod * eq),
+                 ("welfare_sum", step_welfare)):
         cols[k] = np.broadcast_to(v[..., None], (P, B, N))
     for j in range(sched.shape[-1]):
         cols[f"rate_{j}"] = np.broadcast_to(sched[:, :, j, None], (P, B, N))
