@@ -43,12 +43,13 @@ def _data():
         return res.episodes
     if source == "whatif_periods":
         return res.periods
-    chosen = st.multiselect("Runs", runs["run_id"].tolist(),
-                            default=runs["run_id"].tolist(), key="g_runs")
+    ids = common.runs_with(root)  # runs with rows (not killed at their start)
+    chosen = st.multiselect("Runs", ids, default=ids, key="g_runs")
     if not chosen:
         raise ValueError("runs: pick at least one")
     if source == "runs_periods":
-        gtb = [r for r in chosen if (root / r / "periods.parquet").is_file()]
+        economies = set(common.runs_with(root, "periods"))
+        gtb = [r for r in chosen if r in economies]
         return an.tidy(gtb or chosen, "periods", root)
     return an.episode_table(chosen, root=root)
 
