@@ -21,9 +21,13 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 run: $(VENV)/.installed
 	$(BIN)/econsim demo
 
-# The workbench (Streamlit) on http://localhost:8501; ECONSIM_RUNS=folder picks the runs folder.
+# The workbench (Streamlit) on http://127.0.0.1:8501, reachable from this machine only;
+# ECONSIM_RUNS=folder picks the runs folder. To serve it on another address on purpose:
+# make app APP_ADDRESS=0.0.0.0 (see README: Workbench).
+APP_ADDRESS ?= 127.0.0.1
+APP_PORT ?= 8501
 app: $(VENV)/.installed
-	$(BIN)/streamlit run app.py
+	$(BIN)/streamlit run app.py --server.address $(APP_ADDRESS) --server.port $(APP_PORT)
 
 # Debian's Chromium for the browser test (tests/test_browser.py); if it cannot be installed
 # (no root, no apt), that one test is skipped with the reason.

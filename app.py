@@ -5,9 +5,15 @@ regression. The sidebar's "Runs folder" (default ``runs``, or ``$ECONSIM_RUNS``)
 runs are stored and read. The app only calls econsim; it re-implements none of it.
 """
 
+import warnings
+
 import streamlit as st
 
 from econsim.app_pages import common
+from econsim.errors import StoreWarning
+
+# a folder the store skips is shown on the pages that list runs (common.list_runs)
+warnings.filterwarnings("ignore", category=StoreWarning)
 
 st.set_page_config(page_title="econsim workbench", page_icon=":material/monitoring:", layout="wide")
 

@@ -83,7 +83,6 @@ from econsim import bootstrap as wild
 from econsim import dictionary, store
 from econsim import formula as formula_mod
 
-RUNS_DIR = Path("runs")
 TABLES = store.TABLES  # episodes, agents, periods
 EVALUATIONS = ("final", "all", "ITERATION")  # what `evaluations` allows
 FEW_CLUSTERS = 10
@@ -116,7 +115,7 @@ def param_column(path: str) -> str:
     return f"set_{col}" if col in taken or re.fullmatch(r"rate_\d+", col) else col
 
 
-def run_meta(run_id: str, root: str | Path = RUNS_DIR) -> dict[str, Any]:
+def run_meta(run_id: str, root: str | Path | None = None) -> dict[str, Any]:
     """``mechanism``, ``mechanism_name``, one ``mechanism_<parameter>`` per parameter and,
     for sweep runs, ``sweep`` + one entry per swept parameter."""
     path = store.run_dir(run_id, root)
@@ -134,8 +133,10 @@ def run_meta(run_id: str, root: str | Path = RUNS_DIR) -> dict[str, Any]:
     return meta
 
 
-def _run_ids(runs: list[str] | str | None, root: str | Path) -> list[str]:
-    """Run ids; ``None`` = all runs under ``root``; shell patterns (``sweep1-*``) expand."""
+def _run_ids(runs: list[str] | str | None, root: str | Path | None) -> list[str]:
+    """Run ids; ``None`` = all usable runs under ``root``; shell patterns (``sweep1-*``)
+    expand; any other entry must be a plain run id."""
+    root = store.root_path(root)
     known = store.runs(root).run_id.tolist()
     if runs is None:
         return known
@@ -147,7 +148,7 @@ def _run_ids(runs: list[str] | str | None, root: str | Path) -> list[str]:
                 raise ValueError(f"no run in {root}/ matches {run!r} "
                                  f"(latest runs: {', '.join(known[-5:]) or 'none'})")
         else:
-            matched = [run]
+            matched = [store.check_run_id(run)]
         ids += [r for r in matched if r not in ids]
     return ids
 
@@ -223,7 +224,7 @@ def select_evaluations(df: pd.DataFrame, evaluations: str | int = "final") -> pd
 
 
 def tidy(runs: list[str] | str | None = None, table: str = "periods",
-         root: str | Path = RUNS_DIR, *, evaluations: str | int = "final") -> pd.DataFrame:
+         root: str | Path | None = None, *, evaluations: str | int = "final") -> pd.DataFrame:
     """One stored table (``periods``, ``episodes``, ``agents``) of ``runs`` (all if None),
     with run metadata and derived rate columns (see the module docstring). ``runs`` may
     hold shell patterns, e.g. ``["gtb_flat30-sweep-*"]``. ``evaluations``: ``"final"``
@@ -235,11 +236,12 @@ def tidy(runs: list[str] | str | None = None, table: str = "periods",
     if table not in TABLES:
         raise ValueError(f"table {table!r} is not allowed (allowed: {', '.join(TABLES)})")
     parse_evaluations(evaluations)
+    root = store.root_path(root)
     ids = _run_ids(runs, root)
     frames, params = [], []
     for run_id in ids:
-        path = store.run_dir(run_id, root) / f"{table}.parquet"
-        if not path.is_file():
+        path = store.table_file(run_id, table, root)
+        if path is None:
             if runs is None:
                 continue
             hint = " (only GTB runs have one; use table='episodes')" if table == "periods" else ""
@@ -247,7 +249,7 @@ def tidy(runs: list[str] | str | None = None, table: str = "periods",
         meta = run_meta(run_id, root)
         params += [k for k in meta if k not in ("mechanism", "mechanism_name", "sweep")
                    and k not in params]
-        frames.append(_with_meta(pd.read_parquet(path), meta))
+        frames.append(_with_meta(store.read_table(path), meta))
     if not frames:
         where = f"in {root}/" if runs is None else f"among {', '.join(ids) or 'no runs'}"
         raise ValueError(f"no run {where} has a {table} table (list runs: econsim list runs)")
@@ -300,7 +302,7 @@ def _aggregate_periods(periods: pd.DataFrame, params: list[str]) -> pd.DataFrame
     return out
 
 
-def episode_table(runs: list[str] | str | None = None, root: str | Path = RUNS_DIR, *,
+def episode_table(runs: list[str] | str | None = None, root: str | Path | None = None, *,
                   periods: pd.DataFrame | None = None,
                   evaluations: str | int = "final") -> pd.DataFrame:
     """One row per run x seed x evaluation x episode (see the module docstring).
@@ -314,11 +316,14 @@ def episode_table(runs: list[str] | str | None = None, root: str | Path = RUNS_D
         periods = select_evaluations(periods, evaluations)
         params = _param_columns(periods)
         return _order(_aggregate_periods(periods, params), params).reset_index(drop=True)
+    root = store.root_path(root)
     ids = _run_ids(runs, root)
+    if runs is None:  # all runs: those with rows (not a run killed at its start)
+        ids = [r for r in ids if store.table_file(r, "episodes", root) is not None]
     if not ids:
         raise ValueError(f"no runs in {root}/ (make one: econsim run gtb_flat30)")
     params = run_params(ids, root)
-    gtb = [r for r in ids if (store.run_dir(r, root) / "periods.parquet").is_file()]
+    gtb = [r for r in ids if store.table_file(r, "periods", root) is not None]
     frames = []
     if gtb:
         frames.append(_aggregate_periods(tidy(gtb, "periods", root, evaluations=evaluations),
@@ -331,7 +336,7 @@ def episode_table(runs: list[str] | str | None = None, root: str | Path = RUNS_D
     return _order(df, params).reset_index(drop=True)
 
 
-def run_params(runs: list[str], root: str | Path = RUNS_DIR) -> list[str]:
+def run_params(runs: list[str], root: str | Path | None = None) -> list[str]:
     """Mechanism-parameter and swept-parameter columns among ``runs``."""
     cols: list[str] = []
     for run_id in runs:

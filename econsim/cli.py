@@ -2,17 +2,26 @@
 
 Bad input (a wrong scenario field, an unknown env, a missing run) prints one line on stderr
 naming what is wrong and what is allowed, and exits with status 2; nothing is written.
+Training that diverges (a NaN or inf loss or parameter) also exits with status 2, after
+marking the run failed. The runs folder is ``--root`` (before or after the subcommand),
+else ``$ECONSIM_RUNS``, else ``runs``; a folder in it that is not a usable run is skipped
+with a one-line warning.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import warnings
 
 import pandas as pd
 
-from econsim.errors import ScenarioError
+from econsim.errors import ScenarioError, StoreWarning
+
+ROOT_HELP = "folder holding run folders (default: $ECONSIM_RUNS, else runs)"
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -198,32 +207,39 @@ def cmd_demo(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="econsim", description=__doc__.splitlines()[0])
-    p.add_argument("--root", default="runs", help="folder holding run folders (default: runs)")
+    p.add_argument("--root", default=None, help=ROOT_HELP)
+    # every subcommand takes --root too; given there, it wins over the one before
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--root", default=argparse.SUPPRESS, help=ROOT_HELP)
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("list", help="list envs, algorithms, scenarios and runs")
+    def add(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kwargs)
+
+    s = add("list", help="list envs, algorithms, scenarios and runs")
     s.add_argument("what", nargs="?", default="all",
                    choices=["all", "envs", "algorithms", "scenarios", "runs"])
     s.set_defaults(func=cmd_list)
 
-    s = sub.add_parser("run", help="train and evaluate a scenario")
+    s = add("run", help="train and evaluate a scenario")
     s.add_argument("scenario", help="scenario file or name in scenarios/")
     s.add_argument("--seeds", help="e.g. 0-4 or 0,2,5 (default: the scenario's)")
     s.add_argument("--iterations", type=int, help="override train.iterations")
     s.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN_ID",
-                   help="continue a killed run (default: newest unfinished run of it)")
+                   help="continue a killed or interrupted run (default: the newest one of this "
+                   "scenario that is running or interrupted)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("export", help="write a run's tables as CSV or Parquet")
+    s = add("export", help="write a run's tables as CSV or Parquet")
     s.add_argument("run", help="run id (see `econsim list runs`)")
     s.add_argument("--format", default="csv", choices=["csv", "parquet"])
-    s.add_argument("--out", help="output folder (default: runs/<run>/export)")
+    s.add_argument("--out", help="output folder (default: <root>/<run>/export)")
     s.set_defaults(func=cmd_export)
 
     from econsim.sweep import BACKENDS
 
-    s = sub.add_parser(
+    s = add(
         "sweep", help="a grid of runs: every combination of --set values, all seeds in each",
         description="Run SCENARIO once per combination of the --set values (all seeds as "
         "vectorised replicas in each run, like `econsim run`); each run writes its own "
@@ -248,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no line per finished run")
     s.set_defaults(func=cmd_sweep)
 
-    s = sub.add_parser(
+    s = add(
         "regress", help="OLS (statsmodels formula) on runs' tables, SEs clustered by seed",
         description="Fit FORMULA by OLS on the tidy table of the runs (final evaluation of "
         "each seed by default), with standard errors clustered by --cluster, and print the "
@@ -285,33 +301,74 @@ def build_parser() -> argparse.ArgumentParser:
                    "used) as CSV")
     s.set_defaults(func=cmd_regress)
 
-    s = sub.add_parser("bench", help="env-steps/s of the game kernels with random actions")
+    s = add("bench", help="env-steps/s of the game kernels with random actions")
     s.add_argument("games", nargs="*", help="subset of games (default: all)")
     s.add_argument("--batch", type=int, default=None,
                    help="worlds per step (default: 4096; gtb and cleanup: 1 and 256)")
     s.add_argument("--seconds", type=float, default=1.0)
     s.set_defaults(func=cmd_bench)
 
-    s = sub.add_parser("demo", help="short LIO vs PG run in the Iterated Prisoner's "
+    s = add("demo", help="short LIO vs PG run in the Iterated Prisoner's "
                        "Dilemma, then a Mesa replay")
     s.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
     s.set_defaults(func=cmd_demo)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _warning_printer():
+    """A ``warnings.showwarning`` that prints each store warning (a skipped run folder) once,
+    as one line on stderr, and other warnings as usual."""
+    seen: set[str] = set()
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if not issubclass(category, StoreWarning):
+            default(message, category, filename, lineno, file, line)
+        elif str(message) not in seen:
+            seen.add(str(message))
+            print(f"econsim: warning: {message}", file=sys.stderr)
+
+    return show
+
+
+def _terminate(signum, frame) -> None:
+    """SIGTERM ends the command as Ctrl-C does: a training run is marked interrupted."""
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """While the command runs, SIGTERM raises KeyboardInterrupt (main thread only)."""
     try:
-        return args.func(args)
-    except (ScenarioError, ValueError) as err:
-        if os.environ.get("ECONSIM_DEBUG"):
-            raise
-        print(f"econsim: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("econsim: interrupted; resume with `econsim run SCENARIO --resume`",
-              file=sys.stderr)
-        return 130
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from econsim import store
+
+    args = build_parser().parse_args(argv)
+    args.root = str(store.root_path(args.root))
+    with warnings.catch_warnings(), _terminate_as_interrupt():
+        warnings.simplefilter("always", StoreWarning)
+        warnings.showwarning = _warning_printer()
+        try:
+            return args.func(args)
+        except (ScenarioError, ValueError) as err:
+            if os.environ.get("ECONSIM_DEBUG"):
+                raise
+            print(f"econsim: error: {err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("econsim: interrupted; resume with `econsim run SCENARIO --resume`",
+                  file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

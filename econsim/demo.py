@@ -32,8 +32,9 @@ def _budget(name: str, iterations: int) -> scenario.Scenario:
     return scenario.from_dict(data, name)
 
 
-def main(root: str | Path = "runs", quick: bool = False) -> pd.DataFrame:
-    """Run the demo; returns the table it prints (one row per scenario x seed)."""
+def main(root: str | Path | None = None, quick: bool = False) -> pd.DataFrame:
+    """Run the demo in ``root`` (default: ``$ECONSIM_RUNS`` or ``runs``); returns the table
+    it prints (one row per scenario x seed)."""
     iterations = QUICK_ITERATIONS if quick else ITERATIONS
     rows, results = [], {}
     for name in SCENARIOS:

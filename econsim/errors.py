@@ -42,3 +42,14 @@ def one_line(err: ValidationError, model: type[BaseModel] | None = None, prefix:
     if "input" in e and not isinstance(e["input"], dict | list):
         return f"{where}{e['input']!r} is not allowed: {msg}"
     return f"{where}{msg}"
+
+
+class TrainingDiverged(ScenarioError):
+    """Training produced a non-finite loss, metric or parameter (NaN or inf); ``str(err)`` is
+    one line naming the iteration and the quantity, e.g. ``training diverged at iteration 37:
+    policy_loss is nan (lower the learning rates)``."""
+
+
+class StoreWarning(UserWarning):
+    """A folder in the runs folder that is not a usable run (malformed or renamed run.json,
+    missing or unreadable tables) and was skipped; the message is one line naming it."""

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from mesa.discrete_space import CellAgent, OrthogonalMooreGrid
 
-from econsim import checkpoint, metrics
+from econsim import checkpoint, metrics, store
 from econsim import scenario as scenario_mod
 from econsim.core import Game, check_actions, seen_actions
 from econsim.envs import escape_room
@@ -349,7 +349,7 @@ class EconModel(mesa.Model):
 
     # ------------------------------------------------------------------- trained runs
     @classmethod
-    def from_run(cls, run_id: str, seed: int | None = None, root: str | Path = "runs",
+    def from_run(cls, run_id: str, seed: int | None = None, root: str | Path | None = None,
                  episodes: int = 1) -> EconModel:
         """A model whose brains are the trained replica of ``seed`` in run ``run_id``.
 
@@ -373,17 +373,16 @@ class EconModel(mesa.Model):
                 f"episode={self.episode}, step={self.t})")
 
 
-def _run_dir(run_id: str | Path, root: str | Path) -> Path:
-    path = Path(root) / str(run_id)
-    if not (path / "scenario.toml").is_file() and Path(run_id).is_dir():
-        path = Path(run_id)
+def _run_dir(run_id: str, root: str | Path | None) -> Path:
+    """The folder of stored run ``run_id`` in ``root`` (default: ``$ECONSIM_RUNS`` or
+    ``runs``): a plain run id, never a path (``econsim.store.run_dir``)."""
+    path = store.run_dir(run_id, root)
     if not (path / "scenario.toml").is_file():
-        raise ValueError(f"run {str(run_id)!r}: no such run in {Path(root)}/ "
-                         f"(expected {path / 'scenario.toml'})")
+        raise ValueError(f"run {run_id!r}: has no scenario.toml in {path}/")
     return path
 
 
-def _load(run_id: str | Path, root: str | Path) -> tuple[Scenario, Any]:
+def _load(run_id: str, root: str | Path | None) -> tuple[Scenario, Any]:
     path = _run_dir(run_id, root)
     ckpt_path = path / "checkpoints" / "last.pt"
     if not ckpt_path.is_file():
@@ -397,9 +396,10 @@ def _load(run_id: str | Path, root: str | Path) -> tuple[Scenario, Any]:
     return scenario, trainer
 
 
-def load_trainer(run_id: str | Path, root: str | Path = "runs") -> Any:
+def load_trainer(run_id: str, root: str | Path | None = None) -> Any:
     """The trainer of a stored run, restored from ``checkpoints/last.pt`` (all its seeds).
 
-    ``run_id`` names a folder in ``root`` (or is a run folder's path).
+    ``run_id`` is a plain run id naming a folder in ``root`` (default: ``$ECONSIM_RUNS`` or
+    ``runs``); paths are refused.
     """
     return _load(run_id, root)[1]

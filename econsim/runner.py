@@ -1,6 +1,7 @@
 """Train and evaluate a scenario: seeds, progress bar, checkpoints, resume, tidy tables.
 
-``run(scenario)`` writes one folder per run::
+``run(scenario)`` writes one folder per run in the runs folder (``root``; default
+``$ECONSIM_RUNS`` or ``runs``)::
 
     runs/<run_id>/
       scenario.toml        the resolved scenario (every default written out)
@@ -10,34 +11,51 @@
       checkpoints/last.pt  trainer state, log rows and RNG states of the last checkpoint
                            (plain data, read with torch.load(weights_only=True))
       log.jsonl            one JSON line per event (start, eval, checkpoint, finish)
+      .lock                held by the process training the run (its pid inside)
 
 Every file is written to a temporary name and renamed, so a killed run never leaves a
 half-written file; ``run(..., resume=run_id)`` continues from the last checkpoint and
 produces the same tables as an uninterrupted run.
+
+A run's ``status`` in ``run.json`` is ``running``, ``finished``, ``interrupted`` (Ctrl-C,
+SIGTERM; resumable) or ``failed`` (with ``error``, e.g. ``training diverged at iteration 37:
+policy_loss is nan (lower the learning rates)``). Bad input, or a failure before the first
+iteration, leaves no folder. While a process trains a run it holds ``.lock``, so a second
+``--resume`` of it is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import operator
+import os
 import secrets
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from econsim import checkpoint
+from econsim import checkpoint, store
 from econsim import scenario as scenario_mod
-from econsim.errors import ScenarioError
-from econsim.files import write_table, write_text
+from econsim.errors import ScenarioError, TrainingDiverged
+from econsim.files import (
+    lock_folder,
+    remove_stale_temps,
+    temp_path,
+    write_table,
+    write_text,
+)
 from econsim.scenario import Scenario
 
-RUNS_DIR = Path("runs")
+RESUMABLE = ("running", "interrupted")  # statuses `--resume` without a run id picks up
 EPISODE_COLUMNS = ["run_id", "scenario", "env", "algorithm", "seed", "phase", "iteration",
                    "episodes", "epsilon", "collective", "length"]
 
@@ -139,10 +157,8 @@ class _Log:
         return {name: pd.DataFrame(rows) for name, rows in self.tables.items()}
 
 
-def load_result(run_id: str, root: str | Path = RUNS_DIR) -> RunResult:
+def load_result(run_id: str, root: str | Path | None = None) -> RunResult:
     """The ``RunResult`` of a stored run (tables read from its folder; no trainer)."""
-    from econsim import store
-
     path = store.run_dir(run_id, root)
     info = json.loads((path / "run.json").read_text())
     return RunResult(run_id, path, scenario_mod.load(path / "scenario.toml"),
@@ -158,125 +174,337 @@ def _as_scenario(scenario: Scenario | str | Path) -> Scenario:
     return scenario if isinstance(scenario, Scenario) else scenario_mod.load(scenario)
 
 
-def latest_unfinished(name: str, root: Path = RUNS_DIR) -> str | None:
-    """The newest run of scenario ``name`` that did not finish (for ``--resume``)."""
+def latest_unfinished(name: str, root: str | Path | None = None) -> str | None:
+    """The newest run of scenario ``name`` that stopped before finishing (status running or
+    interrupted; failed runs are resumed only by naming them), for ``--resume``."""
     best = None
-    for manifest in sorted(root.glob("*/run.json")):
-        info = json.loads(manifest.read_text())
-        if info.get("scenario") == name and info.get("status") != "finished":
-            best = info["run_id"]
+    for run in store.scan(root):
+        if run.info.get("scenario") == name and run.info.get("status") in RESUMABLE:
+            best = run.run_id
     return best
 
 
 def run(scenario: Scenario | str | Path, *, seeds: list[int] | None = None,
-        progress: bool = True, root: str | Path = RUNS_DIR, run_id: str | None = None,
+        progress: bool = True, root: str | Path | None = None, run_id: str | None = None,
         resume: str | bool | None = None, iterations: int | None = None,
         threads: int | None = 1) -> RunResult:
-    """Train ``scenario`` for every seed (vectorised replicas) and write ``runs/<run_id>/``.
+    """Train ``scenario`` for every seed (vectorised replicas) and write ``<root>/<run_id>/``.
 
-    ``resume`` = a run id (or True: the newest unfinished run of this scenario) continues
-    that run from its last checkpoint. ``iterations`` overrides ``train.iterations``.
-    ``threads``: torch intra-op threads while training (restored afterwards). The networks
-    are small, so one thread is fastest and keeps parallel runs from starving each other;
-    ``None`` leaves torch's setting alone.
+    ``root``: the runs folder (default: ``$ECONSIM_RUNS`` or ``runs``). ``resume`` = a run id
+    (or True: the newest interrupted run of this scenario) continues that run from its last
+    checkpoint. ``iterations`` overrides ``train.iterations``. ``threads``: torch intra-op
+    threads while training (restored afterwards). The networks are small, so one thread is
+    fastest and keeps parallel runs from starving each other; ``None`` leaves torch's
+    setting alone.
+
+    Bad input raises a one-line ``ScenarioError`` before anything is written. Training that
+    produces a non-finite number raises ``TrainingDiverged``; it, any other error and an
+    interruption are recorded in ``run.json`` (status ``failed`` with the error, or
+    ``interrupted``), so a run is never left ``running`` by a process that stopped.
     """
+    iterations = _check_iterations(iterations)
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _run(scenario, seeds, progress, Path(root), run_id, resume, iterations)
+        root = store.root_path(root)
+        setup = (_resume(scenario, root, resume, iterations) if resume
+                 else _start(scenario, seeds, root, run_id, iterations))
+        try:
+            return _train(setup, progress)
+        finally:
+            setup.lock.close()
     finally:
         torch.set_num_threads(before)
 
 
-def _run(scenario: Scenario | str | Path, seeds: list[int] | None, progress: bool, root: Path,
-         run_id: str | None, resume: str | bool | None, iterations: int | None) -> RunResult:
-    if resume:
-        rid = resume if isinstance(resume, str) else latest_unfinished(
-            _as_scenario(scenario).name, root)
-        if rid is None or not (root / rid / "scenario.toml").is_file():
-            raise ScenarioError(f"resume: no unfinished run to resume ({rid or 'none found'} "
-                                f"in {root}/)")
-        run_dir = root / rid
-        scenario = scenario_mod.load(run_dir / "scenario.toml")
-        info = json.loads((run_dir / "run.json").read_text())
-        seeds, run_id = info["seeds"], rid
-    else:
-        scenario = _as_scenario(scenario)
-        seeds = list(seeds or scenario.seeds)
-        if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
-            raise ScenarioError(f"seeds: {seeds} is not allowed: seeds must be distinct and >= 0")
-        run_id = run_id or new_run_id(scenario)
-        run_dir = root / run_id
-        if run_dir.exists():
-            raise ScenarioError(f"run id {run_id!r} already exists in {root}/")
+def _check_iterations(iterations: Any) -> int | None:
+    """``iterations`` as an int >= 1 (or None); a one-line ``ScenarioError`` otherwise."""
+    if iterations is None:
+        return None
+    try:
+        value = None if isinstance(iterations, bool) else operator.index(iterations)
+    except TypeError:
+        value = None
+    if value is None or value < 1:
+        raise ScenarioError(f"iterations: {iterations!r} is not allowed: must be an integer "
+                            ">= 1")
+    return value
+
+
+@dataclass
+class _Setup:
+    """Everything a run needs before its first iteration (the folder exists and is locked)."""
+
+    run_id: str
+    path: Path
+    scenario: Scenario
+    seeds: list[int]
+    total: int
+    trainer: Any
+    log: _Log
+    manifest: dict[str, Any]
+    lock: IO[str]
+    resumed: bool
+    elapsed_before: float = 0.0
+
+
+def _manifest(run_id: str, scenario: Scenario, seeds: list[int], total: int) -> dict[str, Any]:
+    return {"run_id": run_id, "scenario": scenario.name, "env": scenario.env_name,
+            "algorithm": scenario.algorithm_name, "seeds": seeds, "iterations": total,
+            "status": "running", "started": datetime.now(UTC).isoformat(timespec="seconds"),
+            "iterations_done": 0, "wall_s": 0.0}
+
+
+def _start(scenario: Scenario | str | Path, seeds: list[int] | None, root: Path,
+           run_id: str | None, iterations: int | None) -> _Setup:
+    """Validate a new run and make its folder, complete (scenario.toml, run.json) and locked,
+    or nothing at all."""
+    scenario = _as_scenario(scenario)
+    seeds = list(seeds or scenario.seeds)
+    if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
+        raise ScenarioError(f"seeds: {seeds} is not allowed: seeds must be distinct and >= 0")
+    run_id = store.check_run_id(new_run_id(scenario) if run_id is None else run_id)
+    path = store.resolve(run_id, root)
+    if path.exists() or path.is_symlink():
+        raise ScenarioError(f"run id {run_id!r} already exists in {root}/")
     total = iterations or scenario.train.iterations
     trainer = scenario.make_trainer(seeds)  # may raise before anything is written
-    game = trainer.game
-    log = _Log(run_id, scenario, seeds, trainer.kinds, game.action_names)
-    ckpt_path = run_dir / "checkpoints" / "last.pt"
-    manifest: dict[str, Any] = {
-        "run_id": run_id, "scenario": scenario.name, "env": scenario.env_name,
-        "algorithm": scenario.algorithm_name, "seeds": seeds, "iterations": total,
-        "status": "running", "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "iterations_done": 0, "wall_s": 0.0,
-    }
-    elapsed_before = 0.0
-    if resume and ckpt_path.is_file():
-        ckpt = checkpoint.load(ckpt_path)
-        trainer.load_state_dict(ckpt["trainer"])
-        log.restore(ckpt["log"])
-        elapsed_before = ckpt["wall_s"]
-        manifest.update(info, status="running")
-        total = iterations or info["iterations"]
+    log = _Log(run_id, scenario, seeds, trainer.kinds, trainer.game.action_names)
+    manifest = _manifest(run_id, scenario, seeds, total)
+    lock = _create_folder(path, scenario, manifest)
+    return _Setup(run_id, path, scenario, seeds, total, trainer, log, manifest, lock, False)
+
+
+def _create_folder(path: Path, scenario: Scenario, manifest: dict[str, Any]) -> IO[str]:
+    """Write the run's first files in a hidden temporary folder, lock it and rename it into
+    place, so readers never see a half-made run and a failure leaves nothing behind."""
+    made_root = not path.parent.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    lock = None
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)  # our own leftover (same pid), if any
+        tmp.mkdir()
+        lock = lock_folder(tmp, f"run {path.name!r}")
+        write_text(tmp / "scenario.toml", scenario.to_toml())
+        write_text(tmp / "run.json", json.dumps(manifest, indent=2))
+        try:
+            os.rename(tmp, path)
+        except OSError:
+            raise ScenarioError(f"run id {path.name!r} already exists in {path.parent}/") \
+                from None
+    except BaseException:
+        if lock is not None:
+            lock.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        if made_root:
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()  # only if still empty
+        raise
+    return lock
+
+
+def _resume(scenario: Scenario | str | Path, root: Path, resume: str | bool,
+            iterations: int | None) -> _Setup:
+    """Lock a stored run and restore its trainer and log from the last checkpoint."""
+    rid = resume if isinstance(resume, str) else latest_unfinished(
+        _as_scenario(scenario).name, root)
+    if rid is None:
+        raise ScenarioError(f"resume: no unfinished run to resume (none found in {root}/)")
+    path = store.run_dir(rid, root)  # a plain name, inside root, a usable run
+    if not (path / "scenario.toml").is_file():
+        raise ScenarioError(f"resume: run {rid!r} has no scenario.toml in {path}/")
+    lock = lock_folder(path, f"run {rid!r}")
+    try:
+        remove_stale_temps(path, min_age_s=0)  # we hold the lock: any leftover is stale
+        remove_stale_temps(path / "checkpoints", min_age_s=0)
+        sc = scenario_mod.load(path / "scenario.toml")
+        info = json.loads((path / "run.json").read_text())
+        seeds = list(info["seeds"])
+        trainer = sc.make_trainer(seeds)
+        log = _Log(rid, sc, seeds, trainer.kinds, trainer.game.action_names)
+        total = iterations or sc.train.iterations
+        manifest = _manifest(rid, sc, seeds, total)
+        elapsed = 0.0
+        ckpt_path = path / "checkpoints" / "last.pt"
+        if ckpt_path.is_file():
+            ckpt = checkpoint.load(ckpt_path)
+            trainer.load_state_dict(ckpt["trainer"])
+            log.restore(ckpt["log"])
+            elapsed = ckpt["wall_s"]
+            manifest.update(info, status="running")
+            manifest.pop("error", None)
+            manifest["iterations"] = total = iterations or info["iterations"]
+        else:
+            write_text(path / "scenario.toml", sc.to_toml())
+    except BaseException:
+        lock.close()
+        raise
+    return _Setup(rid, path, sc, seeds, total, trainer, log, manifest, lock, True, elapsed)
+
+
+def _nonfinite(value: Any) -> str | None:
+    """``"nan"`` or ``"inf"`` if a number or array holds one, else None."""
+    if isinstance(value, torch.Tensor):
+        if not value.dtype.is_floating_point or bool(torch.isfinite(value).all()):
+            return None
+        return "nan" if bool(torch.isnan(value).any()) else "inf"
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):
+        return None
+    if arr.dtype.kind not in "fc" or np.isfinite(arr).all():
+        return None
+    return "nan" if np.isnan(arr).any() else "inf"
+
+
+def first_nonfinite(state: Any, prefix: str = "") -> tuple[str, str] | None:
+    """``(dotted name, "nan" | "inf")`` of the first non-finite float tensor, array or number
+    in a (nested) state dict, or None if every one is finite."""
+    if isinstance(state, dict):
+        items = state.items()
+    elif isinstance(state, list | tuple):
+        items = enumerate(state)
     else:
-        run_dir.mkdir(parents=True, exist_ok=bool(resume))
-        write_text(run_dir / "scenario.toml", scenario.to_toml())
-    _event(run_dir, "resume" if resume else "start", iteration=trainer.iteration)
-    tr = scenario.train
+        bad = _nonfinite(state) if isinstance(state, torch.Tensor | np.ndarray | float) \
+            else None
+        return (prefix, bad) if bad else None
+    for key, value in items:
+        found = first_nonfinite(value, f"{prefix}.{key}" if prefix else str(key))
+        if found:
+            return found
+    return None
+
+
+def _params_nonfinite(trainer: Any) -> tuple[str, str] | None:
+    """:func:`first_nonfinite` of the trainer's state, or None if it cannot be read."""
+    try:
+        return first_nonfinite(trainer.state_dict())
+    except Exception:  # the trainer is broken: report the original error instead
+        return None
+
+
+def _diverged(iteration: int, what: str, kind: str) -> TrainingDiverged:
+    return TrainingDiverged(f"training diverged at iteration {iteration}: {what} is {kind} "
+                            "(lower the learning rates)")
+
+
+class _Watch:
+    """Stops training on non-finite numbers: the metrics of every iteration and evaluation,
+    and the trainer's tensors (its ``state_dict``) at every log, evaluation and checkpoint
+    step and, between them, as often as costs at most ``BUDGET`` of the training time."""
+
+    BUDGET = 0.02
+
+    def __init__(self, trainer: Any) -> None:
+        self.trainer = trainer
+        self.cost = 0.0  # seconds the last parameter check took
+        self.last = time.perf_counter()
+
+    def metrics(self, iteration: int, metrics: dict[str, Any], what: str = "") -> None:
+        for key, value in metrics.items():
+            kind = _nonfinite(value)
+            if kind:
+                raise _diverged(iteration, f"{what}{key}", kind)
+
+    def params(self, iteration: int, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not force and (now - self.last) * self.BUDGET < self.cost:
+            return
+        found = first_nonfinite(self.trainer.state_dict())
+        self.last = time.perf_counter()
+        self.cost = self.last - now
+        if found:
+            raise _diverged(iteration, f"parameter {found[0]}", found[1])
+
+
+def _one_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    text = lines[0] if lines else ""
+    return text if isinstance(err, ValueError) and text else f"{type(err).__name__}: {text}"
+
+
+def _train(setup: _Setup, progress: bool) -> RunResult:
+    """The training loop of a prepared run; records how it ended in ``run.json``."""
+    trainer, log, manifest, run_dir = setup.trainer, setup.log, setup.manifest, setup.path
+    scenario, total, tr = setup.scenario, setup.total, setup.scenario.train
+    ckpt_path = run_dir / "checkpoints" / "last.pt"
     t0 = time.perf_counter()
 
     def save_tables() -> None:
         ep, ag = log.frames()
-        write_table(run_dir / "episodes.parquet", ep)
-        write_table(run_dir / "agents.parquet", ag)
-        for name, df in log.extra_frames().items():
-            write_table(run_dir / f"{name}.parquet", df)
+        frames = {"episodes": ep, "agents": ag, **log.extra_frames()}
+        for name, df in frames.items():
+            if len(df):  # a table with no rows yet is not written
+                write_table(run_dir / f"{name}.parquet", df)
 
-    def save_manifest(status: str) -> None:
+    def save_manifest(status: str, **extra: Any) -> None:
         manifest.update(status=status, iterations_done=trainer.iteration,
-                        wall_s=round(elapsed_before + time.perf_counter() - t0, 2))
+                        wall_s=round(setup.elapsed_before + time.perf_counter() - t0, 2),
+                        **extra)
         write_text(run_dir / "run.json", json.dumps(manifest, indent=2))
 
-    save_manifest("running")
+    try:
+        _event(run_dir, "resume" if setup.resumed else "start", iteration=trainer.iteration)
+        save_manifest("running")
+    except BaseException:
+        if not setup.resumed:
+            shutil.rmtree(run_dir, ignore_errors=True)  # nothing happened yet: leave nothing
+        raise
+    watch = _Watch(trainer)
     bar = tqdm(total=total, initial=trainer.iteration, disable=not progress,
                desc=scenario.name, unit="it", dynamic_ncols=True)
     recent: list[float] = []
-    while trainer.iteration < total:
-        eps = trainer.epsilon()
-        metrics = trainer.iterate()
-        it = trainer.iteration
-        log.add_train(metrics)
-        recent.append(float(metrics["collective"].mean()))
-        if it % tr.log_every == 0 or it == total:
-            log.flush_train(it, eps, trainer.cfg.batch)
-            bar.set_postfix(ret=f"{np.mean(recent):.2f}", eps=f"{eps:.2f}")
-            recent = []
-        if it % tr.eval_every == 0 or it == total:
-            ev = trainer.evaluate(tr.eval_episodes)
-            log.add_tables(it, ev.pop("_tables", {}))
-            log.add_eval(it, ev, tr.eval_episodes)
-            _event(run_dir, "eval", iteration=it,
-                   collective=[round(float(x), 4) for x in ev["collective"]])
-        if it % tr.checkpoint_every == 0 or it == total:
-            wall = elapsed_before + time.perf_counter() - t0
-            state = {"trainer": trainer.state_dict(), "log": log.state(), "wall_s": wall}
-            checkpoint.save(ckpt_path, state)
-            save_tables()
-            save_manifest("running")
-            _event(run_dir, "checkpoint", iteration=it)
-        bar.update(1)
-    bar.close()
+    try:
+        while trainer.iteration < total:
+            eps = trainer.epsilon()
+            try:
+                metrics = trainer.iterate()
+            except Exception as err:  # NaN parameters often surface as a sampling error
+                found = _params_nonfinite(trainer)
+                if found:
+                    raise _diverged(trainer.iteration + 1, f"parameter {found[0]}",
+                                    found[1]) from err
+                raise
+            it = trainer.iteration
+            watch.metrics(it, metrics)
+            log_step = it % tr.log_every == 0 or it == total
+            eval_step = it % tr.eval_every == 0 or it == total
+            ckpt_step = it % tr.checkpoint_every == 0 or it == total
+            watch.params(it, force=log_step or eval_step or ckpt_step)
+            log.add_train(metrics)
+            recent.append(float(metrics["collective"].mean()))
+            if log_step:
+                log.flush_train(it, eps, trainer.cfg.batch)
+                bar.set_postfix(ret=f"{np.mean(recent):.2f}", eps=f"{eps:.2f}")
+                recent = []
+            if eval_step:
+                ev = trainer.evaluate(tr.eval_episodes)
+                tables = ev.pop("_tables", {})
+                watch.metrics(it, ev, "evaluation ")
+                log.add_tables(it, tables)
+                log.add_eval(it, ev, tr.eval_episodes)
+                _event(run_dir, "eval", iteration=it,
+                       collective=[round(float(x), 4) for x in ev["collective"]])
+            if ckpt_step:
+                wall = setup.elapsed_before + time.perf_counter() - t0
+                state = {"trainer": trainer.state_dict(), "log": log.state(), "wall_s": wall}
+                checkpoint.save(ckpt_path, state)
+                save_tables()
+                save_manifest("running")
+                _event(run_dir, "checkpoint", iteration=it)
+            bar.update(1)
+    except (KeyboardInterrupt, SystemExit):
+        save_manifest("interrupted")
+        _event(run_dir, "interrupted", iteration=trainer.iteration)
+        raise
+    except BaseException as err:
+        save_manifest("failed", error=_one_line(err))
+        _event(run_dir, "failed", iteration=trainer.iteration, error=_one_line(err))
+        raise
+    finally:
+        bar.close()
     save_tables()
     final = log.frames()[0].query("phase == 'eval'")
     manifest["final_collective"] = {
@@ -284,7 +512,7 @@ def _run(scenario: Scenario | str | Path, seeds: list[int] | None, progress: boo
         final[final.iteration == final.iteration.max()].set_index("seed").collective.items()}
     save_manifest("finished")
     _event(run_dir, "finish", iteration=trainer.iteration, wall_s=manifest["wall_s"])
-    return RunResult(run_id, run_dir, scenario, seeds, manifest["wall_s"], trainer)
+    return RunResult(setup.run_id, run_dir, scenario, setup.seeds, manifest["wall_s"], trainer)
 
 
 def _event(run_dir: Path, kind: str, **fields) -> None:

@@ -5,99 +5,407 @@
 >>> store.query("select algorithm, avg(collective) from episodes "
 ...             "where phase = 'eval' group by 1")
 
-The views ``episodes`` and ``agents`` union ``runs/*/episodes.parquet`` and
-``runs/*/agents.parquet``; ``runs`` is the table of run manifests. Nothing needs a server.
+The views ``episodes`` and ``agents`` union ``<root>/*/episodes.parquet`` and
+``<root>/*/agents.parquet``; ``runs`` is the table of run manifests. Nothing needs a server.
+
+* **The runs folder.** Every function takes ``root``; ``None`` means :func:`default_root`:
+  ``$ECONSIM_RUNS`` if set, else ``./runs``. The CLI, the runner, sweeps, analysis, the Mesa
+  model and the app all use this rule.
+* **Run ids.** A run id is a plain name (:data:`RUN_ID_RULE`); :func:`resolve` is the one
+  place a run id becomes a path, and it refuses ids like ``../x`` or ``/etc`` and folders
+  that lead outside the runs folder (a symbolic link), with a one-line ``ScenarioError``.
+* **Bad folders.** A folder that is not a usable run (no or malformed ``run.json``, a
+  ``run.json`` naming another run because the folder was renamed or copied, a finished run
+  without its tables, an unreadable table) is skipped with a one-line :class:`StoreWarning`
+  naming it, so one broken folder never makes the others unreadable.
+* **Concurrent writers.** Tables are read through pyarrow, one open file each (never by a
+  path DuckDB could glob or re-open), and :func:`query` runs again if a file was replaced
+  while it read (a run writing its tables): a query sees complete files, all of one moment.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import time
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
-from econsim.errors import ScenarioError
-from econsim.files import write_table
+from econsim.errors import ScenarioError, StoreWarning
+from econsim.files import remove_stale_temps, write_table
 
-RUNS_DIR = Path("runs")
+RUNS_ENV = "ECONSIM_RUNS"
+RUNS_DIR = Path("runs")  # the runs folder when $ECONSIM_RUNS is not set
 TABLES = ("episodes", "agents", "periods")  # periods: GTB runs only (per tax period)
+REQUIRED = ("episodes", "agents")  # a finished run has both
+RUN_ID_MAX = 200
+RUN_ID_RULE = ("a run id is a plain name: letters, digits and _ . - , starting with a letter "
+               "or digit, no '..', at most 200 characters")
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_ATTEMPTS = 8  # query(): runs again while a writer replaces files underneath it
+
+#: columns of the views when no run has written that table yet (so they exist, empty)
+_EMPTY = {
+    "episodes": {"run_id": pa.string(), "scenario": pa.string(), "env": pa.string(),
+                 "algorithm": pa.string(), "seed": pa.int64(), "phase": pa.string(),
+                 "iteration": pa.int64(), "episodes": pa.int64(), "epsilon": pa.float64(),
+                 "collective": pa.float64(), "length": pa.float64()},
+    "agents": {"run_id": pa.string(), "scenario": pa.string(), "env": pa.string(),
+               "algorithm": pa.string(), "seed": pa.int64(), "phase": pa.string(),
+               "iteration": pa.int64(), "agent": pa.int64(), "kind": pa.string()},
+    "periods": {"run_id": pa.string(), "scenario": pa.string(), "env": pa.string(),
+                "algorithm": pa.string(), "seed": pa.int64(), "phase": pa.string(),
+                "iteration": pa.int64(), "episode": pa.int64(), "period": pa.int64(),
+                "agent": pa.int64()},
+}
+_RUN_COLUMNS = ["run_id", "scenario", "env", "algorithm", "seeds", "status", "iterations_done",
+                "iterations", "wall_s", "final_collective_mean", "started"]
 
 
-def runs(root: str | Path = RUNS_DIR) -> pd.DataFrame:
-    """One row per run folder: id, scenario, env, algorithm, seeds, status, wall time."""
-    rows = []
-    for manifest in sorted(Path(root).glob("*/run.json")):
+# --------------------------------------------------------------------------- root and ids
+
+
+def default_root() -> Path:
+    """The runs folder when none is given: ``$ECONSIM_RUNS`` if set, else ``./runs``."""
+    return Path(os.environ.get(RUNS_ENV) or RUNS_DIR)
+
+
+def root_path(root: str | Path | None = None) -> Path:
+    """``root`` as a Path; ``None`` (or ``""``) means :func:`default_root`."""
+    return default_root() if root is None or str(root) == "" else Path(root)
+
+
+def _plain(run_id: object) -> bool:
+    return (isinstance(run_id, str) and len(run_id) <= RUN_ID_MAX and ".." not in run_id
+            and _RUN_ID.fullmatch(run_id) is not None)
+
+
+def _inside(path: Path, base: Path) -> bool:
+    """Whether ``path``'s real location (links followed) is inside ``base``'s."""
+    return path.resolve().is_relative_to(base.resolve())
+
+
+def check_run_id(run_id: object) -> str:
+    """``run_id`` if it is a plain name (see :data:`RUN_ID_RULE`), else a one-line
+    ``ScenarioError``."""
+    if not _plain(run_id):
+        text = repr(run_id)
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        raise ScenarioError(f"run id {shown} is not allowed: {RUN_ID_RULE}")
+    return str(run_id)
+
+
+def resolve(run_id: str, root: str | Path | None = None) -> Path:
+    """The folder of run ``run_id`` in ``root`` (it need not exist yet).
+
+    Refuses a run id that is not a plain name, and a folder whose real path is outside
+    ``root`` (a symbolic link), with a one-line ``ScenarioError``.
+    """
+    base = root_path(root)
+    path = base / check_run_id(run_id)
+    if not _inside(path, base):
+        raise ScenarioError(f"run {run_id!r}: its folder leads outside {base}/ (a symbolic "
+                            "link?); it is not used")
+    return path
+
+
+# --------------------------------------------------------------------------- scanning
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """A usable run folder: its id, path, manifest (``run.json``) and the tables it has
+    (name -> file; a table with no rows yet is absent)."""
+
+    run_id: str
+    path: Path
+    info: dict[str, Any]
+    tables: dict[str, Path] = field(default_factory=dict)
+
+
+def _manifest_problem(info: Any, name: str) -> str | None:
+    """Why a parsed ``run.json`` is unusable for folder ``name`` (None if it is fine)."""
+    if not isinstance(info, dict):
+        return "run.json is not a JSON object"
+    if info.get("run_id") != name:
+        return (f"run.json belongs to run {info.get('run_id')!r}, not to this folder "
+                "(renamed or copied?)")
+    seeds = info.get("seeds", [])
+    if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds):
+        return "run.json: seeds is not a list of integers"
+    final = info.get("final_collective")
+    if final is not None and not (isinstance(final, dict) and all(
+            isinstance(v, int | float) for v in final.values())):
+        return "run.json: final_collective is malformed"
+    if not isinstance(info.get("status", ""), str):
+        return "run.json: status is not a string"
+    return None
+
+
+def _tables(path: Path, info: dict[str, Any]) -> tuple[dict[str, Path], str | None]:
+    """The readable tables of a run folder, or why the folder is unusable."""
+    found: dict[str, Path] = {}
+    for table in TABLES:
+        file = path / f"{table}.parquet"
+        if not file.is_file():
+            continue
+        try:
+            schema = pq.read_schema(file)
+        except (OSError, pa.ArrowException):
+            return {}, f"{table}.parquet is not a readable Parquet file"
+        if len(schema):  # a table with no columns has no rows yet
+            found[table] = file
+    if info.get("status") == "finished":
+        missing = [t for t in REQUIRED if t not in found]
+        if missing:
+            return {}, f"finished run without {' and '.join(t + '.parquet' for t in missing)}"
+    return found, None
+
+
+def _check(path: Path, base: Path) -> tuple[StoredRun | None, str | None]:
+    """(the run, None) for a usable run folder, else (None, why it is skipped)."""
+    if not _plain(path.name):
+        return None, "its name is not a valid run id"
+    if not _inside(path, base):
+        return None, "it leads outside the runs folder (a symbolic link?)"
+    manifest = path / "run.json"
+    if not manifest.is_file():
+        return None, "no run.json"
+    try:
         info = json.loads(manifest.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None, "run.json is not valid JSON"
+    why = _manifest_problem(info, path.name)
+    if why:
+        return None, why
+    tables, why = _tables(path, info)
+    if why:
+        return None, why
+    return StoredRun(path.name, path, info, tables), None
+
+
+def _clean(folder: Path) -> None:
+    """Remove leftovers of dead processes in a run folder and its checkpoints."""
+    remove_stale_temps(folder)
+    remove_stale_temps(folder / "checkpoints")
+
+
+def scan(root: str | Path | None = None) -> list[StoredRun]:
+    """Every usable run in ``root``, sorted by id. Each other folder is skipped with a
+    :class:`StoreWarning` (hidden folders and plain files silently); leftover temporary
+    files of dead processes are removed on the way."""
+    base = root_path(root)
+    if not base.is_dir():
+        return []
+    remove_stale_temps(base)
+    found = []
+    for path in sorted(base.iterdir()):
+        if path.name.startswith(".") or not path.is_dir():
+            continue
+        _clean(path)
+        run, why = _check(path, base)
+        if run is None:
+            warnings.warn(f"run folder {path} skipped: {why}", StoreWarning, stacklevel=2)
+        else:
+            found.append(run)
+    return found
+
+
+def _runs_frame(found: list[StoredRun]) -> pd.DataFrame:
+    rows = []
+    for run in found:
+        info = dict(run.info)
         final = info.pop("final_collective", None) or {}
         info["seeds"] = ",".join(str(s) for s in info.get("seeds", []))
         info["final_collective_mean"] = (sum(final.values()) / len(final)) if final else None
         rows.append(info)
-    cols = ["run_id", "scenario", "env", "algorithm", "seeds", "status", "iterations_done",
-            "iterations", "wall_s", "final_collective_mean", "started"]
     df = pd.DataFrame(rows)
-    return df.reindex(columns=cols) if not df.empty else pd.DataFrame(columns=cols)
+    return df.reindex(columns=_RUN_COLUMNS) if not df.empty else pd.DataFrame(
+        columns=_RUN_COLUMNS)
 
 
-def run_dir(run_id: str, root: str | Path = RUNS_DIR) -> Path:
-    """The folder of run ``run_id``; one-line error listing known runs if absent."""
-    path = Path(root) / run_id
+def runs(root: str | Path | None = None) -> pd.DataFrame:
+    """One row per usable run folder: id, scenario, env, algorithm, seeds, status
+    (running, finished, failed, interrupted), iterations, wall time, final score."""
+    return _runs_frame(scan(root))
+
+
+def _names(base: Path) -> list[str]:
+    """Folder names in ``base`` that look like runs (for messages; no checks, no warnings)."""
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir() if (p / "run.json").is_file())
+
+
+def run_dir(run_id: str, root: str | Path | None = None) -> Path:
+    """The folder of a usable run ``run_id``; a one-line ``ScenarioError`` if the id is not a
+    plain name, the run does not exist (listing the latest runs) or its folder is unusable."""
+    base = root_path(root)
+    path = resolve(run_id, base)
     if not (path / "run.json").is_file():
-        known = ", ".join(runs(root).run_id.tolist()[-5:]) or "none"
-        raise ScenarioError(f"run {run_id!r} not found in {root}/ (latest runs: {known})")
+        known = ", ".join(_names(base)[-5:]) or "none"
+        raise ScenarioError(f"run {run_id!r} not found in {base}/: no such run "
+                            f"(latest runs: {known})")
+    _, why = _check(path, base)
+    if why:
+        raise ScenarioError(f"run {run_id!r} in {base}/ cannot be used: {why}")
     return path
 
 
-def load(run_id: str, table: str = "episodes", root: str | Path = RUNS_DIR) -> pd.DataFrame:
-    """One table (``episodes``, ``agents`` or, for GTB runs, ``periods``) of one run."""
+def table_file(run_id: str, table: str, root: str | Path | None = None) -> Path | None:
+    """The Parquet file of one table of a run, or None if the run has no rows in it yet."""
     if table not in TABLES:
         raise ScenarioError(f"table {table!r} is not allowed (allowed: {', '.join(TABLES)})")
-    path = run_dir(run_id, root) / f"{table}.parquet"
-    if not path.is_file():
+    path = run_dir(run_id, root)
+    return _tables(path, {})[0].get(table)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A Parquet file read through one open file (complete even if it is replaced now)."""
+    with open(path, "rb") as f:
+        return pd.read_parquet(f)
+
+
+def load(run_id: str, table: str = "episodes", root: str | Path | None = None
+         ) -> pd.DataFrame:
+    """One table (``episodes``, ``agents`` or, for GTB runs, ``periods``) of one run."""
+    path = table_file(run_id, table, root)
+    if path is None:
         raise ScenarioError(f"run {run_id!r} has no {table} table yet (still at its start?)")
-    return pd.read_parquet(path)
+    return read_table(path)
 
 
-def connect(root: str | Path = RUNS_DIR) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with views ``episodes``, ``agents``, ``runs`` and, once
-    a GTB run exists, ``periods``."""
+# --------------------------------------------------------------------------- DuckDB
+
+
+def _union_schema(files: list[Path]) -> pa.Schema:
+    """Columns of all files by name (as DuckDB's union_by_name); a column whose types
+    cannot be reconciled becomes text."""
+    types: dict[str, list[pa.DataType]] = {}
+    for file in files:
+        for f in pq.read_schema(file):
+            types.setdefault(f.name, []).append(f.type)
+    fields = []
+    for name, ts in types.items():
+        try:
+            unified = pa.unify_schemas([pa.schema([(name, t)]) for t in ts],
+                                       promote_options="permissive").field(name).type
+        except (pa.ArrowException, TypeError):
+            unified = pa.large_string()
+        fields.append(pa.field(name, unified))
+    return pa.schema(fields)
+
+
+def _connection(found: list[StoredRun]) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    root = Path(root)
     for table in TABLES:
-        files = sorted(str(p) for p in root.glob(f"*/{table}.parquet"))
+        files = [run.tables[table] for run in found if table in run.tables]
         if files:
-            con.execute(f"create view {table} as select * from "
-                        f"read_parquet({files!r}, union_by_name = true)")
-    con.register("runs_df", runs(root))
-    con.execute("create view runs as select * from runs_df")
+            data = pads.dataset([str(f) for f in files], schema=_union_schema(files),
+                                format="parquet")
+        else:
+            data = pa.schema(_EMPTY[table]).empty_table()
+        con.register(table, data)
+    con.register("runs", _runs_frame(found))
     return con
 
 
-def query(sql: str, root: str | Path = RUNS_DIR) -> pd.DataFrame:
-    """Run SQL over all stored runs and return a DataFrame."""
-    con = connect(root)
-    try:
-        return con.execute(sql).df()
-    except duckdb.Error as err:
-        raise ScenarioError(f"query failed: {str(err).splitlines()[0]}") from None
-    finally:
-        con.close()
+def connect(root: str | Path | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with views ``episodes``, ``agents``, ``periods`` and
+    ``runs`` over the usable runs (a view no run has written yet is empty).
+
+    Prefer :func:`query`: it also runs again if a run replaced a file while it read.
+    """
+    return _connection(scan(root))
+
+
+def _stamp(found: list[StoredRun]) -> tuple:
+    """Identity of every table file (inode, size, modification time; None if gone)."""
+    out = []
+    for run in found:
+        for file in run.tables.values():
+            try:
+                st = os.stat(file)
+                out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+            except OSError:
+                out.append(None)
+    return tuple(out)
+
+
+def _quiet_scan(base: Path) -> list[StoredRun]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StoreWarning)
+        return scan(base)
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
+def query(sql: str, root: str | Path | None = None) -> pd.DataFrame:
+    """Run SQL over all usable runs and return a DataFrame; a bad query is a one-line
+    ``ScenarioError``. If a run replaced one of its files meanwhile, the query runs again,
+    so the result comes from files that were all complete and unchanged while it ran."""
+    if not isinstance(sql, str) or not sql.strip():
+        raise ScenarioError("query: give one SQL statement, e.g. 'select * from runs'")
+    base = root_path(root)
+    found = scan(base)  # warns once about skipped folders
+    error: BaseException | None = None
+    result = None
+    for attempt in range(_ATTEMPTS):
+        if attempt:
+            time.sleep(0.02 * attempt)
+            found = _quiet_scan(base)
+        before = _stamp(found)
+        try:
+            con = _connection(found)
+            try:
+                result, error = con.execute(sql).df(), None
+            finally:
+                con.close()
+        except (duckdb.Error, pa.ArrowException, OSError) as err:
+            result, error = None, err
+        if _stamp(found) == before:
+            break  # nothing changed underneath: the answer (or the error) is the query's
+    if error is not None:
+        raise ScenarioError(f"query failed: {_first_line(error)}") from None
+    return result
+
+
+# --------------------------------------------------------------------------- export
 
 
 def export(run_id: str, fmt: str = "csv", out: str | Path | None = None,
-           root: str | Path = RUNS_DIR) -> list[Path]:
-    """Write a run's tables as CSV or Parquet into ``out`` (default: the run folder)."""
+           root: str | Path | None = None) -> list[Path]:
+    """Write a run's tables as CSV or Parquet into ``out`` (default: the run folder's
+    ``export/``), as ``<out>/<run_id>-<table>.<fmt>``; returns the files written."""
     if fmt not in ("csv", "parquet"):
         raise ScenarioError(f"format {fmt!r} is not allowed (allowed: csv, parquet)")
     src = run_dir(run_id, root)
+    tables = {t: table_file(run_id, t, root) for t in TABLES}
+    missing = [t for t in REQUIRED if tables[t] is None]
+    if missing:
+        raise ScenarioError(f"run {run_id!r} has no {missing[0]} table yet (still at its start?)")
     dest = Path(out) if out else src / "export"
-    dest.mkdir(parents=True, exist_ok=True)
     written = []
-    for table in TABLES:
-        if table == "periods" and not (src / "periods.parquet").is_file():
+    for table, file in tables.items():
+        if file is None:
             continue  # only economies have per-period tables
-        df = load(run_id, table, root)
         path = dest / f"{run_id}-{table}.{fmt}"
+        if path.resolve().parent != dest.resolve():  # run ids are plain names; be sure
+            raise ScenarioError(f"export: {path} would be outside {dest}/")
+        df = read_table(file)
+        dest.mkdir(parents=True, exist_ok=True)
         write_table(path, df)
         written.append(path)
     return written

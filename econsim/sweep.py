@@ -28,6 +28,9 @@ or ``econsim sweep gtb_flat30 --seeds 0-7 --set mechanism.rate=0.1,0.3,0.5``.
   method (``backend="local"``, the default) or as Ray tasks (``backend="ray"``, one CPU
   each; ``ray.init(num_cpus=workers)`` if Ray is not initialised yet, shut down again
   afterwards). Each worker runs torch on one thread.
+* **Stopping.** Ctrl-C or SIGTERM of the sweep stops its local workers within seconds (each
+  run still going is marked ``interrupted`` and resumes with the same ``sweep_id``); a
+  worker whose sweep process died (even by ``kill -9``) notices within a second and stops.
 * **Failures.** A run that raises is reported (``status = failed`` and a one-line
   ``error``); the other runs finish. The result is one row per combination with its status,
   wall time and the final evaluation's metrics averaged over seeds.
@@ -38,8 +41,11 @@ from __future__ import annotations
 import itertools
 import json
 import multiprocessing
+import os
 import re
 import secrets
+import signal
+import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterable, Iterator
@@ -51,13 +57,14 @@ from typing import Any
 import pandas as pd
 
 from econsim import scenario as scenario_mod
+from econsim import store
 from econsim.errors import ScenarioError
 from econsim.files import write_text
 from econsim.scenario import Scenario
 
 BACKENDS = ("local", "ray")
 METRICS = ("collective", "productivity", "equality", "welfare_sum", "tax_revenue")
-_SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
+_GRACE_S = 5.0  # a stopping worker's run may take this long to mark itself interrupted
 
 
 # --------------------------------------------------------------------------- grid parsing
@@ -144,6 +151,8 @@ def _slug(combo: dict[str, Any], varying: set[str] | None = None) -> str:
         if varying is not None and key not in varying:
             continue  # the same in every run: not part of the name
         text = re.sub(r"[^A-Za-z0-9.-]+", "_", json.dumps(value)).strip("_") or "x"
+        text = re.sub(r"\.{2,}", ".", text)  # a run id has no '..'
+
         parts.append(f"{key.split('.')[-1]}{text}")
     return ("_".join(parts) or "base")[:60]
 
@@ -183,7 +192,7 @@ def _base(scenario: Scenario | str | Path) -> tuple[dict[str, Any], str]:
 
 
 def plan(scenario: Scenario | str | Path, grid: dict[str, Any], seeds: Iterable[int] | None,
-         *, sweep_id: str | None = None, root: str | Path = "runs",
+         *, sweep_id: str | None = None, root: str | Path | None = None,
          iterations: int | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Validate every combination; returns (tasks, invalid), nothing is run or written.
 
@@ -197,12 +206,16 @@ def plan(scenario: Scenario | str | Path, grid: dict[str, Any], seeds: Iterable[
     if iterations is not None and iterations < 1:
         raise ScenarioError(f"iterations: {iterations} is not allowed: must be >= 1")
     sweep_id = sweep_id or new_sweep_id(str(base.get("name", "sweep")))
-    if not _SAFE.fullmatch(sweep_id):
-        raise ScenarioError(f"sweep id {sweep_id!r} is not allowed (letters, digits, _ . -)")
+    try:
+        store.check_run_id(sweep_id)
+    except ScenarioError:
+        raise ScenarioError(f"sweep id {sweep_id!r} is not allowed: it starts the run ids, "
+                            f"and {store.RUN_ID_RULE}") from None
     combos = combinations(grid)
-    root = str(Path(root).resolve())
+    root = str(store.root_path(root).resolve())
     tasks, invalid = [], []
     for run_id, combo in zip(run_ids(sweep_id, combos), combos, strict=True):
+        store.check_run_id(run_id)  # e.g. too long: refused before anything runs
         data = json.loads(json.dumps(base))  # deep copy of plain TOML data
         try:
             for path, value in combo.items():
@@ -244,9 +257,9 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     root, run_id = Path(task["root"]), task["run_id"]
-    run_dir = root / run_id
     out: dict[str, Any] = {"run_id": run_id, "status": "failed", "wall_s": 0.0, "error": ""}
     try:
+        run_dir = store.resolve(run_id, root)
         manifest = run_dir / "run.json"
         info = json.loads(manifest.read_text()) if manifest.is_file() else None
         if info is not None and info.get("status") == "finished":
@@ -270,10 +283,49 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- backends
 
 
-def _init_worker() -> None:
+_busy = False  # a pool worker is inside a run (its stop signal interrupts the run first)
+
+
+def _stop_worker(signum: int, frame: Any) -> None:
+    """SIGTERM / SIGINT in a pool worker: interrupt the run (the runner marks it interrupted,
+    then :func:`_pool_run_one` exits), or exit at once if no run is going."""
+    if _busy:
+        raise KeyboardInterrupt
+    os._exit(128 + signum)
+
+
+def _watch_parent(parent: int) -> None:
+    """A pool worker's guard thread: when the sweep process is gone (its parent changed,
+    e.g. after ``kill -9``), stop the worker like SIGTERM does; exit hard after a grace."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(_GRACE_S)
+    os._exit(1)
+
+
+def _init_worker(parent: int | None = None) -> None:
+    """Pool worker set-up: one torch thread; stop on SIGTERM/SIGINT or when ``parent`` dies."""
     import torch
 
     torch.set_num_threads(1)
+    signal.signal(signal.SIGTERM, _stop_worker)
+    signal.signal(signal.SIGINT, _stop_worker)
+    if parent is not None:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True,
+                         name="econsim-parent-watch").start()
+
+
+def _pool_run_one(task: dict[str, Any]) -> dict[str, Any]:
+    """:func:`run_one` in a pool worker; an interruption ends the worker process."""
+    global _busy
+    _busy = True
+    try:
+        return run_one(task)
+    except KeyboardInterrupt:
+        os._exit(130)  # the run is marked interrupted; the sweep is stopping
+    finally:
+        _busy = False
 
 
 def _failed(task: dict[str, Any], err: BaseException) -> dict[str, Any]:
@@ -281,17 +333,42 @@ def _failed(task: dict[str, Any], err: BaseException) -> dict[str, Any]:
             "error": _one_line(err)}
 
 
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool whose sweep is ending early: SIGTERM to every worker (a run still going
+    marks itself interrupted), then SIGKILL to any left after a grace period."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())  # private, but stable
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + _GRACE_S
+    for proc in procs:
+        proc.join(timeout=max(0.0, deadline - time.monotonic()))
+    for proc in procs:
+        if proc.is_alive():
+            proc.kill()
+            proc.join(timeout=1.0)
+
+
 def _local(tasks: list[dict[str, Any]], workers: int) -> Iterator[tuple[dict, dict]]:
     ctx = multiprocessing.get_context("spawn")  # import mesa forces spawn anyway
-    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(tasks))), mp_context=ctx,
-                             initializer=_init_worker) as pool:
-        futures = {pool.submit(run_one, task): task for task in tasks}
+    pool = ProcessPoolExecutor(max_workers=max(1, min(workers, len(tasks))), mp_context=ctx,
+                               initializer=_init_worker, initargs=(os.getpid(),))
+    done = False
+    try:
+        futures = {pool.submit(_pool_run_one, task): task for task in tasks}
         for fut in as_completed(futures):
             task = futures[fut]
             try:
                 yield task, fut.result()
             except Exception as err:  # the worker process died (e.g. killed for memory)
                 yield task, _failed(task, err)
+        done = True
+    finally:
+        if done:
+            pool.shutdown(wait=True)
+        else:  # interrupted (Ctrl-C, SIGTERM) or abandoned by the caller
+            _stop_pool(pool)
 
 
 def _ray(tasks: list[dict[str, Any]], workers: int) -> Iterator[tuple[dict, dict]]:
@@ -337,7 +414,7 @@ def execute(tasks: list[dict[str, Any]], backend: str = "local", workers: int = 
 
 def sweep(scenario: Scenario | str | Path, grid: dict[str, Any] | None = None,
           seeds: Iterable[int] | None = None, backend: str = "local", workers: int = 2,
-          root: str | Path = "runs", iterations: int | None = None, *,
+          root: str | Path | None = None, iterations: int | None = None, *,
           sweep_id: str | None = None, skip_invalid: bool = False,
           progress: bool | Callable[[dict[str, Any]], None] = False) -> pd.DataFrame:
     """Run every combination of ``grid`` (see the module docstring); one row per

@@ -256,10 +256,11 @@ class WhatIfJob:
     @classmethod
     def create(cls, scenario: Scenario | str | Path | None, mechanisms: Sequence[Any],
                episodes: int = 1, seeds: int | Sequence[int] = 0, brains: str = "random",
-               root: str | Path = "runs") -> WhatIfJob:
+               root: str | Path | None = None) -> WhatIfJob:
         """Validate everything and plan one model per mechanism x seed (ValueError, one line,
-        on bad input; nothing runs yet)."""
-        root = Path(root)
+        on bad input; nothing runs yet). ``root``: the runs folder of trained brains
+        (default: ``$ECONSIM_RUNS`` or ``runs``)."""
+        root = store.root_path(root)
         if not isinstance(brains, str) or not (brains in ("random", "noop")
                                                 or brains.startswith("trained:")):
             raise ValueError(f"brains: {brains!r} is not allowed (allowed: "
@@ -542,7 +543,7 @@ def _schedules(periods: pd.DataFrame, game: Any, labels: list[str]) -> pd.DataFr
 def run_whatif(scenario: Scenario | str | Path | None, mechanism: Any = None,
                episodes: int = 1, seed: int | Sequence[int] = 0, brains: str = "random", *,
                progress: Progress | None = None, should_stop: ShouldStop | None = None,
-               root: str | Path = "runs") -> WhatIfResult:
+               root: str | Path | None = None) -> WhatIfResult:
     """Play ``episodes`` episodes of ``scenario`` under ``mechanism`` for each seed.
 
     ``seed`` is one seed or a list; ``brains`` ``"random"``, ``"noop"`` or
@@ -557,7 +558,7 @@ def run_whatif(scenario: Scenario | str | Path | None, mechanism: Any = None,
 def compare(mechanisms: Sequence[Any], scenario: Scenario | str | Path | None = None,
             episodes: int = 1, seeds: int | Sequence[int] = 0, brains: str = "random", *,
             progress: Progress | None = None, should_stop: ShouldStop | None = None,
-            root: str | Path = "runs") -> WhatIfResult:
+            root: str | Path | None = None) -> WhatIfResult:
     """Play the same seeds under each of ``mechanisms`` (two or more), side by side; the
     tables carry a ``mechanism`` column. Arguments as :func:`run_whatif`."""
     mechanisms = list(mechanisms)

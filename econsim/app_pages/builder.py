@@ -9,7 +9,7 @@ import tomllib
 import streamlit as st
 import tomli_w
 
-from econsim import envs, runner, whatif
+from econsim import envs, runner, store, whatif
 from econsim import scenario as scenario_mod
 from econsim.app_pages import charts, common
 from econsim.errors import ScenarioError
@@ -243,7 +243,7 @@ def _train(job: dict) -> None:
 
 
 def _iterations_done(job: dict) -> int:
-    log = job["root"] / job["run_id"] / "log.jsonl"
+    log = job["path"] / "log.jsonl"
     done = 0
     if log.is_file():
         for line in log.read_text().splitlines():
@@ -261,11 +261,17 @@ st.caption("Trains every seed of the scenario and stores the run in the runs fol
            "with the default networks); long runs belong to `econsim run`.")
 if st.button("Train this scenario", key="b_train", disabled=scenario is None):
     root = common.runs_root()
-    job = {"scenario": scenario, "root": root, "run_id": runner.new_run_id(scenario),
-           "total": scenario.train.iterations, "error": None, "final": None}
-    job["thread"] = threading.Thread(target=_train, args=(job,), daemon=True)
-    job["thread"].start()
-    ss.b_training = job
+    run_id = runner.new_run_id(scenario)
+    try:
+        path = store.resolve(run_id, root)
+    except ScenarioError as err:  # e.g. a scenario name that makes no plain run id
+        st.error(common.one_line(err))
+    else:
+        job = {"scenario": scenario, "root": root, "run_id": run_id, "path": path,
+               "total": scenario.train.iterations, "error": None, "final": None}
+        job["thread"] = threading.Thread(target=_train, args=(job,), daemon=True)
+        job["thread"].start()
+        ss.b_training = job
 
 job = ss.get("b_training")
 if job is not None:

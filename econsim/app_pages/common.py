@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import functools
 import io
-import os
 import tomllib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,11 @@ import pandas as pd
 
 import learners
 from econsim import cli, envs, store
-from econsim.errors import ScenarioError
+from econsim.errors import ScenarioError, StoreWarning
 from mechanisms import registry
 from mechanisms.tax import US_FEDERAL_CUTOFFS, US_FEDERAL_RATES
 
-RUNS_ENV = "ECONSIM_RUNS"
+RUNS_ENV = store.RUNS_ENV
 ROOT_KEY = "runs_root"
 RESULT_KEY = "whatif_result"  # the last what-if's WhatIfResult (session state)
 BUILDER_KEY = "builder_scenario"  # the builder's last valid scenario dict (session state)
@@ -56,8 +56,9 @@ def label(name: str) -> str:
 
 
 def default_root() -> str:
-    """``$ECONSIM_RUNS`` if set, else ``runs``."""
-    return os.environ.get(RUNS_ENV) or "runs"
+    """``$ECONSIM_RUNS`` if set, else ``runs`` (the rule of the CLI and the library:
+    ``econsim.store.default_root``)."""
+    return str(store.default_root())
 
 
 def runs_root() -> Path:
@@ -68,17 +69,36 @@ def runs_root() -> Path:
 
 
 def list_runs(root: Path) -> pd.DataFrame:
-    """``store.runs(root)`` (an empty table if the folder does not exist)."""
-    if not Path(root).is_dir():
-        return store.runs(Path(root) / "__none__")
-    return store.runs(root)
+    """``store.runs(root)``: the usable runs (an empty table if the folder does not exist);
+    each folder the store skips is shown as a one-line warning on the page."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", StoreWarning)
+        df = store.runs(root)
+    skipped = [str(w.message) for w in caught if issubclass(w.category, StoreWarning)]
+    if skipped:
+        import streamlit as st
+
+        for message in skipped:
+            st.warning(message, icon=":material/folder_off:")
+    return df
+
+
+def _quiet_scan(root: Path) -> list[store.StoredRun]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StoreWarning)
+        return store.scan(root)
 
 
 def trained_runs(root: Path) -> list[str]:
     """Run ids in ``root`` that have a checkpoint (usable as trained brains)."""
-    df = list_runs(root)
-    return [r for r in df["run_id"].tolist()
-            if (Path(root) / r / "checkpoints" / "last.pt").is_file()]
+    return [r.run_id for r in _quiet_scan(root)
+            if (r.path / "checkpoints" / "last.pt").is_file()]
+
+
+def runs_with(root: Path, table: str = "episodes") -> list[str]:
+    """Ids of the usable runs in ``root`` that have rows in ``table`` (a run killed at its
+    start has none yet)."""
+    return [r.run_id for r in _quiet_scan(root) if table in r.tables]
 
 
 # --------------------------------------------------------------------------- registries

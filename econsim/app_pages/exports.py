@@ -56,7 +56,7 @@ with tab_r:
         st.warning("econsim.analysis is not installed in this version: use "
                    "`econsim export RUN_ID` instead.")
     else:
-        ids = runs["run_id"].tolist()
+        ids = common.runs_with(root)  # runs with rows (not killed at their start)
         chosen = st.multiselect("Runs", ids, default=ids, key="e_runs")
         if chosen:
             which = st.selectbox("Evaluations", common.evaluation_options(chosen, root),
@@ -64,7 +64,8 @@ with tab_r:
             st.caption(f"Rows of the {common.evaluation_label(which)}.")
             parts = []
             try:
-                gtb = [r for r in chosen if (root / r / "periods.parquet").is_file()]
+                economies = set(common.runs_with(root, "periods"))
+                gtb = [r for r in chosen if r in economies]
                 if gtb:
                     periods = an.tidy(gtb, "periods", root, evaluations=which)
                     _downloads(periods, "runs-periods", TITLES["periods"], "e_r_periods")

@@ -148,7 +148,7 @@ def _stored(run_id: str, root) -> None:
     st.caption("Below: the last evaluation of the run (per tax period, all seeds).")
     st.subheader("Welfare, productivity and equality over the episode")
     st.altair_chart(charts.metrics_over_time(periods, x="period", by="scenario"))
-    sc = scenario_mod.load(root / run_id / "scenario.toml")
+    sc = scenario_mod.load(store.run_dir(run_id, root) / "scenario.toml")
     cutoffs = getattr(sc.make_game(), "cutoffs", None)
     rate_cols = [f"rate_{j}" for j in range(len(cutoffs))] if cutoffs is not None else []
     if rate_cols and set(rate_cols) <= set(periods.columns):
@@ -176,9 +176,11 @@ if source == SOURCES[0]:
 else:
     root = common.runs_root()
     runs = common.list_runs(root)
-    if runs.empty:
-        st.info(f"No runs in `{root}` yet: train one from the Scenario builder or with "
-                "`econsim run`.")
+    with_data = set(common.runs_with(root))  # not a run killed before its first row
+    ids = [r for r in runs["run_id"].tolist()[::-1] if r in with_data]  # newest first
+    if not ids:
+        st.info(f"No runs with data in `{root}` yet: train one from the Scenario builder "
+                "or with `econsim run`.")
     else:
-        run_id = st.selectbox("Run", runs["run_id"].tolist()[::-1], key="p_run")
+        run_id = st.selectbox("Run", ids, key="p_run")
         _stored(run_id, root)

@@ -48,8 +48,8 @@ def _data():
         return res.episodes, "per episode"
     if source == "whatif_periods":
         return res.periods, "per agent and tax period"
-    chosen = st.multiselect("Runs", runs["run_id"].tolist(),
-                            default=runs["run_id"].tolist(), key="g_runs")
+    ids = common.runs_with(root)  # runs with rows (not killed at their start)
+    chosen = st.multiselect("Runs", ids, default=ids, key="g_runs")
     if not chosen:
         raise ValueError("runs: pick at least one")
     options = common.evaluation_options(chosen, root)
@@ -61,7 +61,8 @@ def _data():
                               "the evaluations of one seed are not independent: the final "
                               "evaluation of each seed is the default.")
     if source == "runs_periods":
-        gtb = [r for r in chosen if (root / r / "periods.parquet").is_file()]
+        economies = set(common.runs_with(root, "periods"))
+        gtb = [r for r in chosen if r in economies]
         data = an.tidy(gtb or chosen, "periods", root, evaluations=which)
         return data, f"per agent and tax period, {common.evaluation_label(which)}"
     data = common.runs_episodes(chosen, root, which)

@@ -9,6 +9,7 @@ import streamlit as st
 
 from econsim import dictionary, store
 from econsim.app_pages import charts, common
+from econsim.errors import ScenarioError
 
 ss = st.session_state
 st.title("Runs")
@@ -26,8 +27,14 @@ ids = runs["run_id"].tolist()[::-1]  # newest first
 # ------------------------------------------------------------------------------ one run
 st.subheader("Open a run")
 run_id = st.selectbox("Run", ids, key="r_open")
-path = root / run_id
-info = json.loads((path / "run.json").read_text())
+try:
+    path = store.run_dir(run_id, root)
+    info = json.loads((path / "run.json").read_text())
+except (ScenarioError, OSError, ValueError) as err:  # changed since it was listed
+    st.error(common.one_line(err))
+    st.stop()
+if info.get("error"):
+    st.error(f"Run {info.get('status', 'failed')}: {info['error']}")
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Status", info.get("status", "?"))
 c2.metric("Iterations", f"{info.get('iterations_done', 0)} / {info.get('iterations', '?')}")
@@ -51,13 +58,15 @@ if not evals.empty:
 metric = "welfare_sum" if "welfare_sum" in episodes else "collective"
 st.markdown(f"**Training curve** ({metric}; dashed: evaluations)")
 st.altair_chart(charts.training_curves(episodes, metric))
-files = sorted(p.name for p in path.iterdir())
+files = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
 st.caption("Files: " + ", ".join(files))
 
 # ------------------------------------------------------------------------------ compare
 st.subheader("Compare runs")
 label = common.evaluation_label("final")
-chosen = st.multiselect("Runs to compare", ids, default=ids, key="r_compare",
+has_rows = set(common.runs_with(root))  # not a run killed before its first row
+with_data = [r for r in ids if r in has_rows]
+chosen = st.multiselect("Runs to compare", with_data, default=with_data, key="r_compare",
                         help=f"compared on the episodes of the {label}")
 an = common.analysis()
 if chosen and an is None:

@@ -5,7 +5,7 @@ mechanisms side by side on the same seeds."""
 import streamlit as st
 
 from econsim import scenario as scenario_mod
-from econsim import whatif
+from econsim import store, whatif
 from econsim.app_pages import charts, common
 from econsim.errors import ScenarioError
 from mechanisms import registry
@@ -65,7 +65,8 @@ def _scenario():
 try:
     sc = _scenario()
     if sc is None:
-        sc = scenario_mod.load(root / brain.removeprefix("trained:") / "scenario.toml")
+        sc = scenario_mod.load(store.run_dir(brain.removeprefix("trained:"), root)
+                               / "scenario.toml")
     taxes = common.has_taxes(sc.env_name)
 except (ScenarioError, ValueError) as err:
     st.error(common.one_line(err))
