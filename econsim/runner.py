@@ -208,7 +208,7 @@ def _run(scenario: Scenario | str | Path, seeds: list[int] | None, progress: boo
         run_dir = root / run_id
         if run_dir.exists():
             raise ScenarioError(f"run id {run_id!r} already exists in {root}/")
-    total = iterations or scenario.train.iterations
+    total = scenario_mod.budget(scenario, iterations)  # 0 is refused, not replaced
     trainer = scenario.make_trainer(seeds)  # may raise before anything is written
     game = trainer.game
     log = _Log(run_id, scenario, seeds, trainer.kinds, game.action_names)
@@ -226,7 +226,7 @@ def _run(scenario: Scenario | str | Path, seeds: list[int] | None, progress: boo
         log.restore(ckpt["log"])
         elapsed_before = ckpt["wall_s"]
         manifest.update(info, status="running")
-        total = iterations or info["iterations"]
+        total = iterations if iterations is not None else info["iterations"]
     else:
         run_dir.mkdir(parents=True, exist_ok=bool(resume))
         write_text(run_dir / "scenario.toml", scenario.to_toml())
