@@ -37,8 +37,9 @@ MAX_TEXT = 256
 """Characters of any other string value (e.g. a map name or path)."""
 MAX_AGENTS = 100
 """Agents in a game."""
-MAX_STEPS = 10_000
-"""Steps of one episode (and of a tax period, an order's life)."""
+MAX_STEPS = 1000
+"""Steps of one episode (and of a tax period, an order's life): the AI-Economist's episode
+length; policy-gradient learners hold a steps x steps discount matrix."""
 MAX_BATCH = 4096
 """Episodes (worlds) per update, per replica."""
 MAX_EVAL_EPISODES = 10_000
@@ -82,7 +83,7 @@ Fraction = Annotated[float, Field(gt=0, le=1)]
 Agents = Annotated[int, Field(ge=1, le=MAX_AGENTS)]
 """Number of agents: ``[1, 100]`` (a game may ask for more, e.g. Escape Room 2)."""
 Steps = Annotated[int, Field(ge=1, le=MAX_STEPS)]
-"""Steps of an episode or period: ``[1, 10000]``."""
+"""Steps of an episode or period: ``[1, 1000]``."""
 Episodes = Annotated[int, Field(ge=1, le=MAX_BATCH)]
 """Episodes per update: ``[1, 4096]``."""
 Iterations = Annotated[int, Field(ge=1, le=MAX_ITERATIONS)]

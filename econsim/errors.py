@@ -50,6 +50,6 @@ def one_line(err: ValidationError, model: type[BaseModel] | None = None, prefix:
     msg = short(e["msg"].removeprefix("Value error, "), 400)
     if e["type"] == "missing":
         return f"{where}required field is missing"
-    if "input" in e and not isinstance(e["input"], dict | list):
+    if "input" in e and (loc or not isinstance(e["input"], dict)):  # not a model's whole table
         return f"{where}{short(repr(e['input']))} is not allowed: {msg}"
     return f"{where}{msg}"

@@ -48,6 +48,7 @@ from econsim.bounds import (
     MAX_EVAL_EPISODES,
     MAX_NAME,
     MAX_SEEDS,
+    MAX_WIDTH,
     SEED_LIMIT,
     Iterations,
 )
@@ -206,6 +207,29 @@ def _check_size(scenario: Scenario, game: Game, config: Any) -> None:
             "episodes, seeds or steps)")
 
 
+def _check_agents(alg_name: str, config: Any, game: Game) -> None:
+    """The game's agents suit the algorithm: their number is within what its config takes
+    (``min_agents``, ``max_agents``), ``algorithm.agents`` lists one kind per agent, and a
+    discrete give-reward agent (``give_mode`` "d": one output per action x give bit for
+    each other agent) has at most ``MAX_WIDTH`` policy outputs."""
+    n, kinds = game.n_agents, config.agents
+    low, high = getattr(config, "min_agents", 1), getattr(config, "max_agents", n)
+    if not low <= n <= high:
+        raise ScenarioError(f"env.n_agents: {n} is not allowed: algorithm {alg_name!r} takes "
+                            f"{low} to {high} agents")
+    if kinds is not None and len(kinds) != n:
+        raise ScenarioError(f"algorithm.agents: lists {len(kinds)} agents but "
+                            f"{game.name} has {n}")
+    modes = getattr(learners.trainer_class(alg_name), "give_mode", {})
+    discrete = [k for k in kinds or [learners.default_kind(alg_name)] if modes.get(k) == "d"]
+    outputs = game.action_space.n * 2 ** (n - 1)
+    if discrete and outputs > MAX_WIDTH:
+        raise ScenarioError(
+            f"env.n_agents: {n} is not allowed: a {discrete[0]} agent chooses among "
+            f"{game.action_space.n} actions x 2^{n - 1} give bits = {outputs:,} outputs "
+            f"(allowed: at most {MAX_WIDTH:,}; use fewer agents or continuous giving)")
+
+
 def _check_mechanism(scenario: Scenario, alg_name: str, game: Game) -> None:
     """The ``[mechanism]`` table: allowed with this algorithm and game, valid, and with the
     game's tax brackets (a schedule on other brackets would silently tax the wrong incomes)."""
@@ -252,9 +276,7 @@ def from_dict(data: dict[str, Any], source: str = "scenario") -> Scenario:
         game = scenario.make_game()
         if scenario.mechanism is not None:
             _check_mechanism(scenario, alg_name, game)
-        if config.agents is not None and len(config.agents) != game.n_agents:
-            raise ScenarioError(f"algorithm.agents: lists {len(config.agents)} agents but "
-                                f"{env_name} has {game.n_agents}")
+        _check_agents(alg_name, config, game)
         _check_size(scenario, game, config)
     except ScenarioError as err:
         raise ScenarioError(prefix + str(err)) from None

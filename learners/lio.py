@@ -42,6 +42,7 @@ class LIOConfig(PGConfig):
     """LIO hyperparameters (Tables B.3, B.4; SPEC §4)."""
 
     kinds: ClassVar[tuple[str, ...]] = ("lio", "pg")
+    min_agents: ClassVar[int] = 2  # a LIO agent incentivises the others
     incentive_hidden: Hidden = Field([64, 16], description="incentive MLP hidden sizes")
     lr_incentive: LearningRate = Field(1e-3, description="Adam learning rate of eta")
     r_max: PositiveCoefficient = Field(2.0, description="R_max: largest incentive per recipient")

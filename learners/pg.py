@@ -76,6 +76,9 @@ class PGConfig(BaseModel):
     observe_given: bool = Field(True, description="observe incentives given this episode")
 
     kinds: ClassVar[tuple[str, ...]] = ("pg", "pg-d", "pg-c")
+    #: agents a trainer of this config takes (give-reward actions are coded as int64 bits)
+    min_agents: ClassVar[int] = 1
+    max_agents: ClassVar[int] = 63
 
     @model_validator(mode="after")
     def _known_kinds(self):

@@ -91,6 +91,8 @@ def test_tax_rates_are_bounded_by_the_schedule_check(spec, message):
 
 BASE = tomllib.loads((scenario.SCENARIO_DIR / "er21_lio.toml").read_text())
 GTB = tomllib.loads((scenario.SCENARIO_DIR / "gtb_us_federal.toml").read_text())
+PGD = tomllib.loads((scenario.SCENARIO_DIR / "er21_pgd.toml").read_text())
+CLEANUP_LIO = tomllib.loads((scenario.SCENARIO_DIR / "cleanup7_lio.toml").read_text())
 
 
 def _patched(base: dict, path: str, value) -> dict:
@@ -116,21 +118,22 @@ BAD = [  # (base, dotted path, value, what the one-line message must contain)
      "greater than 0"),
     (BASE, "algorithm.hidden", [10**6], "algorithm.hidden.0: 1000000 is not allowed: Input "
      "should be less than or equal to 4096"),
-    (BASE, "algorithm.hidden", [8] * 9, "algorithm.hidden: List should have at most 8 items"),
+    (BASE, "algorithm.hidden", [8] * 9, "algorithm.hidden: [8, 8, 8, 8, 8, 8, 8, 8, 8] is not "
+     "allowed: List should have at most 8 items"),
     (BASE, "algorithm.batch", 10**6, "algorithm.batch: 1000000 is not allowed: Input should "
      "be less than or equal to 4096"),
     (BASE, "algorithm.epsilon", {"start": 0.5, "end": 0.1, "steps": 10**12},
      "algorithm.epsilon.steps: 1000000000000 is not allowed"),
-    (BASE, "env.max_steps", 10**9, "env.max_steps: 1000000000 is not allowed: Input should be "
-     "less than or equal to 10000"),
+    (BASE, "env.max_steps", 10**4, "env.max_steps: 10000 is not allowed: Input should be "
+     "less than or equal to 1000"),
     (BASE, "env.n_agents", 10**4, "env.n_agents: 10000 is not allowed: Input should be less "
      "than or equal to 100"),
     (BASE, "seeds", [2**32], "seeds.0: 4294967296 is not allowed: Input should be less than "
      "4294967296"),
     (BASE, "seeds", [-1], "seeds.0: -1 is not allowed: Input should be greater than or equal "
      "to 0"),
-    (BASE, "seeds", list(range(65)), "seeds: List should have at most 64 items"),
-    (BASE, "seeds", [3, 3], "seeds: seeds must be distinct"),
+    (BASE, "seeds", list(range(65)), "seeds: [0, 1, 2,"),
+    (BASE, "seeds", [3, 3], "seeds: [3, 3] is not allowed: seeds must be distinct"),
     (BASE, "name", "x" * 65, "name: 'xxxxx"),
     (BASE, "name", "-rf", "name: '-rf' is not allowed: String should match pattern"),
     (BASE, "name", "..", "name: '..' is not allowed: String should match pattern"),
@@ -150,7 +153,15 @@ BAD = [  # (base, dotted path, value, what the one-line message must contain)
      "allowed"),
     (GTB, "env.period_length", 10**6, "env.period_length: 1000000 is not allowed"),
     (GTB, "env.tax_rates", [0.1] * 6 + [float("nan")], "env.tax_rates.6: nan is not allowed"),
-    (GTB, "env.eta", 1e6, "env.eta: 1000000.0 is not allowed"),
+    (GTB, "env.eta", 1.0, "env.eta: 1.0 is not allowed: Input should be less than 1"),
+    # agents an algorithm cannot take: LIO needs someone to incentivise; give-reward bits
+    (CLEANUP_LIO, "env.n_agents", 1, "env.n_agents: 1 is not allowed: algorithm 'lio-ac' "
+     "takes 2 to 63 agents"),
+    (BASE, "env.n_agents", 64, "env.n_agents: 64 is not allowed: algorithm 'lio' takes 2 to "
+     "63 agents"),
+    (PGD, "env.n_agents", 12, "env.n_agents: 12 is not allowed: a pg-d agent chooses among 3 "
+     "actions x 2^11 give bits = 6,144 outputs (allowed: at most 4,096"),
+    (PGD, "env.n_agents", 11, None),  # 3 x 2^10 = 3072 outputs
     (GTB, "algorithm.minibatches", 10**9, "algorithm.minibatches: 1000000000 is not allowed"),
     (GTB, "algorithm.epochs", 10**4, "algorithm.epochs: 10000 is not allowed"),
     (GTB, "mechanism", {"name": "saez", "min_tail": float("inf")}, "mechanism.min_tail: inf "

@@ -101,7 +101,6 @@ TRADE0 = 6  # first trading action
 
 MAX_VIEW = 50  # cells: a (2r+1)^2 window wider than any sensible map
 MAX_ORDERS = 100  # open orders per agent
-MAX_ETA = 10.0  # CRRA curvature: larger overflows utility for small coin
 Cell = Annotated[int, Field(ge=0, le=MAX_STEPS)]  # a row or column index
 Edge = Annotated[float, Field(ge=0, le=MAX_COIN)]  # a bracket's lower edge in coin
 
@@ -134,7 +133,8 @@ class Params(BaseModel):
     max_price: int = Field(10, ge=0, le=1000)
     max_orders: int = Field(5, ge=1, le=MAX_ORDERS, description="open orders per agent (all kinds)")
     order_expiry: Steps = Field(50, description="steps an order stays open")
-    eta: float = Field(0.23, gt=0, le=MAX_ETA, description="CRRA curvature (not 1)")
+    eta: float = Field(0.23, gt=0, lt=1, description="CRRA curvature, in (0, 1) (1 is log "
+                       "utility; above 1 utility is -inf at zero coin)")
     labor_weight: Coefficient = Field(0.21)
     tax_cutoffs: list[Edge] = Field(list(US_FEDERAL_CUTOFFS), max_length=MAX_BRACKETS,
                                     description="bracket edges")
@@ -147,13 +147,6 @@ class Params(BaseModel):
     @classmethod
     def _map_exists(cls, v):
         map_path(v)
-        return v
-
-    @field_validator("eta")
-    @classmethod
-    def _eta_not_one(cls, v):
-        if v == 1:
-            raise ValueError("eta = 1 (log utility) is not supported; use e.g. 0.23")
         return v
 
     @model_validator(mode="after")
