@@ -239,7 +239,7 @@ def _check_mechanism(scenario: Scenario, alg_name: str, game: Game) -> None:
     if not hasattr(game, "set_tax_rates"):
         raise ScenarioError(f"mechanism: env {scenario.env_name!r} has no taxes (allowed: gtb)")
     try:
-        mechanism = scenario.make_mechanism()
+        mechanism = mechanisms.registry.build(scenario.mechanism)  # an empty table too
     except ValueError as err:
         raise ScenarioError(str(err)) from None
     if not np.array_equal(mechanism.cutoffs, game.cutoffs):

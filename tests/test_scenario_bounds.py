@@ -175,6 +175,7 @@ BAD = [  # (base, dotted path, value, what the one-line message must contain)
      "mechanism.thresholds: brackets [0.0, 10.0] are not allowed: the schedule must use the "
      "game's brackets, env.tax_cutoffs = [0.0, 9.7, 39.475"),
     (GTB, "mechanism", {"name": "us_federal"}, None),  # valid: the same brackets
+    (GTB, "mechanism", {}, "mechanism.name: required field is missing (allowed: us_federal"),
     # many values at once: one evaluation would hold 3 x 10000 x 100 x 4 x 1200 observations
     (GTB, "train.eval_episodes", 10_000, "train.eval_episodes: 10000 is not allowed: 3 seeds x "
      "10000 episodes x 100 steps x 4 agents x 1200 observation values = 14,400,000,000 values "
