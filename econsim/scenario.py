@@ -3,7 +3,9 @@
 A scenario is validated completely before anything runs. A bad file raises
 ``ScenarioError`` whose message is one line naming the field, the value and what is
 allowed, e.g. ``er21_lio.toml: algorithm.lr: -1.0 is not allowed: Input should be greater
-than 0``.
+than 0``. Every value is finite and bounded (``econsim.bounds``; README "Scenario files"); a
+file is read as UTF-8, at most ``MAX_FILE_BYTES``, nested at most ``MAX_DEPTH`` deep, and
+these are checked before the TOML parser sees it.
 
 Layout of a file (see ``scenarios/*.toml``)::
 
