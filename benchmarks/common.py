@@ -57,7 +57,8 @@ def run_scenarios(names: list[str], seeds: list[int], iterations: int | None, ro
             data["algorithm"].update(algorithm or {})
             if iterations is not None:
                 data["train"].update(
-                    iterations=iterations, eval_every=eval_every or max(1, iterations // 4),
+                    iterations=iterations, eval_every=(eval_every if eval_every is not None
+                                                 else max(1, iterations // 4)),
                     log_every=max(1, min(data["train"]["log_every"], iterations)),
                     checkpoint_every=iterations)
             sc = scenario.from_dict(data, name)

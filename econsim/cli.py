@@ -19,25 +19,34 @@ import warnings
 
 import pandas as pd
 
-from econsim.errors import ScenarioError, StoreWarning
+from econsim.bounds import MAX_SEEDS, SEED_LIMIT
+from econsim.errors import ScenarioError, StoreWarning, short
 
 ROOT_HELP = "folder holding run folders (default: $ECONSIM_RUNS, else runs)"
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``"0-4"`` -> [0..4]; ``"1,3,5"`` -> [1, 3, 5]; ``"7"`` -> [7]."""
+    """``"0-4"`` -> [0..4]; ``"1,3,5"`` -> [1, 3, 5]; ``"7"`` -> [7]. At most ``MAX_SEEDS``
+    distinct seeds in ``[0, 2^32)`` (``econsim.bounds``), else a one-line ``ScenarioError``."""
+    shown = short(repr(text))
+    too_many = ScenarioError(f"--seeds: {shown} is not allowed: at most {MAX_SEEDS} seeds")
     seeds: list[int] = []
     try:
         for part in text.split(","):
-            if "-" in part:
-                lo, hi = part.split("-")
-                seeds.extend(range(int(lo), int(hi) + 1))
-            else:
-                seeds.append(int(part))
+            lo, _, hi = part.partition("-")
+            first, last = int(lo), int(hi or lo)
+            if last - first >= MAX_SEEDS:  # before building a range like 0-99999999999
+                raise too_many
+            seeds.extend(range(first, last + 1))
+    except ScenarioError:
+        raise
     except ValueError:
-        raise ScenarioError(f"--seeds: {text!r} is not allowed (use e.g. 0-4 or 0,2,5)") from None
-    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise ScenarioError(f"--seeds: {text!r} is not allowed: seeds must be distinct and >= 0")
+        raise ScenarioError(f"--seeds: {shown} is not allowed (use e.g. 0-4 or 0,2,5)") from None
+    if len(seeds) > MAX_SEEDS:
+        raise too_many
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0 or max(seeds) >= SEED_LIMIT:
+        raise ScenarioError(f"--seeds: {shown} is not allowed: seeds must be distinct "
+                            "integers in [0, 2^32)")
     return seeds
 
 
@@ -363,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         except (ScenarioError, ValueError) as err:
             if os.environ.get("ECONSIM_DEBUG"):
                 raise
-            print(f"econsim: error: {err}", file=sys.stderr)
+            print(f"econsim: error: {' '.join(str(err).splitlines())}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print("econsim: interrupted; resume with `econsim run SCENARIO --resume`",

@@ -26,21 +26,32 @@ def _submodel(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
+def short(text: str, limit: int = 120) -> str:
+    """``text`` as one printable line of at most ``limit`` characters (escapes control
+    characters such as newlines; elides the middle of a long text)."""
+    if not text.isprintable():
+        text = text.encode("unicode_escape").decode("ascii")
+    if len(text) <= limit:
+        return text
+    half = (limit - 3) // 2
+    return f"{text[:half]}...{text[-half:]}"
+
+
 def one_line(err: ValidationError, model: type[BaseModel] | None = None, prefix: str = "") -> str:
     """Render the first error of ``err`` as ``field: value is not allowed: reason``."""
     e = err.errors()[0]
     loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    name = ".".join(str(p) for p in (*((prefix,) if prefix else ()), *loc))
+    name = short(".".join(str(p) for p in (*((prefix,) if prefix else ()), *loc)))
     where = f"{name}: " if name else ""
     if e["type"] == "extra_forbidden":
         owner = _submodel(model, loc[:-1]) if model is not None else None
-        allowed = f" (allowed: {', '.join(owner.model_fields)})" if owner else ""
+        allowed = f" (allowed: {', '.join(owner.model_fields) or 'none'})" if owner else ""
         return f"{where}unknown field{allowed}"
-    msg = e["msg"].removeprefix("Value error, ")
+    msg = short(e["msg"].removeprefix("Value error, "), 400)
     if e["type"] == "missing":
         return f"{where}required field is missing"
-    if "input" in e and not isinstance(e["input"], dict | list):
-        return f"{where}{e['input']!r} is not allowed: {msg}"
+    if "input" in e and (loc or not isinstance(e["input"], dict)):  # not a model's whole table
+        return f"{where}{short(repr(e['input']))} is not allowed: {msg}"
     return f"{where}{msg}"
 
 

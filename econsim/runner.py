@@ -261,14 +261,12 @@ def _start(scenario: Scenario | str | Path, seeds: list[int] | None, root: Path,
     """Validate a new run and make its folder, complete (scenario.toml, run.json) and locked,
     or nothing at all."""
     scenario = _as_scenario(scenario)
-    seeds = list(seeds or scenario.seeds)
-    if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
-        raise ScenarioError(f"seeds: {seeds} is not allowed: seeds must be distinct and >= 0")
+    seeds = scenario_mod.check_seeds(scenario.seeds if seeds is None else seeds)
     run_id = store.check_run_id(new_run_id(scenario) if run_id is None else run_id)
     path = store.resolve(run_id, root)
     if path.exists() or path.is_symlink():
         raise ScenarioError(f"run id {run_id!r} already exists in {root}/")
-    total = iterations or scenario.train.iterations
+    total = scenario_mod.budget(scenario, iterations)  # 0 is refused, not replaced
     trainer = scenario.make_trainer(seeds)  # may raise before anything is written
     log = _Log(run_id, scenario, seeds, trainer.kinds, trainer.game.action_names)
     manifest = _manifest(run_id, scenario, seeds, total)
@@ -324,7 +322,7 @@ def _resume(scenario: Scenario | str | Path, root: Path, resume: str | bool,
         seeds = list(info["seeds"])
         trainer = sc.make_trainer(seeds)
         log = _Log(rid, sc, seeds, trainer.kinds, trainer.game.action_names)
-        total = iterations or sc.train.iterations
+        total = scenario_mod.budget(sc, iterations)
         manifest = _manifest(rid, sc, seeds, total)
         elapsed = 0.0
         ckpt_path = path / "checkpoints" / "last.pt"
@@ -335,7 +333,8 @@ def _resume(scenario: Scenario | str | Path, root: Path, resume: str | bool,
             elapsed = ckpt["wall_s"]
             manifest.update(info, status="running")
             manifest.pop("error", None)
-            manifest["iterations"] = total = iterations or info["iterations"]
+            manifest["iterations"] = total = (iterations if iterations is not None
+                                              else info["iterations"])
         else:
             write_text(path / "scenario.toml", sc.to_toml())
     except BaseException:

@@ -3,7 +3,9 @@
 A scenario is validated completely before anything runs. A bad file raises
 ``ScenarioError`` whose message is one line naming the field, the value and what is
 allowed, e.g. ``er21_lio.toml: algorithm.lr: -1.0 is not allowed: Input should be greater
-than 0``.
+than 0``. Every value is finite and bounded (``econsim.bounds``; README "Scenario files"); a
+file is read as UTF-8, at most ``MAX_FILE_BYTES``, nested at most ``MAX_DEPTH`` deep, and
+these are checked before the TOML parser sees it.
 
 Layout of a file (see ``scenarios/*.toml``)::
 
@@ -29,40 +31,68 @@ Layout of a file (see ``scenarios/*.toml``)::
 
 from __future__ import annotations
 
+import math
+import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import numpy as np
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator
 
 import learners
 import mechanisms.registry
 from econsim import envs
+from econsim.bounds import (
+    FINITE,
+    MAX_DESCRIPTION,
+    MAX_EVAL_EPISODES,
+    MAX_NAME,
+    MAX_SEEDS,
+    MAX_WIDTH,
+    SEED_LIMIT,
+    Iterations,
+)
 from econsim.core import Game
-from econsim.errors import ScenarioError, one_line
+from econsim.errors import ScenarioError, one_line, short
 
 SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
+
+
+MAX_FILE_BYTES = 1_000_000
+"""Largest scenario file (shipped ones are well under 2 kB)."""
+MAX_DEPTH = 8
+"""Deepest nesting of tables and arrays in a scenario (shipped ones: 4)."""
+MAX_BATCH_VALUES = 2**30
+"""Most observation values one iteration or evaluation may hold: seeds x episodes x steps x
+agents x observation size (4 GiB as float32)."""
+
+Seed = Annotated[int, Field(ge=0, lt=SEED_LIMIT)]
 
 
 class TrainSpec(BaseModel):
     """Training budget and bookkeeping."""
 
-    model_config = ConfigDict(extra="forbid")
-    iterations: int = Field(1000, ge=1, description="training iterations (LIO: 2 episodes each)")
-    log_every: int = Field(100, ge=1, description="iterations averaged into one log row")
-    eval_every: int = Field(1000, ge=1, description="iterations between evaluations")
-    eval_episodes: int = Field(100, ge=1, description="episodes per seed in an evaluation")
-    checkpoint_every: int = Field(5000, ge=1, description="iterations between checkpoints")
+    model_config = FINITE
+    iterations: Iterations = Field(1000, description="training iterations (LIO: 2 episodes each)")
+    log_every: Iterations = Field(100, description="iterations averaged into one log row")
+    eval_every: Iterations = Field(1000, description="iterations between evaluations")
+    eval_episodes: int = Field(100, ge=1, le=MAX_EVAL_EPISODES,
+                               description="episodes per seed in an evaluation")
+    checkpoint_every: Iterations = Field(5000, description="iterations between checkpoints")
 
 
 class Scenario(BaseModel):
     """A validated scenario. ``env`` and ``algorithm`` hold ``name`` plus parameters."""
 
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="identifier used in run ids")
-    description: str = ""
-    seeds: list[int] = Field([0], min_length=1, description="independent replicas")
+    model_config = FINITE
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=MAX_NAME,
+                      description="identifier used in run ids: letters, digits, _ . - "
+                      "(starting with a letter or digit)")
+    description: str = Field("", max_length=MAX_DESCRIPTION)
+    seeds: list[Seed] = Field([0], min_length=1, max_length=MAX_SEEDS,
+                              description="independent replicas, distinct, in [0, 2^32)")
     env: dict[str, Any]
     algorithm: dict[str, Any]
     mechanism: dict[str, Any] | None = None
@@ -71,8 +101,8 @@ class Scenario(BaseModel):
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, v: list[int]) -> list[int]:
-        if any(s < 0 for s in v) or len(set(v)) != len(v):
-            raise ValueError("seeds must be distinct non-negative integers")
+        if len(set(v)) != len(v):
+            raise ValueError("seeds must be distinct (each at most once)")
         return v
 
     # ------------------------------------------------------------------ derived objects
@@ -135,16 +165,100 @@ def _check_section(data: dict, section: str, names: list[str]) -> str:
     if name is None:
         raise ScenarioError(f"{section}.name: required field is missing "
                             f"(allowed: {', '.join(names)})")
-    if name not in names:
-        raise ScenarioError(f"{section}.name: {name!r} is not allowed "
+    if not isinstance(name, str) or name not in names:
+        raise ScenarioError(f"{section}.name: {short(repr(name))} is not allowed "
                             f"(allowed: {', '.join(names)})")
     return name
+
+
+def _dotted(path: tuple) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def check_values(data: Any, max_depth: int = MAX_DEPTH) -> None:
+    """Refuse (one-line ``ScenarioError``) tables and arrays nested more than ``max_depth``
+    deep and any NaN or infinite number, naming where it is. Iterative: safe on any depth."""
+    stack: list[tuple[tuple, Any, int]] = [((), data, 1)]
+    while stack:
+        path, value, depth = stack.pop()
+        if isinstance(value, dict | list | tuple):
+            if depth > max_depth:
+                raise ScenarioError(f"{_dotted(path)}: tables or arrays nest more than "
+                                    f"{max_depth} deep (allowed: at most {max_depth})")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.extend(((*path, k), v, depth + 1) for k, v in items)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ScenarioError(f"{_dotted(path)}: {value} is not allowed: numbers must be "
+                                "finite (no nan or inf)")
+
+
+def _check_size(scenario: Scenario, game: Game, config: Any) -> None:
+    """Refuse an iteration or evaluation whose observations alone exceed
+    ``MAX_BATCH_VALUES`` values (a memory error later, or a machine brought to a halt)."""
+    batch, evals = int(getattr(config, "batch", 1)), scenario.train.eval_episodes
+    field, episodes = ("algorithm.batch", batch) if batch >= evals else (
+        "train.eval_episodes", evals)
+    obs = int(np.prod(game.observation_space.shape))
+    seeds = len(scenario.seeds)
+    total = seeds * episodes * game.max_steps * game.n_agents * obs
+    if total > MAX_BATCH_VALUES:
+        raise ScenarioError(
+            f"{field}: {episodes} is not allowed: {seeds} seeds x {episodes} episodes x "
+            f"{game.max_steps} steps x {game.n_agents} agents x {obs} observation values = "
+            f"{total:,} values at once (allowed: at most {MAX_BATCH_VALUES:,}; use fewer "
+            "episodes, seeds or steps)")
+
+
+def _check_agents(alg_name: str, config: Any, game: Game) -> None:
+    """The game's agents suit the algorithm: their number is within what its config takes
+    (``min_agents``, ``max_agents``), ``algorithm.agents`` lists one kind per agent, and a
+    discrete give-reward agent (``give_mode`` "d": one output per action x give bit for
+    each other agent) has at most ``MAX_WIDTH`` policy outputs."""
+    n, kinds = game.n_agents, config.agents
+    low, high = getattr(config, "min_agents", 1), getattr(config, "max_agents", n)
+    if not low <= n <= high:
+        raise ScenarioError(f"env.n_agents: {n} is not allowed: algorithm {alg_name!r} takes "
+                            f"{low} to {high} agents")
+    if kinds is not None and len(kinds) != n:
+        raise ScenarioError(f"algorithm.agents: lists {len(kinds)} agents but "
+                            f"{game.name} has {n}")
+    modes = getattr(learners.trainer_class(alg_name), "give_mode", {})
+    discrete = [k for k in kinds or [learners.default_kind(alg_name)] if modes.get(k) == "d"]
+    outputs = game.action_space.n * 2 ** (n - 1)
+    if discrete and outputs > MAX_WIDTH:
+        raise ScenarioError(
+            f"env.n_agents: {n} is not allowed: a {discrete[0]} agent chooses among "
+            f"{game.action_space.n} actions x 2^{n - 1} give bits = {outputs:,} outputs "
+            f"(allowed: at most {MAX_WIDTH:,}; use fewer agents or continuous giving)")
+
+
+def _check_mechanism(scenario: Scenario, alg_name: str, game: Game) -> None:
+    """The ``[mechanism]`` table: allowed with this algorithm and game, valid, and with the
+    game's tax brackets (a schedule on other brackets would silently tax the wrong incomes)."""
+    if not getattr(learners.trainer_class(alg_name), "takes_mechanism", False):
+        raise ScenarioError(f"mechanism: algorithm {alg_name!r} does not take a tax "
+                            "mechanism (allowed with: ppo)")
+    if not hasattr(game, "set_tax_rates"):
+        raise ScenarioError(f"mechanism: env {scenario.env_name!r} has no taxes (allowed: gtb)")
+    try:
+        mechanism = mechanisms.registry.build(scenario.mechanism)  # an empty table too
+    except ValueError as err:
+        raise ScenarioError(str(err)) from None
+    if not np.array_equal(mechanism.cutoffs, game.cutoffs):
+        field = "mechanism.thresholds" if "thresholds" in scenario.mechanism else "mechanism"
+        raise ScenarioError(
+            f"{field}: brackets {mechanism.cutoffs.tolist()} are not allowed: the schedule "
+            f"must use the game's brackets, env.tax_cutoffs = {game.cutoffs.tolist()} (give "
+            "both the same bracket edges)")
 
 
 def from_dict(data: dict[str, Any], source: str = "scenario") -> Scenario:
     """Validate a scenario given as a dict; raises ``ScenarioError`` (one line)."""
     prefix = f"{source}: "
     try:
+        if not isinstance(data, dict):
+            raise ScenarioError(f"a scenario is a table of fields, not {type(data).__name__}")
+        check_values(data)
         env_name = _check_section(data, "env", envs.names())
         alg_name = _check_section(data, "algorithm", learners.algorithm_names())
         try:
@@ -161,23 +275,46 @@ def from_dict(data: dict[str, Any], source: str = "scenario") -> Scenario:
             config = config_cls(**{k: v for k, v in scenario.algorithm.items() if k != "name"})
         except ValidationError as err:
             raise ScenarioError(one_line(err, config_cls, "algorithm")) from None
+        game = scenario.make_game()
         if scenario.mechanism is not None:
-            if not getattr(learners.trainer_class(alg_name), "takes_mechanism", False):
-                raise ScenarioError(f"mechanism: algorithm {alg_name!r} does not take a tax "
-                                    "mechanism (allowed with: ppo)")
-            if not hasattr(scenario.make_game(), "set_tax_rates"):
-                raise ScenarioError(f"mechanism: env {env_name!r} has no taxes (allowed: gtb)")
-            try:
-                scenario.make_mechanism()
-            except ValueError as err:
-                raise ScenarioError(str(err)) from None
-        n = scenario.make_game().n_agents
-        if config.agents is not None and len(config.agents) != n:
-            raise ScenarioError(f"algorithm.agents: lists {len(config.agents)} agents but "
-                                f"{env_name} has {n}")
+            _check_mechanism(scenario, alg_name, game)
+        _check_agents(alg_name, config, game)
+        _check_size(scenario, game, config)
     except ScenarioError as err:
         raise ScenarioError(prefix + str(err)) from None
     return scenario
+
+
+_ITERATIONS = TypeAdapter(Iterations)
+
+
+def budget(scenario: Scenario, iterations: int | None = None) -> int:
+    """Training iterations of a run: ``iterations`` when given (an override, bounded like
+    ``train.iterations``: 0 is refused with a one-line ``ScenarioError``, never replaced),
+    else the scenario's ``train.iterations``."""
+    if iterations is None:
+        return scenario.train.iterations
+    try:
+        return _ITERATIONS.validate_python(iterations)
+    except ValidationError as err:
+        raise ScenarioError(one_line(err, prefix="iterations")) from None
+
+
+_SEEDS = TypeAdapter(Annotated[list[Seed], Field(min_length=1, max_length=MAX_SEEDS)])
+
+
+def check_seeds(seeds: Any) -> list[int]:
+    """``seeds`` given to a run (e.g. ``runner.run(seeds=...)``) bounded like a scenario's:
+    1 to ``MAX_SEEDS`` distinct integers in ``[0, 2^32)``; one-line ``ScenarioError``."""
+    try:
+        value = _SEEDS.validate_python(list(seeds), strict=True)
+    except (ValidationError, TypeError) as err:
+        detail = one_line(err, prefix="seeds") if isinstance(err, ValidationError) else \
+            f"seeds: {seeds!r} is not allowed: a list of integers"
+        raise ScenarioError(detail) from None
+    if len(set(value)) != len(value):
+        raise ScenarioError(f"seeds: {value} is not allowed: seeds must be distinct")
+    return value
 
 
 def find(name_or_path: str | Path) -> Path:
@@ -197,11 +334,82 @@ def names() -> list[str]:
     return sorted(p.stem for p in SCENARIO_DIR.glob("*.toml"))
 
 
+# Tokens that open or close strings, comments and nesting in TOML text (an escape first, so
+# an escaped quote never ends a string).
+_TOKENS = re.compile(r'\\.|"""|\'\'\'|["\'#\[\]{}\n]', re.S)
+
+
+def _nesting(text: str, limit: int) -> int:
+    """Deepest nesting of arrays and inline tables (``[``, ``{``) outside strings and
+    comments; stops counting once it passes ``limit``. Linear in the text, no recursion."""
+    depth = deepest = 0
+    inside: str | None = None  # the open string's delimiter, or "#" in a comment
+    for match in _TOKENS.finditer(text):
+        token = match.group()
+        if inside is not None:
+            if inside in ("'", "'''") and token[0] == "\\":  # no escapes in literal strings
+                token = token[1:]
+            if (token == inside != "#") or (token == "\n" and len(inside) == 1):
+                inside = None
+        elif token in ('"""', "'''", '"', "'", "#"):
+            inside = token
+        elif token in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                break
+        elif token in "]}":
+            depth = max(depth - 1, 0)
+    return deepest
+
+
+def parse_text(text: str, source: str = "scenario") -> dict[str, Any]:
+    """A scenario's TOML text as a dict; one-line ``ScenarioError`` naming ``source`` if it
+    is too large, nests deeper than ``MAX_DEPTH`` (checked before parsing) or is not TOML."""
+    if len(text) > MAX_FILE_BYTES:
+        raise ScenarioError(f"{source}: {len(text):,} characters is not allowed (at most "
+                            f"{MAX_FILE_BYTES:,}; a scenario is a few hundred)")
+    too_deep = (f"{source}: arrays or tables nest more than {MAX_DEPTH} deep (allowed: at "
+                f"most {MAX_DEPTH})")
+    if _nesting(text, MAX_DEPTH) > MAX_DEPTH:
+        raise ScenarioError(too_deep)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ScenarioError(f"{source}: not valid TOML: {err}") from None
+    except RecursionError:  # the scan above missed a nesting (it cannot parse all of TOML)
+        raise ScenarioError(too_deep) from None
+    except ValueError as err:  # e.g. an integer of more than 4300 digits
+        raise ScenarioError(f"{source}: not valid TOML: {err}") from None
+
+
+def parse_bytes(raw: bytes, source: str = "scenario") -> dict[str, Any]:
+    """A scenario file's bytes as a dict (UTF-8, an optional byte-order mark skipped); a
+    one-line ``ScenarioError`` naming ``source`` if too large, not UTF-8 or not TOML."""
+    if len(raw) > MAX_FILE_BYTES:
+        raise ScenarioError(f"{source}: a file larger than {MAX_FILE_BYTES:,} bytes is not "
+                            "allowed (a scenario is a few hundred)")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ScenarioError(f"{source}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset "
+                            f"{err.start}); save the file as UTF-8") from None
+    return parse_text(text, source)
+
+
+def read(path: str | Path) -> dict[str, Any]:
+    """The TOML table of the file at ``path`` (at most ``MAX_FILE_BYTES`` are read); one-line
+    ``ScenarioError`` naming the file if it cannot be read or parsed (see ``parse_bytes``)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except OSError as err:
+        raise ScenarioError(f"{path.name}: cannot be read: {err.strerror or err}") from None
+    return parse_bytes(raw, path.name)
+
+
 def load(path: str | Path) -> Scenario:
     """Read and validate a scenario TOML file (or a shipped scenario's name)."""
     p = find(path)
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise ScenarioError(f"{p.name}: not valid TOML: {err}") from None
-    return from_dict(data, source=p.name)
+    return from_dict(read(p), source=p.name)

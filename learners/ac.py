@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
+from econsim.bounds import Coefficient, Fraction, Hidden, LearningRate
 from econsim.core import Game, torch_generator
 from learners.functional import behaviour_probs, next_step, td_errors
 from learners.nets import Params, conv, detach, init_conv, init_mlp, mlp
@@ -118,14 +119,14 @@ class ACConfig(PGConfig):
     """Actor-critic hyperparameters (Diss §B.4.2, Table B.5 "AC" 7x7; SPEC §4)."""
 
     kinds: ClassVar[tuple[str, ...]] = ("ac", "ac-d", "ac-c")
-    hidden: list[int] = Field([64, 64], description="policy hidden layer sizes (Cleanup 64, 64)")
-    critic_hidden: list[int] | None = Field(
+    hidden: Hidden = Field([64, 64], description="policy hidden layer sizes (Cleanup 64, 64)")
+    critic_hidden: Hidden | None = Field(
         None, description="value network hidden layer sizes; None = the same as hidden")
-    lr: float = Field(1e-3, gt=0, description="policy learning rate (plain SGD)")
-    lr_critic: float = Field(1e-3, gt=0, description="value learning rate (Adam)")
-    tau: float = Field(0.01, gt=0, le=1, description="soft target update rate")
-    entropy: float = Field(0.1, ge=0, description="entropy coefficient beta")
-    gamma: float = Field(0.99, gt=0, le=1, description="discount factor")
+    lr: LearningRate = Field(1e-3, description="policy learning rate (plain SGD)")
+    lr_critic: LearningRate = Field(1e-3, description="value learning rate (Adam)")
+    tau: Fraction = Field(0.01, description="soft target update rate")
+    entropy: Coefficient = Field(0.1, description="entropy coefficient beta")
+    gamma: Fraction = Field(0.99, description="discount factor")
     epsilon: LinearSchedule = Field(
         LinearSchedule(start=0.5, end=0.05, steps=100),
         description="exploration lower bound eps, decayed linearly per iteration")

@@ -32,6 +32,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 
+from econsim.bounds import Coefficient, Fraction, Hidden, LearningRate, Probability
 from learners.ac import ACConfig, ACTrainer, NetBuilder, soft_update
 from learners.dual_rl import DualRLCConfig, DualRLCTrainer
 from learners.metagrad import MetaGradConfig, MetaGradTrainer
@@ -61,20 +62,20 @@ class MetaGradACConfig(MetaGradConfig, ACConfig):
 
     kinds: ClassVar[tuple[str, ...]] = ("ac",)
     share: bool = Field(True, description="agents share one policy and critic (Cleanup)")
-    hidden: list[int] = Field([64, 64], description="agents' hidden sizes h1, h2")
-    lr: float = Field(6.73e-4, gt=0, description="alpha_theta: policy lr (plain SGD)")
-    lr_critic: float = Field(5.54e-4, gt=0, description="alpha_v,agent: critic Adam lr")
-    tau: float = Field(7.93e-3, gt=0, le=1, description="agents' target update rate")
-    entropy: float = Field(0.129, ge=0, description="agents' entropy coefficient")
+    hidden: Hidden = Field([64, 64], description="agents' hidden sizes h1, h2")
+    lr: LearningRate = Field(6.73e-4, description="alpha_theta: policy lr (plain SGD)")
+    lr_critic: LearningRate = Field(5.54e-4, description="alpha_v,agent: critic Adam lr")
+    tau: Fraction = Field(7.93e-3, description="agents' target update rate")
+    entropy: Coefficient = Field(0.129, description="agents' entropy coefficient")
     epsilon: LinearSchedule = Field(LinearSchedule(start=1.0, end=0.05, steps=100),
                                     description="agents' exploration lower bound")
-    designer_hidden: list[int] = Field([64, 64], description="designer hidden sizes h1, h2")
-    lr_designer: float = Field(1.24e-5, gt=0, description="alpha_ID: designer Adam lr")
+    designer_hidden: Hidden = Field([64, 64], description="designer hidden sizes h1, h2")
+    lr_designer: LearningRate = Field(1.24e-5, description="alpha_ID: designer Adam lr")
     designer_critic: bool = Field(True, description="GAE advantages from a designer critic")
-    lr_designer_critic: float = Field(2.4e-5, gt=0, description="alpha_v,ID")
-    designer_tau: float = Field(0.114, gt=0, le=1, description="designer target update rate")
-    gae_lambda: float = Field(0.99, ge=0, le=1, description="designer GAE lambda")
-    lr_cost: float | None = Field(
+    lr_designer_critic: LearningRate = Field(2.4e-5, description="alpha_v,ID")
+    designer_tau: Fraction = Field(0.114, description="designer target update rate")
+    gae_lambda: Probability = Field(0.99, description="designer GAE lambda")
+    lr_cost: LearningRate | None = Field(
         1.24e-6, gt=0, description="separate Adam for the incentive cost psi (Table C.3 gives "
         "none): alpha_ID / 10, chosen on seeds 100-101 among 1.24e-6, 3e-6 and 1.24e-5")
 
@@ -91,19 +92,19 @@ class DualRLCACConfig(DualRLCConfig, ACConfig):
 
     kinds: ClassVar[tuple[str, ...]] = ("ac",)
     share: bool = Field(True, description="agents share one policy and critic (Cleanup)")
-    hidden: list[int] = Field([64, 64], description="agents' hidden sizes h1, h2")
-    lr: float = Field(6.23e-4, gt=0, description="alpha_theta: policy lr (plain SGD)")
-    lr_critic: float = Field(4.46e-4, gt=0, description="alpha_v,agent: critic Adam lr")
-    tau: float = Field(0.292, gt=0, le=1, description="agents' target update rate")
-    entropy: float = Field(0.173, ge=0, description="agents' entropy coefficient")
+    hidden: Hidden = Field([64, 64], description="agents' hidden sizes h1, h2")
+    lr: LearningRate = Field(6.23e-4, description="alpha_theta: policy lr (plain SGD)")
+    lr_critic: LearningRate = Field(4.46e-4, description="alpha_v,agent: critic Adam lr")
+    tau: Fraction = Field(0.292, description="agents' target update rate")
+    entropy: Coefficient = Field(0.173, description="agents' entropy coefficient")
     epsilon: LinearSchedule = Field(LinearSchedule(start=1.0, end=0.1, steps=100),
                                     description="agents' exploration lower bound")
-    designer_hidden: list[int] = Field([64, 64], description="designer hidden sizes h1, h2")
-    lr_designer: float = Field(1.15e-5, gt=0, description="alpha_ID: designer Adam lr")
+    designer_hidden: Hidden = Field([64, 64], description="designer hidden sizes h1, h2")
+    lr_designer: LearningRate = Field(1.15e-5, description="alpha_ID: designer Adam lr")
     designer_critic: bool = Field(True, description="GAE advantages from a designer critic")
-    lr_designer_critic: float = Field(1.72e-5, gt=0, description="alpha_v,ID")
-    designer_tau: float = Field(0.846, gt=0, le=1, description="designer target update rate")
-    gae_lambda: float = Field(0.99, ge=0, le=1, description="designer GAE lambda")
+    lr_designer_critic: LearningRate = Field(1.72e-5, description="alpha_v,ID")
+    designer_tau: Fraction = Field(0.846, description="designer target update rate")
+    gae_lambda: Probability = Field(0.99, description="designer GAE lambda")
 
 
 class DualRLCACTrainer(_ACAgents, DualRLCTrainer, ACTrainer):

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator, model_validator
 
+from econsim.bounds import MAX_LIST, Coefficient, Hidden, LearningRate
 from learners.functional import sigmoid
 from learners.metagrad import DesignerConfig, DesignerTrainer
 from learners.nets import Params, detach, init_mlp
@@ -35,14 +36,15 @@ from learners.replicas import normal
 class DualRLDConfig(DesignerConfig):
     """Dual-RL (d) in ER(5, 2) (Table C.1)."""
 
-    hidden: list[int] = Field([128, 64], description="agents' policy MLP hidden sizes")
-    lr: float = Field(3.41e-4, gt=0, description="agents' learning rate (plain SGD)")
-    entropy: float = Field(0.386, ge=0, description="agents' entropy coefficient")
-    designer_hidden: list[int] = Field([128, 64], description="designer MLP hidden sizes")
-    lr_designer: float = Field(2.47e-3, gt=0, description="alpha_ID: designer Adam lr")
-    designer_entropy: float = Field(0.488, ge=0, description="designer entropy coefficient")
-    incentive_values: list[float] = Field(
-        [0.0, 1.1], min_length=2, description="the set S of incentives per action type")
+    hidden: Hidden = Field([128, 64], description="agents' policy MLP hidden sizes")
+    lr: LearningRate = Field(3.41e-4, description="agents' learning rate (plain SGD)")
+    entropy: Coefficient = Field(0.386, description="agents' entropy coefficient")
+    designer_hidden: Hidden = Field([128, 64], description="designer MLP hidden sizes")
+    lr_designer: LearningRate = Field(2.47e-3, description="alpha_ID: designer Adam lr")
+    designer_entropy: Coefficient = Field(0.488, description="designer entropy coefficient")
+    incentive_values: list[Coefficient] = Field(
+        [0.0, 1.1], min_length=2, max_length=MAX_LIST,
+        description="the set S of incentives per action type")
 
     @field_validator("incentive_values")
     @classmethod
@@ -61,11 +63,11 @@ class DualRLDConfig(DesignerConfig):
 class DualRLCConfig(DesignerConfig):
     """Dual-RL (c) in ER(5, 2) (Table C.1)."""
 
-    hidden: list[int] = Field([64, 32], description="agents' policy MLP hidden sizes")
-    lr: float = Field(7.70e-4, gt=0, description="agents' learning rate (plain SGD)")
-    entropy: float = Field(7.07, ge=0, description="agents' entropy coefficient")
-    designer_hidden: list[int] = Field([64, 64], description="designer MLP hidden sizes")
-    lr_designer: float = Field(1.17e-4, gt=0, description="alpha_ID: designer Adam lr")
+    hidden: Hidden = Field([64, 32], description="agents' policy MLP hidden sizes")
+    lr: LearningRate = Field(7.70e-4, description="agents' learning rate (plain SGD)")
+    entropy: Coefficient = Field(7.07, description="agents' entropy coefficient")
+    designer_hidden: Hidden = Field([64, 64], description="designer MLP hidden sizes")
+    lr_designer: LearningRate = Field(1.17e-4, description="alpha_ID: designer Adam lr")
 
 
 class DualRLTrainer(DesignerTrainer):

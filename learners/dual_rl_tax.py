@@ -70,6 +70,17 @@ import torch
 from pydantic import Field, field_validator
 
 from econsim import metrics as econ_metrics
+from econsim.bounds import (
+    Coefficient,
+    Count,
+    Epochs,
+    Fraction,
+    Hidden,
+    LearningRate,
+    Minibatches,
+    PositiveCoefficient,
+    Probability,
+)
 from econsim.core import Game, ReplicaRNG, torch_generator
 from learners.nets import Params, init_mlp, mlp
 from learners.ppo import PPOConfig, PPOTrainer, Rollout, require_tax_game
@@ -80,32 +91,32 @@ class DualRLTaxConfig(PPOConfig):
     """Agents: :class:`learners.ppo.PPOConfig`; planner: the ``planner_*`` fields."""
 
     kinds: ClassVar[tuple[str, ...]] = ("ppo",)
-    planner_hidden: list[int] = Field([256, 256], description="planner policy/value MLP sizes "
+    planner_hidden: Hidden = Field([256, 256], description="planner policy/value MLP sizes "
                                       "(the Diss's dual-RL FC layers: 256, 256)")
-    planner_lr: float = Field(3e-4, gt=0, description="planner policy Adam lr (alpha_ID)")
-    planner_value_lr: float = Field(3e-4, gt=0, description="planner value Adam lr")
-    planner_entropy: float = Field(0.01, ge=0, description="planner entropy coefficient "
+    planner_lr: LearningRate = Field(3e-4, description="planner policy Adam lr (alpha_ID)")
+    planner_value_lr: LearningRate = Field(3e-4, description="planner value Adam lr")
+    planner_entropy: Coefficient = Field(0.01, description="planner entropy coefficient "
                                    "(on the sum over the bracket heads; see the docstring)")
-    planner_clip: float = Field(0.2, gt=0, description="planner PPO ratio clip")
-    planner_value_coef: float = Field(0.5, ge=0, description="planner value loss weight")
-    planner_gamma: float = Field(0.99, gt=0, le=1, description="planner discount per period")
-    planner_lambda: float = Field(0.98, ge=0, le=1, description="planner GAE lambda")
-    planner_epochs: int = Field(4, ge=1, description="planner passes over each batch")
-    planner_minibatches: int = Field(1, ge=1, description="planner minibatches per pass")
+    planner_clip: PositiveCoefficient = Field(0.2, description="planner PPO ratio clip")
+    planner_value_coef: Coefficient = Field(0.5, description="planner value loss weight")
+    planner_gamma: Fraction = Field(0.99, description="planner discount per period")
+    planner_lambda: Probability = Field(0.98, description="planner GAE lambda")
+    planner_epochs: Epochs = Field(4, description="planner passes over each batch")
+    planner_minibatches: Minibatches = Field(1, description="planner minibatches per pass")
     planner_reward: Literal["welfare", "welfare_change"] = Field(
         "welfare", description="per period: sum_t prod_t eq_t, or its change over the period")
-    reward_scale: float = Field(0.01, gt=0, description="planner reward multiplier")
+    reward_scale: PositiveCoefficient = Field(0.01, description="planner reward multiplier")
     planner_skills: bool = Field(False, description="planner observes the agents' skills "
                                  "(the Diss's planner does not)")
     planner_greedy_eval: bool = Field(False, description="evaluate with each head's argmax "
                                       "rate instead of sampling")
-    rate_step: float = Field(0.05, gt=0, le=1, description="grid of rate choices (1/step "
+    rate_step: Fraction = Field(0.05, description="grid of rate choices (1/step "
                              "must be an integer)")
-    curriculum_iterations: int = Field(0, ge=0, description="phase 1: free-market iterations "
+    curriculum_iterations: Count = Field(0, description="phase 1: free-market iterations "
                                        "before the planner acts (0 = no curriculum)")
-    anneal_episodes: int = Field(0, ge=0, description="episodes per seed of phase 2 over "
+    anneal_episodes: Count = Field(0, description="episodes per seed of phase 2 over "
                                  "which the rate cap rises to 1 (0 = no cap)")
-    anneal_start: float = Field(0.1, gt=0, le=1, description="rate cap at the start of phase 2")
+    anneal_start: Fraction = Field(0.1, description="rate cap at the start of phase 2")
 
     @field_validator("rate_step")
     @classmethod

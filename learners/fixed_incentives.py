@@ -12,12 +12,11 @@ Example (Escape Room): ``incentives = { lever = 1.5 }`` pays 1.5 for pulling the
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field
 
+from econsim.bounds import MAX_LIST, Coefficient, Text
 from learners.metagrad import DesignerConfig, DesignerTrainer, incentive_types
 from learners.nets import Params, detach
 
@@ -25,16 +24,9 @@ from learners.nets import Params, detach
 class FixedIncentiveConfig(DesignerConfig):
     """Agents as in ``DesignerConfig``; the designer is a fixed table, nothing to learn."""
 
-    incentives: dict[str, float] = Field(
-        default_factory=dict, description="incentive paid per action name (missing: 0)")
-
-    @field_validator("incentives")
-    @classmethod
-    def _finite_non_negative(cls, v: dict[str, float]) -> dict[str, float]:
-        for name, x in v.items():
-            if not math.isfinite(x) or x < 0:
-                raise ValueError(f"incentives.{name}: {x} is not allowed (a number >= 0)")
-        return v
+    incentives: dict[Text, Coefficient] = Field(
+        default_factory=dict, max_length=MAX_LIST,
+        description="incentive paid per action name (missing: 0), each in [0, 1e6]")
 
 
 class FixedIncentiveTrainer(DesignerTrainer):

@@ -21,6 +21,7 @@ from typing import ClassVar
 import torch
 from pydantic import Field
 
+from econsim.bounds import Coefficient, Probability
 from learners.ac import ACConfig, ACTrainer
 from learners.pg import Batch
 
@@ -29,9 +30,9 @@ class IAConfig(ACConfig):
     """Actor-critic settings plus the inequity-aversion coefficients (Table B.5 "IA")."""
 
     kinds: ClassVar[tuple[str, ...]] = ("ia",)
-    alpha: float = Field(0.0, ge=0, description="disadvantageous inequity aversion")
-    beta: float = Field(0.05, ge=0, description="advantageous inequity aversion")
-    smoothing: float = Field(0.95, ge=0, le=1, description="lambda of the smoothed rewards")
+    alpha: Coefficient = Field(0.0, description="disadvantageous inequity aversion")
+    beta: Coefficient = Field(0.05, description="advantageous inequity aversion")
+    smoothing: Probability = Field(0.95, description="lambda of the smoothed rewards")
 
 
 class IATrainer(ACTrainer):

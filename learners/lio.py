@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from econsim.bounds import Coefficient, Hidden, LearningRate, PositiveCoefficient
 from econsim.core import torch_generator
 from learners.functional import behaviour_probs, policy_loss, reward_to_go, sgd_step, sigmoid
 from learners.nets import Params, assign, detach, init_mlp, mlp
@@ -41,16 +42,17 @@ class LIOConfig(PGConfig):
     """LIO hyperparameters (Tables B.3, B.4; SPEC §4)."""
 
     kinds: ClassVar[tuple[str, ...]] = ("lio", "pg")
-    incentive_hidden: list[int] = Field([64, 16], description="incentive MLP hidden sizes")
-    lr_incentive: float = Field(1e-3, gt=0, description="Adam learning rate of eta")
-    r_max: float = Field(2.0, gt=0, description="R_max: largest incentive per recipient")
-    cost: float = Field(1.0, ge=0, description="alpha: weight of the incentive cost (eq. 5.6)")
-    lr_cost: float | None = Field(
+    min_agents: ClassVar[int] = 2  # a LIO agent incentivises the others
+    incentive_hidden: Hidden = Field([64, 16], description="incentive MLP hidden sizes")
+    lr_incentive: LearningRate = Field(1e-3, description="Adam learning rate of eta")
+    r_max: PositiveCoefficient = Field(2.0, description="R_max: largest incentive per recipient")
+    cost: Coefficient = Field(1.0, description="alpha: weight of the incentive cost (eq. 5.6)")
+    lr_cost: LearningRate | None = Field(
         1e-4, gt=0, description="separate Adam step for the cost (ER); None adds it to the loss")
     cost_on_sigmoid: bool = Field(
         False, description="quirk of the reference code: cost on sigmoid outputs before R_max")
     opponent_model: bool = Field(False, description="LIO-dec: learn opponents' policies by BC")
-    lr_opponent: float = Field(1e-3, gt=0, description="Adam lr of the opponent models")
+    lr_opponent: LearningRate = Field(1e-3, description="Adam lr of the opponent models")
     one_episode: bool = Field(False, description="1-episode LIO (importance-weighted, §B.5.1)")
     outer_plain_softmax: bool = Field(
         False, description="quirk of the reference code: score function of the plain softmax "

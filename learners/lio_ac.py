@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
+from econsim.bounds import Coefficient, Hidden, LearningRate
 from learners.ac import ACConfig, ACTrainer, NetBuilder, soft_update
 from learners.functional import td_errors
 from learners.lio import LIOConfig, LIOTrainer
@@ -42,11 +43,11 @@ class LIOACConfig(LIOConfig, ACConfig):
     """LIO incentive settings (``LIOConfig``) on actor-critic agents (``ACConfig``)."""
 
     kinds: ClassVar[tuple[str, ...]] = ("lio", "ac")
-    hidden: list[int] = Field([64, 64], description="policy and critic hidden layer sizes")
-    incentive_hidden: list[int] = Field([64, 64], description="incentive MLP hidden sizes")
-    lr: float = Field(1e-4, gt=0, description="policy learning rate (plain SGD, Table B.5)")
-    cost: float = Field(1e-4, ge=0, description="alpha: weight of the incentive cost")
-    lr_cost: float | None = Field(
+    hidden: Hidden = Field([64, 64], description="policy and critic hidden layer sizes")
+    incentive_hidden: Hidden = Field([64, 64], description="incentive MLP hidden sizes")
+    lr: LearningRate = Field(1e-4, description="policy learning rate (plain SGD, Table B.5)")
+    cost: Coefficient = Field(1e-4, description="alpha: weight of the incentive cost")
+    lr_cost: LearningRate | None = Field(
         None, description="None (Cleanup): cost added to the outer loss; else separate Adam")
     cost_on_sigmoid: bool = Field(True, description="cost on sigmoid outputs (SPEC §4)")
 

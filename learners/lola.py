@@ -55,6 +55,7 @@ from typing import ClassVar
 import torch
 from pydantic import Field
 
+from econsim.bounds import LearningRate, PositiveCoefficient, StepSize
 from learners.functional import sgd_step
 from learners.nets import Params, mlp
 from learners.pg import Batch, LinearSchedule, PGConfig, PGTrainer
@@ -66,15 +67,15 @@ class LOLAConfig(PGConfig):
     """LOLA-d / LOLA-c hyperparameters (Diss §B.4.2, text above Table B.4)."""
 
     kinds: ClassVar[tuple[str, ...]] = (*LOLA_KINDS, "pg", "pg-d", "pg-c")
-    lr: float = Field(0.1, gt=0, description="LOLA agents' policy learning rate (plain SGD)")
+    lr: LearningRate = Field(0.1, description="LOLA agents' policy learning rate (plain SGD)")
     epsilon: LinearSchedule = LinearSchedule(start=0.0, end=0.0)
-    lr_lookahead: float = Field(
+    lr_lookahead: StepSize = Field(
         0.1, ge=0, description="step size of the opponents' look-ahead update theta_j'; "
         "0 = naive learning")
-    lr_pg: float | None = Field(
+    lr_pg: LearningRate | None = Field(
         None, gt=0, description="learning rate of non-LOLA (pg, pg-d, pg-c) agents; None = lr")
-    clip: float | None = Field(
-        None, gt=0, description="largest L2 norm of a LOLA agent's gradient (per replica); "
+    clip: PositiveCoefficient | None = Field(
+        None, description="largest L2 norm of a LOLA agent's gradient (per replica); "
         "None = no clipping (Diss). lola-c's Gaussian head can diverge at lr 0.1 without it")
 
 

@@ -59,6 +59,14 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from econsim.bounds import (
+    Coefficient,
+    Fraction,
+    Hidden,
+    LearningRate,
+    PositiveCoefficient,
+    Probability,
+)
 from econsim.core import torch_generator
 from learners.ac import soft_update
 from learners.functional import gae, next_step, policy_loss, reward_to_go, sigmoid, td_errors
@@ -71,31 +79,31 @@ class DesignerConfig(PGConfig):
     """Agents (PG, Table C.1 MetaGrad column) and the designer network shared by ID methods."""
 
     kinds: ClassVar[tuple[str, ...]] = ("pg",)
-    hidden: list[int] = Field([64, 64], description="agents' policy MLP hidden sizes h1, h2")
-    lr: float = Field(9.56e-5, gt=0, description="agents' learning rate (plain SGD)")
-    entropy: float = Field(0.0166, ge=0, description="agents' entropy coefficient")
+    hidden: Hidden = Field([64, 64], description="agents' policy MLP hidden sizes h1, h2")
+    lr: LearningRate = Field(9.56e-5, description="agents' learning rate (plain SGD)")
+    entropy: Coefficient = Field(0.0166, description="agents' entropy coefficient")
     epsilon: LinearSchedule = Field(LinearSchedule(start=0.0, end=0.0, steps=1),
                                     description="agents' exploration floor (ER: none)")
     observe_given: bool = Field(False, description="agents give nothing, so observe nothing")
-    r_max: float = Field(2.0, gt=0, description="incentive = r_max * sigmoid (ER: 2)")
-    designer_hidden: list[int] = Field([64, 32], description="designer MLP hidden sizes d1, d2")
-    lr_designer: float = Field(7.93e-4, gt=0, description="alpha_ID: designer Adam lr")
+    r_max: PositiveCoefficient = Field(2.0, description="incentive = r_max * sigmoid (ER: 2)")
+    designer_hidden: Hidden = Field([64, 32], description="designer MLP hidden sizes d1, d2")
+    lr_designer: LearningRate = Field(7.93e-4, description="alpha_ID: designer Adam lr")
     designer_critic: bool = Field(
         False, description="advantages from a designer critic with GAE (Cleanup); false: "
         "reward-to-go (Escape Room)")
-    lr_designer_critic: float = Field(2.4e-5, gt=0,
+    lr_designer_critic: LearningRate = Field(2.4e-5,
                                       description="alpha_v,ID: designer critic Adam lr")
-    designer_tau: float = Field(0.114, gt=0, le=1,
+    designer_tau: Fraction = Field(0.114,
                                 description="designer critic target update rate")
-    gae_lambda: float = Field(0.99, ge=0, le=1, description="GAE lambda of the designer")
+    gae_lambda: Probability = Field(0.99, description="GAE lambda of the designer")
 
 
 class MetaGradConfig(DesignerConfig):
     """MetaGrad in Escape Room (Tables C.1, C.2; SPEC §5)."""
 
     designer_out_bias: bool = Field(False, description="bias on the designer's sigmoid layer")
-    cost: float = Field(1.0, ge=0, description="coefficient of the incentive cost psi")
-    lr_cost: float | None = Field(
+    cost: Coefficient = Field(1.0, description="coefficient of the incentive cost psi")
+    lr_cost: LearningRate | None = Field(
         6.03e-5, gt=0, description="alpha_cost: separate Adam for psi; None adds it to the loss")
     cost_form: Literal["paid", "outputs"] = Field(
         "paid", description="psi = incentives paid to agents (Diss §6.3.2) or 'outputs': sum of "

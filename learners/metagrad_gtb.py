@@ -100,6 +100,7 @@ from pydantic import Field
 from torch.func import grad
 
 from econsim import metrics as econ_metrics
+from econsim.bounds import Epochs, Fraction, Hidden, LearningRate, PositiveCoefficient, Probability
 from econsim.core import Game, torch_generator
 from econsim.envs.gtb.game import utility as gtb_utility
 from learners.functional import gae, sigmoid
@@ -113,18 +114,18 @@ class MetaGradTaxConfig(PPOConfig):
     """Agents: :class:`learners.ppo.PPOConfig`; designer: the ``designer_*`` fields."""
 
     kinds: ClassVar[tuple[str, ...]] = ("ppo",)
-    designer_hidden: list[int] = Field([256, 256], description="designer MLP hidden sizes "
+    designer_hidden: Hidden = Field([256, 256], description="designer MLP hidden sizes "
                                        "(the Diss's FC layers: 256, 256)")
-    designer_lr: float = Field(1.82e-5, gt=0, description="alpha_ID: designer Adam lr "
+    designer_lr: LearningRate = Field(1.82e-5, description="alpha_ID: designer Adam lr "
                                "(Table C.4)")
-    designer_value_hidden: list[int] = Field([256, 256], description="designer critic MLP")
-    designer_value_lr: float = Field(8.64e-4, gt=0, description="alpha_v,ID: critic Adam lr "
+    designer_value_hidden: Hidden = Field([256, 256], description="designer critic MLP")
+    designer_value_lr: LearningRate = Field(8.64e-4, description="alpha_v,ID: critic Adam lr "
                                      "(Table C.4)")
-    designer_value_epochs: int = Field(4, ge=1, description="critic full-batch Adam steps per "
+    designer_value_epochs: Epochs = Field(4, description="critic full-batch Adam steps per "
                                        "iteration")
-    designer_gamma: float = Field(0.99, gt=0, le=1, description="designer discount per step")
-    designer_lambda: float = Field(0.98, ge=0, le=1, description="designer GAE lambda")
-    reward_scale: float = Field(0.01, gt=0, description="R^ID = scale x productivity x "
+    designer_gamma: Fraction = Field(0.99, description="designer discount per step")
+    designer_lambda: Probability = Field(0.98, description="designer GAE lambda")
+    reward_scale: PositiveCoefficient = Field(0.01, description="R^ID = scale x productivity x "
                                 "equality")
     outer_params: Literal["prime", "copy"] = Field(
         "prime", description="where the outer policy gradient is evaluated: the primes that "

@@ -24,8 +24,20 @@ from typing import ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
+from econsim.bounds import (
+    FINITE,
+    Coefficient,
+    Episodes,
+    Fraction,
+    Hidden,
+    Iterations,
+    Kinds,
+    LearningRate,
+    PositiveCoefficient,
+    Probability,
+)
 from econsim.core import Game, ReplicaRNG, seen_action_size, seen_actions, torch_generator
 from learners.functional import behaviour_probs, policy_loss, reward_to_go, sgd_step, sigmoid
 from learners.nets import Params, detach, init_mlp, mlp
@@ -38,10 +50,10 @@ PGKind = Literal["pg", "pg-d", "pg-c"]
 class LinearSchedule(BaseModel):
     """``eps`` from ``start`` to ``end`` linearly over ``steps`` iterations, then flat."""
 
-    model_config = ConfigDict(extra="forbid")
-    start: float = Field(0.5, ge=0, le=1)
-    end: float = Field(0.05, ge=0, le=1)
-    steps: int = Field(1000, ge=1)
+    model_config = FINITE
+    start: Probability = Field(0.5)
+    end: Probability = Field(0.05)
+    steps: Iterations = Field(1000)
 
     def __call__(self, it: int) -> float:
         return self.start + min(it / self.steps, 1.0) * (self.end - self.start)
@@ -50,19 +62,23 @@ class LinearSchedule(BaseModel):
 class PGConfig(BaseModel):
     """Hyperparameters of independent policy-gradient agents (Tables B.3, B.4)."""
 
-    model_config = ConfigDict(extra="forbid")
-    agents: list[str] | None = Field(None, description="kind of each agent; default all the same")
-    hidden: list[int] = Field([64, 32], description="policy MLP hidden layer sizes")
-    lr: float = Field(1e-4, gt=0, description="policy learning rate (plain SGD)")
-    entropy: float = Field(0.01, ge=0, description="entropy coefficient beta")
-    gamma: float = Field(0.99, gt=0, le=1)
+    model_config = FINITE
+    agents: Kinds | None = Field(None, description="kind of each agent; default all the same")
+    hidden: Hidden = Field([64, 32], description="policy MLP hidden layer sizes")
+    lr: LearningRate = Field(1e-4, description="policy learning rate (plain SGD)")
+    entropy: Coefficient = Field(0.01, description="entropy coefficient beta")
+    gamma: Fraction = Field(0.99)
     epsilon: LinearSchedule = LinearSchedule()
-    batch: int = Field(1, ge=1, description="episodes per update (Diss: 1)")
-    give_value: float = Field(2.0, gt=0, description="R_a of a discrete give-reward action")
-    r_max: float = Field(2.0, gt=0, description="largest continuous incentive")
+    batch: Episodes = Field(1, description="episodes per update (Diss: 1)")
+    give_value: PositiveCoefficient = Field(2.0, description="R_a of a discrete give-reward "
+                                            "action")
+    r_max: PositiveCoefficient = Field(2.0, description="largest continuous incentive")
     observe_given: bool = Field(True, description="observe incentives given this episode")
 
     kinds: ClassVar[tuple[str, ...]] = ("pg", "pg-d", "pg-c")
+    #: agents a trainer of this config takes (give-reward actions are coded as int64 bits)
+    min_agents: ClassVar[int] = 1
+    max_agents: ClassVar[int] = 63
 
     @model_validator(mode="after")
     def _known_kinds(self):

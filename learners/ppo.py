@@ -34,8 +34,21 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
+from econsim.bounds import (
+    FINITE,
+    Coefficient,
+    Episodes,
+    Epochs,
+    Fraction,
+    Hidden,
+    Kinds,
+    LearningRate,
+    Minibatches,
+    PositiveCoefficient,
+    Probability,
+)
 from econsim.core import Game, ReplicaRNG, torch_generator
 from learners.functional import gae
 from learners.nets import Params, assign, init_mlp, mlp
@@ -46,19 +59,19 @@ from mechanisms.tax import TaxMechanism
 class PPOConfig(BaseModel):
     """PPO hyperparameters (AI-Economist agent settings where the Diss gives none)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = FINITE
     kinds: ClassVar[tuple[str, ...]] = ("ppo",)
-    agents: list[str] | None = Field(None, description="kind of each agent (all 'ppo')")
-    hidden: list[int] = Field([128, 128], description="policy and value MLP hidden sizes")
-    lr: float = Field(3e-4, gt=0, description="Adam learning rate")
-    gamma: float = Field(0.998, gt=0, le=1, description="discount factor")
-    gae_lambda: float = Field(0.98, ge=0, le=1, description="GAE lambda")
-    clip: float = Field(0.2, gt=0, description="PPO ratio clip c")
-    epochs: int = Field(4, ge=1, description="passes over each batch")
-    minibatches: int = Field(4, ge=1, description="minibatches per pass")
-    entropy: float = Field(0.025, ge=0, description="entropy coefficient beta")
-    value_coef: float = Field(0.5, ge=0, description="value loss weight c_v")
-    batch: int = Field(4, ge=1, description="episodes (worlds) per replica per iteration")
+    agents: Kinds | None = Field(None, description="kind of each agent (all 'ppo')")
+    hidden: Hidden = Field([128, 128], description="policy and value MLP hidden sizes")
+    lr: LearningRate = Field(3e-4, description="Adam learning rate")
+    gamma: Fraction = Field(0.998, description="discount factor")
+    gae_lambda: Probability = Field(0.98, description="GAE lambda")
+    clip: PositiveCoefficient = Field(0.2, description="PPO ratio clip c")
+    epochs: Epochs = Field(4, description="passes over each batch")
+    minibatches: Minibatches = Field(4, description="minibatches per pass")
+    entropy: Coefficient = Field(0.025, description="entropy coefficient beta")
+    value_coef: Coefficient = Field(0.5, description="value loss weight c_v")
+    batch: Episodes = Field(4, description="episodes (worlds) per replica per iteration")
 
     @model_validator(mode="after")
     def _known_kinds(self):

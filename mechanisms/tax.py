@@ -12,10 +12,13 @@ Conventions (batch-first, like ``econsim.metrics``):
   applies to all of its agents).
 
 Every array function takes numpy arrays (or lists) **or** torch tensors: if any argument is a
-``torch.Tensor`` the computation runs in torch (same dtype/device as that tensor) and returns
-a tensor, differentiable in ``rates`` (and in ``income``); otherwise it returns numpy float64.
-The numpy path is a handful of vectorised calls (no loops over agents or worlds) and does no
-validation, because game kernels call it in their hot loop; :class:`BracketTax` validates.
+``torch.Tensor`` the computation runs in torch and returns a tensor, differentiable in
+``rates`` (and in ``income``), on the device of the first tensor and in the widest floating
+dtype among the tensors (torch's type promotion: float32 incomes with float64 rates compute
+in float64; the default dtype if no tensor is floating); otherwise it returns numpy float64.
+The numpy path is a handful of vectorised calls (no loops over agents or worlds) and checks
+only that incomes and coin are finite (a one-line ValueError otherwise), because game kernels
+call it in their hot loop; :class:`BracketTax` validates schedules.
 
 Mechanism objects (:class:`BracketTax`, :class:`SaezTax`) follow the small
 :class:`TaxMechanism` interface: ``reset()``, ``rates(period_state=None)`` for the next tax
@@ -55,13 +58,34 @@ def _torch_of(*xs: Any) -> Any:
     return None
 
 
-def _tensor(x: Any, like: Any) -> Any:
-    """``x`` as a floating tensor on ``like``'s device (``like``'s dtype if that is floating)."""
+def _dtype(*xs: Any) -> Any:
+    """The dtype of a torch computation over ``xs``: torch's promotion of the floating tensors
+    among them (float32 with float64 -> float64), or the default dtype if none is floating."""
     torch = sys.modules["torch"]
-    dtype = like.dtype if like.is_floating_point() else torch.get_default_dtype()
+    dtype = None
+    for x in xs:
+        if isinstance(x, torch.Tensor) and x.is_floating_point():
+            dtype = x.dtype if dtype is None else torch.promote_types(dtype, x.dtype)
+    return dtype or torch.get_default_dtype()
+
+
+def _tensor(x: Any, like: Any, dtype: Any) -> Any:
+    """``x`` as a ``dtype`` tensor on ``like``'s device (a tensor keeps its autograd graph)."""
+    torch = sys.modules["torch"]
     if isinstance(x, torch.Tensor):
-        return x if x.is_floating_point() else x.to(dtype)
+        return x if x.dtype == dtype else x.to(dtype)
     return torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=dtype, device=like.device)
+
+
+def _finite(x: ArrayLike, what: str) -> np.ndarray:
+    """``x`` as a float64 array, or a one-line ValueError if an entry is NaN or infinite."""
+    a = np.asarray(x, dtype=np.float64)
+    if not np.isfinite(a).all():
+        flat = np.flatnonzero(~np.isfinite(a))[0]
+        where = np.unravel_index(flat, a.shape) if a.ndim else ()
+        raise ValueError(f"{what} must be finite numbers, got {a.flat[flat]} at index "
+                         f"{tuple(int(i) for i in where)}")
+    return a
 
 
 def _widths(cutoffs: np.ndarray) -> np.ndarray:
@@ -78,12 +102,13 @@ def bracket_amounts(income: Array, cutoffs: ArrayLike) -> Array:
     like = _torch_of(income, cutoffs)
     if like is not None:
         torch = sys.modules["torch"]
-        z, m = _tensor(income, like), _tensor(cutoffs, like)
+        dtype = _dtype(income, cutoffs)
+        z, m = _tensor(income, like, dtype), _tensor(cutoffs, like, dtype)
         inf = torch.full((1,), float("inf"), dtype=m.dtype, device=m.device)
         widths = torch.cat([m[1:] - m[:-1], inf])
         return torch.minimum((z[..., None] - m).clamp(min=0.0), widths)
     m = np.asarray(cutoffs, dtype=np.float64)
-    a = np.asarray(income, dtype=np.float64)[..., None] - m
+    a = _finite(income, "income")[..., None] - m
     np.maximum(a, 0.0, out=a)
     return np.minimum(a, _widths(m), out=a)
 
@@ -104,7 +129,8 @@ def bracket_tax(income: Array, cutoffs: ArrayLike, rates: Array) -> Array:
         )
     like = _torch_of(income, cutoffs, rates)
     if like is not None:
-        income, r = _tensor(income, like), _tensor(rates, like)
+        dtype = _dtype(income, cutoffs, rates)
+        income, r = _tensor(income, like, dtype), _tensor(rates, like, dtype)
     else:
         r = np.asarray(rates, dtype=np.float64)
     amounts = bracket_amounts(income, cutoffs)
@@ -130,7 +156,8 @@ def marginal_rate(income: Array, cutoffs: ArrayLike, rates: Array) -> Array:
     like = _torch_of(income, cutoffs, rates)
     if like is not None:
         torch = sys.modules["torch"]
-        z, m, r = _tensor(income, like), _tensor(cutoffs, like), _tensor(rates, like)
+        dtype = _dtype(income, cutoffs, rates)
+        z, m, r = (_tensor(x, like, dtype) for x in (income, cutoffs, rates))
         idx = (
             torch.searchsorted(m.to(z.dtype).contiguous(), z.detach().contiguous(), right=True) - 1
         )
@@ -140,7 +167,7 @@ def marginal_rate(income: Array, cutoffs: ArrayLike, rates: Array) -> Array:
         return torch.gather(r.expand(*shape, r.shape[-1]), -1, idx)
     m = np.asarray(cutoffs, dtype=np.float64)
     r = np.asarray(rates, dtype=np.float64)
-    idx = bracket_index(np.asarray(income, dtype=np.float64), m)
+    idx = bracket_index(_finite(income, "income"), m)
     if r.ndim == 1:
         return r[idx]
     shape = np.broadcast_shapes(idx.shape[:-1], r.shape[:-1])
@@ -171,11 +198,12 @@ def collect(
     due = bracket_tax(income, cutoffs, rates)
     like = _torch_of(coin, income, cutoffs, rates)
     if like is not None:
-        c = _tensor(coin, like)
-        tax = _torch_minimum(_tensor(due, like), c.clamp(min=0.0))
+        dtype = _dtype(coin, income, cutoffs, rates)
+        c = _tensor(coin, like, dtype)
+        tax = _torch_minimum(_tensor(due, like, dtype), c.clamp(min=0.0))
         transfer = tax.mean(-1, keepdims=True).expand_as(tax).contiguous()
         return tax, transfer, c - tax + transfer
-    c = np.asarray(coin, dtype=np.float64)
+    c = _finite(coin, "coin")
     tax = np.minimum(due, np.maximum(c, 0.0))
     transfer = np.repeat(tax.mean(-1, keepdims=True), tax.shape[-1], axis=-1)
     return tax, transfer, c - tax + transfer

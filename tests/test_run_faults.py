@@ -18,7 +18,7 @@ import pytest
 import tomli_w
 import torch
 
-from econsim import cli, files, runner, scenario, store
+from econsim import checkpoint, cli, files, runner, scenario, store
 from econsim.errors import ScenarioError, StoreWarning, TrainingDiverged
 
 DIVERGED = (r"^training diverged at iteration (\d+): (parameter )?[\w.]+ is (nan|inf) "
@@ -89,9 +89,25 @@ def _poison(monkeypatch, at: int, how: str) -> None:
 # ------------------------------------------------------------------ non-finite numbers
 
 
-def test_a_huge_learning_rate_fails_with_one_line_and_a_failed_run(tmp_path, capsys):
+def test_a_huge_learning_rate_is_refused_before_anything_runs(tmp_path, capsys):
+    """What once trained all-NaN networks and exited 0 is now a validation error."""
+    data = tiny(iterations=50).resolved()
+    data["algorithm"]["lr"] = 1e30
+    path = tmp_path / "fast.toml"
+    path.write_text(tomli_w.dumps(data))
     root = tmp_path / "runs"
-    path = _write(tiny(iterations=50, log_every=25, lr=1e30), tmp_path / "fast.toml")
+    code = cli.main(["--root", str(root), "run", str(path), "--seeds", "0,1", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "algorithm.lr: 1e+30 is not allowed" in err
+    assert not root.exists() or not any(root.iterdir())
+
+
+def test_a_diverging_run_fails_with_one_line_and_a_failed_run(tmp_path, capsys, monkeypatch):
+    """Bounded settings can still diverge: the CLI stops at the iteration, exit 2, run.json
+    says failed with the same line, no checkpoint holds the NaN."""
+    _poison(monkeypatch, 5, "param")
+    root = tmp_path / "runs"
+    path = _write(tiny(iterations=50, log_every=25), tmp_path / "fast.toml")
     code = cli.main(["--root", str(root), "run", str(path), "--seeds", "0,1", "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith("econsim: error: ")
@@ -102,7 +118,7 @@ def test_a_huge_learning_rate_fails_with_one_line_and_a_failed_run(tmp_path, cap
     assert info["iterations_done"] < 50
     ckpt = root / info["run_id"] / "checkpoints" / "last.pt"
     if ckpt.is_file():  # a checkpoint is only written after the parameters were checked
-        state = torch.load(ckpt, weights_only=False)["trainer"]
+        state = checkpoint.load(ckpt)["trainer"]
         assert runner.first_nonfinite(state) is None
     with warnings.catch_warnings():
         warnings.simplefilter("error", StoreWarning)  # a failed run is a usable run

@@ -27,7 +27,7 @@ BASE = tomllib.loads((scenario.SCENARIO_DIR / "er21_lio.toml").read_text())
     ({"env": {"name": "escap"}}, "env.name: 'escap' is not allowed (allowed: cleanup, escape_room"),
     ({"env": {"name": "escape_room", "n_agents": 2, "n_required": 2}}, "must be below"),
     ({"env": {"name": "escape_room", "n_agents": float("nan")}}, "env.n_agents: nan"),
-    ({"seeds": [1, 1]}, "seeds: seeds must be distinct"),
+    ({"seeds": [1, 1]}, "seeds: [1, 1] is not allowed: seeds must be distinct"),
     ({"train": {"iterations": 0}}, "train.iterations: 0 is not allowed"),
     ({"bogus": 1}, "bogus: unknown field (allowed: name, description, seeds"),
     ({"algorithm": {"name": "lio", "agents": ["lio"]}}, "lists 1 agents but escape_room has 2"),

@@ -328,3 +328,86 @@ def test_saez_mechanism_buffer_and_reset():
         with pytest.raises(ValueError) as err:
             SaezTax(**bad)
         assert "\n" not in str(err.value)
+
+
+# --------------------------------------------------------------------------- bad input, dtypes
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_numpy_fast_path_refuses_non_finite_incomes_and_coin(bad):
+    income = np.array([[5.0, 50.0], [0.0, bad]])
+    calls = {
+        "bracket_tax": lambda: bracket_tax(income, CUT, US_FEDERAL_RATES),
+        "bracket_amounts": lambda: bracket_amounts(income, CUT),
+        "marginal_rate": lambda: marginal_rate(income, CUT, US_FEDERAL_RATES),
+        "collect (income)": lambda: collect(np.ones((2, 2)), income, CUT, US_FEDERAL_RATES),
+        "BracketTax.tax": lambda: preset("us_federal").tax(income),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError) as err:
+            call()
+        text = str(err.value)
+        assert "\n" not in text, name
+        assert text == f"income must be finite numbers, got {bad} at index (1, 1)", name
+    coin = np.array([[1.0, 2.0], [3.0, bad]])
+    with pytest.raises(ValueError, match=r"^coin must be finite numbers, got .* at index \(1, 1\)"):
+        collect(coin, np.ones((2, 2)), CUT, US_FEDERAL_RATES)
+
+
+ARRAY_KINDS = ("numpy", torch.float32, torch.float64)
+F32 = st.floats(-50, 1000, width=32)  # values float32 represents exactly
+
+
+@st.composite
+def mixed_inputs(draw):
+    """A schedule whose numbers float32 represents exactly, and for income, rates and coin
+    each either a numpy array or a torch tensor of either float dtype (at least one tensor)."""
+    k = draw(st.integers(1, 7))
+    gaps = draw(arrays(np.float64, k - 1, elements=st.floats(0.5, 100)))
+    cutoffs = np.concatenate([[0.0], np.cumsum(gaps)]).astype(np.float32).astype(np.float64)
+    batch, n = draw(st.integers(1, 4)), draw(st.integers(1, 5))
+    income = draw(arrays(np.float64, (batch, n), elements=F32))
+    coin = draw(arrays(np.float64, (batch, n), elements=F32))
+    shape = draw(st.sampled_from([(k,), (batch, k)]))
+    rates = draw(arrays(np.float64, shape, elements=st.floats(0, 1, width=32)))
+    kinds = draw(st.tuples(*[st.sampled_from(ARRAY_KINDS)] * 3).filter(
+        lambda ks: any(k != "numpy" for k in ks)))
+    return cutoffs, (income, rates, coin), kinds
+
+
+def _as(x: np.ndarray, kind):
+    return x if kind == "numpy" else torch.tensor(x, dtype=kind)
+
+
+def _promoted(*xs) -> torch.dtype | None:
+    """The dtype torch's promotion gives the tensors among ``xs`` (None: no tensor)."""
+    dtypes = [x.dtype for x in xs if isinstance(x, torch.Tensor)]
+    return None if not dtypes else torch.float64 if torch.float64 in dtypes else torch.float32
+
+
+@settings(max_examples=150, deadline=None)
+@given(mixed_inputs())
+def test_torch_takes_mixed_float_dtypes_and_agrees_with_numpy(data):
+    cutoffs, (income, rates, coin), kinds = data
+    z, r, c = (_as(x, k) for x, k in zip((income, rates, coin), kinds, strict=True))
+    if isinstance(r, torch.Tensor):
+        r.requires_grad_(True)
+    checks = [  # (numpy result, torch result, the arrays it was given)
+        (bracket_tax(income, cutoffs, rates), bracket_tax(z, cutoffs, r), (z, r)),
+        (marginal_rate(income, cutoffs, rates), marginal_rate(z, cutoffs, r), (z, r)),
+        (bracket_amounts(income, cutoffs), bracket_amounts(z, cutoffs), (z,)),
+        *[(want, got, (c, z, r)) for want, got in zip(
+            collect(coin, income, cutoffs, rates), collect(c, z, cutoffs, r), strict=True)],
+    ]
+    for want, got, given_ in checks:
+        dtype = _promoted(*given_)
+        if dtype is None:  # all numpy: the numpy path
+            assert isinstance(got, np.ndarray)
+            continue
+        assert isinstance(got, torch.Tensor) and got.dtype == dtype
+        assert got.shape == want.shape
+        tol = {"atol": 1e-9} if dtype == torch.float64 else {"rtol": 1e-5, "atol": 1e-3}
+        assert np.allclose(got.detach().numpy(), want, **tol)
+    if isinstance(r, torch.Tensor):  # still differentiable in the rates, whatever the dtypes
+        (grad,) = torch.autograd.grad(bracket_tax(z, cutoffs, r).sum(), r)
+        assert grad.dtype == r.dtype and torch.isfinite(grad).all()

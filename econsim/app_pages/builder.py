@@ -50,14 +50,12 @@ def _fill(data: dict) -> None:
         ss[f"b_{f}"] = int((data.get("train") or {}).get(f, getattr(defaults, f)))
 
 
-def _load_text(text: str, source: str) -> None:
-    """Validate a TOML text and load it into the builder; the outcome goes to b_load_msg."""
+def _load(text: str | bytes, source: str) -> None:
+    """Validate a TOML text (or a file's bytes) as ``econsim run`` does and load it into the
+    builder; the outcome goes to b_load_msg."""
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        ss.b_load_msg = ("error", f"{source}: not valid TOML: {err}")
-        return
-    try:
+        data = (scenario_mod.parse_bytes(text, source) if isinstance(text, bytes)
+                else scenario_mod.parse_text(text, source))
         scenario_mod.from_dict(data, source=source)
     except ScenarioError as err:
         ss.b_load_msg = ("error", common.one_line(err))
@@ -75,11 +73,11 @@ def _on_start() -> None:
 def _on_upload() -> None:
     f = ss.get("b_upload")
     if f is not None:
-        _load_text(f.getvalue().decode("utf-8", errors="replace"), f.name)
+        _load(f.getvalue(), f.name)
 
 
 def _on_paste() -> None:
-    _load_text(ss.get("b_paste", ""), "pasted TOML")
+    _load(ss.get("b_paste", ""), "pasted TOML")
 
 
 def _on_env() -> None:

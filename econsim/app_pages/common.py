@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import io
-import tomllib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 import learners
-from econsim import cli, envs, store
+from econsim import cli, envs, scenario, store
 from econsim.errors import ScenarioError, StoreWarning
 from mechanisms import registry
 from mechanisms.tax import US_FEDERAL_CUTOFFS, US_FEDERAL_RATES
@@ -225,11 +224,9 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def parse_toml(text: str, what: str) -> dict:
-    """A TOML snippet as a dict; one-line ScenarioError naming ``what`` if it is not TOML."""
-    try:
-        return tomllib.loads(text or "")
-    except tomllib.TOMLDecodeError as err:
-        raise ScenarioError(f"{what}: not valid TOML: {err}") from None
+    """A TOML snippet as a dict; one-line ScenarioError naming ``what`` if it is not TOML (or
+    too large or nested too deep: the checks of a scenario file, ``scenario.parse_text``)."""
+    return scenario.parse_text(text or "", what)
 
 
 def one_line(err: BaseException) -> str:

@@ -71,8 +71,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
+from econsim.bounds import FINITE, Agents, Probability, Steps, Text
 from econsim.core import Box, Discrete, Step
 from econsim.core.seeding import counter_uniforms
 
@@ -123,21 +124,23 @@ AGENT_COLOURS = ((159, 67, 255), (2, 81, 154), (204, 0, 204), (216, 30, 54), (25
 _EMPTY, _WALL, _RIVER, _WASTE, _APPLE, _BEAM, _AGENT0 = range(7)
 
 
+MAX_BEAM = 20  # cells: wider or longer than either map
+
+
 class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    map: str = Field("7x7", description="'7x7' or '10x10' (SPEC §3 layouts)")
-    n_agents: int | None = Field(None, ge=1, description="default: 2 on 7x7, 3 on 10x10")
-    apple_respawn_prob: float | None = Field(None, ge=0, le=1,
-                                             description="default (Table B.2): 0.5 / 0.3")
-    depletion_threshold: float | None = Field(None, ge=0, le=1,
-                                              description="default: 0.6 / 0.4")
-    restoration_threshold: float | None = Field(None, ge=0, le=1, description="default: 0")
-    waste_spawn_prob: float | None = Field(None, ge=0, le=1, description="default: 0.5")
+    model_config = FINITE
+    map: Text = Field("7x7", description="'7x7' or '10x10' (SPEC §3 layouts)")
+    n_agents: Agents | None = Field(None, description="default: 2 on 7x7, 3 on 10x10")
+    apple_respawn_prob: Probability | None = Field(None,
+                                                   description="default (Table B.2): 0.5 / 0.3")
+    depletion_threshold: Probability | None = Field(None, description="default: 0.6 / 0.4")
+    restoration_threshold: Probability | None = Field(None, description="default: 0")
+    waste_spawn_prob: Probability | None = Field(None, description="default: 0.5")
     view_size: int | None = Field(None, ge=0, le=20,
                                   description="observation (2v+1)^2; default 4 / 7")
-    max_steps: int = Field(50, ge=1, description="steps per episode")
-    beam_width: int = Field(3, ge=1, description="parallel rays (odd)")
-    beam_length: int = Field(5, ge=1, description="cells per ray")
+    max_steps: Steps = Field(50, description="steps per episode")
+    beam_width: int = Field(3, ge=1, le=MAX_BEAM, description="parallel rays (odd)")
+    beam_length: int = Field(5, ge=1, le=MAX_BEAM, description="cells per ray")
 
     @field_validator("map")
     @classmethod

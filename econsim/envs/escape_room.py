@@ -16,8 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
+from econsim.bounds import FINITE, MAX_AGENTS, Steps
 from econsim.core import Box, Discrete, Step
 
 LEVER, START, DOOR = 0, 1, 2
@@ -25,10 +26,10 @@ POSITIONS = ("lever", "start", "door")
 
 
 class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    n_agents: int = Field(2, ge=2, description="N, number of agents")
-    n_required: int = Field(1, ge=1, description="M, agents needed at the lever")
-    max_steps: int = Field(5, ge=1, description="steps per episode")
+    model_config = FINITE
+    n_agents: int = Field(2, ge=2, le=MAX_AGENTS, description="N, number of agents")
+    n_required: int = Field(1, ge=1, le=MAX_AGENTS, description="M, agents needed at the lever")
+    max_steps: Steps = Field(5, description="steps per episode")
 
     @model_validator(mode="after")
     def _m_below_n(self):
@@ -40,8 +41,8 @@ class Params(BaseModel):
 
 
 class AsymParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    max_steps: int = Field(5, ge=1, description="steps per episode")
+    model_config = FINITE
+    max_steps: Steps = Field(5, description="steps per episode")
 
 
 @dataclass

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from econsim.bounds import FINITE, Steps
 from econsim.core import Box, Discrete, Step
 
 # PAYOFF[a0, a1] = (reward of agent 0, reward of agent 1), Table 5.1.
@@ -22,8 +23,8 @@ PAYOFF = np.array(
 
 
 class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    max_steps: int = Field(5, ge=1, description="rounds per episode")
+    model_config = FINITE
+    max_steps: Steps = Field(5, description="rounds per episode")
 
 
 @dataclass

@@ -68,12 +68,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
+from econsim.bounds import (
+    FINITE,
+    MAX_AGENTS,
+    MAX_BRACKETS,
+    MAX_COEF,
+    MAX_COIN,
+    MAX_STEPS,
+    Agents,
+    Coefficient,
+    PositiveCoefficient,
+    Probability,
+    Steps,
+    Text,
+)
 from econsim.core import Box, Discrete, Step
 from econsim.core.seeding import counter_uniforms
 from econsim.envs.gtb import tables
@@ -84,52 +99,54 @@ from mechanisms.tax import US_FEDERAL_CUTOFFS, bracket_index, check_schedule, co
 NOOP, UP, DOWN, LEFT, RIGHT, BUILD = range(6)
 TRADE0 = 6  # first trading action
 
+MAX_VIEW = 50  # cells: a (2r+1)^2 window wider than any sensible map
+MAX_ORDERS = 100  # open orders per agent
+Cell = Annotated[int, Field(ge=0, le=MAX_STEPS)]  # a row or column index
+Edge = Annotated[float, Field(ge=0, le=MAX_COIN)]  # a bracket's lower edge in coin
+
 SPATIAL_CHANNELS = ("wood", "stone", "wood_source", "stone_source", "water", "outside",
                     "agent", "own_house", "other_house")
 
 
 class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    n_agents: int = Field(4, ge=1, le=100, description="number of agents")
-    map: str = Field("pure_and_mixed_15x15", description="packaged map name or a .txt path")
-    starts: list[tuple[int, int]] = Field(
-        [], description="(row, col) start of each agent; [] = the map corners (n_agents <= 4)")
-    max_steps: int = Field(100, ge=1, description="H, steps per episode")
-    period_length: int = Field(10, ge=1, description="steps per tax period")
-    view_radius: int = Field(5, ge=0, description="egocentric window is 2r+1 square")
-    start_coin: float = Field(10.0, ge=0)
-    regen_prob: float = Field(0.01, ge=0, le=1, description="regrowth prob per empty source")
-    move_labor: float = Field(1.0, ge=0)
-    collect_labor: float = Field(1.0, ge=0)
-    build_labor: float = Field(10.0, ge=0)
-    order_labor: float = Field(0.25, ge=0)
-    build_payment: float = Field(10.0, ge=0, description="coin per house at skill 1")
-    build_skill_pareto: float = Field(4.0, gt=0, description="Lomax shape of build skill")
-    build_skill_max: float = Field(3.0, ge=1, description="cap of the pay multiplier")
+    model_config = FINITE
+    n_agents: Agents = Field(4, description="number of agents")
+    map: Text = Field("pure_and_mixed_15x15", description="packaged map name or a .txt path")
+    starts: list[tuple[Cell, Cell]] = Field(
+        [], max_length=MAX_AGENTS,
+        description="(row, col) start of each agent; [] = the map corners (n_agents <= 4)")
+    max_steps: Steps = Field(100, description="H, steps per episode")
+    period_length: Steps = Field(10, description="steps per tax period")
+    view_radius: int = Field(5, ge=0, le=MAX_VIEW, description="egocentric window is 2r+1 square")
+    start_coin: Coefficient = Field(10.0)
+    regen_prob: Probability = Field(0.01, description="regrowth prob per empty source")
+    move_labor: Coefficient = Field(1.0)
+    collect_labor: Coefficient = Field(1.0)
+    build_labor: Coefficient = Field(10.0)
+    order_labor: Coefficient = Field(0.25)
+    build_payment: Coefficient = Field(10.0, description="coin per house at skill 1")
+    build_skill_pareto: PositiveCoefficient = Field(4.0, description="Lomax shape of build skill")
+    build_skill_max: float = Field(3.0, ge=1, le=MAX_COEF, description="cap of the pay multiplier")
     gather_bonus: bool = Field(True, description="skill: chance of a second unit")
-    gather_skill_pareto: float = Field(3.0, gt=0)
-    gather_skill_max: float = Field(2.0, gt=0)
+    gather_skill_pareto: PositiveCoefficient = Field(3.0)
+    gather_skill_max: PositiveCoefficient = Field(2.0)
     max_price: int = Field(10, ge=0, le=1000)
-    max_orders: int = Field(5, ge=1, description="open orders per agent (all kinds)")
-    order_expiry: int = Field(50, ge=1, description="steps an order stays open")
-    eta: float = Field(0.23, gt=0, description="CRRA curvature (not 1)")
-    labor_weight: float = Field(0.21, ge=0)
-    tax_cutoffs: list[float] = Field(list(US_FEDERAL_CUTOFFS), description="bracket edges")
-    tax_rates: list[float] = Field([0.0] * len(US_FEDERAL_CUTOFFS),
-                                   description="bracket rates at reset (default: free market)")
+    max_orders: int = Field(5, ge=1, le=MAX_ORDERS, description="open orders per agent (all kinds)")
+    order_expiry: Steps = Field(50, description="steps an order stays open")
+    eta: float = Field(0.23, gt=0, lt=1, description="CRRA curvature, in (0, 1) (1 is log "
+                       "utility; above 1 utility is -inf at zero coin)")
+    labor_weight: Coefficient = Field(0.21)
+    tax_cutoffs: list[Edge] = Field(list(US_FEDERAL_CUTOFFS), max_length=MAX_BRACKETS,
+                                    description="bracket edges")
+    tax_rates: list[Probability] = Field([0.0] * len(US_FEDERAL_CUTOFFS), max_length=MAX_BRACKETS,
+                                         description="bracket rates at reset (default: free "
+                                         "market)")
     houses_block: bool = Field(True, description="houses block the other agents")
 
     @field_validator("map")
     @classmethod
     def _map_exists(cls, v):
         map_path(v)
-        return v
-
-    @field_validator("eta")
-    @classmethod
-    def _eta_not_one(cls, v):
-        if v == 1:
-            raise ValueError("eta = 1 (log utility) is not supported; use e.g. 0.23")
         return v
 
     @model_validator(mode="after")
