@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from econsim import envs
+from econsim import envs, scenario
 from econsim.core import Game, reset_done
-from econsim.envs.gtb import SPATIAL_CHANNELS, load_world
+from econsim.envs.gtb import SPATIAL_CHANNELS, load_world, world
 from econsim.envs.gtb.game import BUILD, DOWN, LEFT, NOOP, RIGHT, UP
+from econsim.errors import ScenarioError
 from mechanisms.tax import US_FEDERAL_CUTOFFS, US_FEDERAL_RATES, bracket_tax, marginal_rate
 
 W = 15  # map width
@@ -392,3 +393,28 @@ def test_action_mask_matches_what_the_step_does(rng):
             if not worked:
                 for f in dataclasses.fields(s):
                     assert np.array_equal(getattr(after, f.name), getattr(idle, f.name))
+
+
+@pytest.mark.parametrize("name", ["../../../etc/passwd", "/etc/hostname.txt", "maps/x",
+                                  "pure_and_mixed_15x15.txt", "..", ""])
+def test_a_map_is_a_name_never_a_path(name):
+    """A scenario cannot make econsim read a file outside the map folders."""
+    with pytest.raises(ScenarioError, match="unknown map") as err:
+        scenario.from_dict({"name": "m", "env": {"name": "gtb", "map": name},
+                            "algorithm": {"name": "ppo"}})
+    assert "\n" not in str(err.value)
+
+
+def test_own_maps_come_from_the_maps_folder_only(tmp_path, monkeypatch):
+    packaged = (world.MAPS_DIR / "pure_and_mixed_15x15.txt").read_text()
+    (tmp_path / "mine.txt").write_text(packaged)
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.txt"
+    outside.write_text(packaged)
+    (tmp_path / "link.txt").symlink_to(outside)
+    monkeypatch.setenv(world.MAPS_ENV, str(tmp_path))
+    assert envs.make("gtb", map="mine").world.height == 15
+    with pytest.raises(ValueError, match="unknown map"):
+        envs.make("gtb", map="link")  # resolves outside the folder
+    monkeypatch.delenv(world.MAPS_ENV)
+    with pytest.raises(ValueError, match="unknown map"):
+        envs.make("gtb", map="mine")

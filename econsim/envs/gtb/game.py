@@ -111,7 +111,8 @@ SPATIAL_CHANNELS = ("wood", "stone", "wood_source", "stone_source", "water", "ou
 class Params(BaseModel):
     model_config = FINITE
     n_agents: Agents = Field(4, description="number of agents")
-    map: Text = Field("pure_and_mixed_15x15", description="packaged map name or a .txt path")
+    map: Text = Field("pure_and_mixed_15x15", description="map name: packaged, or "
+                      "<name>.txt in the folder $ECONSIM_MAPS")
     starts: list[tuple[Cell, Cell]] = Field(
         [], max_length=MAX_AGENTS,
         description="(row, col) start of each agent; [] = the map corners (n_agents <= 4)")

@@ -6,10 +6,16 @@ empty. The packaged map ``pure_and_mixed_15x15`` is the AI-Economist's
 "env-pure_and_mixed-15x15" layout (SPEC §6): 23 wood and 12 stone sources, 21 water cells.
 
 Cells are numbered row-major, ``cell = row * width + col``.
+
+A scenario names its map; it never gives a path. Names are looked up among the packaged maps
+and, if the environment variable ``ECONSIM_MAPS`` names a folder, in that folder
+(``$ECONSIM_MAPS/<name>.txt``), so a scenario file cannot make econsim read a file elsewhere.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,20 +27,31 @@ CHARS = {" ": "empty", "W": "wood", "S": "stone", "@": "water"}
 MOVES = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
 
 
+MAPS_ENV = "ECONSIM_MAPS"  # a folder of the user's own maps, <name>.txt
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _folders() -> list[Path]:
+    """Where map names are looked up: the packaged maps, then ``$ECONSIM_MAPS``."""
+    extra = os.environ.get(MAPS_ENV)
+    return [MAPS_DIR, *([Path(extra)] if extra else [])]
+
+
 def map_names() -> list[str]:
-    """Maps shipped with the package (file stems in ``maps/``)."""
-    return sorted(p.stem for p in MAPS_DIR.glob("*.txt"))
+    """Maps a scenario may name: the packaged ones and those in ``$ECONSIM_MAPS``."""
+    return sorted({p.stem for folder in _folders() for p in folder.glob("*.txt")})
 
 
 def map_path(name: str) -> Path:
-    """Path of a packaged map ``name`` or of an existing map file ``name``."""
-    packaged = MAPS_DIR / f"{name}.txt"
-    if packaged.is_file():
-        return packaged
-    path = Path(name)
-    if path.suffix == ".txt" and path.is_file():
-        return path
-    raise ValueError(f"unknown map {name!r} (allowed: {', '.join(map_names())} or a .txt file)")
+    """The file of map ``name`` (a plain name, never a path; see the module docstring)."""
+    if isinstance(name, str) and _NAME.match(name) and ".." not in name:
+        for folder in _folders():
+            path = folder / f"{name}.txt"
+            inside = path.resolve().is_relative_to(folder.resolve())
+            if inside and path.is_file():
+                return path
+    raise ValueError(f"unknown map {str(name)[:80]!r} (allowed: {', '.join(map_names())}; "
+                     f"maps of your own: {MAPS_ENV}=FOLDER with FOLDER/<name>.txt)")
 
 
 def parse_map(text: str) -> np.ndarray:
