@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import operator
 import os
 import secrets
 import shutil
@@ -202,7 +201,7 @@ def run(scenario: Scenario | str | Path, *, seeds: list[int] | None = None,
     interruption are recorded in ``run.json`` (status ``failed`` with the error, or
     ``interrupted``), so a run is never left ``running`` by a process that stopped.
     """
-    iterations = _check_iterations(iterations)
+    iterations = scenario_mod.check_iterations(iterations)
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -216,20 +215,6 @@ def run(scenario: Scenario | str | Path, *, seeds: list[int] | None = None,
             setup.lock.close()
     finally:
         torch.set_num_threads(before)
-
-
-def _check_iterations(iterations: Any) -> int | None:
-    """``iterations`` as an int >= 1 (or None); a one-line ``ScenarioError`` otherwise."""
-    if iterations is None:
-        return None
-    try:
-        value = None if isinstance(iterations, bool) else operator.index(iterations)
-    except TypeError:
-        value = None
-    if value is None or value < 1:
-        raise ScenarioError(f"iterations: {iterations!r} is not allowed: must be an integer "
-                            ">= 1")
-    return value
 
 
 @dataclass

@@ -288,16 +288,22 @@ def from_dict(data: dict[str, Any], source: str = "scenario") -> Scenario:
 _ITERATIONS = TypeAdapter(Iterations)
 
 
-def budget(scenario: Scenario, iterations: int | None = None) -> int:
-    """Training iterations of a run: ``iterations`` when given (an override, bounded like
-    ``train.iterations``: 0 is refused with a one-line ``ScenarioError``, never replaced),
-    else the scenario's ``train.iterations``."""
+def check_iterations(iterations: Any) -> int | None:
+    """An ``iterations`` override bounded like ``train.iterations`` (0 is refused with a
+    one-line ``ScenarioError``, never replaced); None stays None."""
     if iterations is None:
-        return scenario.train.iterations
+        return None
     try:
-        return _ITERATIONS.validate_python(iterations)
+        return _ITERATIONS.validate_python(iterations, strict=True)
     except ValidationError as err:
         raise ScenarioError(one_line(err, prefix="iterations")) from None
+
+
+def budget(scenario: Scenario, iterations: int | None = None) -> int:
+    """Training iterations of a run: the override ``iterations`` when given (see
+    :func:`check_iterations`), else the scenario's ``train.iterations``."""
+    checked = check_iterations(iterations)
+    return scenario.train.iterations if checked is None else checked
 
 
 _SEEDS = TypeAdapter(Annotated[list[Seed], Field(min_length=1, max_length=MAX_SEEDS)])

@@ -174,7 +174,7 @@ def test_sigterm_marks_a_cli_run_interrupted(tmp_path):
 def test_bad_input_and_early_failures_leave_no_folder(tmp_path, monkeypatch, capsys):
     root = tmp_path / "runs"
     for bad in (0, -1):
-        with pytest.raises(ScenarioError, match="iterations: .* must be an integer >= 1"):
+        with pytest.raises(ScenarioError, match=r"iterations: -?\d+ is not allowed: .* 1$"):
             runner.run(tiny(), seeds=[0], progress=False, root=root, iterations=bad)
     assert cli.main(["--root", str(root), "run", "ipd_pg", "--iterations", "0"]) == 2
     assert capsys.readouterr().err.count("\n") == 1

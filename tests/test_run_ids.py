@@ -89,7 +89,8 @@ def test_cli_export_of_an_escaping_id_reads_and_writes_nothing(stored, tmp_path,
     assert not out.exists() and _snapshot(foreign.parent) == before
     # a good id writes exactly its files, inside --out
     assert cli.main(["--root", str(root), "export", "good", "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["good-agents.csv", "good-episodes.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "good-agents.csv", "good-dictionary.csv", "good-episodes.csv"]
 
 
 @pytest.mark.parametrize("bad", ["../outside/x", "/tmp"])

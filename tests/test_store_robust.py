@@ -147,7 +147,7 @@ def test_store_skips_bad_folders_with_one_warning_each(good_run, tmp_path):
                           root)
         assert got.to_dict("records") == [{"run_id": r, "n": len(good_run.agents)}
                                           for r in ("a-good", "b-good")]
-        assert len(analysis.tidy(None, "episodes", root)) == 2 * _rows(good_run)
+        assert len(analysis.tidy(None, "episodes", root, evaluations="all")) == 2 * _rows(good_run)
     with pytest.raises(ScenarioError, match="'bad-json' in .* cannot be used: run.json is "
                        "not valid JSON"):
         store.load("bad-json", root=root)
