@@ -38,7 +38,7 @@ from econsim.bounds import (
     PositiveCoefficient,
     Probability,
 )
-from econsim.core import Game, ReplicaRNG, seen_action_size, seen_actions, torch_generator
+from econsim.core import Game, ReplicaRNG, make_rng, seen_action_size, seen_actions, torch_generator
 from learners.functional import behaviour_probs, policy_loss, reward_to_go, sgd_step, sigmoid
 from learners.nets import Params, detach, init_mlp, mlp
 from learners.replicas import categorical, episode_mean, normal, per_replica
@@ -387,7 +387,7 @@ class PGTrainer:
         Mesa model takes its model's seed this way)."""
         if self.R != 1:
             raise ValueError(f"reseed_actions: needs a one-replica trainer, not {self.R}")
-        self.act_rng = ReplicaRNG([np.random.default_rng(seed)])
+        self.act_rng = ReplicaRNG([make_rng(seed, "act")])
 
     # ------------------------------------------------------------------------- reporting
     def metrics(self, batch: Batch) -> dict[str, np.ndarray]:
