@@ -14,6 +14,13 @@ formula with Python's own tokenizer and a small recursive-descent parser and acc
 * ``I(...)`` of such an arithmetic expression, e.g. ``I(top_rate * 100)``;
 * ``center(...)`` and ``standardize(...)`` of such an expression.
 
+and refuses what would hang patsy or exhaust the stack before patsy sees it: numbers
+above :data:`MAX_NUMBER` in absolute value (a reference level may be any number), a ``**``
+whose exponent is not a number literal within :data:`MAX_EXPONENT` (``x ** 2``,
+``x ** -1``, ``(a + b) ** 2``), a power of a power (``9 ** 9 ** 9``, ``(x ** 2) ** 3``:
+``I(9**9**9**9)`` would compute the integer forever), parentheses nested deeper than
+:data:`MAX_DEPTH` and more than :data:`MAX_TOKENS` tokens.
+
 Anything else (attribute access other than ``np.log``/``np.exp``/``np.sqrt``, any other
 call, dunder names, keywords such as ``lambda``, strings outside a reference level,
 subscripts, comments, several lines) raises a one-line ``ValueError`` that names the
@@ -39,6 +46,10 @@ from typing import Any
 import numpy as np
 
 MAX_LENGTH = 2000
+MAX_TOKENS = 300  # patsy's evaluator recurses once per operator: ~600 '+' overflow the stack
+MAX_DEPTH = 20  # parentheses (and calls) nested at most this deep
+MAX_NUMBER = 1e6  # |number literal| at most this
+MAX_EXPONENT = 10  # the exponent of ** is a number literal in [-MAX_EXPONENT, MAX_EXPONENT]
 MATH = ("log", "exp", "sqrt")
 TRANSFORMS = ("center", "standardize")
 ALLOWED = ("column names, numbers, the operators ~ + - * / : ** ( ), C(col) or "
@@ -143,13 +154,30 @@ class _Parser:
     def terms(self) -> None:
         self.unary(self.term)
         while self.is_op(*_FORMULA_OPS):
-            self.i += 1
-            self.unary(self.term)
+            if self.take().text == "**":  # (a + b) ** 2: the exponent is a number literal
+                self.exponent()
+            else:
+                self.unary(self.term)
 
-    def unary(self, atom) -> None:
+    def unary(self, atom) -> bool:
         while self.is_op("-", "+"):
             self.i += 1
-        atom()
+        return atom()
+
+    def exponent(self) -> None:
+        """The exponent after ``**``: a (signed) number literal within MAX_EXPONENT, not
+        followed by another ``**``."""
+        while self.is_op("-", "+"):
+            self.i += 1
+        t = self.take()
+        if t.kind != tokenize.NUMBER:
+            raise self.refuse(t, "the exponent of ** must be a number literal (e.g. x ** 2)")
+        if abs(self.number(t)) > MAX_EXPONENT:
+            raise self.refuse(t, f"the exponent of ** is at most {MAX_EXPONENT} in absolute "
+                                 "value")
+        if self.is_op("**"):
+            raise self.refuse(self.peek(), "a power of a power (write x ** 4, not "
+                                            "x ** 2 ** 2)")
 
     def term(self) -> None:
         if self.is_op("("):
@@ -222,11 +250,11 @@ class _Parser:
         """A reference level: a plain string literal or a (signed) number."""
         if self.is_op("-"):
             self.i += 1
-            self.number(self.take())
+            self.number(self.take(), bounded=False)
             return
         t = self.take()
         if t.kind == tokenize.NUMBER:
-            self.number(t)
+            self.number(t, bounded=False)
         elif t.kind == tokenize.STRING:
             if t.text[0] not in "'\"" or t.text.startswith(("'''", '"""')):
                 raise self.refuse(t, "the level must be a plain '...' or \"...\" string")
@@ -236,43 +264,61 @@ class _Parser:
             raise self.refuse(t, "the reference level must be a string or a number")
 
     # ------------------------------------------------------------------ arithmetic
-    def arith(self) -> None:
-        self.unary(self.arith_atom)
+    def arith(self) -> bool:
+        """An arithmetic expression; True if it has a power (``**``) in it."""
+        last = any_power = self.unary(self.arith_atom)
         while self.is_op(*_ARITH_OPS):
-            self.i += 1
-            self.unary(self.arith_atom)
+            op = self.take()
+            if op.text == "**":
+                if last:  # the base (the operand before **) has a power already
+                    raise self.refuse(op, "a power of an expression with a power in it "
+                                          "(write x ** 4, not (x ** 2) ** 2)")
+                self.exponent()
+                last = any_power = True
+            else:
+                last = self.unary(self.arith_atom)
+                any_power = any_power or last
+        return any_power
 
-    def arith_atom(self) -> None:
+    def arith_atom(self) -> bool:
         if self.is_op("("):
             self.i += 1
-            self.arith()
+            power = self.arith()
             self.expect(")", "to close '('")
-            return
+            return power
         t = self.take()
         if t.kind == tokenize.NUMBER:
             self.number(t)
-        elif t.kind == tokenize.NAME and (self.is_op("(") or self.is_np(t)):
+            return False
+        if t.kind == tokenize.NAME and (self.is_op("(") or self.is_np(t)):
             name = self.function_name(t)
             if name.removeprefix("np.") not in MATH:
                 raise self.refuse(t, "inside a function only log/exp/sqrt (or np.log/"
                                      "np.exp/np.sqrt) may be called")
             self.expect("(", f"after {name}")
-            self.arith()
+            power = self.arith()
             self.expect(")", f"to close {name}(")
-        elif t.kind == tokenize.NAME:
+            return power
+        if t.kind == tokenize.NAME:
             self.column(t)
-        else:
-            raise self.refuse(t, self.why_not(t) + " (inside a function: arithmetic "
-                                 "+ - * / ** of columns and numbers)")
+            return False
+        raise self.refuse(t, self.why_not(t) + " (inside a function: arithmetic "
+                             "+ - * / ** of columns and numbers)")
 
     # ------------------------------------------------------------------ leaves
-    def number(self, t: _Tok) -> None:
+    def number(self, t: _Tok, bounded: bool = True) -> float:
+        """A decimal number literal; within MAX_NUMBER unless ``bounded`` is False (a
+        reference level: a label, never computed with)."""
         if t.kind != tokenize.NUMBER:
             raise self.refuse(t, "a number must follow '-' here")
         try:
-            float(t.text)
+            value = float(t.text)
         except ValueError:
             raise self.refuse(t, "only decimal numbers (e.g. 1, 0.5, 1e-3)") from None
+        if bounded and not abs(value) <= MAX_NUMBER:
+            raise self.refuse(t, f"numbers are at most {MAX_NUMBER:,.0f} in absolute value "
+                                 "(rescale a column instead, e.g. I(x / 1000))")
+        return value
 
     def column(self, t: _Tok) -> None:
         if t.text in self.columns and t.text.isascii() and not keyword.iskeyword(t.text):
@@ -312,9 +358,19 @@ def validate(formula: str, columns: Iterable[Any]) -> str:
         raise ValueError("a formula is one line of printable characters")
     if formula.count("~") != 1:
         raise ValueError("must look like 'y ~ x1 + C(x2)' (exactly one '~')")
-    _Parser(_tokens(formula), {str(c) for c in columns}).formula()
+    tokens = _tokens(formula)
+    depth = 0
+    for t in tokens:
+        if t.kind == tokenize.OP and t.text in "()":
+            depth += 1 if t.text == "(" else -1
+            if depth > MAX_DEPTH:
+                raise ValueError(f"parentheses are nested more than {MAX_DEPTH} deep (at "
+                                 f"position {t.col})")
+    if len(tokens) > MAX_TOKENS:
+        raise ValueError(f"has {len(tokens)} tokens (at most {MAX_TOKENS}: names, numbers, "
+                         "operators and parentheses)")
+    _Parser(tokens, {str(c) for c in columns}).formula()
     return formula
-
 
 
 def columns_used(formula: str, columns: Iterable[Any]) -> tuple[list[str], list[str]]:

@@ -49,6 +49,10 @@ def test_the_injection_formula_runs_nothing(in_tmp, capsys):
     err = capsys.readouterr().err
     assert "'__import__' at position" in err and err.count("\n") == 1
     assert not (in_tmp / "pwned").exists() and os.listdir(in_tmp) == ["runs"]
+    # nor does one that would hang (the probe's `9**9**9**9`: 100 % CPU until killed)
+    assert cli.main(["--root", "runs", "regress", "collective ~ I(seed + 9**9**9**9)"]) == 2
+    err = capsys.readouterr().err
+    assert "a power of a power" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize(("text", "match"), [
@@ -105,10 +109,60 @@ def test_allowed_formulas_fit_as_statsmodels_does():
         np.testing.assert_allclose(fit.result.bse, ref.bse, rtol=1e-9)
 
 
-def test_patsy_only_sees_the_allowed_names():
+def test_patsy_only_sees_the_allowed_names(monkeypatch):
     ns = formula.namespace()
     assert set(ns) == {"log", "exp", "sqrt", "np"}
     assert set(vars(ns["np"])) == {"log", "exp", "sqrt"}  # no np.load, np.lib, ...
+    # and patsy gets only that namespace: with the validator out of the way, a name of the
+    # caller's scope (here, of analysis' module or this test) or real numpy does not resolve
+    monkeypatch.setattr(formula, "validate", lambda text, columns: text)
+    monkeypatch.setattr(analysis, "leaked", 1.0, raising=False)
+    leaked = 1.0  # noqa: F841 (a local of the caller)
+    df = _data()
+    assert analysis.regress("y ~ I(x + 1.0)", df, bootstrap=False).nobs == len(df)
+    for text, match in [("y ~ I(x + leaked)", "unknown column 'leaked'"),
+                        ("y ~ I(x + formula_mod.MAX_LENGTH)", "unknown column 'formula_mod'"),
+                        ("y ~ I(x + len(frame))", "unknown column 'frame'"),
+                        ("y ~ I(x + np.pi)", "has no attribute 'pi'")]:
+        with pytest.raises(ValueError, match=match):
+            analysis.regress(text, df, bootstrap=False)
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("y ~ I(seed + 9**9**9**9)", r"'\*\*' at position 17 .* a power of a power"),
+    ("y ~ I(seed + 10**10**8)", r"a power of a power"),
+    ("y ~ I((x ** 2) ** 3)", r"a power of an expression with a power in it"),
+    ("y ~ I(exp(x ** 2) ** 2)", r"a power of an expression with a power in it"),
+    ("y ~ (x + z) ** 2 ** 2", r"a power of a power"),
+    ("y ~ I(2 ** x)", r"'x' .* the exponent of \*\* must be a number literal"),
+    ("y ~ I(x ** 11)", r"'11' .* exponent of \*\* is at most 10"),
+    ("y ~ I(x ** (1 / 2))", r"exponent of \*\* must be a number literal"),
+    ("y ~ I(seed + 10000000)", r"'10000000' .* numbers are at most 1,000,000"),
+    ("y ~ I(x * 1e999)", r"numbers are at most 1,000,000"),
+    ("y ~ " + "(" * 21 + "x" + ")" * 21, r"parentheses are nested more than 20 deep"),
+    ("y ~ I(" + "(" * 340 + "seed" + ")" * 340 + ")", r"nested more than 20 deep"),
+    ("y ~ " + " + ".join(["x"] * 200), r"has 401 tokens \(at most 300"),
+])
+def test_formulas_that_would_hang_patsy_or_the_stack_are_refused(text, match):
+    """`I(seed + 9**9**9**9)` made patsy compute the integer (100 % CPU until killed); 340
+    nested parentheses or a long chain of '+' overflowed the stack (RecursionError)."""
+    with pytest.raises(ValueError, match=match) as err:
+        formula.validate(text, COLUMNS)
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match=r"^regress: formula .*" + match):
+        analysis.regress(text, _data())
+
+
+def test_small_powers_and_numbers_still_fit():
+    df = _data()
+    for text in ["y ~ I(x ** 2) + I(x ** -1) + I(x ** 0.5)", "y ~ (x + z) ** 2",
+                 "y ~ I(x * 1000000) + I(z / 1e-3)", "y ~ x ** 2 + I(x ** 2 * z ** 2)",
+                 "y ~ " + "(" * 20 + "x" + ")" * 20, "y ~ " + " + ".join(["x"] * 149)]:
+        assert analysis.regress(text, df, cluster=None).nobs == len(df), text
+    # a reference level is a label, never computed with: any number may name it
+    big = df.assign(seed=df.seed + 4_000_000_000)
+    fit = analysis.regress("y ~ C(seed, Treatment(4000000005)) + x", big, cluster=None)
+    assert "C(seed, Treatment(4000000005))[T.4000000000]" in fit.result.params
 
 
 _ALPHABET = st.sampled_from(
