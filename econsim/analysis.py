@@ -86,6 +86,7 @@ from econsim import formula as formula_mod
 TABLES = store.TABLES  # episodes, agents, periods
 EVALUATIONS = ("final", "all", "ITERATION")  # what `evaluations` allows
 FEW_CLUSTERS = 10
+MAX_VALUE = 1e100  # |value| of a regressor or the outcome (beyond it X'X overflows)
 
 #: metadata columns ``tidy`` puts in front of every table
 META_COLUMNS = dictionary.META
@@ -192,7 +193,7 @@ def parse_evaluations(value: str | int) -> str | int:
     text = str(value).strip().lower()
     if text in ("final", "all"):
         return text
-    if text.isdigit():
+    if text.isascii() and text.isdecimal() and len(text) <= 12:  # not "²" (isdigit) or "٣"
         return int(text)
     raise ValueError(f"evaluations: {value!r} is not allowed (allowed: final, all, or an "
                      "iteration number such as 200)")
@@ -529,21 +530,59 @@ def _reference_levels(X: pd.DataFrame) -> dict[str, str]:
     return out
 
 
+def _complete_rows(formula: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``frame`` with a value in every column the formula names, and in each
+    categorical column only the categories that still occur (so that a level seen only in
+    dropped rows, e.g. ``none`` of runs without the outcome, does not enter the design)."""
+    used, _ = formula_mod.columns_used(formula, frame.columns)
+    frame = frame.dropna(subset=[c for c in frame.columns if str(c) in used])
+    for col in frame.columns:
+        if isinstance(frame[col].dtype, pd.CategoricalDtype):
+            frame[col] = frame[col].cat.remove_unused_categories()
+    return frame
+
+
 def _design(formula: str, frame: pd.DataFrame, data: pd.DataFrame):
-    """patsy's ``(y, X)`` of a validated formula, NaN rows dropped, with only
-    ``econsim.formula.namespace()`` besides the data."""
+    """patsy's ``(y, X)`` of a validated formula on rows without missing values (see
+    :func:`_complete_rows`), with only ``econsim.formula.namespace()`` besides the data.
+
+    A value that a transform makes infinite or undefined (``log(0)``, ``I(x / 0)``,
+    ``exp(x * 1000)``) is a one-line error naming the term, not a dropped row or a numpy
+    warning."""
     import patsy
 
+    if frame.empty:
+        raise ValueError(f"regress: no rows left after dropping missing values in {formula!r}")
     try:
-        y, X = patsy.dmatrices(formula, frame, NA_action="drop", return_type="dataframe",
-                               eval_env=patsy.EvalEnvironment([formula_mod.namespace()]))
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            y, X = patsy.dmatrices(formula, frame, NA_action=patsy.NAAction(NA_types=[]),
+                                   return_type="dataframe",
+                                   eval_env=patsy.EvalEnvironment([formula_mod.namespace()]))
     except Exception as err:  # patsy errors are multi-line, with a caret under the problem
         raise _formula_error(formula, err, data) from None
     if y.shape[1] != 1:
         raise ValueError(f"regress: formula {formula!r}: the outcome must be one numeric "
                          f"column (got {y.shape[1]} columns: {', '.join(y.columns)})")
-    if X.shape[0] == 0:
-        raise ValueError(f"regress: no rows left after dropping missing values in {formula!r}")
+    if X.shape[1] == 0:
+        raise ValueError(f"regress: formula {formula!r}: no regressors (the formula removes "
+                         "the intercept and keeps no term; 'y ~ 1' fits the mean alone)")
+    for part in (y, X):
+        values = part.to_numpy(dtype=np.float64)
+        finite = np.isfinite(values)
+        big = finite & (np.abs(np.where(finite, values, 0.0)) > MAX_VALUE)
+        for j, name in enumerate(part.columns):
+            if not finite[:, j].all():
+                raise ValueError(
+                    f"regress: formula {formula!r}: {name} is not finite in "
+                    f"{int((~finite[:, j]).sum())} of the {len(values)} rows (e.g. a log of 0 "
+                    "or of a negative number, a division by 0, or exp of a large number): "
+                    "transform it so that it stays finite, or filter those rows")
+            if big[:, j].any():
+                raise ValueError(
+                    f"regress: formula {formula!r}: {name} reaches "
+                    f"{np.abs(values[:, j]).max():.3g} in absolute value (at most "
+                    f"{MAX_VALUE:g}, or least squares overflows): rescale it")
     return y, X
 
 
@@ -606,11 +645,17 @@ def regress(formula: str, data: pd.DataFrame, cluster: str | None = "seed", *,
                          "True, False)")
     if bootstrap is True and cluster is None:
         raise ValueError("regress: the wild cluster bootstrap needs a cluster column")
+    wild.check_draws(draws)
     frame = data.reset_index(drop=True)  # unique labels, so the kept rows can be looked up
     if cluster is not None:
         frame = frame[frame[cluster].notna()]
-    frame = _set_references(frame, dict(reference or {}), data)
+    frame = _set_references(_complete_rows(formula, frame), dict(reference or {}), data)
     y, X = _design(formula, frame, data)
+    if len(X) <= X.shape[1]:
+        raise ValueError(f"regress: formula {formula!r}: {len(X)} rows used for "
+                         f"{X.shape[1]} parameters: with no more rows than parameters the fit "
+                         "is exact and no standard error exists (use fewer terms, or more "
+                         "seeds or episodes)")
     _check_rank(X, formula)
     refs = _reference_levels(X)
     model = sm.OLS(y, X)

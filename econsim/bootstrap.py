@@ -46,6 +46,24 @@ _WEBB = np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt
 _RADEMACHER = np.array([-1.0, 1.0])
 _TIE = 1e-9  # relative tolerance under which |t*| and |t| count as equal
 MAX_ENUMERATION = 2 ** 16  # never enumerate more vectors than this
+MIN_DRAWS, MAX_DRAWS = 99, 100_000
+MAX_WEIGHTS = 10 ** 7  # draws x clusters (each [B, G] array of a p-value is 8 bytes a weight)
+
+
+def check_draws(draws: object, n_clusters: int | None = None) -> int:
+    """``draws`` if it is an integer in [MIN_DRAWS, MAX_DRAWS] and, given ``n_clusters``,
+    ``draws x n_clusters`` is at most MAX_WEIGHTS; else a one-line ``ValueError``."""
+    if (isinstance(draws, bool) or not isinstance(draws, int | np.integer)
+            or not MIN_DRAWS <= draws <= MAX_DRAWS):
+        raise ValueError(f"bootstrap draws: {draws!r} is not allowed (an integer from "
+                         f"{MIN_DRAWS} to {MAX_DRAWS:,})")
+    if n_clusters is not None and int(draws) * n_clusters > MAX_WEIGHTS:
+        most = MAX_WEIGHTS // n_clusters
+        fix = (f"use at most {most:,} draws" if most >= MIN_DRAWS else
+               "too many clusters for the bootstrap; turn it off")
+        raise ValueError(f"bootstrap draws: {int(draws):,} draws x {n_clusters:,} clusters "
+                         f"is more than {MAX_WEIGHTS:,} weights: {fix}")
+    return int(draws)
 
 
 @dataclass(frozen=True)
@@ -70,8 +88,7 @@ def draws(n_clusters: int, draws: int = 999, weights: str = "webb", seed: int = 
     if weights not in WEIGHTS:
         raise ValueError(f"bootstrap weights {weights!r} are not allowed (allowed: "
                          f"{', '.join(WEIGHTS)})")
-    if not isinstance(draws, int | np.integer) or draws < 99:
-        raise ValueError(f"bootstrap draws: {draws!r} is not allowed (an integer >= 99)")
+    check_draws(draws, n_clusters)
     points = _WEBB if weights == "webb" else _RADEMACHER
     total = len(points) ** n_clusters
     if total <= min(draws, MAX_ENUMERATION):

@@ -134,9 +134,11 @@ def parse_reference(items: list[str] | None) -> dict[str, str]:
 def cmd_regress(args) -> int:
     import warnings
 
-    from econsim import analysis
+    from econsim import analysis, bootstrap
 
     reference = parse_reference(args.reference)
+    bootstrap.check_draws(args.draws)  # before reading any run
+    analysis.parse_evaluations(args.evaluations)  # refuses a bad value first
     if args.table == "episodes":
         data = analysis.episode_table(args.runs, root=args.root, evaluations=args.evaluations)
     else:

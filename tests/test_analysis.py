@@ -3,6 +3,7 @@ per-episode table, the data dictionary, and OLS with standard errors clustered b
 (checked against statsmodels and the CR1 formula), the covariance stated, a warning with few
 clusters and wild cluster bootstrap p-values (checked against refitting OLS per draw)."""
 
+import shutil
 import warnings
 
 import numpy as np
@@ -87,7 +88,7 @@ def test_regression_table_states_the_covariance(tmp_path):
     pd.testing.assert_frame_equal(back, fit.table, check_exact=False)
     classical = analysis.regress("y ~ x", df, cluster=None).table.iloc[0]
     assert classical.cov_type.startswith("classical") and classical.df == 60 - 2
-    assert classical.cluster != classical.cluster or classical.cluster == ""  # empty / NaN
+    assert classical.cluster == "" and np.isnan(classical.n_clusters)  # no cluster column
 
 
 def test_few_clusters_warn_and_get_bootstrap_p_values():
@@ -254,6 +255,81 @@ def test_regress_bad_input_is_one_line(formula, cluster, match):
     assert "\n" not in msg and "columns: y, x, mechanism, seed" in msg
 
 
+def _one_line_no_runtime_warning(formula: str, data: pd.DataFrame, match: str,
+                                 **kwargs) -> str:
+    """The ValueError message of a regression that must fail in one line without a numpy
+    RuntimeWarning (which the CLI and the app would print on stderr)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match=match) as err:
+            analysis.regress(formula, data, **kwargs)
+    assert "\n" not in str(err.value)
+    runtime = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert runtime == [], runtime
+    return str(err.value)
+
+
+def test_no_more_rows_than_parameters_is_one_line():
+    """N == K: the fit is exact and CR1's (N-1)/(N-K) divided by zero inside statsmodels
+    (ZeroDivisionError); N < K said the terms were linear combinations."""
+    one_per_level = pd.DataFrame({"y": [1.0, 2.5, 2.0, 4.0, 3.5, 6.0],
+                                  "m": list("abcdef"), "seed": range(6)})
+    for cluster in ("seed", None):
+        msg = _one_line_no_runtime_warning("y ~ C(m)", one_per_level, r"6 rows used for 6 "
+                                           r"parameters: with no more rows than parameters",
+                                           cluster=cluster, bootstrap=False)
+        assert "y ~ C(m)" in msg
+    _one_line_no_runtime_warning("y ~ C(m) + seed", one_per_level, "6 rows used for 7 "
+                                 "parameters", cluster=None)
+    # one row more than parameters is a fit (with 5 residual degrees of freedom here)
+    seven = _synthetic(n_groups=12, per_group=1).head(7)
+    assert analysis.regress("y ~ x", seven, cluster=None).result.df_resid == 5
+
+
+@pytest.mark.parametrize(("formula", "term", "rows"), [
+    ("y ~ exp(x * 1000)", "exp(x * 1000)", None),
+    ("y ~ I(x / 0)", "I(x / 0)", None),
+    ("y ~ x + log(seed)", "log(seed)", 6),  # seed 0: log(0) = -inf
+    ("y ~ sqrt(x)", "sqrt(x)", None),  # sqrt of a negative number: undefined, not dropped
+    ("log(seed) ~ x", "log(seed)", 6),  # the outcome too
+])
+def test_non_finite_values_are_named_in_one_line(formula, term, rows):
+    """They were reported as "is a linear combination of the other terms" (or, in the
+    outcome, fitted into NaN coefficients), with numpy RuntimeWarnings on stderr."""
+    df = _synthetic(n_groups=12)
+    msg = _one_line_no_runtime_warning(formula, df, "is not finite")
+    assert f": {term} is not finite in " in msg
+    if rows is not None:
+        assert f"not finite in {rows} of the {len(df)} rows" in msg
+
+
+def test_values_too_large_for_least_squares_are_one_line():
+    df = _synthetic(n_groups=12)
+    df["x"] = df.x.abs().clip(upper=1.5) + 1  # exp(200 x) up to 1.4e217: finite, X'X is not
+    _one_line_no_runtime_warning("y ~ exp(x * 200)", df, r"exp\(x \* 200\) reaches 1.4e\+217 "
+                                 r"in absolute value \(at most 1e\+100.*rescale it")
+
+
+def test_a_formula_without_regressors_is_one_line():
+    for formula in ("y ~ 0", "y ~ -1", "y ~ 1 - 1"):
+        _one_line_no_runtime_warning(formula, _synthetic(n_groups=12), r"no regressors .* "
+                                     r"'y ~ 1' fits the mean alone")
+    assert list(analysis.regress("y ~ 1", _synthetic(n_groups=12)).table.term) == ["Intercept"]
+
+
+def test_bootstrap_draws_are_bounded():
+    df = _synthetic(n_groups=12)
+    for draws in (10 ** 11, 100_001, 98, 2.5, True):
+        with pytest.raises(ValueError, match=r"bootstrap draws: .* is not allowed \(an integer "
+                                             r"from 99 to 100,000\)"):
+            analysis.regress("y ~ x", df, bootstrap=True, draws=draws)
+    many = _synthetic(n_groups=200, per_group=2)
+    with pytest.raises(ValueError, match=r"100,000 draws x 200 clusters is more than "
+                                         r"10,000,000 weights: use at most 50,000 draws"):
+        analysis.regress("y ~ x", many, bootstrap=True, draws=100_000)
+    assert analysis.regress("y ~ x", many, bootstrap=True, draws=50_000).p_boot is not None
+
+
 # --------------------------------------------------------------------------- stored runs
 
 
@@ -376,6 +452,48 @@ def test_regress_welfare_on_mechanism(gtb_runs, tmp_path, capsys):
     assert "--reference: 'mechanism' is not allowed" in capsys.readouterr().err
 
 
+def test_readme_regression_in_a_folder_with_other_games(gtb_runs, tmp_path, capsys):
+    """The README's `regress "welfare_sum ~ C(mechanism)"` failed as soon as the runs folder
+    held a non-GTB run: its rows have no welfare_sum and are dropped, but their mechanism
+    `none` still entered the design ("C(mechanism)[T.none] is a linear combination")."""
+    root, ids = gtb_runs
+    mixed = tmp_path / "runs"
+    for run_id in ids:
+        shutil.copytree(root / run_id, mixed / run_id)
+    data = scenario.load("ipd_pg").resolved()
+    data["train"].update(iterations=1, log_every=1, eval_every=1, eval_episodes=1)
+    runner.run(scenario.from_dict(data, "ipd"), seeds=[0, 1], progress=False, root=mixed)
+    ep = analysis.episode_table(root=mixed)
+    assert set(ep.mechanism) == {"flat(rate=0.3)", "us_federal", "none"}
+    assert ep[ep.mechanism == "none"].welfare_sum.isna().all()
+    gtb_only = analysis.episode_table(ids, root=root)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", analysis.FewClustersWarning)
+        want = analysis.regress("welfare_sum ~ C(mechanism)", gtb_only, bootstrap=False)
+        for table in (ep, ep.assign(mechanism=pd.Categorical(ep.mechanism))):
+            fit = analysis.regress("welfare_sum ~ C(mechanism)", table, bootstrap=False)
+            assert list(fit.table.term) == ["Intercept", "C(mechanism)[T.us_federal]"]
+            assert fit.nobs == 8 and fit.references == {"C(mechanism)": "flat(rate=0.3)"}
+            np.testing.assert_allclose(fit.result.params, want.result.params, rtol=1e-12)
+        ref = analysis.regress("welfare_sum ~ C(mechanism)", ep, bootstrap=False,
+                               reference={"mechanism": "us_federal"})
+    assert list(ref.table.term) == ["Intercept", "C(mechanism)[T.flat(rate=0.3)]"]
+    capsys.readouterr()
+    assert cli.main(["--root", str(mixed), "regress", "welfare_sum ~ C(mechanism)"]) == 0
+    out = capsys.readouterr().out
+    assert "episodes table of 3 run(s)" in out and "(8 used)" in out
+    assert "C(mechanism)[T.us_federal]" in out and "T.none" not in out
+    # a transform that is not finite: one line on stderr, no numpy warning
+    assert cli.main(["--root", str(mixed), "regress", "welfare_sum ~ log(seed)"]) == 2
+    err = capsys.readouterr().err
+    assert "log(seed) is not finite in 4 of the 8 rows" in err and err.count("\n") == 1
+    assert cli.main(["--root", str(mixed), "regress", "collective ~ 1", "--draws",
+                     "100000000000"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("econsim: error: bootstrap draws: 100000000000 is not allowed")
+    assert err.count("\n") == 1
+
+
 def test_data_dictionary_covers_the_tables(gtb_runs):
     root, ids = gtb_runs
     for table, df in (("periods", analysis.tidy(ids, root=root)),
@@ -395,6 +513,19 @@ def test_data_dictionary_covers_the_tables(gtb_runs):
     assert "old name of welfare_sum" in dictionary.describe("run_episodes", "social_welfare")[1]
     with pytest.raises(ValueError, match="allowed: periods, episodes, steps, world"):
         analysis.data_dictionary("wages")
+
+
+@pytest.mark.parametrize("value", ["²", "٣", "1.5", "-1", "9" * 13, "", "last"])
+def test_evaluations_are_ascii_iteration_numbers(value, tmp_path, capsys):
+    """"²".isdigit() is True but int("²") fails: isdecimal, ASCII only, and a bounded length."""
+    with pytest.raises(ValueError, match=r"^evaluations: .* is not allowed \(allowed: final, "
+                                         r"all, or an iteration number"):
+        analysis.parse_evaluations(value)
+    assert cli.main(["--root", str(tmp_path), "regress", "y ~ x", "--evaluations",
+                     value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("econsim: error: evaluations: ") and err.count("\n") == 1
+    assert analysis.parse_evaluations(" 200 ") == 200 == analysis.parse_evaluations(200)
 
 
 def test_mechanism_labels_carry_parameters():
