@@ -32,7 +32,8 @@ the parameters, e.g. ``flat(rate=0.3)``; ``metagrad`` / ``dual_rl`` for a learne
 swept parameter (``mechanism.rate`` -> ``mechanism_rate``), and, where the table has the tax
 schedule (``rate_0..rate_{K-1}``), ``top_rate`` (the rate of the highest bracket) and
 ``mean_rate`` (the unweighted mean over brackets). Columns of runs written before the names
-were settled are renamed on reading (``econsim.dictionary.RENAMED``).
+were settled are renamed on reading (``econsim.dictionary.current_names``; ``load(run_id,
+table)`` reads one stored table so, for the app).
 
 ``episode_table(runs)`` has one row per run x seed x evaluation x episode of GTB runs, built
 from the per-period table. ``welfare_sum`` is the sum over the episode's steps of
@@ -154,9 +155,16 @@ def _run_ids(runs: list[str] | str | None, root: str | Path | None) -> list[str]
     return ids
 
 
+def load(run_id: str, table: str = "episodes", root: str | Path | None = None
+         ) -> pd.DataFrame:
+    """One stored table of one run as it is (``store.load``), with the columns of runs made
+    before the names were settled renamed (``dictionary.current_names``): what the app's
+    pages read."""
+    return dictionary.current_names(store.load(run_id, table, root))
+
+
 def _with_meta(df: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
-    df = df.rename(columns={old: new for old, new in dictionary.RENAMED.items()
-                            if old in df and new not in df})
+    df = dictionary.current_names(df)
     for key, value in meta.items():
         df[key] = value
     return df
@@ -197,6 +205,17 @@ def parse_evaluations(value: str | int) -> str | int:
         return int(text)
     raise ValueError(f"evaluations: {value!r} is not allowed (allowed: final, all, or an "
                      "iteration number such as 200)")
+
+
+def evaluation_label(evaluations: str | int) -> str:
+    """What an ``evaluations`` choice means, in words: the label of the app's pages and of
+    ``econsim regress``."""
+    which = parse_evaluations(evaluations)
+    if which == "final":
+        return "final evaluation of each seed"
+    if which == "all":
+        return "every evaluation (iteration as a column)"
+    return f"evaluation at iteration {which}"
 
 
 def select_evaluations(df: pd.DataFrame, evaluations: str | int = "final") -> pd.DataFrame:

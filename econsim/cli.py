@@ -138,7 +138,7 @@ def cmd_regress(args) -> int:
 
     reference = parse_reference(args.reference)
     bootstrap.check_draws(args.draws)  # before reading any run
-    analysis.parse_evaluations(args.evaluations)  # refuses a bad value first
+    which = analysis.evaluation_label(args.evaluations)  # refuses a bad value first
     if args.table == "episodes":
         data = analysis.episode_table(args.runs, root=args.root, evaluations=args.evaluations)
     else:
@@ -151,8 +151,6 @@ def cmd_regress(args) -> int:
         fit = analysis.regress(args.formula, data, cluster=cluster, reference=reference,
                                bootstrap=boot, draws=args.draws, weights=args.weights)
     runs = data.run_id.nunique() if "run_id" in data else 0
-    which = {"final": "the final evaluation of each seed", "all": "every evaluation"}.get(
-        str(args.evaluations).lower(), f"the evaluation at iteration {args.evaluations}")
     print(f"{args.table} table of {runs} run(s), {which}: {len(data)} rows ({fit.nobs} used)")
     print(fit.summary_text())
     for w in fit.warnings:

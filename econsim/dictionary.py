@@ -48,7 +48,7 @@ import pandas as pd
 
 Entry = tuple[str, str]  # (unit, meaning)
 
-#: old column names of stored runs -> current names (``analysis`` renames them on reading)
+#: old column names of stored runs -> current names (:func:`current_names` renames them)
 RENAMED = {"social_welfare": "welfare_sum", "final_welfare": "welfare_final"}
 
 LEARNED_PLANNERS = {"metagrad": "metagrad", "dual-rl": "dual_rl"}  # algorithm prefix -> label
@@ -259,6 +259,76 @@ TABLES: dict[str, dict[str, Entry]] = {
 
 _SECTIONS = ("env", "algorithm", "train", "eval")
 
+# --------------------------------------------------------------------------- README
+
+#: The README's "One vocabulary" table: the columns every table shares, as ``(columns,
+#: meaning across the tables)``. Their unit is not written here but looked up in
+#: :data:`TABLES` (:func:`vocabulary`), and the README's table is generated from this list
+#: (``python -m econsim.dictionary --readme README.md``; a test checks they agree).
+VOCABULARY: list[tuple[tuple[str, ...], str]] = [
+    (("productivity",), "total coin of all agents (at the period's or the episode's end)"),
+    (("equality",), "1 - normalised Gini of coin"),
+    (("welfare",), "productivity x equality at one moment (a period's end, a step)"),
+    (("welfare_sum",), "productivity x equality summed over the episode's (or period's) "
+                       "steps: the Diss's social welfare, about 100 x `welfare_final`"),
+    (("welfare_final",), "productivity x equality at the episode's end"),
+    (("skill",), "build pay per house (skill multiplier x `build_payment`), 10-30"),
+    (("episode", "period", "agent", "seed"), "counted from 0 in runs and what-ifs alike"),
+    (("mechanism",), "the mechanism with its parameters: `flat(rate=0.3)`, `us_federal`, "
+                     "`custom(rates=[...], thresholds=[...])`; `metagrad` / `dual_rl` for a "
+                     "learned planner; `none`"),
+    (("mechanism_name",), "the bare name of the mechanism (`flat`, `us_federal`, ...)"),
+    (("mechanism_<parameter>",), "one column per parameter of the mechanism "
+                                 "(`mechanism_rate`; lists as JSON text)"),
+]
+README_BEGIN = ("<!-- data dictionary: generated from econsim/dictionary.py by "
+                "`python -m econsim.dictionary --readme README.md`; edit it there -->")
+README_END = "<!-- end of the generated data dictionary -->"
+
+
+def _unit(column: str) -> str:
+    """The unit of ``column`` in every table that has it; ValueError if they differ."""
+    probe = column.replace("<parameter>", "rate")  # a pattern column: one example
+    units = {t: describe(t, probe)[0] for t, cols in TABLES.items()
+             if probe in cols or _pattern(t, probe)}
+    if len(set(units.values())) != 1:
+        raise ValueError(f"column {column!r}: units differ between tables ({units})"
+                         if units else f"column {column!r} is in no table")
+    return next(iter(units.values()))
+
+
+def vocabulary() -> pd.DataFrame:
+    """``columns, unit, meaning`` of :data:`VOCABULARY`, units from :data:`TABLES`."""
+    rows = []
+    for columns, meaning in VOCABULARY:
+        units = {_unit(c) for c in columns}
+        if len(units) != 1:
+            raise ValueError(f"columns {', '.join(columns)} share a row but not a unit")
+        rows.append({"columns": ", ".join(f"`{c}`" for c in columns),
+                     "unit": units.pop(), "meaning": meaning})
+    return pd.DataFrame(rows, columns=["columns", "unit", "meaning"])
+
+
+def readme_table() -> str:
+    """The README's data-dictionary block (markers included), as Markdown."""
+    lines = [README_BEGIN, "", "| column | unit | meaning |", "|---|---|---|"]
+    lines += [f"| {r.columns} | {r.unit} | {r.meaning} |" for r in vocabulary().itertuples()]
+    return "\n".join([*lines, "", README_END])
+
+
+def update_readme(path: str | Path) -> bool:
+    """Replace the data-dictionary block of the README at ``path``; True if it changed."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    begin, end = text.find(README_BEGIN), text.find(README_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"{path}: no data-dictionary block (the markers {README_BEGIN!r} "
+                         f"and {README_END!r})")
+    new = text[:begin] + readme_table() + text[end + len(README_END):]
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+    return new != text
+
 
 def _pattern(table: str, column: str) -> Entry | None:
     """Columns named by a pattern: rates per bracket, action counts, parameters."""
@@ -278,6 +348,15 @@ def _pattern(table: str, column: str) -> Entry | None:
     if m := re.fullmatch(r"clean_rate_(\d+)", column):
         return ("share", f"Cleanup: share of steps agent {m.group(1)} fired the beam, {_ROW}")
     return None
+
+
+def current_names(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the old column names of :data:`RENAMED` replaced by the current ones
+    (where the current one is not there already): the one place a table of a run made
+    before the rename is read as today's (``analysis.tidy``, ``analysis.load`` and the
+    app's pages go through it)."""
+    renames = {old: new for old, new in RENAMED.items() if old in df and new not in df}
+    return df.rename(columns=renames) if renames else df
 
 
 def describe(table: str, column: str) -> Entry:
@@ -376,3 +455,14 @@ def scenario_mechanism(spec: Mapping[str, Any]) -> dict[str, Any] | str:
         if alg.startswith(prefix):
             return label
     return "none"
+
+
+if __name__ == "__main__":  # python -m econsim.dictionary [--readme README.md]
+    import sys
+
+    if sys.argv[1:2] == ["--readme"] and len(sys.argv) == 3:
+        print(f"{sys.argv[2]}: {'updated' if update_readme(sys.argv[2]) else 'up to date'}")
+    elif len(sys.argv) == 1:
+        print(readme_table())
+    else:
+        sys.exit("usage: python -m econsim.dictionary [--readme README.md]")

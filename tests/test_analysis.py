@@ -3,8 +3,10 @@ per-episode table, the data dictionary, and OLS with standard errors clustered b
 (checked against statsmodels and the CR1 formula), the covariance stated, a warning with few
 clusters and wild cluster bootstrap p-values (checked against refitting OLS per draw)."""
 
+import re
 import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -439,7 +441,9 @@ def test_regress_welfare_on_mechanism(gtb_runs, tmp_path, capsys):
                      *ids, "--evaluations", "all", "--reference", "mechanism=us_federal",
                      "--bootstrap", "off"]) == 0
     text = capsys.readouterr().out
-    assert "every evaluation: 16 rows" in text and "C(mechanism)[T.flat(rate=0.3)]" in text
+    # the label of the rows is the app's (analysis.evaluation_label), not a copy of it
+    assert f"{analysis.evaluation_label('all')}: 16 rows" in text
+    assert "C(mechanism)[T.flat(rate=0.3)]" in text
     assert "p_boot" not in text
     assert cli.main(["--root", str(root), "regress", "utility ~ skill", "--table", "periods",
                      "--runs", "gtb_*", "--cluster", "none"]) == 0
@@ -513,6 +517,70 @@ def test_data_dictionary_covers_the_tables(gtb_runs):
     assert "old name of welfare_sum" in dictionary.describe("run_episodes", "social_welfare")[1]
     with pytest.raises(ValueError, match="allowed: periods, episodes, steps, world"):
         analysis.data_dictionary("wages")
+
+
+def test_readme_data_dictionary_is_generated_from_the_dictionary(monkeypatch):
+    """The README's "One vocabulary" table cannot drift from econsim.dictionary: it is the
+    output of `python -m econsim.dictionary --readme README.md`, with every unit looked up
+    in the tables (the README once gave mechanism_name no unit while the tables say name)."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    block = dictionary.readme_table()
+    assert block in readme, "README's data dictionary is stale: run python -m " \
+                            "econsim.dictionary --readme README.md"
+    vocab = dictionary.vocabulary()
+    for row in vocab.itertuples():
+        for name in re.findall(r"`([^`]+)`", row.columns):
+            col = name.replace("<parameter>", "rate")  # a pattern: every table has it
+            units = {dictionary.describe(t, col)[0] for t in dictionary.TABLES
+                     if col in dictionary.TABLES[t] or col != name}
+            assert units == {row.unit}, (col, units, row.unit)
+    assert vocab.set_index("columns").loc["`mechanism_name`", "unit"] == "name"
+    # a unit changed in one table only is an error, not a silent README
+    monkeypatch.setitem(dictionary.STEPS, "skill", ("coin", "build pay"))
+    with pytest.raises(ValueError, match="column 'skill': units differ between tables"):
+        dictionary.readme_table()
+
+
+def test_update_readme_rewrites_only_the_block(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{dictionary.README_BEGIN}\nold\n{dictionary.README_END}\ntail\n")
+    assert dictionary.update_readme(readme) is True
+    assert readme.read_text() == f"# x\n\n{dictionary.readme_table()}\ntail\n"
+    assert dictionary.update_readme(readme) is False
+    readme.write_text("no markers")
+    with pytest.raises(ValueError, match="no data-dictionary block"):
+        dictionary.update_readme(readme)
+
+
+def test_old_column_names_are_renamed_in_one_place(gtb_runs, tmp_path):
+    """A run written before `welfare_sum` / `welfare_final` were named reads as today's,
+    through dictionary.current_names (analysis.tidy, analysis.load, the app's pages), and
+    the rule is written nowhere else; "final evaluation" and its label likewise."""
+    root, ids = gtb_runs
+    old = tmp_path / "runs"
+    shutil.copytree(root / ids[0], old / ids[0])
+    for table in ("episodes", "periods"):
+        path = old / ids[0] / f"{table}.parquet"
+        pd.read_parquet(path).rename(columns={v: k for k, v in dictionary.RENAMED.items()}
+                                     ).to_parquet(path)
+    raw = pd.read_parquet(old / ids[0] / "episodes.parquet")
+    assert {"social_welfare", "final_welfare"} <= set(raw) and "welfare_sum" not in raw
+    loaded = analysis.load(ids[0], "episodes", old)
+    assert {"welfare_sum", "welfare_final"} <= set(loaded) and "social_welfare" not in loaded
+    assert list(loaded.columns) == [dictionary.RENAMED.get(c, c) for c in raw.columns]
+    assert "welfare_sum" in analysis.tidy(ids[:1], "episodes", old)
+    np.testing.assert_allclose(analysis.episode_table(root=old).welfare_sum,
+                               analysis.episode_table(ids[:1], root=root).welfare_sum)
+    both = raw.assign(welfare_sum=1.0, welfare_final=1.0)  # both there: nothing renamed
+    assert list(dictionary.current_names(both).columns) == list(both.columns)
+    # one copy of each rule in the sources
+    src = Path(analysis.__file__).parent
+    files = {p.relative_to(src).as_posix(): p.read_text() for p in src.rglob("*.py")}
+    assert [f for f, text in files.items() if "RENAMED" in text] == ["dictionary.py"]
+    assert [f for f, text in files.items() if "def evaluation_label" in text] == ["analysis.py"]
+    runs_page = files["app_pages/runs.py"]
+    assert "select_evaluations" in runs_page and '["iteration"].transform' not in runs_page
+    assert "analysis.evaluation_label(" in files["cli.py"]
 
 
 @pytest.mark.parametrize("value", ["²", "٣", "1.5", "-1", "9" * 13, "", "last"])

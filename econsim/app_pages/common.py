@@ -268,15 +268,6 @@ def evaluation_options(runs: list[str], root: Path) -> list:
     return ["final", "all", *sorted(its)]
 
 
-def evaluation_label(which: Any) -> str:
-    """What an ``evaluations`` choice means, in words (the Runs and Regression pages)."""
-    if which == "final":
-        return "final evaluation of each seed"
-    if which == "all":
-        return "every evaluation (iteration as a column)"
-    return f"evaluation at iteration {which}"
-
-
 def runs_episodes(runs: list[str], root: Path, evaluations: Any = "final") -> pd.DataFrame:
     """The per-episode table of stored runs that the Runs and Regression pages both show
     (``econsim.analysis.episode_table``)."""

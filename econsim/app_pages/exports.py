@@ -60,8 +60,8 @@ with tab_r:
         chosen = st.multiselect("Runs", ids, default=ids, key="e_runs")
         if chosen:
             which = st.selectbox("Evaluations", common.evaluation_options(chosen, root),
-                                 key="e_evaluations", format_func=common.evaluation_label)
-            st.caption(f"Rows of the {common.evaluation_label(which)}.")
+                                 key="e_evaluations", format_func=an.evaluation_label)
+            st.caption(f"Rows of the {an.evaluation_label(which)}.")
             parts = []
             try:
                 economies = set(common.runs_with(root, "periods"))

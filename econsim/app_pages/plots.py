@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from econsim import dictionary, store, whatif
+from econsim import analysis, store, whatif
 from econsim import scenario as scenario_mod
 from econsim.app_pages import charts, common
 from econsim.errors import ScenarioError
@@ -116,18 +116,16 @@ def _replay(res: whatif.WhatIfResult) -> None:
 
 def _stored(run_id: str, root) -> None:
     try:
-        episodes = store.load(run_id, "episodes", root)
-        episodes = episodes.rename(columns={o: n for o, n in dictionary.RENAMED.items()
-                                            if o in episodes and n not in episodes})
+        episodes = analysis.load(run_id, "episodes", root)
     except ScenarioError as err:
         st.error(common.one_line(err))
         return
     try:
-        periods = store.load(run_id, "periods", root)
+        periods = analysis.load(run_id, "periods", root)
     except ScenarioError:
         periods = pd.DataFrame()
     if not periods.empty:
-        periods = periods[periods["iteration"] == periods["iteration"].max()]
+        periods = analysis.select_evaluations(periods, "final")
     st.subheader("Training curves")
     numeric = [c for c in episodes.select_dtypes("number").columns
                if c not in ("seed", "iteration", "episodes", "length", "epsilon")]
@@ -135,7 +133,7 @@ def _stored(run_id: str, root) -> None:
     metric = st.selectbox("Metric", numeric, index=numeric.index(first), key="p_metric")
     st.altair_chart(charts.training_curves(episodes, metric))
     try:
-        agents = store.load(run_id, "agents", root)
+        agents = analysis.load(run_id, "agents", root)
     except ScenarioError:
         agents = pd.DataFrame()
     if {"received", "given"} <= set(agents.columns) and agents["given"].abs().sum() > 0:

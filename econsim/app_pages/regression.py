@@ -56,7 +56,7 @@ def _data():
     if ss.g_evaluations not in options:
         ss.g_evaluations = "final"
     which = st.selectbox("Evaluations", options, key="g_evaluations",
-                         format_func=common.evaluation_label,
+                         format_func=an.evaluation_label,
                          help="Early evaluations show agents that have not learned yet, and "
                               "the evaluations of one seed are not independent: the final "
                               "evaluation of each seed is the default.")
@@ -64,9 +64,9 @@ def _data():
         economies = set(common.runs_with(root, "periods"))
         gtb = [r for r in chosen if r in economies]
         data = an.tidy(gtb or chosen, "periods", root, evaluations=which)
-        return data, f"per agent and tax period, {common.evaluation_label(which)}"
+        return data, f"per agent and tax period, {an.evaluation_label(which)}"
     data = common.runs_episodes(chosen, root, which)
-    return data, f"per episode, {common.evaluation_label(which)}"
+    return data, f"per episode, {an.evaluation_label(which)}"
 
 
 try:

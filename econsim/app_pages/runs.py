@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from econsim import dictionary, store
+from econsim import analysis, store
 from econsim.app_pages import charts, common
 from econsim.errors import ScenarioError
 
@@ -44,17 +44,15 @@ with st.expander("Scenario (resolved)"):
     toml = path / "scenario.toml"
     st.code(toml.read_text() if toml.is_file() else "(missing)", language="toml")
 try:
-    episodes = store.load(run_id, "episodes", root)
+    episodes = analysis.load(run_id, "episodes", root)
 except Exception as err:  # a run killed at its start has no table yet
     st.warning(common.one_line(err))
     st.stop()
-episodes = episodes.rename(columns={o: n for o, n in dictionary.RENAMED.items()
-                                    if o in episodes and n not in episodes})
-evals = episodes[episodes["phase"] == "eval"]
-if not evals.empty:
-    st.markdown("**Final evaluation of each seed** (mean over its episodes)")
-    last = evals.groupby("seed")["iteration"].transform("max")
-    st.dataframe(evals[evals["iteration"] == last], hide_index=True)
+final = analysis.select_evaluations(episodes, "final")
+if not final.empty:
+    st.markdown(f"**{analysis.evaluation_label('final').capitalize()}** (mean over its "
+                "episodes)")
+    st.dataframe(final, hide_index=True)
 metric = "welfare_sum" if "welfare_sum" in episodes else "collective"
 st.markdown(f"**Training curve** ({metric}; dashed: evaluations)")
 st.altair_chart(charts.training_curves(episodes, metric))
@@ -63,7 +61,7 @@ st.caption("Files: " + ", ".join(files))
 
 # ------------------------------------------------------------------------------ compare
 st.subheader("Compare runs")
-label = common.evaluation_label("final")
+label = analysis.evaluation_label("final")
 has_rows = set(common.runs_with(root))  # not a run killed before its first row
 with_data = [r for r in ids if r in has_rows]
 chosen = st.multiselect("Runs to compare", with_data, default=with_data, key="r_compare",
