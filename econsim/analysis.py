@@ -549,7 +549,7 @@ def _reference_levels(X: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-def _complete_rows(formula: str, frame: pd.DataFrame) -> pd.DataFrame:
+def complete_rows(formula: str, frame: pd.DataFrame) -> pd.DataFrame:
     """The rows of ``frame`` with a value in every column the formula names, and in each
     categorical column only the categories that still occur (so that a level seen only in
     dropped rows, e.g. ``none`` of runs without the outcome, does not enter the design)."""
@@ -563,7 +563,7 @@ def _complete_rows(formula: str, frame: pd.DataFrame) -> pd.DataFrame:
 
 def _design(formula: str, frame: pd.DataFrame, data: pd.DataFrame):
     """patsy's ``(y, X)`` of a validated formula on rows without missing values (see
-    :func:`_complete_rows`), with only ``econsim.formula.namespace()`` besides the data.
+    :func:`complete_rows`), with only ``econsim.formula.namespace()`` besides the data.
 
     A value that a transform makes infinite or undefined (``log(0)``, ``I(x / 0)``,
     ``exp(x * 1000)``) is a one-line error naming the term, not a dropped row or a numpy
@@ -668,7 +668,7 @@ def regress(formula: str, data: pd.DataFrame, cluster: str | None = "seed", *,
     frame = data.reset_index(drop=True)  # unique labels, so the kept rows can be looked up
     if cluster is not None:
         frame = frame[frame[cluster].notna()]
-    frame = _set_references(_complete_rows(formula, frame), dict(reference or {}), data)
+    frame = _set_references(complete_rows(formula, frame), dict(reference or {}), data)
     y, X = _design(formula, frame, data)
     if len(X) <= X.shape[1]:
         raise ValueError(f"regress: formula {formula!r}: {len(X)} rows used for "

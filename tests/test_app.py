@@ -3,6 +3,7 @@ the builder validates and refuses bad input with one line, a what-if compares tw
 mechanisms, exports carry CSV, and a regression runs on a small runs folder."""
 
 import io
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -309,6 +310,35 @@ def test_runs_and_regression_pages_use_the_same_rows(monkeypatch, runs_root):
     at.selectbox(key="g_evaluations").set_value(1).run()
     assert any("8 rows (per episode, evaluation at iteration 1)" in c.value
                for c in at.caption)
+
+
+def test_regression_page_on_a_folder_with_other_games(monkeypatch, runs_root, tmp_path):
+    """The README's `welfare_sum ~ C(mechanism)` when the folder also holds an IPD run: the
+    IPD rows have no welfare_sum, so `none` is neither a coefficient nor a reference level
+    to pick; a term that is not finite is one line."""
+    root = tmp_path / "runs"
+    for run in runs_root.iterdir():
+        if not run.name.startswith("."):
+            shutil.copytree(run, root / run.name)
+    data = scenario.load("ipd_pg").resolved()
+    data["train"].update(iterations=1, log_every=1, eval_every=1, eval_episodes=1)
+    runner.run(scenario.from_dict(data, "ipd"), seeds=[0, 1], progress=False, root=root)
+    at = _app(monkeypatch, root)
+    _go(at, "regression")
+    _ok(at)
+    assert at.text_input(key="g_formula").value == "welfare_sum ~ C(mechanism)"
+    assert at.selectbox(key="g_ref_mechanism").options == ["flat(rate=0.3)", "us_federal"]
+    at.button(key="g_run").click().run()
+    _ok(at)
+    assert not at.error
+    table = at.dataframe[-1].value
+    assert list(table.term) == ["Intercept", "C(mechanism)[T.us_federal]"]
+    assert (table.nobs == 8).all()
+    at.text_input(key="g_formula").input("welfare_sum ~ log(seed)").run()
+    at.button(key="g_run").click().run()
+    _ok(at)
+    assert "log(seed) is not finite in 4 of the 8 rows" in at.error[0].value
+    assert "\n" not in at.error[0].value
 
 
 def test_regression_page_runs_no_code(monkeypatch, runs_root, tmp_path):

@@ -285,8 +285,14 @@ def categorical_columns(formula: str, data: pd.DataFrame) -> list[str]:
     return [c for c in used if c in inside_c or not pd.api.types.is_numeric_dtype(data[c])]
 
 
-def levels(data: pd.DataFrame, column: str) -> list:
-    """The values of a column in the order patsy sorts them (its default reference first)."""
+def levels(data: pd.DataFrame, column: str, formula: str | None = None) -> list:
+    """The values of a column in the order patsy sorts them (its default reference first);
+    with ``formula``, only those of the rows the regression keeps
+    (``econsim.analysis.complete_rows``: not ``none`` of runs without the outcome)."""
+    if formula is not None:
+        from econsim.analysis import complete_rows
+
+        data = complete_rows(formula, data)
     return sorted(pd.unique(data[column].dropna()).tolist(), key=lambda v: (str(type(v)), v))
 
 

@@ -91,7 +91,9 @@ c2.selectbox("Wild cluster bootstrap p-values", list(BOOTSTRAP), key="g_bootstra
                   "analytic p-values")
 reference = {}
 for col in common.categorical_columns(formula, data):
-    levels = common.levels(data, col)
+    levels = common.levels(data, col, formula)
+    if not levels:  # no row left with this formula: regress says so in one line
+        continue
     key = f"g_ref_{col}"
     if ss.get(key) not in levels:
         ss[key] = levels[0]
