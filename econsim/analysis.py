@@ -124,15 +124,32 @@ def run_meta(run_id: str, root: str | Path | None = None) -> dict[str, Any]:
     spec: dict | str = "none"
     toml = path / "scenario.toml"
     if toml.is_file():
-        spec = dictionary.scenario_mechanism(tomllib.loads(toml.read_text()))
+        spec = dictionary.scenario_mechanism(_read(run_id, toml, tomllib.loads))
     meta: dict[str, Any] = {**dictionary.mechanism_columns(spec), "sweep": None}
     sweep = path / "sweep.json"
     if sweep.is_file():
-        info = json.loads(sweep.read_text())
+        info = _read(run_id, sweep, json.loads)
+        params = info.get("params", {}) if isinstance(info, dict) else None
+        if not isinstance(params, dict):
+            raise ValueError(f"run {run_id!r}: sweep.json is not a sweep's (no params table)")
         meta["sweep"] = info.get("sweep")
-        for key, value in info.get("params", {}).items():
+        for key, value in params.items():
             meta[param_column(key)] = value if np.isscalar(value) else json.dumps(value)
     return meta
+
+
+def _read(run_id: str, path: Path, parse) -> Any:
+    """A run's small text file parsed, or a one-line ValueError naming the run and file
+    (not UTF-8, not TOML/JSON, nested deep enough to exhaust the stack, ...)."""
+    if path.stat().st_size > 1_000_000:
+        raise ValueError(f"run {run_id!r}: {path.name} is larger than 1 MB")
+    try:
+        return parse(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ValueError(f"run {run_id!r}: {path.name} nests too deep to read") from None
+    except (ValueError, OSError) as err:  # TOML/JSON/UTF-8 errors are ValueErrors
+        text = " ".join(str(err).split())[:200]
+        raise ValueError(f"run {run_id!r}: {path.name} cannot be read ({text})") from None
 
 
 def _run_ids(runs: list[str] | str | None, root: str | Path | None) -> list[str]:

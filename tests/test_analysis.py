@@ -498,6 +498,27 @@ def test_readme_regression_in_a_folder_with_other_games(gtb_runs, tmp_path, caps
     assert err.count("\n") == 1
 
 
+@pytest.mark.parametrize(("name", "text", "match"), [
+    ("scenario.toml", "a = " + "[" * 3000 + "]" * 3000, "scenario.toml nests too deep"),
+    ("scenario.toml", "name = ", r"scenario.toml cannot be read \(Invalid value"),
+    ("sweep.json", "[" * 100_000 + "]" * 100_000, "sweep.json nests too deep"),
+    ("sweep.json", '{"params": [1]}', "sweep.json is not a sweep's"),
+    ("sweep.json", "{", r"sweep.json cannot be read \(Expecting property name"),
+])
+def test_a_corrupt_run_file_is_one_line(gtb_runs, tmp_path, capsys, name, text, match):
+    """The probe: a run whose scenario.toml is deeply nested made `econsim regress` print a
+    2,007-line RecursionError."""
+    root, ids = gtb_runs
+    shutil.copytree(root / ids[0], tmp_path / ids[0])
+    (tmp_path / ids[0] / name).write_text(text)
+    with pytest.raises(ValueError, match=rf"^run '{ids[0]}': {match}") as err:
+        analysis.tidy(ids[:1], "episodes", tmp_path)
+    assert "\n" not in str(err.value)
+    assert cli.main(["--root", str(tmp_path), "regress", "collective ~ 1", "--runs",
+                     ids[0]]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
 def test_data_dictionary_covers_the_tables(gtb_runs):
     root, ids = gtb_runs
     for table, df in (("periods", analysis.tidy(ids, root=root)),
