@@ -506,13 +506,34 @@ class Regression:
         return "\n".join(lines)
 
     def to_csv(self, path: str | Path) -> Path:
-        """Write :attr:`table` as CSV; returns the path."""
-        path = Path(path)
-        self.table.to_csv(path, index=False)
+        """Write :attr:`table` as CSV; returns the path. A path that cannot be written is
+        a one-line ``ValueError``."""
+        path = check_output(path)
+        try:
+            self.table.to_csv(path, index=False)
+        except OSError as err:
+            raise ValueError(f"cannot write {str(path)[:200]}: {err.strerror or err}") from None
         return path
 
     def __str__(self) -> str:
         return self.summary_text()
+
+
+def check_output(path: str | Path) -> Path:
+    """``path`` as a Path if a file can be written there as far as one can tell without
+    writing (not a folder, in a folder that exists); else a one-line ``ValueError``."""
+    path = Path(path)
+    try:
+        is_dir, parent_ok = path.is_dir(), path.parent.is_dir()
+    except OSError as err:  # e.g. a name too long
+        raise ValueError(f"cannot write {str(path)[:200]}: {err.strerror or err}") from None
+    if is_dir:
+        raise ValueError(f"cannot write {str(path)[:200]}: it is a folder (name a file, "
+                         "e.g. fit.csv)")
+    if not parent_ok:
+        raise ValueError(f"cannot write {str(path)[:200]}: the folder {str(path.parent)[:200]}"
+                         " does not exist")
+    return path
 
 
 def _columns(data: pd.DataFrame) -> str:

@@ -138,6 +138,8 @@ def cmd_regress(args) -> int:
 
     reference = parse_reference(args.reference)
     bootstrap.check_draws(args.draws)  # before reading any run
+    if args.out:
+        analysis.check_output(args.out)
     which = analysis.evaluation_label(args.evaluations)  # refuses a bad value first
     if args.table == "episodes":
         data = analysis.episode_table(args.runs, root=args.root, evaluations=args.evaluations)

@@ -519,6 +519,25 @@ def test_a_corrupt_run_file_is_one_line(gtb_runs, tmp_path, capsys, name, text, 
     assert capsys.readouterr().err.count("\n") == 1
 
 
+def test_regress_out_that_cannot_be_written_is_one_line(gtb_runs, tmp_path, capsys):
+    """`regress --out afile/x.csv` or `/proc/x.csv` printed a traceback after the results."""
+    root, ids = gtb_runs
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    for out, match in [(afile / "x.csv", "the folder .*afile does not exist"),
+                       (tmp_path, "it is a folder"),
+                       (tmp_path / ("x" * 300 + ".csv"), "File name too long")]:
+        argv = ["--root", str(root), "regress", "collective ~ 1", "--runs", *ids, "--out",
+                str(out), "--bootstrap", "off"]
+        assert cli.main(argv) == 2
+        captured = capsys.readouterr()
+        assert re.match(rf"econsim: error: cannot write .*{match}", captured.err), captured.err
+        assert captured.err.count("\n") == 1
+    fit = analysis.regress("y ~ x", _synthetic(n_groups=12))
+    with pytest.raises(ValueError, match="cannot write /proc/x.csv: "):
+        fit.to_csv("/proc/x.csv")
+
+
 def test_data_dictionary_covers_the_tables(gtb_runs):
     root, ids = gtb_runs
     for table, df in (("periods", analysis.tidy(ids, root=root)),
