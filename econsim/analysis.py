@@ -61,9 +61,12 @@ the analytic ones. The joint F-test of all slopes is shown only when the cluster
 covariance can carry it (no more slopes than ``G - 1``). ``reference={"mechanism":
 "us_federal"}`` (or ``C(mechanism, Treatment(reference="us_federal"))`` in the formula)
 picks the omitted category. Rows with a missing value in a formula variable or in the
-cluster column are dropped, and the cluster labels are taken from the rows the model kept,
-so they stay aligned. Bad input raises a one-line ``ValueError`` that names what is wrong
-and the columns that exist.
+cluster column are dropped (:func:`complete_rows`), and with them the levels of a category
+that occur only in those rows (so ``welfare_sum ~ C(mechanism)`` on GTB and IPD runs together
+compares the GTB mechanisms); the cluster labels are taken from the rows the model kept, so
+they stay aligned. Bad input raises a one-line ``ValueError`` that names what is wrong and
+the columns that exist: among others a term or outcome that is not finite (``log(0)``,
+``I(x / 0)``), no regressors, no more rows than parameters, ``draws`` outside 99..100,000.
 """
 
 from __future__ import annotations
