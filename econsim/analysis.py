@@ -406,7 +406,10 @@ class Regression:
 
     ``p_boot``: wild cluster bootstrap p-value per term (None if not computed) and
     ``bootstrap`` how it was computed; ``references``: the omitted level of each
-    categorical factor; ``warnings``: what a reader must know (few clusters, ...).
+    categorical factor; ``warnings``: what a reader must know (few clusters, ...);
+    ``untestable``: terms whose standard error is zero up to rounding (identical runs, an
+    exact fit): :attr:`table` gives them std_err 0 and no t, p, interval or p_boot, since
+    the t statistic would be rounding noise divided by rounding noise.
     """
 
     formula: str
@@ -417,6 +420,7 @@ class Regression:
     bootstrap: str = ""
     references: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    untestable: list[str] = field(default_factory=list)
 
     @property
     def nobs(self) -> int:
@@ -446,14 +450,21 @@ class Regression:
         (cov_type, cluster, n_clusters, correction, df), nobs [and bootstrap]: one row per
         term, so an exported table says how its p-values were computed."""
         r = self.result
-        ci = r.conf_int()
-        out = pd.DataFrame({
-            "term": r.params.index, "coef": r.params.to_numpy(), "std_err": r.bse.to_numpy(),
-            "t": r.tvalues.to_numpy(), "p": r.pvalues.to_numpy(),
-            "ci_low": ci.iloc[:, 0].to_numpy(), "ci_high": ci.iloc[:, 1].to_numpy(),
-        })
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # sqrt of a rounding-negative
+            ci = r.conf_int()
+            out = pd.DataFrame({
+                "term": r.params.index, "coef": r.params.to_numpy(),
+                "std_err": r.bse.to_numpy(), "t": r.tvalues.to_numpy(),
+                "p": r.pvalues.to_numpy(), "ci_low": ci.iloc[:, 0].to_numpy(),
+                "ci_high": ci.iloc[:, 1].to_numpy(),
+            })
         if self.p_boot is not None:
             out["p_boot"] = self.p_boot.reindex(out.term).to_numpy()
+        zero = out.term.isin(self.untestable)
+        out.loc[zero, "std_err"] = 0.0
+        out.loc[zero, [c for c in ("t", "p", "ci_low", "ci_high", "p_boot") if c in out]] = \
+            np.nan
         for k, v in self.covariance.items():
             out[k] = v
         out["nobs"] = self.nobs
@@ -468,6 +479,10 @@ class Regression:
         q = len(slopes)
         if q == 0:
             return "Joint test of the slopes: none (no slope in the model)."
+        zero = [names[i] for i in slopes if names[i] in self.untestable]
+        if zero:
+            return (f"Joint test that all {q} slopes are 0: not available (the standard "
+                    f"error of {', '.join(zero)} is zero up to rounding).")
         if self.cluster is not None and q > self.df:
             return (f"Joint test that all {q} slopes are 0: not available (a cluster-robust "
                     f"covariance from {self.n_clusters} clusters has rank at most "
@@ -666,6 +681,30 @@ def _check_rank(X: pd.DataFrame, formula: str) -> None:
                      "mechanism has one schedule)")
 
 
+ROUNDING = 1e-9  # a standard error below this share of the outcome's scale is rounding
+
+
+def _flag_untestable(fit: Regression, X: pd.DataFrame, y: pd.DataFrame) -> Regression:
+    """Set ``fit.untestable`` (and a warning): terms whose standard error is zero up to
+    rounding, i.e. below ROUNDING x the standard error they would have if the residuals
+    were as large as the outcome itself. Two identical runs compared by ``C(run_id)`` give
+    a coefficient of 1e-16 with a standard error of 1e-23: t = 3e7, "p = 2e-8"."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        var = np.diag(np.asarray(fit.result.cov_params(), dtype=np.float64))
+        values = X.to_numpy(dtype=np.float64)
+        scale = np.mean(y.to_numpy(dtype=np.float64) ** 2) * np.diag(
+            np.linalg.pinv(values.T @ values))
+    zero = ~(var > ROUNDING ** 2 * scale)  # NaN (a rounding-negative variance) counts
+    fit.untestable = [str(n) for n, z in zip(X.columns, zero, strict=True) if z]
+    if fit.untestable:
+        fit.warnings.append(
+            f"the standard error of {', '.join(fit.untestable)} is zero up to rounding: the "
+            "outcome does not vary with it beyond rounding error (identical runs or seeds, "
+            "or an exact fit), so no t, p-value or interval is given for it")
+    return fit
+
+
 def _wild_bootstrap(X: pd.DataFrame, y: pd.DataFrame, groups: np.ndarray, draws: int,
                     weights: str, seed: int) -> tuple[pd.Series, str]:
     """``p_boot`` per term (WCR, ``econsim.bootstrap``) and how it was computed."""
@@ -716,11 +755,15 @@ def regress(formula: str, data: pd.DataFrame, cluster: str | None = "seed", *,
                          f"{X.shape[1]} parameters: with no more rows than parameters the fit "
                          "is exact and no standard error exists (use fewer terms, or more "
                          "seeds or episodes)")
+    if np.ptp(y.to_numpy()) == 0:
+        raise ValueError(f"regress: formula {formula!r}: the outcome {y.columns[0]} is "
+                         f"{y.iloc[0, 0]:g} in all {len(y)} rows used: there is nothing to "
+                         "explain")
     _check_rank(X, formula)
     refs = _reference_levels(X)
     model = sm.OLS(y, X)
     if cluster is None:
-        return Regression(formula, None, model.fit(), references=refs)
+        return _flag_untestable(Regression(formula, None, model.fit(), references=refs), X, y)
     groups = pd.factorize(frame.loc[X.index, cluster], sort=True)[0]  # 1-D, aligned with X
     n_groups = int(len(np.unique(groups)))
     if n_groups < 2:
@@ -728,7 +771,8 @@ def regress(formula: str, data: pd.DataFrame, cluster: str | None = "seed", *,
                          f"{len(groups)} rows used; clustered standard errors need at least 2 "
                          f"(use cluster=None or another column; columns: {_columns(data)})")
     result = model.fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
-    fit = Regression(formula, cluster, result, n_groups, references=refs)
+    fit = _flag_untestable(Regression(formula, cluster, result, n_groups, references=refs),
+                           X, y)
     few = n_groups < FEW_CLUSTERS
     if bootstrap is True or (bootstrap == "auto" and few):
         fit.p_boot, fit.bootstrap = _wild_bootstrap(X, y, groups, draws, weights, seed)

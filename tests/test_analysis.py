@@ -312,6 +312,35 @@ def test_values_too_large_for_least_squares_are_one_line():
                                  r"in absolute value \(at most 1e\+100.*rescale it")
 
 
+def test_a_standard_error_of_rounding_noise_gives_no_test():
+    """Two identical runs (same scenario and seeds: identical numbers) compared by
+    C(run_id): the coefficient is 4e-16 with a standard error of 1e-23, which statsmodels
+    turned into t = 3e7, "p = 2e-8" (or a NaN with a numpy warning when the rounding made
+    the variance negative). An exact fit likewise."""
+    twins = pd.DataFrame({"collective": np.tile([1.3, 2.7, 0.4, 3.1], 3),
+                          "run_id": np.repeat(["a", "b", "c"], 4), "seed": np.tile(range(4), 3)})
+    twins.loc[twins.run_id == "c", "collective"] += [0.5, -0.2, 0.1, 0.3]  # c differs
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = analysis.regress("collective ~ C(run_id)", twins)
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert fit.untestable == ["C(run_id)[T.b]"]
+    row = fit.table.set_index("term").loc["C(run_id)[T.b]"]
+    assert abs(row.coef) < 1e-12 and row.std_err == 0
+    assert row[["t", "p", "ci_low", "ci_high", "p_boot"]].isna().all()
+    c = fit.table.set_index("term").loc["C(run_id)[T.c]"]
+    assert c.std_err > 0 and 0 < c.p < 1 and 0 < c.p_boot <= 1
+    text = fit.summary_text()
+    assert "Warning: the standard error of C(run_id)[T.b] is zero up to rounding" in text
+    assert "Joint test that all 2 slopes are 0: not available (the standard error of " \
+           "C(run_id)[T.b] is zero up to rounding)" in text
+    exact = _synthetic(n_groups=12).assign(y=lambda d: 2 * d.x + 1)
+    assert analysis.regress("y ~ x", exact, cluster=None).untestable == ["Intercept", "x"]
+    assert analysis.regress("y ~ x", _synthetic(n_groups=12)).untestable == []
+    _one_line_no_runtime_warning("y ~ x", exact.assign(y=5.0), r"the outcome y is 5 in all "
+                                 r"72 rows used: there is nothing to explain")
+
+
 def test_a_formula_without_regressors_is_one_line():
     for formula in ("y ~ 0", "y ~ -1", "y ~ 1 - 1"):
         _one_line_no_runtime_warning(formula, _synthetic(n_groups=12), r"no regressors .* "
