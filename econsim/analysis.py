@@ -617,6 +617,17 @@ def complete_rows(formula: str, frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _float_numbers(formula: str, frame: pd.DataFrame, skip: list) -> pd.DataFrame:
+    """Integer columns the formula uses as numbers (not inside ``C(...)``, not in ``skip``:
+    the columns given a reference level) as float64, so that
+    ``I(seed * 1000000 * 1000000 * 1000000)`` is 1e18 x seed, not an int64 that wrapped
+    around without a word."""
+    used, categorical = formula_mod.columns_used(formula, frame.columns)
+    ints = [c for c in frame.columns if str(c) in used and str(c) not in categorical
+            and c not in skip and pd.api.types.is_integer_dtype(frame[c].dtype)]
+    return frame.astype({c: np.float64 for c in ints}) if ints else frame
+
+
 def _design(formula: str, frame: pd.DataFrame, data: pd.DataFrame):
     """patsy's ``(y, X)`` of a validated formula on rows without missing values (see
     :func:`complete_rows`), with only ``econsim.formula.namespace()`` besides the data.
@@ -667,6 +678,12 @@ def _check_rank(X: pd.DataFrame, formula: str) -> None:
     values = X.to_numpy()
     if np.linalg.matrix_rank(values) == values.shape[1]:
         return
+    norms = np.linalg.norm(values, axis=0)
+    if norms.min() > 0 and np.linalg.matrix_rank(values / norms) == values.shape[1]:
+        big, small = int(norms.argmax()), int(norms.argmin())
+        raise ValueError(f"regress: formula {formula!r}: the terms differ too much in scale "
+                         f"for least squares ({X.columns[big]} is {norms[big] / norms[small]:.1e}"
+                         f" times {X.columns[small]}): rescale one, e.g. I(x / 1000)")
     kept: list[int] = []
     redundant = []
     for j, name in enumerate(X.columns):
@@ -748,7 +765,9 @@ def regress(formula: str, data: pd.DataFrame, cluster: str | None = "seed", *,
     frame = data.reset_index(drop=True)  # unique labels, so the kept rows can be looked up
     if cluster is not None:
         frame = frame[frame[cluster].notna()]
-    frame = _set_references(complete_rows(formula, frame), dict(reference or {}), data)
+    reference = dict(reference or {})
+    frame = _float_numbers(formula, complete_rows(formula, frame), skip=list(reference))
+    frame = _set_references(frame, reference, data)
     y, X = _design(formula, frame, data)
     if len(X) <= X.shape[1]:
         raise ValueError(f"regress: formula {formula!r}: {len(X)} rows used for "

@@ -207,6 +207,27 @@ def test_collinear_regressors_are_refused_in_one_line():
     assert analysis.regress("y ~ top_rate", df).nobs == len(df)
 
 
+def test_integer_columns_do_not_wrap_around_and_scales_are_named():
+    """int64 arithmetic in I(...) wrapped around silently: seed x 1e18 for seeds 10 and 11
+    gave negative numbers and a wrong coefficient. Columns too different in scale for least
+    squares were called "a linear combination of the other terms"."""
+    df = _synthetic(n_groups=12)  # seed: int64 0..11
+    assert df.seed.dtype == np.int64
+    big = analysis.regress("y ~ I(seed * 1000000 * 1000000 * 1000000) - 1", df, cluster=None)
+    plain = analysis.regress("y ~ seed - 1", df, cluster=None)
+    assert big.result.params.iloc[0] * 1e18 == pytest.approx(plain.result.params.iloc[0])
+    assert big.result.model.exog.max() == pytest.approx(11e18)
+    with pytest.raises(ValueError, match=r"the terms differ too much in scale for least "
+                                         r"squares \(I\(seed \* 1000000 \* 1000000 \* "
+                                         r"1000000\) is .* times Intercept\): rescale one"):
+        analysis.regress("y ~ I(seed * 1000000 * 1000000 * 1000000)", df)
+    # C(seed) and a reference level keep the integer labels
+    fit = analysis.regress("y ~ x + C(seed) + seed:x", df, cluster=None, bootstrap=False)
+    assert "C(seed)[T.1]" in fit.result.params and "seed:x" in fit.result.params
+    assert "C(seed)[T.0]" in analysis.regress("y ~ x + C(seed)", df, cluster=None,
+                                              reference={"seed": 5}).result.params
+
+
 def test_reference_level_of_a_category():
     df = _synthetic(n_groups=12)
     default = analysis.regress("y ~ C(mechanism)", df).result.params
