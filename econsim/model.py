@@ -392,7 +392,11 @@ def _load(run_id: str, root: str | Path | None) -> tuple[Scenario, Any]:
     seeds = (json.loads(manifest.read_text()).get("seeds") if manifest.is_file() else None) \
         or scenario.seeds
     trainer = scenario.make_trainer(list(seeds))
-    trainer.load_state_dict(checkpoint.load(ckpt_path)["trainer"])
+    ckpt = checkpoint.load(ckpt_path)
+    try:
+        checkpoint.restore(trainer, ckpt["trainer"])
+    except Exception as err:  # any content that is not this run's
+        raise checkpoint.mismatch(ckpt_path, err) from None
     return scenario, trainer
 
 

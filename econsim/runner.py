@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from econsim import checkpoint, store
 from econsim import scenario as scenario_mod
-from econsim.errors import ScenarioError, TrainingDiverged
+from econsim.errors import ScenarioError, TrainingDiverged, short
 from econsim.files import (
     lock_folder,
     remove_stale_temps,
@@ -140,10 +140,42 @@ class _Log:
         return {"episodes": self.episode_rows, "agents": self.agent_rows, "window": self.window,
                 "tables": self.tables}
 
-    def restore(self, state: dict) -> None:
-        self.episode_rows, self.agent_rows = state["episodes"], state["agents"]
-        self.window = state["window"]
-        self.tables = state.get("tables", {})
+    def restore(self, state: Any) -> None:
+        """The log of a checkpoint (see :meth:`state`); ``ValueError`` (one line) if it is not
+        one of this run: rows must be tables of plain values, the window's metrics arrays of
+        one row per seed (and one column per agent), detail tables only known ones."""
+        if not isinstance(state, dict):
+            raise ValueError(f"log is a {type(state).__name__}, not a table")
+        episodes = _plain_rows(state.get("episodes"), "log.episodes")
+        agents = _plain_rows(state.get("agents"), "log.agents")
+        window = state.get("window")
+        if not isinstance(window, list):
+            raise ValueError("log.window is not a list")
+        for i, metrics in enumerate(window):
+            if not isinstance(metrics, dict) or not all(isinstance(k, str) for k in metrics):
+                raise ValueError(f"log.window[{i}] is not a table of metrics")
+            if set(metrics) != set(window[0]):
+                raise ValueError(f"log.window[{i}] has other metrics than log.window[0]")
+            for key, value in metrics.items():
+                ok = (isinstance(value, np.ndarray) and value.dtype.kind in "biuf"
+                      and value.ndim in (1, 2) and value.shape[0] == len(self.seeds)
+                      and (value.ndim == 1 or value.shape[1] == len(self.kinds))
+                      and value.shape == window[0][key].shape)
+                if not ok:
+                    raise ValueError(f"log.window[{i}].{short(key, 60)} is not an array of "
+                                     "one row per seed (and one column per agent)")
+        tables = state.get("tables", {})
+        if not isinstance(tables, dict):
+            raise ValueError("log.tables is not a table")
+        extra = [t for t in store.TABLES if t not in ("episodes", "agents")]
+        for name in tables:
+            if name not in extra:
+                raise ValueError(f"log.tables: {short(repr(name), 60)} is not allowed "
+                                 f"(allowed: {', '.join(extra)})")
+        tables = {name: _plain_rows(rows, f"log.tables.{name}")
+                  for name, rows in tables.items()}
+        self.episode_rows, self.agent_rows, self.window = episodes, agents, window
+        self.tables = tables
 
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         ep = pd.DataFrame(self.episode_rows)
@@ -154,6 +186,19 @@ class _Log:
 
     def extra_frames(self) -> dict[str, pd.DataFrame]:
         return {name: pd.DataFrame(rows) for name, rows in self.tables.items()}
+
+
+def _plain_rows(rows: Any, where: str) -> list[dict]:
+    """``rows`` if it is a list of tables of plain values (text, numbers, booleans, None),
+    else a one-line ``ValueError`` naming ``where``."""
+    if not isinstance(rows, list):
+        raise ValueError(f"{where} is not a list of rows")
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or not all(
+                isinstance(k, str) and (v is None or isinstance(v, str | int | float | bool))
+                for k, v in row.items()):
+            raise ValueError(f"{where}[{i}] is not a row of plain values")
+    return rows
 
 
 def load_result(run_id: str, root: str | Path | None = None) -> RunResult:
@@ -313,9 +358,12 @@ def _resume(scenario: Scenario | str | Path, root: Path, resume: str | bool,
         ckpt_path = path / "checkpoints" / "last.pt"
         if ckpt_path.is_file():
             ckpt = checkpoint.load(ckpt_path)
-            trainer.load_state_dict(ckpt["trainer"])
-            log.restore(ckpt["log"])
-            elapsed = ckpt["wall_s"]
+            try:
+                checkpoint.restore(trainer, ckpt["trainer"])
+                log.restore(ckpt["log"])
+                elapsed = checkpoint.wall_seconds(ckpt["wall_s"])
+            except Exception as err:  # any content that is not this run's
+                raise checkpoint.mismatch(ckpt_path, err) from None
             manifest.update(info, status="running")
             manifest.pop("error", None)
             manifest["iterations"] = total = (iterations if iterations is not None
