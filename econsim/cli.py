@@ -115,7 +115,9 @@ def cmd_export(args) -> int:
     names = [p.stem.removeprefix(f"{args.run}-") for p in paths]
     frames = {name: store.load(args.run, name, args.root) for name in names}
     kinds = {"episodes": "run_episodes", "agents": "run_agents"}
-    print(dictionary.write(paths[0].parent / f"{args.run}-dictionary.csv", frames, kinds))
+    name = f"{args.run}-dictionary.csv"
+    out = paths[0].parent / name if args.out else store.inside(paths[0].parent, name)
+    print(dictionary.write(out, frames, kinds))
     return 0
 
 

@@ -192,14 +192,18 @@ def check_values(data: Any, max_depth: int = MAX_DEPTH) -> None:
                                 "finite (no nan or inf)")
 
 
-def _check_size(scenario: Scenario, game: Game, config: Any) -> None:
-    """Refuse an iteration or evaluation whose observations alone exceed
-    ``MAX_BATCH_VALUES`` values (a memory error later, or a machine brought to a halt)."""
+def check_size(scenario: Scenario, seeds: list[int] | None = None, game: Game | None = None,
+               config: Any = None) -> None:
+    """Refuse (one-line ``ScenarioError``) an iteration or evaluation whose observations
+    alone exceed ``MAX_BATCH_VALUES`` values (a memory error later, or a machine brought to
+    a halt), counting the ``seeds`` the run is given (default: the scenario's)."""
+    game = scenario.make_game() if game is None else game
+    config = scenario.trainer_config() if config is None else config
     batch, evals = int(getattr(config, "batch", 1)), scenario.train.eval_episodes
     field, episodes = ("algorithm.batch", batch) if batch >= evals else (
         "train.eval_episodes", evals)
     obs = int(np.prod(game.observation_space.shape))
-    seeds = len(scenario.seeds)
+    seeds = len(scenario.seeds if seeds is None else seeds)
     total = seeds * episodes * game.max_steps * game.n_agents * obs
     if total > MAX_BATCH_VALUES:
         raise ScenarioError(
@@ -279,7 +283,7 @@ def from_dict(data: dict[str, Any], source: str = "scenario") -> Scenario:
         if scenario.mechanism is not None:
             _check_mechanism(scenario, alg_name, game)
         _check_agents(alg_name, config, game)
-        _check_size(scenario, game, config)
+        check_size(scenario, game=game, config=config)
     except ScenarioError as err:
         raise ScenarioError(prefix + str(err)) from None
     return scenario

@@ -14,6 +14,10 @@ The views ``episodes`` and ``agents`` union ``<root>/*/episodes.parquet`` and
 * **Run ids.** A run id is a plain name (:data:`RUN_ID_RULE`); :func:`resolve` is the one
   place a run id becomes a path, and it refuses ids like ``../x`` or ``/etc`` and folders
   that lead outside the runs folder (a symbolic link), with a one-line ``ScenarioError``.
+* **Inside a run folder.** :func:`inside` is the one place a file of a run folder becomes a
+  path: it refuses a symbolic link among the parts and anything that resolves outside the
+  folder, so no read or write follows a link out of it; a folder whose own files are links
+  is skipped like any unusable folder.
 * **Bad folders.** A folder that is not a usable run (no or malformed ``run.json``, a
   ``run.json`` naming another run because the folder was renamed or copied, a finished run
   without its tables, an unreadable table) is skipped with a one-line :class:`StoreWarning`
@@ -40,8 +44,8 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from econsim.errors import ScenarioError, StoreWarning
-from econsim.files import remove_stale_temps, write_table
+from econsim.errors import ScenarioError, StoreWarning, short
+from econsim.files import LOCK_NAME, remove_stale_temps, write_table
 
 RUNS_ENV = "ECONSIM_RUNS"
 RUNS_DIR = Path("runs")  # the runs folder when $ECONSIM_RUNS is not set
@@ -51,6 +55,8 @@ RUN_ID_MAX = 200
 RUN_ID_RULE = ("a run id is a plain name: letters, digits and _ . - , starting with a letter "
                "or digit, no '..', at most 200 characters")
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+#: what a half-made run folder (``.<run id>.tmp-<pid>`` in the root) may hold
+RUN_START = (LOCK_NAME, "run.json", "scenario.toml")
 _ATTEMPTS = 8  # query(): runs again while a writer replaces files underneath it
 
 #: columns of the views when no run has written that table yet (so they exist, empty)
@@ -92,6 +98,65 @@ def _plain(run_id: object) -> bool:
 def _inside(path: Path, base: Path) -> bool:
     """Whether ``path``'s real location (links followed) is inside ``base``'s."""
     return path.resolve().is_relative_to(base.resolve())
+
+
+def inside(folder: str | Path, *parts: str) -> Path:
+    """``folder/part/...``: a file or folder of a run folder (it need not exist).
+
+    Every part must be a plain name (no ``/``, ``.`` or ``..``), none may be a symbolic link
+    and the path must resolve inside ``folder``; otherwise a one-line ``ScenarioError``
+    (econsim never follows a link out of a run folder, whatever it reads, writes or
+    deletes there).
+    """
+    base = Path(folder)
+    path = base
+    for part in parts:
+        if (not isinstance(part, str) or part in ("", ".", "..") or "/" in part
+                or "\\" in part or "\0" in part):
+            raise ScenarioError(f"{base}/: {short(repr(part))} is not a plain file name")
+        path = path / part
+        if path.is_symlink():
+            raise ScenarioError(f"{path} is a symbolic link; econsim does not follow links "
+                                "inside a run folder (replace it with the file itself)")
+    if not _inside(path, base):
+        raise ScenarioError(f"{path} leads outside {base}/; it is not used")
+    return path
+
+
+#: what econsim keeps in a run folder (a link by one of these names makes the folder unusable)
+RUN_FILES = ("run.json", "scenario.toml", "sweep.json", "log.jsonl", LOCK_NAME,
+             *(f"{t}.parquet" for t in TABLES))
+RUN_FOLDERS = {"checkpoints": ("last.pt",), "export": ()}
+#: the files a run writes atomically (``.<name>.tmp-<pid>`` while being written)
+_WRITTEN = ("run.json", "scenario.toml", "sweep.json", *(f"{t}.parquet" for t in TABLES))
+
+
+def _links(path: Path) -> str | None:
+    """Why a run folder is unusable because one of econsim's files in it is a symbolic
+    link (None if none is)."""
+    names = [(n,) for n in RUN_FILES] + [
+        parts for folder, files in RUN_FOLDERS.items()
+        for parts in [(folder,), *((folder, f) for f in files)]]
+    for parts in names:
+        if path.joinpath(*parts).is_symlink():
+            return (f"{'/'.join(parts)} is a symbolic link (econsim does not follow links "
+                    "inside a run folder)")
+    return None
+
+
+def clean(folder: Path, min_age_s: float = 60.0) -> list[Path]:
+    """Remove leftovers of dead processes in a validated run folder: econsim's own temporary
+    files ``.<name>.tmp-<pid>`` of the files a run writes, in the folder and in its
+    ``checkpoints/`` (regular files only; never a link, a folder or any other file)."""
+    removed = remove_stale_temps(folder, _WRITTEN, min_age_s=min_age_s)
+    try:
+        checkpoints = inside(folder, "checkpoints")
+    except ScenarioError:
+        return removed  # a link: not ours to clean
+    if checkpoints.is_dir():
+        removed += remove_stale_temps(checkpoints, RUN_FOLDERS["checkpoints"],
+                                      min_age_s=min_age_s)
+    return removed
 
 
 def check_run_id(run_id: object) -> str:
@@ -155,7 +220,10 @@ def _tables(path: Path, info: dict[str, Any]) -> tuple[dict[str, Path], str | No
     """The readable tables of a run folder, or why the folder is unusable."""
     found: dict[str, Path] = {}
     for table in TABLES:
-        file = path / f"{table}.parquet"
+        try:
+            file = inside(path, f"{table}.parquet")
+        except ScenarioError:
+            return {}, f"{table}.parquet is a symbolic link or leads outside the folder"
         if not file.is_file():
             continue
         try:
@@ -177,7 +245,10 @@ def _check(path: Path, base: Path) -> tuple[StoredRun | None, str | None]:
         return None, "its name is not a valid run id"
     if not _inside(path, base):
         return None, "it leads outside the runs folder (a symbolic link?)"
-    manifest = path / "run.json"
+    why = _links(path)
+    if why:
+        return None, why
+    manifest = inside(path, "run.json")
     if not manifest.is_file():
         return None, "no run.json"
     try:
@@ -193,29 +264,26 @@ def _check(path: Path, base: Path) -> tuple[StoredRun | None, str | None]:
     return StoredRun(path.name, path, info, tables), None
 
 
-def _clean(folder: Path) -> None:
-    """Remove leftovers of dead processes in a run folder and its checkpoints."""
-    remove_stale_temps(folder)
-    remove_stale_temps(folder / "checkpoints")
-
-
 def scan(root: str | Path | None = None) -> list[StoredRun]:
     """Every usable run in ``root``, sorted by id. Each other folder is skipped with a
     :class:`StoreWarning` (hidden folders and plain files silently); leftover temporary
-    files of dead processes are removed on the way."""
+    files of dead processes are removed on the way: only econsim's own temporary files in
+    usable run folders and, in ``root``, half-made run folders ``.<run id>.tmp-<pid>``
+    holding nothing but a run's first files (see :func:`clean`); nothing else is deleted and
+    no link is followed."""
     base = root_path(root)
     if not base.is_dir():
         return []
-    remove_stale_temps(base)
+    remove_stale_temps(base, _plain, folders=RUN_START, min_age_s=60.0)
     found = []
     for path in sorted(base.iterdir()):
         if path.name.startswith(".") or not path.is_dir():
             continue
-        _clean(path)
         run, why = _check(path, base)
         if run is None:
             warnings.warn(f"run folder {path} skipped: {why}", StoreWarning, stacklevel=2)
         else:
+            clean(path)
             found.append(run)
     return found
 
@@ -396,12 +464,13 @@ def export(run_id: str, fmt: str = "csv", out: str | Path | None = None,
     missing = [t for t in REQUIRED if tables[t] is None]
     if missing:
         raise ScenarioError(f"run {run_id!r} has no {missing[0]} table yet (still at its start?)")
-    dest = Path(out) if out else src / "export"
+    dest = Path(out) if out else inside(src, "export")  # never a link out of the run
     written = []
     for table, file in tables.items():
         if file is None:
             continue  # only economies have per-period tables
-        path = dest / f"{run_id}-{table}.{fmt}"
+        name = f"{run_id}-{table}.{fmt}"
+        path = dest / name if out else inside(dest, name)
         if path.resolve().parent != dest.resolve():  # run ids are plain names; be sure
             raise ScenarioError(f"export: {path} would be outside {dest}/")
         df = read_table(file)

@@ -260,7 +260,7 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"run_id": run_id, "status": "failed", "wall_s": 0.0, "error": ""}
     try:
         run_dir = store.resolve(run_id, root)
-        manifest = run_dir / "run.json"
+        manifest = store.inside(run_dir, "run.json")
         info = json.loads(manifest.read_text()) if manifest.is_file() else None
         if info is not None and info.get("status") == "finished":
             result_path, status = run_dir, "existing"  # same sweep id again: keep it
@@ -270,9 +270,10 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
                                 seeds=task["seeds"], progress=False, root=root, run_id=run_id,
                                 resume=resume, iterations=task["iterations"], threads=1)
             result_path, status = result.path, "finished"
-        write_text(result_path / "sweep.json",
+        write_text(store.inside(result_path, "sweep.json"),
                    json.dumps({"sweep": task["sweep"], "params": task["params"]}, indent=2))
-        out.update(_final_metrics(pd.read_parquet(result_path / "episodes.parquet")))
+        out.update(_final_metrics(store.read_table(store.inside(result_path,
+                                                                "episodes.parquet"))))
         out["status"] = status
     except Exception as err:  # report, never take the sweep down
         out["error"] = _one_line(err)
