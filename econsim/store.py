@@ -384,12 +384,17 @@ def _connection(found: list[StoredRun]) -> duckdb.DuckDBPyConnection:
             data = pa.schema(_EMPTY[table]).empty_table()
         con.register(table, data)
     con.register("runs", _runs_frame(found))
+    # SQL sees the registered tables and nothing else: no files (read_csv, COPY ... TO,
+    # ATTACH, EXPORT), no extensions; locked so that a query cannot switch it back
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
     return con
 
 
 def connect(root: str | Path | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with views ``episodes``, ``agents``, ``periods`` and
-    ``runs`` over the usable runs (a view no run has written yet is empty).
+    ``runs`` over the usable runs (a view no run has written yet is empty). External access
+    is off and the configuration locked: SQL on it reads and writes no file.
 
     Prefer :func:`query`: it also runs again if a run replaced a file while it read.
     """
