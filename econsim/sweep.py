@@ -183,10 +183,7 @@ def _base(scenario: Scenario | str | Path) -> tuple[dict[str, Any], str]:
             data.pop("mechanism", None)
         return data, scenario.name
     path = scenario_mod.find(scenario)
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise ScenarioError(f"{path.name}: not valid TOML: {err}") from None
+    data = scenario_mod.read(path)  # the file checks of scenario.load: size, UTF-8, nesting
     scenario_mod.from_dict(data, path.name)  # the base itself must be valid
     return data, path.name
 
@@ -200,11 +197,9 @@ def plan(scenario: Scenario | str | Path, grid: dict[str, Any], seeds: Iterable[
     ``params`` and ``error``.
     """
     base, source = _base(scenario)
-    seeds = list(seeds) if seeds is not None else list(base.get("seeds", [0]))
-    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise ScenarioError(f"seeds: {seeds} is not allowed: seeds must be distinct and >= 0")
-    if iterations is not None and iterations < 1:
-        raise ScenarioError(f"iterations: {iterations} is not allowed: must be >= 1")
+    # the rules of a run's seeds and --iterations (scenario.check_seeds, check_iterations)
+    seeds = scenario_mod.check_seeds(base.get("seeds", [0]) if seeds is None else seeds)
+    iterations = scenario_mod.check_iterations(iterations)
     sweep_id = sweep_id or new_sweep_id(str(base.get("name", "sweep")))
     try:
         store.check_run_id(sweep_id)
