@@ -48,11 +48,11 @@ from econsim.bounds import (
     FINITE,
     MAX_DESCRIPTION,
     MAX_EVAL_EPISODES,
-    MAX_NAME,
     MAX_SEEDS,
     MAX_WIDTH,
     SEED_LIMIT,
     Iterations,
+    ScenarioName,
 )
 from econsim.core import Game
 from econsim.errors import ScenarioError, one_line, short
@@ -87,9 +87,8 @@ class Scenario(BaseModel):
     """A validated scenario. ``env`` and ``algorithm`` hold ``name`` plus parameters."""
 
     model_config = FINITE
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=MAX_NAME,
-                      description="identifier used in run ids: letters, digits, _ . - "
-                      "(starting with a letter or digit)")
+    name: ScenarioName = Field(description="identifier used in run ids: letters, digits, "
+                               "_ . - (starting with a letter or digit, no '..')")
     description: str = Field("", max_length=MAX_DESCRIPTION)
     seeds: list[Seed] = Field([0], min_length=1, max_length=MAX_SEEDS,
                               description="independent replicas, distinct, in [0, 2^32)")

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from econsim import bounds
 from econsim.errors import ScenarioError, StoreWarning, short
 from econsim.files import LOCK_NAME, remove_stale_temps, write_table
 
@@ -51,10 +51,8 @@ RUNS_ENV = "ECONSIM_RUNS"
 RUNS_DIR = Path("runs")  # the runs folder when $ECONSIM_RUNS is not set
 TABLES = ("episodes", "agents", "periods")  # periods: GTB runs only (per tax period)
 REQUIRED = ("episodes", "agents")  # a finished run has both
-RUN_ID_MAX = 200
-RUN_ID_RULE = ("a run id is a plain name: letters, digits and _ . - , starting with a letter "
-               "or digit, no '..', at most 200 characters")
-_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+RUN_ID_MAX = bounds.RUN_ID_MAX
+RUN_ID_RULE = f"a run id is {bounds.NAME_RULE}, at most {RUN_ID_MAX} characters"
 #: what a half-made run folder (``.<run id>.tmp-<pid>`` in the root) may hold
 RUN_START = (LOCK_NAME, "run.json", "scenario.toml")
 _ATTEMPTS = 8  # query(): runs again while a writer replaces files underneath it
@@ -91,8 +89,7 @@ def root_path(root: str | Path | None = None) -> Path:
 
 
 def _plain(run_id: object) -> bool:
-    return (isinstance(run_id, str) and len(run_id) <= RUN_ID_MAX and ".." not in run_id
-            and _RUN_ID.fullmatch(run_id) is not None)
+    return bounds.is_plain_name(run_id, RUN_ID_MAX)  # the rule of scenario names too
 
 
 def _inside(path: Path, base: Path) -> bool:
