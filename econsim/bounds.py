@@ -23,8 +23,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, ConfigDict, Field
 
-FINITE = ConfigDict(extra="forbid", allow_inf_nan=False)
-"""``model_config`` of every scenario model: unknown fields and NaN/inf refused."""
+FINITE = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
+"""``model_config`` of every scenario model: unknown fields and NaN/inf refused, and strict
+types (a boolean or text is no number, "yes" no boolean; an integer still counts as a float)."""
 
 MAX_SEEDS = 64
 """Seeds (independent replicas) per run."""
