@@ -284,7 +284,7 @@ def run(scenario: Scenario | str | Path, *, seeds: list[int] | None = None,
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        root = store.root_path(root)
+        root = store.check_root(root)
         setup = (_resume(scenario, root, resume, iterations) if resume
                  else _start(scenario, seeds, root, run_id, iterations))
         try:
@@ -342,14 +342,22 @@ def _create_folder(path: Path, scenario: Scenario, manifest: dict[str, Any]) -> 
     """Write the run's first files in a hidden temporary folder, lock it and rename it into
     place, so readers never see a half-made run and a failure leaves nothing behind."""
     made_root = not path.parent.exists()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ScenarioError(f"runs folder {short(str(path.parent))}: cannot be created: "
+                            f"{err.strerror or err}") from None
     tmp = temp_path(path)
     lock = None
     try:
         if tmp.is_symlink():
             tmp.unlink()  # not ours: never create the run through it
         shutil.rmtree(tmp, ignore_errors=True)  # our own leftover (same pid), if any
-        tmp.mkdir()
+        try:
+            tmp.mkdir()
+        except OSError as err:
+            raise ScenarioError(f"runs folder {short(str(path.parent))}: cannot be written: "
+                                f"{err.strerror or err}") from None
         lock = lock_folder(tmp, f"run {path.name!r}")
         write_text(tmp / "scenario.toml", scenario.to_toml())
         write_text(tmp / "run.json", json.dumps(manifest, indent=2))

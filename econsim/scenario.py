@@ -329,13 +329,17 @@ def check_seeds(seeds: Any) -> list[int]:
 def find(name_or_path: str | Path) -> Path:
     """A scenario file by path, or by name in the ``scenarios/`` folder."""
     p = Path(name_or_path)
-    if p.is_file():
-        return p
     candidate = SCENARIO_DIR / f"{p.stem}.toml"
-    if p.suffix in ("", ".toml") and candidate.is_file() and not p.parent.parts:
-        return candidate
+    try:
+        if p.is_file():
+            return p
+        if p.suffix in ("", ".toml") and candidate.is_file() and not p.parent.parts:
+            return candidate
+    except (OSError, ValueError):  # e.g. a name too long for a file name, a NUL byte
+        pass
     known = ", ".join(names()) or "none"
-    raise ScenarioError(f"{name_or_path}: no such scenario file (known scenarios: {known})")
+    raise ScenarioError(f"{short(str(name_or_path))}: no such scenario file (known scenarios: "
+                        f"{known})")
 
 
 def names() -> list[str]:

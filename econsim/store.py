@@ -29,10 +29,12 @@ The views ``episodes`` and ``agents`` union ``<root>/*/episodes.parquet`` and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,16 @@ def default_root() -> Path:
 def root_path(root: str | Path | None = None) -> Path:
     """``root`` as a Path; ``None`` (or ``""``) means :func:`default_root`."""
     return default_root() if root is None or str(root) == "" else Path(root)
+
+
+def check_root(root: str | Path | None = None) -> Path:
+    """:func:`root_path`, refusing (one-line ``ScenarioError``) a runs folder that exists
+    but is not a folder (a file of that name)."""
+    base = root_path(root)
+    if (base.exists() or base.is_symlink()) and not base.is_dir():
+        raise ScenarioError(f"runs folder {short(str(base))}: is not a folder (a file of that "
+                            "name exists; give another --root)")
+    return base
 
 
 def _plain(run_id: object) -> bool:
@@ -455,10 +467,53 @@ def query(sql: str, root: str | Path | None = None) -> pd.DataFrame:
 # --------------------------------------------------------------------------- export
 
 
+def out_folder(dest: str | Path, what: str = "--out") -> list[Path]:
+    """Make ``dest`` a writable folder (creating it and missing parents); returns the
+    folders it created (deepest first, for :func:`undo`). One-line ``ScenarioError`` naming
+    ``what`` if it is a file, cannot be created (a name too long, no such place, no
+    permission) or is not writable."""
+    dest = Path(dest)
+    shown = short(str(dest))
+    created: list[Path] = []
+    try:
+        probe = dest
+        while not (probe.exists() or probe.is_symlink()) and probe != probe.parent:
+            created.append(probe)
+            probe = probe.parent
+        if dest.exists() and not dest.is_dir():
+            raise ScenarioError(f"{what} {shown}: is not a folder (a file of that name "
+                                "exists)")
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        undo([], created)
+        raise ScenarioError(f"{what} {shown}: cannot be created: {err.strerror or err}") \
+            from None
+    if not os.access(dest, os.W_OK | os.X_OK):
+        undo([], created)
+        raise ScenarioError(f"{what} {shown}: is not writable")
+    return created
+
+
+def undo(files: list[Path], folders: list[Path]) -> None:
+    """Remove ``files`` and then the empty ``folders`` (deepest first) a failed write made."""
+    for file in files:
+        with contextlib.suppress(OSError):
+            file.unlink()
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
 def export(run_id: str, fmt: str = "csv", out: str | Path | None = None,
-           root: str | Path | None = None) -> list[Path]:
+           root: str | Path | None = None, also: Callable[[Path], Path] | None = None
+           ) -> list[Path]:
     """Write a run's tables as CSV or Parquet into ``out`` (default: the run folder's
-    ``export/``), as ``<out>/<run_id>-<table>.<fmt>``; returns the files written."""
+    ``export/``), as ``<out>/<run_id>-<table>.<fmt>``; returns the files written.
+
+    ``also(folder)`` writes one more file there (e.g. the data dictionary) and returns its
+    path, which is added to the list. An ``out`` that is a file, cannot be created or is not
+    writable, or a write that fails, is a one-line ``ScenarioError``, and nothing is left
+    behind (the files written so far and the folders made are removed)."""
     if fmt not in ("csv", "parquet"):
         raise ScenarioError(f"format {fmt!r} is not allowed (allowed: csv, parquet)")
     src = run_dir(run_id, root)
@@ -467,16 +522,27 @@ def export(run_id: str, fmt: str = "csv", out: str | Path | None = None,
     if missing:
         raise ScenarioError(f"run {run_id!r} has no {missing[0]} table yet (still at its start?)")
     dest = Path(out) if out else inside(src, "export")  # never a link out of the run
-    written = []
-    for table, file in tables.items():
-        if file is None:
-            continue  # only economies have per-period tables
-        name = f"{run_id}-{table}.{fmt}"
-        path = dest / name if out else inside(dest, name)
-        if path.resolve().parent != dest.resolve():  # run ids are plain names; be sure
-            raise ScenarioError(f"export: {path} would be outside {dest}/")
-        df = read_table(file)
-        dest.mkdir(parents=True, exist_ok=True)
-        write_table(path, df)
-        written.append(path)
+    created = out_folder(dest, "export: --out" if out else "export:")
+    written: list[Path] = []
+    path = dest
+    try:
+        for table, file in tables.items():
+            if file is None:
+                continue  # only economies have per-period tables
+            name = f"{run_id}-{table}.{fmt}"
+            path = dest / name if out else inside(dest, name)
+            if path.resolve().parent != dest.resolve():  # run ids are plain names; be sure
+                raise ScenarioError(f"export: {path} would be outside {dest}/")
+            write_table(path, read_table(file))
+            written.append(path)
+        if also is not None:
+            path = dest
+            written.append(also(dest))
+    except OSError as err:
+        undo(written, created)
+        raise ScenarioError(f"export: cannot write {short(str(path))}: "
+                            f"{err.strerror or err}") from None
+    except BaseException:
+        undo(written, created)
+        raise
     return written

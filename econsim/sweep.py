@@ -207,7 +207,7 @@ def plan(scenario: Scenario | str | Path, grid: dict[str, Any], seeds: Iterable[
         raise ScenarioError(f"sweep id {sweep_id!r} is not allowed: it starts the run ids, "
                             f"and {store.RUN_ID_RULE}") from None
     combos = combinations(grid)
-    root = str(store.root_path(root).resolve())
+    root = str(store.check_root(root).resolve())
     tasks, invalid = [], []
     for run_id, combo in zip(run_ids(sweep_id, combos), combos, strict=True):
         store.check_run_id(run_id)  # e.g. too long: refused before anything runs
