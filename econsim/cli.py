@@ -413,7 +413,7 @@ def _terminate_as_interrupt():
 
 
 def _error(text: str) -> None:
-    print(f"econsim: error: {' '.join(str(text).split(chr(10)))}", file=sys.stderr)
+    print(f"econsim: error: {' '.join(str(text).splitlines())}", file=sys.stderr)
 
 
 def _internal(err: BaseException) -> str:
