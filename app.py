@@ -1,8 +1,9 @@
 """The econsim workbench: ``streamlit run app.py`` (or ``make app``).
 
 Pages (``econsim/app_pages/``): scenario builder, what-if, plots, runs browser, exports,
-regression. The sidebar's "Runs folder" (default ``runs``, or ``$ECONSIM_RUNS``) is where
-runs are stored and read. The app only calls econsim; it re-implements none of it.
+regression. The sidebar shows the runs folder (``$ECONSIM_RUNS`` when the app was started,
+else ``runs``), where runs are stored and read; it cannot be changed from the browser. The
+app only calls econsim; it re-implements none of it.
 """
 
 import warnings
@@ -17,13 +18,14 @@ warnings.filterwarnings("ignore", category=StoreWarning)
 
 st.set_page_config(page_title="econsim workbench", page_icon=":material/monitoring:", layout="wide")
 
-if common.ROOT_KEY not in st.session_state:
-    st.session_state[common.ROOT_KEY] = common.default_root()
+# read-only: whoever can reach the app must not make it train into (or read from) any
+# folder the server can write; the runs folder is chosen when the app is started
 st.sidebar.text_input(
-    "Runs folder", key=common.ROOT_KEY,
-    help="Folder holding one sub-folder per training run (set ECONSIM_RUNS to change the "
-         "default). Training from the builder writes here; the runs browser, exports and "
-         "regressions read from here.")
+    "Runs folder", value=str(common.runs_root()), disabled=True,
+    help="Folder holding one sub-folder per training run: $ECONSIM_RUNS when the app was "
+         "started, else ./runs (to use another, restart the app with ECONSIM_RUNS set). "
+         "Training from the builder writes here; the runs browser, exports and regressions "
+         "read from here.")
 
 PAGES = "econsim/app_pages"
 nav = st.navigation([

@@ -18,12 +18,14 @@ description=...)``; README.md ("Scenario files") lists them.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
-from pydantic import ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field
 
-FINITE = ConfigDict(extra="forbid", allow_inf_nan=False)
-"""``model_config`` of every scenario model: unknown fields and NaN/inf refused."""
+FINITE = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
+"""``model_config`` of every scenario model: unknown fields and NaN/inf refused, and strict
+types (a boolean or text is no number, "yes" no boolean; an integer still counts as a float)."""
 
 MAX_SEEDS = 64
 """Seeds (independent replicas) per run."""
@@ -31,6 +33,29 @@ SEED_LIMIT = 2**32
 """Seeds are integers in ``[0, 2^32)`` (numpy's ``SeedSequence`` entropy word)."""
 MAX_NAME = 64
 """Characters of a scenario name (it starts every run id and folder name)."""
+RUN_ID_MAX = 200
+"""Characters of a run id (a run folder's name)."""
+MAX_RUN_SUFFIX = RUN_ID_MAX - MAX_NAME
+"""Room a run id leaves after the scenario name: ``-<UTC time>-<hex>`` (21 characters) for a
+run, ``-sweep-<UTC time>-<hex>-<nn>-<values>`` (at most about 95) for a sweep's run."""
+NAME_RULE = ("a plain name: letters, digits and _ . - , starting with a letter or digit, "
+             "no '..'")
+"""The one rule of scenario names, sweep ids and run ids (lengths aside)."""
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def is_plain_name(value: object, max_length: int = RUN_ID_MAX) -> bool:
+    """Whether ``value`` follows :data:`NAME_RULE` and has at most ``max_length``
+    characters (a scenario name, a sweep id, a run id: one rule)."""
+    return (isinstance(value, str) and len(value) <= max_length and ".." not in value
+            and _PLAIN.fullmatch(value) is not None)
+
+
+def _scenario_name(value: str) -> str:
+    if not is_plain_name(value, MAX_NAME):
+        raise ValueError(f"a scenario name is {NAME_RULE}, at most {MAX_NAME} characters "
+                         "(it starts every run id)")
+    return value
 MAX_DESCRIPTION = 2000
 """Characters of a scenario description."""
 MAX_TEXT = 256
@@ -101,5 +126,8 @@ Hidden = Annotated[list[Width], Field(max_length=MAX_LAYERS)]
 Kinds = Annotated[list[Annotated[str, Field(max_length=MAX_TEXT)]],
                   Field(max_length=MAX_AGENTS)]
 """Kind of each agent (the learner checks the names)."""
+ScenarioName = Annotated[str, Field(max_length=MAX_NAME), AfterValidator(_scenario_name)]
+"""A scenario's ``name``: :data:`NAME_RULE`, at most 64 characters, so that every run id made
+from it (name + at most :data:`MAX_RUN_SUFFIX` characters) is a valid run id."""
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
 """A short string (a name or a path): at most 256 characters."""

@@ -13,41 +13,48 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import signal
 import sys
 import warnings
+from pathlib import Path
 
 import pandas as pd
 
-from econsim.bounds import MAX_SEEDS, SEED_LIMIT
+from econsim.bounds import MAX_SEEDS
 from econsim.errors import ScenarioError, StoreWarning, short
 
 ROOT_HELP = "folder holding run folders (default: $ECONSIM_RUNS, else runs)"
 
 
+_SEED_PART = re.compile(r"([0-9]+)(?:-([0-9]+))?")  # ASCII digits only
+
+
 def parse_seeds(text: str) -> list[int]:
-    """``"0-4"`` -> [0..4]; ``"1,3,5"`` -> [1, 3, 5]; ``"7"`` -> [7]. At most ``MAX_SEEDS``
-    distinct seeds in ``[0, 2^32)`` (``econsim.bounds``), else a one-line ``ScenarioError``."""
+    """``"0-4"`` -> [0..4]; ``"1,3,5"`` -> [1, 3, 5]; ``"7"`` -> [7]. The seeds must pass
+    ``scenario.check_seeds`` (at most ``MAX_SEEDS`` distinct seeds in ``[0, 2^32)``);
+    anything else (``1-``, ``''``, ``5-3``, digits other than 0-9) is a one-line
+    ``ScenarioError``."""
+    from econsim.scenario import check_seeds
+
     shown = short(repr(text))
     too_many = ScenarioError(f"--seeds: {shown} is not allowed: at most {MAX_SEEDS} seeds")
     seeds: list[int] = []
-    try:
-        for part in text.split(","):
-            lo, _, hi = part.partition("-")
-            first, last = int(lo), int(hi or lo)
-            if last - first >= MAX_SEEDS:  # before building a range like 0-99999999999
-                raise too_many
-            seeds.extend(range(first, last + 1))
-    except ScenarioError:
-        raise
-    except ValueError:
-        raise ScenarioError(f"--seeds: {shown} is not allowed (use e.g. 0-4 or 0,2,5)") from None
+    for part in str(text).split(","):
+        m = _SEED_PART.fullmatch(part.strip())
+        if m is None or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
+            raise ScenarioError(f"--seeds: {shown} is not allowed (use e.g. 0-4 or 0,2,5)")
+        first, last = int(m.group(1)), int(m.group(2) or m.group(1))
+        if last - first >= MAX_SEEDS or len(seeds) > MAX_SEEDS:  # before building 0-99999999
+            raise too_many
+        seeds.extend(range(first, last + 1))
     if len(seeds) > MAX_SEEDS:
         raise too_many
-    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0 or max(seeds) >= SEED_LIMIT:
+    try:
+        return check_seeds(seeds)  # the rule of every run's seeds
+    except ScenarioError:
         raise ScenarioError(f"--seeds: {shown} is not allowed: seeds must be distinct "
-                            "integers in [0, 2^32)")
-    return seeds
+                            "integers in [0, 2^32)") from None
 
 
 def _table(df: pd.DataFrame) -> str:
@@ -92,7 +99,7 @@ def summary(result) -> pd.DataFrame:
 def cmd_run(args) -> int:
     from econsim import runner
 
-    seeds = parse_seeds(args.seeds) if args.seeds else None
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     result = runner.run(args.scenario, seeds=seeds, progress=not args.quiet, root=args.root,
                         resume=args.resume if args.resume is not None else None,
                         iterations=args.iterations)
@@ -108,15 +115,47 @@ def cmd_run(args) -> int:
 def cmd_export(args) -> int:
     from econsim import dictionary, store
 
-    paths = store.export(args.run, args.format, args.out, args.root)
-    for path in paths:
+    def write_dictionary(folder):
+        """The data dictionary (table, column, unit, meaning) next to the tables."""
+        names = [t for t in store.TABLES if store.table_file(args.run, t, args.root)]
+        frames = {name: store.load(args.run, name, args.root) for name in names}
+        kinds = {"episodes": "run_episodes", "agents": "run_agents"}
+        name = f"{args.run}-dictionary.csv"
+        return dictionary.write(folder / name if args.out else store.inside(folder, name),
+                                frames, kinds)
+
+    for path in store.export(args.run, args.format, args.out, args.root,
+                             also=write_dictionary):
         print(path)
-    # the data dictionary (table, column, unit, meaning) next to the tables
-    names = [p.stem.removeprefix(f"{args.run}-") for p in paths]
-    frames = {name: store.load(args.run, name, args.root) for name in names}
-    kinds = {"episodes": "run_episodes", "agents": "run_agents"}
-    print(dictionary.write(paths[0].parent / f"{args.run}-dictionary.csv", frames, kinds))
     return 0
+
+
+def check_out_file(path: str) -> None:
+    """``--out FILE`` can be written: its folder exists and is writable, it is not a folder,
+    its name is not too long; else a one-line ``ScenarioError``."""
+    out = Path(path)
+    shown = short(str(path))
+    try:
+        folder = out.parent
+        if not folder.is_dir():
+            raise ScenarioError(f"--out {shown}: its folder {short(str(folder))} does not "
+                                "exist (or is not a folder)")
+        if out.is_dir():
+            raise ScenarioError(f"--out {shown}: is a folder (give a file name)")
+        max_name = os.pathconf(folder, "PC_NAME_MAX")
+        if len(os.fsencode(out.name)) > max_name:
+            raise ScenarioError(f"--out {shown}: the file name is too long (at most "
+                                f"{max_name} bytes)")
+        if out.exists():
+            with open(out, "a"):  # writable? (appends nothing, changes nothing)
+                pass
+        else:
+            with open(out, "x"):  # can be created? (removed again at once)
+                pass
+            out.unlink()
+    except OSError as err:
+        raise ScenarioError(f"--out {shown}: cannot be written: {err.strerror or err}") \
+            from None
 
 
 def parse_reference(items: list[str] | None) -> dict[str, str]:
@@ -136,6 +175,8 @@ def cmd_regress(args) -> int:
 
     from econsim import analysis, bootstrap
 
+    if args.out:
+        check_out_file(args.out)  # before any work: a one-line error, not one after it
     reference = parse_reference(args.reference)
     bootstrap.check_draws(args.draws)  # before reading any run
     if args.out:
@@ -171,7 +212,7 @@ def cmd_sweep(args) -> int:
         if path in grid:
             raise ValueError(f"--set: {path} is given twice (list all values in one --set)")
         grid[path] = values
-    seeds = parse_seeds(args.seeds) if args.seeds else None
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     sweep_id = args.sweep_id or sweep.new_sweep_id(scenario.load(args.scenario).name)
     n = len(sweep.combinations(grid))
     if not args.quiet:
@@ -216,11 +257,23 @@ def cmd_demo(args) -> int:
     return 0
 
 
+class UsageError(Exception):
+    """A command line argparse refuses (unknown option, bad value, missing argument)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, whose errors are one ``econsim: error: ...`` line (see :func:`main`)
+    instead of the usage text and ``econsim run: error: ...``."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="econsim", description=__doc__.splitlines()[0])
+    p = Parser(prog="econsim", description=__doc__.splitlines()[0])
     p.add_argument("--root", default=None, help=ROOT_HELP)
     # every subcommand takes --root too; given there, it wins over the one before
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument("--root", default=argparse.SUPPRESS, help=ROOT_HELP)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -361,25 +414,50 @@ def _terminate_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+def _error(text: str) -> None:
+    print(f"econsim: error: {' '.join(str(text).splitlines())}", file=sys.stderr)
+
+
+def _internal(err: BaseException) -> str:
+    """``<Type>: <first line of the message>`` (shortened), for the last-resort handler."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {short(lines[0] if lines else '', 300)}".rstrip(": ")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Exit status: 0 done; 2 bad input (one ``econsim: error:`` line on
+    stderr, nothing written); 1 anything else (one ``econsim: error: internal error: ...``
+    line; ``ECONSIM_DEBUG=1`` shows the traceback instead); 130 interrupted."""
     from econsim import store
 
-    args = build_parser().parse_args(argv)
-    args.root = str(store.root_path(args.root))
+    debug = bool(os.environ.get("ECONSIM_DEBUG"))
+    args = None
     with warnings.catch_warnings(), _terminate_as_interrupt():
         warnings.simplefilter("always", StoreWarning)
         warnings.showwarning = _warning_printer()
         try:
+            args = build_parser().parse_args(argv)
+            args.root = str(store.root_path(args.root))
             return args.func(args)
+        except UsageError as err:
+            _error(str(err))
+            return 2
         except (ScenarioError, ValueError) as err:
-            if os.environ.get("ECONSIM_DEBUG"):
+            if debug:
                 raise
-            print(f"econsim: error: {' '.join(str(err).splitlines())}", file=sys.stderr)
+            _error(str(err))
             return 2
         except KeyboardInterrupt:
-            print("econsim: interrupted; resume with `econsim run SCENARIO --resume`",
-                  file=sys.stderr)
+            hint = ("; resume with `econsim run SCENARIO --resume`"
+                    if getattr(args, "command", None) == "run" else "")
+            print(f"econsim: interrupted{hint}", file=sys.stderr)
             return 130
+        except Exception as err:  # the last resort: one line, never a traceback
+            if debug:
+                raise
+            _error(f"internal error: {_internal(err)} (set ECONSIM_DEBUG=1 for the "
+                   "traceback)")
+            return 1
 
 
 if __name__ == "__main__":

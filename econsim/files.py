@@ -3,8 +3,9 @@
 * **Atomic writes.** A file is written to ``.<name>.tmp-<pid>`` in the same folder, then
   renamed onto ``<name>``, so a reader sees the old or the new file, never half of one.
 * **Leftovers.** A process killed mid-write leaves its temporary file behind;
-  :func:`remove_stale_temps` removes those whose process has ended (the store calls it when
-  it reads the runs folder, the runner when it resumes a run).
+  :func:`remove_stale_temps` removes those whose process has ended, of the names it is
+  given only, never through a link (the store calls it for usable run folders when it reads
+  the runs folder, the runner when it resumes a run).
 * **Run lock.** :func:`lock_folder` takes an exclusive ``fcntl.flock`` on ``<folder>/.lock``
   (which holds the owner's pid, for the message) so two processes never train the same run;
   the operating system releases it when its owner exits, however it exits, so a lock of a
@@ -18,7 +19,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import IO
 
@@ -27,7 +28,7 @@ import pandas as pd
 from econsim.errors import ScenarioError
 
 LOCK_NAME = ".lock"
-_TEMP = re.compile(r"^\..+\.tmp-(\d+)$")
+_TEMP = re.compile(r"^\.(.+)\.tmp-(\d+)$")
 
 
 def temp_path(path: Path) -> Path:
@@ -41,6 +42,8 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
+    if tmp.is_symlink():  # not ours: never write through it
+        tmp.unlink()
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -76,31 +79,62 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temps(folder: Path, min_age_s: float = 60.0) -> list[Path]:
-    """Remove the temporary files (and folders) ``.<name>.tmp-<pid>`` in ``folder`` whose
-    process has ended and that were last modified more than ``min_age_s`` seconds ago.
+def _ours(name: str, names: Callable[[str], bool] | Collection[str]) -> bool:
+    return names(name) if callable(names) else name in names
 
-    The age guard keeps the temporary file of a live writer on another machine sharing the
-    folder (whose pid means nothing here). Returns what was removed; errors (a read-only
-    folder, a file removed meanwhile) are ignored.
+
+def _half_made(folder: str, files: Collection[str]) -> bool:
+    """Whether ``folder`` (a real folder) holds nothing but ``files`` and their temporary
+    names, all regular files: what a process creating a run folder leaves when killed."""
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                m = _TEMP.match(entry.name)
+                name = m.group(1) if m else entry.name
+                if name not in files or not entry.is_file(follow_symlinks=False):
+                    return False
+    except OSError:
+        return False
+    return True
+
+
+def remove_stale_temps(folder: Path, names: Callable[[str], bool] | Collection[str], *,
+                       folders: Collection[str] | None = None,
+                       min_age_s: float = 60.0) -> list[Path]:
+    """Remove econsim's temporary files ``.<name>.tmp-<pid>`` in ``folder`` whose process
+    has ended and that were last modified more than ``min_age_s`` seconds ago.
+
+    Only names ``<name>`` in ``names`` (or for which ``names(name)`` is true) are ours.
+    Without ``folders``, only regular files are removed; with ``folders``, only real
+    folders (a run folder being created) that hold nothing but the files named in
+    ``folders`` (and their temporary names). A symbolic link is never followed nor removed,
+    nor is anything else. The age guard keeps the temporary file of a live writer on
+    another machine sharing the folder (whose pid means nothing here). Returns what was
+    removed; errors (a read-only folder, a file removed meanwhile) are ignored.
     """
     removed: list[Path] = []
     try:
-        entries = list(os.scandir(folder))
+        with os.scandir(folder) as it:
+            entries = list(it)
     except OSError:
         return removed
     now = time.time()
     for entry in entries:
         m = _TEMP.match(entry.name)
-        if not m or pid_alive(int(m.group(1))):
+        if not m or not _ours(m.group(1), names) or pid_alive(int(m.group(2))):
             continue
         try:
             if now - entry.stat(follow_symlinks=False).st_mtime < min_age_s:
                 continue
-            if entry.is_dir(follow_symlinks=False):
+            if folders is not None:
+                if not entry.is_dir(follow_symlinks=False) or not _half_made(entry.path,
+                                                                             folders):
+                    continue
                 shutil.rmtree(entry.path)
-            else:
+            elif entry.is_file(follow_symlinks=False):
                 os.unlink(entry.path)
+            else:
+                continue
             removed.append(Path(entry.path))
         except OSError:
             continue
@@ -114,7 +148,12 @@ def lock_folder(folder: Path, what: str) -> IO[str]:
     If another live process holds it, raises a one-line ``ScenarioError`` naming ``what``
     and that process.
     """
-    f = open(Path(folder) / LOCK_NAME, "a+")  # noqa: SIM115 (held open while the lock is)
+    try:  # never through a link (O_NOFOLLOW): the lock file is truncated and written
+        fd = os.open(Path(folder) / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as err:
+        raise ScenarioError(f"{what}: cannot take its lock {Path(folder) / LOCK_NAME}: "
+                            f"{err.strerror or err} (a symbolic link?)") from None
+    f = os.fdopen(fd, "r+")  # noqa: SIM115 (held open while the lock is)
     try:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

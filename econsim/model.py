@@ -377,22 +377,29 @@ def _run_dir(run_id: str, root: str | Path | None) -> Path:
     """The folder of stored run ``run_id`` in ``root`` (default: ``$ECONSIM_RUNS`` or
     ``runs``): a plain run id, never a path (``econsim.store.run_dir``)."""
     path = store.run_dir(run_id, root)
-    if not (path / "scenario.toml").is_file():
+    if not store.inside(path, "scenario.toml").is_file():
         raise ValueError(f"run {run_id!r}: has no scenario.toml in {path}/")
     return path
 
 
 def _load(run_id: str, root: str | Path | None) -> tuple[Scenario, Any]:
     path = _run_dir(run_id, root)
-    ckpt_path = path / "checkpoints" / "last.pt"
+    ckpt_path = store.inside(path, "checkpoints", "last.pt")
     if not ckpt_path.is_file():
         raise ValueError(f"run {str(run_id)!r}: has no checkpoint yet ({ckpt_path} is missing)")
-    scenario = scenario_mod.load(path / "scenario.toml")
-    manifest = path / "run.json"
-    seeds = (json.loads(manifest.read_text()).get("seeds") if manifest.is_file() else None) \
-        or scenario.seeds
-    trainer = scenario.make_trainer(list(seeds))
-    trainer.load_state_dict(checkpoint.load(ckpt_path)["trainer"])
+    scenario = scenario_mod.load(store.inside(path, "scenario.toml"))
+    info = json.loads(store.inside(path, "run.json").read_text())  # a usable run has one
+    seeds = info.get("seeds") or scenario.seeds
+    try:
+        seeds = scenario_mod.check_seeds(seeds)
+    except ValueError as err:
+        raise ValueError(f"run {str(run_id)!r}: run.json: {err}") from None
+    trainer = scenario.make_trainer(seeds)
+    ckpt = checkpoint.load(ckpt_path)
+    try:
+        checkpoint.restore(trainer, ckpt["trainer"])
+    except Exception as err:  # any content that is not this run's
+        raise checkpoint.mismatch(ckpt_path, err) from None
     return scenario, trainer
 
 

@@ -44,10 +44,9 @@ from tqdm.auto import tqdm
 
 from econsim import checkpoint, store
 from econsim import scenario as scenario_mod
-from econsim.errors import ScenarioError, TrainingDiverged
+from econsim.errors import ScenarioError, TrainingDiverged, short
 from econsim.files import (
     lock_folder,
-    remove_stale_temps,
     temp_path,
     write_table,
     write_text,
@@ -73,11 +72,11 @@ class RunResult:
 
     @property
     def episodes(self) -> pd.DataFrame:
-        return pd.read_parquet(self.path / "episodes.parquet")
+        return store.read_table(store.inside(self.path, "episodes.parquet"))
 
     @property
     def agents(self) -> pd.DataFrame:
-        return pd.read_parquet(self.path / "agents.parquet")
+        return store.read_table(store.inside(self.path, "agents.parquet"))
 
     def final(self) -> pd.DataFrame:
         """Last evaluation per seed: collective return and per-agent returns."""
@@ -140,10 +139,42 @@ class _Log:
         return {"episodes": self.episode_rows, "agents": self.agent_rows, "window": self.window,
                 "tables": self.tables}
 
-    def restore(self, state: dict) -> None:
-        self.episode_rows, self.agent_rows = state["episodes"], state["agents"]
-        self.window = state["window"]
-        self.tables = state.get("tables", {})
+    def restore(self, state: Any) -> None:
+        """The log of a checkpoint (see :meth:`state`); ``ValueError`` (one line) if it is not
+        one of this run: rows must be tables of plain values, the window's metrics arrays of
+        one row per seed (and one column per agent), detail tables only known ones."""
+        if not isinstance(state, dict):
+            raise ValueError(f"log is a {type(state).__name__}, not a table")
+        episodes = _plain_rows(state.get("episodes"), "log.episodes")
+        agents = _plain_rows(state.get("agents"), "log.agents")
+        window = state.get("window")
+        if not isinstance(window, list):
+            raise ValueError("log.window is not a list")
+        for i, metrics in enumerate(window):
+            if not isinstance(metrics, dict) or not all(isinstance(k, str) for k in metrics):
+                raise ValueError(f"log.window[{i}] is not a table of metrics")
+            if set(metrics) != set(window[0]):
+                raise ValueError(f"log.window[{i}] has other metrics than log.window[0]")
+            for key, value in metrics.items():
+                ok = (isinstance(value, np.ndarray) and value.dtype.kind in "biuf"
+                      and value.ndim in (1, 2) and value.shape[0] == len(self.seeds)
+                      and (value.ndim == 1 or value.shape[1] == len(self.kinds))
+                      and value.shape == window[0][key].shape)
+                if not ok:
+                    raise ValueError(f"log.window[{i}].{short(key, 60)} is not an array of "
+                                     "one row per seed (and one column per agent)")
+        tables = state.get("tables", {})
+        if not isinstance(tables, dict):
+            raise ValueError("log.tables is not a table")
+        extra = [t for t in store.TABLES if t not in ("episodes", "agents")]
+        for name in tables:
+            if name not in extra:
+                raise ValueError(f"log.tables: {short(repr(name), 60)} is not allowed "
+                                 f"(allowed: {', '.join(extra)})")
+        tables = {name: _plain_rows(rows, f"log.tables.{name}")
+                  for name, rows in tables.items()}
+        self.episode_rows, self.agent_rows, self.window = episodes, agents, window
+        self.tables = tables
 
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         ep = pd.DataFrame(self.episode_rows)
@@ -156,12 +187,27 @@ class _Log:
         return {name: pd.DataFrame(rows) for name, rows in self.tables.items()}
 
 
+def _plain_rows(rows: Any, where: str) -> list[dict]:
+    """``rows`` if it is a list of tables of plain values (text, numbers, booleans, None),
+    else a one-line ``ValueError`` naming ``where``."""
+    if not isinstance(rows, list):
+        raise ValueError(f"{where} is not a list of rows")
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or not all(
+                isinstance(k, str) and (v is None or isinstance(v, str | int | float | bool))
+                for k, v in row.items()):
+            raise ValueError(f"{where}[{i}] is not a row of plain values")
+    return rows
+
+
 def load_result(run_id: str, root: str | Path | None = None) -> RunResult:
     """The ``RunResult`` of a stored run (tables read from its folder; no trainer)."""
     path = store.run_dir(run_id, root)
-    info = json.loads((path / "run.json").read_text())
-    return RunResult(run_id, path, scenario_mod.load(path / "scenario.toml"),
-                     list(info["seeds"]), float(info.get("wall_s", 0.0)))
+    info = json.loads(store.inside(path, "run.json").read_text())
+    wall = info.get("wall_s", 0.0)
+    return RunResult(run_id, path, scenario_mod.load(store.inside(path, "scenario.toml")),
+                     stored_seeds(run_id, info),
+                     float(wall) if isinstance(wall, int | float) else 0.0)
 
 
 def new_run_id(scenario: Scenario) -> str:
@@ -173,14 +219,46 @@ def _as_scenario(scenario: Scenario | str | Path) -> Scenario:
     return scenario if isinstance(scenario, Scenario) else scenario_mod.load(scenario)
 
 
+def _started(info: dict[str, Any]) -> datetime:
+    """When a run started (``run.json``'s ``started``); the earliest time if unreadable."""
+    try:
+        when = datetime.fromisoformat(str(info.get("started")))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 def latest_unfinished(name: str, root: str | Path | None = None) -> str | None:
-    """The newest run of scenario ``name`` that stopped before finishing (status running or
-    interrupted; failed runs are resumed only by naming them), for ``--resume``."""
-    best = None
-    for run in store.scan(root):
-        if run.info.get("scenario") == name and run.info.get("status") in RESUMABLE:
-            best = run.run_id
-    return best
+    """The newest run (by its ``started`` time; ties by run id) of scenario ``name`` that
+    stopped before finishing (status running or interrupted; failed runs are resumed only
+    by naming them), for ``--resume``."""
+    found = [run for run in store.scan(root)
+             if run.info.get("scenario") == name and run.info.get("status") in RESUMABLE]
+    if not found:
+        return None
+    return max(found, key=lambda run: (_started(run.info), run.run_id)).run_id
+
+
+def stored_seeds(run_id: str, info: dict[str, Any]) -> list[int]:
+    """The seeds in a run's ``run.json`` (``info``), checked like any seeds
+    (``scenario.check_seeds``); one-line ``ScenarioError`` naming the run if they are
+    missing or not allowed."""
+    if "seeds" not in info:
+        raise ScenarioError(f"run {run_id!r}: run.json: seeds: required field is missing")
+    try:
+        return scenario_mod.check_seeds(info["seeds"])
+    except ScenarioError as err:
+        raise ScenarioError(f"run {run_id!r}: run.json: {err}") from None
+
+
+def _stored_iterations(run_id: str, info: dict[str, Any]) -> int:
+    """The budget in a run's ``run.json``, checked like ``--iterations``."""
+    if info.get("iterations") is None:
+        raise ScenarioError(f"run {run_id!r}: run.json: iterations: required field is missing")
+    try:
+        return scenario_mod.check_iterations(info["iterations"])
+    except ScenarioError as err:
+        raise ScenarioError(f"run {run_id!r}: run.json: {err}") from None
 
 
 def run(scenario: Scenario | str | Path, *, seeds: list[int] | None = None,
@@ -206,7 +284,7 @@ def run(scenario: Scenario | str | Path, *, seeds: list[int] | None = None,
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        root = store.root_path(root)
+        root = store.check_root(root)
         setup = (_resume(scenario, root, resume, iterations) if resume
                  else _start(scenario, seeds, root, run_id, iterations))
         try:
@@ -252,6 +330,7 @@ def _start(scenario: Scenario | str | Path, seeds: list[int] | None, root: Path,
     if path.exists() or path.is_symlink():
         raise ScenarioError(f"run id {run_id!r} already exists in {root}/")
     total = scenario_mod.budget(scenario, iterations)  # 0 is refused, not replaced
+    scenario_mod.check_size(scenario, seeds)  # the seeds of this run, not only the file's
     trainer = scenario.make_trainer(seeds)  # may raise before anything is written
     log = _Log(run_id, scenario, seeds, trainer.kinds, trainer.game.action_names)
     manifest = _manifest(run_id, scenario, seeds, total)
@@ -263,12 +342,22 @@ def _create_folder(path: Path, scenario: Scenario, manifest: dict[str, Any]) -> 
     """Write the run's first files in a hidden temporary folder, lock it and rename it into
     place, so readers never see a half-made run and a failure leaves nothing behind."""
     made_root = not path.parent.exists()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ScenarioError(f"runs folder {short(str(path.parent))}: cannot be created: "
+                            f"{err.strerror or err}") from None
     tmp = temp_path(path)
     lock = None
     try:
+        if tmp.is_symlink():
+            tmp.unlink()  # not ours: never create the run through it
         shutil.rmtree(tmp, ignore_errors=True)  # our own leftover (same pid), if any
-        tmp.mkdir()
+        try:
+            tmp.mkdir()
+        except OSError as err:
+            raise ScenarioError(f"runs folder {short(str(path.parent))}: cannot be written: "
+                                f"{err.strerror or err}") from None
         lock = lock_folder(tmp, f"run {path.name!r}")
         write_text(tmp / "scenario.toml", scenario.to_toml())
         write_text(tmp / "run.json", json.dumps(manifest, indent=2))
@@ -295,33 +384,37 @@ def _resume(scenario: Scenario | str | Path, root: Path, resume: str | bool,
         _as_scenario(scenario).name, root)
     if rid is None:
         raise ScenarioError(f"resume: no unfinished run to resume (none found in {root}/)")
-    path = store.run_dir(rid, root)  # a plain name, inside root, a usable run
-    if not (path / "scenario.toml").is_file():
+    path = store.run_dir(rid, root)  # a plain name, inside root, a usable run, no links
+    if not store.inside(path, "scenario.toml").is_file():
         raise ScenarioError(f"resume: run {rid!r} has no scenario.toml in {path}/")
     lock = lock_folder(path, f"run {rid!r}")
     try:
-        remove_stale_temps(path, min_age_s=0)  # we hold the lock: any leftover is stale
-        remove_stale_temps(path / "checkpoints", min_age_s=0)
-        sc = scenario_mod.load(path / "scenario.toml")
-        info = json.loads((path / "run.json").read_text())
-        seeds = list(info["seeds"])
+        store.clean(path, min_age_s=0)  # we hold the lock: any leftover of ours is stale
+        sc = scenario_mod.load(store.inside(path, "scenario.toml"))
+        info = json.loads(store.inside(path, "run.json").read_text())
+        seeds = stored_seeds(rid, info)
+        # the run's own budget unless --iterations is given (with or without a checkpoint)
+        total = _stored_iterations(rid, info) if iterations is None else iterations
+        scenario_mod.check_size(sc, seeds)
         trainer = sc.make_trainer(seeds)
         log = _Log(rid, sc, seeds, trainer.kinds, trainer.game.action_names)
-        total = scenario_mod.budget(sc, iterations)
         manifest = _manifest(rid, sc, seeds, total)
+        if isinstance(info.get("started"), str):
+            manifest["started"] = info["started"]  # the run keeps its place in time
         elapsed = 0.0
-        ckpt_path = path / "checkpoints" / "last.pt"
+        ckpt_path = store.inside(path, "checkpoints", "last.pt")
         if ckpt_path.is_file():
             ckpt = checkpoint.load(ckpt_path)
-            trainer.load_state_dict(ckpt["trainer"])
-            log.restore(ckpt["log"])
-            elapsed = ckpt["wall_s"]
-            manifest.update(info, status="running")
+            try:
+                checkpoint.restore(trainer, ckpt["trainer"])
+                log.restore(ckpt["log"])
+                elapsed = checkpoint.wall_seconds(ckpt["wall_s"])
+            except Exception as err:  # any content that is not this run's
+                raise checkpoint.mismatch(ckpt_path, err) from None
+            manifest.update(info, status="running", seeds=seeds, iterations=total)
             manifest.pop("error", None)
-            manifest["iterations"] = total = (iterations if iterations is not None
-                                              else info["iterations"])
         else:
-            write_text(path / "scenario.toml", sc.to_toml())
+            write_text(store.inside(path, "scenario.toml"), sc.to_toml())
     except BaseException:
         lock.close()
         raise
@@ -413,7 +506,6 @@ def _train(setup: _Setup, progress: bool) -> RunResult:
     """The training loop of a prepared run; records how it ended in ``run.json``."""
     trainer, log, manifest, run_dir = setup.trainer, setup.log, setup.manifest, setup.path
     scenario, total, tr = setup.scenario, setup.total, setup.scenario.train
-    ckpt_path = run_dir / "checkpoints" / "last.pt"
     t0 = time.perf_counter()
 
     def save_tables() -> None:
@@ -421,13 +513,13 @@ def _train(setup: _Setup, progress: bool) -> RunResult:
         frames = {"episodes": ep, "agents": ag, **log.extra_frames()}
         for name, df in frames.items():
             if len(df):  # a table with no rows yet is not written
-                write_table(run_dir / f"{name}.parquet", df)
+                write_table(store.inside(run_dir, f"{name}.parquet"), df)
 
     def save_manifest(status: str, **extra: Any) -> None:
         manifest.update(status=status, iterations_done=trainer.iteration,
                         wall_s=round(setup.elapsed_before + time.perf_counter() - t0, 2),
                         **extra)
-        write_text(run_dir / "run.json", json.dumps(manifest, indent=2))
+        write_text(store.inside(run_dir, "run.json"), json.dumps(manifest, indent=2))
 
     try:
         _event(run_dir, "resume" if setup.resumed else "start", iteration=trainer.iteration)
@@ -474,34 +566,55 @@ def _train(setup: _Setup, progress: bool) -> RunResult:
             if ckpt_step:
                 wall = setup.elapsed_before + time.perf_counter() - t0
                 state = {"trainer": trainer.state_dict(), "log": log.state(), "wall_s": wall}
-                checkpoint.save(ckpt_path, state)
+                checkpoint.save(store.inside(run_dir, "checkpoints", "last.pt"), state)
                 save_tables()
                 save_manifest("running")
                 _event(run_dir, "checkpoint", iteration=it)
             bar.update(1)
+        # the final tables and status are part of the run: an error or a signal while they
+        # are written is recorded like one during training, never leaving "running"
+        save_tables()
+        final = log.frames()[0].query("phase == 'eval'")
+        manifest["final_collective"] = {
+            str(s): float(v) for s, v in
+            final[final.iteration == final.iteration.max()].set_index("seed").collective.items()}
+        save_manifest("finished")
     except (KeyboardInterrupt, SystemExit):
-        save_manifest("interrupted")
-        _event(run_dir, "interrupted", iteration=trainer.iteration)
+        _record(save_manifest, run_dir, trainer.iteration, "interrupted")
         raise
     except BaseException as err:
-        save_manifest("failed", error=_one_line(err))
-        _event(run_dir, "failed", iteration=trainer.iteration, error=_one_line(err))
+        _record(save_manifest, run_dir, trainer.iteration, "failed", error=_one_line(err))
         raise
     finally:
         bar.close()
-    save_tables()
-    final = log.frames()[0].query("phase == 'eval'")
-    manifest["final_collective"] = {
-        str(s): float(v) for s, v in
-        final[final.iteration == final.iteration.max()].set_index("seed").collective.items()}
-    save_manifest("finished")
-    _event(run_dir, "finish", iteration=trainer.iteration, wall_s=manifest["wall_s"])
+    with contextlib.suppress(Exception):  # run.json says finished; the event is a courtesy
+        _event(run_dir, "finish", iteration=trainer.iteration, wall_s=manifest["wall_s"])
     return RunResult(setup.run_id, run_dir, scenario, setup.seeds, manifest["wall_s"], trainer)
 
 
+def _record(save_manifest: Any, run_dir: Path, iteration: int, status: str,
+            **extra: Any) -> None:
+    """Write how a run ended (``interrupted`` or ``failed``) to ``run.json``, once more if a
+    second signal (Ctrl-C, SIGTERM) interrupts the first attempt, then the event; an error
+    while doing so never hides the one being recorded."""
+    for _ in range(2):
+        try:
+            save_manifest(status, **extra)
+            break
+        except KeyboardInterrupt:
+            continue
+        except Exception:
+            break
+    with contextlib.suppress(Exception):
+        _event(run_dir, status, iteration=iteration, **extra)
+
+
 def _event(run_dir: Path, kind: str, **fields) -> None:
-    """Append one JSON line to ``log.jsonl`` (append-only; each line is complete)."""
+    """Append one JSON line to ``log.jsonl`` (append-only; each line is complete; never
+    through a symbolic link)."""
     line = json.dumps({"time": datetime.now(UTC).isoformat(timespec="seconds"),
                        "event": kind, **fields})
-    with open(run_dir / "log.jsonl", "a") as f:
+    path = store.inside(run_dir, "log.jsonl")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "a") as f:
         f.write(line + "\n")

@@ -48,11 +48,11 @@ from econsim.bounds import (
     FINITE,
     MAX_DESCRIPTION,
     MAX_EVAL_EPISODES,
-    MAX_NAME,
     MAX_SEEDS,
     MAX_WIDTH,
     SEED_LIMIT,
     Iterations,
+    ScenarioName,
 )
 from econsim.core import Game
 from econsim.errors import ScenarioError, one_line, short
@@ -87,9 +87,8 @@ class Scenario(BaseModel):
     """A validated scenario. ``env`` and ``algorithm`` hold ``name`` plus parameters."""
 
     model_config = FINITE
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=MAX_NAME,
-                      description="identifier used in run ids: letters, digits, _ . - "
-                      "(starting with a letter or digit)")
+    name: ScenarioName = Field(description="identifier used in run ids: letters, digits, "
+                               "_ . - (starting with a letter or digit, no '..')")
     description: str = Field("", max_length=MAX_DESCRIPTION)
     seeds: list[Seed] = Field([0], min_length=1, max_length=MAX_SEEDS,
                               description="independent replicas, distinct, in [0, 2^32)")
@@ -192,14 +191,18 @@ def check_values(data: Any, max_depth: int = MAX_DEPTH) -> None:
                                 "finite (no nan or inf)")
 
 
-def _check_size(scenario: Scenario, game: Game, config: Any) -> None:
-    """Refuse an iteration or evaluation whose observations alone exceed
-    ``MAX_BATCH_VALUES`` values (a memory error later, or a machine brought to a halt)."""
+def check_size(scenario: Scenario, seeds: list[int] | None = None, game: Game | None = None,
+               config: Any = None) -> None:
+    """Refuse (one-line ``ScenarioError``) an iteration or evaluation whose observations
+    alone exceed ``MAX_BATCH_VALUES`` values (a memory error later, or a machine brought to
+    a halt), counting the ``seeds`` the run is given (default: the scenario's)."""
+    game = scenario.make_game() if game is None else game
+    config = scenario.trainer_config() if config is None else config
     batch, evals = int(getattr(config, "batch", 1)), scenario.train.eval_episodes
     field, episodes = ("algorithm.batch", batch) if batch >= evals else (
         "train.eval_episodes", evals)
     obs = int(np.prod(game.observation_space.shape))
-    seeds = len(scenario.seeds)
+    seeds = len(scenario.seeds if seeds is None else seeds)
     total = seeds * episodes * game.max_steps * game.n_agents * obs
     if total > MAX_BATCH_VALUES:
         raise ScenarioError(
@@ -279,7 +282,7 @@ def from_dict(data: dict[str, Any], source: str = "scenario") -> Scenario:
         if scenario.mechanism is not None:
             _check_mechanism(scenario, alg_name, game)
         _check_agents(alg_name, config, game)
-        _check_size(scenario, game, config)
+        check_size(scenario, game=game, config=config)
     except ScenarioError as err:
         raise ScenarioError(prefix + str(err)) from None
     return scenario
@@ -326,13 +329,17 @@ def check_seeds(seeds: Any) -> list[int]:
 def find(name_or_path: str | Path) -> Path:
     """A scenario file by path, or by name in the ``scenarios/`` folder."""
     p = Path(name_or_path)
-    if p.is_file():
-        return p
     candidate = SCENARIO_DIR / f"{p.stem}.toml"
-    if p.suffix in ("", ".toml") and candidate.is_file() and not p.parent.parts:
-        return candidate
+    try:
+        if p.is_file():
+            return p
+        if p.suffix in ("", ".toml") and candidate.is_file() and not p.parent.parts:
+            return candidate
+    except (OSError, ValueError):  # e.g. a name too long for a file name, a NUL byte
+        pass
     known = ", ".join(names()) or "none"
-    raise ScenarioError(f"{name_or_path}: no such scenario file (known scenarios: {known})")
+    raise ScenarioError(f"{short(str(name_or_path))}: no such scenario file (known scenarios: "
+                        f"{known})")
 
 
 def names() -> list[str]:

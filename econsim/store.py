@@ -14,6 +14,10 @@ The views ``episodes`` and ``agents`` union ``<root>/*/episodes.parquet`` and
 * **Run ids.** A run id is a plain name (:data:`RUN_ID_RULE`); :func:`resolve` is the one
   place a run id becomes a path, and it refuses ids like ``../x`` or ``/etc`` and folders
   that lead outside the runs folder (a symbolic link), with a one-line ``ScenarioError``.
+* **Inside a run folder.** :func:`inside` is the one place a file of a run folder becomes a
+  path: it refuses a symbolic link among the parts and anything that resolves outside the
+  folder, so no read or write follows a link out of it; a folder whose own files are links
+  is skipped like any unusable folder.
 * **Bad folders.** A folder that is not a usable run (no or malformed ``run.json``, a
   ``run.json`` naming another run because the folder was renamed or copied, a finished run
   without its tables, an unreadable table) is skipped with a one-line :class:`StoreWarning`
@@ -25,11 +29,12 @@ The views ``episodes`` and ``agents`` union ``<root>/*/episodes.parquet`` and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import re
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,17 +45,18 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from econsim.errors import ScenarioError, StoreWarning
-from econsim.files import remove_stale_temps, write_table
+from econsim import bounds
+from econsim.errors import ScenarioError, StoreWarning, short
+from econsim.files import LOCK_NAME, remove_stale_temps, write_table
 
 RUNS_ENV = "ECONSIM_RUNS"
 RUNS_DIR = Path("runs")  # the runs folder when $ECONSIM_RUNS is not set
 TABLES = ("episodes", "agents", "periods")  # periods: GTB runs only (per tax period)
 REQUIRED = ("episodes", "agents")  # a finished run has both
-RUN_ID_MAX = 200
-RUN_ID_RULE = ("a run id is a plain name: letters, digits and _ . - , starting with a letter "
-               "or digit, no '..', at most 200 characters")
-_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+RUN_ID_MAX = bounds.RUN_ID_MAX
+RUN_ID_RULE = f"a run id is {bounds.NAME_RULE}, at most {RUN_ID_MAX} characters"
+#: what a half-made run folder (``.<run id>.tmp-<pid>`` in the root) may hold
+RUN_START = (LOCK_NAME, "run.json", "scenario.toml")
 _ATTEMPTS = 8  # query(): runs again while a writer replaces files underneath it
 
 #: columns of the views when no run has written that table yet (so they exist, empty)
@@ -84,14 +90,82 @@ def root_path(root: str | Path | None = None) -> Path:
     return default_root() if root is None or str(root) == "" else Path(root)
 
 
+def check_root(root: str | Path | None = None) -> Path:
+    """:func:`root_path`, refusing (one-line ``ScenarioError``) a runs folder that exists
+    but is not a folder (a file of that name)."""
+    base = root_path(root)
+    if (base.exists() or base.is_symlink()) and not base.is_dir():
+        raise ScenarioError(f"runs folder {short(str(base))}: is not a folder (a file of that "
+                            "name exists; give another --root)")
+    return base
+
+
 def _plain(run_id: object) -> bool:
-    return (isinstance(run_id, str) and len(run_id) <= RUN_ID_MAX and ".." not in run_id
-            and _RUN_ID.fullmatch(run_id) is not None)
+    return bounds.is_plain_name(run_id, RUN_ID_MAX)  # the rule of scenario names too
 
 
 def _inside(path: Path, base: Path) -> bool:
     """Whether ``path``'s real location (links followed) is inside ``base``'s."""
     return path.resolve().is_relative_to(base.resolve())
+
+
+def inside(folder: str | Path, *parts: str) -> Path:
+    """``folder/part/...``: a file or folder of a run folder (it need not exist).
+
+    Every part must be a plain name (no ``/``, ``.`` or ``..``), none may be a symbolic link
+    and the path must resolve inside ``folder``; otherwise a one-line ``ScenarioError``
+    (econsim never follows a link out of a run folder, whatever it reads, writes or
+    deletes there).
+    """
+    base = Path(folder)
+    path = base
+    for part in parts:
+        if (not isinstance(part, str) or part in ("", ".", "..") or "/" in part
+                or "\\" in part or "\0" in part):
+            raise ScenarioError(f"{base}/: {short(repr(part))} is not a plain file name")
+        path = path / part
+        if path.is_symlink():
+            raise ScenarioError(f"{path} is a symbolic link; econsim does not follow links "
+                                "inside a run folder (replace it with the file itself)")
+    if not _inside(path, base):
+        raise ScenarioError(f"{path} leads outside {base}/; it is not used")
+    return path
+
+
+#: what econsim keeps in a run folder (a link by one of these names makes the folder unusable)
+RUN_FILES = ("run.json", "scenario.toml", "sweep.json", "log.jsonl", LOCK_NAME,
+             *(f"{t}.parquet" for t in TABLES))
+RUN_FOLDERS = {"checkpoints": ("last.pt",), "export": ()}
+#: the files a run writes atomically (``.<name>.tmp-<pid>`` while being written)
+_WRITTEN = ("run.json", "scenario.toml", "sweep.json", *(f"{t}.parquet" for t in TABLES))
+
+
+def _links(path: Path) -> str | None:
+    """Why a run folder is unusable because one of econsim's files in it is a symbolic
+    link (None if none is)."""
+    names = [(n,) for n in RUN_FILES] + [
+        parts for folder, files in RUN_FOLDERS.items()
+        for parts in [(folder,), *((folder, f) for f in files)]]
+    for parts in names:
+        if path.joinpath(*parts).is_symlink():
+            return (f"{'/'.join(parts)} is a symbolic link (econsim does not follow links "
+                    "inside a run folder)")
+    return None
+
+
+def clean(folder: Path, min_age_s: float = 60.0) -> list[Path]:
+    """Remove leftovers of dead processes in a validated run folder: econsim's own temporary
+    files ``.<name>.tmp-<pid>`` of the files a run writes, in the folder and in its
+    ``checkpoints/`` (regular files only; never a link, a folder or any other file)."""
+    removed = remove_stale_temps(folder, _WRITTEN, min_age_s=min_age_s)
+    try:
+        checkpoints = inside(folder, "checkpoints")
+    except ScenarioError:
+        return removed  # a link: not ours to clean
+    if checkpoints.is_dir():
+        removed += remove_stale_temps(checkpoints, RUN_FOLDERS["checkpoints"],
+                                      min_age_s=min_age_s)
+    return removed
 
 
 def check_run_id(run_id: object) -> str:
@@ -155,7 +229,10 @@ def _tables(path: Path, info: dict[str, Any]) -> tuple[dict[str, Path], str | No
     """The readable tables of a run folder, or why the folder is unusable."""
     found: dict[str, Path] = {}
     for table in TABLES:
-        file = path / f"{table}.parquet"
+        try:
+            file = inside(path, f"{table}.parquet")
+        except ScenarioError:
+            return {}, f"{table}.parquet is a symbolic link or leads outside the folder"
         if not file.is_file():
             continue
         try:
@@ -177,7 +254,10 @@ def _check(path: Path, base: Path) -> tuple[StoredRun | None, str | None]:
         return None, "its name is not a valid run id"
     if not _inside(path, base):
         return None, "it leads outside the runs folder (a symbolic link?)"
-    manifest = path / "run.json"
+    why = _links(path)
+    if why:
+        return None, why
+    manifest = inside(path, "run.json")
     if not manifest.is_file():
         return None, "no run.json"
     try:
@@ -193,29 +273,26 @@ def _check(path: Path, base: Path) -> tuple[StoredRun | None, str | None]:
     return StoredRun(path.name, path, info, tables), None
 
 
-def _clean(folder: Path) -> None:
-    """Remove leftovers of dead processes in a run folder and its checkpoints."""
-    remove_stale_temps(folder)
-    remove_stale_temps(folder / "checkpoints")
-
-
 def scan(root: str | Path | None = None) -> list[StoredRun]:
     """Every usable run in ``root``, sorted by id. Each other folder is skipped with a
     :class:`StoreWarning` (hidden folders and plain files silently); leftover temporary
-    files of dead processes are removed on the way."""
+    files of dead processes are removed on the way: only econsim's own temporary files in
+    usable run folders and, in ``root``, half-made run folders ``.<run id>.tmp-<pid>``
+    holding nothing but a run's first files (see :func:`clean`); nothing else is deleted and
+    no link is followed."""
     base = root_path(root)
     if not base.is_dir():
         return []
-    remove_stale_temps(base)
+    remove_stale_temps(base, _plain, folders=RUN_START, min_age_s=60.0)
     found = []
     for path in sorted(base.iterdir()):
         if path.name.startswith(".") or not path.is_dir():
             continue
-        _clean(path)
         run, why = _check(path, base)
         if run is None:
             warnings.warn(f"run folder {path} skipped: {why}", StoreWarning, stacklevel=2)
         else:
+            clean(path)
             found.append(run)
     return found
 
@@ -316,12 +393,17 @@ def _connection(found: list[StoredRun]) -> duckdb.DuckDBPyConnection:
             data = pa.schema(_EMPTY[table]).empty_table()
         con.register(table, data)
     con.register("runs", _runs_frame(found))
+    # SQL sees the registered tables and nothing else: no files (read_csv, COPY ... TO,
+    # ATTACH, EXPORT), no extensions; locked so that a query cannot switch it back
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
     return con
 
 
 def connect(root: str | Path | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with views ``episodes``, ``agents``, ``periods`` and
-    ``runs`` over the usable runs (a view no run has written yet is empty).
+    ``runs`` over the usable runs (a view no run has written yet is empty). External access
+    is off and the configuration locked: SQL on it reads and writes no file.
 
     Prefer :func:`query`: it also runs again if a run replaced a file while it read.
     """
@@ -385,10 +467,53 @@ def query(sql: str, root: str | Path | None = None) -> pd.DataFrame:
 # --------------------------------------------------------------------------- export
 
 
+def out_folder(dest: str | Path, what: str = "--out") -> list[Path]:
+    """Make ``dest`` a writable folder (creating it and missing parents); returns the
+    folders it created (deepest first, for :func:`undo`). One-line ``ScenarioError`` naming
+    ``what`` if it is a file, cannot be created (a name too long, no such place, no
+    permission) or is not writable."""
+    dest = Path(dest)
+    shown = short(str(dest))
+    created: list[Path] = []
+    try:
+        probe = dest
+        while not (probe.exists() or probe.is_symlink()) and probe != probe.parent:
+            created.append(probe)
+            probe = probe.parent
+        if dest.exists() and not dest.is_dir():
+            raise ScenarioError(f"{what} {shown}: is not a folder (a file of that name "
+                                "exists)")
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        undo([], created)
+        raise ScenarioError(f"{what} {shown}: cannot be created: {err.strerror or err}") \
+            from None
+    if not os.access(dest, os.W_OK | os.X_OK):
+        undo([], created)
+        raise ScenarioError(f"{what} {shown}: is not writable")
+    return created
+
+
+def undo(files: list[Path], folders: list[Path]) -> None:
+    """Remove ``files`` and then the empty ``folders`` (deepest first) a failed write made."""
+    for file in files:
+        with contextlib.suppress(OSError):
+            file.unlink()
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
 def export(run_id: str, fmt: str = "csv", out: str | Path | None = None,
-           root: str | Path | None = None) -> list[Path]:
+           root: str | Path | None = None, also: Callable[[Path], Path] | None = None
+           ) -> list[Path]:
     """Write a run's tables as CSV or Parquet into ``out`` (default: the run folder's
-    ``export/``), as ``<out>/<run_id>-<table>.<fmt>``; returns the files written."""
+    ``export/``), as ``<out>/<run_id>-<table>.<fmt>``; returns the files written.
+
+    ``also(folder)`` writes one more file there (e.g. the data dictionary) and returns its
+    path, which is added to the list. An ``out`` that is a file, cannot be created or is not
+    writable, or a write that fails, is a one-line ``ScenarioError``, and nothing is left
+    behind (the files written so far and the folders made are removed)."""
     if fmt not in ("csv", "parquet"):
         raise ScenarioError(f"format {fmt!r} is not allowed (allowed: csv, parquet)")
     src = run_dir(run_id, root)
@@ -396,16 +521,28 @@ def export(run_id: str, fmt: str = "csv", out: str | Path | None = None,
     missing = [t for t in REQUIRED if tables[t] is None]
     if missing:
         raise ScenarioError(f"run {run_id!r} has no {missing[0]} table yet (still at its start?)")
-    dest = Path(out) if out else src / "export"
-    written = []
-    for table, file in tables.items():
-        if file is None:
-            continue  # only economies have per-period tables
-        path = dest / f"{run_id}-{table}.{fmt}"
-        if path.resolve().parent != dest.resolve():  # run ids are plain names; be sure
-            raise ScenarioError(f"export: {path} would be outside {dest}/")
-        df = read_table(file)
-        dest.mkdir(parents=True, exist_ok=True)
-        write_table(path, df)
-        written.append(path)
+    dest = Path(out) if out else inside(src, "export")  # never a link out of the run
+    created = out_folder(dest, "export: --out" if out else "export:")
+    written: list[Path] = []
+    path = dest
+    try:
+        for table, file in tables.items():
+            if file is None:
+                continue  # only economies have per-period tables
+            name = f"{run_id}-{table}.{fmt}"
+            path = dest / name if out else inside(dest, name)
+            if path.resolve().parent != dest.resolve():  # run ids are plain names; be sure
+                raise ScenarioError(f"export: {path} would be outside {dest}/")
+            write_table(path, read_table(file))
+            written.append(path)
+        if also is not None:
+            path = dest
+            written.append(also(dest))
+    except OSError as err:
+        undo(written, created)
+        raise ScenarioError(f"export: cannot write {short(str(path))}: "
+                            f"{err.strerror or err}") from None
+    except BaseException:
+        undo(written, created)
+        raise
     return written

@@ -183,10 +183,7 @@ def _base(scenario: Scenario | str | Path) -> tuple[dict[str, Any], str]:
             data.pop("mechanism", None)
         return data, scenario.name
     path = scenario_mod.find(scenario)
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise ScenarioError(f"{path.name}: not valid TOML: {err}") from None
+    data = scenario_mod.read(path)  # the file checks of scenario.load: size, UTF-8, nesting
     scenario_mod.from_dict(data, path.name)  # the base itself must be valid
     return data, path.name
 
@@ -200,11 +197,9 @@ def plan(scenario: Scenario | str | Path, grid: dict[str, Any], seeds: Iterable[
     ``params`` and ``error``.
     """
     base, source = _base(scenario)
-    seeds = list(seeds) if seeds is not None else list(base.get("seeds", [0]))
-    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise ScenarioError(f"seeds: {seeds} is not allowed: seeds must be distinct and >= 0")
-    if iterations is not None and iterations < 1:
-        raise ScenarioError(f"iterations: {iterations} is not allowed: must be >= 1")
+    # the rules of a run's seeds and --iterations (scenario.check_seeds, check_iterations)
+    seeds = scenario_mod.check_seeds(base.get("seeds", [0]) if seeds is None else seeds)
+    iterations = scenario_mod.check_iterations(iterations)
     sweep_id = sweep_id or new_sweep_id(str(base.get("name", "sweep")))
     try:
         store.check_run_id(sweep_id)
@@ -212,7 +207,7 @@ def plan(scenario: Scenario | str | Path, grid: dict[str, Any], seeds: Iterable[
         raise ScenarioError(f"sweep id {sweep_id!r} is not allowed: it starts the run ids, "
                             f"and {store.RUN_ID_RULE}") from None
     combos = combinations(grid)
-    root = str(store.root_path(root).resolve())
+    root = str(store.check_root(root).resolve())
     tasks, invalid = [], []
     for run_id, combo in zip(run_ids(sweep_id, combos), combos, strict=True):
         store.check_run_id(run_id)  # e.g. too long: refused before anything runs
@@ -260,7 +255,7 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"run_id": run_id, "status": "failed", "wall_s": 0.0, "error": ""}
     try:
         run_dir = store.resolve(run_id, root)
-        manifest = run_dir / "run.json"
+        manifest = store.inside(run_dir, "run.json")
         info = json.loads(manifest.read_text()) if manifest.is_file() else None
         if info is not None and info.get("status") == "finished":
             result_path, status = run_dir, "existing"  # same sweep id again: keep it
@@ -270,9 +265,10 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
                                 seeds=task["seeds"], progress=False, root=root, run_id=run_id,
                                 resume=resume, iterations=task["iterations"], threads=1)
             result_path, status = result.path, "finished"
-        write_text(result_path / "sweep.json",
+        write_text(store.inside(result_path, "sweep.json"),
                    json.dumps({"sweep": task["sweep"], "params": task["params"]}, indent=2))
-        out.update(_final_metrics(pd.read_parquet(result_path / "episodes.parquet")))
+        out.update(_final_metrics(store.read_table(store.inside(result_path,
+                                                                "episodes.parquet"))))
         out["status"] = status
     except Exception as err:  # report, never take the sweep down
         out["error"] = _one_line(err)

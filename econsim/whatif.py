@@ -110,7 +110,7 @@ def _scenario(scenario: Scenario | str | Path | None, brains: str, root: Path) -
         if not brains.startswith("trained:"):
             raise ValueError("scenario: required unless the brains are trained:<run_id>")
         run_dir = store.run_dir(brains.removeprefix("trained:"), root)  # one-line if absent
-        return scenario_mod.load(run_dir / "scenario.toml")
+        return scenario_mod.load(store.inside(run_dir, "scenario.toml"))
     return scenario_mod.load(scenario)
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.errors import AppTestError
 
 from econsim import runner, scenario, whatif
 
@@ -373,3 +374,27 @@ def test_plots_replay_a_cleanup_episode_and_show_incentives_over_training(monkey
     at.radio(key="p_source").set_value("A stored run").run()
     _ok(at)
     assert "Incentives over training" in [h.value for h in at.subheader]
+
+
+# ------------------------------------------------------------------------------ runs folder
+
+
+def test_the_runs_folder_cannot_be_changed_from_the_browser(monkeypatch, tmp_path):
+    """The sidebar's "Runs folder" was free text: anyone reaching a served app could train
+    into any folder the server can write. It only shows the runs folder now."""
+    from econsim.app_pages import common
+
+    root = tmp_path / "runs"
+    evil = tmp_path / "evil"
+    at = _app(monkeypatch, root)
+    [box] = at.sidebar.text_input
+    assert box.label == "Runs folder" and box.disabled and box.value == str(root)
+    with pytest.raises(AppTestError, match="disabled"):
+        box.set_value(str(evil))  # a browser cannot change it
+    at.session_state[common.ROOT_KEY] = str(evil)  # nor does anything in the session
+    at.run()
+    _ok(at)
+    caption = " ".join(c.value for c in at.caption)
+    assert f"`{root}`" in caption and str(evil) not in caption
+    assert at.sidebar.text_input[0].value == str(root)
+    assert common.runs_root() == root

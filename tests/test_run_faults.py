@@ -18,7 +18,7 @@ import pytest
 import tomli_w
 import torch
 
-from econsim import checkpoint, cli, files, runner, scenario, store
+from econsim import checkpoint, cli, runner, scenario, store
 from econsim.errors import ScenarioError, StoreWarning, TrainingDiverged
 
 DIVERGED = (r"^training diverged at iteration (\d+): (parameter )?[\w.]+ is (nan|inf) "
@@ -235,28 +235,30 @@ def test_stale_temp_files_of_dead_processes_are_removed(tmp_path):
     run = runner.run(tiny(iterations=2), seeds=[0], progress=False, root=root, run_id="r")
     dead, old = _dead_pid(), time.time() - 3600
     stale = [run.path / f".episodes.parquet.tmp-{dead}",
-             run.path / "checkpoints" / f".last.pt.tmp-{dead}",
-             root / f".other.tmp-{dead}"]
+             run.path / "checkpoints" / f".last.pt.tmp-{dead}"]
+    # not econsim's: a file in the root, a name a run never writes
+    foreign = [root / f".other.tmp-{dead}", run.path / f".notes.txt.tmp-{dead}"]
     writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     live = run.path / f".agents.parquet.tmp-{writer.pid}"  # a writer still at work
-    for path in [*stale, live]:
+    for path in [*stale, *foreign, live]:
         path.write_bytes(b"half")
         os.utime(path, (old, old))
     (root / f".half-made-run.tmp-{dead}").mkdir()  # a run folder being created, then killed
     os.utime(root / f".half-made-run.tmp-{dead}", (old, old))
     assert store.runs(root).run_id.tolist() == ["r"]
     assert not any(p.exists() for p in stale) and live.exists()
+    assert all(p.exists() for p in foreign)
     assert not (root / f".half-made-run.tmp-{dead}").exists()
     # resuming removes them at once, whatever their age (the run is locked)
     fresh = run.path / "checkpoints" / f".last.pt.tmp-{dead}"
     fresh.write_bytes(b"half")
     runner.run("ipd_pg", resume="r", progress=False, root=root, iterations=3)
     assert not fresh.exists()
-    assert files.remove_stale_temps(run.path, min_age_s=0) == []  # the live one stays
-    assert live.exists()
+    assert store.clean(run.path, min_age_s=0) == []  # the live one stays
+    assert live.exists() and all(p.exists() for p in foreign)
     writer.kill()
     writer.wait()
-    assert files.remove_stale_temps(run.path) == [live]
+    assert store.clean(run.path) == [live]
 
 
 def _children(pid: int) -> list[int]:

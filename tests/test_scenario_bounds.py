@@ -135,9 +135,9 @@ BAD = [  # (base, dotted path, value, what the one-line message must contain)
     (BASE, "seeds", list(range(65)), "seeds: [0, 1, 2,"),
     (BASE, "seeds", [3, 3], "seeds: [3, 3] is not allowed: seeds must be distinct"),
     (BASE, "name", "x" * 65, "name: 'xxxxx"),
-    (BASE, "name", "-rf", "name: '-rf' is not allowed: String should match pattern"),
-    (BASE, "name", "..", "name: '..' is not allowed: String should match pattern"),
-    (BASE, "name", "a/b", "name: 'a/b' is not allowed: String should match pattern"),
+    (BASE, "name", "-rf", "name: '-rf' is not allowed: a scenario name is a plain name"),
+    (BASE, "name", "..", "name: '..' is not allowed: a scenario name is a plain name"),
+    (BASE, "name", "a/b", "name: 'a/b' is not allowed: a scenario name is a plain name"),
     (BASE, "description", "d" * 2001, "String should have at most 2000 characters"),
     (BASE, "train.iterations", 0, "train.iterations: 0 is not allowed: Input should be greater "
      "than or equal to 1"),

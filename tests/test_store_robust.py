@@ -11,6 +11,7 @@ import time
 import warnings
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 import tomli_w
@@ -251,3 +252,31 @@ def test_queries_while_a_run_writes_never_fail(tmp_path):
         proc.wait()
     assert calls >= 250 and not failures, (calls, failures[:5])
     assert done and max(done) - min(done) >= 3, "the run did not write during the queries"
+
+
+@pytest.mark.parametrize("sql", [
+    "select * from read_csv('/etc/hostname')",
+    "select * from read_text('/etc/passwd')",
+    "copy (select * from runs) to '{out}/leak.csv'",
+    "attach '{out}/x.db' as x",
+    "export database '{out}/dump'",
+    "set enable_external_access = true",
+    "set lock_configuration = false",
+    "install httpfs",
+    "select * from '{root}/*/episodes.parquet'",
+])
+def test_sql_reads_and_writes_no_file(good_run, tmp_path, sql):
+    root = good_run.path.parent
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ScenarioError) as err:
+        store.query(sql.format(out=out, root=root), root)
+    assert "\n" not in str(err.value) and str(err.value).startswith("query failed: ")
+    assert list(out.iterdir()) == []
+    assert len(store.query("select * from episodes", root))  # the views still work
+    con = store.connect(root)
+    try:
+        with pytest.raises(duckdb.Error):
+            con.execute(sql.format(out=out, root=root))
+    finally:
+        con.close()

@@ -241,7 +241,10 @@ def _train(job: dict) -> None:
 
 
 def _iterations_done(job: dict) -> int:
-    log = job["path"] / "log.jsonl"
+    try:
+        log = store.inside(job["path"], "log.jsonl")
+    except ScenarioError:
+        return 0
     done = 0
     if log.is_file():
         for line in log.read_text().splitlines():

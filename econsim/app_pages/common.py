@@ -22,7 +22,7 @@ from mechanisms import registry
 from mechanisms.tax import US_FEDERAL_CUTOFFS, US_FEDERAL_RATES
 
 RUNS_ENV = store.RUNS_ENV
-ROOT_KEY = "runs_root"
+ROOT_KEY = "runs_root"  # kept for old sessions; the runs folder is never read from it
 RESULT_KEY = "whatif_result"  # the last what-if's WhatIfResult (session state)
 BUILDER_KEY = "builder_scenario"  # the builder's last valid scenario dict (session state)
 BUILDER_OPTION = "(from the builder)"  # the what-if's name for that scenario
@@ -61,10 +61,10 @@ def default_root() -> str:
 
 
 def runs_root() -> Path:
-    """The runs folder chosen in the sidebar."""
-    import streamlit as st
-
-    return Path(st.session_state.get(ROOT_KEY) or default_root())
+    """The runs folder: ``store.default_root()`` (``$ECONSIM_RUNS`` when the app was started,
+    else ``runs``). Nothing a browser sends can change it (the sidebar only shows it), so
+    the app never trains into or reads from another folder."""
+    return store.default_root()
 
 
 def list_runs(root: Path) -> pd.DataFrame:

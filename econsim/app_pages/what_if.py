@@ -65,8 +65,8 @@ def _scenario():
 try:
     sc = _scenario()
     if sc is None:
-        sc = scenario_mod.load(store.run_dir(brain.removeprefix("trained:"), root)
-                               / "scenario.toml")
+        sc = scenario_mod.load(store.inside(store.run_dir(brain.removeprefix("trained:"),
+                                                          root), "scenario.toml"))
     taxes = common.has_taxes(sc.env_name)
 except (ScenarioError, ValueError) as err:
     st.error(common.one_line(err))
