@@ -73,8 +73,8 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
-import tomllib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +86,8 @@ import pandas as pd
 from econsim import bootstrap as wild
 from econsim import dictionary, store
 from econsim import formula as formula_mod
+from econsim import scenario as scenario_mod
+from econsim.errors import ScenarioError
 
 TABLES = store.TABLES  # episodes, agents, periods
 EVALUATIONS = ("final", "all", "ITERATION")  # what `evaluations` allows
@@ -125,11 +127,14 @@ def run_meta(run_id: str, root: str | Path | None = None) -> dict[str, Any]:
     for sweep runs, ``sweep`` + one entry per swept parameter."""
     path = store.run_dir(run_id, root)
     spec: dict | str = "none"
-    toml = path / "scenario.toml"
+    toml = store.inside(path, "scenario.toml")
     if toml.is_file():
-        spec = dictionary.scenario_mechanism(_read(run_id, toml, tomllib.loads))
+        try:  # the same size, UTF-8 and nesting checks as any scenario file
+            spec = dictionary.scenario_mechanism(scenario_mod.read(toml))
+        except ScenarioError as err:
+            raise ValueError(f"run {run_id!r}: {err}") from None
     meta: dict[str, Any] = {**dictionary.mechanism_columns(spec), "sweep": None}
-    sweep = path / "sweep.json"
+    sweep = store.inside(path, "sweep.json")
     if sweep.is_file():
         info = _read(run_id, sweep, json.loads)
         params = info.get("params", {}) if isinstance(info, dict) else None
@@ -538,19 +543,30 @@ class Regression:
 
 
 def check_output(path: str | Path) -> Path:
-    """``path`` as a Path if a file can be written there as far as one can tell without
-    writing (not a folder, in a folder that exists); else a one-line ``ValueError``."""
+    """``path`` as a Path if a file can be written there: its folder exists and is writable,
+    it is not a folder and its name is not too long (tried without leaving a file behind);
+    else a one-line ``ValueError`` ``cannot write PATH: reason``."""
     path = Path(path)
+    shown = str(path)[:200]
     try:
-        is_dir, parent_ok = path.is_dir(), path.parent.is_dir()
-    except OSError as err:  # e.g. a name too long
-        raise ValueError(f"cannot write {str(path)[:200]}: {err.strerror or err}") from None
-    if is_dir:
-        raise ValueError(f"cannot write {str(path)[:200]}: it is a folder (name a file, "
-                         "e.g. fit.csv)")
-    if not parent_ok:
-        raise ValueError(f"cannot write {str(path)[:200]}: the folder {str(path.parent)[:200]}"
-                         " does not exist")
+        if path.is_dir():
+            raise ValueError(f"cannot write {shown}: it is a folder (name a file, e.g. fit.csv)")
+        if not path.parent.is_dir():
+            raise ValueError(f"cannot write {shown}: the folder {str(path.parent)[:200]} does "
+                             "not exist")
+        limit = os.pathconf(path.parent, "PC_NAME_MAX")
+        if len(os.fsencode(path.name)) > limit:
+            raise ValueError(f"cannot write {shown}: the file name is too long (at most "
+                             f"{limit} bytes)")
+        if path.exists():
+            with open(path, "a"):  # writable? (appends nothing)
+                pass
+        else:
+            with open(path, "x"):  # can be created? (removed again at once)
+                pass
+            path.unlink()
+    except OSError as err:
+        raise ValueError(f"cannot write {shown}: {err.strerror or err}") from None
     return path
 
 

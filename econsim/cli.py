@@ -17,7 +17,6 @@ import re
 import signal
 import sys
 import warnings
-from pathlib import Path
 
 import pandas as pd
 
@@ -130,34 +129,6 @@ def cmd_export(args) -> int:
     return 0
 
 
-def check_out_file(path: str) -> None:
-    """``--out FILE`` can be written: its folder exists and is writable, it is not a folder,
-    its name is not too long; else a one-line ``ScenarioError``."""
-    out = Path(path)
-    shown = short(str(path))
-    try:
-        folder = out.parent
-        if not folder.is_dir():
-            raise ScenarioError(f"--out {shown}: its folder {short(str(folder))} does not "
-                                "exist (or is not a folder)")
-        if out.is_dir():
-            raise ScenarioError(f"--out {shown}: is a folder (give a file name)")
-        max_name = os.pathconf(folder, "PC_NAME_MAX")
-        if len(os.fsencode(out.name)) > max_name:
-            raise ScenarioError(f"--out {shown}: the file name is too long (at most "
-                                f"{max_name} bytes)")
-        if out.exists():
-            with open(out, "a"):  # writable? (appends nothing, changes nothing)
-                pass
-        else:
-            with open(out, "x"):  # can be created? (removed again at once)
-                pass
-            out.unlink()
-    except OSError as err:
-        raise ScenarioError(f"--out {shown}: cannot be written: {err.strerror or err}") \
-            from None
-
-
 def parse_reference(items: list[str] | None) -> dict[str, str]:
     """``["mechanism=us_federal"]`` -> ``{"mechanism": "us_federal"}`` (``--reference``)."""
     out: dict[str, str] = {}
@@ -176,11 +147,9 @@ def cmd_regress(args) -> int:
     from econsim import analysis, bootstrap
 
     if args.out:
-        check_out_file(args.out)  # before any work: a one-line error, not one after it
+        analysis.check_output(args.out)  # before any work: a one-line error, not one after
     reference = parse_reference(args.reference)
     bootstrap.check_draws(args.draws)  # before reading any run
-    if args.out:
-        analysis.check_output(args.out)
     which = analysis.evaluation_label(args.evaluations)  # refuses a bad value first
     if args.table == "episodes":
         data = analysis.episode_table(args.runs, root=args.root, evaluations=args.evaluations)

@@ -148,7 +148,7 @@ def test_a_failed_export_leaves_nothing_behind(stored, tmp_path, capsys, monkeyp
 
 @pytest.mark.parametrize("out, message", [
     ("{afile}/x.csv", "does not exist"),
-    ("/proc/x.csv", "cannot be written"),
+    ("/proc/x.csv", "cannot write"),
     ("{tmp}", "is a folder"),
     ("{tmp}/" + "x" * 300 + ".csv", "too long"),
 ])

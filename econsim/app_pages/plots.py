@@ -146,7 +146,7 @@ def _stored(run_id: str, root) -> None:
     st.caption("Below: the last evaluation of the run (per tax period, all seeds).")
     st.subheader("Welfare, productivity and equality over the episode")
     st.altair_chart(charts.metrics_over_time(periods, x="period", by="scenario"))
-    sc = scenario_mod.load(store.run_dir(run_id, root) / "scenario.toml")
+    sc = scenario_mod.load(store.inside(store.run_dir(run_id, root), "scenario.toml"))
     cutoffs = getattr(sc.make_game(), "cutoffs", None)
     rate_cols = [f"rate_{j}" for j in range(len(cutoffs))] if cutoffs is not None else []
     if rate_cols and set(rate_cols) <= set(periods.columns):

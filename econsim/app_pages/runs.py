@@ -17,7 +17,8 @@ root = common.runs_root()
 runs = common.list_runs(root)
 if runs.empty:
     st.info(f"No runs in `{root}` yet. Train one from the Scenario builder, or run "
-            "`econsim run gtb_flat30` in a shell; change the folder in the sidebar.")
+            "`econsim run gtb_flat30` in a shell (another folder: restart the app with "
+            "`ECONSIM_RUNS=FOLDER make app`).")
     st.stop()
 
 st.caption(f"{len(runs)} run(s) in `{root}` (one folder each; queried with DuckDB).")
@@ -29,7 +30,7 @@ st.subheader("Open a run")
 run_id = st.selectbox("Run", ids, key="r_open")
 try:
     path = store.run_dir(run_id, root)
-    info = json.loads((path / "run.json").read_text())
+    info = json.loads(store.inside(path, "run.json").read_text())
 except (ScenarioError, OSError, ValueError) as err:  # changed since it was listed
     st.error(common.one_line(err))
     st.stop()
@@ -41,7 +42,7 @@ c2.metric("Iterations", f"{info.get('iterations_done', 0)} / {info.get('iteratio
 c3.metric("Seeds", ", ".join(str(s) for s in info.get("seeds", [])))
 c4.metric("Wall time", f"{info.get('wall_s', 0):.0f} s")
 with st.expander("Scenario (resolved)"):
-    toml = path / "scenario.toml"
+    toml = store.inside(path, "scenario.toml")
     st.code(toml.read_text() if toml.is_file() else "(missing)", language="toml")
 try:
     episodes = analysis.load(run_id, "episodes", root)
