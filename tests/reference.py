@@ -1,0 +1,92 @@
+"""Reference numbers of every shipped scenario on a tiny budget, to prove a refactoring changes
+no learner's numbers.
+
+``fingerprint(name)`` trains the scenario shrunk by :func:`tiny` on seeds 0 and 1 for three
+iterations, evaluates it on two episodes and returns every reported number (hex floats) and,
+per floating tensor of the trainer's state, its sum and its sum of absolute values.
+``tests/data/reference_numbers.json`` holds the fingerprints of the code they were written
+with; ``tests/test_reference_numbers.py`` compares.
+
+    .venv/bin/python -m tests.reference --write     # after a change that is MEANT to move them
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from econsim import scenario as scenario_mod
+
+PATH = Path(__file__).parent / "data" / "reference_numbers.json"
+SEEDS = [0, 1]
+ITERATIONS = 3
+
+
+def tiny(name: str, **algorithm) -> scenario_mod.Scenario:
+    """A shipped scenario shrunk to a few cheap steps (short GTB and Cleanup episodes)."""
+    data = scenario_mod.load(name).model_dump()
+    env = data["env"]
+    if env["name"] == "gtb":
+        env.update(max_steps=20, period_length=10)
+    if env["name"] == "cleanup":
+        env.update(max_steps=8)
+    alg = data["algorithm"]
+    if "batch" in alg:
+        alg["batch"] = min(alg["batch"], 2)
+    alg.update(algorithm)
+    return scenario_mod.from_dict(data)
+
+
+def _tensors(state, prefix: str = "") -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    if isinstance(state, dict):
+        for k, v in state.items():
+            out.update(_tensors(v, f"{prefix}{k}."))
+    elif isinstance(state, list | tuple):
+        for i, v in enumerate(state):
+            out.update(_tensors(v, f"{prefix}{i}."))
+    elif isinstance(state, torch.Tensor) and state.dtype.is_floating_point:
+        out[prefix[:-1]] = state
+    return out
+
+
+def _hex(values) -> list[str]:
+    return [float(x).hex() for x in np.asarray(values, dtype=np.float64).ravel()]
+
+
+def fingerprint(name: str) -> dict:
+    """Every reported number of a tiny run of ``name`` and a summary of its learned state."""
+    torch.set_num_threads(1)
+    trainer = tiny(name).make_trainer(SEEDS)
+    rows = [trainer.iterate() for _ in range(ITERATIONS)]
+    rows.append(trainer.evaluate(2))
+    metrics = [{k: _hex(v) for k, v in sorted(row.items()) if not k.startswith("_")}
+               for row in rows]
+    state = {k: _hex([float(v.double().sum()), float(v.double().abs().sum())])
+             for k, v in sorted(_tensors(trainer.state_dict()).items())}
+    return {"metrics": metrics, "state": state}
+
+
+def cpu() -> str:
+    """The vector instruction set torch uses here (results differ in the last bits across)."""
+    return str(torch.backends.cpu.get_cpu_capability())
+
+
+def write(path: Path = PATH) -> None:
+    data = {"cpu": cpu(), "torch": torch.__version__, "seeds": SEEDS,
+            "iterations": ITERATIONS,
+            "scenarios": {name: fingerprint(name) for name in scenario_mod.names()}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--write", action="store_true", help=f"rewrite {PATH.name}")
+    if p.parse_args().write:
+        write()
+        print(f"wrote {PATH}")
