@@ -30,32 +30,28 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike
+
+from econsim.core.brackets import (  # noqa: F401 (re-exported: the schedule vocabulary)
+    US_FEDERAL_CUTOFFS,
+    US_FEDERAL_RATES,
+    bracket_index,
+    check_schedule,
+    finite_list,
+    torch_of,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Array = TypeVar("Array")
 
-US_FEDERAL_CUTOFFS = (0.0, 9.7, 39.475, 84.2, 160.725, 204.1, 510.3)
-"""SPEC §6: 2018 single-filer bracket edges in coin (USD / 1000)."""
-US_FEDERAL_RATES = (0.10, 0.12, 0.22, 0.24, 0.32, 0.35, 0.37)
-"""SPEC §6: 2018 single-filer marginal rates."""
 
 
 # --------------------------------------------------------------------------- array helpers
-
-
-def _torch_of(*xs: Any) -> Any:
-    """The first torch tensor among ``xs`` (None if there is none; torch is never imported)."""
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return None
-    for x in xs:
-        if isinstance(x, torch.Tensor):
-            return x
-    return None
 
 
 def _dtype(*xs: Any) -> Any:
@@ -99,7 +95,7 @@ def bracket_amounts(income: Array, cutoffs: ArrayLike) -> Array:
     This is the bracket term of eq. 6.7 and also ``dT/d rate_b``. Negative income has nothing
     in any bracket.
     """
-    like = _torch_of(income, cutoffs)
+    like = torch_of(income, cutoffs)
     if like is not None:
         torch = sys.modules["torch"]
         dtype = _dtype(income, cutoffs)
@@ -127,7 +123,7 @@ def bracket_tax(income: Array, cutoffs: ArrayLike, rates: Array) -> Array:
             f"rates has {np.shape(rates)[-1]} brackets but cutoffs has "
             f"{np.shape(cutoffs)[-1]}; give one rate per cutoff"
         )
-    like = _torch_of(income, cutoffs, rates)
+    like = torch_of(income, cutoffs, rates)
     if like is not None:
         dtype = _dtype(income, cutoffs, rates)
         income, r = _tensor(income, like, dtype), _tensor(rates, like, dtype)
@@ -139,12 +135,6 @@ def bracket_tax(income: Array, cutoffs: ArrayLike, rates: Array) -> Array:
     return (amounts @ r[..., None])[..., 0]
 
 
-def bracket_index(income: np.ndarray, cutoffs: np.ndarray) -> np.ndarray:
-    """Index of the bracket whose rate the next coin of ``income`` pays (numpy; cheap for the
-    few brackets of a schedule): the number of cutoffs above the first that are <= income."""
-    return (income[..., None] >= cutoffs[1:]).sum(-1)
-
-
 def marginal_rate(income: Array, cutoffs: ArrayLike, rates: Array) -> Array:
     """Rate of the bracket the income falls in: ``[..., n_agents]``.
 
@@ -153,7 +143,7 @@ def marginal_rate(income: Array, cutoffs: ArrayLike, rates: Array) -> Array:
     ``m_b`` (b >= 1) gets ``rate_b``. Incomes ``<= 0`` get ``rate_0`` (the rate their first
     coin of positive income pays). Shapes and broadcasting as in :func:`bracket_tax`.
     """
-    like = _torch_of(income, cutoffs, rates)
+    like = torch_of(income, cutoffs, rates)
     if like is not None:
         torch = sys.modules["torch"]
         dtype = _dtype(income, cutoffs, rates)
@@ -196,7 +186,7 @@ def collect(
     * ``new_coin = coin - tax + transfer`` (sums to ``coin``'s sum in every world).
     """
     due = bracket_tax(income, cutoffs, rates)
-    like = _torch_of(coin, income, cutoffs, rates)
+    like = torch_of(coin, income, cutoffs, rates)
     if like is not None:
         dtype = _dtype(coin, income, cutoffs, rates)
         c = _tensor(coin, like, dtype)
@@ -209,6 +199,14 @@ def collect(
     return tax, transfer, c - tax + transfer
 
 
+def enact(coin: np.ndarray, income: np.ndarray, cutoffs: np.ndarray,
+          rates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The tax rule a game with tax periods calls at a period end
+    (``econsim.core.capabilities.TaxRule``): :func:`collect`'s ``(tax, transfer)``."""
+    tax, transfer, _ = collect(coin, income, cutoffs, rates)
+    return tax, transfer
+
+
 def _torch_minimum(a: Any, b: Any) -> Any:
     """``torch.minimum`` with broadcasting (kept here so torch is only touched when given)."""
     torch = sys.modules["torch"]
@@ -217,42 +215,6 @@ def _torch_minimum(a: Any, b: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def _floats(values: Any, what: str) -> np.ndarray:
-    """``values`` as a 1-D finite float array, or a one-line ValueError naming ``what``."""
-    if _torch_of(values) is not None:
-        values = values.detach().cpu().numpy()
-    try:
-        x = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{what} must be a list of numbers, got {values!r}") from err
-    if x.ndim != 1 or x.size == 0:
-        raise ValueError(f"{what} must be a non-empty 1-D list of numbers, got shape {x.shape}")
-    bad = np.flatnonzero(~np.isfinite(x))
-    if bad.size:
-        raise ValueError(f"{what} must be finite numbers, got {x[bad[0]]} at bracket {bad[0]}")
-    return x
-
-
-def check_schedule(thresholds: Any, rates: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Validated ``(cutoffs, rates)`` float arrays, or a one-line ValueError saying what is
-    wrong and what is allowed: cutoffs start at 0 and strictly increase; one rate per cutoff,
-    each in ``[0, 1]``."""
-    m = _floats(thresholds, "thresholds")
-    r = _floats(rates, "rates")
-    if m[0] != 0:
-        raise ValueError(f"thresholds must start at 0 (the first bracket's lower edge), got {m[0]}")
-    if (np.diff(m) <= 0).any():
-        raise ValueError(f"thresholds must be strictly increasing, got {m.tolist()}")
-    if r.size != m.size:
-        raise ValueError(
-            f"got {r.size} rates for {m.size} thresholds; give exactly one rate per bracket"
-        )
-    bad = np.flatnonzero((r < 0) | (r > 1))
-    if bad.size:
-        raise ValueError(f"rates must lie in [0, 1], got {r[bad[0]]} at bracket {bad[0]}")
-    return m, r
 
 
 # --------------------------------------------------------------------------- mechanisms
@@ -307,6 +269,8 @@ class BracketTax:
 
     def schedule(self) -> pd.DataFrame:
         """One row per bracket: ``lower``, ``upper`` (``inf`` for the last) and ``rate``."""
+        import pandas as pd
+
         upper = np.append(self.cutoffs[1:], np.inf)
         return pd.DataFrame({"lower": self.cutoffs, "upper": upper, "rate": self._rates})
 

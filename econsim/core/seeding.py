@@ -13,9 +13,12 @@ numbers come from ``seeds[r]`` alone: a seed gives the same run alone or beside 
 from __future__ import annotations
 
 import zlib
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _key(name: str) -> int:
@@ -91,7 +94,10 @@ class ReplicaRNG:
 
 
 def torch_generator(seed: int, stream: str = "torch") -> torch.Generator:
-    """A torch CPU Generator for one named ``stream`` of ``seed``."""
+    """A torch CPU Generator for one named ``stream`` of ``seed`` (torch is imported here, so
+    that the game kernels, which use this module, load no torch)."""
+    import torch
+
     g = torch.Generator()
     state = np.random.SeedSequence([int(seed), _key(stream)]).generate_state(2, dtype=np.uint32)
     g.manual_seed(int(state[0]) << 32 | int(state[1]))

@@ -1,26 +1,29 @@
-"""Registry of games: ``make(name, **params)`` and ``names()``.
+"""The games: ``make(name, **params)``, ``names()``, ``params_model(name)``, ``game_class``.
 
-Each game module holds its rules once (numpy, batch-first) and a pydantic ``Params`` model
-that validates its parameters; a bad parameter fails with a one-line message.
+Every module (or sub-package) of this package is imported once, and each game in it
+registers itself with ``@econsim.core.registry.register_game(name, Params)``: adding a game is
+adding one file here. A game module holds its rules once (numpy, batch-first) and a pydantic
+``Params`` model that validates its parameters; a bad parameter fails with a one-line
+message. Importing this package loads neither torch nor pandas.
+
+``make`` composes a game with its default components: a game with ``TaxPeriods`` gets
+``mechanisms.tax.enact`` as its tax rule (Diss eq. 6.7-6.8).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+import pkgutil
 
 from pydantic import ValidationError
 
 from econsim.core import Game
-from econsim.envs import cleanup, escape_room, gtb, ipd
+from econsim.core.capabilities import TaxPeriods, has
+from econsim.core.registry import GAMES
 from econsim.errors import one_line
 
-_REGISTRY: dict[str, tuple[Callable[..., Game], type]] = {
-    "ipd": (ipd.IPD, ipd.Params),
-    "escape_room": (escape_room.EscapeRoom, escape_room.Params),
-    "escape_room_asym": (escape_room.AsymmetricEscapeRoom, escape_room.AsymParams),
-    "gtb": (gtb.GTB, gtb.Params),
-    "cleanup": (cleanup.Cleanup, cleanup.Params),
-}
+for _module in pkgutil.iter_modules(__path__, f"{__name__}."):
+    importlib.import_module(_module.name)
 
 
 class UnknownEnvError(ValueError):
@@ -29,23 +32,35 @@ class UnknownEnvError(ValueError):
 
 def names() -> list[str]:
     """Names accepted by ``make``."""
-    return sorted(_REGISTRY)
+    return sorted(GAMES)
+
+
+def _entry(name: str) -> tuple[type, type]:
+    if name not in GAMES:
+        raise UnknownEnvError(f"unknown env {name!r} (allowed: {', '.join(names())})")
+    return GAMES[name]
 
 
 def params_model(name: str) -> type:
     """The pydantic model validating the parameters of env ``name``."""
-    if name not in _REGISTRY:
-        raise UnknownEnvError(f"unknown env {name!r} (allowed: {', '.join(names())})")
-    return _REGISTRY[name][1]
+    return _entry(name)[1]
+
+
+def game_class(name: str) -> type:
+    """The class of env ``name`` (its capabilities: ``econsim.core.capabilities.names_of``)."""
+    return _entry(name)[0]
 
 
 def make(name: str, **params) -> Game:
     """Build game ``name`` with ``params``; ``ValueError`` with a one-line message if bad."""
-    cls, model = _REGISTRY.get(name, (None, None))
-    if cls is None:
-        raise UnknownEnvError(f"unknown env {name!r} (allowed: {', '.join(names())})")
+    cls, model = _entry(name)
     try:
         model(**params)
     except ValidationError as err:
         raise ValueError(one_line(err, model, prefix=name)) from None
-    return cls(**params)
+    game = cls(**params)
+    if has(game, TaxPeriods):
+        from mechanisms.tax import enact
+
+        game.install_tax(enact)
+    return game

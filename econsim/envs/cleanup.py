@@ -75,6 +75,15 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from econsim.bounds import FINITE, Agents, Probability, Steps, Text
 from econsim.core import Box, Discrete, Step
+from econsim.core.capabilities import (
+    AgentEvents,
+    DesignerView,
+    EpisodeMetrics,
+    Grid,
+    ImageObservation,
+    Render,
+)
+from econsim.core.registry import register_game
 from econsim.core.seeding import counter_uniforms
 
 LEFT, RIGHT, UP, DOWN, STAY, CLEAN = range(6)
@@ -210,7 +219,8 @@ def clean_onehot(cleaned: np.ndarray) -> np.ndarray:
     return np.stack([1.0 - f, f], -1)
 
 
-class Cleanup:
+@register_game("cleanup", Params)
+class Cleanup(Grid, AgentEvents, EpisodeMetrics, DesignerView, ImageObservation, Render):
     """Cleanup, batch-first (see the module docstring for the rules, observation and info)."""
 
     name = "cleanup"
@@ -459,10 +469,6 @@ class Cleanup:
         beam), 1 collect (extrinsic reward > 0), 2 else (Diss §6.3.2, App. C.2.2)."""
         actions = np.asarray(actions)
         return np.where(actions == CLEAN, 0, np.where(np.asarray(rewards) > 0, 1, 2))
-
-    def split_image(self, obs: np.ndarray) -> np.ndarray:
-        """``obs [..., obs_size]`` -> ``[..., V, V, 3]``."""
-        return obs.reshape(*obs.shape[:-1], *self.image_shape)
 
     # ------------------------------------------------------------------ for Mesa and metrics
     #: per-agent info keys the Mesa face shows as agent attributes

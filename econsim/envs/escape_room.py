@@ -20,6 +20,8 @@ from pydantic import BaseModel, Field, model_validator
 
 from econsim.bounds import FINITE, MAX_AGENTS, Steps
 from econsim.core import Box, Discrete, Step
+from econsim.core.capabilities import NamedPositions, SeesCurrentActions
+from econsim.core.registry import register_game
 
 LEVER, START, DOOR = 0, 1, 2
 POSITIONS = ("lever", "start", "door")
@@ -57,12 +59,14 @@ def _one_hot_positions(pos: np.ndarray) -> np.ndarray:
     return (pos[..., None] == np.arange(3)).astype(np.float32)
 
 
-class EscapeRoom:
+@register_game("escape_room", Params)
+class EscapeRoom(NamedPositions):
     """ER(N, M), batch-first."""
 
     name = "escape_room"
     action_space = Discrete(3)
     action_names = ("lever", "start", "door")
+    position_names = POSITIONS
 
     def __init__(self, **params) -> None:
         self.params = Params(**params)
@@ -106,7 +110,8 @@ class EscapeRoom:
         return {"position": state.pos}
 
 
-class AsymmetricEscapeRoom:
+@register_game("escape_room_asym", AsymParams)
+class AsymmetricEscapeRoom(NamedPositions, SeesCurrentActions):
     """Asymmetric 2-player Escape Room (§B.5.1).
 
     Agent 0 (A1) moves in {start, door}: action 0 = start, 1 = door. Agent 1 (A2) moves in
@@ -126,6 +131,7 @@ class AsymmetricEscapeRoom:
     action_space = Discrete(2)
     observation_space = Box((6,), 0.0, 1.0)
     action_names = ("start", "go")
+    position_names = POSITIONS
     sees_current_action = ((0, 1),)  # (observer, actor): A1 sees A2's action this step
     optimum = 9.0
     _TARGET = np.array([[START, DOOR], [START, LEVER]])  # [agent, action] -> position

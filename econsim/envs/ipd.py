@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field
 
 from econsim.bounds import FINITE, Steps
 from econsim.core import Box, Discrete, Step
+from econsim.core.capabilities import EpisodeMetrics
+from econsim.core.registry import register_game
 
 # PAYOFF[a0, a1] = (reward of agent 0, reward of agent 1), Table 5.1.
 PAYOFF = np.array(
@@ -33,7 +35,8 @@ class State:
     last: np.ndarray  # [B] previous joint action 2*a0 + a1, or 4 before the first round
 
 
-class IPD:
+@register_game("ipd", Params)
+class IPD(EpisodeMetrics):
     """Memory-1 iterated prisoner's dilemma for two agents, batch-first."""
 
     name = "ipd"

@@ -25,12 +25,14 @@ Rules (Diss §6.3.1, App. C.2.1; SPEC §6), batch-first numpy, no loop over worl
   the other agents' movement (``houses_block``); its owner may walk over it.
 * Order of a step: moves and gathering, building, orders (arrival in a random order), order
   expiry, resource regrowth, taxes (at period ends), utility and reward.
-* Taxes: the state holds each world's bracket rates ``tax_rates [B, K]`` for the current
-  period (``set_tax_rates``; default ``Params.tax_rates``, the free market) and the game's
-  ``tax_cutoffs`` (US-federal by default). On the last step of each ``period_length``-step
-  period, income = coin now - coin after the last enactment; tax = eq. 6.7 capped at the
-  coin in the inventory (not escrow); the revenue is shared equally (eq. 6.8).
-  ``mechanisms.tax.collect`` does the arithmetic.
+* Taxes (capability ``TaxPeriods``): the state holds each world's bracket rates
+  ``tax_rates [B, K]`` for the current period (``set_tax_rates``; default
+  ``Params.tax_rates``, the free market) and the game's ``tax_cutoffs`` (US-federal by
+  default). On the last step of each ``period_length``-step period, income = coin now - coin
+  after the last enactment, and the installed tax rule (a component, ``install_tax``;
+  ``econsim.envs.make`` installs ``mechanisms.tax.enact``: eq. 6.7 capped at the coin in the
+  inventory, not escrow, the revenue shared equally, eq. 6.8) says what each agent pays and
+  receives. Without a rule nobody is taxed.
 * Utility ``u = crra(coin) - labor_weight * labor`` with ``crra(z) = (z^(1-eta) - 1)/(1-eta)``
   (eq. C.17) on the agent's coin (available + escrow); reward ``u_t - u_{t-1}`` (eq. C.16).
 
@@ -71,7 +73,6 @@ from functools import lru_cache
 from typing import Annotated
 
 import numpy as np
-import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -90,11 +91,12 @@ from econsim.bounds import (
     Text,
 )
 from econsim.core import Box, Discrete, Step
+from econsim.core.brackets import US_FEDERAL_CUTOFFS, bracket_index, check_schedule
+from econsim.core.capabilities import ActionMask, AgentEvents, Economy, Grid, TaxPeriods
+from econsim.core.registry import register_game
 from econsim.core.seeding import counter_uniforms
-from econsim.envs.gtb import tables
 from econsim.envs.gtb.market import RESOURCES, SIDES, Market
 from econsim.envs.gtb.world import World, load_world, map_path
-from mechanisms.tax import US_FEDERAL_CUTOFFS, bracket_index, check_schedule, collect
 
 NOOP, UP, DOWN, LEFT, RIGHT, BUILD = range(6)
 TRADE0 = 6  # first trading action
@@ -221,7 +223,8 @@ class State:
 
 
 
-class GTB:
+@register_game("gtb", Params)
+class GTB(TaxPeriods, ActionMask, Grid, AgentEvents, Economy):
     """Gather-Trade-Build economy, batch-first (see the module docstring for the rules)."""
 
     name = "gtb"
@@ -326,6 +329,9 @@ class GTB:
         state.tax_rates[...] = r
         return state
 
+    def tax_rates(self, state: State) -> np.ndarray:
+        return state.tax_rates
+
     # ------------------------------------------------------------------ contract
     def reset(self, batch: int, rng: np.random.Generator) -> State:
         p, n = self.params, self.n_agents
@@ -417,15 +423,15 @@ class GTB:
         coin = inv[..., 0] + esc[..., 0]
         income = coin - s.coin_last
         end = t % self.period_length == 0
+        tax, transfer = np.zeros((b, n)), np.zeros((b, n))
         if end.any():
-            tax, transfer, _ = collect(inv[..., 0], income, self.cutoffs, s.tax_rates)
-            tax *= end[:, None]
-            transfer *= end[:, None]
-            inv[..., 0] += transfer - tax
-            coin = coin + (transfer - tax)
+            if self.tax_rule is not None:  # the installed component (TaxPeriods)
+                tax, transfer = self.tax_rule(inv[..., 0], income, self.cutoffs, s.tax_rates)
+                tax *= end[:, None]
+                transfer *= end[:, None]
+                inv[..., 0] += transfer - tax
+                coin = coin + (transfer - tax)
             s.coin_last = np.where(end[:, None], coin, s.coin_last)
-        else:
-            tax, transfer = np.zeros((b, n)), np.zeros((b, n))
 
         utility = self._utility(coin, labor)
         reward = (utility - s.utility).astype(np.float32)
@@ -535,12 +541,25 @@ class GTB:
 
     def episode_summary(self, info: dict[str, np.ndarray], state: State) -> dict[str, np.ndarray]:
         """Per world / per agent outcomes of whole episodes (``tables.episode_summary``)."""
+        from econsim.envs.gtb import tables  # pandas: loaded when a table is asked for
+
         return tables.episode_summary(self, info, state)
 
     def period_table(self, info: dict[str, np.ndarray], state: State,
-                     rates: np.ndarray | None) -> pd.DataFrame:
-        """Tidy rows per world x tax period x agent (``tables.period_table``)."""
+                     rates: np.ndarray | None):
+        """Tidy rows per world x tax period x agent, a DataFrame (``tables.period_table``)."""
+        from econsim.envs.gtb import tables
+
         return tables.period_table(self, info, state, rates)
+
+    def terrain(self) -> dict[str, np.ndarray]:
+        """One entry per cell: ``row``, ``col`` and ``terrain`` (``water``, ``wood source``,
+        ``stone source``, ``empty``)."""
+        w = self.world
+        rows, cols = np.indices(w.water.shape)
+        kind = np.select([w.water, w.source == 0, w.source == 1],
+                         ["water", "wood source", "stone source"], "empty")
+        return {"row": rows.ravel(), "col": cols.ravel(), "terrain": kind.ravel()}
 
     def describe(self, state: State) -> dict[str, np.ndarray]:
         s = state

@@ -1,0 +1,206 @@
+"""Optional capabilities a game declares, beyond the required ``Game`` protocol.
+
+A game class lists the capabilities it has among its base classes, e.g.
+``class GTB(TaxPeriods, ActionMask, Grid, AgentEvents, Economy)``; everything else asks
+``isinstance(game, TaxPeriods)`` (or :func:`has`), never ``hasattr``. Each capability is a
+small abstract class: its abstract members are what the game must then provide, and its
+docstring says who uses it. ``econsim list envs`` prints each game's capabilities
+(:func:`names_of`).
+
+The capabilities, and who relies on them:
+
+* :class:`TaxPeriods` — income is taxed at the end of fixed-length periods by a bracket
+  schedule the game holds per world; a tax rule is installed as a component (the kernel calls
+  it at period ends). Tax mechanisms, tax planners, the Mesa face and what-if.
+* :class:`ActionMask` — legal actions per state (PPO, Mesa brains, PettingZoo).
+* :class:`Grid` — a rectangular map; ``describe`` reports ``row`` and ``col`` (Mesa grid).
+* :class:`NamedPositions` — agents stand on a few named places; ``describe`` reports
+  ``position`` (Mesa grid of one cell per place).
+* :class:`SeesCurrentActions` — some agents see others' actions of this step before they
+  choose (move order in Mesa, observation features in learners).
+* :class:`AgentEvents` — named per-agent events of a step shown as agent attributes.
+* :class:`EpisodeMetrics` — summary statistics of whole episodes (e.g. mutual cooperation).
+* :class:`DesignerView` — what a central incentive designer sees and pays for (global state,
+  action features, incentive types).
+* :class:`ImageObservation` — observations are flattened images (convolutional learners).
+* :class:`Render` — draws a world as an RGB image (what-if replays, the app).
+* :class:`Economy` — agents hold coin; whole-episode and per-period outcome tables.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+#: ``rule(coin [B, N], income [B, N], cutoffs [K], rates [B, K]) -> (tax, transfer)``, both
+#: ``[B, N]``: what each agent pays and receives at a period end (``coin`` is what it can pay)
+TaxRule = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+                   tuple[np.ndarray, np.ndarray]]
+
+
+class Capability(ABC):  # noqa: B024 (a marker: subclasses hold the abstract members)
+    """Base of every optional capability."""
+
+
+class TaxPeriods(Capability):
+    """Income taxed per period by a bracket schedule (Diss eq. 6.7-6.8).
+
+    The state holds each world's marginal rates ``[B, K]`` of the current period; the
+    game's ``cutoffs [K]`` are the brackets' lower edges (the first is 0). On the last step of
+    each ``period_length``-step period the kernel calls the installed tax rule (a component:
+    ``install_tax``) with each agent's income of the period, and reports ``income``, ``tax``,
+    ``transfer`` and ``period_end`` in its step info. Without a rule no tax is enacted.
+    """
+
+    period_length: int
+    n_periods: int
+    cutoffs: np.ndarray  # [K] lower bracket edges, 0 first
+    default_rates: np.ndarray  # [K] rates of a fresh state
+    n_brackets: int
+    tax_rule: TaxRule | None = None
+
+    def install_tax(self, rule: TaxRule | None) -> None:
+        """Use ``rule`` to enact tax and redistribution at period ends (None: no tax)."""
+        self.tax_rule = rule
+
+    @abstractmethod
+    def set_tax_rates(self, state: Any, rates: Any) -> Any:
+        """Set this period's rates: ``[K]`` for all worlds or ``[B, K]``, in [0, 1]."""
+
+    @abstractmethod
+    def tax_rates(self, state: Any) -> np.ndarray:
+        """The rates in force, ``[B, K]``."""
+
+    @abstractmethod
+    def period(self, state: Any) -> np.ndarray:
+        """Index of the period the next step belongs to, ``[B]``."""
+
+
+class ActionMask(Capability):
+    """Some actions are illegal in some states (they would do nothing)."""
+
+    @abstractmethod
+    def action_mask(self, state: Any) -> np.ndarray:
+        """Legal actions ``[B, N, A]`` bool; at least one is legal per agent."""
+
+
+class Grid(Capability):
+    """A ``height`` x ``width`` map; ``describe`` reports each agent's ``row`` and ``col``."""
+
+    height: int
+    width: int
+
+
+class NamedPositions(Capability):
+    """Agents stand on one of a few named places; ``describe`` reports ``position`` (an index
+    into ``position_names``)."""
+
+    position_names: tuple[str, ...]
+
+
+class SeesCurrentActions(Capability):
+    """``sees_current_action``: pairs ``(observer, actor)``: the observer sees the actor's
+    action of this step before choosing its own (the actor moves first)."""
+
+    sees_current_action: tuple[tuple[int, int], ...]
+
+
+class AgentEvents(Capability):
+    """``agent_info_keys``: per-agent ``[B, N]`` arrays of the step info shown as agent
+    attributes and reporters (e.g. ``income``, ``apples``)."""
+
+    agent_info_keys: tuple[str, ...]
+
+
+class EpisodeMetrics(Capability):
+    """Summary statistics of a batch of episodes, reported next to the returns."""
+
+    @abstractmethod
+    def episode_metrics(self, actions: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+        """``actions [T, B, N]``, ``mask [T, B]`` -> ``{name: [B]}``."""
+
+
+class DesignerView(Capability):
+    """What a central incentive designer sees and pays for.
+
+    ``global_size`` features of the whole world per step (``global_features``), per-agent
+    action features (``action_feature_size``, ``action_features``) and the kinds of behaviour
+    it may pay for (``incentive_types``; ``incentive_type`` classifies each agent's step).
+    Games without it: the designer sees agent 0's observation, one-hot actions, and pays per
+    action.
+    """
+
+    global_size: int
+    action_feature_size: int
+    incentive_types: tuple[str, ...]
+
+    @abstractmethod
+    def global_features(self, state: Any) -> np.ndarray:
+        """``[B, global_size]``."""
+
+    @abstractmethod
+    def action_features(self, actions: np.ndarray) -> np.ndarray:
+        """``actions [..., N]`` -> ``[..., N, action_feature_size]``."""
+
+    @abstractmethod
+    def incentive_type(self, actions: np.ndarray, rewards: np.ndarray) -> np.ndarray:
+        """Index into ``incentive_types`` of each agent's step, same shape as ``actions``."""
+
+
+class ImageObservation(Capability):
+    """Each observation is a flattened ``image_shape`` (rows, cols, channels) image."""
+
+    image_shape: tuple[int, int, int]
+
+    def split_image(self, obs: np.ndarray) -> np.ndarray:
+        """``[..., obs_size]`` -> ``[..., *image_shape]``."""
+        return obs.reshape(*obs.shape[:-1], *self.image_shape)
+
+
+class Render(Capability):
+    """Draws one world as an RGB image."""
+
+    @abstractmethod
+    def render_rgb(self, state: Any, world: int = 0) -> np.ndarray:
+        """``[H, W, 3]`` uint8."""
+
+
+class Economy(Capability):
+    """Agents hold coin (``describe`` reports ``coin``); outcome tables of whole episodes.
+
+    ``terrain()`` is the static map (row, col, terrain name) where the economy has one.
+    """
+
+    @abstractmethod
+    def episode_summary(self, info: dict[str, np.ndarray], state: Any) -> dict[str, np.ndarray]:
+        """Per world ``[B]`` / per agent ``[B, N]`` outcomes of whole episodes; ``info`` maps
+        step-info keys to ``[T, B, ...]``."""
+
+    @abstractmethod
+    def period_table(self, info: dict[str, np.ndarray], state: Any,
+                     rates: np.ndarray | None) -> Any:
+        """Tidy rows per world x period x agent (a pandas DataFrame)."""
+
+    def terrain(self) -> dict[str, np.ndarray] | None:
+        """``{"row", "col", "terrain"}`` per cell of a static map, or None."""
+        return None
+
+
+CAPABILITIES: tuple[type[Capability], ...] = (
+    TaxPeriods, ActionMask, Grid, NamedPositions, SeesCurrentActions, AgentEvents,
+    EpisodeMetrics, DesignerView, ImageObservation, Render, Economy,
+)
+
+
+def has(game: Any, capability: type[Capability]) -> bool:
+    """Whether ``game`` (an instance or a class) declares ``capability``."""
+    cls = game if isinstance(game, type) else type(game)
+    return issubclass(cls, capability)
+
+
+def names_of(game: Any) -> tuple[str, ...]:
+    """Names of the capabilities ``game`` (instance or class) declares, in a fixed order."""
+    return tuple(c.__name__ for c in CAPABILITIES if has(game, c))
