@@ -8,10 +8,12 @@ it), the joint action is validated with ``econsim.core.check_actions`` and the k
 one step. Incentives paid by trained brains are added to rewards with
 ``mechanisms.incentives.apply_transfers``, exactly as in training.
 
-Escape Room games get a ``mesa.discrete_space.OrthogonalMooreGrid`` with one cell per
-position (lever, start, door) and agents placed on the cell of their position; games without
-positions (the IPD) have no space. A ``mesa.DataCollector`` records model- and agent-level
-reporters after every step (and once at the start, as Mesa's ``batch_run`` expects).
+Games with ``NamedPositions`` (Escape Room) get a ``mesa.discrete_space.OrthogonalMooreGrid``
+with one cell per named place (lever, start, door) and agents placed on the cell of their
+position; games with a ``Grid`` (GTB, Cleanup) get one cell per map cell; the others (the IPD)
+have no space. What the model shows is what the game declares (``econsim.core.capabilities``).
+A ``mesa.DataCollector`` records model- and agent-level reporters after every step (and once
+at the start, as Mesa's ``batch_run`` expects).
 
 Mesa's ``seed=``, ``batch_run`` and ``DataCollector`` change in Mesa 4; they are used only
 in this module.
@@ -31,8 +33,15 @@ from mesa.discrete_space import CellAgent, OrthogonalMooreGrid
 
 from econsim import checkpoint, metrics, store
 from econsim import scenario as scenario_mod
-from econsim.core import Game, check_actions, seen_actions
-from econsim.envs import escape_room
+from econsim.core import Game, check_actions, seen_actions, watched
+from econsim.core.capabilities import (
+    AgentEvents,
+    Economy,
+    Grid,
+    NamedPositions,
+    TaxPeriods,
+    has,
+)
 from econsim.scenario import Scenario
 from learners.brains import Brain, RandomBrain, team_brains
 from mechanisms import registry
@@ -41,16 +50,9 @@ from mechanisms.tax import TaxMechanism
 
 __all__ = ["EconModel", "PlayerAgent", "load_trainer", "move_order"]
 
-#: games whose ``describe(state)["position"]`` indexes these named places (one grid cell each)
-POSITION_NAMES: dict[str, tuple[str, ...]] = {
-    "escape_room": escape_room.POSITIONS,
-    "escape_room_asym": escape_room.POSITIONS,
-}
-
-
 def move_order(game: Game) -> list[int]:
     """Agent indices in the order they choose: an agent observed by another moves first."""
-    pairs = tuple(getattr(game, "sees_current_action", ()))
+    pairs = watched(game)
     n = game.n_agents
     order: list[int] = []
     while len(order) < n:
@@ -121,16 +123,25 @@ def _as_game(scenario: Scenario | str | Path | Game) -> tuple[Scenario | None, G
 ECONOMY_REPORTERS = ("productivity", "equality", "welfare", "tax_revenue", "tax_rates")
 
 
-def _has_map(game: Game) -> bool:
-    described = game.describe(game.reset(1, np.random.default_rng(0)))
-    return {"row", "col"} <= set(described) and hasattr(game, "height")
+def _events(game: Game) -> tuple[str, ...]:
+    """Per-agent step events shown as agent attributes (capability ``AgentEvents``)."""
+    return tuple(game.agent_info_keys) if has(game, AgentEvents) else ()
+
+
+def _grid_shape(game: Game) -> tuple[int, int] | None:
+    """One cell per named place or per map cell (``NamedPositions`` / ``Grid``), else None."""
+    if has(game, NamedPositions):
+        return (len(game.position_names), 1)
+    if has(game, Grid):
+        return (game.height, game.width)
+    return None
 
 
 def _as_mechanism(mechanism: Any, scenario: Scenario | None, game: Game) -> Any:
     """A tax mechanism from an object, a name, a spec dict, or the scenario's table."""
     if mechanism is None:
         return scenario.make_mechanism() if scenario is not None else None
-    if not hasattr(game, "set_tax_rates"):
+    if not has(game, TaxPeriods):
         raise ValueError(f"mechanism: {game.name} has no taxes (mechanisms need an economy "
                          "such as gtb)")
     if isinstance(mechanism, str):
@@ -179,12 +190,10 @@ class EconModel(mesa.Model):
                                  f"act(agent))")
         self.episodes = int(episodes)
         self.order = move_order(game)
-        self.observers = {o for o, _ in getattr(game, "sees_current_action", ())}
+        self.observers = {o for o, _ in watched(game)}
         self.players = [PlayerAgent(self, i, b) for i, b in enumerate(brains)]
-        self.position_names = getattr(game, "position_names", None) or POSITION_NAMES.get(
-            game.name)
-        self.grid_shape = ((len(self.position_names), 1) if self.position_names else
-                           (game.height, game.width) if _has_map(game) else None)
+        self.position_names = game.position_names if has(game, NamedPositions) else None
+        self.grid_shape = _grid_shape(game)
         self.grid = (OrthogonalMooreGrid(self.grid_shape, torus=False, random=self.random)
                      if self.grid_shape else None)
         self.productivity = self.equality = self.welfare = self.tax_revenue = 0.0
@@ -195,9 +204,9 @@ class EconModel(mesa.Model):
         self.collective_reward = self.collective_return = self.incentives_paid = 0.0
         self.pay = np.zeros((n, n))  # incentives paid i -> j in the last step
         self.info: dict[str, Any] = {}  # world-level info of the last step (e.g. door_open)
-        self.economy = "coin" in game.describe(game.reset(1, np.random.default_rng(0)))
+        self.economy = has(game, Economy)
         for p in self.players:
-            for k in getattr(game, "agent_info_keys", ()):
+            for k in _events(game):
                 setattr(p, k, 0.0)
         self._start_episode()
         agent_reporters = {
@@ -212,7 +221,7 @@ class EconModel(mesa.Model):
         }
         if self.economy:  # games with coin: the social metrics of Diss §6.3.1
             model_reporters.update({k: k for k in ECONOMY_REPORTERS})
-            agent_reporters.update({k: k for k in getattr(game, "agent_info_keys", ())})
+            agent_reporters.update({k: k for k in _events(game)})
         self.datacollector = mesa.DataCollector(model_reporters=model_reporters,
                                                 agent_reporters=agent_reporters)
         self.datacollector.collect(self)
@@ -249,8 +258,8 @@ class EconModel(mesa.Model):
             self.productivity = float(metrics.productivity(coin))
             self.equality = float(metrics.equality(coin))
             self.welfare = self.productivity * self.equality
-            rates = getattr(self.state, "tax_rates", None)
-            self.tax_rates = [] if rates is None else np.asarray(rates[0]).tolist()
+            self.tax_rates = (np.asarray(self.game.tax_rates(self.state)[0]).tolist()
+                              if has(self.game, TaxPeriods) else [])
 
     # ---------------------------------------------------------------------------- step
     def step(self) -> None:
@@ -258,8 +267,7 @@ class EconModel(mesa.Model):
         if self.episode_over:
             self._start_episode()
         game, n = self.game, self.game.n_agents
-        period = getattr(game, "period_length", None)
-        if self.mechanism is not None and period and self.t % period == 0:
+        if self.mechanism is not None and self.t % game.period_length == 0:
             rates = np.asarray(self.mechanism.rates(self.state), np.float64)[None]
             self.state = game.set_tax_rates(self.state, rates)
             self.obs = game.observe(self.state)
@@ -289,7 +297,7 @@ class EconModel(mesa.Model):
                      np.shape(v)[1] == n}
         for p in self.players:
             p.events = {k: _value(v[p.index]) for k, v in per_agent.items()}
-            for k in getattr(game, "agent_info_keys", ()):
+            for k in _events(game):
                 setattr(p, k, p.events.get(k, 0.0))
         if self.mechanism is not None and bool(np.asarray(out.info.get("period_end", [0]))[0]):
             self.mechanism.observe(np.asarray(out.info["income"][0], np.float64))

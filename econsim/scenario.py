@@ -55,6 +55,7 @@ from econsim.bounds import (
     ScenarioName,
 )
 from econsim.core import Game
+from econsim.core.capabilities import TaxPeriods, has
 from econsim.errors import ScenarioError, one_line, short
 
 SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
@@ -241,8 +242,10 @@ def _check_mechanism(scenario: Scenario, alg_name: str, game: Game) -> None:
     if not getattr(learners.trainer_class(alg_name), "takes_mechanism", False):
         raise ScenarioError(f"mechanism: algorithm {alg_name!r} does not take a tax "
                             "mechanism (allowed with: ppo)")
-    if not hasattr(game, "set_tax_rates"):
-        raise ScenarioError(f"mechanism: env {scenario.env_name!r} has no taxes (allowed: gtb)")
+    if not has(game, TaxPeriods):
+        taxed = [n for n in envs.names() if has(envs.game_class(n), TaxPeriods)]
+        raise ScenarioError(f"mechanism: env {scenario.env_name!r} has no taxes (allowed: "
+                            f"{', '.join(taxed)})")
     try:
         mechanism = mechanisms.registry.build(scenario.mechanism)  # an empty table too
     except ValueError as err:

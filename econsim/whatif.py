@@ -46,6 +46,7 @@ import pandas as pd
 
 from econsim import dictionary, store
 from econsim import scenario as scenario_mod
+from econsim.core.capabilities import Economy, Render, TaxPeriods, has
 from econsim.model import EconModel, load_trainer
 from econsim.scenario import Scenario
 from learners.brains import ConstantBrain, team_brains
@@ -212,13 +213,8 @@ def tax_curve(schedules: pd.DataFrame, z_max: float | None = None,
 def terrain(game: Any) -> pd.DataFrame | None:
     """The static map of a grid economy (GTB): one row per cell with ``row``, ``col`` and
     ``terrain`` (``water``, ``wood source``, ``stone source``, ``empty``); None otherwise."""
-    world = getattr(game, "world", None)
-    if world is None or not hasattr(world, "water") or not hasattr(world, "source"):
-        return None
-    rows, cols = np.indices(world.water.shape)
-    kind = np.select([world.water, world.source == 0, world.source == 1],
-                     ["water", "wood source", "stone source"], "empty")
-    return pd.DataFrame({"row": rows.ravel(), "col": cols.ravel(), "terrain": kind.ravel()})
+    cells = game.terrain() if has(game, Economy) else None
+    return None if cells is None else pd.DataFrame(cells)
 
 
 # --------------------------------------------------------------------------- the job
@@ -280,7 +276,7 @@ class WhatIfJob:
         columns = [{**dictionary.mechanism_columns(_own(m, sc, trained)), "mechanism": lb}
                    for m, lb in zip(mechanisms, labels, strict=True)]
         game = sc.make_game()
-        if not hasattr(game, "set_tax_rates") and any(s is not None for s in specs):
+        if not has(game, TaxPeriods) and any(s is not None for s in specs):
             raise ValueError(f"mechanism: {game.name} has no taxes (mechanisms need an economy "
                              "such as gtb)")
         job = cls(sc, [_Task(lb, sp, s, cols) for lb, sp, cols
@@ -314,7 +310,7 @@ class WhatIfJob:
         m = self._model
         within = 0.0
         if m is not None:
-            length = getattr(m.game, "max_steps", None) or 1
+            length = m.game.max_steps
             within = m.episodes_done + (0.0 if m.episode_over else min(m.t / length, 1.0))
         return min((self._task * self.episodes + within) / total, 1.0)
 
@@ -367,7 +363,7 @@ class WhatIfJob:
             m.step()
             played += 1
             self._record_events(m)
-            if hasattr(m.game, "render_rgb"):  # replayable grid games
+            if has(m.game, Render):  # replayable grid games
                 self._frames.setdefault((task.label, task.seed, m.episode), []).append(
                     m.game.render_rgb(m.state))
             if not m.running:
@@ -460,7 +456,7 @@ def _tables(m: EconModel, task: _Task, extra: list[dict], whole_only: bool) -> d
         w = world[world["episode"] == ep]
         row = {**front, "episode": int(ep), "steps": int(w["step"].max()),
                "collective_return": float(w["collective_return"].iloc[-1])}
-        if hasattr(game, "period_table") and "coin" in s:
+        if has(game, Economy) and "coin" in s:
             per, summary = _economy_tables(game, s, w)
             periods.append(per.assign(episode=int(ep)))
             row.update(summary)
@@ -525,9 +521,9 @@ def _economy_tables(game: Any, s: pd.DataFrame, w: pd.DataFrame) -> tuple[pd.Dat
 
 def _schedules(periods: pd.DataFrame, game: Any, labels: list[str]) -> pd.DataFrame:
     """Mean marginal rate per bracket in force over the played periods, per mechanism."""
-    cutoffs = getattr(game, "cutoffs", None)
-    if periods.empty or cutoffs is None:
+    if periods.empty or not has(game, TaxPeriods):
         return pd.DataFrame(columns=["mechanism", "bracket", "lower", "upper", "rate"])
+    cutoffs = game.cutoffs
     rate_cols = [f"rate_{j}" for j in range(len(cutoffs))]
     mean = periods.groupby("mechanism", sort=False)[rate_cols].mean()
     upper = np.append(cutoffs[1:], np.inf)

@@ -17,6 +17,7 @@ import pandas as pd
 
 import learners
 from econsim import cli, envs, scenario, store
+from econsim.core.capabilities import TaxPeriods, has
 from econsim.errors import ScenarioError, StoreWarning
 from mechanisms import registry
 from mechanisms.tax import US_FEDERAL_CUTOFFS, US_FEDERAL_RATES
@@ -106,7 +107,7 @@ def runs_with(root: Path, table: str = "episodes") -> list[str]:
 @functools.cache
 def has_taxes(env_name: str) -> bool:
     """Whether the game takes a tax mechanism (an economy, e.g. GTB)."""
-    return hasattr(envs.make(env_name), "set_tax_rates")
+    return has(envs.game_class(env_name), TaxPeriods)
 
 
 @functools.cache
@@ -209,7 +210,7 @@ def schedule_of(spec: dict) -> pd.DataFrame | None:
         mech = registry.build(spec)
     except ValueError:
         return None
-    return mech.schedule() if hasattr(mech, "schedule") else None
+    return mech.schedule()
 
 
 # --------------------------------------------------------------------------- input text

@@ -9,6 +9,7 @@ import streamlit as st
 from econsim import analysis, store, whatif
 from econsim import scenario as scenario_mod
 from econsim.app_pages import charts, common
+from econsim.core.capabilities import TaxPeriods, has
 from econsim.errors import ScenarioError
 
 ss = st.session_state
@@ -147,7 +148,8 @@ def _stored(run_id: str, root) -> None:
     st.subheader("Welfare, productivity and equality over the episode")
     st.altair_chart(charts.metrics_over_time(periods, x="period", by="scenario"))
     sc = scenario_mod.load(store.inside(store.run_dir(run_id, root), "scenario.toml"))
-    cutoffs = getattr(sc.make_game(), "cutoffs", None)
+    game = sc.make_game()
+    cutoffs = game.cutoffs if has(game, TaxPeriods) else None
     rate_cols = [f"rate_{j}" for j in range(len(cutoffs))] if cutoffs is not None else []
     if rate_cols and set(rate_cols) <= set(periods.columns):
         mean = periods[rate_cols].mean()

@@ -9,6 +9,7 @@ from econsim.core.rollout import (
     rollout,
     seen_action_size,
     seen_actions,
+    watched,
 )
 from econsim.core.seeding import ReplicaRNG, make_rng, torch_generator
 from econsim.core.spaces import Box, Discrete
@@ -16,5 +17,5 @@ from econsim.core.spaces import Box, Discrete
 __all__ = [
     "Box", "Discrete", "Game", "Recorder", "ReplicaRNG", "Step", "Trajectory", "check_actions",
     "discounted_returns", "reset_done", "make_rng", "rollout", "seen_action_size", "seen_actions",
-    "torch_generator",
+    "torch_generator", "watched",
 ]

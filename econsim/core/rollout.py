@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from econsim.core.capabilities import SeesCurrentActions, has
 from econsim.core.game import Game
 
 ActFn = Callable[[np.ndarray, int], np.ndarray]  # (obs [B, N, ...], t) -> actions [B, N]
@@ -96,9 +97,14 @@ def discounted_returns(rewards: np.ndarray, mask: np.ndarray, gamma: float) -> n
     return out
 
 
+def watched(game: Game) -> tuple[tuple[int, int], ...]:
+    """The game's ``(observer, actor)`` pairs (capability ``SeesCurrentActions``), else ()."""
+    return tuple(game.sees_current_action) if has(game, SeesCurrentActions) else ()
+
+
 def seen_action_size(game: Game) -> int:
     """Length of the current-action features ``seen_actions`` appends to each observation."""
-    pairs = getattr(game, "sees_current_action", ())
+    pairs = watched(game)
     if not pairs:
         return 0
     per_observer = max(sum(1 for o, _ in pairs if o == i) for i in range(game.n_agents))
@@ -114,7 +120,7 @@ def seen_actions(game: Game, actions: np.ndarray) -> np.ndarray:
     A = game.action_space.n
     out = np.zeros((actions.shape[0], game.n_agents, seen_action_size(game)), np.float32)
     slot = [0] * game.n_agents
-    for observer, actor in getattr(game, "sees_current_action", ()):
+    for observer, actor in watched(game):
         k = slot[observer]
         out[np.arange(actions.shape[0]), observer, k * A + actions[:, actor]] = 1.0
         slot[observer] += 1

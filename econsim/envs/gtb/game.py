@@ -91,7 +91,7 @@ from econsim.bounds import (
     Text,
 )
 from econsim.core import Box, Discrete, Step
-from econsim.core.brackets import US_FEDERAL_CUTOFFS, bracket_index, check_schedule
+from econsim.core.brackets import US_FEDERAL_CUTOFFS, bracket_index, check_schedule, torch_of
 from econsim.core.capabilities import ActionMask, AgentEvents, Economy, Grid, TaxPeriods
 from econsim.core.registry import register_game
 from econsim.core.seeding import counter_uniforms
@@ -178,7 +178,7 @@ def crra(coin, eta: float):
     """Isoelastic utility of coin ``(z^(1-eta) - 1) / (1 - eta)`` (eq. C.17), coin <= 0
     counting as 0; numpy arrays or torch tensors (finite gradients at and below 0)."""
     e = 1.0 - eta
-    if hasattr(coin, "clamp"):  # torch: avoid 0 ** e, whose gradient is infinite
+    if torch_of(coin) is not None:  # torch: avoid 0 ** e, whose gradient is infinite
         pos = coin > 0
         safe = coin.where(pos, coin.new_ones(coin.shape))
         # exp(e log z), not z ** e: torch's vectorised pow rounds an element differently
