@@ -66,7 +66,12 @@ def cmd_list(args) -> int:
 
     what = args.what
     if what in ("all", "envs"):
-        print("envs:       " + ", ".join(envs.names()))
+        from econsim.core.capabilities import names_of
+
+        print("envs (capabilities):")
+        for name in envs.names():
+            caps = ", ".join(names_of(envs.game_class(name))) or "-"
+            print(f"  {name:<18} {caps}")
     if what in ("all", "algorithms"):
         print("algorithms: " + ", ".join(learners.algorithm_names()))
     if what in ("all", "scenarios"):
