@@ -31,8 +31,11 @@ Conventions, the same in every table:
   ``custom(rates=[...], thresholds=[...])``; ``mechanism_name`` is the bare name and each
   parameter has its own column ``mechanism_<parameter>`` (lists as JSON text).
 
-This module imports no game and no analysis code (``econsim.envs.gtb.tables`` keeps its
-column list; a test checks every column it writes is described here).
+A game documents its own columns (its per-agent step events, episode metrics and ``describe``
+attributes) in its module, as the class attribute ``columns`` read through the game registry
+(``econsim.core.registry.columns_of``); the columns every game shares, and the economy's,
+are defined here. ``econsim.envs.gtb.tables`` keeps its column list; a test checks every
+column it writes is described here.
 """
 
 from __future__ import annotations
@@ -176,10 +179,6 @@ STEPS: dict[str, Entry] = {
     "gathered_stone": ("units", "stone collected this step"),
     "trade_income": ("coin", "net coin from trades this step"),
     "trade_volume": ("units", "units bought and sold this step"),
-    "apples": ("apples", "apples collected this step (Cleanup)"),
-    "waste_cleaned": ("cells", "waste cells cleaned so far this episode (Cleanup)"),
-    "fired": ("0/1", "1 if the agent fired the cleaning beam this step (Cleanup)"),
-    "position": ("index", "position of the agent (Escape Room: lever, start, door)"),
 }
 
 WORLD: dict[str, Entry] = {
@@ -203,7 +202,6 @@ RUN_EPISODES: dict[str, Entry] = {
     "length": ("steps", f"episode length, {_ROW}"),
     "extrinsic": ("reward", f"sum over agents of the game's reward per episode, {_ROW}"),
     "incentives": ("reward", f"incentives the designer paid per episode, {_ROW}"),
-    "mutual_cooperation": ("share", f"IPD: share of rounds with mutual cooperation, {_ROW}"),
     "productivity": ("coin", f"total coin at the episode's end, {_ROW}"),
     "equality": ("share", f"1 - normalised Gini of coin at the episode's end, {_ROW}"),
     "welfare_sum": (WELFARE_SUM_UNIT, "sum over the episode's steps of productivity x "
@@ -232,14 +230,6 @@ RUN_AGENTS: dict[str, Entry] = {
     "return": ("reward", f"the agent's extrinsic return per episode, {_ROW}"),
     "received": ("reward", f"incentives received per episode, {_ROW}"),
     "given": ("reward", f"incentives given per episode, {_ROW}"),
-    "cooperated": ("rounds", f"IPD: rounds the agent cooperated per episode, {_ROW}"),
-    "lever": ("steps", f"Escape Room: steps the agent pulled the lever per episode, {_ROW}"),
-    "exit": ("0/1", f"Escape Room: the agent went through the open door, {_ROW}"),
-    "apples": ("apples", f"Cleanup: apples collected per episode, {_ROW}"),
-    "waste_cleaned": ("cells", f"Cleanup: waste cells cleaned per episode, {_ROW}"),
-    "fired": ("steps", f"Cleanup: steps the agent fired the beam per episode, {_ROW}"),
-    "fired_hit": ("steps", f"Cleanup: beams that cleaned at least one cell, {_ROW}"),
-    "fired_miss": ("steps", f"Cleanup: beams that cleaned nothing, {_ROW}"),
     "coin": ("coin", f"coin held at the episode's end, {_ROW}"),
     "labor": ("labor", f"labor at the episode's end, {_ROW}"),
     "utility": ("util", f"utility at the episode's end, {_ROW}"),
@@ -345,9 +335,31 @@ def _pattern(table: str, column: str) -> Entry | None:
         return ("steps", f"steps the agent chose action {m.group(1)} per episode, {_ROW}")
     if m := re.fullmatch(r"offer_(\w+)", column):
         return ("reward", f"designer's mean incentive offered for {m.group(1)} per step, {_ROW}")
-    if m := re.fullmatch(r"clean_rate_(\d+)", column):
-        return ("share", f"Cleanup: share of steps agent {m.group(1)} fired the beam, {_ROW}")
-    return None
+    return _game_column(table, column)
+
+
+def _game_column(table: str, column: str) -> Entry | None:
+    """A column a registered game documents (``columns`` of its class), prefixed with the
+    game's name; in the tables of a run, with the row's averaging."""
+    from econsim import envs  # the registry; light (numpy and pydantic)
+    from econsim.core.registry import columns_of
+
+    found = []
+    for name in envs.names():
+        for col, (unit, meaning) in columns_of(envs.game_class(name)).get(table, {}).items():
+            pattern = re.escape(col).replace(r"\{k\}", r"(?P<k>\d+)")
+            if m := re.fullmatch(pattern, column):
+                text = meaning.replace("{k}", m.groupdict().get("k") or "k")
+                found.append((name, unit, text))
+    if not found:
+        return None
+    by_text: dict[tuple[str, str], list[str]] = {}  # games documenting it alike share a line
+    for game, unit, text in found:
+        by_text.setdefault((unit, text), []).append(game)
+    units = sorted({u for u, _ in by_text})
+    suffix = f", {_ROW}" if table.startswith("run_") else ""
+    return (" or ".join(units), "; ".join(f"{', '.join(games)}: {text}"
+                                          for (_, text), games in by_text.items()) + suffix)
 
 
 def current_names(df: pd.DataFrame) -> pd.DataFrame:

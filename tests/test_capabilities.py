@@ -154,3 +154,26 @@ def test_list_envs_prints_each_game_with_its_capabilities(capsys):
         line = next(ln for ln in out.splitlines() if ln.split()[:1] == [name])
         for cap in names_of(envs.game_class(name)):
             assert cap in line
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_column_a_game_writes_is_in_the_data_dictionary(name):
+    """Per-agent step events (run_agents), episode metrics (run_episodes) and ``describe``
+    attributes (what-if steps) of every game have a unit and a meaning: the shared ones in
+    ``econsim.dictionary``, the game's own in its ``columns``."""
+    from econsim import dictionary
+
+    game = envs.make(name)
+    steps = _play(game, min(game.max_steps, 6))
+    N = game.n_agents
+    wanted = {"steps": set(game.describe(steps[-1][2].state))}
+    if not has(game, Economy):  # economies report their own tables (episode_summary)
+        wanted["run_agents"] = {k for k, v in steps[-1][2].info.items()
+                                if np.ndim(v) == 2 and np.shape(v)[1] == N}
+    if has(game, EpisodeMetrics):
+        actions = np.stack([a for _, a, _ in steps])
+        wanted["run_episodes"] = set(game.episode_metrics(actions, np.ones(actions.shape[:2])))
+    for table, columns in wanted.items():
+        for col in sorted(columns):
+            unit, meaning = dictionary.describe(table, col)
+            assert unit and meaning, f"{name}: column {col!r} of {table} is not documented"

@@ -17,6 +17,9 @@ G = TypeVar("G", bound=type)
 #: name -> (game class, pydantic model of its parameters)
 GAMES: dict[str, tuple[type, type[BaseModel]]] = {}
 
+#: the tables whose columns a game may document (``econsim.dictionary``)
+GAME_TABLES = ("run_agents", "run_episodes", "steps")
+
 _REQUIRED = ("reset", "step", "observe", "describe")
 
 
@@ -29,6 +32,7 @@ def register_game(name: str, params: type[BaseModel]) -> Callable[[G], G]:
         if missing:
             raise TypeError(f"game {name!r}: {cls.__name__} lacks {', '.join(missing)} "
                             "(the Game protocol, econsim.core.game)")
+        check_columns(name, columns_of(cls))
         if name in GAMES and GAMES[name][0] is not cls:
             raise ValueError(f"game {name!r} is registered twice ({GAMES[name][0].__name__} "
                              f"and {cls.__name__})")
@@ -36,6 +40,27 @@ def register_game(name: str, params: type[BaseModel]) -> Callable[[G], G]:
         return cls
 
     return decorate
+
+
+def columns_of(cls: type) -> dict[str, dict[str, tuple[str, str]]]:
+    """The game's own columns: ``{table: {column: (unit, meaning)}}`` for the tables in
+    :data:`GAME_TABLES` (its per-agent step events in ``run_agents``, its episode metrics in
+    ``run_episodes``, its ``describe`` attributes in ``steps``). Declared as the class
+    attribute ``columns`` (optional: a game without it writes only shared columns); a
+    ``{k}`` in a column name stands for an agent index."""
+    return vars_of(cls).get("columns", {})
+
+
+def check_columns(name: str, columns: object) -> None:
+    """``columns`` is ``{table: {column: (unit, meaning)}}`` with known tables and text."""
+    ok = isinstance(columns, dict) and all(
+        t in GAME_TABLES and isinstance(cols, dict) and all(
+            isinstance(c, str) and isinstance(e, tuple) and len(e) == 2
+            and all(isinstance(x, str) and x for x in e) for c, e in cols.items())
+        for t, cols in columns.items())
+    if not ok:
+        raise TypeError(f"game {name!r}: columns must map a table ({', '.join(GAME_TABLES)}) "
+                        "to {column: (unit, meaning)} with non-empty texts")
 
 
 def vars_of(cls: type) -> dict:

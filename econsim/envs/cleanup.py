@@ -228,6 +228,21 @@ class Cleanup(Grid, AgentEvents, EpisodeMetrics, DesignerView, ImageObservation,
     action_names = ACTION_NAMES
     incentive_types = INCENTIVE_TYPES
     action_feature_size = 2
+    columns = {  # the data dictionary's entries of this game (econsim.dictionary)
+        "run_agents": {
+            "apples": ("apples", "apples collected per episode"),
+            "waste_cleaned": ("cells", "waste cells cleaned per episode"),
+            "fired": ("steps", "steps the agent fired the cleaning beam per episode"),
+            "fired_hit": ("steps", "beams that cleaned at least one cell per episode"),
+            "fired_miss": ("steps", "beams that cleaned nothing per episode"),
+        },
+        "run_episodes": {"clean_rate_{k}": ("share", "share of steps agent {k} fired the beam")},
+        "steps": {
+            "apples": ("apples", "apples collected so far this episode"),
+            "waste_cleaned": ("cells", "waste cells cleaned so far this episode"),
+            "fired": ("0/1", "1 if the agent fired the cleaning beam this step"),
+        },
+    }
 
     def __init__(self, **params) -> None:
         p = self.params = Params(**params)

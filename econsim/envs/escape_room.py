@@ -67,6 +67,11 @@ class EscapeRoom(NamedPositions):
     action_space = Discrete(3)
     action_names = ("lever", "start", "door")
     position_names = POSITIONS
+    columns = {  # the data dictionary's entries of this game (econsim.dictionary)
+        "run_agents": {"lever": ("steps", "steps the agent pulled the lever per episode"),
+                       "exit": ("0/1", "the agent went through the open door")},
+        "steps": {"position": ("index", "position of the agent: 0 lever, 1 start, 2 door")},
+    }
 
     def __init__(self, **params) -> None:
         self.params = Params(**params)
@@ -132,6 +137,11 @@ class AsymmetricEscapeRoom(NamedPositions, SeesCurrentActions):
     observation_space = Box((6,), 0.0, 1.0)
     action_names = ("start", "go")
     position_names = POSITIONS
+    columns = {  # the data dictionary's entries of this game (econsim.dictionary)
+        "run_agents": {"lever": ("steps", "steps the agent pulled the lever per episode"),
+                       "exit": ("0/1", "the agent went through the open door")},
+        "steps": {"position": ("index", "position of the agent: 0 lever, 1 start, 2 door")},
+    }
     sees_current_action = ((0, 1),)  # (observer, actor): A1 sees A2's action this step
     optimum = 9.0
     _TARGET = np.array([[START, DOOR], [START, LEVER]])  # [agent, action] -> position

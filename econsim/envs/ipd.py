@@ -44,6 +44,13 @@ class IPD(EpisodeMetrics):
     action_space = Discrete(2)
     observation_space = Box((5,), 0.0, 1.0)
     action_names = ("cooperate", "defect")
+    columns = {  # the data dictionary's entries of this game (econsim.dictionary)
+        "run_agents": {"cooperated": ("rounds", "rounds the agent cooperated per episode")},
+        "run_episodes": {"mutual_cooperation": ("share", "share of rounds with mutual "
+                                                "cooperation (C, C)")},
+        "steps": {"last_action": ("index", "the agent's action of the last round: 0 "
+                                  "cooperate, 1 defect, -1 before the first")},
+    }
 
     def __init__(self, **params) -> None:
         self.params = Params(**params)
