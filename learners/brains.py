@@ -24,6 +24,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from econsim.core.capabilities import ActionMask, has
+
 __all__ = ["Brain", "ConstantBrain", "RandomBrain", "ScriptedBrain", "TeamBrain", "TeamPolicy",
            "team_brains"]
 
@@ -198,7 +200,7 @@ class SharedPolicyBrain:
     """Agent ``index`` acting with a parameter-shared policy (PPO) on its own observation.
 
     ``policy`` is a one-replica trainer offering ``act_one(obs, legal, generator) -> int``;
-    illegal actions (``game.action_mask``, where the game has one) are never chosen. The
+    illegal actions (``game.action_mask``, capability ``ActionMask``) are never chosen. The
     sampling generator is seeded from the model's ``rng`` when the brain first acts in a
     model, so a model's ``seed`` fixes the whole run.
     """
@@ -217,7 +219,7 @@ class SharedPolicyBrain:
             self._model = model
             self.generator.manual_seed(int(model.rng.integers(2**63 - 1)))
         game = model.game
-        legal = (game.action_mask(model.state)[0, agent.index] if hasattr(game, "action_mask")
+        legal = (game.action_mask(model.state)[0, agent.index] if has(game, ActionMask)
                  else np.ones(game.action_space.n, bool))
         return self.policy.act_one(np.asarray(agent.observation), legal, self.generator)
 

@@ -14,7 +14,7 @@ One iteration plays ``batch`` episodes per replica (seed), then runs ``epochs`` 
 
 Replicas are stacked (``learners.nets``): every weight has a leading replica dimension and
 the summed loss gives each replica its own gradient; Adam's statistics are element-wise, so
-replicas never mix. Illegal actions (``game.action_mask(state)``, where the game has one)
+replicas never mix. Illegal actions (``game.action_mask(state)``, capability ``ActionMask``)
 get probability 0. Observations pass through ``symlog(x) = sign(x) log(1 + |x|)``, so coin
 and labor in the hundreds and 0/1 map cells share one scale without running statistics.
 
@@ -50,6 +50,7 @@ from econsim.bounds import (
     Probability,
 )
 from econsim.core import Game, ReplicaRNG, torch_generator
+from econsim.core.capabilities import ActionMask, Economy, TaxPeriods, has
 from learners.functional import gae
 from learners.nets import Params, assign, init_mlp, mlp
 from learners.replicas import categorical, permutations
@@ -109,8 +110,8 @@ def require_tax_game(algorithm: str, game: Game, mechanism: Any) -> None:
     taxes: one-line ValueError otherwise."""
     if mechanism is not None:
         raise ValueError(f"{algorithm}: the learned planner sets the taxes; drop the mechanism")
-    if not hasattr(game, "set_tax_rates"):
-        raise ValueError(f"{algorithm}: env {getattr(game, 'name', game)!r} has no taxes "
+    if not has(game, TaxPeriods):
+        raise ValueError(f"{algorithm}: env {game.name!r} has no taxes "
                          "(allowed: gtb)")
 
 
@@ -201,8 +202,9 @@ class PPOTrainer:
             for m in self.mechanisms:
                 m.reset()
         obs = game.observe(state)
-        period = getattr(game, "period_length", None)
-        has_mask = hasattr(game, "action_mask")
+        taxed = has(game, TaxPeriods)
+        period = game.period_length if taxed else None
+        has_mask = has(game, ActionMask)
         rec: dict[str, list] = {k: [] for k in ("obs", "legal", "actions", "logp", "values",
                                                 "rewards", "mask")}
         info: dict[str, list] = {}
@@ -223,8 +225,8 @@ class PPOTrainer:
             logp = torch.log_softmax(logits, -1).gather(-1, a[..., None])[..., 0]
             v = self.value(xm)
             to_w = lambda y: y.reshape(RB, self.N, *y.shape[2:])  # noqa: E731
-            if getattr(state, "tax_rates", None) is not None:
-                rates.append(np.array(state.tax_rates))
+            if taxed:
+                rates.append(np.array(game.tax_rates(state)))
             step = game.step(state, to_w(a).numpy(), self.rng)
             for k, val in (("obs", x), ("legal", legal), ("actions", to_w(a)),
                            ("logp", to_w(logp)), ("values", to_w(v)), ("mask", alive)):
@@ -298,7 +300,7 @@ class PPOTrainer:
         """Play ``episodes`` per replica from separate random streams (training unchanged).
 
         Besides the metrics, ``"_tables"`` holds the game's tidy per-period table (if the
-        game has ``period_table``), with a ``replica`` and an ``episode`` column.
+        game is an ``Economy``), with a ``replica`` and an ``episode`` column.
         """
         saved = self.rng, self.act_rng, copy.deepcopy(self.mechanisms)
         self.rng = ReplicaRNG.from_seeds(self.seeds, "eval/env", self.iteration)
@@ -327,17 +329,15 @@ class PPOTrainer:
             "length": per(ro.mask.numpy().sum(0)).mean(1),
         }
         out["collective"] = out["return"].sum(-1)
-        summary = getattr(self.game, "episode_summary", None)
-        if summary is not None:
-            for k, v in summary(ro.info, ro.state).items():
+        if has(self.game, Economy):
+            for k, v in self.game.episode_summary(ro.info, ro.state).items():
                 out[k] = per(v).mean(1)
         return out
 
     def period_table(self, ro: Rollout, episodes: int) -> pd.DataFrame | None:
-        make = getattr(self.game, "period_table", None)
-        if make is None:
+        if not has(self.game, Economy):
             return None
-        df = make(ro.info, ro.state, ro.rates)
+        df = self.game.period_table(ro.info, ro.state, ro.rates)
         world = df.pop("world")
         df.insert(0, "replica", world // episodes)
         df.insert(1, "episode", world % episodes)
