@@ -43,7 +43,7 @@ from econsim.core.capabilities import (
     has,
 )
 from econsim.scenario import Scenario
-from learners.brains import Brain, RandomBrain, team_brains
+from learners.brains import Brain, PaysIncentives, RandomBrain, team_brains
 from mechanisms import registry
 from mechanisms.incentives import apply_transfers, given, received
 from mechanisms.tax import TaxMechanism
@@ -320,10 +320,9 @@ class EconModel(mesa.Model):
         n = self.game.n_agents
         pay, charged = np.zeros((n, n)), np.zeros(n, bool)
         for p in self.players:
-            row = getattr(p.brain, "incentives", None)
-            if row is not None:
-                pay[p.index] = np.asarray(row(p), np.float64)
-                charged[p.index] = bool(getattr(p.brain, "charge_giver", True))
+            if isinstance(p.brain, PaysIncentives):
+                pay[p.index] = np.asarray(p.brain.incentives(p), np.float64)
+                charged[p.index] = bool(p.brain.charge_giver)
         return pay, charged
 
     # ----------------------------------------------------------------------- reporting
@@ -371,10 +370,9 @@ class EconModel(mesa.Model):
         if seed not in seeds:
             raise ValueError(f"run {run_id!r}: seed {seed!r} is not one of its seeds {seeds}")
         r = seeds.index(seed)
-        designer = (getattr(trainer, "designer_mechanism", None)  # learned tax planners
-                    or getattr(trainer, "planner_mechanism", None))
+        planner = trainer.tax_mechanism(r) if trainer.plans_taxes else None  # learned
         return cls(scenario, brains=team_brains(trainer, r), seed=seed, episodes=episodes,
-                   mechanism=designer(r) if designer is not None else None)
+                   mechanism=planner)
 
     def __repr__(self) -> str:
         return (f"EconModel({self.game.name}, players={len(self.players)}, "

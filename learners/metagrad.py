@@ -128,6 +128,7 @@ class DesignerTrainer(PGTrainer, ABC):
 
     Config = DesignerConfig
     charge_giver = False  # the designer pays; agents are never charged
+    central_designer = True
 
     def __init__(self, game, config: DesignerConfig, seeds: list[int]) -> None:
         super().__init__(game, config, seeds)  # config.kinds: no give-reward actions

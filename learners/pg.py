@@ -48,6 +48,7 @@ from econsim.core import (
     watched,
 )
 from econsim.core.capabilities import EpisodeMetrics, has
+from learners.contract import TrainerConfig, TrainerTraits
 from learners.functional import behaviour_probs, policy_loss, reward_to_go, sgd_step, sigmoid
 from learners.nets import Params, detach, init_mlp, mlp
 from learners.replicas import categorical, episode_mean, normal, per_replica
@@ -68,7 +69,7 @@ class LinearSchedule(BaseModel):
         return self.start + min(it / self.steps, 1.0) * (self.end - self.start)
 
 
-class PGConfig(BaseModel):
+class PGConfig(TrainerConfig):
     """Hyperparameters of independent policy-gradient agents (Tables B.3, B.4)."""
 
     model_config = FINITE
@@ -127,7 +128,7 @@ class Decision:
     extra: dict[str, torch.Tensor]  # algorithm-specific records
 
 
-class PGTrainer:
+class PGTrainer(TrainerTraits):
     """Independent PG agents (PG, PG-d, PG-c) on any discrete-action ``Game``.
 
     ``seeds`` are independent replicas trained side by side (vectorised); replica ``r``'s

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 from econsim.bounds import (
     FINITE,
@@ -51,13 +51,14 @@ from econsim.bounds import (
 )
 from econsim.core import Game, ReplicaRNG, torch_generator
 from econsim.core.capabilities import ActionMask, Economy, TaxPeriods, has
+from learners.contract import TrainerConfig, TrainerTraits
 from learners.functional import gae
 from learners.nets import Params, assign, init_mlp, mlp
 from learners.replicas import categorical, permutations
 from mechanisms.tax import TaxMechanism
 
 
-class PPOConfig(BaseModel):
+class PPOConfig(TrainerConfig):
     """PPO hyperparameters (AI-Economist agent settings where the Diss gives none)."""
 
     model_config = FINITE
@@ -115,7 +116,7 @@ def require_tax_game(algorithm: str, game: Game, mechanism: Any) -> None:
                          "(allowed: gtb)")
 
 
-class PPOTrainer:
+class PPOTrainer(TrainerTraits):
     """Parameter-shared PPO agents in ``R`` replicas, optionally under a tax mechanism."""
 
     Config = PPOConfig
