@@ -18,7 +18,7 @@ Layout of a file (see ``scenarios/*.toml``)::
     n_agents = 2
     n_required = 1
 
-    [algorithm]           # name + the trainer's hyperparameters (learners.ALGORITHMS)
+    [algorithm]           # name + the trainer's hyperparameters (learners.registry)
     name = "lio"
     lr = 1e-4
 

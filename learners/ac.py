@@ -44,6 +44,7 @@ from econsim.core.capabilities import ImageObservation, has
 from learners.functional import behaviour_probs, next_step, td_errors
 from learners.nets import Params, conv, detach, init_conv, init_mlp, mlp
 from learners.pg import Batch, LinearSchedule, PGConfig, PGTrainer
+from learners.registry import register_algorithm
 
 
 # ----------------------------------------------------------------------------- networks
@@ -144,6 +145,7 @@ class ACConfig(PGConfig):
 
 
 # ------------------------------------------------------------------------------ trainer
+@register_algorithm("ac", "ac-d", "ac-c", kinds={"ac-d": "ac-d", "ac-c": "ac-c"})
 class ACTrainer(PGTrainer):
     """Independent actor-critic agents; the ``PGTrainer`` interface with a TD(0) critic."""
 

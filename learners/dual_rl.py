@@ -30,6 +30,7 @@ from econsim.bounds import MAX_LIST, Coefficient, Hidden, LearningRate
 from learners.functional import sigmoid
 from learners.metagrad import DesignerConfig, DesignerTrainer
 from learners.nets import Params, detach, init_mlp
+from learners.registry import register_algorithm
 from learners.replicas import normal
 
 
@@ -99,6 +100,7 @@ class DualRLTrainer(DesignerTrainer):
         return {**self.metrics(tau), **values}
 
 
+@register_algorithm("dual-rl-d")
 class DualRLDTrainer(DualRLTrainer):
     """Dual-RL (d): one categorical choice of ``|S|^|A|`` incentive assignments per step."""
 
@@ -130,6 +132,7 @@ class DualRLDTrainer(DualRLTrainer):
         return logp, -(logp_all.exp() * logp_all).sum(-1)
 
 
+@register_algorithm("dual-rl-c")
 class DualRLCTrainer(DualRLTrainer):
     """Dual-RL (c): Gaussian ``N(mu_eta, 1)`` per action type squashed by ``r_max sigmoid``."""
 

@@ -84,6 +84,7 @@ from econsim.bounds import (
 from econsim.core import Game, ReplicaRNG, torch_generator
 from learners.nets import Params, init_mlp, mlp
 from learners.ppo import PPOConfig, Rollout
+from learners.registry import register_algorithm
 from learners.replicas import categorical, permutations
 from learners.tax_planner import LearnedTax, TaxPlannerTrainer
 
@@ -131,6 +132,7 @@ class DualRLTaxConfig(PPOConfig):
         return int(round(1.0 / self.rate_step)) + 1
 
 
+@register_algorithm("dual-rl-tax")
 class DualRLTaxTrainer(TaxPlannerTrainer):
     """Parameter-shared PPO agents plus a PPO tax planner per replica (seed)."""
 

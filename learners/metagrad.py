@@ -73,6 +73,7 @@ from learners.ac import soft_update
 from learners.functional import gae, next_step, policy_loss, reward_to_go, sigmoid, td_errors
 from learners.nets import Params, assign, detach, init_mlp, mlp
 from learners.pg import Batch, LinearSchedule, PGConfig, PGTrainer
+from learners.registry import register_algorithm
 from learners.replicas import episode_mean, per_replica
 
 
@@ -301,6 +302,7 @@ class DesignerTrainer(PGTrainer, ABC):
             self.opt_phi.load_state_dict(state["opt_phi"])
 
 
+@register_algorithm("metagrad")
 class MetaGradTrainer(DesignerTrainer):
     """MetaGrad (Algorithm 3, M = 1, pipelined) with PG agents."""
 

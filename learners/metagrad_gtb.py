@@ -106,6 +106,7 @@ from econsim.envs.gtb.game import utility as gtb_utility
 from learners.functional import gae, sigmoid
 from learners.nets import Params, init_mlp, mlp
 from learners.ppo import PPOConfig, Rollout
+from learners.registry import register_algorithm
 from learners.replicas import episode_mean
 from learners.tax_planner import LearnedTax, TaxPlannerTrainer
 from mechanisms.tax import bracket_tax, redistribute
@@ -147,6 +148,7 @@ class AdamMoments:
     eps: float
 
 
+@register_algorithm("metagrad-tax")
 class MetaGradTaxTrainer(TaxPlannerTrainer):
     """Parameter-shared PPO agents plus a MetaGrad tax designer per replica (seed)."""
 

@@ -51,6 +51,7 @@ from econsim.core.capabilities import EpisodeMetrics, has
 from learners.contract import TrainerConfig, TrainerTraits
 from learners.functional import behaviour_probs, policy_loss, reward_to_go, sgd_step, sigmoid
 from learners.nets import Params, detach, init_mlp, mlp
+from learners.registry import register_algorithm
 from learners.replicas import categorical, episode_mean, normal, per_replica
 from mechanisms.incentives import apply_transfers, others
 
@@ -128,6 +129,7 @@ class Decision:
     extra: dict[str, torch.Tensor]  # algorithm-specific records
 
 
+@register_algorithm("pg", "pg-d", "pg-c", kinds={"pg-d": "pg-d", "pg-c": "pg-c"})
 class PGTrainer(TrainerTraits):
     """Independent PG agents (PG, PG-d, PG-c) on any discrete-action ``Game``.
 

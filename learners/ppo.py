@@ -54,6 +54,7 @@ from econsim.core.capabilities import ActionMask, Economy, TaxPeriods, has
 from learners.contract import TrainerConfig, TrainerTraits
 from learners.functional import gae
 from learners.nets import Params, assign, init_mlp, mlp
+from learners.registry import register_algorithm
 from learners.replicas import categorical, permutations
 from mechanisms.tax import TaxMechanism
 
@@ -116,6 +117,7 @@ def require_tax_game(algorithm: str, game: Game, mechanism: Any) -> None:
                          "(allowed: gtb)")
 
 
+@register_algorithm("ppo")
 class PPOTrainer(TrainerTraits):
     """Parameter-shared PPO agents in ``R`` replicas, optionally under a tax mechanism."""
 

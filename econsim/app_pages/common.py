@@ -176,7 +176,7 @@ def agent_algorithms(env_name: str, mechanism_key: str) -> list[str]:
 def scenario_mechanism_key(data: dict) -> str:
     """The builder's mechanism choice of a scenario dict."""
     alg = (data.get("algorithm") or {}).get("name")
-    if alg and alg in learners.ALGORITHMS and _role(alg) != "agents":
+    if alg and alg in learners.algorithm_names() and _role(alg) != "agents":
         return f"designer:{alg}"
     mech = data.get("mechanism")
     if isinstance(mech, dict) and mech.get("name"):
