@@ -49,7 +49,7 @@ from econsim.bounds import (
     PositiveCoefficient,
     Probability,
 )
-from econsim.core import Game, ReplicaRNG, torch_generator
+from econsim.core import Game, ReplicaRNG, end_period, period_starts, start_period, torch_generator
 from econsim.core.capabilities import ActionMask, Economy, TaxPeriods, has
 from learners.contract import TrainerConfig, TrainerTraits
 from learners.functional import gae
@@ -188,13 +188,10 @@ class PPOTrainer(TrainerTraits):
         rates = [np.asarray(m.rates(state), np.float64) for m in self.mechanisms]
         return np.repeat(np.stack(rates), batch, axis=0)
 
-    def _observe_incomes(self, income: np.ndarray, end: np.ndarray, batch: int) -> None:
-        """Feed period incomes ``[RB, N]`` of worlds whose period ended to their replica."""
+    def _observe_incomes(self, info: dict[str, np.ndarray], batch: int) -> None:
+        """Feed period incomes of worlds whose period ended to their replica's mechanism."""
         for r, m in enumerate(self.mechanisms):
-            rows = slice(r * batch, (r + 1) * batch)
-            done = end[rows]
-            if done.any():
-                m.observe(income[rows][done].ravel())
+            end_period(m, info, slice(r * batch, (r + 1) * batch))
 
     @torch.no_grad()
     def run_episodes(self, batch: int, greedy: bool = False) -> Rollout:
@@ -206,7 +203,6 @@ class PPOTrainer(TrainerTraits):
                 m.reset()
         obs = game.observe(state)
         taxed = has(game, TaxPeriods)
-        period = game.period_length if taxed else None
         has_mask = has(game, ActionMask)
         rec: dict[str, list] = {k: [] for k in ("obs", "legal", "actions", "logp", "values",
                                                 "rewards", "mask")}
@@ -214,9 +210,8 @@ class PPOTrainer(TrainerTraits):
         rates: list[np.ndarray] = []
         alive = torch.ones(RB)
         for t in range(game.max_steps):
-            if self._sets_rates() and period and t % period == 0:
-                state = game.set_tax_rates(state, self._schedule(state, batch))
-                obs = game.observe(state)
+            if self._sets_rates() and period_starts(game, t):
+                state, obs = start_period(game, state, self._schedule(state, batch))
             x = symlog(torch.from_numpy(obs).reshape(RB, self.N, -1))
             legal = (torch.from_numpy(game.action_mask(state)) if has_mask
                      else torch.ones(RB, self.N, self.A, dtype=torch.bool))
@@ -237,8 +232,8 @@ class PPOTrainer(TrainerTraits):
             rec["rewards"].append(torch.from_numpy(step.reward).float() * alive[:, None])
             for k, val in step.info.items():
                 info.setdefault(k, []).append(np.array(val))
-            if self.mechanisms and "period_end" in step.info:
-                self._observe_incomes(step.info["income"], step.info["period_end"], batch)
+            if self.mechanisms:
+                self._observe_incomes(step.info, batch)
             alive = alive * (1.0 - torch.from_numpy(step.done).float())
             state, obs = step.state, step.obs
         return Rollout(**{k: torch.stack(v) for k, v in rec.items()},
