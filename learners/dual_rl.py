@@ -78,12 +78,16 @@ class DualRLTrainer(DesignerTrainer):
     def log_prob_entropy(self, eta: Params, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Designer ``log pi(action_t | x_t)`` and policy entropy, both ``[T, RB]``."""
 
+    def designer_entropy(self) -> float:
+        """The designer's entropy coefficient beta (none: 0)."""
+        return 0.0
+
     def designer_loss(self, eta: Params, batch) -> torch.Tensor:
         """Policy gradient ``-sum_t [log pi(a^ID_t) A^ID_t + beta H_t]`` with ``A^ID`` the
         reward-to-go of ``r^ID`` (REINFORCE) or its GAE advantage with the designer critic;
         mean over episodes, summed over replicas."""
         logp, ent = self.log_prob_entropy(eta, batch)
-        beta = getattr(self.cfg, "designer_entropy", 0.0)
+        beta = self.designer_entropy()
         per_world = ((logp * self.designer_weights(batch) + beta * ent) * batch.mask).sum(0)
         return -per_world.reshape(self.R, -1).mean(1).sum()
 
@@ -125,6 +129,9 @@ class DualRLDTrainer(DualRLTrainer):
         k = self._sample(torch.softmax(logits, -1).transpose(0, 1)).transpose(0, 1)
         extra["des_choice"] = k
         return self.decode_choice(k)
+
+    def designer_entropy(self) -> float:
+        return self.cfg.designer_entropy
 
     def log_prob_entropy(self, eta, batch):
         logp_all = torch.log_softmax(self.designer_net(eta, batch.extra["des_in"]), -1)
