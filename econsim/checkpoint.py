@@ -210,7 +210,7 @@ def restore(trainer: Any, state: Any) -> None:
     problem = _difference(before, after, "trainer")
     if problem:
         raise ValueError(problem)
-    iteration = getattr(trainer, "iteration", 0)
+    iteration = trainer.iteration
     if not isinstance(iteration, int) or isinstance(iteration, bool) or iteration < 0:
         raise ValueError(f"trainer.iteration is {short(repr(iteration), 60)}, not a whole "
                          "number >= 0")

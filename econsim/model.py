@@ -33,7 +33,15 @@ from mesa.discrete_space import CellAgent, OrthogonalMooreGrid
 
 from econsim import checkpoint, metrics, store
 from econsim import scenario as scenario_mod
-from econsim.core import Game, check_actions, seen_actions, watched
+from econsim.core import (
+    Game,
+    check_actions,
+    end_period,
+    period_starts,
+    seen_actions,
+    start_period,
+    watched,
+)
 from econsim.core.capabilities import (
     AgentEvents,
     Economy,
@@ -43,7 +51,7 @@ from econsim.core.capabilities import (
     has,
 )
 from econsim.scenario import Scenario
-from learners.brains import Brain, RandomBrain, team_brains
+from learners.brains import Brain, PaysIncentives, RandomBrain, team_brains
 from mechanisms import registry
 from mechanisms.incentives import apply_transfers, given, received
 from mechanisms.tax import TaxMechanism
@@ -267,10 +275,9 @@ class EconModel(mesa.Model):
         if self.episode_over:
             self._start_episode()
         game, n = self.game, self.game.n_agents
-        if self.mechanism is not None and self.t % game.period_length == 0:
+        if self.mechanism is not None and period_starts(game, self.t):
             rates = np.asarray(self.mechanism.rates(self.state), np.float64)[None]
-            self.state = game.set_tax_rates(self.state, rates)
-            self.obs = game.observe(self.state)
+            self.state, self.obs = start_period(game, self.state, rates)
             self._refresh_state()
         chosen = np.zeros((1, n), np.int64)
         for i in self.order:
@@ -283,8 +290,7 @@ class EconModel(mesa.Model):
         out = game.step(self.state, actions, self.rng)
         self.pay, charged = self._transfers()
         reward = out.reward[0].astype(np.float64)
-        total = apply_transfers(apply_transfers(reward, self.pay * charged[:, None], True),
-                                self.pay * ~charged[:, None], False)
+        total = apply_transfers(reward, self.pay, charged)
         self.state, self.obs, self.t = out.state, out.obs, self.t + 1
         got, gave = received(self.pay), given(self.pay)
         for p in self.players:
@@ -299,8 +305,8 @@ class EconModel(mesa.Model):
             p.events = {k: _value(v[p.index]) for k, v in per_agent.items()}
             for k in _events(game):
                 setattr(p, k, p.events.get(k, 0.0))
-        if self.mechanism is not None and bool(np.asarray(out.info.get("period_end", [0]))[0]):
-            self.mechanism.observe(np.asarray(out.info["income"][0], np.float64))
+        if self.mechanism is not None:
+            end_period(self.mechanism, out.info)
         self.tax_revenue = float(np.asarray(out.info.get("tax", np.zeros((1, n))))[0].sum())
         self.info = {k: np.asarray(v[0]).tolist() for k, v in out.info.items()
                      if k not in per_agent}
@@ -320,10 +326,9 @@ class EconModel(mesa.Model):
         n = self.game.n_agents
         pay, charged = np.zeros((n, n)), np.zeros(n, bool)
         for p in self.players:
-            row = getattr(p.brain, "incentives", None)
-            if row is not None:
-                pay[p.index] = np.asarray(row(p), np.float64)
-                charged[p.index] = bool(getattr(p.brain, "charge_giver", True))
+            if isinstance(p.brain, PaysIncentives):
+                pay[p.index] = np.asarray(p.brain.incentives(p), np.float64)
+                charged[p.index] = bool(p.brain.charge_giver)
         return pay, charged
 
     # ----------------------------------------------------------------------- reporting
@@ -371,10 +376,9 @@ class EconModel(mesa.Model):
         if seed not in seeds:
             raise ValueError(f"run {run_id!r}: seed {seed!r} is not one of its seeds {seeds}")
         r = seeds.index(seed)
-        designer = (getattr(trainer, "designer_mechanism", None)  # learned tax planners
-                    or getattr(trainer, "planner_mechanism", None))
+        planner = trainer.tax_mechanism(r) if trainer.plans_taxes else None  # learned
         return cls(scenario, brains=team_brains(trainer, r), seed=seed, episodes=episodes,
-                   mechanism=designer(r) if designer is not None else None)
+                   mechanism=planner)
 
     def __repr__(self) -> str:
         return (f"EconModel({self.game.name}, players={len(self.players)}, "

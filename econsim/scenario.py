@@ -18,7 +18,7 @@ Layout of a file (see ``scenarios/*.toml``)::
     n_agents = 2
     n_required = 1
 
-    [algorithm]           # name + the trainer's hyperparameters (learners.ALGORITHMS)
+    [algorithm]           # name + the trainer's hyperparameters (learners.registry)
     name = "lio"
     lr = 1e-4
 
@@ -199,7 +199,7 @@ def check_size(scenario: Scenario, seeds: list[int] | None = None, game: Game | 
     a halt), counting the ``seeds`` the run is given (default: the scenario's)."""
     game = scenario.make_game() if game is None else game
     config = scenario.trainer_config() if config is None else config
-    batch, evals = int(getattr(config, "batch", 1)), scenario.train.eval_episodes
+    batch, evals = int(config.batch), scenario.train.eval_episodes
     field, episodes = ("algorithm.batch", batch) if batch >= evals else (
         "train.eval_episodes", evals)
     obs = int(np.prod(game.observation_space.shape))
@@ -219,14 +219,15 @@ def _check_agents(alg_name: str, config: Any, game: Game) -> None:
     discrete give-reward agent (``give_mode`` "d": one output per action x give bit for
     each other agent) has at most ``MAX_WIDTH`` policy outputs."""
     n, kinds = game.n_agents, config.agents
-    low, high = getattr(config, "min_agents", 1), getattr(config, "max_agents", n)
+    low = config.min_agents
+    high = n if config.max_agents is None else config.max_agents
     if not low <= n <= high:
         raise ScenarioError(f"env.n_agents: {n} is not allowed: algorithm {alg_name!r} takes "
                             f"{low} to {high} agents")
     if kinds is not None and len(kinds) != n:
         raise ScenarioError(f"algorithm.agents: lists {len(kinds)} agents but "
                             f"{game.name} has {n}")
-    modes = getattr(learners.trainer_class(alg_name), "give_mode", {})
+    modes = learners.trainer_class(alg_name).give_mode
     discrete = [k for k in kinds or [learners.default_kind(alg_name)] if modes.get(k) == "d"]
     outputs = game.action_space.n * 2 ** (n - 1)
     if discrete and outputs > MAX_WIDTH:
@@ -239,7 +240,7 @@ def _check_agents(alg_name: str, config: Any, game: Game) -> None:
 def _check_mechanism(scenario: Scenario, alg_name: str, game: Game) -> None:
     """The ``[mechanism]`` table: allowed with this algorithm and game, valid, and with the
     game's tax brackets (a schedule on other brackets would silently tax the wrong incomes)."""
-    if not getattr(learners.trainer_class(alg_name), "takes_mechanism", False):
+    if not learners.trainer_class(alg_name).takes_mechanism:
         raise ScenarioError(f"mechanism: algorithm {alg_name!r} does not take a tax "
                             "mechanism (allowed with: ppo)")
     if not has(game, TaxPeriods):

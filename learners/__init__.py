@@ -1,51 +1,46 @@
 """Agent brains: networks, differentiable updates, and the learning algorithms of the Diss.
 
-``ALGORITHMS`` maps a scenario's ``algorithm.name`` to (trainer class path, default agent
-kind). A trainer is built as ``Trainer(game, Trainer.Config(**params), seeds)`` and offers
-``iterate()``, ``evaluate(episodes)``, ``epsilon()``, ``state_dict()``/``load_state_dict()``
-and ``metrics`` as numpy arrays per replica (seed).
+Each trainer class registers the scenario ``algorithm.name`` values it implements with
+``@learners.registry.register_algorithm``; this package imports all of its modules once, on
+first use of the functions below, so adding a learner is adding one module. A trainer is
+built as ``Trainer(game, Trainer.Config(**params), seeds)``; what callers may use on it is
+the contract in ``learners.contract``.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
-ALGORITHMS: dict[str, tuple[str, str]] = {
-    "pg": ("learners.pg:PGTrainer", "pg"),
-    "pg-d": ("learners.pg:PGTrainer", "pg-d"),
-    "pg-c": ("learners.pg:PGTrainer", "pg-c"),
-    "lio": ("learners.lio:LIOTrainer", "lio"),
-    "ac": ("learners.ac:ACTrainer", "ac"),
-    "ac-d": ("learners.ac:ACTrainer", "ac-d"),
-    "ac-c": ("learners.ac:ACTrainer", "ac-c"),
-    "lio-ac": ("learners.lio_ac:LIOACTrainer", "lio"),
-    "ia": ("learners.ia:IATrainer", "ia"),
-    "cen": ("learners.cen:CenTrainer", "cen"),
-    "lola-d": ("learners.lola:LOLATrainer", "lola-d"),
-    "lola-c": ("learners.lola:LOLATrainer", "lola-c"),
-    "metagrad": ("learners.metagrad:MetaGradTrainer", "pg"),
-    "dual-rl-d": ("learners.dual_rl:DualRLDTrainer", "pg"),
-    "dual-rl-c": ("learners.dual_rl:DualRLCTrainer", "pg"),
-    "metagrad-ac": ("learners.designer_ac:MetaGradACTrainer", "ac"),
-    "dual-rl-c-ac": ("learners.designer_ac:DualRLCACTrainer", "ac"),
-    "fixed-incentives": ("learners.fixed_incentives:FixedIncentiveTrainer", "pg"),
-    "ppo": ("learners.ppo:PPOTrainer", "ppo"),
-    "dual-rl-tax": ("learners.dual_rl_tax:DualRLTaxTrainer", "ppo"),
-    "metagrad-tax": ("learners.metagrad_gtb:MetaGradTaxTrainer", "ppo"),
-}
+from learners.registry import ALGORITHMS
+
+_loaded = False
+
+
+def _discover() -> None:
+    """Import every module of this package once (each registers its algorithms)."""
+    global _loaded
+    if not _loaded:
+        for module in pkgutil.iter_modules(__path__, f"{__name__}."):
+            importlib.import_module(module.name)
+        _loaded = True
 
 
 def algorithm_names() -> list[str]:
+    """Names a scenario's ``algorithm.name`` may take."""
+    _discover()
     return sorted(ALGORITHMS)
 
 
 def trainer_class(name: str) -> type:
     """The trainer class registered for algorithm ``name`` (ValueError naming the allowed)."""
+    _discover()
     if name not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {name!r} (allowed: {', '.join(algorithm_names())})")
-    module, cls = ALGORITHMS[name][0].split(":")
-    return getattr(importlib.import_module(module), cls)
+    return ALGORITHMS[name][0]
 
 
 def default_kind(name: str) -> str:
+    """The agent kind of algorithm ``name`` when a scenario lists none."""
+    _discover()
     return ALGORITHMS[name][1]

@@ -40,9 +40,11 @@ from pydantic import Field, model_validator
 
 from econsim.bounds import Coefficient, Fraction, Hidden, LearningRate
 from econsim.core import Game, torch_generator
+from econsim.core.capabilities import ImageObservation, has
 from learners.functional import behaviour_probs, next_step, td_errors
 from learners.nets import Params, conv, detach, init_conv, init_mlp, mlp
 from learners.pg import Batch, LinearSchedule, PGConfig, PGTrainer
+from learners.registry import register_algorithm
 
 
 # ----------------------------------------------------------------------------- networks
@@ -143,6 +145,7 @@ class ACConfig(PGConfig):
 
 
 # ------------------------------------------------------------------------------ trainer
+@register_algorithm("ac", "ac-d", "ac-c", kinds={"ac-d": "ac-d", "ac-c": "ac-c"})
 class ACTrainer(PGTrainer):
     """Independent actor-critic agents; the ``PGTrainer`` interface with a TD(0) critic."""
 
@@ -154,11 +157,10 @@ class ACTrainer(PGTrainer):
     def __init__(self, game: Game, config: ACConfig, seeds: list[int],
                  net: NetBuilder | None = None) -> None:
         if net is None and config.conv:
-            shape = getattr(game, "image_shape", None)
-            if shape is None:
+            if not has(game, ImageObservation):
                 raise ValueError(f"algorithm.conv: {game.name} has no image observation "
                                  "(conv needs a game with image_shape)")
-            net = functools.partial(ConvNet, image=tuple(shape))
+            net = functools.partial(ConvNet, image=tuple(game.image_shape))
         self.net = net or self.network
         self.share = config.share
         self.policy_net = self.net(config.hidden)

@@ -10,22 +10,26 @@ runs and tests. Trained brains come from a trainer: ``team_brains(trainer, repli
 one brain per agent, all backed by one ``TeamPolicy`` that calls the trainer's own
 ``decide`` once per step on the joint observation (no rule of the trainer is re-written).
 
-A brain whose agent pays incentives also offers ``incentives(agent) -> [N]`` (what the
-agent pays each other agent this step) and ``charge_giver`` (whether paying costs the giver
-its reward, as in training); the model adds them to rewards with
-``mechanisms.incentives.apply_transfers``. This module does not import Mesa.
+A brain whose agent pays incentives declares it by deriving from :class:`PaysIncentives`:
+``incentives(agent) -> [N]`` (what the agent pays each other agent this step) and
+``charge_giver`` (whether paying costs the giver its reward, as in training); the model adds
+them to rewards with ``mechanisms.incentives.apply_transfers``. This module does not import
+Mesa.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
-__all__ = ["Brain", "ConstantBrain", "RandomBrain", "ScriptedBrain", "TeamBrain", "TeamPolicy",
-           "team_brains"]
+from econsim.core.capabilities import ActionMask, has
+
+__all__ = ["Brain", "ConstantBrain", "PaysIncentives", "RandomBrain", "ScriptedBrain",
+           "SharedPolicyBrain", "TeamBrain", "TeamPolicy", "team_brains"]
 
 
 @runtime_checkable
@@ -39,6 +43,21 @@ class Brain(Protocol):
     def act(self, agent: Any) -> int:
         """The action of ``agent`` (reads ``agent.observation``, may read ``agent.model``)."""
         ...
+
+
+class PaysIncentives(ABC):
+    """The optional incentives contract of a brain: its agent pays other agents.
+
+    A brain class derives from it (besides being a ``Brain``); ``EconModel`` asks
+    ``isinstance(brain, PaysIncentives)``, never ``hasattr``.
+    """
+
+    #: whether what the agent pays is subtracted from its own reward (as in training)
+    charge_giver: bool = True
+
+    @abstractmethod
+    def incentives(self, agent: Any) -> np.ndarray:
+        """What ``agent`` pays each agent this step, ``[N]`` (0 to itself)."""
 
 
 class RandomBrain:
@@ -157,7 +176,7 @@ class TeamPolicy:
                 f"kinds={self.trainer.kinds})")
 
 
-class TeamBrain:
+class TeamBrain(PaysIncentives):
     """Agent ``index``'s share of a ``TeamPolicy``."""
 
     def __init__(self, policy: TeamPolicy, index: int) -> None:
@@ -198,7 +217,7 @@ class SharedPolicyBrain:
     """Agent ``index`` acting with a parameter-shared policy (PPO) on its own observation.
 
     ``policy`` is a one-replica trainer offering ``act_one(obs, legal, generator) -> int``;
-    illegal actions (``game.action_mask``, where the game has one) are never chosen. The
+    illegal actions (``game.action_mask``, capability ``ActionMask``) are never chosen. The
     sampling generator is seeded from the model's ``rng`` when the brain first acts in a
     model, so a model's ``seed`` fixes the whole run.
     """
@@ -217,7 +236,7 @@ class SharedPolicyBrain:
             self._model = model
             self.generator.manual_seed(int(model.rng.integers(2**63 - 1)))
         game = model.game
-        legal = (game.action_mask(model.state)[0, agent.index] if hasattr(game, "action_mask")
+        legal = (game.action_mask(model.state)[0, agent.index] if has(game, ActionMask)
                  else np.ones(game.action_space.n, bool))
         return self.policy.act_one(np.asarray(agent.observation), legal, self.generator)
 
@@ -231,7 +250,7 @@ def team_brains(trainer: Any, replica: int = 0) -> list[Brain]:
     Parameter-shared trainers (``trainer.shared_policy``, e.g. PPO) give each agent a
     ``SharedPolicyBrain``; the others a ``TeamBrain`` share of one ``TeamPolicy``.
     """
-    if getattr(trainer, "shared_policy", False):
+    if trainer.shared_policy:
         R = len(trainer.seeds)
         if not 0 <= replica < R:
             raise ValueError(f"replica {replica} is out of range: the trainer has {R} "

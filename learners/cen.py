@@ -18,6 +18,7 @@ from pydantic import Field
 
 from learners.ac import ACConfig, ACTrainer
 from learners.pg import Batch
+from learners.registry import register_algorithm
 
 
 class CenConfig(ACConfig):
@@ -27,6 +28,7 @@ class CenConfig(ACConfig):
     share: bool = Field(True, description="one policy and critic for all agents of a replica")
 
 
+@register_algorithm("cen")
 class CenTrainer(ACTrainer):
     """Agents of one shared actor-critic, each learning from the collective reward."""
 

@@ -37,6 +37,7 @@ from learners.ac import ACConfig, ACTrainer, NetBuilder, soft_update
 from learners.dual_rl import DualRLCConfig, DualRLCTrainer
 from learners.metagrad import MetaGradConfig, MetaGradTrainer
 from learners.pg import Batch, LinearSchedule
+from learners.registry import register_algorithm
 
 
 class _ACAgents:
@@ -80,6 +81,7 @@ class MetaGradACConfig(MetaGradConfig, ACConfig):
         "none): alpha_ID / 10, chosen on seeds 100-101 among 1.24e-6, 3e-6 and 1.24e-5")
 
 
+@register_algorithm("metagrad-ac")
 class MetaGradACTrainer(_ACAgents, MetaGradTrainer, ACTrainer):
     """MetaGrad (Algorithm 3, pipelined) over shared actor-critic agents (Cleanup)."""
 
@@ -107,6 +109,7 @@ class DualRLCACConfig(DualRLCConfig, ACConfig):
     gae_lambda: Probability = Field(0.99, description="designer GAE lambda")
 
 
+@register_algorithm("dual-rl-c-ac")
 class DualRLCACTrainer(_ACAgents, DualRLCTrainer, ACTrainer):
     """Dual-RL (c): a Gaussian RL designer over shared actor-critic agents (Cleanup)."""
 

@@ -30,6 +30,7 @@ from econsim.bounds import MAX_LIST, Coefficient, Hidden, LearningRate
 from learners.functional import sigmoid
 from learners.metagrad import DesignerConfig, DesignerTrainer
 from learners.nets import Params, detach, init_mlp
+from learners.registry import register_algorithm
 from learners.replicas import normal
 
 
@@ -77,12 +78,16 @@ class DualRLTrainer(DesignerTrainer):
     def log_prob_entropy(self, eta: Params, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Designer ``log pi(action_t | x_t)`` and policy entropy, both ``[T, RB]``."""
 
+    def designer_entropy(self) -> float:
+        """The designer's entropy coefficient beta (none: 0)."""
+        return 0.0
+
     def designer_loss(self, eta: Params, batch) -> torch.Tensor:
         """Policy gradient ``-sum_t [log pi(a^ID_t) A^ID_t + beta H_t]`` with ``A^ID`` the
         reward-to-go of ``r^ID`` (REINFORCE) or its GAE advantage with the designer critic;
         mean over episodes, summed over replicas."""
         logp, ent = self.log_prob_entropy(eta, batch)
-        beta = getattr(self.cfg, "designer_entropy", 0.0)
+        beta = self.designer_entropy()
         per_world = ((logp * self.designer_weights(batch) + beta * ent) * batch.mask).sum(0)
         return -per_world.reshape(self.R, -1).mean(1).sum()
 
@@ -99,6 +104,7 @@ class DualRLTrainer(DesignerTrainer):
         return {**self.metrics(tau), **values}
 
 
+@register_algorithm("dual-rl-d")
 class DualRLDTrainer(DualRLTrainer):
     """Dual-RL (d): one categorical choice of ``|S|^|A|`` incentive assignments per step."""
 
@@ -124,12 +130,16 @@ class DualRLDTrainer(DualRLTrainer):
         extra["des_choice"] = k
         return self.decode_choice(k)
 
+    def designer_entropy(self) -> float:
+        return self.cfg.designer_entropy
+
     def log_prob_entropy(self, eta, batch):
         logp_all = torch.log_softmax(self.designer_net(eta, batch.extra["des_in"]), -1)
         logp = logp_all.gather(-1, batch.extra["des_choice"][..., None]).squeeze(-1)
         return logp, -(logp_all.exp() * logp_all).sum(-1)
 
 
+@register_algorithm("dual-rl-c")
 class DualRLCTrainer(DualRLTrainer):
     """Dual-RL (c): Gaussian ``N(mu_eta, 1)`` per action type squashed by ``r_max sigmoid``."""
 

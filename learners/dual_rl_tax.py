@@ -83,8 +83,10 @@ from econsim.bounds import (
 )
 from econsim.core import Game, ReplicaRNG, torch_generator
 from learners.nets import Params, init_mlp, mlp
-from learners.ppo import PPOConfig, PPOTrainer, Rollout, require_tax_game
+from learners.ppo import PPOConfig, Rollout
+from learners.registry import register_algorithm
 from learners.replicas import categorical, permutations
+from learners.tax_planner import LearnedTax, TaxPlannerTrainer
 
 
 class DualRLTaxConfig(PPOConfig):
@@ -130,17 +132,17 @@ class DualRLTaxConfig(PPOConfig):
         return int(round(1.0 / self.rate_step)) + 1
 
 
-class DualRLTaxTrainer(PPOTrainer):
+@register_algorithm("dual-rl-tax")
+class DualRLTaxTrainer(TaxPlannerTrainer):
     """Parameter-shared PPO agents plus a PPO tax planner per replica (seed)."""
 
     Config = DualRLTaxConfig
     default_kind = "ppo"
-    takes_mechanism = False  # the planner is the tax mechanism
+    algorithm = "dual-rl-tax"
 
     def __init__(self, game: Game, config: DualRLTaxConfig, seeds: list[int],
                  mechanism: Any = None) -> None:
-        require_tax_game("dual-rl-tax", game, mechanism)
-        super().__init__(game, config, seeds)
+        super().__init__(game, config, seeds, mechanism)
         self.K, self.C = game.n_brackets, config.n_choices
         self.P = game.n_periods
         self.grid = np.arange(self.C) / (self.C - 1)  # [C] rate of each choice (step apart)
@@ -161,7 +163,6 @@ class DualRLTaxTrainer(PPOTrainer):
         self.planner_rng = ReplicaRNG.from_seeds(self.seeds, "planner")
         self.greedy_planner = False
         self._buf: dict[str, list] = {}
-        self._mark: np.ndarray | None = None
 
     # ----------------------------------------------------------------------- schedule
     def planner_active(self) -> bool:
@@ -227,16 +228,13 @@ class DualRLTaxTrainer(PPOTrainer):
                 "logp": flat(logp), "value": flat(value),
                 "rates": torch.from_numpy(self.grid)[choice]}
 
-    def _sets_rates(self) -> bool:
-        return True  # phase 1 sets the free market explicitly
+    def new_episodes(self) -> None:
+        self._buf = {k: [] for k in ("obs", "legal", "choice", "logp", "value")}
 
     def _schedule(self, state: Any, batch: int) -> np.ndarray:
-        """The planner's rates ``[RB, K]`` for the period starting now (records the decision)."""
-        if int(state.t[0]) == 0:  # new episodes
-            self._buf = {k: [] for k in ("obs", "legal", "choice", "logp", "value")}
-            self._mark = state.coin_last.copy()
-        last_income = state.coin_last - self._mark  # last period, after tax and transfer
-        self._mark = state.coin_last.copy()
+        """The planner's rates ``[RB, K]`` for the period starting now (records the decision);
+        phase 1 sets the free market explicitly."""
+        last_income = self.last_income(state)
         if not self.planner_active():
             return np.zeros((self.R * batch, self.K))
         cap = self.tax_cap()
@@ -371,45 +369,13 @@ class DualRLTaxTrainer(PPOTrainer):
                 one.pparams[k].copy_(v[r:r + 1])
         return one
 
-    def planner_mechanism(self, replica: int = 0, greedy: bool = False) -> PlannerTax:
-        """The trained planner of ``replica`` as a tax mechanism for batch-1 worlds (e.g.
-        ``EconModel(scenario, mechanism=trainer.planner_mechanism(0))``)."""
-        return PlannerTax(self.replica(replica), greedy)
-
-
-class PlannerTax:
-    """A :class:`mechanisms.tax.TaxMechanism` whose rates come from a one-replica planner.
-
-    ``rates(state)`` at each period start of a batch-1 world (the Mesa face), with the cap of
-    the trainer's current iteration; ``observe`` is ignored (the planner learns in training).
-    """
-
-    def __init__(self, trainer: DualRLTaxTrainer, greedy: bool = False) -> None:
-        self.trainer, self.greedy = trainer, greedy
-        self.cutoffs = trainer.game.cutoffs
-        self.rng = ReplicaRNG.from_seeds(trainer.seeds, "mesa/planner")
-        self._mark: np.ndarray | None = None
-
-    def reset(self) -> None:
-        self._mark = None
-
-    def rates(self, period_state: Any = None) -> np.ndarray:
-        tr, s = self.trainer, period_state
-        if self._mark is None or int(s.t[0]) == 0:
-            self._mark = s.coin_last.copy()
-        last_income, self._mark = s.coin_last - self._mark, s.coin_last.copy()
-        if not tr.planner_active():
-            return np.zeros(tr.K)
-        cap = tr.tax_cap()
-        d = tr.plan(tr.planner_obs(s, last_income, cap), cap, self.greedy, rng=self.rng)
+    def world_rates(self, state: Any, last_income: np.ndarray, mechanism: LearnedTax
+                    ) -> np.ndarray:
+        """The planner's rates ``[K]`` in a batch-1 world, with the cap of the current
+        iteration, sampled from the mechanism's stream (or greedy)."""
+        if not self.planner_active():
+            return np.zeros(self.K)
+        cap = self.tax_cap()
+        d = self.plan(self.planner_obs(state, last_income, cap), cap, mechanism.greedy,
+                      rng=mechanism.rng)
         return d["rates"].numpy()[0]
-
-    def observe(self, incomes: Any) -> None:
-        """Ignored."""
-
-    def state_dict(self) -> dict[str, Any]:
-        """Nothing learned here (the planner learns in training; see the trainer's state)."""
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Nothing to restore."""

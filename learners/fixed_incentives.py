@@ -19,6 +19,7 @@ from pydantic import Field
 from econsim.bounds import MAX_LIST, Coefficient, Text
 from learners.metagrad import DesignerConfig, DesignerTrainer, incentive_types
 from learners.nets import Params, detach
+from learners.registry import register_algorithm
 
 
 class FixedIncentiveConfig(DesignerConfig):
@@ -29,6 +30,7 @@ class FixedIncentiveConfig(DesignerConfig):
         description="incentive paid per action name (missing: 0), each in [0, 1e6]")
 
 
+@register_algorithm("fixed-incentives")
 class FixedIncentiveTrainer(DesignerTrainer):
     """Independent PG agents under a constant incentive per action type."""
 

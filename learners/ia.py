@@ -24,6 +24,7 @@ from pydantic import Field
 from econsim.bounds import Coefficient, Probability
 from learners.ac import ACConfig, ACTrainer
 from learners.pg import Batch
+from learners.registry import register_algorithm
 
 
 class IAConfig(ACConfig):
@@ -35,6 +36,7 @@ class IAConfig(ACConfig):
     smoothing: Probability = Field(0.95, description="lambda of the smoothed rewards")
 
 
+@register_algorithm("ia")
 class IATrainer(ACTrainer):
     """Independent actor-critic agents learning from inequity-averse shaped rewards."""
 

@@ -36,6 +36,7 @@ from econsim.core import torch_generator
 from learners.functional import behaviour_probs, policy_loss, reward_to_go, sgd_step, sigmoid
 from learners.nets import Params, assign, detach, init_mlp, mlp
 from learners.pg import Batch, PGConfig, PGTrainer
+from learners.registry import register_algorithm
 
 
 class LIOConfig(PGConfig):
@@ -59,6 +60,7 @@ class LIOConfig(PGConfig):
         "in the outer loss although tau_hat is sampled with the exploration floor")
 
 
+@register_algorithm("lio")
 class LIOTrainer(PGTrainer):
     """LIO agents (possibly mixed with PG agents), Algorithm 2."""
 

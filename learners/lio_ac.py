@@ -37,6 +37,7 @@ from learners.functional import td_errors
 from learners.lio import LIOConfig, LIOTrainer
 from learners.nets import detach
 from learners.pg import Batch
+from learners.registry import register_algorithm
 
 
 class LIOACConfig(LIOConfig, ACConfig):
@@ -60,6 +61,7 @@ class LIOACConfig(LIOConfig, ACConfig):
         return self
 
 
+@register_algorithm("lio-ac")
 class LIOACTrainer(LIOTrainer, ACTrainer):
     """LIO agents (possibly mixed with plain AC agents) learning by actor-critic."""
 

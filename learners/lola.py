@@ -59,6 +59,7 @@ from econsim.bounds import LearningRate, PositiveCoefficient, StepSize
 from learners.functional import sgd_step
 from learners.nets import Params, mlp
 from learners.pg import Batch, LinearSchedule, PGConfig, PGTrainer
+from learners.registry import register_algorithm
 
 LOLA_KINDS = ("lola-d", "lola-c")
 
@@ -79,6 +80,7 @@ class LOLAConfig(PGConfig):
         "None = no clipping (Diss). lola-c's Gaussian head can diverge at lr 0.1 without it")
 
 
+@register_algorithm("lola-d", "lola-c", kinds={"lola-c": "lola-c"})
 class LOLATrainer(PGTrainer):
     """LOLA agents (possibly mixed with PG agents) with give-reward actions."""
 

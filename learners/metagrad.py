@@ -32,8 +32,8 @@ per action type, rewards, an optional designer critic, metrics, checkpoints);
 ``learners.dual_rl`` builds the dual-RL baseline on it and ``learners.designer_ac`` both
 designers with actor-critic agents (Cleanup).
 
-Games may define the designer's view (otherwise the Escape Room defaults apply):
-``global_features(state)`` / ``global_size`` (the global state; default: agent 0's
+Games may declare the designer's view (capability ``DesignerView``; otherwise the Escape Room
+defaults apply): ``global_features(state)`` / ``global_size`` (the global state; default: agent 0's
 observation), ``action_features(actions)`` / ``action_feature_size`` (per agent; default: the
 action one-hot) and ``incentive_types`` / ``incentive_type(actions, rewards)`` (what an
 incentive is paid for; default: the action itself). Cleanup's are {clean, collect, else} with
@@ -68,10 +68,12 @@ from econsim.bounds import (
     Probability,
 )
 from econsim.core import torch_generator
+from econsim.core.capabilities import DesignerView, has
 from learners.ac import soft_update
 from learners.functional import gae, next_step, policy_loss, reward_to_go, sigmoid, td_errors
 from learners.nets import Params, assign, detach, init_mlp, mlp
 from learners.pg import Batch, LinearSchedule, PGConfig, PGTrainer
+from learners.registry import register_algorithm
 from learners.replicas import episode_mean, per_replica
 
 
@@ -111,8 +113,9 @@ class MetaGradConfig(DesignerConfig):
 
 
 def incentive_types(game) -> tuple[str, ...]:
-    """What a designer pays incentives for: the game's ``incentive_types``, else its actions."""
-    return tuple(getattr(game, "incentive_types", game.action_names))
+    """What a designer pays incentives for: the game's ``incentive_types`` (``DesignerView``),
+    else its actions."""
+    return tuple(game.incentive_types if has(game, DesignerView) else game.action_names)
 
 
 class DesignerTrainer(PGTrainer, ABC):
@@ -126,14 +129,16 @@ class DesignerTrainer(PGTrainer, ABC):
 
     Config = DesignerConfig
     charge_giver = False  # the designer pays; agents are never charged
+    central_designer = True
 
     def __init__(self, game, config: DesignerConfig, seeds: list[int]) -> None:
         super().__init__(game, config, seeds)  # config.kinds: no give-reward actions
         self.types = incentive_types(game)
         self.K = len(self.types)
         self.env_dim = int(np.prod(game.observation_space.shape))
-        self.state_dim = int(getattr(game, "global_size", self.env_dim))
-        self.feat_dim = int(getattr(game, "action_feature_size", self.A))
+        self.view = has(game, DesignerView)  # else: agent 0's observation, action one-hots
+        self.state_dim = int(game.global_size) if self.view else self.env_dim
+        self.feat_dim = int(game.action_feature_size) if self.view else self.A
         self.des_dim = self.state_dim + self.N * self.feat_dim
         self.eta = self._init_designer([torch_generator(s, "designer") for s in self.seeds])
         self.opt = torch.optim.Adam(self.eta.values(), lr=config.lr_designer)
@@ -150,7 +155,7 @@ class DesignerTrainer(PGTrainer, ABC):
 
     # ------------------------------------------------------------------------- designer
     def record_state(self, state) -> dict[str, torch.Tensor]:
-        if not hasattr(self.game, "global_features"):
+        if not self.view:
             return {}
         return {"global": torch.from_numpy(self.game.global_features(state)).to(self.dtype)}
 
@@ -164,13 +169,13 @@ class DesignerTrainer(PGTrainer, ABC):
 
     def action_features(self, env_actions: torch.Tensor) -> torch.Tensor:
         """``[..., N]`` -> ``[..., N, feat_dim]``: the game's features, else action one-hots."""
-        if hasattr(self.game, "action_features"):
+        if self.view:
             return torch.from_numpy(self.game.action_features(env_actions.numpy())).to(self.dtype)
         return torch.nn.functional.one_hot(env_actions, self.A).to(self.dtype)
 
     def action_types(self, batch: Batch) -> torch.Tensor:
         """Each agent's incentive type each step ``[T, RB, N]`` (index into ``types``)."""
-        if not hasattr(self.game, "incentive_type"):
+        if not self.view:
             return batch.env_actions
         kind = self.game.incentive_type(batch.env_actions.numpy(), batch.env_rewards.numpy())
         return torch.from_numpy(np.asarray(kind, np.int64))
@@ -297,6 +302,7 @@ class DesignerTrainer(PGTrainer, ABC):
             self.opt_phi.load_state_dict(state["opt_phi"])
 
 
+@register_algorithm("metagrad")
 class MetaGradTrainer(DesignerTrainer):
     """MetaGrad (Algorithm 3, M = 1, pipelined) with PG agents."""
 

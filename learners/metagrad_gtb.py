@@ -70,8 +70,8 @@ uninformative meta-gradient would dominate the designer's Adam statistics for ~1
 Metrics add, per replica ``[R]``: ``rate_0..rate_{K-1}`` (mean rate in force over the
 rollout's steps), ``designer_return`` (sum of ``R^ID`` per episode) and, in training,
 ``designer_loss`` (outer loss), ``designer_value_loss`` and ``meta_grad_norm``.
-:meth:`MetaGradTaxTrainer.designer_mechanism` gives a trained designer as a tax mechanism
-for the Mesa face (``EconModel(..., mechanism=trainer.designer_mechanism(r))``).
+:meth:`~learners.tax_planner.TaxPlannerTrainer.tax_mechanism` gives a trained designer as a tax
+mechanism for the Mesa face (``EconModel(..., mechanism=trainer.tax_mechanism(r))``).
 
 Deviations (documented): the Diss's designer has conv layers on a 14x14x8 world image + a
 112-vector (App. C.2.1-C.2.2; 256, 256 FC layers); here an MLP on the compact summary above
@@ -105,8 +105,10 @@ from econsim.core import Game, torch_generator
 from econsim.envs.gtb.game import utility as gtb_utility
 from learners.functional import gae, sigmoid
 from learners.nets import Params, init_mlp, mlp
-from learners.ppo import PPOConfig, PPOTrainer, Rollout, require_tax_game
+from learners.ppo import PPOConfig, Rollout
+from learners.registry import register_algorithm
 from learners.replicas import episode_mean
+from learners.tax_planner import LearnedTax, TaxPlannerTrainer
 from mechanisms.tax import bracket_tax, redistribute
 
 
@@ -146,17 +148,17 @@ class AdamMoments:
     eps: float
 
 
-class MetaGradTaxTrainer(PPOTrainer):
+@register_algorithm("metagrad-tax")
+class MetaGradTaxTrainer(TaxPlannerTrainer):
     """Parameter-shared PPO agents plus a MetaGrad tax designer per replica (seed)."""
 
     Config = MetaGradTaxConfig
     default_kind = "ppo"
-    takes_mechanism = False  # the designer is the tax mechanism
+    algorithm = "metagrad-tax"
 
     def __init__(self, game: Game, config: MetaGradTaxConfig, seeds: list[int],
                  mechanism: Any = None) -> None:
-        require_tax_game("metagrad-tax", game, mechanism)
-        super().__init__(game, config, seeds)
+        super().__init__(game, config, seeds, mechanism)
         self.K, self.P, self.L = game.n_brackets, game.n_periods, game.period_length
         probe = game.reset(1, np.random.default_rng(0))
         self.DD = self.designer_obs(probe, np.zeros((1, self.N))).shape[-1]
@@ -171,7 +173,6 @@ class MetaGradTaxTrainer(PPOTrainer):
         self.opt_phi = torch.optim.Adam(self.phi.values(), lr=config.designer_value_lr)
         self.tau: Rollout | None = None  # pipelined trajectory (tau_hat of the last iteration)
         self._des: list[np.ndarray] = []
-        self._mark: np.ndarray | None = None
 
     # ----------------------------------------------------------------------- designer
     def designer_obs(self, state: Any, last_income: np.ndarray) -> np.ndarray:
@@ -203,17 +204,12 @@ class MetaGradTaxTrainer(PPOTrainer):
         x = torch.as_tensor(obs).to(w.dtype)
         return sigmoid(self._members(eta, x))
 
-    def _sets_rates(self) -> bool:
-        return True
+    def new_episodes(self) -> None:
+        self._des = []
 
     def _schedule(self, state: Any, batch: int) -> np.ndarray:
         """The designer's rates ``[RB, K]`` for the period starting now (records its input)."""
-        if int(state.t[0]) == 0:  # new episodes
-            self._des = []
-            self._mark = state.coin_last.copy()
-        last_income = state.coin_last - self._mark  # last period, after tax and transfer
-        self._mark = state.coin_last.copy()
-        obs = self.designer_obs(state, last_income)
+        obs = self.designer_obs(state, self.last_income(state))
         self._des.append(obs)
         with torch.no_grad():
             rates = self.designer_rates(self.eta, obs)
@@ -514,38 +510,9 @@ class MetaGradTaxTrainer(PPOTrainer):
                     getattr(one, name)[k].copy_(v[r:r + 1])
         return one
 
-    def designer_mechanism(self, replica: int = 0) -> DesignerTax:
-        """The trained designer of ``replica`` as a tax mechanism for batch-1 worlds (e.g.
-        ``EconModel(scenario, mechanism=trainer.designer_mechanism(0))``)."""
-        return DesignerTax(self.replica(replica))
-
-
-class DesignerTax:
-    """A :class:`mechanisms.tax.TaxMechanism` whose rates come from a one-replica designer:
-    ``rates(state)`` at each period start of a batch-1 world; ``observe`` is ignored."""
-
-    def __init__(self, trainer: MetaGradTaxTrainer) -> None:
-        self.trainer = trainer
-        self.cutoffs = trainer.game.cutoffs
-        self._mark: np.ndarray | None = None
-
-    def reset(self) -> None:
-        self._mark = None
-
-    def rates(self, period_state: Any = None) -> np.ndarray:
-        tr, s = self.trainer, period_state
-        if self._mark is None or int(s.t[0]) == 0:
-            self._mark = s.coin_last.copy()
-        last_income, self._mark = s.coin_last - self._mark, s.coin_last.copy()
+    def world_rates(self, state: Any, last_income: np.ndarray, mechanism: LearnedTax
+                    ) -> np.ndarray:
+        """The designer's rates ``[K]`` in a batch-1 world (deterministic)."""
         with torch.no_grad():
-            return tr.designer_rates(tr.eta, tr.designer_obs(s, last_income)).double().numpy()[0]
-
-    def observe(self, incomes: Any) -> None:
-        """Ignored."""
-
-    def state_dict(self) -> dict[str, Any]:
-        """Nothing learned here (the planner learns in training; see the trainer's state)."""
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Nothing to restore."""
+            return self.designer_rates(self.eta, self.designer_obs(state, last_income)
+                                       ).double().numpy()[0]

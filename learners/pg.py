@@ -38,9 +38,20 @@ from econsim.bounds import (
     PositiveCoefficient,
     Probability,
 )
-from econsim.core import Game, ReplicaRNG, make_rng, seen_action_size, seen_actions, torch_generator
+from econsim.core import (
+    Game,
+    ReplicaRNG,
+    make_rng,
+    seen_action_size,
+    seen_actions,
+    torch_generator,
+    watched,
+)
+from econsim.core.capabilities import EpisodeMetrics, has
+from learners.contract import TrainerConfig, TrainerTraits
 from learners.functional import behaviour_probs, policy_loss, reward_to_go, sgd_step, sigmoid
 from learners.nets import Params, detach, init_mlp, mlp
+from learners.registry import register_algorithm
 from learners.replicas import categorical, episode_mean, normal, per_replica
 from mechanisms.incentives import apply_transfers, others
 
@@ -59,7 +70,7 @@ class LinearSchedule(BaseModel):
         return self.start + min(it / self.steps, 1.0) * (self.end - self.start)
 
 
-class PGConfig(BaseModel):
+class PGConfig(TrainerConfig):
     """Hyperparameters of independent policy-gradient agents (Tables B.3, B.4)."""
 
     model_config = FINITE
@@ -118,7 +129,8 @@ class Decision:
     extra: dict[str, torch.Tensor]  # algorithm-specific records
 
 
-class PGTrainer:
+@register_algorithm("pg", "pg-d", "pg-c", kinds={"pg-d": "pg-d", "pg-c": "pg-c"})
+class PGTrainer(TrainerTraits):
     """Independent PG agents (PG, PG-d, PG-c) on any discrete-action ``Game``.
 
     ``seeds`` are independent replicas trained side by side (vectorised); replica ``r``'s
@@ -144,7 +156,7 @@ class PGTrainer:
         mode = [self.give_mode.get(k) for k in self.kinds]
         self.is_d = torch.tensor([m == "d" for m in mode])  # [N] discrete give-reward actions
         self.is_c = torch.tensor([m == "c" for m in mode])  # [N] continuous give-reward actions
-        observers = {o for o, _ in getattr(game, "sees_current_action", ())}
+        observers = {o for o, _ in watched(game)}
         self.is_observer = torch.tensor([i in observers for i in range(self.N)])  # [N]
         self.dtype = torch.get_default_dtype()  # float32 unless a test asks for float64
         self.others = torch.as_tensor(others(self.N))
@@ -406,7 +418,7 @@ class PGTrainer:
         out["collective"] = out["return"].sum(-1)
         for k, v in batch.events.items():  # per-agent event counts per episode ([R, N])
             out.setdefault(k, per(v))
-        if hasattr(self.game, "episode_metrics"):
+        if has(self.game, EpisodeMetrics):
             extra = self.game.episode_metrics(batch.env_actions.numpy(), batch.mask.numpy())
             out.update({k: v.reshape(self.R, -1).mean(1) for k, v in extra.items()})
         return out

@@ -14,7 +14,7 @@ One iteration plays ``batch`` episodes per replica (seed), then runs ``epochs`` 
 
 Replicas are stacked (``learners.nets``): every weight has a leading replica dimension and
 the summed loss gives each replica its own gradient; Adam's statistics are element-wise, so
-replicas never mix. Illegal actions (``game.action_mask(state)``, where the game has one)
+replicas never mix. Illegal actions (``game.action_mask(state)``, capability ``ActionMask``)
 get probability 0. Observations pass through ``symlog(x) = sign(x) log(1 + |x|)``, so coin
 and labor in the hundreds and 0/1 map cells share one scale without running statistics.
 
@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 from econsim.bounds import (
     FINITE,
@@ -49,14 +49,17 @@ from econsim.bounds import (
     PositiveCoefficient,
     Probability,
 )
-from econsim.core import Game, ReplicaRNG, torch_generator
+from econsim.core import Game, ReplicaRNG, end_period, period_starts, start_period, torch_generator
+from econsim.core.capabilities import ActionMask, Economy, TaxPeriods, has
+from learners.contract import TrainerConfig, TrainerTraits
 from learners.functional import gae
 from learners.nets import Params, assign, init_mlp, mlp
+from learners.registry import register_algorithm
 from learners.replicas import categorical, permutations
 from mechanisms.tax import TaxMechanism
 
 
-class PPOConfig(BaseModel):
+class PPOConfig(TrainerConfig):
     """PPO hyperparameters (AI-Economist agent settings where the Diss gives none)."""
 
     model_config = FINITE
@@ -109,12 +112,13 @@ def require_tax_game(algorithm: str, game: Game, mechanism: Any) -> None:
     taxes: one-line ValueError otherwise."""
     if mechanism is not None:
         raise ValueError(f"{algorithm}: the learned planner sets the taxes; drop the mechanism")
-    if not hasattr(game, "set_tax_rates"):
-        raise ValueError(f"{algorithm}: env {getattr(game, 'name', game)!r} has no taxes "
+    if not has(game, TaxPeriods):
+        raise ValueError(f"{algorithm}: env {game.name!r} has no taxes "
                          "(allowed: gtb)")
 
 
-class PPOTrainer:
+@register_algorithm("ppo")
+class PPOTrainer(TrainerTraits):
     """Parameter-shared PPO agents in ``R`` replicas, optionally under a tax mechanism."""
 
     Config = PPOConfig
@@ -184,13 +188,10 @@ class PPOTrainer:
         rates = [np.asarray(m.rates(state), np.float64) for m in self.mechanisms]
         return np.repeat(np.stack(rates), batch, axis=0)
 
-    def _observe_incomes(self, income: np.ndarray, end: np.ndarray, batch: int) -> None:
-        """Feed period incomes ``[RB, N]`` of worlds whose period ended to their replica."""
+    def _observe_incomes(self, info: dict[str, np.ndarray], batch: int) -> None:
+        """Feed period incomes of worlds whose period ended to their replica's mechanism."""
         for r, m in enumerate(self.mechanisms):
-            rows = slice(r * batch, (r + 1) * batch)
-            done = end[rows]
-            if done.any():
-                m.observe(income[rows][done].ravel())
+            end_period(m, info, slice(r * batch, (r + 1) * batch))
 
     @torch.no_grad()
     def run_episodes(self, batch: int, greedy: bool = False) -> Rollout:
@@ -201,17 +202,16 @@ class PPOTrainer:
             for m in self.mechanisms:
                 m.reset()
         obs = game.observe(state)
-        period = getattr(game, "period_length", None)
-        has_mask = hasattr(game, "action_mask")
+        taxed = has(game, TaxPeriods)
+        has_mask = has(game, ActionMask)
         rec: dict[str, list] = {k: [] for k in ("obs", "legal", "actions", "logp", "values",
                                                 "rewards", "mask")}
         info: dict[str, list] = {}
         rates: list[np.ndarray] = []
         alive = torch.ones(RB)
         for t in range(game.max_steps):
-            if self._sets_rates() and period and t % period == 0:
-                state = game.set_tax_rates(state, self._schedule(state, batch))
-                obs = game.observe(state)
+            if self._sets_rates() and period_starts(game, t):
+                state, obs = start_period(game, state, self._schedule(state, batch))
             x = symlog(torch.from_numpy(obs).reshape(RB, self.N, -1))
             legal = (torch.from_numpy(game.action_mask(state)) if has_mask
                      else torch.ones(RB, self.N, self.A, dtype=torch.bool))
@@ -223,8 +223,8 @@ class PPOTrainer:
             logp = torch.log_softmax(logits, -1).gather(-1, a[..., None])[..., 0]
             v = self.value(xm)
             to_w = lambda y: y.reshape(RB, self.N, *y.shape[2:])  # noqa: E731
-            if getattr(state, "tax_rates", None) is not None:
-                rates.append(np.array(state.tax_rates))
+            if taxed:
+                rates.append(np.array(game.tax_rates(state)))
             step = game.step(state, to_w(a).numpy(), self.rng)
             for k, val in (("obs", x), ("legal", legal), ("actions", to_w(a)),
                            ("logp", to_w(logp)), ("values", to_w(v)), ("mask", alive)):
@@ -232,8 +232,8 @@ class PPOTrainer:
             rec["rewards"].append(torch.from_numpy(step.reward).float() * alive[:, None])
             for k, val in step.info.items():
                 info.setdefault(k, []).append(np.array(val))
-            if self.mechanisms and "period_end" in step.info:
-                self._observe_incomes(step.info["income"], step.info["period_end"], batch)
+            if self.mechanisms:
+                self._observe_incomes(step.info, batch)
             alive = alive * (1.0 - torch.from_numpy(step.done).float())
             state, obs = step.state, step.obs
         return Rollout(**{k: torch.stack(v) for k, v in rec.items()},
@@ -298,7 +298,7 @@ class PPOTrainer:
         """Play ``episodes`` per replica from separate random streams (training unchanged).
 
         Besides the metrics, ``"_tables"`` holds the game's tidy per-period table (if the
-        game has ``period_table``), with a ``replica`` and an ``episode`` column.
+        game is an ``Economy``), with a ``replica`` and an ``episode`` column.
         """
         saved = self.rng, self.act_rng, copy.deepcopy(self.mechanisms)
         self.rng = ReplicaRNG.from_seeds(self.seeds, "eval/env", self.iteration)
@@ -327,17 +327,15 @@ class PPOTrainer:
             "length": per(ro.mask.numpy().sum(0)).mean(1),
         }
         out["collective"] = out["return"].sum(-1)
-        summary = getattr(self.game, "episode_summary", None)
-        if summary is not None:
-            for k, v in summary(ro.info, ro.state).items():
+        if has(self.game, Economy):
+            for k, v in self.game.episode_summary(ro.info, ro.state).items():
                 out[k] = per(v).mean(1)
         return out
 
     def period_table(self, ro: Rollout, episodes: int) -> pd.DataFrame | None:
-        make = getattr(self.game, "period_table", None)
-        if make is None:
+        if not has(self.game, Economy):
             return None
-        df = make(ro.info, ro.state, ro.rates)
+        df = self.game.period_table(ro.info, ro.state, ro.rates)
         world = df.pop("world")
         df.insert(0, "replica", world // episodes)
         df.insert(1, "episode", world % episodes)

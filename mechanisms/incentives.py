@@ -25,9 +25,14 @@ def given(transfers: Array) -> Array:
     return transfers.sum(-1)
 
 
-def apply_transfers(rewards: Array, transfers: Array, charge_giver: bool) -> Array:
-    """Total reward ``r_env + received - (given if charge_giver)`` (eq. 5.1)."""
+def apply_transfers(rewards: Array, transfers: Array, charge_giver: bool | np.ndarray) -> Array:
+    """Total reward ``r_env + received - (given if charge_giver)`` (eq. 5.1).
+
+    ``charge_giver`` is one flag for every giver (trainers) or one per giver ``[N]`` bool
+    (the Mesa face, where each brain says whether paying costs its agent)."""
     total = rewards + received(transfers)
+    if isinstance(charge_giver, np.ndarray):
+        return total - given(transfers) * charge_giver
     return total - given(transfers) if charge_giver else total
 
 

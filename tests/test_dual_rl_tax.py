@@ -136,7 +136,7 @@ def test_run_writes_periods_with_planner_rates(tmp_path):
 
 def test_planner_sets_rates_in_the_mesa_face():
     tr = _trainer(seeds=(0,))
-    model = EconModel(scenario.load("gtb_dualrl"), seed=0, mechanism=tr.planner_mechanism(0))
+    model = EconModel(scenario.load("gtb_dualrl"), seed=0, mechanism=tr.tax_mechanism(0))
     for _ in range(12):
         model.step()
     rates = np.asarray(model.tax_rates)

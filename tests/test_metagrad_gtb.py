@@ -193,7 +193,7 @@ def test_runner_writes_periods_with_the_designers_rates(tmp_path):
     ep = result.episodes
     assert {"rate_0", "designer_loss", "designer_return", "welfare_sum"} <= set(ep.columns)
     # the trained designer drives a Mesa world
-    model = EconModel(sc, seed=0, mechanism=result.trainer.designer_mechanism(1))
+    model = EconModel(sc, seed=0, mechanism=result.trainer.tax_mechanism(1))
     model.step()
     assert len(model.tax_rates) == 7 and 0 < min(model.tax_rates) <= max(model.tax_rates) < 1
 

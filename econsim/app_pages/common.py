@@ -119,11 +119,9 @@ def env_fields(env_name: str) -> dict[str, Any]:
 def _role(alg: str) -> str:
     """``agents``, ``tax_designer`` (sets tax rates: GTB) or ``designer`` (pays incentives)."""
     cls = learners.trainer_class(alg)
-    fields = cls.Config.model_fields
-    designs = any(f.startswith(("designer_", "planner_")) for f in fields)
-    if designs and getattr(cls, "takes_mechanism", None) is False:
+    if cls.plans_taxes:
         return "tax_designer"
-    return "designer" if designs else "agents"
+    return "designer" if cls.central_designer else "agents"
 
 
 def algorithm_roles() -> dict[str, str]:
@@ -169,7 +167,7 @@ def agent_algorithms(env_name: str, mechanism_key: str) -> list[str]:
     roles = algorithm_roles()
     algs = [a for a, r in roles.items() if r == "agents"]
     if c.kind == "tax" or has_taxes(env_name):
-        algs = [a for a in algs if getattr(learners.trainer_class(a), "takes_mechanism", False)]
+        algs = [a for a in algs if learners.trainer_class(a).takes_mechanism]
     # the usual learner of the game's shipped scenarios first (PPO for GTB, LIO elsewhere)
     order = {"ppo": 0, "lio": 1, "pg": 2}
     return sorted(algs, key=lambda a: (order.get(a, 9), a))
@@ -178,7 +176,7 @@ def agent_algorithms(env_name: str, mechanism_key: str) -> list[str]:
 def scenario_mechanism_key(data: dict) -> str:
     """The builder's mechanism choice of a scenario dict."""
     alg = (data.get("algorithm") or {}).get("name")
-    if alg and alg in learners.ALGORITHMS and _role(alg) != "agents":
+    if alg and alg in learners.algorithm_names() and _role(alg) != "agents":
         return f"designer:{alg}"
     mech = data.get("mechanism")
     if isinstance(mech, dict) and mech.get("name"):

@@ -1,100 +1,48 @@
-"""Batched rollout helpers: run a batch of episodes and keep them as time-major arrays.
+"""The loop around a game, written once for the trainers and the Mesa face.
 
-Episodes in a batch may end at different steps. ``Trajectory.mask[t, b]`` is 1 while world
-``b`` was still in its episode at step ``t``; steps after the end are recorded but masked.
+* the tax-period protocol (capability ``TaxPeriods``): at the start of each period the
+  mechanism's (or planner's) rates are put in force (:func:`period_starts`,
+  :func:`start_period`); at its end the mechanism observes the period incomes
+  (:func:`end_period`);
+* who sees whose current action (:func:`watched`, :func:`seen_actions`, capability
+  ``SeesCurrentActions``);
+* resetting finished worlds of a batch (:func:`reset_done`).
+
+Incentive transfers between agents are accounted by ``mechanisms.incentives``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from econsim.core.capabilities import SeesCurrentActions, has
+from econsim.core.capabilities import SeesCurrentActions, TaxPeriods, has
 from econsim.core.game import Game
 
-ActFn = Callable[[np.ndarray, int], np.ndarray]  # (obs [B, N, ...], t) -> actions [B, N]
+
+def period_starts(game: Game, t: int) -> bool:
+    """Tax-period protocol: whether step ``t`` of an episode is the first of a tax period
+    (capability ``TaxPeriods``; never for a game without taxes)."""
+    return has(game, TaxPeriods) and t % game.period_length == 0
 
 
-@dataclass
-class Trajectory:
-    """Time-major record of a batch of episodes (arrays ``[T, batch, ...]``)."""
-
-    obs: np.ndarray  # [T, B, N, *obs] observation each action was chosen from
-    actions: np.ndarray  # [T, B, N]
-    rewards: np.ndarray  # [T, B, N] extrinsic rewards
-    mask: np.ndarray  # [T, B] 1.0 while the episode is running
-    last_obs: np.ndarray  # [T, B, N, *obs] observation after each step
-    done: np.ndarray  # [T, B] the episode ended at this step
-    info: dict[str, np.ndarray] = field(default_factory=dict)
-
-    @property
-    def returns(self) -> np.ndarray:
-        """Undiscounted episode return per world and agent, ``[B, N]``."""
-        return (self.rewards * self.mask[..., None]).sum(0)
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return self.mask.sum(0)
+def start_period(game: Game, state: Any, rates: np.ndarray) -> tuple[Any, np.ndarray]:
+    """Tax-period protocol, start: put this period's ``rates`` (``[K]`` or ``[B, K]``, from
+    the mechanism or the planner) in force; returns the state and its new observations."""
+    state = game.set_tax_rates(state, rates)
+    return state, game.observe(state)
 
 
-class Recorder:
-    """Collects steps of a batched episode; ``finish()`` returns a ``Trajectory``."""
-
-    def __init__(self) -> None:
-        self.rows: dict[str, list[np.ndarray]] = {}
-        self.info: dict[str, list[np.ndarray]] = {}
-        self.alive: np.ndarray | None = None
-
-    def add(self, obs, actions, step) -> np.ndarray:
-        """Record one step; returns the mask (1 = running) the step was recorded with."""
-        if self.alive is None:
-            self.alive = np.ones(step.done.shape[0], dtype=np.float32)
-        mask = self.alive.copy()
-        for k, v in (("obs", obs), ("actions", actions), ("rewards", step.reward),
-                     ("mask", mask), ("last_obs", step.obs), ("done", step.done & (mask > 0))):
-            self.rows.setdefault(k, []).append(np.asarray(v))
-        for k, v in step.info.items():
-            self.info.setdefault(k, []).append(np.asarray(v))
-        self.alive = self.alive * (1.0 - step.done.astype(np.float32))
-        return mask
-
-    @property
-    def all_done(self) -> bool:
-        return self.alive is not None and not self.alive.any()
-
-    def finish(self) -> Trajectory:
-        s = {k: np.stack(v) for k, v in self.rows.items()}
-        return Trajectory(info={k: np.stack(v) for k, v in self.info.items()}, **s)
-
-
-def rollout(game: Game, act: ActFn, batch: int, rng: np.random.Generator,
-            max_steps: int | None = None) -> Trajectory:
-    """Run ``batch`` episodes of ``game`` with ``act`` choosing every agent's action."""
-    state = game.reset(batch, rng)
-    obs = game.observe(state)
-    rec = Recorder()
-    for t in range(max_steps or game.max_steps):
-        actions = act(obs, t)
-        step = game.step(state, actions, rng)
-        rec.add(obs, actions, step)
-        state, obs = step.state, step.obs
-        if rec.all_done:
-            break
-    return rec.finish()
-
-
-def discounted_returns(rewards: np.ndarray, mask: np.ndarray, gamma: float) -> np.ndarray:
-    """Reward-to-go ``G_t = sum_l gamma^(l-t) r_l`` over time axis 0 (masked), numpy."""
-    out = np.zeros_like(rewards)
-    running = np.zeros_like(rewards[0])
-    m = mask.reshape(mask.shape + (1,) * (rewards.ndim - mask.ndim))
-    for t in range(rewards.shape[0] - 1, -1, -1):
-        running = (rewards[t] + gamma * running) * m[t]
-        out[t] = running
-    return out
+def end_period(mechanism: Any, info: dict[str, np.ndarray], rows: slice = slice(None)) -> None:
+    """Tax-period protocol, end: ``mechanism`` observes the period incomes (pre-tax) of the
+    worlds ``rows`` whose period ended this step (step ``info``: ``period_end``, ``income``)."""
+    if "period_end" not in info:
+        return
+    done = np.asarray(info["period_end"])[rows]
+    if done.any():
+        mechanism.observe(np.asarray(info["income"])[rows][done].ravel())
 
 
 def watched(game: Game) -> tuple[tuple[int, int], ...]:

@@ -1,0 +1,33 @@
+"""The trainer contract and the learner registry (learners.contract, learners.registry)."""
+
+import pytest
+
+import learners
+from learners.brains import PaysIncentives, TeamBrain
+from learners.contract import TrainerConfig, TrainerTraits
+from learners.registry import register_algorithm
+
+
+def test_every_algorithm_declares_the_contract():
+    for name in learners.algorithm_names():
+        cls = learners.trainer_class(name)
+        assert issubclass(cls, TrainerTraits) and issubclass(cls.Config, TrainerConfig), name
+        assert learners.default_kind(name) in cls.Config.kinds, name
+        assert not (cls.plans_taxes and cls.takes_mechanism), name
+
+
+def test_tax_planners_share_one_base():
+    planners = {n for n in learners.algorithm_names() if learners.trainer_class(n).plans_taxes}
+    assert planners == {"metagrad-tax", "dual-rl-tax"}
+
+
+def test_a_name_is_registered_once():
+    cls = learners.trainer_class("pg")
+    with pytest.raises(ValueError, match="registered twice"):
+        register_algorithm("pg")(type("Other", (cls,), {}))
+    with pytest.raises(ValueError, match="unknown algorithm"):
+        learners.trainer_class("nope")
+
+
+def test_paying_brains_declare_it():
+    assert issubclass(TeamBrain, PaysIncentives)
