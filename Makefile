@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install -q -c constraints.txt
 
-.PHONY: run app test lint bench clean
+.PHONY: run app test test-fast screenshots lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,9 +37,20 @@ $(VENV)/.browser: | $(BIN)/python
 		echo "note: chromium could not be installed; the browser test will be skipped"
 	@if command -v chromium >/dev/null 2>&1; then touch $@; fi
 
+# Every test; `make test-fast` leaves out those marked slow (process pools, kill -9 and
+# resume, the browser, a fresh venv with the built wheel). Tests never change tracked files.
 test: $(VENV)/.installed-dev $(VENV)/.browser
 	$(BIN)/ruff check econsim learners mechanisms tests benchmarks app.py
 	$(BIN)/python -m pytest
+
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/ruff check econsim learners mechanisms tests benchmarks app.py
+	$(BIN)/python -m pytest -m "not slow"
+
+# Refresh the app screenshots in docs/ on purpose (the browser test writes them to a
+# temporary folder otherwise).
+screenshots: $(VENV)/.installed-dev $(VENV)/.browser
+	ECONSIM_SCREENSHOTS=docs $(BIN)/python -m pytest -rs tests/test_browser.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check econsim learners mechanisms tests benchmarks app.py

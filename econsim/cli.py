@@ -260,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_list)
 
     s = add("run", help="train and evaluate a scenario")
-    s.add_argument("scenario", help="scenario file or name in scenarios/")
+    s.add_argument("scenario",
+                   help="scenario file, or name of a shipped one (econsim list scenarios)")
     s.add_argument("--seeds", help="e.g. 0-4 or 0,2,5 (default: the scenario's)")
     s.add_argument("--iterations", type=int, help="override train.iterations")
     s.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN_ID",
@@ -284,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
         "folder <root>/<sweep-id>-<nn>-<values>/. Every combination is validated before "
         "anything runs. Exit status: 0 all finished, 1 some run failed (the others "
         "finish), 2 bad input.")
-    s.add_argument("scenario", help="scenario file or name in scenarios/")
+    s.add_argument("scenario",
+                   help="scenario file, or name of a shipped one (econsim list scenarios)")
     s.add_argument("--seeds", help="e.g. 0-7 or 0,2,5 (default: the scenario's)")
     s.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=V1,V2",
                    help="dotted path into the scenario and its values as TOML, e.g. "

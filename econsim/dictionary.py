@@ -62,7 +62,8 @@ WELFARE_SUM_UNIT = "coin x share x steps"
 
 META: dict[str, Entry] = {
     "run_id": ("id", "run folder name (runs/<run_id>/)"),
-    "scenario": ("name", "scenario name (scenarios/<name>.toml or the run's scenario.toml)"),
+    "scenario": ("name", "scenario name (econsim/scenarios/<name>.toml or the run's "
+                 "scenario.toml)"),
     "env": ("name", "game (econsim.envs), e.g. gtb"),
     "algorithm": ("name", "training algorithm of the agents (and planner), e.g. ppo"),
     "mechanism": ("label", "tax mechanism with its parameters, e.g. flat(rate=0.3), "

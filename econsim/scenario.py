@@ -7,7 +7,7 @@ than 0``. Every value is finite and bounded (``econsim.bounds``; README "Scenari
 file is read as UTF-8, at most ``MAX_FILE_BYTES``, nested at most ``MAX_DEPTH`` deep, and
 these are checked before the TOML parser sees it.
 
-Layout of a file (see ``scenarios/*.toml``)::
+Layout of a file (see ``econsim/scenarios/*.toml``)::
 
     name = "er21_lio"
     description = "..."
@@ -58,7 +58,8 @@ from econsim.core import Game
 from econsim.core.capabilities import TaxPeriods, has
 from econsim.errors import ScenarioError, one_line, short
 
-SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
+SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
+"""The shipped scenarios: package data (``econsim/scenarios/*.toml``), installed with the wheel."""
 
 
 MAX_FILE_BYTES = 1_000_000
@@ -331,7 +332,7 @@ def check_seeds(seeds: Any) -> list[int]:
 
 
 def find(name_or_path: str | Path) -> Path:
-    """A scenario file by path, or by name in the ``scenarios/`` folder."""
+    """A scenario file by path, or by name in the shipped ``econsim/scenarios/`` folder."""
     p = Path(name_or_path)
     candidate = SCENARIO_DIR / f"{p.stem}.toml"
     try:
@@ -347,7 +348,7 @@ def find(name_or_path: str | Path) -> Path:
 
 
 def names() -> list[str]:
-    """Scenario names shipped in ``scenarios/``."""
+    """Scenario names shipped in ``econsim/scenarios/``."""
     return sorted(p.stem for p in SCENARIO_DIR.glob("*.toml"))
 
 

@@ -8,6 +8,10 @@ per floating tensor of the trainer's state, its sum and its sum of absolute valu
 with; ``tests/test_reference_numbers.py`` compares.
 
     .venv/bin/python -m tests.reference --write     # after a change that is MEANT to move them
+
+:func:`tiny` and :func:`small` are also the test suite's one way to shrink a shipped scenario
+(``from tests.reference import small, tiny``); ``tiny`` must keep returning what the reference
+numbers were written with.
 """
 
 from __future__ import annotations
@@ -39,6 +43,27 @@ def tiny(name: str, **algorithm) -> scenario_mod.Scenario:
         alg["batch"] = min(alg["batch"], 2)
     alg.update(algorithm)
     return scenario_mod.from_dict(data)
+
+
+def small(name: str = "ipd_pg", iterations: int = 2, *, log_every: int = 1,
+          eval_every: int | None = None, eval_episodes: int = 2,
+          checkpoint_every: int | None = None, short: bool = False, ppo: bool = False,
+          **algorithm) -> scenario_mod.Scenario:
+    """A shipped scenario, every default written out, on a small training budget.
+
+    ``eval_every`` and ``checkpoint_every`` default to ``iterations`` (one evaluation and one
+    checkpoint, at the end). ``short``: shrunk by :func:`tiny` first (short GTB and Cleanup
+    episodes, batch at most 2). ``ppo``: a cheap PPO learner (batch 1, one epoch of two
+    minibatches, one hidden layer of 16). ``algorithm``: further learner settings.
+    """
+    data = (tiny(name) if short else scenario_mod.load(name)).resolved()
+    if ppo:
+        data["algorithm"].update(batch=1, epochs=1, minibatches=2, hidden=[16])
+    data["algorithm"].update(algorithm)
+    data["train"] = {"iterations": iterations, "log_every": log_every,
+                     "eval_every": eval_every or iterations, "eval_episodes": eval_episodes,
+                     "checkpoint_every": checkpoint_every or iterations}
+    return scenario_mod.from_dict(data, name)
 
 
 def _tensors(state, prefix: str = "") -> dict[str, torch.Tensor]:

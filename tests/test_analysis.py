@@ -18,14 +18,7 @@ from scipy import stats
 
 from econsim import analysis, bootstrap, cli, dictionary, runner, scenario
 from econsim.envs.gtb.tables import PERIOD_COLUMNS
-
-
-def _tiny(name: str, **train) -> scenario.Scenario:
-    data = scenario.load(name).resolved()
-    data["algorithm"].update(batch=1, epochs=1, minibatches=2, hidden=[16])
-    data["train"].update({"iterations": 1, "log_every": 1, "eval_every": 1,
-                          "eval_episodes": 2, "checkpoint_every": 1, **train})
-    return scenario.from_dict(data, name)
+from tests.reference import small
 
 
 def _synthetic(n_groups: int = 100, per_group: int = 6, seed: int = 0,
@@ -389,8 +382,9 @@ def test_bootstrap_draws_are_bounded():
 def gtb_runs(tmp_path_factory):
     """flat 30 % and US-federal, 2 seeds, evaluated at iterations 1 and 2 (2 episodes each)."""
     root = tmp_path_factory.mktemp("runs")
-    ids = [runner.run(_tiny(name, iterations=2), seeds=[0, 1], progress=False,
-                      root=root).run_id for name in ("gtb_flat30", "gtb_us_federal")]
+    ids = [runner.run(small(name, 2, eval_every=1, checkpoint_every=1, ppo=True),
+                      seeds=[0, 1], progress=False, root=root).run_id
+           for name in ("gtb_flat30", "gtb_us_federal")]
     return root, ids
 
 

@@ -13,18 +13,11 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.errors import AppTestError
 
 from econsim import runner, scenario, whatif
+from tests.reference import small
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 PAGES = ("builder", "what_if", "plots", "runs", "exports", "regression")
 TIMEOUT = 30  # AppTest's default is 3 s per run
-
-
-def _tiny(name: str) -> scenario.Scenario:
-    data = scenario.load(name).resolved()
-    data["algorithm"].update(batch=1, epochs=1, minibatches=2, hidden=[16])
-    data["train"].update(iterations=2, log_every=1, eval_every=1, eval_episodes=2,
-                         checkpoint_every=2)
-    return scenario.from_dict(data, name)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +26,7 @@ def runs_root(tmp_path_factory):
     and 2."""
     root = tmp_path_factory.mktemp("runs")
     for name in ("gtb_us_federal", "gtb_flat30"):
-        runner.run(_tiny(name), seeds=[0, 1], progress=False, root=root)
+        runner.run(small(name, 2, eval_every=1, ppo=True), seeds=[0, 1], progress=False, root=root)
     return root
 
 
@@ -358,10 +351,7 @@ def test_regression_page_runs_no_code(monkeypatch, runs_root, tmp_path):
 def test_plots_replay_a_cleanup_episode_and_show_incentives_over_training(monkeypatch,
                                                                           tmp_path):
     root = tmp_path / "runs"
-    data = scenario.load("cleanup7_lio").resolved()
-    data["train"].update(iterations=2, log_every=1, eval_every=2, eval_episodes=2,
-                         checkpoint_every=2)
-    runner.run(scenario.from_dict(data, "cleanup7_lio"), seeds=[0], progress=False, root=root)
+    runner.run(small("cleanup7_lio", 2), seeds=[0], progress=False, root=root)
     at = _app(monkeypatch, root)
     res = whatif.run_whatif("cleanup7_lio", None, 1, [0])
     assert len(res.frames[("none", 0, 0)]) == 50  # one picture per step

@@ -1,5 +1,7 @@
 """End to end in a real browser: `streamlit run app.py` on 127.0.0.1, driven by Playwright on
-Debian's Chromium. Runs a what-if and saves a screenshot of every page into docs/.
+Debian's Chromium. Runs a what-if and saves a screenshot of every page into a temporary
+folder; ``ECONSIM_SCREENSHOTS=docs`` (``make screenshots``) writes them into docs/ on purpose
+(a relative folder is taken from the repository root).
 
 Skipped, with the reason, only when Chromium is not installed (`make test` installs it with
 apt-get where it can) or Playwright is missing.
@@ -19,17 +21,18 @@ from urllib.parse import urlparse
 
 import pytest
 
-from econsim import runner, scenario
+from econsim import runner
+from tests.reference import small
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ROOT / "docs"
+SHOTS_ENV = "ECONSIM_SCREENSHOTS"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not Path(CHROMIUM).exists(),
-    reason="Chromium is not installed (apt-get install chromium); browser test skipped")
+    reason="Chromium is not installed (apt-get install chromium); browser test skipped")]
 
 
 def _free_port() -> int:
@@ -42,11 +45,8 @@ def _free_port() -> int:
 def app_url(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     for name in ("gtb_us_federal", "gtb_flat30"):  # stored runs for the browser pages
-        data = scenario.load(name).resolved()
-        data["algorithm"].update(batch=1, epochs=1, minibatches=2, hidden=[16])
-        data["train"].update(iterations=2, log_every=1, eval_every=1, eval_episodes=2,
-                             checkpoint_every=2)
-        runner.run(scenario.from_dict(data, name), seeds=[0, 1], progress=False, root=runs)
+        runner.run(small(name, 2, eval_every=1, ppo=True), seeds=[0, 1], progress=False,
+                   root=runs)
     port = _free_port()
     env = {**os.environ, "ECONSIM_RUNS": str(runs), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
@@ -76,6 +76,15 @@ def app_url(tmp_path_factory):
             proc.kill()
 
 
+@pytest.fixture
+def shots(tmp_path):
+    """Where the screenshots go: a temporary folder, or $ECONSIM_SCREENSHOTS when set."""
+    chosen = os.environ.get(SHOTS_ENV)
+    folder = ROOT / chosen if chosen else tmp_path / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def page(app_url):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -99,8 +108,7 @@ def _wait_idle(page, timeout_s: float = 180) -> None:
     assert quiet >= 3, "the app was still running after the timeout"
 
 
-def test_what_if_runs_in_a_real_browser(page, app_url):
-    DOCS.mkdir(exist_ok=True)
+def test_what_if_runs_in_a_real_browser(page, app_url, shots):
     page.goto(app_url)
     page.wait_for_selector('[data-testid="stSidebarNav"]')
     _wait_idle(page)
@@ -123,5 +131,5 @@ def test_what_if_runs_in_a_real_browser(page, app_url):
             assert page.locator('[data-testid="stException"]').count() == 0
             assert page.get_by_text("welfare", exact=False).filter(visible=True).count() > 0
         slug = "".join(c if c.isalnum() else "_" for c in slugs[i])
-        page.screenshot(path=str(DOCS / f"{i + 1:02d}_{slug}.png"), full_page=True)
-    assert len(list(DOCS.glob("*.png"))) >= len(names)
+        page.screenshot(path=str(shots / f"{i + 1:02d}_{slug}.png"), full_page=True)
+    assert len(list(shots.glob("*.png"))) >= len(names)

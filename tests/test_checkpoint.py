@@ -15,7 +15,7 @@ from econsim import scenario as scenario_mod
 from econsim.cli import main as cli_main
 from econsim.errors import ScenarioError
 from econsim.model import EconModel, load_trainer
-from tests.test_seed_independence import tiny
+from tests.reference import small, tiny
 
 
 class _Payload:
@@ -29,11 +29,8 @@ class _Payload:
 
 
 def _tiny_run(tmp_path, name="ipd_lio"):
-    data = tiny(name).resolved()
-    data["train"].update(iterations=4, eval_every=2, eval_episodes=2, checkpoint_every=2,
-                         log_every=2)
-    return runner.run(scenario_mod.from_dict(data), seeds=[0], progress=False,
-                      root=tmp_path / "runs", run_id="r")
+    sc = small(name, 4, log_every=2, eval_every=2, checkpoint_every=2, short=True)
+    return runner.run(sc, seeds=[0], progress=False, root=tmp_path / "runs", run_id="r")
 
 
 def test_numpy_and_plain_data_round_trip(tmp_path):
@@ -116,10 +113,7 @@ def test_plain_pickle_and_old_format_are_refused(tmp_path):
 def _stored_pg(tmp_path):
     """A tiny finished ipd_pg run ``r`` (status set back to running, so --resume takes it)
     and its checkpoint's payload."""
-    data = tiny("ipd_pg").resolved()
-    data["train"].update(iterations=2, eval_every=2, eval_episodes=2, checkpoint_every=2,
-                         log_every=2)
-    result = runner.run(scenario_mod.from_dict(data), seeds=[0], progress=False,
+    result = runner.run(small("ipd_pg", 2, log_every=2, short=True), seeds=[0], progress=False,
                         root=tmp_path / "runs", run_id="r")
     info = json.loads((result.path / "run.json").read_text())
     info["status"] = "running"
@@ -227,10 +221,8 @@ def test_a_checkpoint_with_a_log_window_and_detail_tables_resumes_exactly(tmp_pa
                                                                          monkeypatch):
     """The log checks accept what the runner writes: a checkpoint between two log rows (a
     non-empty window) of a GTB run (a periods table), interrupted after it."""
-    data = tiny("gtb_flat30").resolved()
-    data["train"].update(iterations=4, eval_every=2, eval_episodes=1, checkpoint_every=2,
-                         log_every=3)
-    sc = scenario_mod.from_dict(data)
+    sc = small("gtb_flat30", 4, log_every=3, eval_every=2, eval_episodes=1,
+               checkpoint_every=2, short=True)
     full = runner.run(sc, seeds=[0, 1], progress=False, root=tmp_path / "a", run_id="r")
     real = scenario_mod.Scenario.make_trainer
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from econsim import cli, runner
-from tests.test_run_faults import tiny
+from tests.reference import small
 
 
 def _main(capsys, *argv) -> tuple[int, str, str]:
@@ -29,7 +29,7 @@ def _one_line(code, err, expect_code=2):
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    runner.run(tiny(iterations=2), seeds=[0], progress=False, root=root, run_id="r")
+    runner.run(small("ipd_pg", 2), seeds=[0], progress=False, root=root, run_id="r")
     return root
 
 
@@ -196,6 +196,7 @@ def test_the_resume_hint_is_only_for_run(monkeypatch, capsys):
     assert code == 130 and "--resume" in err
 
 
+@pytest.mark.slow
 def test_sigterm_during_regress_gives_no_resume_hint(stored):
     """The probe: SIGTERM during `regress` printed "resume with `econsim run ... --resume`"."""
     code = ("import time, econsim.cli as c\n"

@@ -11,20 +11,15 @@ from econsim.errors import ScenarioError
 from econsim.model import EconModel
 from learners.brains import SharedPolicyBrain, team_brains
 from mechanisms.tax import US_FEDERAL_RATES
-
-
-def _tiny(name: str, **train) -> scenario.Scenario:
-    data = scenario.load(name).resolved()
-    data["algorithm"].update(batch=1, epochs=1, minibatches=2, hidden=[16])
-    data["train"].update(iterations=2, log_every=1, eval_every=2, eval_episodes=2,
-                         checkpoint_every=2, **train)
-    return scenario.from_dict(data, name)
+from tests.reference import small
 
 
 @pytest.fixture(scope="module")
 def us_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    return runner.run(_tiny("gtb_us_federal"), seeds=[0, 1], progress=False, root=root), root
+    result = runner.run(small("gtb_us_federal", 2, ppo=True), seeds=[0, 1], progress=False,
+                        root=root)
+    return result, root
 
 
 def test_mechanism_field_is_validated():
@@ -139,7 +134,7 @@ def test_welfare_benchmark_on_a_tiny_budget(tmp_path, capsys):
 
 @pytest.mark.parametrize("name", ["gtb_metagrad", "gtb_dualrl"])
 def test_learned_planner_comes_with_a_trained_run(name, tmp_path):
-    result = runner.run(_tiny(name), seeds=[0], progress=False, root=tmp_path)
+    result = runner.run(small(name, 2, ppo=True), seeds=[0], progress=False, root=tmp_path)
     model = EconModel.from_run(result.run_id, root=tmp_path)
     assert model.mechanism is not None  # the run's planner sets the rates in Mesa
     model.run_episodes(1)

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from econsim import envs, runner, scenario
+from econsim import envs, runner
 from learners.dual_rl import DualRLCConfig, DualRLCTrainer, DualRLDConfig, DualRLDTrainer
 from learners.functional import reward_to_go
 from learners.metagrad import MetaGradConfig, MetaGradTrainer
 from learners.nets import detach
+from tests.reference import small
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -148,12 +149,8 @@ def test_evaluation_does_not_change_training_and_replica_acts():
 
 
 def test_runs_through_runner(tmp_path):
-    sc = scenario.load("er52_metagrad")
-    data = sc.resolved()
-    data["train"].update(iterations=4, eval_every=2, eval_episodes=5, log_every=2,
-                         checkpoint_every=2)
-    result = runner.run(scenario.from_dict(data, "x"), seeds=[0, 1], progress=False,
-                        root=tmp_path)
+    sc = small("er52_metagrad", 4, log_every=2, eval_every=2, eval_episodes=5)
+    result = runner.run(sc, seeds=[0, 1], progress=False, root=tmp_path)
     final = result.final()
     assert len(final) == 2 and final.collective.notna().all()
     assert {"extrinsic", "incentives", "offer_lever", "offer_door"} <= set(final.columns)

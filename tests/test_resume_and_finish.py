@@ -12,14 +12,14 @@ import pytest
 from econsim import cli, runner, store, sweep
 from econsim import scenario as scenario_mod
 from econsim.errors import ScenarioError
-from tests.test_run_faults import tiny
+from tests.reference import small
 
 
 @pytest.fixture
 def stored(tmp_path):
     """A finished tiny ipd_pg run ``r`` marked interrupted (so --resume takes it)."""
     root = tmp_path / "runs"
-    run = runner.run(tiny(iterations=2), seeds=[0, 1], progress=False, root=root, run_id="r")
+    run = runner.run(small("ipd_pg", 2), seeds=[0, 1], progress=False, root=root, run_id="r")
     _edit(run.path, status="interrupted")
     return root, run.path
 
@@ -61,7 +61,7 @@ def test_resume_without_an_id_takes_the_newest_by_start_time(tmp_path):
     for rid, started in [("ipd_pg-a-old", "2030-01-01T00:00:00+00:00"),
                          ("ipd_pg-b-older", "2020-01-01T00:00:00+00:00"),
                          ("ipd_pg-0-newest", "2031-06-01T00:00:00+00:00")]:
-        run = runner.run(tiny(iterations=2), seeds=[0], progress=False, root=root,
+        run = runner.run(small("ipd_pg", 2), seeds=[0], progress=False, root=root,
                          run_id=rid)
         _edit(run.path, status="interrupted", started=started)
     assert runner.latest_unfinished("ipd_pg", root) == "ipd_pg-0-newest"
@@ -121,7 +121,7 @@ def test_the_final_save_is_protected(tmp_path, monkeypatch, what, how, status):
     root = tmp_path / "runs"
     _fail_at_final(monkeypatch, what, how)
     with pytest.raises(type(how)):
-        runner.run(tiny(iterations=2), seeds=[0], progress=False, root=root, run_id="r")
+        runner.run(small("ipd_pg", 2), seeds=[0], progress=False, root=root, run_id="r")
     info = _info(root / "r")
     assert info["status"] == status, info
     if status == "failed":
@@ -146,7 +146,7 @@ def test_a_second_signal_while_recording_still_records(tmp_path, monkeypatch):
 
     monkeypatch.setattr(runner, "write_text", write_text)
     with pytest.raises(KeyboardInterrupt):
-        runner.run(tiny(iterations=2), seeds=[0], progress=False, root=root, run_id="r")
+        runner.run(small("ipd_pg", 2), seeds=[0], progress=False, root=root, run_id="r")
     assert _info(root / "r")["status"] == "interrupted"
 
 
@@ -162,7 +162,7 @@ def _values(sc, seeds):
 
 def test_the_memory_bound_counts_the_seeds_given(tmp_path, monkeypatch, capsys):
     """The probe: `run big.toml --seeds 0-63` was accepted at 32x the limit."""
-    data = tiny(iterations=2).resolved()
+    data = small("ipd_pg", 2).resolved()
     data["seeds"] = [0]  # the file's seeds fit
     sc = scenario_mod.from_dict(data)
     monkeypatch.setattr(scenario_mod, "MAX_BATCH_VALUES", _values(sc, [0, 1]))

@@ -20,17 +20,10 @@ import torch
 
 from econsim import checkpoint, cli, runner, scenario, store
 from econsim.errors import ScenarioError, StoreWarning, TrainingDiverged
+from tests.reference import small
 
 DIVERGED = (r"^training diverged at iteration (\d+): (parameter )?[\w.]+ is (nan|inf) "
             r"\(lower the learning rates\)$")
-
-
-def tiny(iterations: int = 6, log_every: int = 1, **algorithm) -> scenario.Scenario:
-    data = scenario.load("ipd_pg").resolved()
-    data["train"] = {"iterations": iterations, "log_every": log_every,
-                     "eval_every": iterations, "eval_episodes": 2, "checkpoint_every": 2}
-    data["algorithm"].update(algorithm)
-    return scenario.from_dict(data)
 
 
 def _write(sc: scenario.Scenario, path: Path) -> Path:
@@ -45,7 +38,7 @@ def _manifest(root: Path) -> dict:
 
 def _slow_run(tmp_path: Path, root: Path, *extra: str) -> subprocess.Popen:
     """`econsim run` of a long tiny scenario in its own process group."""
-    path = _write(tiny(iterations=1_000_000), tmp_path / "slow.toml")
+    path = _write(small("ipd_pg", 1_000_000, checkpoint_every=2), tmp_path / "slow.toml")
     return subprocess.Popen([sys.executable, "-m", "econsim.cli", "--root", str(root), "run",
                              str(path), "--seeds", "0", "--quiet", *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -91,7 +84,7 @@ def _poison(monkeypatch, at: int, how: str) -> None:
 
 def test_a_huge_learning_rate_is_refused_before_anything_runs(tmp_path, capsys):
     """What once trained all-NaN networks and exited 0 is now a validation error."""
-    data = tiny(iterations=50).resolved()
+    data = small("ipd_pg", 50, checkpoint_every=2).resolved()
     data["algorithm"]["lr"] = 1e30
     path = tmp_path / "fast.toml"
     path.write_text(tomli_w.dumps(data))
@@ -107,7 +100,7 @@ def test_a_diverging_run_fails_with_one_line_and_a_failed_run(tmp_path, capsys, 
     says failed with the same line, no checkpoint holds the NaN."""
     _poison(monkeypatch, 5, "param")
     root = tmp_path / "runs"
-    path = _write(tiny(iterations=50, log_every=25), tmp_path / "fast.toml")
+    path = _write(small("ipd_pg", 50, log_every=25, checkpoint_every=2), tmp_path / "fast.toml")
     code = cli.main(["--root", str(root), "run", str(path), "--seeds", "0,1", "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith("econsim: error: ")
@@ -134,7 +127,8 @@ def test_a_diverging_run_fails_with_one_line_and_a_failed_run(tmp_path, capsys, 
 def test_divergence_names_the_iteration_and_the_number(tmp_path, monkeypatch, how, expect):
     _poison(monkeypatch, 4 if how == "metric" else 3, how)
     with pytest.raises(TrainingDiverged) as err:
-        runner.run(tiny(), seeds=[0, 1], progress=False, root=tmp_path, run_id="r")
+        runner.run(small("ipd_pg", 6, checkpoint_every=2), seeds=[0, 1], progress=False,
+                   root=tmp_path, run_id="r")
     assert str(err.value) == expect
     info = _manifest(tmp_path)
     assert info["status"] == "failed" and info["error"] == expect
@@ -143,12 +137,14 @@ def test_divergence_names_the_iteration_and_the_number(tmp_path, monkeypatch, ho
 def test_an_error_or_interruption_is_recorded_never_left_running(tmp_path, monkeypatch):
     _poison(monkeypatch, 3, "raise")
     with pytest.raises(RuntimeError, match="boom"):
-        runner.run(tiny(), seeds=[0], progress=False, root=tmp_path / "a", run_id="r")
+        runner.run(small("ipd_pg", 6, checkpoint_every=2), seeds=[0], progress=False,
+                   root=tmp_path / "a", run_id="r")
     info = _manifest(tmp_path / "a")
     assert info["status"] == "failed" and info["error"] == "RuntimeError: boom"
     _poison(monkeypatch, 3, "interrupt")
     with pytest.raises(KeyboardInterrupt):
-        runner.run(tiny(), seeds=[0], progress=False, root=tmp_path / "b", run_id="r")
+        runner.run(small("ipd_pg", 6, checkpoint_every=2), seeds=[0], progress=False,
+                   root=tmp_path / "b", run_id="r")
     info = _manifest(tmp_path / "b")
     assert info["status"] == "interrupted" and info["iterations_done"] == 2
     assert runner.latest_unfinished("ipd_pg", tmp_path / "b") == "r"
@@ -158,6 +154,7 @@ def test_an_error_or_interruption_is_recorded_never_left_running(tmp_path, monke
     assert "error" not in _manifest(tmp_path / "b")
 
 
+@pytest.mark.slow
 def test_sigterm_marks_a_cli_run_interrupted(tmp_path):
     root = tmp_path / "runs"
     proc = _slow_run(tmp_path, root)
@@ -175,7 +172,8 @@ def test_bad_input_and_early_failures_leave_no_folder(tmp_path, monkeypatch, cap
     root = tmp_path / "runs"
     for bad in (0, -1):
         with pytest.raises(ScenarioError, match=r"iterations: -?\d+ is not allowed: .* 1$"):
-            runner.run(tiny(), seeds=[0], progress=False, root=root, iterations=bad)
+            runner.run(small("ipd_pg", 6, checkpoint_every=2), seeds=[0], progress=False,
+                       root=root, iterations=bad)
     assert cli.main(["--root", str(root), "run", "ipd_pg", "--iterations", "0"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
     assert not root.exists()
@@ -185,7 +183,7 @@ def test_bad_input_and_early_failures_leave_no_folder(tmp_path, monkeypatch, cap
 
     monkeypatch.setattr(runner, "write_text", disk_full)  # while making the folder
     with pytest.raises(OSError, match="No space"):
-        runner.run(tiny(), seeds=[0], progress=False, root=root)
+        runner.run(small("ipd_pg", 6, checkpoint_every=2), seeds=[0], progress=False, root=root)
     assert not root.exists()
     monkeypatch.undo()
     root.mkdir()
@@ -195,13 +193,14 @@ def test_bad_input_and_early_failures_leave_no_folder(tmp_path, monkeypatch, cap
 
     monkeypatch.setattr(runner, "_event", broken_event)  # after the folder, before training
     with pytest.raises(OSError, match="I/O error"):
-        runner.run(tiny(), seeds=[0], progress=False, root=root)
+        runner.run(small("ipd_pg", 6, checkpoint_every=2), seeds=[0], progress=False, root=root)
     assert list(root.iterdir()) == []
 
 
 # ------------------------------------------------------------------ locks and leftovers
 
 
+@pytest.mark.slow
 def test_a_second_resume_of_a_live_run_is_refused(tmp_path, capsys):
     """About 10 s: a real `econsim run` in another process holds the run."""
     root = tmp_path / "runs"
@@ -232,7 +231,7 @@ def _dead_pid() -> int:
 
 def test_stale_temp_files_of_dead_processes_are_removed(tmp_path):
     root = tmp_path / "runs"
-    run = runner.run(tiny(iterations=2), seeds=[0], progress=False, root=root, run_id="r")
+    run = runner.run(small("ipd_pg", 2), seeds=[0], progress=False, root=root, run_id="r")
     dead, old = _dead_pid(), time.time() - 3600
     stale = [run.path / f".episodes.parquet.tmp-{dead}",
              run.path / "checkpoints" / f".last.pt.tmp-{dead}"]
@@ -283,12 +282,13 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("how", ["kill", "term"])
+@pytest.mark.slow
 def test_stopping_a_sweep_ends_its_workers(tmp_path, how):
     """kill -9 (or SIGTERM) of `econsim sweep` while two runs train: no worker is left
     after 10 s, and the runs are marked interrupted. About 20 s (two spawned workers)."""
     if not Path("/proc/self/stat").exists():
         pytest.skip("needs /proc")
-    path = _write(tiny(iterations=1_000_000), tmp_path / "slow.toml")
+    path = _write(small("ipd_pg", 1_000_000, checkpoint_every=2), tmp_path / "slow.toml")
     root = tmp_path / "runs"
     proc = subprocess.Popen([sys.executable, "-m", "econsim.cli", "--root", str(root), "sweep",
                              str(path), "--seeds", "0", "--set", "algorithm.lr=0.001,0.002",

@@ -16,7 +16,7 @@ import pytest
 
 from econsim import cli, files, runner, store
 from econsim.errors import ScenarioError, StoreWarning
-from tests.test_run_faults import tiny
+from tests.reference import small
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def stored(tmp_path):
     """A finished tiny ipd_pg run ``r`` (marked interrupted, so `--resume` takes it) in
     ``tmp_path/runs``, and an ``outside`` folder with a victim file."""
     root = tmp_path / "runs"
-    run = runner.run(tiny(iterations=2), seeds=[0], progress=False, root=root, run_id="r")
+    run = runner.run(small("ipd_pg", 2), seeds=[0], progress=False, root=root, run_id="r")
     info = json.loads((run.path / "run.json").read_text())
     (run.path / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
     outside = tmp_path / "outside"

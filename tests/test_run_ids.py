@@ -8,18 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from econsim import analysis, cli, runner, scenario, store, sweep
+from econsim import analysis, cli, runner, store, sweep
 from econsim.errors import ScenarioError
 from econsim.model import EconModel, load_trainer
+from tests.reference import small
 
 BAD_IDS = ["../outside/x", "..", ".hidden", "a/b", "a..b", "x" * 201, "", "run id"]
-
-
-def tiny(iterations: int = 2) -> scenario.Scenario:
-    data = scenario.load("ipd_pg").resolved()
-    data["train"] = {"iterations": iterations, "log_every": 1, "eval_every": iterations,
-                     "eval_episodes": 2, "checkpoint_every": 1}
-    return scenario.from_dict(data)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +22,8 @@ def stored(tmp_path_factory):
     that an escaping run id would reach."""
     base = tmp_path_factory.mktemp("ids")
     root = base / "runs"
-    result = runner.run(tiny(), seeds=[0], progress=False, root=root, run_id="good")
+    result = runner.run(small("ipd_pg", 2, checkpoint_every=1), seeds=[0], progress=False,
+                        root=root, run_id="good")
     foreign = base / "outside" / "x"
     shutil.copytree(result.path, foreign)
     info = json.loads((foreign / "run.json").read_text())
@@ -106,7 +101,8 @@ def test_cli_resume_of_an_escaping_id_trains_nothing(stored, bad, capsys):
 def test_runner_refuses_bad_new_run_ids_before_writing(tmp_path):
     for bad in BAD_IDS:
         with pytest.raises(ScenarioError, match="is not allowed"):
-            runner.run(tiny(), seeds=[0], progress=False, root=tmp_path / "r", run_id=bad)
+            runner.run(small("ipd_pg", 2, checkpoint_every=1), seeds=[0], progress=False,
+                       root=tmp_path / "r", run_id=bad)
     assert not (tmp_path / "r").exists() and not (tmp_path / "outside").exists()
 
 

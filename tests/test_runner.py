@@ -12,19 +12,13 @@ import pandas as pd
 import pytest
 
 from econsim import checkpoint, runner, scenario, store
+from tests.reference import small
 
 TINY = {"log_every": 5, "eval_every": 10, "eval_episodes": 8, "checkpoint_every": 10}
 
 
-def tiny(name="er21_lio", iterations=20, **algorithm):
-    data = scenario.load(name).resolved()
-    data["train"] = {"iterations": iterations, **TINY}
-    data["algorithm"].update(algorithm)
-    return scenario.from_dict(data)
-
-
 def test_run_writes_tidy_tables(tmp_path):
-    result = runner.run(tiny(), seeds=[0, 1], progress=False, root=tmp_path)
+    result = runner.run(small("er21_lio", 20, **TINY), seeds=[0, 1], progress=False, root=tmp_path)
     files = {p.name for p in result.path.iterdir()}
     assert {"scenario.toml", "run.json", "episodes.parquet", "agents.parquet", "log.jsonl",
             "checkpoints"} <= files
@@ -44,7 +38,7 @@ def test_run_writes_tidy_tables(tmp_path):
 
 
 def test_resume_continues_and_matches_uninterrupted(tmp_path):
-    sc = tiny(iterations=30)
+    sc = small("er21_lio", 30, **TINY)
     full = runner.run(sc, seeds=[0], progress=False, root=tmp_path / "a", run_id="r")
     # a run stopped after its checkpoint at iteration 10, marked as still running
     early = runner.run(sc, seeds=[0], progress=False, root=tmp_path / "c", run_id="r",
@@ -60,10 +54,11 @@ def test_resume_continues_and_matches_uninterrupted(tmp_path):
     pd.testing.assert_frame_equal(resumed.agents, full.agents)
 
 
+@pytest.mark.slow
 def test_killed_process_resumes_from_cli(tmp_path):
     """Start `econsim run` in a subprocess, kill it after a checkpoint, resume it."""
     sc_path = tmp_path / "slow.toml"
-    data = tiny(iterations=4000).resolved()
+    data = small("er21_lio", 4000, **TINY).resolved()
     data["train"].update(checkpoint_every=50, eval_every=1000, log_every=50)
     import tomli_w
 
@@ -95,8 +90,8 @@ def test_killed_process_resumes_from_cli(tmp_path):
 
 
 def test_store_queries_and_export(tmp_path):
-    a = runner.run(tiny(), seeds=[0], progress=False, root=tmp_path)
-    b = runner.run(tiny("er21_pg"), seeds=[0, 1], progress=False, root=tmp_path)
+    a = runner.run(small("er21_lio", 20, **TINY), seeds=[0], progress=False, root=tmp_path)
+    b = runner.run(small("er21_pg", 20, **TINY), seeds=[0, 1], progress=False, root=tmp_path)
     listing = store.runs(tmp_path)
     assert set(listing.run_id) == {a.run_id, b.run_id}
     assert set(listing.status) == {"finished"}

@@ -6,16 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from econsim import analysis, cli, runner, scenario, store, sweep, whatif
+from econsim import analysis, cli, runner, store, sweep, whatif
 from econsim.app_pages import common
 from econsim.model import EconModel, load_trainer
-
-
-def tiny() -> scenario.Scenario:
-    data = scenario.load("ipd_pg").resolved()
-    data["train"] = {"iterations": 2, "log_every": 1, "eval_every": 2, "eval_episodes": 2,
-                     "checkpoint_every": 2}
-    return scenario.from_dict(data)
+from tests.reference import small
 
 
 @pytest.fixture
@@ -37,7 +31,7 @@ def test_default_root_is_the_environment_variable_else_runs(monkeypatch):
 
 
 def test_library_calls_without_root_use_the_environment_variable(env_root, tmp_path):
-    result = runner.run(tiny(), seeds=[0], progress=False)
+    result = runner.run(small("ipd_pg", 2), seeds=[0], progress=False)
     assert result.path == env_root / result.run_id and result.path.is_dir()
     assert not (tmp_path / "runs").exists()
     rid = result.run_id
@@ -51,7 +45,7 @@ def test_library_calls_without_root_use_the_environment_variable(env_root, tmp_p
     assert EconModel.from_run(rid, seed=0).run_episodes(1).episode.nunique() == 1
     job = whatif.WhatIfJob.create(None, [None], 1, [0], f"trained:{rid}")
     assert job.root == env_root
-    tasks, _ = sweep.plan(tiny(), {}, [0], sweep_id="s")
+    tasks, _ = sweep.plan(small("ipd_pg", 2), {}, [0], sweep_id="s")
     assert Path(tasks[0]["root"]) == env_root.resolve()
     resumed = runner.run("ipd_pg", resume=rid, progress=False, iterations=3)
     assert resumed.path == env_root / rid
@@ -74,7 +68,7 @@ def test_cli_uses_the_environment_variable(env_root, tmp_path, capsys):
 def test_cli_root_before_or_after_the_subcommand_beats_the_variable(env_root, tmp_path,
                                                                     capsys, where):
     other = tmp_path / "other"
-    runner.run(tiny(), seeds=[0, 1, 2], progress=False, root=other, run_id="mine")
+    runner.run(small("ipd_pg", 2), seeds=[0, 1, 2], progress=False, root=other, run_id="mine")
     for argv in (["list", "runs"], ["export", "mine", "--out", str(tmp_path / "o")],
                  ["regress", "collective ~ 1", "--cluster", "none"]):
         full = (["--root", str(other), *argv] if where == "before"

@@ -9,24 +9,10 @@ import torch
 from econsim import scenario as scenario_mod
 from econsim.core import ReplicaRNG
 from learners.nets import bmm
+from tests.reference import tiny
 
 # reported optimisation diagnostics are batched float32 reductions: equal to rounding only
 DIAGNOSTICS = ("loss", "entropy", "grad_norm")
-
-
-def tiny(name: str, **algorithm):
-    """A shipped scenario shrunk to a few cheap steps (short GTB and Cleanup episodes)."""
-    data = scenario_mod.load(name).model_dump()
-    env = data["env"]
-    if env["name"] == "gtb":
-        env.update(max_steps=20, period_length=10)
-    if env["name"] == "cleanup":
-        env.update(max_steps=8)
-    alg = data["algorithm"]
-    if "batch" in alg:
-        alg["batch"] = min(alg["batch"], 2)
-    alg.update(algorithm)
-    return scenario_mod.from_dict(data)
 
 
 def tensors(state, prefix: str = "") -> dict[str, torch.Tensor]:

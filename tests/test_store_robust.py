@@ -17,25 +17,20 @@ import pytest
 import tomli_w
 from streamlit.testing.v1 import AppTest
 
-from econsim import analysis, cli, runner, scenario, store
+from econsim import analysis, cli, runner, store
 from econsim.errors import ScenarioError, StoreWarning
+from tests.reference import small
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 PAGES = ("builder", "what_if", "plots", "runs", "exports", "regression")
-
-
-def tiny(name: str = "ipd_pg", iterations: int = 2) -> scenario.Scenario:
-    data = scenario.load(name).resolved()
-    data["train"] = {"iterations": iterations, "log_every": 1, "eval_every": iterations,
-                     "eval_episodes": 2, "checkpoint_every": 1}
-    return scenario.from_dict(data)
 
 
 @pytest.fixture(scope="module")
 def good_run(tmp_path_factory):
     """One finished tiny run (copied into each test's runs folder)."""
     root = tmp_path_factory.mktemp("good")
-    return runner.run(tiny(), seeds=[0, 1], progress=False, root=root, run_id="good")
+    return runner.run(small("ipd_pg", 2, checkpoint_every=1), seeds=[0, 1], progress=False,
+                      root=root, run_id="good")
 
 
 def _copy(run, root: Path, name: str, **manifest) -> Path:
@@ -218,10 +213,11 @@ def test_every_app_page_renders_past_bad_folders(good_run, tmp_path, monkeypatch
 # ------------------------------------------------------------------ concurrent readers
 
 
+@pytest.mark.slow
 def test_queries_while_a_run_writes_never_fail(tmp_path):
     """250 store.query / store.runs calls while `econsim run` writes its tables (a
     checkpoint every iteration) in another process: no failure. About 10-20 s."""
-    data = tiny(iterations=100_000).resolved()
+    data = small("ipd_pg", 100_000, checkpoint_every=1).resolved()
     data["train"].update(eval_every=3, eval_episodes=4)
     path = tmp_path / "writer.toml"
     path.write_text(tomli_w.dumps(data))

@@ -7,19 +7,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from econsim import analysis, cli, scenario
+from econsim import analysis, cli
 from econsim.errors import ScenarioError
 from econsim.sweep import combinations, parse_set, run_ids, set_path, sweep
+from tests.reference import small
 
 GRID = {"mechanism.rate": [0.1, 0.5]}
 
 
-def _tiny_flat30() -> scenario.Scenario:
-    data = scenario.load("gtb_flat30").resolved()
-    data["algorithm"].update(batch=1, epochs=1, minibatches=2, hidden=[16])
-    data["train"].update(iterations=1, log_every=1, eval_every=1, eval_episodes=1,
-                         checkpoint_every=1)
-    return scenario.from_dict(data, "gtb_flat30")
+def flat30():
+    return small("gtb_flat30", 1, eval_episodes=1, ppo=True)
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +31,7 @@ def ray_cluster():
 @pytest.fixture(scope="module")
 def local_sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("local")
-    df = sweep(_tiny_flat30(), GRID, seeds=[0, 1], backend="local", workers=2, root=root,
+    df = sweep(flat30(), GRID, seeds=[0, 1], backend="local", workers=2, root=root,
                sweep_id="s")
     return root, df
 
@@ -60,6 +57,7 @@ def test_grid_parsing():
         set_path(data, "train.iterations.x", 1)
 
 
+@pytest.mark.slow
 def test_local_sweep_writes_one_run_per_combination(local_sweep):
     root, df = local_sweep
     assert list(df.run_id) == ["s-00-rate0.1", "s-01-rate0.5"]
@@ -79,9 +77,10 @@ def test_local_sweep_writes_one_run_per_combination(local_sweep):
     assert fit.n_clusters == 2
 
 
+@pytest.mark.slow
 def test_ray_backend_gives_identical_tables(local_sweep, ray_cluster, tmp_path):
     root, local = local_sweep
-    remote = sweep(_tiny_flat30(), GRID, seeds=[0, 1], backend="ray", root=tmp_path,
+    remote = sweep(flat30(), GRID, seeds=[0, 1], backend="ray", root=tmp_path,
                    sweep_id="s")
     assert ray_cluster.is_initialized()  # a cluster it did not start is left running
     drop = ["wall_s"]
@@ -93,29 +92,31 @@ def test_ray_backend_gives_identical_tables(local_sweep, ray_cluster, tmp_path):
         pd.testing.assert_frame_equal(a.drop(columns=["run_id"]), b.drop(columns=["run_id"]))
 
 
+@pytest.mark.slow
 def test_failures_are_reported_and_the_other_runs_finish(tmp_path):
     grid = {"mechanism.rate": [0.2, 0.5, 2.0]}
     with pytest.raises(ScenarioError, match=r"mechanism.rate=2.0: .*rates must lie in \[0, 1\]"
                        ) as err:
-        sweep(_tiny_flat30(), grid, seeds=[0], root=tmp_path)
+        sweep(flat30(), grid, seeds=[0], root=tmp_path)
     assert "\n" not in str(err.value) and not any(tmp_path.iterdir())  # nothing ran
     ids = run_ids("bad", combinations(grid))
     (tmp_path / ids[1]).mkdir()  # a leftover folder: that run fails, the others finish
-    df = sweep(_tiny_flat30(), grid, seeds=[0], root=tmp_path, sweep_id="bad",
+    df = sweep(flat30(), grid, seeds=[0], root=tmp_path, sweep_id="bad",
                skip_invalid=True, workers=2)
     assert list(df.status) == ["finished", "failed", "invalid"]
     assert "already exists" in df.error.iloc[1] and "rates must lie" in df.error.iloc[2]
     assert df.error.iloc[0] == "" and df.welfare_sum.iloc[0] > 0
     # the same sweep again keeps the finished run
-    again = sweep(_tiny_flat30(), grid, seeds=[0], root=tmp_path, sweep_id="bad",
+    again = sweep(flat30(), grid, seeds=[0], root=tmp_path, sweep_id="bad",
                   skip_invalid=True)
     assert list(again.status) == ["existing", "failed", "invalid"]
     assert again.welfare_sum.iloc[0] == pytest.approx(df.welfare_sum.iloc[0])
 
 
+@pytest.mark.slow
 def test_cli_sweep_smoke(tmp_path, capsys):
     path = tmp_path / "tiny_flat30.toml"
-    path.write_text(_tiny_flat30().to_toml())
+    path.write_text(flat30().to_toml())
     root = str(tmp_path / "runs")
     assert cli.main(["--root", root, "sweep", str(path), "--seeds", "0-1",
                      "--set", "mechanism.rate=0.1,0.4", "--iterations", "1",

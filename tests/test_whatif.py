@@ -9,6 +9,7 @@ from econsim import runner, scenario, whatif
 from econsim.envs.gtb.tables import PERIOD_COLUMNS
 from econsim.model import EconModel
 from mechanisms.tax import US_FEDERAL_CUTOFFS, US_FEDERAL_RATES
+from tests.reference import small
 
 
 @pytest.fixture(scope="module")
@@ -163,12 +164,8 @@ def test_bad_input_is_one_line(call, match):
 
 
 def test_trained_brains_from_a_stored_run(tmp_path):
-    data = scenario.load("gtb_us_federal").resolved()
-    data["algorithm"].update(batch=1, epochs=1, minibatches=2, hidden=[16])
-    data["train"].update(iterations=1, log_every=1, eval_every=1, eval_episodes=1,
-                         checkpoint_every=1)
-    run = runner.run(scenario.from_dict(data, "tiny"), seeds=[0, 1], progress=False,
-                     root=tmp_path)
+    run = runner.run(small("gtb_us_federal", 1, eval_episodes=1, ppo=True), seeds=[0, 1],
+                     progress=False, root=tmp_path)
     brains = f"trained:{run.run_id}"
     res = whatif.compare([None, "free_market"], None, seeds=[1], brains=brains, root=tmp_path)
     assert res.scenario == "gtb_us_federal" and res.mechanisms == ["us_federal",
