@@ -23,97 +23,32 @@ the agents; every agent's episodes are then extra samples of the same network, s
 losses are averaged over agents. The network is a parameter (``net``, default ``MLPNet``);
 ``conv = true`` plugs in the Diss's convolutional front end for image games (``ConvNet``,
 §B.4.2) without touching the algorithm.
-Rollouts, give-reward actions, layout helpers and reporting come from ``PGTrainer``.
+The agents are a component, ``ACAgents``: ``learners.pg.PGAgents`` (acting, give-reward
+actions, the policy loss) with TD errors for weights and a critic that learns after the
+actor (``learn_values``). Any trainer built on ``learners.pg.PGTrainer`` takes them with
+``Agents = ACAgents`` (the designers of ``learners.designer_ac``, LIO-AC, IA, Cen).
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
 import numpy as np
 import torch
 from pydantic import Field, model_validator
 
 from econsim.bounds import Coefficient, Fraction, Hidden, LearningRate
-from econsim.core import Game, torch_generator
+from econsim.core import Game
 from econsim.core.capabilities import ImageObservation, has
-from learners.functional import behaviour_probs, next_step, td_errors
-from learners.nets import Params, conv, detach, init_conv, init_mlp, mlp
-from learners.pg import Batch, LinearSchedule, PGConfig, PGTrainer
+from learners.functional import next_step, td_errors
+from learners.nets import ConvNet, MLPNet, Net, NetBuilder, Params, detach, soft_update
+from learners.pg import Batch, LinearSchedule, PGAgents, PGConfig, PGTrainer
 from learners.registry import register_algorithm
 
-
-# ----------------------------------------------------------------------------- networks
-class Net(Protocol):
-    """A stacked network: ``init(in_dim, out_dim, gens)`` and ``apply(params, x)``.
-
-    ``x`` is ``[P, B, in_dim]`` (flat observations; an image network reshapes them itself)
-    and the output ``[P, B, out_dim]``; one member per generator in ``gens``.
-    """
-
-    def init(self, in_dim: int, out_dim: int, gens: Sequence[torch.Generator]) -> Params: ...
-
-    def apply(self, params: Params, x: torch.Tensor) -> torch.Tensor: ...
-
-
-#: hidden layer sizes -> network (``MLPNet`` itself is one; ``ConvNet`` with its image bound)
-NetBuilder = Callable[[Sequence[int]], Net]
-
-
-@dataclass(frozen=True)
-class MLPNet:
-    """Stacked ReLU MLP with the given hidden sizes (``learners.nets.init_mlp``/``mlp``)."""
-
-    hidden: Sequence[int]
-
-    def init(self, in_dim: int, out_dim: int, gens: Sequence[torch.Generator]) -> Params:
-        return init_mlp([in_dim, *self.hidden, out_dim], gens)
-
-    def apply(self, params: Params, x: torch.Tensor) -> torch.Tensor:
-        return mlp(params, x)
-
-
-@dataclass(frozen=True)
-class ConvNet:
-    """The Cleanup network of Diss §B.4.2: conv(``filters``, 3x3, stride 1, same, ReLU) on the
-    image, flattened, then a ReLU MLP with the given hidden sizes (64, 64).
-
-    The flat input starts with the channel-last image ``image = (H, W, C)``; anything after
-    it (e.g. observed incentives) joins the flattened conv output before the MLP.
-    """
-
-    hidden: Sequence[int]
-    image: tuple[int, int, int]
-    filters: int = 6
-    kernel: int = 3
-
-    def init(self, in_dim: int, out_dim: int, gens: Sequence[torch.Generator]) -> Params:
-        H, W, C = self.image
-        rest = in_dim - H * W * C
-        if rest < 0:
-            raise ValueError(f"ConvNet: input of {in_dim} values is smaller than the image "
-                             f"{self.image}")
-        head = init_mlp([self.filters * H * W + rest, *self.hidden, out_dim], gens)
-        body = init_conv(C, self.filters, self.kernel, gens)
-        return {**{f"conv.{k}": v for k, v in body.items()}, **head}
-
-    def apply(self, params: Params, x: torch.Tensor) -> torch.Tensor:
-        H, W, C = self.image
-        P, B, _ = x.shape
-        img = x[..., :H * W * C].reshape(P, B, H, W, C).permute(0, 1, 4, 2, 3)
-        body = {k[5:]: v for k, v in params.items() if k.startswith("conv.")}
-        feats = conv(body, img).reshape(P, B, -1)
-        head = {k: v for k, v in params.items() if not k.startswith("conv.")}
-        return mlp(head, torch.cat([feats, x[..., H * W * C:]], -1))
-
-
-def soft_update(target: Params, source: Params, tau: float) -> Params:
-    """Target-network update ``phi~ <- tau phi + (1 - tau) phi~`` (Diss §B.4.2); new tensors."""
-    return {k: (tau * source[k].detach() + (1 - tau) * target[k]).detach() for k in target}
+__all__ = ["ACAgents", "ACConfig", "ACTrainer", "ConvNet", "MLPNet", "Net", "NetBuilder",
+           "soft_update"]
 
 
 # ------------------------------------------------------------------------------- config
@@ -144,73 +79,41 @@ class ACConfig(PGConfig):
         return self
 
 
-# ------------------------------------------------------------------------------ trainer
-@register_algorithm("ac", "ac-d", "ac-c", kinds={"ac-d": "ac-d", "ac-c": "ac-c"})
-class ACTrainer(PGTrainer):
-    """Independent actor-critic agents; the ``PGTrainer`` interface with a TD(0) critic."""
+# ------------------------------------------------------------------------------- agents
+class ACAgents(PGAgents):
+    """Actor-critic agents as a component: ``PGAgents``'s interface with TD(0) weights
+    (eq. B.9) and a critic ``V_phi`` with target ``V_phi~`` that ``learn_values`` moves
+    (eq. B.10, then the soft target update).
 
-    Config = ACConfig
-    default_kind = "ac"
-    give_mode: ClassVar[dict[str, str]] = {"ac-d": "d", "ac-c": "c"}
-    network: ClassVar[NetBuilder] = MLPNet  # default network builder
+    ``net`` builds policy and value networks (default ``MLPNet``; ``conv = true``:
+    ``ConvNet`` on the game's image); ``share`` comes from the config.
+    """
 
-    def __init__(self, game: Game, config: ACConfig, seeds: list[int],
-                 net: NetBuilder | None = None) -> None:
-        if net is None and config.conv:
+    def __init__(self, game: Game, cfg: ACConfig, seeds: list[int], kinds: list[str],
+                 give_mode: dict[str, str], *, net: NetBuilder | None = None) -> None:
+        if net is None and cfg.conv:
             if not has(game, ImageObservation):
                 raise ValueError(f"algorithm.conv: {game.name} has no image observation "
                                  "(conv needs a game with image_shape)")
             net = functools.partial(ConvNet, image=tuple(game.image_shape))
-        self.net = net or self.network
-        self.share = config.share
-        self.policy_net = self.net(config.hidden)
-        self.value_net = self.net(config.critic_hidden or config.hidden)
-        super().__init__(game, config, seeds)
-        self.gives = [self.give_mode.get(k) is not None for k in self.kinds]
-        self.critic = self.value_net.init(self.obs_dim, 1, self._gens("critic"))
+        self.net = net or MLPNet
+        super().__init__(game, cfg, seeds, kinds, give_mode, net=self.net, share=cfg.share)
+        self.value_net = self.net(cfg.critic_hidden or cfg.hidden)
+
+    def init_params(self) -> Params:
+        """The policy parameters (returned: the trainer holds them), then the critic and its
+        target, which this component keeps (``critic``, ``target``, ``critic_opt``)."""
+        params = super().init_params()
+        self.critic = self.value_net.init(self.obs_dim, 1, self.gens("critic"))
         self.target = {k: v.detach().clone() for k, v in self.critic.items()}
-        self.critic_opt = torch.optim.Adam(self.critic.values(), lr=config.lr_critic)
-
-    # ----------------------------------------------------------------------------- set-up
-    def _gens(self, role: str) -> list[torch.Generator]:
-        if self.share:  # one member per replica
-            return [torch_generator(s, f"{role}/shared") for s in self.seeds]
-        return super()._gens(role)
-
-    def _init_policy(self) -> Params:
-        pi = self.policy_net.init(self.obs_dim, self.A_max, self._gens("policy"))
-        params = {f"pi.{k}": v for k, v in pi.items()}
-        if self.is_c.any():
-            head = init_mlp([self.obs_dim, *self.cfg.hidden, self.N - 1], self._gens("give"))
-            params.update({f"give.{k}": v for k, v in head.items()})
+        self.critic_opt = torch.optim.Adam(self.critic.values(), lr=self.cfg.lr_critic)
         return params
-
-    def broadcast(self, params: Params) -> Params:
-        """Shared parameters ``[R, ...]`` -> one member per agent ``[R*N, ...]`` (no-op
-        without sharing); gradients flow back to the shared tensors."""
-        if not self.share:
-            return params
-        return {k: v.repeat_interleave(self.N, 0) if v.shape[0] == self.R else v
-                for k, v in params.items()}
-
-    # ------------------------------------------------------------------------- acting
-    def probs(self, params: Params, obs_m: torch.Tensor, eps: float) -> torch.Tensor:
-        params = self.broadcast(params)
-        lead = obs_m.shape[1:-1]
-        flat = obs_m.reshape(obs_m.shape[0], -1, obs_m.shape[-1])
-        logits = self.policy_net.apply(self.sub(params, "pi"), flat)
-        valid = self.valid.reshape(self.valid.shape[0], *([1] * len(lead)), -1)
-        return behaviour_probs(logits.reshape(*obs_m.shape[:-1], -1), eps, valid)
-
-    def act(self, params: Params, obs_env: np.ndarray, given_cum: torch.Tensor, eps: float):
-        return super().act(self.broadcast(params), obs_env, given_cum, eps)
 
     def values(self, critic: Params, obs_m: torch.Tensor) -> torch.Tensor:
         """``V(o)`` of every member: ``[R*N, T, B, D] -> [R*N, T, B]``."""
         flat = obs_m.reshape(obs_m.shape[0], -1, obs_m.shape[-1])
         return self.value_net.apply(self.broadcast(critic), flat).reshape(obs_m.shape[:-1])
 
-    # ------------------------------------------------------------------------ learning
     def transitions(self, batch: Batch):
         """Member-layout ``(o_t, o_{t+1}, done_t, mask_t)`` of ``batch``; ``o_{t+1}`` is zero
         after the last recorded step (always terminal, so never used)."""
@@ -233,12 +136,6 @@ class ACTrainer(PGTrainer):
         """TD errors replace the reward-to-go of the policy gradient (eq. B.9)."""
         return self.advantages(batch, rewards)
 
-    def loss(self, params: Params, batch: Batch, rewards: torch.Tensor, eps: float) -> torch.Tensor:
-        """Actor loss of all members (eq. B.9 with entropy bonus), summed over members
-        (averaged over agents when they share parameters)."""
-        loss = super().loss(self.broadcast(params), batch, rewards, eps)
-        return loss / self.N if self.share else loss
-
     def value_loss(self, critic: Params, batch: Batch, rewards: torch.Tensor) -> torch.Tensor:
         """TD(0) loss of every member (eq. B.10), mean over its valid steps: ``[R*N]``."""
         obs, next_obs, done, mask = self.transitions(batch)
@@ -257,42 +154,42 @@ class ACTrainer(PGTrainer):
         self.critic_opt.step()
         return per_member.detach()
 
-    def iterate(self) -> dict[str, np.ndarray]:
-        """One iteration: play a batch, actor SGD step, critic Adam step, target update."""
-        eps = self.epsilon()
-        batch = self.run_episodes(self.params, eps, self.cfg.batch)
-        rewards = self.total_rewards(batch)
-        new = self.update(detach(self.params), batch, rewards, eps)  # uses the old critic
+    def learn_values(self, batch: Batch, rewards: torch.Tensor) -> dict[str, np.ndarray]:
+        """The critics' TD(0) Adam step on ``batch`` with ``rewards`` (call it after the
+        actor's update, which uses the critic from before), then the target update."""
         vloss = self.critic_step(batch, rewards)
-        self.params = detach(new)
         self.target = soft_update(self.target, self.critic, self.cfg.tau)
-        self.iteration += 1
-        out = self.metrics(batch)
-        out["value_loss"] = vloss.reshape(self.R, self.N).mean(1).numpy()
-        return out
-
-    def replica(self, r: int) -> ACTrainer:
-        """A trainer holding only replica ``r`` (policy, critic and target)."""
-        one = type(self)(self.game, self.cfg, [self.seeds[r]], net=self.net)
-        one.iteration = self.iteration
-        P = 1 if self.share else self.N
-        take = lambda d: {k: v[r * P:(r + 1) * P].detach().clone() for k, v in d.items()}  # noqa: E731
-        one.params, one.critic, one.target = detach(take(self.params)), detach(
-            take(self.critic)), take(self.target)
-        one.critic_opt = torch.optim.Adam(one.critic.values(), lr=self.cfg.lr_critic)
-        return one
+        return {"value_loss": vloss.reshape(self.R, -1).mean(1).numpy()}
 
     # ----------------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict:
-        state = super().state_dict()
-        state["critic"] = {k: v.detach().clone() for k, v in self.critic.items()}
-        state["target"] = {k: v.detach().clone() for k, v in self.target.items()}
-        state["critic_opt"] = copy.deepcopy(self.critic_opt.state_dict())
-        return state
+        return {"critic": {k: v.detach().clone() for k, v in self.critic.items()},
+                "target": {k: v.detach().clone() for k, v in self.target.items()},
+                "critic_opt": copy.deepcopy(self.critic_opt.state_dict())}
 
     def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
         self.critic = detach(state["critic"])
         self.target = {k: v.detach().clone() for k, v in state["target"].items()}
         self.critic_opt = torch.optim.Adam(self.critic.values(), lr=self.cfg.lr_critic)
         self.critic_opt.load_state_dict(copy.deepcopy(state["critic_opt"]))
+
+    def copy_replica(self, source: PGAgents, r: int) -> None:
+        """Replica ``r`` of ``source``'s critic and target (a fresh Adam)."""
+        take = lambda d: {k: v[r * self.P:(r + 1) * self.P].detach().clone()  # noqa: E731
+                          for k, v in d.items()}
+        self.critic, self.target = detach(take(source.critic)), take(source.target)
+        self.critic_opt = torch.optim.Adam(self.critic.values(), lr=self.cfg.lr_critic)
+
+
+# ------------------------------------------------------------------------------ trainer
+@register_algorithm("ac", "ac-d", "ac-c", kinds={"ac-d": "ac-d", "ac-c": "ac-c"})
+class ACTrainer(PGTrainer):
+    """Independent actor-critic agents: the ``PGTrainer`` loop with ``ACAgents`` (one
+    iteration: play a batch, actor SGD step, critic Adam step, target update).
+
+    ``net`` (optional keyword) builds the networks instead of ``MLPNet`` / ``ConvNet``."""
+
+    Config = ACConfig
+    Agents = ACAgents
+    default_kind = "ac"
+    give_mode: ClassVar[dict[str, str]] = {"ac-d": "d", "ac-c": "c"}

@@ -1,8 +1,12 @@
 """MetaGrad and dual-RL (c) designers over actor-critic agents: the Cleanup setting (Diss §6.3.2).
 
+Each trainer here is a composition, nothing more: a designer component and its iteration
+(``learners.metagrad``, ``learners.dual_rl``) with the actor-critic agents component
+``learners.ac.ACAgents`` (``Agents = ACAgents``) and the Table C.3 hyperparameters.
+
 In Cleanup "we used actor-critic agents with TD(0) critic updates and parameter sharing as
 the base agent for all methods" (§6.3.2). These trainers put the central designers of
-``learners.metagrad`` / ``learners.dual_rl`` on top of ``learners.ac.ACTrainer`` agents:
+``learners.metagrad`` / ``learners.dual_rl`` on top of ``learners.ac.ACAgents``:
 
 * agents: one shared policy and one shared critic per replica (``share = true``); the actor
   step uses TD(0) errors of ``r_env + incentive`` with the critic and its target as
@@ -29,33 +33,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import numpy as np
 from pydantic import Field
 
 from econsim.bounds import Coefficient, Fraction, Hidden, LearningRate, Probability
-from learners.ac import ACConfig, ACTrainer, NetBuilder, soft_update
+from learners.ac import ACAgents, ACConfig
 from learners.dual_rl import DualRLCConfig, DualRLCTrainer
 from learners.metagrad import MetaGradConfig, MetaGradTrainer
-from learners.pg import Batch, LinearSchedule
+from learners.pg import LinearSchedule
 from learners.registry import register_algorithm
-
-
-class _ACAgents:
-    """Mix-in: actor-critic agents under a designer (critic step after the designer's)."""
-
-    def __init__(self, game, config, seeds: list[int], net: NetBuilder | None = None) -> None:
-        if net is not None:
-            self.network = net  # read by ACTrainer.__init__
-        super().__init__(game, config, seeds)
-
-    def learn_values(self, agents: Batch, designer: Batch) -> dict[str, np.ndarray]:
-        """The designer critic's step, then the agents' critics on ``agents`` (the episodes
-        their policies learned from) with the incentives as paid, and their targets."""
-        out = super().learn_values(agents, designer)
-        vloss = self.critic_step(agents, self.total_rewards(agents))
-        self.target = soft_update(self.target, self.critic, self.cfg.tau)
-        out["value_loss"] = vloss.reshape(self.R, -1).mean(1).numpy()
-        return out
 
 
 class MetaGradACConfig(MetaGradConfig, ACConfig):
@@ -82,10 +67,12 @@ class MetaGradACConfig(MetaGradConfig, ACConfig):
 
 
 @register_algorithm("metagrad-ac")
-class MetaGradACTrainer(_ACAgents, MetaGradTrainer, ACTrainer):
-    """MetaGrad (Algorithm 3, pipelined) over shared actor-critic agents (Cleanup)."""
+class MetaGradACTrainer(MetaGradTrainer):
+    """MetaGrad (Algorithm 3, pipelined) = ``MetaGradDesigner`` + shared ``ACAgents``
+    (optional keyword ``net``: the agents' network builder)."""
 
     Config = MetaGradACConfig
+    Agents = ACAgents
     default_kind = "ac"
 
 
@@ -110,8 +97,10 @@ class DualRLCACConfig(DualRLCConfig, ACConfig):
 
 
 @register_algorithm("dual-rl-c-ac")
-class DualRLCACTrainer(_ACAgents, DualRLCTrainer, ACTrainer):
-    """Dual-RL (c): a Gaussian RL designer over shared actor-critic agents (Cleanup)."""
+class DualRLCACTrainer(DualRLCTrainer):
+    """Dual-RL (c) = ``DualRLCDesigner`` (a Gaussian RL designer) + shared ``ACAgents``
+    (optional keyword ``net``: the agents' network builder)."""
 
     Config = DualRLCACConfig
+    Agents = ACAgents
     default_kind = "ac"

@@ -62,18 +62,19 @@ class LIOConfig(PGConfig):
 
 @register_algorithm("lio")
 class LIOTrainer(PGTrainer):
-    """LIO agents (possibly mixed with PG agents), Algorithm 2."""
+    """LIO agents (possibly mixed with PG agents), Algorithm 2: the incentive functions
+    ``eta`` (one member per replica and giver) + an agents component (``Agents``:
+    ``PGAgents`` here, ``ACAgents`` in ``learners.lio_ac``)."""
 
     Config = LIOConfig
     default_kind = "lio"
     charge_giver = False  # the cost is the incentive function's, not the policy's (§B.1.1)
 
-    def __init__(self, game, config: LIOConfig, seeds: list[int]) -> None:
-        super().__init__(game, config, seeds)
+    def __init__(self, game, config: LIOConfig, seeds: list[int], **agent_options) -> None:
+        super().__init__(game, config, seeds, **agent_options)
         self.givers = [i for i, k in enumerate(self.kinds) if k == "lio"]
-        self.gives = [k == "lio" for k in self.kinds]
         self.G = len(self.givers)
-        self.inc_in = self.obs_dim + (self.N - 1) * self.A
+        self.inc_in = self.agents.obs_dim + (self.N - 1) * self.agents.A
         gens = [torch_generator(s, f"incentive/{i}") for s in self.seeds for i in self.givers]
         self.eta = init_mlp([self.inc_in, *config.incentive_hidden, self.N], gens, out_bias=False)
         self.own = torch.zeros(self.G, self.N)
@@ -87,15 +88,15 @@ class LIOTrainer(PGTrainer):
     # ---------------------------------------------------------------------- incentives
     def incentive_inputs(self, obs: torch.Tensor, env_actions: torch.Tensor) -> torch.Tensor:
         """Giver inputs ``[..., G, D + (N-1)A]``: own observation ++ others' action one-hots."""
-        hot = torch.nn.functional.one_hot(env_actions, self.A).to(self.dtype)  # [..., N, A]
-        oth = hot[..., self.others[self.givers], :].flatten(-2)  # [..., G, (N-1)A]
+        hot = torch.nn.functional.one_hot(env_actions, self.agents.A).to(self.dtype)  # [..., N, A]
+        oth = hot[..., self.agents.others[self.givers], :].flatten(-2)  # [..., G, (N-1)A]
         return torch.cat([obs[..., self.givers, :], oth], -1)
 
     def incentives(self, eta: Params, inputs: torch.Tensor) -> torch.Tensor:
         """Sigmoid outputs (own unit zeroed), ``[T, RB, G, D'] -> [T, RB, G, N]``; x R_max = pay."""
-        x = self.members(inputs)  # [R*G, T, B, D']
+        x = self.agents.members(inputs)  # [R*G, T, B, D']
         out = sigmoid(mlp(eta, x.reshape(x.shape[0], -1, x.shape[-1])))
-        return self.world(out.reshape(*x.shape[:3], self.N)) * (1 - self.own)
+        return self.agents.world(out.reshape(*x.shape[:3], self.N)) * (1 - self.own)
 
     def transfers(self, obs, actions, env_actions, give_u, extra) -> torch.Tensor:
         inputs = self.incentive_inputs(obs, env_actions)
@@ -123,7 +124,7 @@ class LIOTrainer(PGTrainer):
         eta = self.eta
         pay, inc = self.full_transfers(eta, tau)
         main = detach(self.params)
-        prime = self.update({k: v.detach() for k, v in main.items()}, tau,
+        prime = self.agents.update({k: v.detach() for k, v in main.items()}, tau,
                             self.total_rewards(tau, pay), eps)
         if self.cfg.one_episode:
             outer_batch, behaviour = tau, self.params
@@ -144,15 +145,15 @@ class LIOTrainer(PGTrainer):
 
     def _log_probs(self, params: Params, batch: Batch, eps: float = 0.0) -> torch.Tensor:
         """``log pi(a_t | o_t)`` of every member on ``batch``: ``[R*N, T, B]``."""
-        probs = self.probs(params, self.members(batch.obs), eps)
-        return torch.log(probs.gather(-1, self.members(batch.actions)[..., None]).squeeze(-1)
+        probs = self.agents.probs(params, self.agents.members(batch.obs), eps)
+        return torch.log(probs.gather(-1, self.agents.members(batch.actions)[..., None]).squeeze(-1)
                          .clamp_min(1e-12))
 
     def outer_returns(self, batch: Batch) -> torch.Tensor:
-        """Weights ``[R*N, T, B]`` of a giver's outer loss on tau_hat: the reward-to-go of its
-        extrinsic reward (PG; the actor-critic variant uses its TD error)."""
-        mask = batch.mask
-        return reward_to_go(self.members(batch.env_rewards * mask[..., None]), self.cfg.gamma)
+        """Weights ``[R*N, T, B]`` of a giver's outer loss on tau_hat: the agents' advantages
+        of the extrinsic reward (PG: the reward-to-go; actor-critic: the TD error with the
+        critic as a constant)."""
+        return self.agents.advantages(batch, batch.env_rewards * batch.mask[..., None])
 
     def _outer_losses(self, logp: torch.Tensor, batch: Batch,
                       weight: torch.Tensor | None = None):
@@ -161,7 +162,7 @@ class LIOTrainer(PGTrainer):
         G_ext = self.outer_returns(batch)
         G_ext = G_ext.reshape(self.R, self.N, *G_ext.shape[1:])  # [R, N, T, B]
         logp = logp.reshape(self.R, self.N, *logp.shape[1:])
-        m = self.members(mask[..., None])[:, None].reshape(self.R, 1, *logp.shape[2:])
+        m = self.agents.members(mask[..., None])[:, None].reshape(self.R, 1, *logp.shape[2:])
         if weight is not None:
             logp = logp * weight.reshape(logp.shape)
         for g, i in enumerate(self.givers):
@@ -207,7 +208,7 @@ class LIOTrainer(PGTrainer):
         """Giver i's model of agent j's policy, one member per (replica, giver, other)."""
         gens = [torch_generator(s, f"opponent/{i}/{j}") for s in self.seeds
                 for i in self.givers for j in range(self.N) if j != i]
-        self.om = init_mlp([self.obs_dim, *self.cfg.hidden, self.A_max], gens)
+        self.om = init_mlp([self.agents.obs_dim, *self.cfg.hidden, self.agents.A_max], gens)
         self.opt_om = torch.optim.Adam(self.om.values(), lr=self.cfg.lr_opponent)
         # member (r, g, k) models agent om_target[g][k]
         self.om_target = [[j for j in range(self.N) if j != i] for i in self.givers]
@@ -215,11 +216,12 @@ class LIOTrainer(PGTrainer):
     def _om_view(self, x: torch.Tensor) -> torch.Tensor:
         """World ``[T, RB, N, *F]`` -> opponent-model member layout ``[R*G*(N-1), T, B, *F]``."""
         idx = [j for row in self.om_target for j in row]
-        return self.members(x, idx)
+        return self.agents.members(x, idx)
 
     def _om_probs(self, params: Params, obs_m: torch.Tensor, eps: float) -> torch.Tensor:
         logits = mlp(params, obs_m.reshape(obs_m.shape[0], -1, obs_m.shape[-1]))
-        valid = self.valid.reshape(self.R, self.N, -1)[:, [j for r in self.om_target for j in r]]
+        modelled = [j for r in self.om_target for j in r]
+        valid = self.agents.valid.reshape(self.R, self.N, -1)[:, modelled]
         valid = valid.reshape(-1, 1, 1, valid.shape[-1])
         return behaviour_probs(logits.reshape(*obs_m.shape[:-1], -1), eps, valid)
 
@@ -250,7 +252,7 @@ class LIOTrainer(PGTrainer):
         mask = self._om_view(tau.mask[..., None].expand(-1, -1, self.N))
 
         def loss(params: Params) -> torch.Tensor:
-            G = reward_to_go(self.members(rewards) * mask, self.cfg.gamma)
+            G = reward_to_go(self.agents.members(rewards) * mask, self.cfg.gamma)
             return policy_loss(self._om_probs(params, obs, eps), act, G, mask, self.cfg.entropy)
 
         om = {k: v.detach() for k, v in self.om.items()}
@@ -259,9 +261,9 @@ class LIOTrainer(PGTrainer):
         logp = torch.log(probs.gather(-1, self._om_view(tau_hat.actions)[..., None]).squeeze(-1)
                          .clamp_min(1e-12)).reshape(self.R, self.G, K, *probs.shape[1:3])
         mask_hat = tau_hat.mask
-        G_ext = reward_to_go(self.members(tau_hat.env_rewards * mask_hat[..., None]),
+        G_ext = reward_to_go(self.agents.members(tau_hat.env_rewards * mask_hat[..., None]),
                              self.cfg.gamma).reshape(self.R, self.N, *logp.shape[3:])
-        m = self.members(mask_hat[..., None]).reshape(self.R, *logp.shape[3:])
+        m = self.agents.members(mask_hat[..., None]).reshape(self.R, *logp.shape[3:])
         loss_all = 0.0
         for g, i in enumerate(self.givers):  # each giver's graph only reaches its own eta
             loss_all = loss_all - (logp[:, g] * (G_ext[:, i] * m)[:, None]).sum(2).mean(-1).sum()

@@ -7,9 +7,15 @@ reward-to-go, and LIO's incentive functions are trained exactly as in ``LIOTrain
 
 * inner (differentiable) step of recipient ``j``: the TD error
   ``r^j_env + sum_k R_max sigma(eta^k)[j] + gamma V~(o') - V(o)`` with ``V``, ``V~`` constants,
-  so ``theta_hat^j`` stays a function of every giver's eta (``ACTrainer.weights``);
+  so ``theta_hat^j`` stays a function of every giver's eta (``ACAgents.weights``);
 * outer loss of giver ``i`` on tau_hat: ``-sum_{j!=i} sum_t log pi_theta_hat^j(a_t) delta^i_t``
-  with ``delta^i`` giver ``i``'s TD error of its *extrinsic* reward (``outer_returns``).
+  with ``delta^i`` giver ``i``'s TD error of its *extrinsic* reward (``ACAgents.advantages``
+  through ``LIOTrainer.outer_returns``).
+
+Composition: ``LIOACTrainer`` = LIO's incentive functions and meta-gradient
+(``learners.lio.LIOTrainer``) + the actor-critic agents component ``learners.ac.ACAgents``
+(``Agents = ACAgents``); only the iteration below differs from LIO's (the cost joins the
+outer loss, and the critics step at the end).
 
 The incentive cost (coefficient 1e-4 on the sigmoid outputs) is added to the outer loss
 (``lr_cost = None``, SPEC §4). After the incentive step each critic takes one Adam step of
@@ -17,7 +23,7 @@ TD(0) on tau with its total reward (extrinsic + incentives received, as paid whi
 tau) and the target networks move by ``tau``; the inner and outer losses use the critics
 from before this step. No parameter sharing (Diss §5.3.2).
 
-Deviation (documented): the network is ``ACTrainer``'s pluggable ``net`` (MLP by default on
+Deviation (documented): the network is ``ACAgents``' pluggable ``net`` (MLP by default on
 the flat image; ``conv = true``: the conv front end of §B.4.2) and the incentive function is
 ``LIOTrainer``'s MLP on the own observation plus one-hots of the others' actions (a superset
 of the Diss's multi-hot "who cleaned").
@@ -32,8 +38,7 @@ import torch
 from pydantic import Field, model_validator
 
 from econsim.bounds import Coefficient, Hidden, LearningRate
-from learners.ac import ACConfig, ACTrainer, NetBuilder, soft_update
-from learners.functional import td_errors
+from learners.ac import ACAgents, ACConfig
 from learners.lio import LIOConfig, LIOTrainer
 from learners.nets import detach
 from learners.pg import Batch
@@ -62,26 +67,13 @@ class LIOACConfig(LIOConfig, ACConfig):
 
 
 @register_algorithm("lio-ac")
-class LIOACTrainer(LIOTrainer, ACTrainer):
-    """LIO agents (possibly mixed with plain AC agents) learning by actor-critic."""
+class LIOACTrainer(LIOTrainer):
+    """LIO agents (possibly mixed with plain AC agents) learning by actor-critic: LIO's
+    incentive functions + ``ACAgents`` (optional keyword ``net``: their network builder)."""
 
     Config = LIOACConfig
+    Agents = ACAgents
     default_kind = "lio"
-
-    def __init__(self, game, config: LIOACConfig, seeds: list[int],
-                 net: NetBuilder | None = None) -> None:
-        if net is not None:
-            self.network = net  # read by ACTrainer.__init__
-        super().__init__(game, config, seeds)
-
-    def outer_returns(self, batch: Batch) -> torch.Tensor:
-        """Each agent's TD error of its extrinsic reward on ``batch`` (critic and target as
-        constants): ``[R*N, T, B]``."""
-        obs, next_obs, done, mask = self.transitions(batch)
-        with torch.no_grad():
-            v, v_next = self.values(self.critic, obs), self.values(self.target, next_obs)
-            r = self.members(batch.env_rewards * batch.mask[..., None])
-            return td_errors(r, v, v_next, done, mask, self.cfg.gamma)
 
     def _cost(self, tau: Batch) -> torch.Tensor:
         """Incentive cost ``alpha sum_t gamma^t ||r_eta(o_t, a_t)||_1`` on tau (eq. 5.6)."""
@@ -93,14 +85,15 @@ class LIOACTrainer(LIOTrainer, ACTrainer):
 
     def iterate(self) -> dict[str, np.ndarray]:
         """Algorithm 2 with actor-critic agents, then the critics' TD(0) step on tau."""
-        if self.G == 0:  # no givers: plain independent actor-critic
-            return ACTrainer.iterate(self)
+        if self.G == 0:  # no givers: plain independent actor-critic (PGTrainer's loop)
+            return super().iterate()
         eps = self.epsilon()
-        tau = self.run_episodes(self.params, eps, self.cfg.batch)
+        tau = self.run_episodes(self.params, eps, self.cfg.batch)  # 1. play tau
         pay, _ = self.full_transfers(self.eta, tau)
-        prime = self.update(detach(self.params), tau, self.total_rewards(tau, pay), eps)
-        tau_hat = self.run_episodes(detach(prime), eps, self.cfg.batch)
-        grads = self._meta_gradients(prime, tau_hat, None, eps)
+        prime = self.agents.update(detach(self.params), tau,  # 2. theta_hat(eta), TD weights
+                                   self.total_rewards(tau, pay), eps)
+        tau_hat = self.run_episodes(detach(prime), eps, self.cfg.batch)  # 3. play tau_hat
+        grads = self._meta_gradients(prime, tau_hat, None, eps)  # 4. eq. 5.10, TD errors
         params = list(self.eta.values())
         if self.cfg.cost > 0 and self.opt_cost is None:  # cost added to the outer loss
             extra = torch.autograd.grad(self._cost(tau), params, allow_unused=True)
@@ -110,10 +103,7 @@ class LIOACTrainer(LIOTrainer, ACTrainer):
             p.grad = g
         self.opt.step()
         self._cost_step(tau)  # separate Adam step only when lr_cost is set (ER style)
-        vloss = self.critic_step(tau, self.total_rewards(tau))  # incentives as paid in tau
-        self.target = soft_update(self.target, self.critic, self.cfg.tau)
-        self.params = detach(prime)
+        values = self.agents.learn_values(tau, self.total_rewards(tau))  # incentives as paid
+        self.params = detach(prime)  # 5. primes become main
         self.iteration += 1
-        out = self.metrics(tau)
-        out["value_loss"] = vloss.reshape(self.R, self.N).mean(1).numpy()
-        return out
+        return {**self.metrics(tau), **values}

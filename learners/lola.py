@@ -5,8 +5,9 @@ The Diss's ER baselines "LOLA-d" and "LOLA-c" are LOLA agents (Foerster et al. 2
 is augmented exactly like PG-d and PG-c (``learners.pg``): ``A x {no-op, give}^(N-1)``
 (each "give" sends and costs ``give_value`` = R_a) or ``A x [0, r_max]^(N-1)`` with
 ``a_r = r_max sigmoid(u)``, ``u ~ N(f(o), 1)`` (§B.4.2). Acting, paying and bookkeeping are
-PGTrainer's; only the policy update differs. Diss §B.4.2: LOLA was best with learning rate
-0.1 and R_a = 2.0 and did not benefit from extra exploration (defaults below).
+the PG agents' and trainer's; only the policy update differs (``LOLAAgents``, the agents
+component of ``LOLATrainer``). Diss §B.4.2: LOLA was best with learning rate 0.1 and
+R_a = 2.0 and did not benefit from extra exploration (defaults below).
 
 One update on one batch of episodes played with the current policies ``theta``:
 
@@ -31,12 +32,12 @@ One update on one batch of episodes played with the current policies ``theta``:
    update with its opponent-shaping term ``(grad_i grad_j V_j)^T grad_j V_i lr_lookahead``
    (second-order DiCE estimate); like LOLA it has no ``grad_i grad_j V_i Delta theta_j`` term.
 
-Agents of kind ``pg``/``pg-d``/``pg-c`` in a LOLA team learn by PGTrainer's plain REINFORCE
-update (``PGTrainer.loss``, eq. 5.4) with ``lr_pg`` (default ``lr``); e.g. asymmetric ER with
+Agents of kind ``pg``/``pg-d``/``pg-c`` in a LOLA team learn by PGAgents' plain REINFORCE
+update (``PGAgents.loss``, eq. 5.4) with ``lr_pg`` (default ``lr``); e.g. asymmetric ER with
 agents ``["lola-d", "pg"]`` (§B.5.1: LOLA paired with a PG recipient).
 
 Deviation from PG's estimator: the DiCE objective weights step ``t`` by ``gamma^t`` (the
-gradient of the discounted return), whereas PGTrainer's REINFORCE drops that factor; with
+gradient of the discounted return), whereas PGAgents' REINFORCE drops that factor; with
 ``gamma = 1`` and ``lr_lookahead = 0`` a LOLA agent's step equals the PG step exactly.
 No DiCE baseline (variance-reduction) term is used.
 
@@ -58,7 +59,7 @@ from pydantic import Field
 from econsim.bounds import LearningRate, PositiveCoefficient, StepSize
 from learners.functional import sgd_step
 from learners.nets import Params, mlp
-from learners.pg import Batch, LinearSchedule, PGConfig, PGTrainer
+from learners.pg import Batch, LinearSchedule, PGAgents, PGConfig, PGTrainer
 from learners.registry import register_algorithm
 
 LOLA_KINDS = ("lola-d", "lola-c")
@@ -80,17 +81,14 @@ class LOLAConfig(PGConfig):
         "None = no clipping (Diss). lola-c's Gaussian head can diverge at lr 0.1 without it")
 
 
-@register_algorithm("lola-d", "lola-c", kinds={"lola-c": "lola-c"})
-class LOLATrainer(PGTrainer):
-    """LOLA agents (possibly mixed with PG agents) with give-reward actions."""
+class LOLAAgents(PGAgents):
+    """The agents as a component: ``PGAgents`` (acting, give-reward actions, the PG loss)
+    whose ``update`` is LOLA's for agents of a LOLA kind and PG's for the others."""
 
-    Config = LOLAConfig
-    default_kind = "lola-d"
-    give_mode: ClassVar[dict[str, str]] = {**PGTrainer.give_mode, "lola-d": "d", "lola-c": "c"}
-
-    def __init__(self, game, config: LOLAConfig, seeds: list[int]) -> None:
-        super().__init__(game, config, seeds)
-        self.lola = [i for i, k in enumerate(self.kinds) if k in LOLA_KINDS]
+    def __init__(self, game, cfg: LOLAConfig, seeds: list[int], kinds: list[str],
+                 give_mode: dict[str, str]) -> None:
+        super().__init__(game, cfg, seeds, kinds, give_mode)
+        self.lola = [i for i, k in enumerate(kinds) if k in LOLA_KINDS]
 
     # ------------------------------------------------------------- per-agent parameters
     def split(self, params: Params) -> list[Params]:
@@ -109,7 +107,7 @@ class LOLATrainer(PGTrainer):
         """(``log pi(a_t, u_t | o_t)`` masked ``[R*N, T, B]``, behaviour probs ``[R*N, T, B, A]``).
 
         The discrete part is the exploration-bounded behaviour policy of PG; continuous
-        givers add ``log N(u; f(o), 1)`` (§B.4.2), like ``PGTrainer.loss``.
+        givers add ``log N(u; f(o), 1)`` (§B.4.2), like ``PGAgents.loss``.
         """
         obs = self.members(batch.obs)
         mask = self.members(batch.mask[..., None].expand(-1, -1, self.N))
@@ -147,7 +145,7 @@ class LOLATrainer(PGTrainer):
         """One LOLA step of every LOLA agent, one PG step of every other agent."""
         theta = self.split(params)
         new = [dict(t) for t in theta]
-        if len(self.lola) < self.N:  # plain PG agents: PGTrainer's REINFORCE step
+        if len(self.lola) < self.N:  # plain PG agents: PGAgents' REINFORCE step
             naive = sgd_step(self.loss, self.join(theta), self.cfg.lr_pg or self.cfg.lr,
                              batch, rewards, eps)
             new = self.split(naive)
@@ -185,3 +183,14 @@ class LOLATrainer(PGTrainer):
         norm = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads], 1).sum(1).sqrt()
         scale = (self.cfg.clip / norm.clamp_min(1e-12)).clamp(max=1.0)
         return [g * scale.reshape(-1, *[1] * (g.dim() - 1)) for g in grads]
+
+
+@register_algorithm("lola-d", "lola-c", kinds={"lola-c": "lola-c"})
+class LOLATrainer(PGTrainer):
+    """LOLA agents (possibly mixed with PG agents) with give-reward actions: the
+    ``PGTrainer`` loop with ``LOLAAgents``."""
+
+    Config = LOLAConfig
+    Agents = LOLAAgents
+    default_kind = "lola-d"
+    give_mode: ClassVar[dict[str, str]] = {**PGTrainer.give_mode, "lola-d": "d", "lola-c": "c"}

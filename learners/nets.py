@@ -10,7 +10,9 @@ member's own generator, so a member's initial weights depend only on its own see
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -143,3 +145,72 @@ def assign(dst: Params, src: Params) -> None:
     with torch.no_grad():
         for k, v in src.items():
             dst[k].copy_(v)
+
+
+# ------------------------------------------------------ pluggable network builders
+class Net(Protocol):
+    """A stacked network: ``init(in_dim, out_dim, gens)`` and ``apply(params, x)``.
+
+    ``x`` is ``[P, B, in_dim]`` (flat observations; an image network reshapes them itself)
+    and the output ``[P, B, out_dim]``; one member per generator in ``gens``.
+    """
+
+    def init(self, in_dim: int, out_dim: int, gens: Sequence[torch.Generator]) -> Params: ...
+
+    def apply(self, params: Params, x: torch.Tensor) -> torch.Tensor: ...
+
+
+#: hidden layer sizes -> network (``MLPNet`` itself is one; ``ConvNet`` with its image bound)
+NetBuilder = Callable[[Sequence[int]], Net]
+
+
+@dataclass(frozen=True)
+class MLPNet:
+    """Stacked ReLU MLP with the given hidden sizes (``learners.nets.init_mlp``/``mlp``)."""
+
+    hidden: Sequence[int]
+
+    def init(self, in_dim: int, out_dim: int, gens: Sequence[torch.Generator]) -> Params:
+        return init_mlp([in_dim, *self.hidden, out_dim], gens)
+
+    def apply(self, params: Params, x: torch.Tensor) -> torch.Tensor:
+        return mlp(params, x)
+
+
+@dataclass(frozen=True)
+class ConvNet:
+    """The Cleanup network of Diss §B.4.2: conv(``filters``, 3x3, stride 1, same, ReLU) on the
+    image, flattened, then a ReLU MLP with the given hidden sizes (64, 64).
+
+    The flat input starts with the channel-last image ``image = (H, W, C)``; anything after
+    it (e.g. observed incentives) joins the flattened conv output before the MLP.
+    """
+
+    hidden: Sequence[int]
+    image: tuple[int, int, int]
+    filters: int = 6
+    kernel: int = 3
+
+    def init(self, in_dim: int, out_dim: int, gens: Sequence[torch.Generator]) -> Params:
+        H, W, C = self.image
+        rest = in_dim - H * W * C
+        if rest < 0:
+            raise ValueError(f"ConvNet: input of {in_dim} values is smaller than the image "
+                             f"{self.image}")
+        head = init_mlp([self.filters * H * W + rest, *self.hidden, out_dim], gens)
+        body = init_conv(C, self.filters, self.kernel, gens)
+        return {**{f"conv.{k}": v for k, v in body.items()}, **head}
+
+    def apply(self, params: Params, x: torch.Tensor) -> torch.Tensor:
+        H, W, C = self.image
+        P, B, _ = x.shape
+        img = x[..., :H * W * C].reshape(P, B, H, W, C).permute(0, 1, 4, 2, 3)
+        body = {k[5:]: v for k, v in params.items() if k.startswith("conv.")}
+        feats = conv(body, img).reshape(P, B, -1)
+        head = {k: v for k, v in params.items() if not k.startswith("conv.")}
+        return mlp(head, torch.cat([feats, x[..., H * W * C:]], -1))
+
+
+def soft_update(target: Params, source: Params, tau: float) -> Params:
+    """Target-network update ``phi~ <- tau phi + (1 - tau) phi~`` (Diss §B.4.2); new tensors."""
+    return {k: (tau * source[k].detach() + (1 - tau) * target[k]).detach() for k in target}

@@ -13,7 +13,18 @@ Baselines that learn to incentivise with ordinary RL augment the action space:
   ``u ~ N(f(o), 1)``; the log-density uses the change of variables (§B.4.2).
 
 All agents of all replicas (seeds) are evaluated together as one stacked population
-(``learners.nets``); ``PGTrainer`` is also the base of ``LIOTrainer``.
+(``learners.nets``).
+
+Two building blocks live here, used by every learner of chapters 5 and 6:
+
+* ``PGAgents``, the agents' learner as a component (sampling, the loss, the update; its
+  interface is written in its docstring). ``learners.ac.ACAgents`` (a TD(0) critic) and
+  ``learners.lola.LOLAAgents`` (the LOLA update) offer the same interface.
+* ``PGTrainer``, the trainer around an agents component: the rollout driver
+  (``run_episodes``), the rewards the agents learn from (eq. 5.1), the iteration (play a
+  batch, one update, the agents' value step), reporting and checkpoints. A trainer picks its
+  agents with the class attribute ``Agents``; incentive designers (``learners.designer``) and
+  LIO (``learners.lio``) extend it with their incentive component.
 """
 
 from __future__ import annotations
@@ -50,7 +61,7 @@ from econsim.core import (
 from econsim.core.capabilities import EpisodeMetrics, has
 from learners.contract import TrainerConfig, TrainerTraits
 from learners.functional import behaviour_probs, policy_loss, reward_to_go, sgd_step, sigmoid
-from learners.nets import Params, detach, init_mlp, mlp
+from learners.nets import MLPNet, NetBuilder, Params, detach, init_mlp, mlp
 from learners.registry import register_algorithm
 from learners.replicas import categorical, episode_mean, normal, per_replica
 from mechanisms.incentives import apply_transfers, others
@@ -129,58 +140,69 @@ class Decision:
     extra: dict[str, torch.Tensor]  # algorithm-specific records
 
 
-@register_algorithm("pg", "pg-d", "pg-c", kinds={"pg-d": "pg-d", "pg-c": "pg-c"})
-class PGTrainer(TrainerTraits):
-    """Independent PG agents (PG, PG-d, PG-c) on any discrete-action ``Game``.
+class PGAgents:
+    """The agents' learner as a component: independent softmax policies, REINFORCE.
 
-    ``seeds`` are independent replicas trained side by side (vectorised); replica ``r``'s
-    networks, worlds and action draws come from ``seeds[r]`` alone (``ReplicaRNG``), so a
-    seed trains the same alone or beside others.
+    Interface (what trainers, designers and incentive functions use; ``ACAgents`` and
+    ``LOLAAgents`` offer the same):
+
+    * sizes: ``R`` replicas, ``N`` agents, ``P`` policy members per replica (``N``, or 1 with
+      parameter sharing), ``A`` game actions, ``A_max`` policy outputs, ``obs_dim``;
+      give-reward kinds ``is_d`` / ``is_c`` / ``gives`` (``[N]``);
+    * ``init_params()``: the policy parameters, which the trainer holds (``trainer.params``);
+    * layouts: ``members`` (world ``[T, R*B, N, ...]`` -> member ``[R*N, T, B, ...]``),
+      ``world`` (back), ``sub(params, prefix)``, ``broadcast`` (shared -> per agent);
+    * acting: ``act(params, obs_env, given_cum, eps, rng) -> (obs, actions, give_u)``,
+      ``probs(params, obs_m, eps)``, ``decode(actions)``, ``give_pay(actions, give_u)``;
+    * learning: ``loss(params, batch, rewards, eps)`` and its differentiable one-step
+      ``update`` (eq. 5.3; rewards may carry a graph to incentive parameters),
+      ``advantages(batch, rewards)`` (each step's weight with any value function as a
+      constant: here the reward-to-go of masked rewards, eq. 5.4);
+    * values: ``learn_values(batch, rewards) -> metrics`` (nothing to learn here);
+    * state: ``state_dict()`` / ``load_state_dict(state)`` (entries beside ``params``; none
+      here) and ``copy_replica(source, r)`` (replica ``r`` of ``source``'s value state).
+
+    ``net`` builds the policy network (default ``MLPNet(hidden)``); ``share`` gives each
+    replica one policy broadcast over its agents (``learners.ac`` uses it).
     """
 
-    Config = PGConfig
-    default_kind = "pg"
-    charge_giver = True  # give-reward actions cost the giver its reward
-    #: agent kind -> give-reward mode: "d" discrete actions, "c" continuous (subclasses extend)
-    give_mode: ClassVar[dict[str, str]] = {"pg-d": "d", "pg-c": "c"}
-
-    def __init__(self, game: Game, config: PGConfig, seeds: list[int]) -> None:
-        self.game, self.cfg, self.seeds = game, config, list(seeds)
+    def __init__(self, game: Game, cfg: PGConfig, seeds: list[int], kinds: list[str],
+                 give_mode: dict[str, str], *, net: NetBuilder = MLPNet,
+                 share: bool = False) -> None:
+        self.game, self.cfg, self.seeds, self.kinds = game, cfg, list(seeds), kinds
         self.R, self.N = len(seeds), game.n_agents
-        self.kinds = list(config.agents or [self.default_kind] * self.N)
-        if len(self.kinds) != self.N:
-            raise ValueError(
-                f"algorithm.agents lists {len(self.kinds)} agents but {game.name} has {self.N}"
-            )
+        self.share = share
+        self.P = 1 if share else self.N
+        self.policy_net = net(cfg.hidden)
         self.A = game.action_space.n
-        mode = [self.give_mode.get(k) for k in self.kinds]
+        mode = [give_mode.get(k) for k in kinds]
         self.is_d = torch.tensor([m == "d" for m in mode])  # [N] discrete give-reward actions
         self.is_c = torch.tensor([m == "c" for m in mode])  # [N] continuous give-reward actions
+        self.gives = [m is not None for m in mode]
         observers = {o for o, _ in watched(game)}
         self.is_observer = torch.tensor([i in observers for i in range(self.N)])  # [N]
         self.dtype = torch.get_default_dtype()  # float32 unless a test asks for float64
         self.others = torch.as_tensor(others(self.N))
-        self.gives = [k != "pg" for k in self.kinds]
         n_act = [self.A * 2 ** (self.N - 1) if d else self.A for d in self.is_d.tolist()]
         self.A_max = max(n_act)
         valid = torch.arange(self.A_max)[None, :] < torch.tensor(n_act)[:, None]  # [N, A_max]
         self.valid = valid.repeat(self.R, 1)[:, None, :]  # [R*N, 1, A_max]
         self.obs_dim = (int(np.prod(game.observation_space.shape)) + seen_action_size(game)
-                        + (self.N - 1 if config.observe_given else 0))
-        self.params = self._init_policy()
-        self.rng = ReplicaRNG.from_seeds(self.seeds, "env")  # the games' draws
-        self.act_rng = ReplicaRNG.from_seeds(self.seeds, "act")  # actions and noise
-        self.iteration = 0
+                        + (self.N - 1 if cfg.observe_given else 0))
 
     # ----------------------------------------------------------------------------- set-up
-    def _gens(self, role: str) -> list[torch.Generator]:
+    def gens(self, role: str) -> list[torch.Generator]:
+        """One generator per member: per (replica, agent), or per replica when shared."""
+        if self.share:
+            return [torch_generator(s, f"{role}/shared") for s in self.seeds]
         return [torch_generator(s, f"{role}/{i}") for s in self.seeds for i in range(self.N)]
 
-    def _init_policy(self) -> Params:
-        sizes = [self.obs_dim, *self.cfg.hidden, self.A_max]
-        params = {f"pi.{k}": v for k, v in init_mlp(sizes, self._gens("policy")).items()}
+    def init_params(self) -> Params:
+        """Policy ``pi.*`` (and the Gaussian give head ``give.*`` of continuous givers)."""
+        pi = self.policy_net.init(self.obs_dim, self.A_max, self.gens("policy"))
+        params = {f"pi.{k}": v for k, v in pi.items()}
         if self.is_c.any():
-            head = init_mlp([self.obs_dim, *self.cfg.hidden, self.N - 1], self._gens("give"))
+            head = init_mlp([self.obs_dim, *self.cfg.hidden, self.N - 1], self.gens("give"))
             params.update({f"give.{k}": v for k, v in head.items()})
         return params
 
@@ -203,20 +225,27 @@ class PGTrainer(TrainerTraits):
         return x.permute(2, 0, 3, 1, *range(4, 4 + len(feat))).reshape(
             T, self.R * B, RK // self.R, *feat).contiguous()
 
-    # ------------------------------------------------------------------------- acting
     @staticmethod
     def sub(params: Params, prefix: str) -> Params:
         return {k[len(prefix) + 1:]: v for k, v in params.items() if k.startswith(prefix + ".")}
 
+    def broadcast(self, params: Params) -> Params:
+        """Shared parameters ``[R, ...]`` -> one member per agent ``[R*N, ...]`` (no-op
+        without sharing); gradients flow back to the shared tensors."""
+        if not self.share:
+            return params
+        return {k: v.repeat_interleave(self.N, 0) if v.shape[0] == self.R else v
+                for k, v in params.items()}
+
+    # ------------------------------------------------------------------------- acting
     def probs(self, params: Params, obs_m: torch.Tensor, eps: float) -> torch.Tensor:
         """Behaviour probabilities ``[P, ..., A_max]`` for member-layout observations."""
+        params = self.broadcast(params)
         lead = obs_m.shape[1:-1]
-        logits = mlp(self.sub(params, "pi"), obs_m.reshape(obs_m.shape[0], -1, obs_m.shape[-1]))
+        flat = obs_m.reshape(obs_m.shape[0], -1, obs_m.shape[-1])
+        logits = self.policy_net.apply(self.sub(params, "pi"), flat)
         valid = self.valid.reshape(self.valid.shape[0], *([1] * len(lead)), -1)
         return behaviour_probs(logits.reshape(*obs_m.shape[:-1], -1), eps, valid)
-
-    def _sample(self, probs: torch.Tensor) -> torch.Tensor:
-        return categorical(self.act_rng, probs)
 
     def decode(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Policy actions ``[..., N]`` -> (env actions, give bits ``[..., N, N-1]``)."""
@@ -238,25 +267,27 @@ class PGTrainer(TrainerTraits):
             parts.append(given_cum)
         return torch.cat(parts, -1)
 
-    def act(self, params: Params, obs_env: np.ndarray, given_cum: torch.Tensor, eps: float):
-        """Choose every agent's action in ``R*B`` worlds; returns (obs, actions, give_u)."""
+    def act(self, params: Params, obs_env: np.ndarray, given_cum: torch.Tensor, eps: float,
+            rng: ReplicaRNG):
+        """Choose every agent's action in ``R*B`` worlds, drawing from ``rng``; returns
+        (obs, actions, give_u)."""
+        params = self.broadcast(params)
         obs = self.augment(obs_env, None, given_cum)
         to_m = lambda x: self.members(x[None])[:, 0]  # noqa: E731  [RB, N, F] -> [RN, B, F]
         to_w = lambda x: self.world(x[:, None])[0]  # noqa: E731
-        actions = to_w(self._sample(self.probs(params, to_m(obs), eps)))
+        actions = to_w(categorical(rng, self.probs(params, to_m(obs), eps)))
         if seen_action_size(self.game):  # observers choose after seeing the actors' actions
             env, _ = self.decode(actions)
             obs = self.augment(obs_env, env.numpy(), given_cum)
-            second = to_w(self._sample(self.probs(params, to_m(obs), eps)))
+            second = to_w(categorical(rng, self.probs(params, to_m(obs), eps)))
             actions = torch.where(self.is_observer, second, actions)  # actors keep theirs
         give_u = None
         if self.is_c.any():
             mu = mlp(self.sub(params, "give"), to_m(obs))
-            give_u = to_w(mu + normal(self.act_rng, mu.shape, mu.dtype))
+            give_u = to_w(mu + normal(rng, mu.shape, mu.dtype))
         return obs, actions, give_u
 
-    def transfers(self, obs: torch.Tensor, actions: torch.Tensor, env_actions: torch.Tensor,
-                  give_u: torch.Tensor | None, extra: dict) -> torch.Tensor:
+    def give_pay(self, actions: torch.Tensor, give_u: torch.Tensor | None) -> torch.Tensor:
         """Incentives paid this step by give-reward actions: ``[RB, N, N]``."""
         RB = actions.shape[0]
         out = torch.zeros(RB, self.N, self.N)
@@ -269,18 +300,110 @@ class PGTrainer(TrainerTraits):
         out.scatter_(2, self.others[None].expand(RB, -1, -1), amount * gives)
         return out
 
+    # ------------------------------------------------------------------------ learning
+    def advantages(self, batch: Batch, rewards: torch.Tensor) -> torch.Tensor:
+        """Each step's weight ``[R*N, T, B]`` for masked ``rewards [T, RB, N]``: the
+        reward-to-go (eq. 5.4); LIO's outer loss uses it with extrinsic rewards."""
+        return reward_to_go(self.members(rewards), self.cfg.gamma)
+
+    def weights(self, batch: Batch, rewards: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Per-step weights of the score function, ``[R*N, T, B]``: the reward-to-go of
+        eq. 5.4 (``ACAgents``: TD errors)."""
+        return reward_to_go(self.members(rewards) * mask, self.cfg.gamma)
+
+    def loss(self, params: Params, batch: Batch, rewards: torch.Tensor, eps: float) -> torch.Tensor:
+        """Policy-gradient loss of all members (eq. 5.4 with entropy bonus), summed over them
+        (averaged over agents when they share parameters)."""
+        params = self.broadcast(params)
+        obs, mask = self.members(batch.obs), self.members(batch.mask[..., None].expand(
+            -1, -1, self.N))
+        w = self.weights(batch, rewards, mask)
+        probs = self.probs(params, obs, eps)
+        loss = policy_loss(probs, self.members(batch.actions), w, mask, self.cfg.entropy)
+        if batch.give_u is not None:  # pg-c: Gaussian factor, log N(u; mu, 1) (§B.4.2)
+            mu = mlp(self.sub(params, "give"), obs.reshape(obs.shape[0], -1, obs.shape[-1]))
+            u = self.members(batch.give_u).reshape(mu.shape)
+            logp = (-0.5 * (u - mu) ** 2 - 0.5 * math.log(2 * math.pi)).sum(-1)
+            is_c = self.is_c.repeat(self.R)[:, None, None]
+            per_step = logp.reshape(mask.shape) * w * mask * is_c
+            loss = loss - per_step.sum(1).mean(-1).sum()
+        return loss / self.N if self.share else loss
+
+    def update(self, params: Params, batch: Batch, rewards: torch.Tensor, eps: float) -> Params:
+        """One differentiable SGD step of every agent's policy (eq. 5.3)."""
+        return sgd_step(self.loss, params, self.cfg.lr, batch, rewards, eps)
+
+    def learn_values(self, batch: Batch, rewards: torch.Tensor) -> dict[str, np.ndarray]:
+        """Value functions' step on ``batch``; PG agents have none."""
+        return {}
+
+    # ----------------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict:
+        """State beside the policy parameters (none)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def copy_replica(self, source: PGAgents, r: int) -> None:
+        """Take replica ``r`` of ``source``'s state beside the policy (none)."""
+
+
+@register_algorithm("pg", "pg-d", "pg-c", kinds={"pg-d": "pg-d", "pg-c": "pg-c"})
+class PGTrainer(TrainerTraits):
+    """A trainer around an agents component (``Agents``, default ``PGAgents``): PG, PG-d and
+    PG-c on any discrete-action ``Game``.
+
+    ``seeds`` are independent replicas trained side by side (vectorised); replica ``r``'s
+    networks, worlds and action draws come from ``seeds[r]`` alone (``ReplicaRNG``), so a
+    seed trains the same alone or beside others. ``agent_options`` go to ``Agents`` (e.g.
+    ``net=`` for actor-critic agents).
+    """
+
+    Config = PGConfig
+    Agents: ClassVar[type[PGAgents]] = PGAgents
+    default_kind = "pg"
+    charge_giver = True  # give-reward actions cost the giver its reward
+    #: agent kind -> give-reward mode: "d" discrete actions, "c" continuous
+    give_mode: ClassVar[dict[str, str]] = {"pg-d": "d", "pg-c": "c"}
+
+    def __init__(self, game: Game, config: PGConfig, seeds: list[int], **agent_options) -> None:
+        self.game, self.cfg, self.seeds = game, config, list(seeds)
+        self.R, self.N = len(seeds), game.n_agents
+        self.kinds = list(config.agents or [self.default_kind] * self.N)
+        if len(self.kinds) != self.N:
+            raise ValueError(
+                f"algorithm.agents lists {len(self.kinds)} agents but {game.name} has {self.N}"
+            )
+        self.agent_options = agent_options
+        self.agents = self.Agents(game, config, self.seeds, self.kinds, self.give_mode,
+                                  **agent_options)
+        self.dtype = self.agents.dtype
+        self.params = self.agents.init_params()
+        self.rng = ReplicaRNG.from_seeds(self.seeds, "env")  # the games' draws
+        self.act_rng = ReplicaRNG.from_seeds(self.seeds, "act")  # actions and noise
+        self.iteration = 0
+
+    # ------------------------------------------------------------------------- acting
+    def transfers(self, obs: torch.Tensor, actions: torch.Tensor, env_actions: torch.Tensor,
+                  give_u: torch.Tensor | None, extra: dict) -> torch.Tensor:
+        """Incentives paid this step, ``[RB, N, N]``: by give-reward actions (an incentive
+        component replaces this; it may record in ``extra`` what learning needs)."""
+        return self.agents.give_pay(actions, give_u)
+
     def decide(self, params: Params, obs_env: np.ndarray, given_cum: torch.Tensor,
                eps: float) -> Decision:
         """One step's choices in ``R*B`` worlds: actions and the incentives they pay."""
-        obs, actions, give_u = self.act(params, obs_env, given_cum, eps)
-        env_actions, _ = self.decode(actions)
+        obs, actions, give_u = self.agents.act(params, obs_env, given_cum, eps, self.act_rng)
+        env_actions, _ = self.agents.decode(actions)
         extra: dict[str, torch.Tensor] = {}
         pay = self.transfers(obs, actions, env_actions, give_u, extra)
         return Decision(obs, actions, env_actions, give_u, pay, extra)
 
     def add_given(self, given_cum: torch.Tensor, pay: torch.Tensor) -> torch.Tensor:
         """Incentives given so far this episode, to each other agent: ``[RB, N, N-1]``."""
-        return given_cum + torch.gather(pay, 2, self.others[None].expand(pay.shape[0], -1, -1))
+        others_ = self.agents.others
+        return given_cum + torch.gather(pay, 2, others_[None].expand(pay.shape[0], -1, -1))
 
     def record_state(self, state) -> dict[str, torch.Tensor]:
         """Records of the game state each step, before the agents act, kept in
@@ -289,7 +412,8 @@ class PGTrainer(TrainerTraits):
 
     @torch.no_grad()
     def run_episodes(self, params: Params, eps: float, batch: int) -> Batch:
-        """Play ``batch`` episodes per replica with ``params``; world layout records.
+        """The rollout driver: play ``batch`` episodes per replica with ``params``; world
+        layout records.
 
         Always ``max_steps`` steps (finished worlds are masked): stopping when every world
         is done would make one replica's draws depend on its neighbours' episode lengths."""
@@ -331,9 +455,11 @@ class PGTrainer(TrainerTraits):
 
     def replica(self, r: int) -> PGTrainer:
         """A trainer holding only replica ``r`` (seed ``seeds[r]``): for acting in Mesa."""
-        one = type(self)(self.game, self.cfg, [self.seeds[r]])
+        one = type(self)(self.game, self.cfg, [self.seeds[r]], **self.agent_options)
         one.iteration = self.iteration
-        one.params = detach({k: v[r * self.N:(r + 1) * self.N] for k, v in self.params.items()})
+        P = self.agents.P
+        one.params = detach({k: v[r * P:(r + 1) * P] for k, v in self.params.items()})
+        one.agents.copy_replica(self.agents, r)
         return one
 
     # ------------------------------------------------------------------------ learning
@@ -342,42 +468,20 @@ class PGTrainer(TrainerTraits):
         pay = batch.transfers if transfers is None else transfers
         return apply_transfers(batch.env_rewards, pay, self.charge_giver)
 
-    def weights(self, batch: Batch, rewards: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Per-step weights of the score function, ``[R*N, T, B]``: the reward-to-go of
-        eq. 5.4 (actor-critic overrides this with TD errors)."""
-        return reward_to_go(self.members(rewards) * mask, self.cfg.gamma)
-
-    def loss(self, params: Params, batch: Batch, rewards: torch.Tensor, eps: float) -> torch.Tensor:
-        """Policy-gradient loss of all members (eq. 5.4 with entropy bonus), summed over them."""
-        obs, mask = self.members(batch.obs), self.members(batch.mask[..., None].expand(
-            -1, -1, self.N))
-        w = self.weights(batch, rewards, mask)
-        probs = self.probs(params, obs, eps)
-        loss = policy_loss(probs, self.members(batch.actions), w, mask, self.cfg.entropy)
-        if batch.give_u is not None:  # pg-c: Gaussian factor, log N(u; mu, 1) (§B.4.2)
-            mu = mlp(self.sub(params, "give"), obs.reshape(obs.shape[0], -1, obs.shape[-1]))
-            u = self.members(batch.give_u).reshape(mu.shape)
-            logp = (-0.5 * (u - mu) ** 2 - 0.5 * math.log(2 * math.pi)).sum(-1)
-            is_c = self.is_c.repeat(self.R)[:, None, None]
-            per_step = logp.reshape(mask.shape) * w * mask * is_c
-            loss = loss - per_step.sum(1).mean(-1).sum()
-        return loss
-
-    def update(self, params: Params, batch: Batch, rewards: torch.Tensor, eps: float) -> Params:
-        """One differentiable SGD step of every agent's policy (eq. 5.3)."""
-        return sgd_step(self.loss, params, self.cfg.lr, batch, rewards, eps)
-
     def epsilon(self) -> float:
         return self.cfg.epsilon(self.iteration)
 
     def iterate(self) -> dict[str, np.ndarray]:
-        """One training iteration: play a batch of episodes, one policy update."""
+        """One training iteration: play a batch of episodes, one policy update (with the
+        values from before this iteration), then the agents' value step, if any."""
         eps = self.epsilon()
         batch = self.run_episodes(self.params, eps, self.cfg.batch)
-        new = self.update(detach(self.params), batch, self.total_rewards(batch), eps)
+        rewards = self.total_rewards(batch)
+        new = self.agents.update(detach(self.params), batch, rewards, eps)
+        values = self.agents.learn_values(batch, rewards)
         self.params = detach(new)
         self.iteration += 1
-        return self.metrics(batch)
+        return {**self.metrics(batch), **values}
 
     @torch.no_grad()
     def evaluate(self, episodes: int) -> dict[str, np.ndarray]:
@@ -430,6 +534,7 @@ class PGTrainer(TrainerTraits):
             "params": {k: v.detach().clone() for k, v in self.params.items()},
             "rng": self.rng.get_state(),
             "act_rng": self.act_rng.get_state(),
+            **self.agents.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -437,3 +542,4 @@ class PGTrainer(TrainerTraits):
         self.params = detach(state["params"])
         self.rng.set_state(state["rng"])
         self.act_rng.set_state(state["act_rng"])
+        self.agents.load_state_dict(state)

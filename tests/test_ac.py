@@ -85,14 +85,15 @@ def test_td_errors_keep_the_reward_graph():
 def test_advantages_match_manual_td_errors():
     game = envs.make("escape_room", n_agents=2, n_required=1)
     tr = ACTrainer(game, ACConfig(batch=3), [4])
-    tr.target = {k: v + 0.1 for k, v in tr.target.items()}  # target != critic
+    tr.agents.target = {k: v + 0.1 for k, v in tr.agents.target.items()}  # target != critic
     batch = tr.run_episodes(tr.params, 0.5, 3)
     rewards = tr.total_rewards(batch)
-    delta = tr.advantages(batch, rewards)  # [N, T, B]
+    delta = tr.agents.advantages(batch, rewards)  # [N, T, B]
+    critic, target = tr.agents.critic, tr.agents.target
     T = batch.mask.shape[0]
 
     def V(params, i, o):  # agent i's value of one observation
-        return tr.value_net.apply({k: v[i:i + 1] for k, v in params.items()},
+        return tr.agents.value_net.apply({k: v[i:i + 1] for k, v in params.items()},
                                   o[None, None])[0, 0, 0]
 
     with torch.no_grad():
@@ -103,8 +104,8 @@ def test_advantages_match_manual_td_errors():
                         assert delta[i, t, b] == 0
                         continue
                     last = t == T - 1 or batch.mask[t + 1, b] == 0
-                    nxt = 0.0 if last else tr.cfg.gamma * V(tr.target, i, batch.obs[t + 1, b, i])
-                    want = rewards[t, b, i] + nxt - V(tr.critic, i, batch.obs[t, b, i])
+                    nxt = 0.0 if last else tr.cfg.gamma * V(target, i, batch.obs[t + 1, b, i])
+                    want = rewards[t, b, i] + nxt - V(critic, i, batch.obs[t, b, i])
                     assert delta[i, t, b].item() == pytest.approx(want.item(), abs=1e-5)
 
 
@@ -115,7 +116,7 @@ def test_critic_learns_value_of_constant_reward():
     losses = [tr.iterate()["value_loss"].mean() for _ in range(150)]
     assert np.mean(losses[-10:]) < 0.01 * np.mean(losses[:10])
     obs = torch.eye(4)[:3][None, :, None].expand(4, -1, 1, -1)  # [R*N, T=3, B=1, 4]
-    v = tr.values(tr.critic, obs)[:, :, 0]
+    v = tr.agents.values(tr.agents.critic, obs)[:, :, 0]
     truth = torch.tensor([1 + 0.9 + 0.81, 1 + 0.9, 1.0])
     assert torch.allclose(v, truth.expand_as(v), atol=0.05)
 
@@ -125,7 +126,7 @@ def test_actor_prefers_the_rewarded_action():
                                                 epsilon={"start": 0.1, "end": 0.1}), [0])
     for _ in range(150):
         tr.iterate()
-    probs = tr.probs(tr.params, torch.eye(4)[:3][None, :, None].expand(2, -1, 1, -1), 0.0)
+    probs = tr.agents.probs(tr.params, torch.eye(4)[:3][None, :, None].expand(2, -1, 1, -1), 0.0)
     assert (probs[..., 0] > 0.9).all()
 
 
@@ -142,12 +143,12 @@ def test_soft_update_arithmetic():
 
 def test_iteration_soft_updates_the_target():
     tr = ACTrainer(envs.make("ipd"), ACConfig(tau=0.25), [0])
-    before = {k: v.clone() for k, v in tr.target.items()}
+    before = {k: v.clone() for k, v in tr.agents.target.items()}
     tr.iterate()
     for k in before:
-        want = 0.25 * tr.critic[k].detach() + 0.75 * before[k]
-        assert torch.allclose(tr.target[k], want, atol=1e-7)
-        assert not torch.equal(tr.critic[k].detach(), before[k])  # the critic moved
+        want = 0.25 * tr.agents.critic[k].detach() + 0.75 * before[k]
+        assert torch.allclose(tr.agents.target[k], want, atol=1e-7)
+        assert not torch.equal(tr.agents.critic[k].detach(), before[k])  # the critic moved
 
 
 # ------------------------------------------------------------------------ trainer
@@ -173,7 +174,7 @@ def test_give_reward_kinds_run():
         tr = ACTrainer(game, ACConfig(agents=agents, batch=2), [0])
         m = tr.iterate()
         assert all(np.isfinite(v).all() for v in m.values())
-    assert tr.gives == [False, True]
+    assert tr.agents.gives == [False, True]
 
 
 def test_state_dict_round_trip_reproduces_next_iteration(tmp_path):
@@ -193,7 +194,8 @@ def test_state_dict_round_trip_reproduces_next_iteration(tmp_path):
         c.iterate()
     for k in m_a:
         np.testing.assert_array_equal(m_a[k], m_b[k])
-    for mine, other in ((b.params, c.params), (b.critic, c.critic), (b.target, c.target)):
+    for mine, other in ((b.params, c.params), (b.agents.critic, c.agents.critic),
+                        (b.agents.target, c.agents.target)):
         for k in mine:
             assert torch.equal(mine[k], other[k])
 
@@ -203,9 +205,9 @@ def test_parameter_sharing_is_one_network_for_all_agents():
     tr = ACTrainer(game, ACConfig(share=True, batch=2), [0, 1])
     for _ in range(3):
         tr.iterate()
-    for d in (tr.params, tr.critic, tr.target):
+    for d in (tr.params, tr.agents.critic, tr.agents.target):
         assert all(v.shape[0] == 2 for v in d.values())  # one member per replica
-        for v in tr.broadcast(d).values():
+        for v in tr.agents.broadcast(d).values():
             per_agent = v.reshape(2, 3, *v.shape[1:])
             assert torch.equal(per_agent[:, 0], per_agent[:, 1])
             assert torch.equal(per_agent[:, 0], per_agent[:, 2])
@@ -217,14 +219,15 @@ def test_shared_gradient_is_the_agents_mean_gradient():
     game = envs.make("escape_room", n_agents=2, n_required=1)
     shared = ACTrainer(game, ACConfig(share=True, batch=3), [0])
     indep = ACTrainer(game, ACConfig(batch=3), [0])
-    indep.critic = {k: v.detach().clone() for k, v in shared.broadcast(shared.critic).items()}
-    indep.target = {k: v.clone() for k, v in shared.broadcast(shared.target).items()}
+    sa = shared.agents
+    indep.agents.critic = {k: v.detach().clone() for k, v in sa.broadcast(sa.critic).items()}
+    indep.agents.target = {k: v.clone() for k, v in sa.broadcast(sa.target).items()}
     batch = shared.run_episodes(shared.params, 0.3, 3)
     rewards = shared.total_rewards(batch)
     ps = {k: v.detach().requires_grad_(True) for k, v in shared.params.items()}
-    pi = {k: v.detach().clone().requires_grad_(True) for k, v in shared.broadcast(ps).items()}
-    gs = torch.autograd.grad(shared.loss(ps, batch, rewards, 0.3), list(ps.values()))
-    gi = torch.autograd.grad(indep.loss(pi, batch, rewards, 0.3), list(pi.values()))
+    pi = {k: v.detach().clone().requires_grad_(True) for k, v in sa.broadcast(ps).items()}
+    gs = torch.autograd.grad(shared.agents.loss(ps, batch, rewards, 0.3), list(ps.values()))
+    gi = torch.autograd.grad(indep.agents.loss(pi, batch, rewards, 0.3), list(pi.values()))
     for a, b in zip(gs, gi, strict=True):
         assert torch.allclose(a[0], b.mean(0), atol=1e-6)
 
@@ -241,7 +244,7 @@ def test_network_builder_is_a_parameter():
     game = envs.make("ipd")
     tr = ACTrainer(game, ACConfig(hidden=[8], critic_hidden=[5, 3]), [0], net=Recording)
     tr.iterate()
-    assert calls == [((8,), tr.obs_dim, 2), ((5, 3), tr.obs_dim, 1)]
+    assert calls == [((8,), tr.agents.obs_dim, 2), ((5, 3), tr.agents.obs_dim, 1)]
 
 
 def test_config_validation():

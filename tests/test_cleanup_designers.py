@@ -74,10 +74,11 @@ def test_gae_limits(T, dead, gamma, seed):
 @pytest.mark.parametrize("name", DESIGNERS)
 def test_designer_scenarios_follow_table_c3(name):
     tr = _trainer(name, seeds=(0,))
-    assert tr.share and tr.kinds == ["ac", "ac"] and tr.params["pi.w0"].shape[0] == 1
-    assert tr.types == ("clean", "collect", "else") and tr.K == 3
-    assert tr.des_dim == 7 * 7 * 3 + 2 * 2  # global image + who-cleaned one-hots
-    assert tr.cfg.designer_critic and tr.phi is not None and tr.cfg.gae_lambda == 0.99
+    assert tr.agents.share and tr.kinds == ["ac", "ac"] and tr.params["pi.w0"].shape[0] == 1
+    assert tr.designer.view.types == ("clean", "collect", "else") and tr.designer.view.K == 3
+    assert tr.designer.view.des_dim == 7 * 7 * 3 + 2 * 2  # global image + who-cleaned one-hots
+    assert tr.cfg.designer_critic and tr.designer.critic.phi is not None
+    assert tr.cfg.gae_lambda == 0.99
     table = {"cleanup7_metagrad": (0.129, 6.73e-4, 5.54e-4, 1.24e-5, 2.4e-5),
              "cleanup7_dualrl": (0.173, 6.23e-4, 4.46e-4, 1.15e-5, 1.72e-5)}[name]
     c = tr.cfg
@@ -100,13 +101,15 @@ def test_designer_pays_per_action_type_and_nobody_is_charged(name):
     torch.testing.assert_close(tr.total_rewards(b), b.env_rewards + inc)
     # the designer saw the state each step was taken in and who cleaned
     assert b.extra["global"].shape == b.mask.shape + (tr.game.global_size,)
-    cleaned = b.extra["des_in"][..., tr.state_dim:].reshape(*b.mask.shape, 2, 2)[..., 1]
+    state_dim = tr.designer.view.state_dim
+    cleaned = b.extra["des_in"][..., state_dim:].reshape(*b.mask.shape, 2, 2)[..., 1]
     torch.testing.assert_close(cleaned, (b.env_actions == 5).float())
     m = tr.metrics(b)
     assert {"offer_clean", "offer_collect", "offer_else"} <= set(m)
     np.testing.assert_allclose(m["collective"], m["extrinsic"] - m["incentives"], rtol=1e-6)
     if name == "cleanup7_metagrad":
-        torch.testing.assert_close(tr.incentives(tr.eta, b), inc)  # recomputed = recorded
+        recomputed = tr.designer.incentives(tr.designer.eta, b)
+        torch.testing.assert_close(recomputed, inc)  # recomputed = recorded
 
 
 def test_metagrad_ac_meta_gradient_matches_finite_differences(float64):
@@ -116,37 +119,38 @@ def test_metagrad_ac_meta_gradient_matches_finite_differences(float64):
                   lr=0.05)
     eps = 0.3
     tau = tr.run_episodes(tr.params, eps, 2)
-    prime = tr.prime_update(tr.eta, tau, eps)
+    prime = tr.prime_update(tr.designer.eta, tau, eps)
     tau_hat = tr.run_episodes(detach(prime), eps, 2)
-    grads = torch.autograd.grad(tr.designer_loss(prime, tau_hat, eps), list(tr.eta.values()))
-    direction = {k: torch.randn_like(v) for k, v in tr.eta.items()}
+    grads = torch.autograd.grad(tr.designer_loss(prime, tau_hat, eps),
+                                list(tr.designer.eta.values()))
+    direction = {k: torch.randn_like(v) for k, v in tr.designer.eta.items()}
     h = 1e-5
 
     def outer(eta):
         return tr.designer_loss(tr.prime_update(eta, tau, eps), tau_hat, eps)
 
     with torch.no_grad():
-        numeric = (outer({k: v + h * direction[k] for k, v in tr.eta.items()})
-                   - outer({k: v - h * direction[k] for k, v in tr.eta.items()})) / (2 * h)
-    analytic = sum((g * direction[k]).sum() for g, k in zip(grads, tr.eta, strict=True))
+        numeric = (outer({k: v + h * direction[k] for k, v in tr.designer.eta.items()})
+                   - outer({k: v - h * direction[k] for k, v in tr.designer.eta.items()})) / (2 * h)
+    analytic = sum((g * direction[k]).sum() for g, k in zip(grads, tr.designer.eta, strict=True))
     assert abs(analytic) > 1e-6, "degenerate check: gradient is zero"
     assert torch.isclose(analytic, numeric, rtol=1e-4), (analytic, numeric)
     frozen = tr.designer_loss(detach(prime), tau_hat, eps)
-    assert all(g is None for g in torch.autograd.grad(frozen, list(tr.eta.values()),
+    assert all(g is None for g in torch.autograd.grad(frozen, list(tr.designer.eta.values()),
                                                       allow_unused=True))
 
 
 def test_designer_weights_are_gae_of_the_designer_reward():
     tr = _trainer("cleanup7_metagrad", seeds=(0,))
     b = tr.run_episodes(tr.params, 0.5, 2)
-    for v in tr.phi.values():  # V_ID = 0: lambda = 1 gives the reward-to-go of R^ID
+    for v in tr.designer.critic.phi.values():  # V_ID = 0: lambda = 1 gives the reward-to-go of R^ID
         v.data.zero_()
     tr.cfg.gae_lambda = 1.0
     r_id = b.env_rewards.sum(-1) * b.mask  # MetaGrad: extrinsic only at train time
-    torch.testing.assert_close(tr.designer_weights(b), reward_to_go(r_id, tr.cfg.gamma))
+    torch.testing.assert_close(tr.designer.advantages(b), reward_to_go(r_id, tr.cfg.gamma))
     dual = _trainer("cleanup7_dualrl", seeds=(0,))
     b = dual.run_episodes(dual.params, 0.5, 2)
-    torch.testing.assert_close(dual.designer_rewards(b), (b.env_rewards.sum(-1)
+    torch.testing.assert_close(dual.designer.rewards(b), (b.env_rewards.sum(-1)
                                - b.extra["incentive"].sum(-1)) * b.mask)
 
 
@@ -155,13 +159,15 @@ def test_designer_iteration_moves_designer_critics_and_targets(name):
     torch.manual_seed(0)
     tr = _trainer(name)
     snap = lambda d: {k: v.detach().clone() for k, v in d.items()}  # noqa: E731
-    eta, phi, phi_t, critic = snap(tr.eta), snap(tr.phi), snap(tr.phi_target), snap(tr.critic)
+    des, dc = tr.designer, tr.designer.critic
+    eta, phi, phi_t = snap(des.eta), snap(dc.phi), snap(dc.phi_target)
+    critic = snap(tr.agents.critic)
     m = tr.iterate()
-    for before, now in ((eta, tr.eta), (phi, tr.phi), (critic, tr.critic)):
+    for before, now in ((eta, des.eta), (phi, dc.phi), (critic, tr.agents.critic)):
         assert any(not torch.equal(before[k], now[k]) for k in before)
     tau = tr.cfg.designer_tau
     for k in phi_t:  # soft target update of the designer critic
-        torch.testing.assert_close(tr.phi_target[k], tau * tr.phi[k].detach()
+        torch.testing.assert_close(dc.phi_target[k], tau * dc.phi[k].detach()
                                    + (1 - tau) * phi_t[k])
     for k in ("collective", "extrinsic", "incentives", "value_loss", "designer_value_loss",
               "apples", "waste_cleaned", "offer_clean"):
@@ -175,8 +181,8 @@ def test_designer_ac_replica_and_checkpoint_roundtrip():
     tr.iterate()
     one = tr.replica(1)
     assert isinstance(one, MetaGradACTrainer) and one.R == 1
-    for k, v in one.eta.items():
-        torch.testing.assert_close(v, tr.eta[k][1:2])
+    for k, v in one.designer.eta.items():
+        torch.testing.assert_close(v, tr.designer.eta[k][1:2])
     for k, v in one.params.items():
         torch.testing.assert_close(v, tr.params[k][1:2])  # one shared policy per replica
     other = _trainer("cleanup7_metagrad", seeds=(0, 1))

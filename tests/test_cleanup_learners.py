@@ -49,9 +49,9 @@ class _Recorder:
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_scenarios_build_the_diss_learners(name):
     tr = _trainer(name, seeds=(0,))
-    assert tr.game.name == "cleanup" and tr.N == 2 and tr.A == 6
+    assert tr.game.name == "cleanup" and tr.N == 2 and tr.agents.A == 6
     # no parameter sharing (Diss §5.3.2) except in the centralised upper bound
-    assert getattr(tr, "share", False) == (name == "cleanup7_cen")
+    assert tr.agents.share == (name == "cleanup7_cen")
     assert tr.cfg.entropy == 0.1 and tr.cfg.epsilon.end == 0.05
     expected = {"cleanup7_lio": ["lio", "lio"], "cleanup7_ac": ["ac", "ac"],
                 "cleanup7_acd": ["ac-d", "ac-d"], "cleanup7_acc": ["ac-c", "ac-c"],
@@ -66,7 +66,7 @@ def test_scenarios_build_the_diss_learners(name):
                                   "cleanup10_cen"])
 def test_10x10_scenarios_follow_table_b5_and_train(name):
     tr = _trainer(name, seeds=(0,))
-    assert tr.game.params.map == "10x10" and tr.N == 3 and tr.obs_dim >= 15 * 15 * 3
+    assert tr.game.params.map == "10x10" and tr.N == 3 and tr.agents.obs_dim >= 15 * 15 * 3
     # Table B.5, 10x10: eps 0.5 -> 0.05 over 1000 (LIO) / 5000 (AC, IA) iterations
     steps, lr = {"cleanup10_lio": (1000, 1e-4), "cleanup10_ac": (5000, 1e-3),
                  "cleanup10_ia": (5000, 1e-3), "cleanup10_cen": (1000, 1e-3)}[name]
@@ -130,11 +130,11 @@ def test_event_sums_in_metrics_equal_the_info_sums():
 def test_lio_ac_outer_weights_are_extrinsic_td_errors():
     tr = _trainer("cleanup7_lio", seeds=(0,))
     batch = tr.run_episodes(tr.params, 0.5, 2)
-    for d in (tr.critic, tr.target):  # V = 0: TD errors equal the extrinsic rewards
+    for d in (tr.agents.critic, tr.agents.target):  # V = 0: TD errors equal the extrinsic rewards
         for v in d.values():
             v.data.zero_()
     got = tr.outer_returns(batch)
-    want = tr.members(batch.env_rewards * batch.mask[..., None])
+    want = tr.agents.members(batch.env_rewards * batch.mask[..., None])
     torch.testing.assert_close(got, want)
 
 
@@ -144,17 +144,17 @@ def test_lio_ac_incentive_step_reaches_eta_through_the_recipient_update(conv):
     eps = tr.epsilon()
     tau = tr.run_episodes(tr.params, eps, 1)
     pay, _ = tr.full_transfers(tr.eta, tau)
-    prime = tr.update({k: v.detach() for k, v in tr.params.items()}, tau,
+    prime = tr.agents.update({k: v.detach() for k, v in tr.params.items()}, tau,
                       tr.total_rewards(tau, pay), eps)
     assert all(v.requires_grad for v in prime.values())  # theta_hat is a function of eta
     tau_hat = tr.run_episodes({k: v.detach() for k, v in prime.items()}, eps, 1)
     grads = tr._meta_gradients(prime, tau_hat, None, eps)
     assert sum(float(g.abs().sum()) for g in grads) > 0
     before = {k: v.detach().clone() for k, v in tr.eta.items()}
-    critic = {k: v.detach().clone() for k, v in tr.critic.items()}
+    critic = {k: v.detach().clone() for k, v in tr.agents.critic.items()}
     tr.iterate()
     assert any(not torch.equal(before[k], tr.eta[k]) for k in before)
-    assert any(not torch.equal(critic[k], tr.critic[k]) for k in critic)
+    assert any(not torch.equal(critic[k], tr.agents.critic[k]) for k in critic)
 
 
 def test_lio_ac_replica_and_checkpoint_roundtrip():
@@ -164,8 +164,8 @@ def test_lio_ac_replica_and_checkpoint_roundtrip():
     assert isinstance(one, LIOACTrainer) and one.R == 1
     for k, v in one.eta.items():
         torch.testing.assert_close(v, tr.eta[k][tr.G:2 * tr.G])
-    for k, v in one.critic.items():
-        torch.testing.assert_close(v, tr.critic[k][tr.N:2 * tr.N])
+    for k, v in one.agents.critic.items():
+        torch.testing.assert_close(v, tr.agents.critic[k][tr.N:2 * tr.N])
     state = tr.state_dict()
     other = _trainer("cleanup7_lio", seeds=(0, 1))
     other.load_state_dict(state)

@@ -64,7 +64,7 @@ def _er_trainer(cls=LIOTrainer, seeds=(0,), **kw):
 
 def _outer_loss(tr, eta, tau, tau_hat, giver):
     pay, _ = tr.full_transfers(eta, tau)
-    prime = tr.update({k: v.detach() for k, v in tr.params.items()}, tau,
+    prime = tr.agents.update({k: v.detach() for k, v in tr.params.items()}, tau,
                       tr.total_rewards(tau, pay), 0.3)
     losses = dict(tr._outer_losses(tr._log_probs(prime, tau_hat, 0.3), tau_hat))
     return losses[giver]
@@ -83,7 +83,7 @@ def test_lio_meta_gradient_matches_finite_differences(float64):
     tr = _er_trainer(batch=4, lr=0.05, epsilon={"start": 0.3, "end": 0.3, "steps": 1})
     tau = tr.run_episodes(tr.params, 0.3, 4)
     pay, _ = tr.full_transfers(tr.eta, tau)
-    prime = tr.update({k: v.detach() for k, v in tr.params.items()}, tau,
+    prime = tr.agents.update({k: v.detach() for k, v in tr.params.items()}, tau,
                       tr.total_rewards(tau, pay), 0.3)
     tau_hat = tr.run_episodes(detach(prime), 0.3, 4)
     grads = tr._meta_gradients(prime, tau_hat, None, 0.3)
@@ -105,7 +105,7 @@ def test_lio_giver_gradient_excludes_other_givers_losses():
     tr = _er_trainer(batch=4, lr=0.05)
     tau = tr.run_episodes(tr.params, 0.3, 4)
     pay, _ = tr.full_transfers(tr.eta, tau)
-    prime = tr.update({k: v.detach() for k, v in tr.params.items()}, tau,
+    prime = tr.agents.update({k: v.detach() for k, v in tr.params.items()}, tau,
                       tr.total_rewards(tau, pay), 0.3)
     tau_hat = tr.run_episodes(detach(prime), 0.3, 4)
     grads = tr._meta_gradients(prime, tau_hat, None, 0.3)
@@ -139,7 +139,7 @@ def test_pg_variants_run_and_pay(kind):
 
 def test_pg_d_decoding():
     tr = _er_trainer(PGTrainer, agents=["pg-d", "pg"])
-    env, give = tr.decode(torch.tensor([[5, 2]]))  # pg-d: 5 = action 2, give bit 1
+    env, give = tr.agents.decode(torch.tensor([[5, 2]]))  # pg-d: 5 = action 2, give bit 1
     assert env.tolist() == [[2, 2]] and give[0, 0].tolist() == [1] and give[0, 1].tolist() == [0]
 
 

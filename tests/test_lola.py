@@ -39,8 +39,8 @@ def test_first_order_step_is_the_pg_step(float64, kind):
     tr = _trainer(agents=[kind, kind], gamma=1.0, lr_lookahead=0.0, lr=0.05, entropy=0.01)
     batch, rewards = _batch(tr)
     assert (rewards != 0).any()
-    lola = tr.update(tr.params, batch, rewards, 0.3)
-    pg = sgd_step(tr.loss, {k: v.detach() for k, v in tr.params.items()}, 0.05,
+    lola = tr.agents.update(tr.params, batch, rewards, 0.3)
+    pg = sgd_step(tr.agents.loss, {k: v.detach() for k, v in tr.params.items()}, 0.05,
                   batch, rewards, 0.3)
     for k in pg:
         assert torch.allclose(lola[k], pg[k], atol=1e-10), k
@@ -52,8 +52,8 @@ def test_discounted_dice_gradient_points_like_pg():
     tr = _trainer(agents=["lola-d", "lola-d"], lr_lookahead=0.0, gamma=0.99)
     batch, rewards = _batch(tr)
     old = _flat(tr.params)
-    d_lola = _flat(tr.update(tr.params, batch, rewards, 0.3)) - old
-    d_pg = _flat(sgd_step(tr.loss, {k: v.detach() for k, v in tr.params.items()},
+    d_lola = _flat(tr.agents.update(tr.params, batch, rewards, 0.3)) - old
+    d_pg = _flat(sgd_step(tr.agents.loss, {k: v.detach() for k, v in tr.params.items()},
                           tr.cfg.lr, batch, rewards, 0.3)) - old
     assert torch.cosine_similarity(d_lola, d_pg, 0) > 0.98
 
@@ -61,7 +61,7 @@ def test_discounted_dice_gradient_points_like_pg():
 def test_dice_value_is_the_discounted_return():
     tr = _trainer(agents=["lola-c", "lola-c"])
     batch, rewards = _batch(tr)
-    V, _ = tr.dice(tr.params, batch, rewards, 0.3)
+    V, _ = tr.agents.dice(tr.params, batch, rewards, 0.3)
     T = rewards.shape[0]
     disc = 0.99 ** torch.arange(T, dtype=rewards.dtype)
     ret = (rewards * batch.mask[..., None] * disc[:, None, None]).sum(0)  # [R*B, N]
@@ -75,15 +75,15 @@ def test_lookahead_correction_is_the_lola_term(float64, kind):
     la, lr = 1e-5, 0.1
     tr = _trainer(agents=[kind, kind], lr=lr, lr_lookahead=la)
     batch, rewards = _batch(tr)
-    lola = tr.update(tr.params, batch, rewards, 0.3)
+    lola = tr.agents.update(tr.params, batch, rewards, 0.3)
     naive = _trainer(agents=[kind, kind], lr=lr, lr_lookahead=0.0)
     naive.params = tr.params
-    plain = naive.update(tr.params, batch, rewards, 0.3)
+    plain = naive.agents.update(tr.params, batch, rewards, 0.3)
     assert all(torch.isfinite(v).all() for v in lola.values())
     assert not torch.allclose(_flat(lola), _flat(plain), atol=0, rtol=0)
 
-    theta = tr.split(tr.params)
-    V, _ = tr.dice(tr.join(theta), batch, rewards, 0.3)
+    theta = tr.agents.split(tr.params)
+    V, _ = tr.agents.dice(tr.agents.join(theta), batch, rewards, 0.3)
     for i, j in ((0, 1), (1, 0)):
         names = list(theta[j])
         g_j = torch.autograd.grad(V[:, j].sum(), [theta[j][k] for k in names],
@@ -102,9 +102,9 @@ def test_lookahead_correction_is_the_lola_term(float64, kind):
 def test_lookahead_changes_the_update_and_stays_finite():
     tr = _trainer(agents=["lola-d", "lola-d"], lr_lookahead=1.0)
     batch, rewards = _batch(tr)
-    lola = tr.update(tr.params, batch, rewards, 0.3)
-    tr.cfg = tr.cfg.model_copy(update={"lr_lookahead": 0.0})
-    plain = tr.update(tr.params, batch, rewards, 0.3)
+    lola = tr.agents.update(tr.params, batch, rewards, 0.3)
+    tr.agents.cfg = tr.cfg.model_copy(update={"lr_lookahead": 0.0})
+    plain = tr.agents.update(tr.params, batch, rewards, 0.3)
     assert torch.isfinite(_flat(lola)).all()
     assert (_flat(lola) - _flat(plain)).abs().max() > 1e-6
 
@@ -112,7 +112,7 @@ def test_lookahead_changes_the_update_and_stays_finite():
 def test_clip_bounds_each_agents_gradient_per_replica():
     tr = _trainer(agents=["lola-c", "lola-c"], lr=1.0, clip=0.5)
     batch, rewards = _batch(tr)
-    new = tr.update(tr.params, batch, rewards, 0.3)
+    new = tr.agents.update(tr.params, batch, rewards, 0.3)
     step = {k: (new[k] - tr.params[k].detach()).reshape(2, 2, -1) for k in new}
     norm = torch.stack([d.pow(2).sum(-1) for d in step.values()]).sum(0).sqrt()  # [R, N]
     assert (norm <= 0.5 + 1e-5).all() and (norm > 0.4).any()
@@ -121,8 +121,8 @@ def test_clip_bounds_each_agents_gradient_per_replica():
 def test_pg_agent_in_a_lola_team_learns_by_pg():
     tr = _trainer("escape_room_asym", agents=["lola-d", "pg"], lr_pg=1e-2)
     batch, rewards = _batch(tr)
-    new = tr.update(tr.params, batch, rewards, 0.3)
-    pg = sgd_step(tr.loss, {k: v.detach() for k, v in tr.params.items()}, 1e-2,
+    new = tr.agents.update(tr.params, batch, rewards, 0.3)
+    pg = sgd_step(tr.agents.loss, {k: v.detach() for k, v in tr.params.items()}, 1e-2,
                   batch, rewards, 0.3)
     for k in pg:  # members r*N + 1 are the PG agent's
         assert torch.allclose(new[k][1::2], pg[k][1::2], atol=1e-7), k
@@ -180,5 +180,5 @@ def test_registry_and_kinds():
     with pytest.raises(ValueError, match="lola-d"):
         LOLAConfig(agents=["lio", "pg"])
     tr = _trainer(agents=["lola-d", "lola-c"])
-    assert tr.is_d.tolist() == [True, False] and tr.is_c.tolist() == [False, True]
-    assert tr.A_max == 3 * 2
+    assert tr.agents.is_d.tolist() == [True, False] and tr.agents.is_c.tolist() == [False, True]
+    assert tr.agents.A_max == 3 * 2

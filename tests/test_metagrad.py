@@ -37,25 +37,25 @@ def test_meta_gradient_matches_finite_differences(float64):
     torch.manual_seed(0)
     tr = _mg(seeds=(0, 1), batch=4, lr=0.05, hidden=[8], designer_hidden=[8, 4])
     tau = tr.run_episodes(tr.params, 0.0, 4)
-    prime = tr.prime_update(tr.eta, tau, 0.0)
+    prime = tr.prime_update(tr.designer.eta, tau, 0.0)
     tau_hat = tr.run_episodes(detach(prime), 0.0, 4)
     loss = tr.designer_loss(prime, tau_hat, 0.0)
-    grads = torch.autograd.grad(loss, list(tr.eta.values()))
-    direction = {k: torch.randn_like(v) for k, v in tr.eta.items()}
+    grads = torch.autograd.grad(loss, list(tr.designer.eta.values()))
+    direction = {k: torch.randn_like(v) for k, v in tr.designer.eta.items()}
     h = 1e-6  # the loss is piecewise smooth (ReLU kinks): a small step stays on one piece
 
     def outer(eta):
         return tr.designer_loss(tr.prime_update(eta, tau, 0.0), tau_hat, 0.0)
 
     with torch.no_grad():
-        numeric = (outer({k: v + h * direction[k] for k, v in tr.eta.items()})
-                   - outer({k: v - h * direction[k] for k, v in tr.eta.items()})) / (2 * h)
-    analytic = sum((g * direction[k]).sum() for g, k in zip(grads, tr.eta, strict=True))
+        numeric = (outer({k: v + h * direction[k] for k, v in tr.designer.eta.items()})
+                   - outer({k: v - h * direction[k] for k, v in tr.designer.eta.items()})) / (2 * h)
+    analytic = sum((g * direction[k]).sum() for g, k in zip(grads, tr.designer.eta, strict=True))
     assert abs(analytic) > 1e-4, "degenerate check: gradient is zero"
     assert torch.isclose(analytic, numeric, rtol=1e-4), (analytic, numeric)
     # eta reaches the outer loss only through theta_hat: without the update, no gradient
     frozen = tr.designer_loss(detach(prime), tau_hat, 0.0)
-    assert all(g is None for g in torch.autograd.grad(frozen, list(tr.eta.values()),
+    assert all(g is None for g in torch.autograd.grad(frozen, list(tr.designer.eta.values()),
                                                       allow_unused=True))
 
 
@@ -63,13 +63,14 @@ def test_replica_designers_are_independent():
     """Each replica's designer gradient comes from its own agents only."""
     two = _mg(seeds=(3, 5), batch=2)
     tau = two.run_episodes(two.params, 0.0, 2)
-    prime = two.prime_update(two.eta, tau, 0.0)
+    prime = two.prime_update(two.designer.eta, tau, 0.0)
     tau_hat = two.run_episodes(detach(prime), 0.0, 2)
-    grads = torch.autograd.grad(two.designer_loss(prime, tau_hat, 0.0), list(two.eta.values()))
+    grads = torch.autograd.grad(two.designer_loss(prime, tau_hat, 0.0),
+                                list(two.designer.eta.values()))
     # zero out replica 1's outcomes: replica 0's gradient is unchanged
     tau_hat.env_rewards[:, 2:] = 0.0
-    again = torch.autograd.grad(two.designer_loss(two.prime_update(two.eta, tau, 0.0),
-                                                  tau_hat, 0.0), list(two.eta.values()))
+    again = torch.autograd.grad(two.designer_loss(two.prime_update(two.designer.eta, tau, 0.0),
+                                                  tau_hat, 0.0), list(two.designer.eta.values()))
     for g, a in zip(grads, again, strict=True):
         assert torch.allclose(g[0], a[0])
 
@@ -83,7 +84,8 @@ def test_incentives_per_action_type_bounded_and_paid_by_designer():
     assert torch.equal(inc, offer.gather(-1, b.env_actions) * mask)
     same = b.env_actions[..., 0] == b.env_actions[..., 1]
     assert torch.equal(inc[..., 0][same], inc[..., 1][same])
-    assert torch.allclose(tr.incentives(tr.eta, b), inc * mask)  # recomputed = recorded
+    recomputed = tr.designer.incentives(tr.designer.eta, b)
+    assert torch.allclose(recomputed, inc * mask)  # recomputed = recorded
     assert (b.transfers == 0).all()  # no agent pays anything
     assert torch.allclose(tr.total_rewards(b), b.env_rewards + inc * mask)  # nobody charged
     m = tr.metrics(b)
@@ -97,23 +99,24 @@ def test_incentives_per_action_type_bounded_and_paid_by_designer():
 @pytest.mark.parametrize("kw", [{}, {"cost_form": "outputs"}, {"lr_cost": None}, {"cost": 0.0}])
 def test_iterations_run_and_learn(kw):
     tr = _mg(seeds=(0, 1), **kw)
-    eta0 = {k: v.detach().clone() for k, v in tr.eta.items()}
+    eta0 = {k: v.detach().clone() for k, v in tr.designer.eta.items()}
     theta0 = {k: v.detach().clone() for k, v in tr.params.items()}
     for _ in range(3):
         m = tr.iterate()
     assert all(np.isfinite(v).all() for v in m.values())
-    assert any(not torch.equal(eta0[k], tr.eta[k]) for k in eta0)
+    assert any(not torch.equal(eta0[k], tr.designer.eta[k]) for k in eta0)
     assert any(not torch.equal(theta0[k], tr.params[k]) for k in theta0)
 
 
 def test_cost_pushes_incentives_down():
     tr = _mg(seeds=(0,), lr_cost=1e-2)
     tau = tr.run_episodes(tr.params, 0.0, 8)
-    before = tr.cost(tr.eta, tau)
-    grads = torch.autograd.grad(before, list(tr.eta.values()))
+    before = tr.designer.cost(tr.designer.eta, tau)
+    grads = torch.autograd.grad(before, list(tr.designer.eta.values()))
     with torch.no_grad():
-        after = tr.cost({k: v - 1e-2 * g for (k, v), g in zip(tr.eta.items(), grads,
-                                                                strict=True)}, tau)
+        eta = tr.designer.eta
+        after = tr.designer.cost({k: v - 1e-2 * g
+                                  for (k, v), g in zip(eta.items(), grads, strict=True)}, tau)
     assert after < before
 
 
@@ -128,8 +131,8 @@ def test_state_dict_round_trip_reproduces_next_iteration():
     got = other.iterate()
     for k in expected:
         assert np.array_equal(expected[k], got[k]), k
-    for k in tr.eta:
-        assert torch.equal(tr.eta[k], other.eta[k])
+    for k in tr.designer.eta:
+        assert torch.equal(tr.designer.eta[k], other.designer.eta[k])
     for k in tr.params:
         assert torch.equal(tr.params[k], other.params[k])
 
@@ -143,8 +146,8 @@ def test_evaluation_does_not_change_training_and_replica_acts():
         mb = b.iterate()
     assert np.array_equal(ma["collective"], mb["collective"])
     one = a.replica(1)
-    for k in a.eta:
-        assert torch.equal(one.eta[k][0], a.eta[k][1])
+    for k in a.designer.eta:
+        assert torch.equal(one.designer.eta[k][0], a.designer.eta[k][1])
     assert one.evaluate(3)["collective"].shape == (1,)
 
 
@@ -160,24 +163,24 @@ def test_runs_through_runner(tmp_path):
 
 def _trains_then_plays(tr):
     """Three iterations move the designer and keep metrics finite; then 16 episodes."""
-    eta0 = {k: v.detach().clone() for k, v in tr.eta.items()}
+    eta0 = {k: v.detach().clone() for k, v in tr.designer.eta.items()}
     for _ in range(3):
         m = tr.iterate()
     assert all(np.isfinite(v).all() for v in m.values())
-    assert any(not torch.equal(eta0[k], tr.eta[k]) for k in eta0)
+    assert any(not torch.equal(eta0[k], tr.designer.eta[k]) for k in eta0)
     return tr.run_episodes(tr.params, 0.0, 16)
 
 
 @pytest.mark.parametrize("values", [[0.0, 1.1], [0.0, 1.1, 2.0], [0.0, 0.5, 1.0, 1.5, 2.0]])
 def test_dual_rl_d_pays_only_values_from_its_set(values):
     tr = DualRLDTrainer(_game(), DualRLDConfig(incentive_values=values), [0, 1])
-    choices = tr.decode_choice(torch.arange(len(values) ** 3))
+    choices = tr.designer.decode_choice(torch.arange(len(values) ** 3))
     assert len({tuple(c.tolist()) for c in choices}) == len(values) ** 3  # |S|^3 joint choices
     b = _trains_then_plays(tr)
     allowed = torch.tensor(values)
     assert torch.isin(b.extra["offer"], allowed).all()
     assert torch.isin(b.extra["incentive"], allowed).all()
-    assert torch.equal(b.extra["offer"], tr.decode_choice(b.extra["des_choice"]))
+    assert torch.equal(b.extra["offer"], tr.designer.decode_choice(b.extra["des_choice"]))
     assert torch.equal(b.extra["incentive"],
                        b.extra["offer"].gather(-1, b.env_actions) * b.mask[..., None])
     assert (b.transfers == 0).all()
@@ -198,10 +201,10 @@ def test_dual_rl_designer_learns_from_collective_return_minus_paid():
     b = tr.run_episodes(tr.params, 0.0, 4)
     r_id = (b.env_rewards.sum(-1) - b.extra["incentive"].sum(-1)) * b.mask
     G = reward_to_go(r_id, tr.cfg.gamma)
-    mu = tr.designer_net(tr.eta, b.extra["des_in"])
+    mu = tr.designer.view.net(tr.designer.eta, b.extra["des_in"])
     logp = torch.distributions.Normal(mu, 1.0).log_prob(b.extra["des_u"]).sum(-1)
     expected = -(logp * G * b.mask).sum(0).mean()
-    assert torch.isclose(tr.designer_loss(tr.eta, b), expected)
+    assert torch.isclose(tr.designer.loss(tr.designer.eta, b), expected)
 
 
 def test_dual_rl_config_refuses_values_outside_range():
