@@ -227,9 +227,9 @@ class EconModel(mesa.Model):
             "episode": "episode", "step": "t", "collective_reward": "collective_reward",
             "collective_return": "collective_return", "incentives_paid": "incentives_paid",
         }
+        agent_reporters.update({k: k for k in _events(game)})  # per-agent step events
         if self.economy:  # games with coin: the social metrics of Diss §6.3.1
             model_reporters.update({k: k for k in ECONOMY_REPORTERS})
-            agent_reporters.update({k: k for k in _events(game)})
         self.datacollector = mesa.DataCollector(model_reporters=model_reporters,
                                                 agent_reporters=agent_reporters)
         self.datacollector.collect(self)

@@ -4,10 +4,12 @@ no learner's numbers.
 ``fingerprint(name)`` trains the scenario shrunk by :func:`tiny` on seeds 0 and 1 for three
 iterations, evaluates it on two episodes and returns every reported number (hex floats) and,
 per floating tensor of the trainer's state, its sum and its sum of absolute values.
-``tests/data/reference_numbers.json`` holds the fingerprints of the code they were written
-with; ``tests/test_reference_numbers.py`` compares.
+``tests/data/reference/<scenario>.json`` holds the fingerprint of each scenario, written with
+the code of its day; ``tests/test_reference_numbers.py`` compares. A new scenario gets its
+file with ``--write NAME`` (existing files are left alone unless named).
 
-    .venv/bin/python -m tests.reference --write     # after a change that is MEANT to move them
+    .venv/bin/python -m tests.reference --write              # scenarios without a file
+    .venv/bin/python -m tests.reference --write ipd_lio      # after a change MEANT to move it
 
 :func:`tiny` and :func:`small` are also the test suite's one way to shrink a shipped scenario
 (``from tests.reference import small, tiny``); ``tiny`` must keep returning what the reference
@@ -25,7 +27,7 @@ import torch
 
 from econsim import scenario as scenario_mod
 
-PATH = Path(__file__).parent / "data" / "reference_numbers.json"
+FOLDER = Path(__file__).parent / "data" / "reference"
 SEEDS = [0, 1]
 ITERATIONS = 3
 
@@ -101,17 +103,29 @@ def cpu() -> str:
     return str(torch.backends.cpu.get_cpu_capability())
 
 
-def write(path: Path = PATH) -> None:
-    data = {"cpu": cpu(), "torch": torch.__version__, "seeds": SEEDS,
-            "iterations": ITERATIONS,
-            "scenarios": {name: fingerprint(name) for name in scenario_mod.names()}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+def path(name: str) -> Path:
+    """The reference file of scenario ``name``."""
+    return FOLDER / f"{name}.json"
+
+
+def write(names: list[str] | None = None) -> list[str]:
+    """Write the reference file of each of ``names`` (default: the shipped scenarios that
+    have none); returns the names written."""
+    names = names or [n for n in scenario_mod.names() if not path(n).exists()]
+    FOLDER.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        data = {"cpu": cpu(), "torch": torch.__version__, "seeds": SEEDS,
+                "iterations": ITERATIONS, **fingerprint(name)}
+        path(name).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    return names
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--write", action="store_true", help=f"rewrite {PATH.name}")
-    if p.parse_args().write:
-        write()
-        print(f"wrote {PATH}")
+    p.add_argument("--write", nargs="*", metavar="NAME",
+                   help="write the reference files of these scenarios (none named: those "
+                   "without a file)")
+    args = p.parse_args()
+    if args.write is not None:
+        for name in write(args.write):
+            print(f"wrote {path(name)}")

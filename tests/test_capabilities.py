@@ -166,7 +166,8 @@ def test_every_column_a_game_writes_is_in_the_data_dictionary(name):
     game = envs.make(name)
     steps = _play(game, min(game.max_steps, 6))
     N = game.n_agents
-    wanted = {"steps": set(game.describe(steps[-1][2].state))}
+    wanted = {"steps": set(game.describe(steps[-1][2].state))
+              | set(game.agent_info_keys if has(game, AgentEvents) else ())}
     if not has(game, Economy):  # economies report their own tables (episode_summary)
         wanted["run_agents"] = {k for k, v in steps[-1][2].info.items()
                                 if np.ndim(v) == 2 and np.shape(v)[1] == N}
