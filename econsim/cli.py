@@ -85,7 +85,8 @@ def cmd_list(args) -> int:
 
 def summary(result) -> pd.DataFrame:
     """Final evaluation per seed: collective return and each agent's return; with a central
-    designer, ``collective`` is the extrinsic return minus the incentives it paid, both shown."""
+    designer, ``collective`` is the extrinsic return minus the incentives it paid, both shown;
+    then the game's own episode metrics (its documented ``run_episodes`` columns)."""
     ev = result.agents.query("phase == 'eval'")
     last = ev[ev.iteration == ev.iteration.max()]
     wide = last.pivot_table(index="seed", columns="agent", values="return")
@@ -97,6 +98,13 @@ def summary(result) -> pd.DataFrame:
         wide["collective"] = final.collective.mean()
         wide.insert(1, "extrinsic", final.extrinsic.mean())
         wide.insert(2, "incentives", final.incentives.mean())
+    if not eps.empty:  # the game's own episode metrics (e.g. contribution_rate)
+        from econsim import dictionary
+
+        final = eps[eps.iteration == eps.iteration.max()].groupby("seed")
+        for col in eps.columns:
+            if dictionary.game_column("run_episodes", col) and eps[col].notna().any():
+                wide[col] = final[col].mean()
     return wide.reset_index().round(3)
 
 

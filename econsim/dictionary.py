@@ -336,10 +336,10 @@ def _pattern(table: str, column: str) -> Entry | None:
         return ("steps", f"steps the agent chose action {m.group(1)} per episode, {_ROW}")
     if m := re.fullmatch(r"offer_(\w+)", column):
         return ("reward", f"designer's mean incentive offered for {m.group(1)} per step, {_ROW}")
-    return _game_column(table, column)
+    return game_column(table, column)
 
 
-def _game_column(table: str, column: str) -> Entry | None:
+def game_column(table: str, column: str) -> Entry | None:
     """A column a registered game documents (``columns`` of its class), prefixed with the
     game's name; in the tables of a run, with the row's averaging."""
     from econsim import envs  # the registry; light (numpy and pydantic)

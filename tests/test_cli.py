@@ -86,3 +86,13 @@ def test_run_summary_of_a_designer_nets_out_the_incentives(capsys, tmp_path):
                                    .round(3), check_names=False, atol=2e-3)
     agents = table.filter(like="agent").sum(axis=1)
     pd.testing.assert_series_equal(table.extrinsic, agents, check_names=False, atol=2e-3)
+
+
+def test_run_summary_shows_the_games_own_episode_metrics(tmp_path):
+    from econsim import runner
+
+    result = runner.run("ipd_pg", seeds=[0, 1], progress=False, root=tmp_path, iterations=2)
+    table = cli.summary(result)
+    eps = result.episodes.query("phase == 'eval'")
+    want = eps[eps.iteration == eps.iteration.max()].groupby("seed").mutual_cooperation.mean()
+    assert list(table.mutual_cooperation) == list(want.round(3))
