@@ -78,6 +78,7 @@ class LearnedTax:
         self.cutoffs = trainer.game.cutoffs
         self.rng = ReplicaRNG.from_seeds(trainer.seeds, "mesa/planner")
         self._mark: np.ndarray | None = None
+        self._last: np.ndarray | None = None  # the rates it set last
 
     def reset(self) -> None:
         self._mark = None
@@ -87,7 +88,17 @@ class LearnedTax:
         if self._mark is None or int(s.t[0]) == 0:
             self._mark = s.coin_last.copy()
         last_income, self._mark = s.coin_last - self._mark, s.coin_last.copy()
-        return self.trainer.world_rates(s, last_income, self)
+        self._last = np.asarray(self.trainer.world_rates(s, last_income, self), np.float64)
+        return self._last
+
+    def schedule(self):
+        """The rates it set last (NaN before the first period), one row per bracket."""
+        import pandas as pd
+
+        rates = (np.full(len(self.cutoffs), np.nan) if self._last is None
+                 else np.asarray(self._last).reshape(-1)[-len(self.cutoffs):])
+        return pd.DataFrame({"lower": self.cutoffs, "upper": np.append(self.cutoffs[1:], np.inf),
+                             "rate": rates})
 
     def observe(self, incomes: Any) -> None:
         """Ignored."""

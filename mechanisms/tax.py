@@ -228,7 +228,8 @@ class TaxMechanism(Protocol):
     ``[K]`` for the brackets starting at ``cutoffs``; ``observe(incomes)`` is called when the
     period's taxes are enacted, with the period incomes ``[..., n_agents]`` (pre-tax).
     ``state_dict()`` is what it has learned as plain data (numpy arrays allowed), for
-    checkpoints; ``load_state_dict`` restores it.
+    checkpoints; ``load_state_dict`` restores it; ``schedule()`` shows it (the app, what-if).
+    A new mechanism is a factory registered with ``mechanisms.registry.register_mechanism``.
     """
 
     cutoffs: np.ndarray
@@ -242,6 +243,10 @@ class TaxMechanism(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def schedule(self) -> pd.DataFrame:
+        """The schedule in force now: one row per bracket, ``lower``, ``upper``, ``rate``."""
+        ...
 
 
 class BracketTax:

@@ -31,3 +31,23 @@ def test_a_name_is_registered_once():
 
 def test_paying_brains_declare_it():
     assert issubclass(TeamBrain, PaysIncentives)
+
+
+@pytest.mark.parametrize("name", ["gtb_metagrad", "gtb_dualrl"])
+def test_a_learned_planner_is_a_tax_mechanism_with_a_schedule(name):
+    import numpy as np
+
+    from econsim.model import EconModel
+    from mechanisms.tax import TaxMechanism
+    from tests.reference import tiny
+
+    sc = tiny(name)
+    trainer = sc.make_trainer([3])
+    mech = trainer.tax_mechanism(0)
+    assert isinstance(mech, TaxMechanism)
+    assert mech.schedule().rate.isna().all()  # nothing set yet
+    model = EconModel(sc, seed=3, mechanism=mech)
+    model.step()
+    sched = mech.schedule()
+    assert list(sched.lower) == list(sc.make_game().cutoffs)
+    assert np.allclose(sched.rate, model.tax_rates)
