@@ -2,30 +2,29 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import pandas as pd
 
 from econsim import envs
 from econsim.core import make_rng, reset_done
+from econsim.core.registry import bench_of
 
-# sizes of a game measured besides (or instead of) its defaults: case name -> (env, params)
-VARIANTS: dict[str, dict[str, dict]] = {
-    "escape_room": {"escape_room(2,1)": {"n_agents": 2, "n_required": 1},
-                    "escape_room(3,2)": {"n_agents": 3, "n_required": 2},
-                    "escape_room(5,3)": {"n_agents": 5, "n_required": 3}},
-}
-# batch sizes measured when none is given (default: 4096 worlds)
-DEFAULT_BATCHES: dict[str, tuple[int, ...]] = {"gtb": (1, 256), "cleanup": (1, 256)}
+MAX_BATCH = 1_000_000  # worlds at once
+MAX_SECONDS = 600.0  # per case
+MAX_VALUES = 2**28  # observation values of one step of all worlds (about 1 GB of float32)
 
 
-def default_cases() -> dict[str, tuple[str, dict]]:
-    """Every registered game (its variants, else its default parameters): case -> (env,
-    params)."""
-    cases: dict[str, tuple[str, dict]] = {}
+def default_cases() -> dict[str, tuple[str, dict, tuple[int, ...]]]:
+    """Every registered game, as it declares (``econsim.core.registry.bench_of``: its
+    ``bench_variants``, else its defaults; its ``bench_batches``): case -> (env, params,
+    batch sizes)."""
+    cases: dict[str, tuple[str, dict, tuple[int, ...]]] = {}
     for env in envs.names():
-        for case, params in VARIANTS.get(env, {env: {}}).items():
-            cases[case] = (env, params)
+        variants, batches = bench_of(envs.game_class(env))
+        for case, params in (variants or {env: {}}).items():
+            cases[case] = (env, params, batches)
     return cases
 
 
@@ -33,6 +32,10 @@ def env_steps_per_second(env: str, params: dict, batch: int = 4096,
                          seconds: float = 1.0, seed: int = 0) -> float:
     """World-steps per second: random actions, finished worlds reset as they end."""
     game = envs.make(env, **params)
+    values = batch * game.n_agents * math.prod(game.observation_space.shape)
+    if values > MAX_VALUES:
+        raise ValueError(f"--batch: {batch:,} is not allowed for {env}: {values:,} observation "
+                         f"values per step (allowed: at most {MAX_VALUES:,})")
     rng = make_rng(seed, "bench")
     state = game.reset(batch, rng)
     steps, t0 = 0, time.perf_counter()
@@ -49,12 +52,22 @@ def env_steps_per_second(env: str, params: dict, batch: int = 4096,
 def speed_table(names: list[str] | None = None, batch: int | None = None,
                 seconds: float = 1.0) -> pd.DataFrame:
     """One row per game and batch size: env-steps/s at ``batch`` worlds (default: the
-    game's ``DEFAULT_BATCHES``, else 4096)."""
+    game's declared ``bench_batches``, else 4096)."""
     rows = []
     cases = default_cases()
+    if batch is not None and (isinstance(batch, bool) or not 1 <= batch <= MAX_BATCH):
+        raise ValueError(f"--batch: {batch!r} is not allowed (allowed: 1 to {MAX_BATCH:,} worlds)")
+    if not (isinstance(seconds, int | float) and math.isfinite(seconds)
+            and 0 < seconds <= MAX_SECONDS):
+        raise ValueError(f"--seconds: {seconds!r} is not allowed (allowed: more than 0, at most "
+                         f"{MAX_SECONDS:g})")
+    unknown = [n for n in names or [] if n not in cases and n not in envs.names()]
+    if unknown:
+        raise ValueError(f"bench: unknown game {unknown[0]!r} (allowed: "
+                         f"{', '.join(sorted({*cases, *envs.names()}))})")
     for name in names or list(cases):
-        env, params = cases.get(name, (name, {}))
-        for b in (batch,) if batch is not None else DEFAULT_BATCHES.get(name, (4096,)):
+        env, params, batches = cases.get(name) or (name, {}, (4096,))
+        for b in (batch,) if batch is not None else batches:
             sps = env_steps_per_second(env, params, b, seconds)
             rows.append({"game": name, "batch": b, "env_steps_per_s": round(sps)})
     return pd.DataFrame(rows)

@@ -352,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = add("bench", help="env-steps/s of the game kernels with random actions")
     s.add_argument("games", nargs="*", help="subset of games (default: all)")
     s.add_argument("--batch", type=int, default=None,
-                   help="worlds per step (default: 4096; gtb and cleanup: 1 and 256)")
+                   help="worlds per step (default: what each game declares, else 4096)")
     s.add_argument("--seconds", type=float, default=1.0)
     s.set_defaults(func=cmd_bench)
 

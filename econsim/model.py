@@ -266,8 +266,8 @@ class EconModel(mesa.Model):
             self.productivity = float(metrics.productivity(coin))
             self.equality = float(metrics.equality(coin))
             self.welfare = self.productivity * self.equality
-            self.tax_rates = (np.asarray(self.game.tax_rates(self.state)[0]).tolist()
-                              if has(self.game, TaxPeriods) else [])
+        if has(self.game, TaxPeriods):
+            self.tax_rates = np.asarray(self.game.tax_rates(self.state)[0]).tolist()
 
     # ---------------------------------------------------------------------------- step
     def step(self) -> None:

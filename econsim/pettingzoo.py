@@ -140,7 +140,11 @@ class EconsimParallelEnv(ParallelEnv):
               options: dict[str, Any] | None = None) -> tuple[dict, dict]:
         """Start an episode; ``options`` is accepted and ignored (no game uses any)."""
         if seed is not None:
-            self._rng = make_rng(seed, "pettingzoo")
+            if isinstance(seed, bool) or not isinstance(seed, int | np.integer) \
+                    or not 0 <= seed < 2**63:
+                raise ValueError(f"{self.game.name}: seed must be an integer in 0..2**63-1 or "
+                                 f"None, got {seed!r}")
+            self._rng = make_rng(int(seed), "pettingzoo")
         elif self._rng is None:
             self._rng = np.random.default_rng()
         self._state = self.game.reset(1, self._rng)

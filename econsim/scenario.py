@@ -242,8 +242,10 @@ def _check_mechanism(scenario: Scenario, alg_name: str, game: Game) -> None:
     """The ``[mechanism]`` table: allowed with this algorithm and game, valid, and with the
     game's tax brackets (a schedule on other brackets would silently tax the wrong incomes)."""
     if not learners.trainer_class(alg_name).takes_mechanism:
+        taking = [a for a in learners.algorithm_names()
+                  if learners.trainer_class(a).takes_mechanism]
         raise ScenarioError(f"mechanism: algorithm {alg_name!r} does not take a tax "
-                            "mechanism (allowed with: ppo)")
+                            f"mechanism (allowed with: {', '.join(taking)})")
     if not has(game, TaxPeriods):
         taxed = [n for n in envs.names() if has(envs.game_class(n), TaxPeriods)]
         raise ScenarioError(f"mechanism: env {scenario.env_name!r} has no taxes (allowed: "

@@ -182,17 +182,17 @@ class DualRLTaxTrainer(TaxPlannerTrainer):
     def planner_obs(self, state: Any, last_income: np.ndarray, cap: float) -> np.ndarray:
         """World summary ``[B, DP]`` at a period start (see the module docstring)."""
         g = self.game
-        B = state.t.shape[0]
-        own = state.inv + state.esc  # [B, N, 3] coin, wood, stone
-        agent = [own, state.labor[..., None], state.houses[..., None].astype(np.float64),
+        v = g.planner_view(state)  # capability PlannerView
+        B = v["step"].shape[0]
+        agent = [v["holdings"], v["labor"][..., None], v["houses"][..., None].astype(np.float64),
                  last_income[..., None]]
         if self.cfg.planner_skills:
-            agent += [state.skill[..., None] * g.params.build_payment, state.gather_p[..., None]]
-        orders = g.market.counts(state.o_code).sum(1).reshape(B, 4, -1).sum(-1)  # [B, 4]
-        amounts = np.concatenate([np.concatenate(agent, -1).reshape(B, -1), orders], -1)
+            agent += [v["skill"][..., None], v["gather_skill"][..., None]]
+        amounts = np.concatenate([np.concatenate(agent, -1).reshape(B, -1), v["orders"]], -1)
         period = np.eye(g.n_periods)[g.period(state)]
-        return np.concatenate([np.sign(amounts) * np.log1p(np.abs(amounts)), state.tax_rates,
-                               period, np.full((B, 1), cap)], -1).astype(np.float32)
+        return np.concatenate([np.sign(amounts) * np.log1p(np.abs(amounts)),
+                               g.tax_rates(state), period, np.full((B, 1), cap)],
+                              -1).astype(np.float32)
 
     def legal_choices(self, cap: float, rows: int) -> torch.Tensor:
         """``[rows, K, C]`` bool: choices whose rate is at most ``cap``."""

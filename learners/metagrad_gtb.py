@@ -178,16 +178,15 @@ class MetaGradTaxTrainer(TaxPlannerTrainer):
     def designer_obs(self, state: Any, last_income: np.ndarray) -> np.ndarray:
         """World summary ``[B, DD]`` at a period start (see the module docstring)."""
         g = self.game
-        B = state.t.shape[0]
-        own = state.inv + state.esc  # [B, N, 3] coin, wood, stone
-        agent = np.concatenate([own, state.labor[..., None],
-                                state.houses[..., None].astype(np.float64),
+        v = g.planner_view(state)  # capability PlannerView
+        B = v["step"].shape[0]
+        agent = np.concatenate([v["holdings"], v["labor"][..., None],
+                                v["houses"][..., None].astype(np.float64),
                                 last_income[..., None]], -1).reshape(B, -1)
-        orders = g.market.counts(state.o_code).sum(1).reshape(B, 4, -1).sum(-1)  # [B, 4]
-        amounts = np.concatenate([agent, orders], -1)
+        amounts = np.concatenate([agent, v["orders"]], -1)
         period = np.eye(self.P)[g.period(state)]
-        return np.concatenate([np.sign(amounts) * np.log1p(np.abs(amounts)), state.tax_rates,
-                               period], -1).astype(np.float32)
+        return np.concatenate([np.sign(amounts) * np.log1p(np.abs(amounts)),
+                               g.tax_rates(state), period], -1).astype(np.float32)
 
     def _members(self, params: Params, x: torch.Tensor) -> torch.Tensor:
         """A stacked per-replica net: ``[..., RB, D]`` (replica-major rows) -> ``[..., RB, o]``."""

@@ -107,16 +107,6 @@ class Rollout:
     state: Any = None  # the final game state (skills etc.)
 
 
-def require_tax_game(algorithm: str, game: Game, mechanism: Any) -> None:
-    """Learned tax planners (MetaGrad, dual-RL) set the rates themselves, in an economy with
-    taxes: one-line ValueError otherwise."""
-    if mechanism is not None:
-        raise ValueError(f"{algorithm}: the learned planner sets the taxes; drop the mechanism")
-    if not has(game, TaxPeriods):
-        raise ValueError(f"{algorithm}: env {game.name!r} has no taxes "
-                         "(allowed: gtb)")
-
-
 @register_algorithm("ppo")
 class PPOTrainer(TrainerTraits):
     """Parameter-shared PPO agents in ``R`` replicas, optionally under a tax mechanism."""

@@ -27,6 +27,17 @@ def register_algorithm(*names: str, kinds: dict[str, str] | None = None) -> Call
                          f"{sorted(unknown)}")
 
     def decorate(cls: T) -> T:
+        from learners.contract import TrainerConfig, TrainerTraits
+
+        config = getattr(cls, "Config", None)  # the contract is checked here, once
+        missing = [f for f in ("agents", "batch")
+                   if not (isinstance(config, type) and f in config.model_fields)]
+        if not (issubclass(cls, TrainerTraits) and isinstance(config, type)
+                and issubclass(config, TrainerConfig)) or missing:
+            raise TypeError(f"algorithm {names[0]!r}: {cls.__name__} must derive from "
+                            "learners.contract.TrainerTraits and its Config from TrainerConfig "
+                            "with the fields agents and batch"
+                            + (f" (missing: {', '.join(missing)})" if missing else ""))
         for name in names:
             if name in ALGORITHMS and ALGORITHMS[name][0] is not cls:
                 raise ValueError(f"algorithm {name!r} is registered twice "

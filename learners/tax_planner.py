@@ -17,9 +17,25 @@ from typing import Any, ClassVar
 import numpy as np
 
 from econsim.core import Game, ReplicaRNG
-from learners.ppo import PPOConfig, PPOTrainer, require_tax_game
+from econsim.core.capabilities import PlannerView, TaxPeriods, has
+from learners.ppo import PPOConfig, PPOTrainer
 
 __all__ = ["LearnedTax", "TaxPlannerTrainer"]
+
+
+def require_tax_game(algorithm: str, game: Game, mechanism: Any) -> None:
+    """Learned tax planners set the rates themselves, in an economy with tax periods that
+    shows them what a planner sees (capabilities ``TaxPeriods`` and ``PlannerView``):
+    one-line ValueError otherwise."""
+    if mechanism is not None:
+        raise ValueError(f"{algorithm}: the learned planner sets the taxes; drop the mechanism")
+    if not (has(game, TaxPeriods) and has(game, PlannerView)):
+        from econsim import envs
+
+        allowed = [n for n in envs.names()
+                   if has(envs.game_class(n), TaxPeriods) and has(envs.game_class(n), PlannerView)]
+        raise ValueError(f"{algorithm}: env {game.name!r} has no taxes a planner can set "
+                         f"(allowed: {', '.join(allowed)})")
 
 
 class TaxPlannerTrainer(PPOTrainer, ABC):
@@ -45,11 +61,12 @@ class TaxPlannerTrainer(PPOTrainer, ABC):
     def last_income(self, state: Any) -> np.ndarray:
         """At a period start of the training worlds: each agent's income of the last period
         after tax and transfer ``[RB, N]`` (0 at an episode start; calls ``new_episodes``)."""
-        if int(state.t[0]) == 0:  # new episodes
+        v = self.game.planner_view(state)  # capability PlannerView
+        if int(v["step"][0]) == 0:  # new episodes
             self.new_episodes()
-            self._mark = state.coin_last.copy()
-        last_income = state.coin_last - self._mark
-        self._mark = state.coin_last.copy()
+            self._mark = v["coin_last"].copy()
+        last_income = v["coin_last"] - self._mark
+        self._mark = v["coin_last"].copy()
         return last_income
 
     @abstractmethod
@@ -85,9 +102,10 @@ class LearnedTax:
 
     def rates(self, period_state: Any = None) -> np.ndarray:
         s = period_state
-        if self._mark is None or int(s.t[0]) == 0:
-            self._mark = s.coin_last.copy()
-        last_income, self._mark = s.coin_last - self._mark, s.coin_last.copy()
+        v = self.trainer.game.planner_view(s)
+        if self._mark is None or int(v["step"][0]) == 0:
+            self._mark = v["coin_last"].copy()
+        last_income, self._mark = v["coin_last"] - self._mark, v["coin_last"].copy()
         self._last = np.asarray(self.trainer.world_rates(s, last_income, self), np.float64)
         return self._last
 

@@ -62,7 +62,10 @@ def _checked(name: str, params: dict[str, Any]) -> dict[str, Any]:
 def build(spec: dict[str, Any]) -> Any:
     """A fresh mechanism from ``{"name": ..., **params}`` (ValueError, one line, if bad)."""
     allowed = ", ".join(names())
-    if not isinstance(spec, dict) or "name" not in spec:
+    if not isinstance(spec, dict):
+        raise ValueError(f"mechanism: expected a table like {{name = \"flat\", rate = 0.3}}, "
+                         f"got {short(repr(spec))} (allowed names: {allowed})")
+    if "name" not in spec:
         raise ValueError(f"mechanism.name: required field is missing (allowed: {allowed})")
     name = spec["name"]
     params = {k: v for k, v in spec.items() if k != "name"}
@@ -73,13 +76,11 @@ def build(spec: dict[str, Any]) -> Any:
     try:
         return MECHANISMS[name][0](**params)
     except ValueError as err:
-        where = "mechanism" if name in FIXED else f"mechanism ({name})"
-        raise ValueError(f"{where}: {err}") from None
+        raise ValueError(f"mechanism: {err}") from None
 
 
-#: the fixed schedules (their errors read ``mechanism: ...``; others ``mechanism (name): ...``)
-FIXED = ("us_federal", "free_market", "flat", "custom")
-
+# the shipped mechanisms first (their order is the app's), then any other module
+importlib.import_module("mechanisms.schedules")
 for _module in pkgutil.iter_modules(mechanisms.__path__, "mechanisms."):
     if _module.name != __name__:
         importlib.import_module(_module.name)

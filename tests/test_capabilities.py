@@ -127,6 +127,10 @@ def test_taxes_are_a_component_the_mechanism_installs():
     game.install_tax(None)
     steps = _play(game, 4, batch=2)
     assert all((s.info["tax"] == 0).all() for _, _, s in steps)
+    taxed = envs.make("gtb", max_steps=4, period_length=2, tax_rates=[0.5] * 7)
+    taxed.install_tax(None)  # rates in force but nothing to enact them: refused, not ignored
+    with pytest.raises(ValueError, match="no tax rule is installed"):
+        _play(taxed, 4, batch=2)
     game.install_tax(rule)
     steps = _play(game, 4, batch=2)
     assert len(seen) == 2  # two period ends

@@ -29,20 +29,21 @@ def _trainer(name: str, seeds=(0, 1), **override):
     return T(game, T.Config(**{**cfg, **override}), list(seeds))
 
 
-class _Recorder:
-    """Wraps a game and keeps every step's ``info`` and ``done``."""
+def _Recorder(game):
+    """The same game (its class, hence its declared capabilities) keeping every step's
+    ``info`` and ``done``."""
 
-    def __init__(self, game) -> None:
-        self.game, self.infos, self.dones = game, [], []
+    class Recording(type(game)):
+        def step(self, state, actions, rng) -> Step:
+            out = super().step(state, actions, rng)
+            self.infos.append({k: np.array(v) for k, v in out.info.items()})
+            self.dones.append(np.array(out.done))
+            return out
 
-    def __getattr__(self, name):
-        return getattr(self.game, name)
-
-    def step(self, state, actions, rng) -> Step:
-        out = self.game.step(state, actions, rng)
-        self.infos.append({k: np.array(v) for k, v in out.info.items()})
-        self.dones.append(np.array(out.done))
-        return out
+    rec = object.__new__(Recording)
+    rec.__dict__.update(vars(game))
+    rec.infos, rec.dones = [], []
+    return rec
 
 
 # ------------------------------------------------------------------------ scenarios

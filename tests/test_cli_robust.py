@@ -210,3 +210,17 @@ def test_sigterm_during_regress_gives_no_resume_hint(stored):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 130
     assert proc.stderr.read() == "econsim: interrupted\n"
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    (["bench", "--seconds", "nan"], "--seconds: nan is not allowed"),
+    (["bench", "--batch", "0"], "--batch: 0 is not allowed"),
+    (["bench", "gtb", "--batch", "1000000"], "--batch: 1,000,000 is not allowed for gtb"),
+    (["bench", "nope"], "unknown game 'nope'"),
+])
+def test_bench_refuses_bad_sizes_in_one_line(args, match, capsys):
+    from econsim import cli
+
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert match in err and err.count("\n") == 1

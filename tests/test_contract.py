@@ -51,3 +51,23 @@ def test_a_learned_planner_is_a_tax_mechanism_with_a_schedule(name):
     sched = mech.schedule()
     assert list(sched.lower) == list(sc.make_game().cutoffs)
     assert np.allclose(sched.rate, model.tax_rates)
+
+
+def test_registration_checks_the_contract():
+    from pydantic import BaseModel
+
+    class Plain:  # neither traits nor a TrainerConfig
+        class Config(BaseModel):
+            agents: list[str] | None = None
+            batch: int = 1
+
+    with pytest.raises(TypeError, match="must derive from learners.contract.TrainerTraits"):
+        register_algorithm("plain")(Plain)
+
+    class NoBatch(TrainerTraits):
+        class Config(TrainerConfig):
+            agents: list[str] | None = None
+
+    with pytest.raises(TypeError, match=r"missing: batch"):
+        register_algorithm("no-batch")(NoBatch)
+    assert "plain" not in learners.algorithm_names()

@@ -41,3 +41,8 @@ def test_a_registered_mechanism_is_built_validated_and_listed(monkeypatch):
 def test_unknown_mechanism_lists_the_registered_ones():
     with pytest.raises(ValueError, match=r"allowed: us_federal, free_market, flat, custom, saez"):
         registry.build({"name": "robin_hood"})
+
+
+def test_a_mechanism_given_as_a_bare_string_gets_a_table_hint():
+    with pytest.raises(ValueError, match=r"^mechanism: expected a table like"):
+        registry.build("flat")

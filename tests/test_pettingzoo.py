@@ -242,3 +242,10 @@ def test_import_without_pettingzoo():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert "pip install econsim[pettingzoo]" in out.stdout
+
+
+@pytest.mark.parametrize("seed", ["a", -1, 1.5, True, 2**64])
+def test_a_bad_seed_is_one_line(pz, seed):
+    env = pz.parallel_env("ipd")
+    with pytest.raises(ValueError, match=r"^ipd: seed must be an integer in 0..2\*\*63-1 or None"):
+        env.reset(seed=seed)

@@ -79,7 +79,7 @@ def test_every_scenario_field_is_bounded_and_finite(name):
      "be a finite number"),
     ({"name": "custom", "thresholds": [0, 1], "rates": [0.1, -1]}, "mechanism: rates must lie "
      "in [0, 1], got -1.0 at bracket 1"),
-    ({"name": "saez", "initial_rates": [2.0] * 7}, "mechanism (saez): rates must lie in [0, 1]"),
+    ({"name": "saez", "initial_rates": [2.0] * 7}, "mechanism: rates must lie in [0, 1]"),
 ])
 def test_tax_rates_are_bounded_by_the_schedule_check(spec, message):
     with pytest.raises(ValueError) as err:

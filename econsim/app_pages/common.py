@@ -17,7 +17,7 @@ import pandas as pd
 
 import learners
 from econsim import cli, envs, scenario, store
-from econsim.core.capabilities import TaxPeriods, has
+from econsim.core.capabilities import PlannerView, TaxPeriods, has
 from econsim.errors import ScenarioError, StoreWarning
 from mechanisms import registry
 from mechanisms.tax import US_FEDERAL_CUTOFFS, US_FEDERAL_RATES
@@ -146,9 +146,10 @@ def mechanism_choices(env_name: str) -> list[Choice]:
     "none" and incentive designers for the other games."""
     roles = algorithm_roles()
     if has_taxes(env_name):
+        planned = has(envs.game_class(env_name), PlannerView)  # learned planners need it
         return ([Choice(f"tax:{m}", "tax", m) for m in registry.names()]
                 + [Choice(f"designer:{a}", "designer", a) for a, r in roles.items()
-                   if r == "tax_designer"])
+                   if r == "tax_designer" and planned])
     return ([Choice("none", "none", "none")]
             + [Choice(f"designer:{a}", "designer", a) for a, r in roles.items()
                if r == "designer"])

@@ -25,6 +25,8 @@ The capabilities, and who relies on them:
 * :class:`ImageObservation` — observations are flattened images (convolutional learners).
 * :class:`Render` — draws a world as an RGB image (what-if replays, the app).
 * :class:`Economy` — agents hold coin; whole-episode and per-period outcome tables.
+* :class:`PlannerView` — what a learned tax planner (MetaGrad-tax, dual-RL-tax) sees of an
+  economy with tax periods at each period start.
 """
 
 from __future__ import annotations
@@ -189,9 +191,24 @@ class Economy(Capability):
         return None
 
 
+class PlannerView(Capability):
+    """What a learned tax planner sees of a ``TaxPeriods`` economy at a period start.
+
+    ``planner_view(state)`` gives named arrays: ``step [B]`` steps taken this episode,
+    ``coin_last [B, N]`` each agent's coin after the last tax enactment, ``holdings [B, N, 3]``
+    coin, wood, stone held (available + escrow), ``labor [B, N]``, ``houses [B, N]`` houses
+    built, ``skill [B, N]`` build pay per house, ``gather_skill [B, N]`` chance of a bonus
+    unit, ``orders [B, 4]`` open market orders per (resource, side).
+    """
+
+    @abstractmethod
+    def planner_view(self, state: Any) -> dict[str, np.ndarray]:
+        """The named arrays above."""
+
+
 CAPABILITIES: tuple[type[Capability], ...] = (
     TaxPeriods, ActionMask, Grid, NamedPositions, SeesCurrentActions, AgentEvents,
-    EpisodeMetrics, DesignerView, ImageObservation, Render, Economy,
+    EpisodeMetrics, DesignerView, ImageObservation, Render, Economy, PlannerView,
 )
 
 

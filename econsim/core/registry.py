@@ -51,6 +51,14 @@ def columns_of(cls: type) -> dict[str, dict[str, tuple[str, str]]]:
     return vars_of(cls).get("columns", {})
 
 
+def bench_of(cls: type) -> tuple[dict[str, dict], tuple[int, ...]]:
+    """What ``econsim bench`` measures of a game: ``bench_variants`` (case name -> parameters;
+    default: the game's defaults under its own name) and ``bench_batches`` (batch sizes;
+    default 4096 worlds), optional class attributes."""
+    members = vars_of(cls)
+    return dict(members.get("bench_variants", {})), tuple(members.get("bench_batches", (4096,)))
+
+
 def check_columns(name: str, columns: object) -> None:
     """``columns`` is ``{table: {column: (unit, meaning)}}`` with known tables and text."""
     ok = isinstance(columns, dict) and all(

@@ -36,7 +36,7 @@ def names() -> list[str]:
 
 
 def _entry(name: str) -> tuple[type, type]:
-    if name not in GAMES:
+    if not isinstance(name, str) or name not in GAMES:
         raise UnknownEnvError(f"unknown env {name!r} (allowed: {', '.join(names())})")
     return GAMES[name]
 

@@ -224,6 +224,7 @@ class Cleanup(Grid, AgentEvents, EpisodeMetrics, DesignerView, ImageObservation,
     """Cleanup, batch-first (see the module docstring for the rules, observation and info)."""
 
     name = "cleanup"
+    bench_batches = (1, 256)  # what ``econsim bench`` measures (a heavy step)
     action_space = Discrete(6)
     action_names = ACTION_NAMES
     incentive_types = INCENTIVE_TYPES

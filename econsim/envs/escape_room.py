@@ -63,6 +63,10 @@ def _one_hot_positions(pos: np.ndarray) -> np.ndarray:
 class EscapeRoom(NamedPositions):
     """ER(N, M), batch-first."""
 
+    #: what ``econsim bench`` measures (``econsim.core.registry.bench_of``)
+    bench_variants = {f"escape_room({n},{m})": {"n_agents": n, "n_required": m}
+                      for n, m in ((2, 1), (3, 2), (5, 3))}
+
     name = "escape_room"
     action_space = Discrete(3)
     action_names = ("lever", "start", "door")

@@ -92,7 +92,14 @@ from econsim.bounds import (
 )
 from econsim.core import Box, Discrete, Step
 from econsim.core.brackets import US_FEDERAL_CUTOFFS, bracket_index, check_schedule, torch_of
-from econsim.core.capabilities import ActionMask, AgentEvents, Economy, Grid, TaxPeriods
+from econsim.core.capabilities import (
+    ActionMask,
+    AgentEvents,
+    Economy,
+    Grid,
+    PlannerView,
+    TaxPeriods,
+)
 from econsim.core.registry import register_game
 from econsim.core.seeding import counter_uniforms
 from econsim.envs.gtb.market import RESOURCES, SIDES, Market
@@ -224,10 +231,11 @@ class State:
 
 
 @register_game("gtb", Params)
-class GTB(TaxPeriods, ActionMask, Grid, AgentEvents, Economy):
+class GTB(TaxPeriods, ActionMask, Grid, AgentEvents, Economy, PlannerView):
     """Gather-Trade-Build economy, batch-first (see the module docstring for the rules)."""
 
     name = "gtb"
+    bench_batches = (1, 256)  # what ``econsim bench`` measures (a heavy step)
 
     def __init__(self, **params) -> None:
         p = self.params = Params(**params)
@@ -332,6 +340,15 @@ class GTB(TaxPeriods, ActionMask, Grid, AgentEvents, Economy):
     def tax_rates(self, state: State) -> np.ndarray:
         return state.tax_rates
 
+    def planner_view(self, state: State) -> dict[str, np.ndarray]:
+        """What a learned tax planner sees at a period start (capability ``PlannerView``)."""
+        s = state
+        b = s.t.shape[0]
+        return {"step": s.t, "coin_last": s.coin_last, "holdings": s.inv + s.esc,
+                "labor": s.labor, "houses": s.houses,
+                "skill": s.skill * self.params.build_payment, "gather_skill": s.gather_p,
+                "orders": self.market.counts(s.o_code).sum(1).reshape(b, 4, -1).sum(-1)}
+
     # ------------------------------------------------------------------ contract
     def reset(self, batch: int, rng: np.random.Generator) -> State:
         p, n = self.params, self.n_agents
@@ -425,6 +442,9 @@ class GTB(TaxPeriods, ActionMask, Grid, AgentEvents, Economy):
         end = t % self.period_length == 0
         tax, transfer = np.zeros((b, n)), np.zeros((b, n))
         if end.any():
+            if self.tax_rule is None and s.tax_rates[end].any():
+                raise ValueError("gtb: tax rates are set but no tax rule is installed (build "
+                                 "the game with econsim.envs.make, or call install_tax)")
             if self.tax_rule is not None:  # the installed component (TaxPeriods)
                 tax, transfer = self.tax_rule(inv[..., 0], income, self.cutoffs, s.tax_rates)
                 tax *= end[:, None]
