@@ -210,6 +210,10 @@ class EconModel(mesa.Model):
         self.episodes_done = 0
         self.t = 0  # steps taken in the current episode
         self.collective_reward = self.collective_return = self.incentives_paid = 0.0
+        #: a trained central designer (``trainer.central_designer``, set by ``from_run``): pays
+        #: each agent its incentive after every step (``designer_pay``), charging nobody
+        self.designer: Any = None
+        self.designer_paid = np.zeros(n)
         self.pay = np.zeros((n, n))  # incentives paid i -> j in the last step
         self.info: dict[str, Any] = {}  # world-level info of the last step (e.g. door_open)
         self.economy = has(game, Economy)
@@ -287,12 +291,18 @@ class EconModel(mesa.Model):
             player.step()
             chosen[0, i] = player.action
         actions = check_actions(game, chosen, 1)
+        seen = (self.designer.designer_view(self.state, self.obs)
+                if self.designer is not None else None)  # before the kernel steps
         out = game.step(self.state, actions, self.rng)
         self.pay, charged = self._transfers()
         reward = out.reward[0].astype(np.float64)
         total = apply_transfers(reward, self.pay, charged)
-        self.state, self.obs, self.t = out.state, out.obs, self.t + 1
         got, gave = received(self.pay), given(self.pay)
+        self.designer_paid = np.zeros(n)
+        if self.designer is not None:  # a central designer pays; nobody is charged
+            self.designer_paid = self.designer.designer_pay(seen, actions, out.reward)
+            total, got = total + self.designer_paid, got + self.designer_paid
+        self.state, self.obs, self.t = out.state, out.obs, self.t + 1
         for p in self.players:
             i = p.index
             p.reward, p.total_reward = float(reward[i]), float(total[i])
@@ -313,7 +323,7 @@ class EconModel(mesa.Model):
         self._refresh_state()
         self.collective_reward = float(reward.sum())
         self.collective_return += self.collective_reward
-        self.incentives_paid = float(self.pay.sum())
+        self.incentives_paid = float(self.pay.sum() + self.designer_paid.sum())
         if bool(out.done[0]):
             self.episode_over = True
             self.episodes_done += 1
@@ -368,7 +378,9 @@ class EconModel(mesa.Model):
 
         ``seed`` picks the replica (default: the run's first seed) and also seeds the model.
         A run whose algorithm learned a tax planner (MetaGrad, dual-RL) brings that planner
-        as the model's mechanism; otherwise the scenario's ``[mechanism]`` applies.
+        as the model's mechanism; otherwise the scenario's ``[mechanism]`` applies. A run
+        with a central incentive designer (MetaGrad, dual-RL, fixed incentives) brings the
+        designer, whose payments show as ``incentive_received`` and ``incentives_paid``.
         """
         scenario, trainer = _load(run_id, root)
         seeds = [int(s) for s in trainer.seeds]
@@ -377,8 +389,11 @@ class EconModel(mesa.Model):
             raise ValueError(f"run {run_id!r}: seed {seed!r} is not one of its seeds {seeds}")
         r = seeds.index(seed)
         planner = trainer.tax_mechanism(r) if trainer.plans_taxes else None  # learned
-        return cls(scenario, brains=team_brains(trainer, r), seed=seed, episodes=episodes,
-                   mechanism=planner)
+        model = cls(scenario, brains=team_brains(trainer, r), seed=seed, episodes=episodes,
+                    mechanism=planner)
+        if trainer.central_designer:  # its incentives are paid in the replay, as in training
+            model.designer = trainer.replica(r)
+        return model
 
     def __repr__(self) -> str:
         return (f"EconModel({self.game.name}, players={len(self.players)}, "

@@ -147,6 +147,15 @@ class Trainer(Protocol):
         the game's actions, the incentives ``pay [B, N, N]`` paid this step)."""
         ...
 
+    # central designers (``central_designer`` True): the Mesa replay of their payments
+    def designer_view(self, state: Any, obs_env: np.ndarray) -> Any:
+        """What the designer sees of a batch-1 world before a step."""
+        ...
+
+    def designer_pay(self, seen: Any, env_actions: np.ndarray, rewards: np.ndarray) -> Any:
+        """Each agent's incentive from the designer for the step, ``[N]``."""
+        ...
+
     def add_given(self, given_cum: Any, pay: Any) -> Any:
         """Incentives given so far this episode after paying ``pay``."""
         ...

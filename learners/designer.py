@@ -318,6 +318,33 @@ class DesignerTrainer(PGTrainer):
         one.designer.copy_replica(self.designer, r)
         return one
 
+    # ------------------------------------------------------------------ replay in Mesa
+    def designer_view(self, state, obs_env: np.ndarray) -> torch.Tensor:
+        """What the designer sees of a batch-1 world before a step, ``[1, state_dim]`` (the
+        game's global features, else agent 0's observation), taken before the kernel steps
+        (a step may change the state in place)."""
+        view = self.designer.view
+        if view.declared:
+            return torch.from_numpy(self.game.global_features(state)).to(self.dtype)
+        return torch.as_tensor(np.asarray(obs_env)[:, 0, :view.env_dim], dtype=self.dtype)
+
+    @torch.no_grad()
+    def designer_pay(self, seen: torch.Tensor, env_actions: np.ndarray,
+                     rewards: np.ndarray) -> np.ndarray:
+        """What each agent of a batch-1 world receives from the designer for one step (the
+        Mesa replay of a one-replica trainer, as in training: offers for the state seen and
+        the actions taken, paid by each agent's incentive type): ``[N]``."""
+        view = self.designer.view
+        acts = torch.as_tensor(np.asarray(env_actions), dtype=torch.int64)  # [1, N]
+        inputs = torch.cat([seen, view.action_features(acts).flatten(-2)], -1)[None]
+        offer = self.designer.offers(inputs, {}, self.act_rng)  # [1, 1, K]
+        if view.declared:
+            types = torch.from_numpy(np.asarray(self.game.incentive_type(
+                acts.numpy(), np.asarray(rewards)), np.int64))
+        else:
+            types = acts
+        return view.paid(offer[0], types)[0].double().numpy()
+
     # ----------------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict:
         return {**super().state_dict(), **self.designer.state_dict()}

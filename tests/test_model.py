@@ -231,3 +231,26 @@ def test_bad_inputs_give_one_line_errors(lio_run):
     with pytest.raises(ValueError, match="n must be an integer") as e:
         EconModel("ipd_pg").run_episodes(0)
     _one_line(e)
+
+
+@pytest.mark.parametrize("name", ["er52_fixed_lever", "er52_metagrad"])
+def test_a_central_designers_payments_are_replayed(name, tmp_path):
+    """A run with a central designer brings it into the Mesa replay: each agent receives the
+    offer for what it did (fixed incentives: 1.5 for the lever, 0 otherwise), nobody is
+    charged, and the rewards include it as in training."""
+    from econsim import runner
+
+    result = runner.run(name, seeds=[0], progress=False, root=tmp_path, iterations=2)
+    m = EconModel.from_run(result.run_id, seed=0, root=tmp_path)
+    for _ in range(5):
+        m.step()
+        got = np.array([p.incentive_received for p in m.players])
+        assert all(p.incentive_given == 0 for p in m.players)
+        np.testing.assert_allclose([p.total_reward for p in m.players],
+                                   np.array([p.reward for p in m.players]) + got)
+        assert m.incentives_paid == pytest.approx(got.sum())
+        if name == "er52_fixed_lever":
+            lever = np.array([p.action_name == "lever" for p in m.players])
+            np.testing.assert_allclose(got, 1.5 * lever)
+        else:  # sigmoid offers: something is paid for every action
+            assert (got > 0).all()
