@@ -21,6 +21,11 @@ model of every other agent and differentiates through a fictitious update of tha
 that uses the recipient's extrinsic reward plus this giver's incentives only; §5.3.2);
 ``one_episode`` = 1-episode LIO (the outer loss on tau itself, importance weighted by
 ``pi_theta_hat / pi_theta``; §B.5.1). Agents of kind ``pg`` learn the same way but give nothing.
+
+Composition: ``IncentiveFunction`` (below) holds everything of the givers' incentive
+functions (eta, paying each step, the outer loss and meta-gradient, the cost, LIO-dec's
+opponent models, their checkpoint entries); ``LIOTrainer.iterate`` is Algorithm 2 top to
+bottom calling it and the agents component.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from econsim.bounds import Coefficient, Hidden, LearningRate, PositiveCoefficien
 from econsim.core import torch_generator
 from learners.functional import behaviour_probs, policy_loss, reward_to_go, sgd_step, sigmoid
 from learners.nets import Params, assign, detach, init_mlp, mlp
-from learners.pg import Batch, PGConfig, PGTrainer
+from learners.pg import Batch, PGAgents, PGConfig, PGTrainer
 from learners.registry import register_algorithm
 
 
@@ -60,35 +65,50 @@ class LIOConfig(PGConfig):
         "in the outer loss although tau_hat is sampled with the exploration floor")
 
 
-@register_algorithm("lio")
-class LIOTrainer(PGTrainer):
-    """LIO agents (possibly mixed with PG agents), Algorithm 2: the incentive functions
-    ``eta`` (one member per replica and giver) + an agents component (``Agents``:
-    ``PGAgents`` here, ``ACAgents`` in ``learners.lio_ac``)."""
+class IncentiveFunction:
+    """LIO's incentive functions as a component: ``r_eta^i(o^i, a^-i) in [0, R_max]^N`` of
+    every giver ``i`` (own unit zeroed), their training (eqs. 5.5-5.10) and LIO-dec's
+    opponent models (§5.3.2).
 
-    Config = LIOConfig
-    default_kind = "lio"
-    charge_giver = False  # the cost is the incentive function's, not the policy's (§B.1.1)
+    Interface (what ``LIOTrainer`` and ``learners.lio_ac.LIOACTrainer`` use):
 
-    def __init__(self, game, config: LIOConfig, seeds: list[int], **agent_options) -> None:
-        super().__init__(game, config, seeds, **agent_options)
-        self.givers = [i for i, k in enumerate(self.kinds) if k == "lio"]
+    * set-up: one MLP member per (replica, giver), ``eta`` (rows ``r * G + g``), drawn from
+      ``torch_generator(seed, "incentive/<i>")``; ``givers`` (agent indices), ``G``; Adam
+      ``opt`` (and ``opt_cost`` when ``lr_cost`` is set);
+    * paying: ``pay(obs, env_actions, extra)`` for one step while playing (``[RB, N, N]``;
+      records the giver inputs in ``extra["inc_in"]``) and ``full_transfers(eta, batch)``,
+      the incentives of a played batch as a differentiable function of ``eta``;
+    * learning: ``meta_gradients`` (eqs. 5.7, 5.10; ``dec_meta_gradients`` for LIO-dec),
+      ``cost`` (eq. 5.6), ``step(grads)`` (one Adam step of ``eta``) and ``cost_step``;
+    * state: ``state_dict`` / ``load_state_dict`` (entries ``eta``, ``opt``, ``opt_cost``,
+      ``om``, ``opt_om``) and ``copy_replica(source, r)``.
+
+    ``agents`` is the trainer's agents component (``PGAgents`` or ``ACAgents``): the outer
+    loss scores the recipients' policies and weights them by its ``advantages``.
+    """
+
+    def __init__(self, cfg: LIOConfig, seeds: list[int], kinds: list[str],
+                 agents: PGAgents) -> None:
+        self.cfg, self.seeds, self.agents = cfg, list(seeds), agents
+        self.R, self.N, self.dtype = agents.R, agents.N, agents.dtype
+        self.givers = [i for i, k in enumerate(kinds) if k == "lio"]
         self.G = len(self.givers)
-        self.inc_in = self.agents.obs_dim + (self.N - 1) * self.agents.A
+        self.inc_in = agents.obs_dim + (self.N - 1) * agents.A
         gens = [torch_generator(s, f"incentive/{i}") for s in self.seeds for i in self.givers]
-        self.eta = init_mlp([self.inc_in, *config.incentive_hidden, self.N], gens, out_bias=False)
+        self.eta = init_mlp([self.inc_in, *cfg.incentive_hidden, self.N], gens, out_bias=False)
         self.own = torch.zeros(self.G, self.N)
         self.own[torch.arange(self.G), torch.tensor(self.givers)] = 1.0
-        self.opt = torch.optim.Adam(self.eta.values(), lr=config.lr_incentive)
-        self.opt_cost = (torch.optim.Adam(self.eta.values(), lr=config.lr_cost)
-                         if config.lr_cost is not None and config.cost > 0 else None)
-        if config.opponent_model:
+        self.opt = torch.optim.Adam(self.eta.values(), lr=cfg.lr_incentive)
+        self.opt_cost = (torch.optim.Adam(self.eta.values(), lr=cfg.lr_cost)
+                         if cfg.lr_cost is not None and cfg.cost > 0 else None)
+        if cfg.opponent_model:
             self._init_opponent_models()
 
-    # ---------------------------------------------------------------------- incentives
-    def incentive_inputs(self, obs: torch.Tensor, env_actions: torch.Tensor) -> torch.Tensor:
+    # ------------------------------------------------------------------------- paying
+    def inputs(self, obs: torch.Tensor, env_actions: torch.Tensor) -> torch.Tensor:
         """Giver inputs ``[..., G, D + (N-1)A]``: own observation ++ others' action one-hots."""
-        hot = torch.nn.functional.one_hot(env_actions, self.agents.A).to(self.dtype)  # [..., N, A]
+        A = self.agents.A
+        hot = torch.nn.functional.one_hot(env_actions, A).to(self.dtype)  # [..., N, A]
         oth = hot[..., self.agents.others[self.givers], :].flatten(-2)  # [..., G, (N-1)A]
         return torch.cat([obs[..., self.givers, :], oth], -1)
 
@@ -98,8 +118,10 @@ class LIOTrainer(PGTrainer):
         out = sigmoid(mlp(eta, x.reshape(x.shape[0], -1, x.shape[-1])))
         return self.agents.world(out.reshape(*x.shape[:3], self.N)) * (1 - self.own)
 
-    def transfers(self, obs, actions, env_actions, give_u, extra) -> torch.Tensor:
-        inputs = self.incentive_inputs(obs, env_actions)
+    def pay(self, obs: torch.Tensor, env_actions: torch.Tensor, extra: dict) -> torch.Tensor:
+        """Incentives paid in one step after the simultaneous actions, ``[RB, N, N]`` (giver
+        -> recipient); the giver inputs go to ``extra["inc_in"]`` for learning."""
+        inputs = self.inputs(obs, env_actions)
         extra["inc_in"] = inputs
         pay = torch.zeros(obs.shape[0], self.N, self.N)
         if self.G:
@@ -115,35 +137,8 @@ class LIOTrainer(PGTrainer):
         pay[:, :, self.givers] = self.cfg.r_max * inc
         return pay, inc
 
-    # ------------------------------------------------------------------------ training
-    def iterate(self) -> dict[str, np.ndarray]:
-        if self.G == 0:  # no givers: plain independent PG
-            return super().iterate()
-        eps = self.epsilon()
-        tau = self.run_episodes(self.params, eps, self.cfg.batch)
-        eta = self.eta
-        pay, inc = self.full_transfers(eta, tau)
-        main = detach(self.params)
-        prime = self.agents.update({k: v.detach() for k, v in main.items()}, tau,
-                            self.total_rewards(tau, pay), eps)
-        if self.cfg.one_episode:
-            outer_batch, behaviour = tau, self.params
-        else:
-            outer_batch, behaviour = self.run_episodes(detach(prime), eps, self.cfg.batch), None
-        if self.cfg.opponent_model:
-            grads = self._dec_meta_gradients(tau, outer_batch, eps)
-        else:
-            grads = self._meta_gradients(prime, outer_batch, behaviour, eps)
-        self.opt.zero_grad()
-        for p, g in zip(eta.values(), grads, strict=True):
-            p.grad = g
-        self.opt.step()
-        self._cost_step(tau)
-        self.params = detach(prime)
-        self.iteration += 1
-        return self.metrics(tau)
-
-    def _log_probs(self, params: Params, batch: Batch, eps: float = 0.0) -> torch.Tensor:
+    # ------------------------------------------------------------ the outer loss (eq. 5.10)
+    def log_probs(self, params: Params, batch: Batch, eps: float = 0.0) -> torch.Tensor:
         """``log pi(a_t | o_t)`` of every member on ``batch``: ``[R*N, T, B]``."""
         probs = self.agents.probs(params, self.agents.members(batch.obs), eps)
         return torch.log(probs.gather(-1, self.agents.members(batch.actions)[..., None]).squeeze(-1)
@@ -155,8 +150,8 @@ class LIOTrainer(PGTrainer):
         critic as a constant)."""
         return self.agents.advantages(batch, batch.env_rewards * batch.mask[..., None])
 
-    def _outer_losses(self, logp: torch.Tensor, batch: Batch,
-                      weight: torch.Tensor | None = None):
+    def outer_losses(self, logp: torch.Tensor, batch: Batch,
+                     weight: torch.Tensor | None = None):
         """Yield (giver slot, loss eq. 5.10) for each giver; ``logp`` in member layout."""
         mask = batch.mask
         G_ext = self.outer_returns(batch)
@@ -170,34 +165,51 @@ class LIOTrainer(PGTrainer):
             term = logp[:, rec] * (G_ext[:, i:i + 1] * m)
             yield g, -term.sum(2).mean(-1).sum()
 
-    def _meta_gradients(self, prime: Params, batch: Batch, behaviour: Params | None,
-                        eps: float) -> list[torch.Tensor]:
-        """Gradient of each giver's loss w.r.t. its own eta only (eq. 5.7)."""
+    def meta_gradients(self, prime: Params, batch: Batch, behaviour: Params | None,
+                       eps: float) -> list[torch.Tensor]:
+        """Gradient of each giver's loss w.r.t. its own eta only (eq. 5.7), through the
+        recipients' primes ``theta_hat(eta)``; ``behaviour`` (1-episode LIO, §B.5.1): the
+        policy that played ``batch``, for the importance weights ``pi_hat / pi``."""
         outer_eps = 0.0 if self.cfg.outer_plain_softmax else eps
-        logp = self._log_probs(prime, batch, outer_eps)
+        logp = self.log_probs(prime, batch, outer_eps)
         weight = None
         if behaviour is not None:  # 1-episode LIO: importance weights pi_hat / pi_behaviour
             with torch.no_grad():
-                weight = torch.exp(logp - self._log_probs(behaviour, batch, eps))
+                weight = torch.exp(logp - self.log_probs(behaviour, batch, eps))
         params = list(self.eta.values())
         total = [torch.zeros_like(p) for p in params]
         rows = torch.arange(self.R * self.G).reshape(self.R, self.G)
-        for g, loss in self._outer_losses(logp, batch, weight):
+        for g, loss in self.outer_losses(logp, batch, weight):
             grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
             for acc, gr in zip(total, grads, strict=True):
                 if gr is not None:
                     acc[rows[:, g]] += gr[rows[:, g]]
         return total
 
-    def _cost_step(self, tau: Batch) -> None:
-        """Incentive cost ``alpha sum_t gamma^t ||r_eta(o_t, a_t)||_1`` on tau (eq. 5.6)."""
-        if self.cfg.cost == 0 or self.G == 0:
-            return
+    def step(self, grads: list[torch.Tensor]) -> None:
+        """One Adam step (``opt``) of eta with ``grads`` (the outer update, Algorithm 2)."""
+        self.opt.zero_grad()
+        for p, g in zip(self.eta.values(), grads, strict=True):
+            p.grad = g
+        self.opt.step()
+
+    # ---------------------------------------------------------------- the cost (eq. 5.6)
+    def cost(self, tau: Batch) -> torch.Tensor:
+        """Incentive cost ``alpha sum_t gamma^t ||r_eta(o_t, a_t)||_1`` on tau (eq. 5.6), on the
+        sigmoid outputs when ``cost_on_sigmoid``; summed over replicas."""
         _, inc = self.full_transfers(self.eta, tau)  # [T, RB, G, N] in [0, 1]
         scale = 1.0 if self.cfg.cost_on_sigmoid else self.cfg.r_max
-        disc = self.cfg.gamma ** torch.arange(inc.shape[0], dtype=torch.float32)
+        disc = self.cfg.gamma ** torch.arange(inc.shape[0], dtype=inc.dtype)
         per_world = (disc[:, None, None, None] * inc * scale).sum((0, 2, 3))
-        cost = self.cfg.cost * per_world.reshape(self.R, -1).mean(1).sum()
+        return self.cfg.cost * per_world.reshape(self.R, -1).mean(1).sum()
+
+    def cost_step(self, tau: Batch) -> None:
+        """The cost's own Adam step: ``opt_cost`` when ``lr_cost`` is set, else a second step
+        of ``opt`` (as the trainers always did, also in LIO-AC, which adds the cost to the
+        outer loss as well); nothing when ``cost = 0`` or there is no giver."""
+        if self.cfg.cost == 0 or self.G == 0:
+            return
+        cost = self.cost(tau)
         opt = self.opt_cost or self.opt
         opt.zero_grad()
         cost.backward()
@@ -225,7 +237,7 @@ class LIOTrainer(PGTrainer):
         valid = valid.reshape(-1, 1, 1, valid.shape[-1])
         return behaviour_probs(logits.reshape(*obs_m.shape[:-1], -1), eps, valid)
 
-    def _fit_opponents(self, batch: Batch) -> None:
+    def fit_opponents(self, batch: Batch) -> None:
         """One Adam step of behavioural cloning on the opponents' (obs, action) pairs."""
         obs, act = self._om_view(batch.obs), self._om_view(batch.actions)
         mask = self._om_view(batch.mask[..., None].expand(-1, -1, self.N))
@@ -238,9 +250,10 @@ class LIOTrainer(PGTrainer):
         loss.backward()
         self.opt_om.step()
 
-    def _dec_meta_gradients(self, tau: Batch, tau_hat: Batch, eps: float) -> list[torch.Tensor]:
-        """LIO-dec: differentiate through a fictitious update of each opponent model."""
-        self._fit_opponents(tau)
+    def dec_meta_gradients(self, tau: Batch, tau_hat: Batch, eps: float) -> list[torch.Tensor]:
+        """LIO-dec: differentiate through a fictitious update of each opponent model (fitted
+        on tau before, and on tau_hat after)."""
+        self.fit_opponents(tau)
         K = self.N - 1
         pay, _ = self.full_transfers(self.eta, tau)  # [T, RB, N, N]
         # recipient j of giver i learns from env reward + i's incentives only
@@ -268,20 +281,14 @@ class LIOTrainer(PGTrainer):
         for g, i in enumerate(self.givers):  # each giver's graph only reaches its own eta
             loss_all = loss_all - (logp[:, g] * (G_ext[:, i] * m)[:, None]).sum(2).mean(-1).sum()
         grads = torch.autograd.grad(loss_all, list(self.eta.values()), allow_unused=True)
-        self._fit_opponents(tau_hat)
+        self.fit_opponents(tau_hat)
         return [g if g is not None else torch.zeros_like(p)
                 for g, p in zip(grads, self.eta.values(), strict=True)]
 
-    def replica(self, r: int) -> LIOTrainer:
-        one = super().replica(r)
-        assign(one.eta, {k: v[r * self.G:(r + 1) * self.G] for k, v in self.eta.items()})
-        return one
-
     # ----------------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict:
-        state = super().state_dict()
-        state["eta"] = {k: v.detach().clone() for k, v in self.eta.items()}
-        state["opt"] = self.opt.state_dict()
+        state = {"eta": {k: v.detach().clone() for k, v in self.eta.items()},
+                 "opt": self.opt.state_dict()}
         if self.opt_cost is not None:
             state["opt_cost"] = self.opt_cost.state_dict()
         if self.cfg.opponent_model:
@@ -290,7 +297,6 @@ class LIOTrainer(PGTrainer):
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
         assign(self.eta, state["eta"])
         if self.cfg.opponent_model:
             assign(self.om, state["om"])
@@ -300,3 +306,92 @@ class LIOTrainer(PGTrainer):
         if self.cfg.opponent_model:
             self.opt_om.load_state_dict(state["opt_om"])
 
+    def copy_replica(self, source: IncentiveFunction, r: int) -> None:
+        """Take replica ``r`` of ``source``'s incentive functions (and opponent models)."""
+        G = self.G
+        assign(self.eta, {k: v[r * G:(r + 1) * G] for k, v in source.eta.items()})
+        if self.cfg.opponent_model:
+            M = G * (self.N - 1)
+            assign(self.om, {k: v[r * M:(r + 1) * M] for k, v in source.om.items()})
+
+
+@register_algorithm("lio")
+class LIOTrainer(PGTrainer):
+    """LIO agents (possibly mixed with PG agents), Algorithm 2: an agents component
+    (``Agents``: ``PGAgents`` here, ``ACAgents`` in ``learners.lio_ac``) + the givers'
+    ``IncentiveFunction`` (``self.incentive``; ``eta``, ``givers``, ``G`` and the methods
+    below the iteration are its, kept here by name)."""
+
+    Config = LIOConfig
+    default_kind = "lio"
+    charge_giver = False  # the cost is the incentive function's, not the policy's (§B.1.1)
+
+    def __init__(self, game, config: LIOConfig, seeds: list[int], **agent_options) -> None:
+        super().__init__(game, config, seeds, **agent_options)
+        self.incentive = IncentiveFunction(config, self.seeds, self.kinds, self.agents)
+
+    def transfers(self, obs, actions, env_actions, give_u, extra) -> torch.Tensor:
+        return self.incentive.pay(obs, env_actions, extra)
+
+    # ------------------------------------------------------------------------ training
+    def iterate(self) -> dict[str, np.ndarray]:
+        """Algorithm 2 (steps as in the module docstring)."""
+        if self.G == 0:  # no givers: plain independent PG
+            return super().iterate()
+        inc = self.incentive
+        eps = self.epsilon()
+        tau = self.run_episodes(self.params, eps, self.cfg.batch)  # 1. play tau
+        pay, _ = inc.full_transfers(inc.eta, tau)
+        prime = self.agents.update({k: v.detach() for k, v in self.params.items()}, tau,
+                                   self.total_rewards(tau, pay), eps)  # 2. theta_hat(eta)
+        if self.cfg.one_episode:  # 1-episode LIO: the outer loss on tau itself
+            outer_batch, behaviour = tau, self.params
+        else:  # 3. play tau_hat
+            outer_batch, behaviour = self.run_episodes(detach(prime), eps, self.cfg.batch), None
+        if self.cfg.opponent_model:  # 4. eq. 5.10 (LIO-dec: through the opponent models)
+            grads = inc.dec_meta_gradients(tau, outer_batch, eps)
+        else:
+            grads = inc.meta_gradients(prime, outer_batch, behaviour, eps)
+        inc.step(grads)
+        inc.cost_step(tau)  # eq. 5.6
+        self.params = detach(prime)  # 5. primes become main
+        self.iteration += 1
+        return self.metrics(tau)
+
+    # ------------------------------------------- the incentive function's names, kept here
+    @property
+    def eta(self) -> Params:
+        return self.incentive.eta
+
+    @property
+    def givers(self) -> list[int]:
+        return self.incentive.givers
+
+    @property
+    def G(self) -> int:
+        return self.incentive.G
+
+    def incentive_inputs(self, obs: torch.Tensor, env_actions: torch.Tensor) -> torch.Tensor:
+        return self.incentive.inputs(obs, env_actions)
+
+    def incentives(self, eta: Params, inputs: torch.Tensor) -> torch.Tensor:
+        return self.incentive.incentives(eta, inputs)
+
+    def full_transfers(self, eta: Params, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.incentive.full_transfers(eta, batch)
+
+    def outer_returns(self, batch: Batch) -> torch.Tensor:
+        return self.incentive.outer_returns(batch)
+
+    def replica(self, r: int) -> LIOTrainer:
+        one = super().replica(r)
+        one.incentive.copy_replica(self.incentive, r)
+        return one
+
+    # ----------------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), **self.incentive.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.incentive.load_state_dict(state)

@@ -10,22 +10,24 @@ reward-to-go, and LIO's incentive functions are trained exactly as in ``LIOTrain
   so ``theta_hat^j`` stays a function of every giver's eta (``ACAgents.weights``);
 * outer loss of giver ``i`` on tau_hat: ``-sum_{j!=i} sum_t log pi_theta_hat^j(a_t) delta^i_t``
   with ``delta^i`` giver ``i``'s TD error of its *extrinsic* reward (``ACAgents.advantages``
-  through ``LIOTrainer.outer_returns``).
+  through ``IncentiveFunction.outer_returns``).
 
-Composition: ``LIOACTrainer`` = LIO's incentive functions and meta-gradient
-(``learners.lio.LIOTrainer``) + the actor-critic agents component ``learners.ac.ACAgents``
-(``Agents = ACAgents``); only the iteration below differs from LIO's (the cost joins the
-outer loss, and the critics step at the end).
+Composition: ``LIOACTrainer`` = LIO's incentive functions and meta-gradient (the component
+``learners.lio.IncentiveFunction``, built by ``LIOTrainer``) + the actor-critic agents
+component ``learners.ac.ACAgents`` (``Agents = ACAgents``); only the iteration below differs
+from LIO's (the cost joins the outer loss, and the critics step at the end).
 
 The incentive cost (coefficient 1e-4 on the sigmoid outputs) is added to the outer loss
-(``lr_cost = None``, SPEC §4). After the incentive step each critic takes one Adam step of
+(``lr_cost = None``, SPEC §4); ``IncentiveFunction.cost_step`` then also takes its own step
+of the same Adam optimiser with the cost alone (kept as the code always did: the reference
+numbers depend on it). After the incentive step each critic takes one Adam step of
 TD(0) on tau with its total reward (extrinsic + incentives received, as paid while playing
 tau) and the target networks move by ``tau``; the inner and outer losses use the critics
 from before this step. No parameter sharing (Diss §5.3.2).
 
 Deviation (documented): the network is ``ACAgents``' pluggable ``net`` (MLP by default on
 the flat image; ``conv = true``: the conv front end of §B.4.2) and the incentive function is
-``LIOTrainer``'s MLP on the own observation plus one-hots of the others' actions (a superset
+``IncentiveFunction``'s MLP on the own observation plus one-hots of the others' actions (a superset
 of the Diss's multi-hot "who cleaned").
 """
 
@@ -41,7 +43,6 @@ from econsim.bounds import Coefficient, Hidden, LearningRate
 from learners.ac import ACAgents, ACConfig
 from learners.lio import LIOConfig, LIOTrainer
 from learners.nets import detach
-from learners.pg import Batch
 from learners.registry import register_algorithm
 
 
@@ -75,34 +76,23 @@ class LIOACTrainer(LIOTrainer):
     Agents = ACAgents
     default_kind = "lio"
 
-    def _cost(self, tau: Batch) -> torch.Tensor:
-        """Incentive cost ``alpha sum_t gamma^t ||r_eta(o_t, a_t)||_1`` on tau (eq. 5.6)."""
-        _, inc = self.full_transfers(self.eta, tau)  # [T, RB, G, N] in [0, 1]
-        scale = 1.0 if self.cfg.cost_on_sigmoid else self.cfg.r_max
-        disc = self.cfg.gamma ** torch.arange(inc.shape[0], dtype=inc.dtype)
-        per_world = (disc[:, None, None, None] * inc * scale).sum((0, 2, 3))
-        return self.cfg.cost * per_world.reshape(self.R, -1).mean(1).sum()
-
     def iterate(self) -> dict[str, np.ndarray]:
         """Algorithm 2 with actor-critic agents, then the critics' TD(0) step on tau."""
         if self.G == 0:  # no givers: plain independent actor-critic (PGTrainer's loop)
             return super().iterate()
+        inc = self.incentive
         eps = self.epsilon()
         tau = self.run_episodes(self.params, eps, self.cfg.batch)  # 1. play tau
-        pay, _ = self.full_transfers(self.eta, tau)
+        pay, _ = inc.full_transfers(inc.eta, tau)
         prime = self.agents.update(detach(self.params), tau,  # 2. theta_hat(eta), TD weights
                                    self.total_rewards(tau, pay), eps)
         tau_hat = self.run_episodes(detach(prime), eps, self.cfg.batch)  # 3. play tau_hat
-        grads = self._meta_gradients(prime, tau_hat, None, eps)  # 4. eq. 5.10, TD errors
-        params = list(self.eta.values())
-        if self.cfg.cost > 0 and self.opt_cost is None:  # cost added to the outer loss
-            extra = torch.autograd.grad(self._cost(tau), params, allow_unused=True)
+        grads = inc.meta_gradients(prime, tau_hat, None, eps)  # 4. eq. 5.10, TD errors
+        if self.cfg.cost > 0 and inc.opt_cost is None:  # cost (eq. 5.6) added to the outer loss
+            extra = torch.autograd.grad(inc.cost(tau), list(inc.eta.values()), allow_unused=True)
             grads = [g if e is None else g + e for g, e in zip(grads, extra, strict=True)]
-        self.opt.zero_grad()
-        for p, g in zip(params, grads, strict=True):
-            p.grad = g
-        self.opt.step()
-        self._cost_step(tau)  # separate Adam step only when lr_cost is set (ER style)
+        inc.step(grads)
+        inc.cost_step(tau)  # the cost's own Adam step (see IncentiveFunction.cost_step)
         values = self.agents.learn_values(tau, self.total_rewards(tau))  # incentives as paid
         self.params = detach(prime)  # 5. primes become main
         self.iteration += 1

@@ -149,7 +149,7 @@ def test_lio_ac_incentive_step_reaches_eta_through_the_recipient_update(conv):
                       tr.total_rewards(tau, pay), eps)
     assert all(v.requires_grad for v in prime.values())  # theta_hat is a function of eta
     tau_hat = tr.run_episodes({k: v.detach() for k, v in prime.items()}, eps, 1)
-    grads = tr._meta_gradients(prime, tau_hat, None, eps)
+    grads = tr.incentive.meta_gradients(prime, tau_hat, None, eps)
     assert sum(float(g.abs().sum()) for g in grads) > 0
     before = {k: v.detach().clone() for k, v in tr.eta.items()}
     critic = {k: v.detach().clone() for k, v in tr.agents.critic.items()}

@@ -66,7 +66,7 @@ def _outer_loss(tr, eta, tau, tau_hat, giver):
     pay, _ = tr.full_transfers(eta, tau)
     prime = tr.agents.update({k: v.detach() for k, v in tr.params.items()}, tau,
                       tr.total_rewards(tau, pay), 0.3)
-    losses = dict(tr._outer_losses(tr._log_probs(prime, tau_hat, 0.3), tau_hat))
+    losses = dict(tr.incentive.outer_losses(tr.incentive.log_probs(prime, tau_hat, 0.3), tau_hat))
     return losses[giver]
 
 
@@ -86,7 +86,7 @@ def test_lio_meta_gradient_matches_finite_differences(float64):
     prime = tr.agents.update({k: v.detach() for k, v in tr.params.items()}, tau,
                       tr.total_rewards(tau, pay), 0.3)
     tau_hat = tr.run_episodes(detach(prime), 0.3, 4)
-    grads = tr._meta_gradients(prime, tau_hat, None, 0.3)
+    grads = tr.incentive.meta_gradients(prime, tau_hat, None, 0.3)
     direction = {k: torch.randn_like(v) for k, v in tr.eta.items()}
     for v in direction.values():
         v[1:] = 0  # perturb giver 0 only (member row 0)
@@ -108,7 +108,7 @@ def test_lio_giver_gradient_excludes_other_givers_losses():
     prime = tr.agents.update({k: v.detach() for k, v in tr.params.items()}, tau,
                       tr.total_rewards(tau, pay), 0.3)
     tau_hat = tr.run_episodes(detach(prime), 0.3, 4)
-    grads = tr._meta_gradients(prime, tau_hat, None, 0.3)
+    grads = tr.incentive.meta_gradients(prime, tau_hat, None, 0.3)
     loss1 = _outer_loss(tr, tr.eta, tau, tau_hat, 1)
     own = torch.autograd.grad(loss1, list(tr.eta.values()), allow_unused=True)
     for g, o in zip(grads, own, strict=True):
