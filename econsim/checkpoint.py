@@ -150,18 +150,16 @@ def _difference(expected: Any, got: Any, where: str) -> str | None:
         exp, val, at = stack.pop()
         if exp is None:
             continue
-        if isinstance(exp, torch.Tensor):
-            if not isinstance(val, torch.Tensor):
-                return f"{at} is a {type(val).__name__}, not a tensor"
-            if val.dtype != exp.dtype or val.shape != exp.shape:
-                return (f"{at} is a {val.dtype} tensor of shape {list(val.shape)}, not "
-                        f"{exp.dtype} of shape {list(exp.shape)}")
-        elif isinstance(exp, np.ndarray):
-            if not isinstance(val, np.ndarray):
-                return f"{at} is a {type(val).__name__}, not an array"
-            if val.dtype != exp.dtype or val.ndim != exp.ndim:
-                return (f"{at} is a {val.dtype} array of {val.ndim} dimension(s), not "
-                        f"{exp.dtype} of {exp.ndim}")
+        if isinstance(exp, torch.Tensor | np.ndarray):  # tensors: same shape; arrays: ndim
+            tensor = isinstance(exp, torch.Tensor)
+            kind = "tensor" if tensor else "array"
+            if not isinstance(val, type(exp)):
+                return f"{at} is a {type(val).__name__}, not {'a' if tensor else 'an'} {kind}"
+            layout = ((lambda x: f"shape {list(x.shape)}") if tensor
+                      else (lambda x: f"{x.ndim} dimension(s)"))
+            if val.dtype != exp.dtype or layout(val) != layout(exp):
+                return (f"{at} is a {val.dtype} {kind} of {layout(val)}, not "
+                        f"{exp.dtype} of {layout(exp)}")
         elif isinstance(exp, dict):
             if not isinstance(val, dict):
                 return f"{at} is a {type(val).__name__}, not a table"

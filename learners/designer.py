@@ -34,6 +34,7 @@ stays zero (no agent pays anything).
 from __future__ import annotations
 
 import copy
+from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import numpy as np
@@ -189,7 +190,7 @@ class DesignerCritic:
         self.opt_phi.load_state_dict(state["opt_phi"])
 
 
-class Designer:
+class Designer(ABC):
     """Base of a designer component: parameters ``eta`` (one member per replica) with Adam
     ``opt``, the ``view``, the optional ``critic``; subclasses give ``init_eta``, ``offers``
     and, where it differs, ``rewards``.
@@ -206,14 +207,14 @@ class Designer:
         self.opt = torch.optim.Adam(self.eta.values(), lr=cfg.lr_designer)
         self.critic = DesignerCritic(view, cfg, seeds) if cfg.designer_critic else None
 
+    @abstractmethod
     def init_eta(self, gens: list[torch.Generator]) -> Params:
         """The designer's parameters, one stacked member per replica generator."""
-        raise NotImplementedError
 
+    @abstractmethod
     def offers(self, inputs: torch.Tensor, extra: dict, rng: ReplicaRNG) -> torch.Tensor:
         """Incentive per type ``[T, RB, K]`` for the episodes played (records in ``extra``
         what learning needs, e.g. dual-RL's samples, drawn from ``rng``)."""
-        raise NotImplementedError
 
     def rewards(self, batch: Batch) -> torch.Tensor:
         """The designer's reward each step ``[T, RB]`` (0 after the end): the agents'

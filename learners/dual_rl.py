@@ -29,6 +29,7 @@ critics (actor-critic agents) on tau.
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 
 import numpy as np
 import torch
@@ -83,9 +84,9 @@ class DualRLDesigner(Designer):
     """A designer that is an RL agent: ``log_prob_entropy`` of its recorded samples, and its
     REINFORCE loss."""
 
+    @abstractmethod
     def log_prob_entropy(self, eta: Params, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Designer ``log pi(action_t | x_t)`` and policy entropy, both ``[T, RB]``."""
-        raise NotImplementedError
 
     def entropy_coefficient(self) -> float:
         """The designer's entropy coefficient beta (none: 0)."""
