@@ -27,6 +27,12 @@ The capabilities, and who relies on them:
 * :class:`Economy` — agents hold coin; whole-episode and per-period outcome tables.
 * :class:`PlannerView` — what a learned tax planner (MetaGrad-tax, dual-RL-tax) sees of an
   economy with tax periods at each period start.
+* :class:`MultiGoal` — cooperative multi-goal games (Diss ch. 3): every agent has its own
+  goal, observations split into own part, goal and the others' part, the global state into
+  an environment part and one block per agent, and a single-agent induced MDP for stage 1
+  of the CM3 curriculum. CM3 and its baselines (IAC, COMA, QMIX).
+* :class:`Plane` — agents are points in a bounded continuous plane; ``describe`` reports
+  ``x`` and ``y`` (Mesa continuous space, replays).
 """
 
 from __future__ import annotations
@@ -206,9 +212,63 @@ class PlannerView(Capability):
         """The named arrays above."""
 
 
+class MultiGoal(Capability):
+    """A cooperative multi-goal Markov game (Diss §3.2-3.3; SPEC §7).
+
+    Each agent's flat observation is ``[o_self, goal, o_others]`` in that order, of lengths
+    ``self_size``, ``goal_size`` and ``others_size`` (``others_size`` is 0 when the game has
+    one agent): ``o_self`` is what the agent sees of itself, ``goal`` its own goal g^n,
+    ``o_others`` its egocentric view of the other agents (§3.3.4). Where ``self_image`` is
+    set, ``o_self`` starts with a flattened ``(rows, cols, channels)`` image (Checkers' 5x5x3
+    window).
+
+    The global state decomposes as ``s = (s_env, s^1, ..., s^N)`` (``global_state``):
+    ``env_state_size`` features of the environment (0 for navigation; ``env_image`` when they
+    are a flattened image) and ``agent_state_size`` features per agent.
+
+    ``induced()`` is the single-agent MDP of the curriculum's stage 1 (§3.3.3, A.7): the same
+    sizes of ``o_self``, goal and agent state, one agent, no interaction terms. Per-agent
+    rewards are the game's ``reward [B, N]``; the team's objective is their sum.
+    """
+
+    self_size: int
+    goal_size: int
+    others_size: int
+    env_state_size: int
+    agent_state_size: int
+    self_image: tuple[int, int, int] | None = None
+    env_image: tuple[int, int, int] | None = None
+
+    def split(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``[..., obs_size]`` -> ``(o_self, goal, o_others)`` (views, no copy)."""
+        a, b = self.self_size, self.self_size + self.goal_size
+        return obs[..., :a], obs[..., a:b], obs[..., b:]
+
+    @abstractmethod
+    def global_state(self, state: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(s_env [B, env_state_size], s_agents [B, N, agent_state_size])`` float32."""
+
+    @abstractmethod
+    def induced(self) -> Any:
+        """The stage-1 single-agent game (a ``MultiGoal`` game with one agent)."""
+
+
+class Plane(Capability):
+    """Agents (and landmarks) are points of the continuous rectangle ``extent`` =
+    ``(x_min, x_max, y_min, y_max)``; ``describe`` reports each agent's ``x`` and ``y``, and
+    ``landmarks(state)`` the fixed points of a world (Mesa ``ContinuousSpace``, replays)."""
+
+    extent: tuple[float, float, float, float]
+
+    @abstractmethod
+    def landmarks(self, state: Any, world: int = 0) -> np.ndarray:
+        """``[L, 2]`` positions of the landmarks of ``world`` (row n: agent n's goal)."""
+
+
 CAPABILITIES: tuple[type[Capability], ...] = (
     TaxPeriods, ActionMask, Grid, NamedPositions, SeesCurrentActions, AgentEvents,
-    EpisodeMetrics, DesignerView, ImageObservation, Render, Economy, PlannerView,
+    EpisodeMetrics, DesignerView, ImageObservation, Render, Economy, PlannerView, MultiGoal,
+    Plane,
 )
 
 
