@@ -30,7 +30,6 @@ Two building blocks live here, used by every learner of chapters 5 and 6:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -64,6 +63,7 @@ from learners.functional import behaviour_probs, policy_loss, reward_to_go, sgd_
 from learners.nets import MLPNet, NetBuilder, Params, detach, init_mlp, mlp
 from learners.registry import register_algorithm
 from learners.replicas import categorical, episode_mean, normal, per_replica
+from learners.rollout import Batch, Decision, play
 from mechanisms.incentives import apply_transfers, others
 
 PGKind = Literal["pg", "pg-d", "pg-c"]
@@ -109,35 +109,6 @@ class PGConfig(TrainerConfig):
                 allowed = ", ".join(self.kinds)
                 raise ValueError(f"agent kind {k!r} is not allowed (allowed: {allowed})")
         return self
-
-
-@dataclass
-class Batch:
-    """A batch of episodes in world layout ``[T, R*B, N, ...]`` (torch)."""
-
-    obs: torch.Tensor  # [T, RB, N, D] policy observations (augmented)
-    actions: torch.Tensor  # [T, RB, N] policy action index (joint with give bits for pg-d)
-    env_actions: torch.Tensor  # [T, RB, N]
-    give_u: torch.Tensor | None  # [T, RB, N, N-1] pre-squash samples of pg-c agents
-    env_rewards: torch.Tensor  # [T, RB, N] extrinsic rewards (0 after the end)
-    transfers: torch.Tensor  # [T, RB, N, N] incentives paid i -> j (0 after the end)
-    mask: torch.Tensor  # [T, RB]
-    extra: dict[str, torch.Tensor]  # algorithm-specific per-step records
-    #: per-agent game events from ``info`` (numeric/bool ``[RB, N]`` arrays), ``[T, RB, N]``,
-    #: zero after the end; summed per episode into the metrics (e.g. Cleanup's apples)
-    events: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-@dataclass
-class Decision:
-    """Every agent's choice in one step (world layout ``[RB, N, ...]``)."""
-
-    obs: torch.Tensor  # policy observations the actions were chosen from
-    actions: torch.Tensor  # policy action index
-    env_actions: torch.Tensor  # the game's action
-    give_u: torch.Tensor | None  # pre-squash continuous incentives (pg-c)
-    pay: torch.Tensor  # [RB, N, N] incentives paid i -> j this step
-    extra: dict[str, torch.Tensor]  # algorithm-specific records
 
 
 class PGAgents:
@@ -410,48 +381,10 @@ class PGTrainer(TrainerTraits):
         ``batch.extra`` (``[RB, ...]`` each); none here (a central designer keeps its view)."""
         return {}
 
-    @torch.no_grad()
     def run_episodes(self, params: Params, eps: float, batch: int) -> Batch:
-        """The rollout driver: play ``batch`` episodes per replica with ``params``; world
-        layout records.
-
-        Always ``max_steps`` steps (finished worlds are masked): stopping when every world
-        is done would make one replica's draws depend on its neighbours' episode lengths."""
-        game, RB = self.game, self.R * batch
-        state = game.reset(RB, self.rng)
-        obs_env = game.observe(state)
-        given_cum = torch.zeros(RB, self.N, self.N - 1)
-        alive = torch.ones(RB)
-        rows: dict[str, list] = {k: [] for k in
-                                 ("obs", "actions", "env_actions", "give_u", "env_rewards",
-                                  "transfers", "mask")}
-        extra: dict[str, list] = {}
-        events: dict[str, list] = {}
-        for _ in range(game.max_steps):
-            for k, v in self.record_state(state).items():
-                extra.setdefault(k, []).append(v)
-            d = self.decide(params, obs_env, given_cum, eps)
-            step = game.step(state, d.env_actions.numpy(), self.rng)
-            pay = d.pay * alive[:, None, None]
-            given_cum = self.add_given(given_cum, pay)
-            for k, v in (("obs", d.obs), ("actions", d.actions), ("env_actions", d.env_actions),
-                         ("give_u", d.give_u), ("transfers", pay), ("mask", alive)):
-                rows[k].append(v)
-            reward = torch.from_numpy(step.reward).to(self.dtype)
-            rows["env_rewards"].append(reward * alive[:, None])
-            for k, v in d.extra.items():
-                extra.setdefault(k, []).append(v)
-            for k, v in (step.info or {}).items():  # per-agent events, e.g. apples collected
-                if (isinstance(v, np.ndarray) and v.shape == (RB, self.N)
-                        and (v.dtype.kind in "biuf")):
-                    events.setdefault(k, []).append(
-                        torch.from_numpy(v.astype(np.float32)) * alive[:, None])
-            alive = alive * (1.0 - torch.from_numpy(step.done).to(self.dtype))
-            state, obs_env = step.state, step.obs
-        stacked = {k: (torch.stack(v) if v[0] is not None else None) for k, v in rows.items()}
-        return Batch(extra={k: torch.stack(v) for k, v in extra.items()},
-                     events={k: torch.stack(v) for k, v in events.items()
-                             if len(v) == len(rows["mask"])}, **stacked)
+        """Play ``batch`` episodes per replica with ``params`` (``learners.rollout.play``, the
+        rollout driver); world-layout records."""
+        return play(self, params, eps, batch)
 
     def replica(self, r: int) -> PGTrainer:
         """A trainer holding only replica ``r`` (seed ``seeds[r]``): for acting in Mesa."""

@@ -1,0 +1,114 @@
+"""The rollout driver: the one loop that plays a game with learners' choices.
+
+Every trainer built on it (``learners.pg.PGTrainer`` and its family; the multi-goal learners
+of chapter 3, ``learners.multigoal``) plays its episodes through :func:`play`, so the loop
+around a game (exploration, incentive transfers, masks after an episode ends, per-agent
+events) is written once. What a trainer supplies is an :class:`Actor`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from econsim.core import Game, ReplicaRNG
+
+
+@dataclass
+class Batch:
+    """A batch of episodes in world layout ``[T, R*B, N, ...]`` (torch)."""
+
+    obs: torch.Tensor  # [T, RB, N, D] policy observations (augmented)
+    actions: torch.Tensor  # [T, RB, N] policy action index (joint with give bits for pg-d)
+    env_actions: torch.Tensor  # [T, RB, N]
+    give_u: torch.Tensor | None  # [T, RB, N, N-1] pre-squash samples of pg-c agents
+    env_rewards: torch.Tensor  # [T, RB, N] extrinsic rewards (0 after the end)
+    transfers: torch.Tensor  # [T, RB, N, N] incentives paid i -> j (0 after the end)
+    mask: torch.Tensor  # [T, RB]
+    extra: dict[str, torch.Tensor]  # algorithm-specific per-step records
+    #: per-agent game events from ``info`` (numeric/bool ``[RB, N]`` arrays), ``[T, RB, N]``,
+    #: zero after the end; summed per episode into the metrics (e.g. Cleanup's apples)
+    events: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class Decision:
+    """Every agent's choice in one step (world layout ``[RB, N, ...]``)."""
+
+    obs: torch.Tensor  # policy observations the actions were chosen from
+    actions: torch.Tensor  # policy action index
+    env_actions: torch.Tensor  # the game's action
+    give_u: torch.Tensor | None  # pre-squash continuous incentives (pg-c)
+    pay: torch.Tensor  # [RB, N, N] incentives paid i -> j this step
+    extra: dict[str, torch.Tensor]  # algorithm-specific records
+
+
+class Actor(Protocol):
+    """What :func:`play` calls on a trainer."""
+
+    game: Game
+    R: int  #: replicas (seeds) side by side
+    N: int  #: agents per world
+    dtype: torch.dtype
+    rng: ReplicaRNG  #: the games' draws
+
+    def decide(self, params: Any, obs_env: np.ndarray, given_cum: torch.Tensor,
+               eps: float) -> Decision:
+        """One step's choices in ``R*B`` worlds."""
+        ...
+
+    def add_given(self, given_cum: torch.Tensor, pay: torch.Tensor) -> torch.Tensor:
+        """Incentives given so far this episode after paying ``pay``."""
+        ...
+
+    def record_state(self, state: Any) -> dict[str, torch.Tensor]:
+        """Records of the game state before the agents act (``batch.extra``)."""
+        ...
+
+
+@torch.no_grad()
+def play(actor: Actor, params: Any, eps: float, batch: int) -> Batch:
+    """Play ``batch`` episodes per replica with ``params``; world-layout records.
+
+    Always ``max_steps`` steps (finished worlds are masked): stopping when every world is
+    done would make one replica's draws depend on its neighbours' episode lengths."""
+
+    game, RB = actor.game, actor.R * batch
+    state = game.reset(RB, actor.rng)
+    obs_env = game.observe(state)
+    given_cum = torch.zeros(RB, actor.N, actor.N - 1)
+    alive = torch.ones(RB)
+    rows: dict[str, list] = {k: [] for k in
+                             ("obs", "actions", "env_actions", "give_u", "env_rewards",
+                              "transfers", "mask")}
+    extra: dict[str, list] = {}
+    events: dict[str, list] = {}
+    for _ in range(game.max_steps):
+        for k, v in actor.record_state(state).items():
+            extra.setdefault(k, []).append(v)
+        d = actor.decide(params, obs_env, given_cum, eps)
+        step = game.step(state, d.env_actions.numpy(), actor.rng)
+        pay = d.pay * alive[:, None, None]
+        given_cum = actor.add_given(given_cum, pay)
+        for k, v in (("obs", d.obs), ("actions", d.actions), ("env_actions", d.env_actions),
+                     ("give_u", d.give_u), ("transfers", pay), ("mask", alive)):
+            rows[k].append(v)
+        reward = torch.from_numpy(step.reward).to(actor.dtype)
+        rows["env_rewards"].append(reward * alive[:, None])
+        for k, v in d.extra.items():
+            extra.setdefault(k, []).append(v)
+        for k, v in (step.info or {}).items():  # per-agent events, e.g. apples collected
+            if (isinstance(v, np.ndarray) and v.shape == (RB, actor.N)
+                    and (v.dtype.kind in "biuf")):
+                events.setdefault(k, []).append(
+                    torch.from_numpy(v.astype(np.float32)) * alive[:, None])
+        alive = alive * (1.0 - torch.from_numpy(step.done).to(actor.dtype))
+        state, obs_env = step.state, step.obs
+    stacked = {k: (torch.stack(v) if v[0] is not None else None) for k, v in rows.items()}
+    return Batch(extra={k: torch.stack(v) for k, v in extra.items()},
+                 events={k: torch.stack(v) for k, v in events.items()
+                         if len(v) == len(rows["mask"])}, **stacked)
+
