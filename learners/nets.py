@@ -214,3 +214,72 @@ class ConvNet:
 def soft_update(target: Params, source: Params, tau: float) -> Params:
     """Target-network update ``phi~ <- tau phi + (1 - tau) phi~`` (Diss §B.4.2); new tensors."""
     return {k: (tau * source[k].detach() + (1 - tau) * target[k]).detach() for k in target}
+
+
+@dataclass(frozen=True)
+class AugmentedMLP:
+    """A stacked MLP that function augmentation can grow (Diss §3.3.4-3.3.5, A.8).
+
+    The *base* is an MLP ``base_in -> hidden... -> out`` (ReLU between layers): the stage-1
+    network. A *branch* ``branch_in -> branch_hidden...`` (ReLU layers; none: the raw input)
+    joins hidden layer ``join`` (an index into ``hidden``; default the last, the special
+    layer h*): ``h_join = relu(W h_prev + b + W^{1:2} h_branch)``, with ``W^{1:2}`` the
+    parameter ``"join"`` (no bias). Parameters of the base are ``w{k}``/``b{k}``, of the
+    branch ``branch.w{k}``/``branch.b{k}`` and ``join``, so stage-1 parameters restore into a
+    stage-2 network by name (``augment``), and the stage-2 network with ``join = 0`` computes
+    exactly the stage-1 function.
+    """
+
+    base_in: int
+    hidden: tuple[int, ...]
+    out: int
+    branch_in: int = 0
+    branch_hidden: tuple[int, ...] = ()
+    join: int = -1
+
+    @property
+    def join_layer(self) -> int:
+        return self.join % len(self.hidden)
+
+    def init_base(self, gens: Sequence[torch.Generator]) -> Params:
+        """Fresh base (stage-1) parameters, one member per generator."""
+        return init_mlp([self.base_in, *self.hidden, self.out], gens)
+
+    def init_branch(self, gens: Sequence[torch.Generator]) -> Params:
+        """Fresh branch parameters (Glorot weights, zero biases)."""
+        sizes = [self.branch_in, *self.branch_hidden]
+        params = {f"branch.{k}": v for k, v in init_mlp(sizes, gens).items()} \
+            if self.branch_hidden else {}
+        params["join"] = glorot(sizes[-1], self.hidden[self.join_layer], gens).requires_grad_(True)
+        return params
+
+    def init(self, gens: Sequence[torch.Generator]) -> Params:
+        """A whole stage-2 network from scratch (base and branch)."""
+        return {**self.init_base(gens), **(self.init_branch(gens) if self.branch_in else {})}
+
+    def augment(self, base: Params, gens: Sequence[torch.Generator]) -> Params:
+        """Stage-1 ``base`` parameters restored (copied) beside a fresh branch."""
+        return {**{k: v.detach().clone().requires_grad_(True) for k, v in base.items()},
+                **self.init_branch(gens)}
+
+    def apply(self, params: Params, x: torch.Tensor,
+              branch: torch.Tensor | None = None) -> torch.Tensor:
+        """``x [P, ..., base_in]`` (and ``branch [P, ..., branch_in]`` when the parameters
+        have a branch) -> ``[P, ..., out]``."""
+        lead = x.shape[:-1]
+        h = x.reshape(x.shape[0], -1, x.shape[-1])
+        add = None
+        if "join" in params:
+            if branch is None:
+                raise ValueError("AugmentedMLP: a network with a branch needs its input")
+            b = branch.reshape(branch.shape[0], -1, branch.shape[-1])
+            for k in range(len(self.branch_hidden)):
+                b = torch.relu(bmm(b, params[f"branch.w{k}"], params[f"branch.b{k}"]))
+            add = bmm(b, params["join"])
+        n = len(self.hidden) + 1
+        for k in range(n):
+            pre = bmm(h, params[f"w{k}"], params[f"b{k}"])
+            if add is not None and k == self.join_layer:
+                pre = pre + add
+            h = torch.relu(pre) if k < n - 1 else pre
+        return h.reshape(*lead, self.out)

@@ -1,0 +1,421 @@
+"""Shared parts of the chapter-3 learners (CM3, its ablations, IAC, COMA, QMIX).
+
+The games are cooperative multi-goal Markov games (capability ``MultiGoal``): each agent
+``n`` has its own goal ``g^n`` and reward ``R^n``, observes ``[o_self, g^n, o_others]``, and a
+central critic may see the global state ``s = (s_env, s^1, ..., s^N)``. All learners here
+share one actor over the agents (parameter sharing with the goal as input, Diss §3.3.5), one
+member per replica (seed) in the stacked networks of ``learners.nets``.
+
+What lives here, used by every learner of the chapter:
+
+* :class:`MultiGoalConfig`, the shared hyperparameters (Tables A.3 and A.5): episodes per
+  iteration, minibatch updates per iteration, replay (on-policy: the iteration's episodes,
+  cleared after training; off-policy: a ring buffer), learning rates, ``gamma``, ``tau`` and
+  the exploration schedule of ``pi_eps = (1 - eps) pi + eps/|A|`` (Diss A.8);
+* :class:`Replay`, transitions per replica (a replica samples only its own);
+* :class:`Transitions`, named fields of a minibatch and the critics' input builders;
+* :class:`MultiGoalTrainer`, the harness: acting through the rollout driver
+  (``learners.rollout.play``) with the global state recorded each step, minibatches, target
+  networks, evaluation, metrics, checkpoints, and acting in the Mesa face (``act_one``).
+  A learner supplies its networks and its ``train_step``.
+
+Exploration is annealed per iteration (``epsilon``: ``LinearSchedule`` over iterations);
+Tables A.3-A.5 give ``eps_div`` in episodes, which is ``steps * batch``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from econsim.bounds import Episodes, Fraction, Hidden, Iterations, LearningRate, Minibatches
+from econsim.core import Game, ReplicaRNG, make_rng
+from econsim.core.capabilities import MultiGoal, has
+from learners.contract import TrainerConfig, TrainerTraits
+from learners.functional import behaviour_probs, next_step
+from learners.nets import AugmentedMLP, Params, detach, soft_update
+from learners.pg import LinearSchedule
+from learners.replicas import categorical, episode_mean
+from learners.rollout import Batch, Decision, play
+
+__all__ = ["MultiGoalConfig", "MultiGoalTrainer", "Replay", "Transitions", "one_hot",
+           "others_index"]
+
+
+def one_hot(a: torch.Tensor, n: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Integer actions ``[...]`` -> one-hots ``[..., n]``."""
+    return torch.nn.functional.one_hot(a.long(), n).to(dtype)
+
+
+# ------------------------------------------------------------------------------ config
+class MultiGoalConfig(TrainerConfig):
+    """Hyperparameters shared by the chapter-3 learners (Diss Tables A.3, A.5; SPEC §7b).
+
+    Defaults are cooperative navigation's (Table A.3); Checkers scenarios set theirs.
+    """
+
+    agents: list[str] | None = Field(None, description="kind of each agent (all the same)")
+    batch: Episodes = Field(10, description="episodes per replica per iteration (Diss: "
+                            "episodes per train, 10)")
+    updates: Minibatches = Field(24, description="minibatch updates per iteration (on-policy: "
+                                 "the Diss's epochs, 24; off-policy: episode steps / 10)")
+    minibatch: Minibatches = Field(128, description="transitions per minibatch")
+    replay: Iterations | None = Field(
+        None, description="off-policy replay capacity in transitions per replica (Checkers: "
+        "1e4); none: on-policy, the iteration's episodes, cleared after training")
+    hidden: Hidden = Field([64, 64], description="base layers of actor and critics (the last "
+                           "is the special layer h* that augmentation joins)")
+    branch: Hidden = Field([128], description="layers of the actor's o_others branch")
+    lr_actor: LearningRate = Field(1e-4, description="actor learning rate (Adam)")
+    lr_critic: LearningRate = Field(1e-3, description="critic learning rate (Adam)")
+    gamma: Fraction = Field(0.99, description="discount factor")
+    tau: Fraction = Field(0.01, description="soft target update rate")
+    epsilon: LinearSchedule = Field(
+        LinearSchedule(start=1.0, end=0.05, steps=8000),
+        description="exploration lower bound eps per iteration (Diss A.8, Table A.3)")
+
+
+# ------------------------------------------------------------------------------ replay
+class Replay:
+    """Transitions per replica: ``fields [R, capacity, ...]`` written as a ring.
+
+    ``add`` takes each replica's valid transitions of a batch; ``sample`` draws each
+    replica's minibatch uniformly from its own transitions with its own stream, so a
+    replica's samples never depend on another's.
+    """
+
+    def __init__(self, R: int, capacity: int) -> None:
+        self.R, self.capacity = R, capacity
+        self.data: dict[str, torch.Tensor] = {}
+        self.size = [0] * R
+        self.ptr = [0] * R
+
+    def clear(self) -> None:
+        self.size, self.ptr = [0] * self.R, [0] * self.R
+
+    def add(self, fields: dict[str, torch.Tensor], valid: torch.Tensor) -> None:
+        """``fields [R, M, ...]``, ``valid [R, M]`` bool: append each replica's valid rows."""
+        if not self.data:
+            self.data = {k: torch.zeros(self.R, self.capacity, *v.shape[2:], dtype=v.dtype)
+                         for k, v in fields.items()}
+        for r in range(self.R):
+            rows = valid[r].nonzero().squeeze(1)[-self.capacity:]
+            n = len(rows)
+            at = (self.ptr[r] + torch.arange(n)) % self.capacity
+            for k, v in fields.items():
+                self.data[k][r, at] = v[r, rows]
+            self.ptr[r] = (self.ptr[r] + n) % self.capacity
+            self.size[r] = min(self.size[r] + n, self.capacity)
+
+    def sample(self, rng: ReplicaRNG, n: int) -> dict[str, torch.Tensor]:
+        """``n`` transitions per replica, ``[R, n, ...]``."""
+        u = torch.from_numpy(rng.random((self.R * n,))).reshape(self.R, n)
+        idx = (u * torch.tensor(self.size, dtype=torch.float64)[:, None]).long()
+        idx = idx.clamp(max=self.capacity - 1)
+        return {k: torch.stack([v[r, idx[r]] for r in range(self.R)])
+                for k, v in self.data.items()}
+
+    def state_dict(self) -> dict:
+        return {"data": {k: v.clone() for k, v in self.data.items()},
+                "size": list(self.size), "ptr": list(self.ptr)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.data = {k: v.clone() for k, v in state["data"].items()}
+        self.size, self.ptr = list(state["size"]), list(state["ptr"])
+
+
+# ------------------------------------------------------------------------- transitions
+@dataclass
+class Transitions:
+    """A minibatch ``[R, S, ...]`` of one game's transitions, with the input builders of the
+    critics (Diss A.8). ``obs``/``next_obs [R, S, N, D]``, ``s_env [R, S, E]``, ``s_ag [R, S,
+    N, K]`` (and ``next_*``), ``actions [R, S, N]``, ``rewards [R, S, N]``, ``done [R, S]``."""
+
+    game: Any
+    data: dict[str, torch.Tensor]
+
+    def __getattr__(self, name: str) -> torch.Tensor:
+        try:
+            return self.__dict__["data"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def N(self) -> int:
+        return self.data["actions"].shape[-1]
+
+    def parts(self, nxt: bool = False) -> tuple[torch.Tensor, ...]:
+        """``(o_self, goal, o_others, s_env, s_ag)`` of the states or next states."""
+        p = "next_" if nxt else ""
+        obs = self.data[p + "obs"]
+        o_self, goal, others = self.game.split(obs)
+        return o_self, goal, others, self.data[p + "s_env"], self.data[p + "s_ag"]
+
+
+def others_index(N: int) -> torch.Tensor:
+    """``[N, N-1]``: row n lists the agents other than n in index order."""
+    return torch.tensor([[j for j in range(N) if j != n] for n in range(N)],
+                        dtype=torch.long).reshape(N, N - 1)
+
+
+# ------------------------------------------------------------------------------ player
+class _Player:
+    """An ``learners.rollout.Actor`` playing one game with a trainer's actor network."""
+
+    def __init__(self, trainer: MultiGoalTrainer, game: Game, rng: ReplicaRNG,
+                 act_rng: ReplicaRNG) -> None:
+        self.trainer, self.game, self.rng, self.act_rng = trainer, game, rng, act_rng
+        self.R, self.N, self.dtype = trainer.R, game.n_agents, trainer.dtype
+
+    def decide(self, params: Params, obs_env: np.ndarray, given_cum: torch.Tensor,
+               eps: float) -> Decision:
+        obs = torch.from_numpy(np.ascontiguousarray(obs_env, np.float32)).to(self.dtype)
+        RB = obs.shape[0]
+        probs = self.trainer.policy(params, obs.reshape(self.R, RB // self.R, self.N, -1), eps)
+        actions = categorical(self.act_rng, probs.reshape(RB, self.N, -1))
+        return Decision(obs, actions, actions, None, torch.zeros(RB, self.N, self.N), {})
+
+    def add_given(self, given_cum: torch.Tensor, pay: torch.Tensor) -> torch.Tensor:
+        return given_cum
+
+    def record_state(self, state: Any) -> dict[str, torch.Tensor]:
+        s_env, s_ag = self.game.global_state(state)
+        return {"s_env": torch.from_numpy(np.ascontiguousarray(s_env, np.float32)),
+                "s_ag": torch.from_numpy(np.ascontiguousarray(s_ag, np.float32))}
+
+
+# ----------------------------------------------------------------------------- trainer
+class MultiGoalTrainer(TrainerTraits):
+    """The harness of the chapter-3 learners (see the module docstring).
+
+    A learner sets ``Config`` and implements ``build(stage)`` (its networks, optimisers and
+    targets for the game of that stage), ``train_step(batch)`` (one minibatch update of
+    everything it learns; returns metrics ``{name: [R]}``) and ``policy`` (the behaviour
+    probabilities of its actor), and lists in ``nets`` the parameter dicts it keeps (for
+    checkpoints and ``replica``). ``stage_game()`` is the game being trained on now (CM3's
+    stage 1 plays the induced single-agent game).
+    """
+
+    Config: ClassVar[type[MultiGoalConfig]] = MultiGoalConfig
+    shared_policy = True
+    #: names of the parameter dicts of the learner (each ``{name: [R, ...]}``), with targets
+    nets: ClassVar[tuple[str, ...]] = ()
+    #: names of its torch optimisers
+    optimisers: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, game: Game, config: MultiGoalConfig, seeds: list[int]) -> None:
+        if not has(game, MultiGoal):
+            raise ValueError(f"algorithm {self.default_kind!r} needs a cooperative multi-goal "
+                             f"game (navigation, checkers), not {game.name!r}")
+        self.game, self.cfg, self.seeds = game, config, list(seeds)
+        self.R, self.N, self.A = len(self.seeds), game.n_agents, game.action_space.n
+        self.kinds = list(config.agents or [self.default_kind] * self.N)
+        if len(self.kinds) != self.N:
+            raise ValueError(f"algorithm.agents lists {len(self.kinds)} agents but {game.name} "
+                             f"has {self.N}")
+        self.dtype = torch.get_default_dtype()
+        self.rng = ReplicaRNG.from_seeds(self.seeds, "env")
+        self.act_rng = ReplicaRNG.from_seeds(self.seeds, "act")
+        self.train_rng = ReplicaRNG.from_seeds(self.seeds, "train")
+        self.iteration = 0
+        self.stage = self.first_stage()
+        self.build(self.stage)
+        self.replay = Replay(self.R, self.capacity())
+
+    # -------------------------------------------------------------------- learner hooks
+    def first_stage(self) -> int:
+        return 2
+
+    def stage_game(self) -> Game:
+        return self.game
+
+    def build(self, stage: int) -> None:
+        raise NotImplementedError
+
+    def train_step(self, batch: Transitions) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def policy(self, params: Params, obs: torch.Tensor, eps: float) -> torch.Tensor:
+        """Behaviour probabilities ``[R, ..., A]`` for observations ``[R, ..., D]``."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------- helpers
+    def gens(self, role: str) -> list[torch.Generator]:
+        from econsim.core import torch_generator
+
+        return [torch_generator(s, role) for s in self.seeds]
+
+    def stage_cfg(self) -> Any:
+        """Where ``updates``, ``minibatch`` and ``replay`` of the current stage are read
+        (the config; CM3's stage 1 has its own)."""
+        return self.cfg
+
+    def capacity(self) -> int:
+        """Transitions a replica's buffer holds: the replay size, or one iteration's steps."""
+        return self.stage_cfg().replay or self.cfg.batch * self.stage_game().max_steps
+
+    def actor_net(self, game: Game) -> AugmentedMLP:
+        """The actor ``pi(a | o_self, g)`` with the o_others branch (Diss A.8)."""
+        return AugmentedMLP(game.self_size + game.goal_size, tuple(self.cfg.hidden), self.A,
+                            game.others_size if game.n_agents > 1 else 0,
+                            tuple(self.cfg.branch))
+
+    def actor_probs(self, net: AugmentedMLP, params: Params, obs: torch.Tensor,
+                    eps: float) -> torch.Tensor:
+        """``pi_eps(. | o)`` of the augmented actor for observations ``[R, ..., D]``."""
+        o_self, goal, others = self.game.split(obs)
+        base = torch.cat([o_self, goal], -1)
+        logits = net.apply(params, base, others if "join" in params else None)
+        return behaviour_probs(logits, eps)
+
+    @staticmethod
+    def adam(params: Params, lr: float) -> torch.optim.Adam:
+        return torch.optim.Adam(list(params.values()), lr=lr)
+
+    @staticmethod
+    def descend(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    def soft_targets(self, pairs: list[tuple[str, str]]) -> None:
+        """``target <- tau main + (1 - tau) target`` for each ``(target, main)`` name pair."""
+        for tgt, main in pairs:
+            setattr(self, tgt, soft_update(getattr(self, tgt), getattr(self, main),
+                                           self.cfg.tau))
+
+    # ------------------------------------------------------------------------ acting
+    def epsilon(self) -> float:
+        return self.cfg.epsilon(self.iteration)
+
+    def play(self, game: Game, params: Params, eps: float, episodes: int,
+             rng: ReplicaRNG, act_rng: ReplicaRNG) -> Batch:
+        return play(_Player(self, game, rng, act_rng), params, eps, episodes)
+
+    def transitions(self, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Replica-major transitions ``[R, T*B, ...]`` of a batch and which are valid."""
+        mask = batch.mask
+        fields = {"obs": batch.obs, "actions": batch.actions, "rewards": batch.env_rewards,
+                  "s_env": batch.extra["s_env"], "s_ag": batch.extra["s_ag"],
+                  "next_obs": next_step(batch.obs), "next_s_env": next_step(batch.extra["s_env"]),
+                  "next_s_ag": next_step(batch.extra["s_ag"]),
+                  "done": mask * (1 - next_step(mask))}
+        T, RB = mask.shape
+
+        def rep(x: torch.Tensor) -> torch.Tensor:
+            x = x.reshape(T, self.R, RB // self.R, *x.shape[2:]).transpose(0, 1)
+            return x.reshape(self.R, T * (RB // self.R), *x.shape[3:])
+
+        return {k: rep(v) for k, v in fields.items()}, rep(mask) > 0
+
+    def iterate(self) -> dict[str, np.ndarray]:
+        """Play ``batch`` episodes per replica, store them, ``updates`` minibatch updates
+        (Diss Algorithms 5-7); on-policy learners clear the buffer afterwards."""
+        game, eps, cfg = self.stage_game(), self.epsilon(), self.stage_cfg()
+        batch = self.play(game, self.params, eps, self.cfg.batch, self.rng, self.act_rng)
+        self.replay.add(*self.transitions(batch))
+        learned: dict[str, list[np.ndarray]] = {}
+        for _ in range(cfg.updates):
+            mb = Transitions(game, self.replay.sample(self.train_rng, cfg.minibatch))
+            for k, v in self.train_step(mb).items():
+                learned.setdefault(k, []).append(v)
+        if cfg.replay is None:
+            self.replay.clear()
+        self.iteration += 1
+        out = self.metrics(batch, game)
+        out.update({k: np.mean(v, 0) for k, v in learned.items()})
+        return out
+
+    @torch.no_grad()
+    def evaluate(self, episodes: int) -> dict[str, np.ndarray]:
+        """Play ``episodes`` per replica of the multi-agent game without the exploration floor,
+        from evaluation streams of this iteration (training unchanged)."""
+        rng = ReplicaRNG.from_seeds(self.seeds, "eval/env", self.iteration)
+        act = ReplicaRNG.from_seeds(self.seeds, "eval/act", self.iteration)
+        return self.metrics(self.play(self.game, self.params, 0.0, episodes, rng, act),
+                            self.game)
+
+    def metrics(self, batch: Batch, game: Game) -> dict[str, np.ndarray]:
+        """Per replica means over the batch's episodes (``[R]`` / ``[R, N]``). A stage-1
+        batch (one agent in the induced game) reports its learner's return for every
+        agent; ``stage`` says which stage the numbers come from."""
+        per = lambda x: episode_mean(x, self.R)  # noqa: E731
+        ret = per(batch.env_rewards)
+        widen = (lambda x: np.repeat(x, self.N, 1)) if game.n_agents != self.N else (
+            lambda x: x)
+        out = {"return": widen(ret), "collective": ret.sum(-1), "length": per(batch.mask),
+               "stage": np.full(self.R, float(self.stage))}
+        for k, v in batch.events.items():
+            out[k] = widen(per(v))
+        return out
+
+    # ---------------------------------------------------------------------- mesa face
+    @torch.no_grad()
+    def act_one(self, obs: np.ndarray, legal: np.ndarray, generator: torch.Generator,
+                replica: int = 0) -> int:
+        """One agent's action from its observation ``[D]`` (the multi-agent game's)."""
+        params = {k: v[replica:replica + 1] for k, v in self.params.items()}
+        x = torch.as_tensor(np.asarray(obs, np.float32)).reshape(1, 1, -1)
+        probs = self.policy(params, x, 0.0)[0, 0]
+        probs = probs * torch.as_tensor(np.asarray(legal, bool))
+        return int(torch.multinomial(probs / probs.sum(), 1, generator=generator))
+
+    def replica(self, r: int) -> MultiGoalTrainer:
+        """A one-replica trainer holding replica ``r`` (its networks, for acting)."""
+        one = copy.copy(self)
+        one.seeds, one.R = [self.seeds[r]], 1
+        for name in self.nets:
+            setattr(one, name, detach({k: v[r:r + 1] for k, v in getattr(self, name).items()}))
+        one.rng = ReplicaRNG([make_rng(self.seeds[r], "env")])
+        one.act_rng = ReplicaRNG([make_rng(self.seeds[r], "act")])
+        one.train_rng = ReplicaRNG([make_rng(self.seeds[r], "train")])
+        one.replay = Replay(1, self.capacity())
+        for name in self.optimisers:
+            setattr(one, name, None)
+        return one
+
+    def reseed_actions(self, seed: int) -> None:
+        self.act_rng = ReplicaRNG([make_rng(seed, "act")])
+
+    @property
+    def params(self) -> Params:
+        """The actor's parameters (what acts), ``[R, ...]`` per tensor."""
+        return self.actor
+
+    # ---------------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict:
+        return {
+            "iteration": self.iteration, "stage": self.stage,
+            "nets": {n: {k: v.detach().clone() for k, v in getattr(self, n).items()}
+                     for n in self.nets},
+            "optimisers": {n: copy.deepcopy(getattr(self, n).state_dict())
+                           for n in self.optimisers},
+            "rng": self.rng.get_state(), "act_rng": self.act_rng.get_state(),
+            "train_rng": self.train_rng.get_state(), "replay": self.replay.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.iteration = state["iteration"]
+        if state["stage"] != self.stage:
+            self.stage = state["stage"]
+            self.build(self.stage)
+            self.replay = Replay(self.R, self.capacity())
+        for n in self.nets:
+            setattr(self, n, detach(state["nets"][n]))
+        self.make_optimisers()
+        for n in self.optimisers:
+            getattr(self, n).load_state_dict(copy.deepcopy(state["optimisers"][n]))
+        self.rng.set_state(state["rng"])
+        self.act_rng.set_state(state["act_rng"])
+        self.train_rng.set_state(state["train_rng"])
+        self.replay.load_state_dict(state["replay"])
+
+    def make_optimisers(self) -> None:
+        """(Re)create the optimisers over the current parameter dicts."""
+        raise NotImplementedError
+
