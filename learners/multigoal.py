@@ -185,8 +185,8 @@ class _Player:
 
     def record_state(self, state: Any) -> dict[str, torch.Tensor]:
         s_env, s_ag = self.game.global_state(state)
-        return {"s_env": torch.from_numpy(np.ascontiguousarray(s_env, np.float32)),
-                "s_ag": torch.from_numpy(np.ascontiguousarray(s_ag, np.float32))}
+        return {"s_env": torch.from_numpy(np.asarray(s_env, np.float32)).to(self.dtype),
+                "s_ag": torch.from_numpy(np.asarray(s_ag, np.float32)).to(self.dtype)}
 
 
 # ----------------------------------------------------------------------------- trainer

@@ -1,0 +1,200 @@
+"""CM3 (Diss ch. 3): function augmentation, the credit function, the multi-goal policy
+gradient (eqs. 3.4-3.6), the curriculum's stages, on a toy multi-goal game."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from learners.cm3 import CM3Config, CM3Trainer, Stage1
+from learners.multigoal import Transitions
+from tests.multigoal_toy import Line
+
+
+def trainer(kind: str = "cm3", n: int = 2, seeds=(0,), stage1: int = 1, **kw) -> CM3Trainer:
+    cfg = CM3Config(agents=[kind] * n, batch=4, updates=2, minibatch=8,
+                    stage1=Stage1(iterations=stage1, minibatch=8, updates=2), **kw)
+    return CM3Trainer(Line(n), cfg, list(seeds))
+
+
+def minibatch(t: CM3Trainer, size: int = 8) -> Transitions:
+    game = t.stage_game()
+    batch = t.play(game, t.params, 0.3, 4, t.rng, t.act_rng)
+    t.replay.add(*t.transitions(batch))
+    return Transitions(game, t.replay.sample(t.train_rng, size))
+
+
+@pytest.fixture
+def float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def test_stages_and_epsilon():
+    t = trainer(stage1=2)
+    assert t.stage == 1 and t.stage_game().n_agents == 1
+    assert t.epsilon() == t.cfg.stage1.epsilon(0)
+    t.iterate(), t.iterate()
+    assert t.stage == 1
+    m = t.iterate()
+    assert t.stage == 2 and m["stage"].tolist() == [2.0]
+    assert t.epsilon() == t.cfg.epsilon(1)  # counted from the start of stage 2
+    assert trainer("direct").stage == 2  # Direct: no stage 1
+
+
+def test_augmentation_keeps_stage1_functions_when_branches_are_zero():
+    t = trainer(stage1=1)
+    t.iterate()  # stage 1
+    mb = minibatch(t)
+    old_actor = {k: v.detach().clone() for k, v in t.actor.items()}
+    old_q = {k: v.detach().clone() for k, v in t.q.items()}
+    pi1 = t.policy(old_actor, mb.obs, 0.0)
+    q1_shape = t.shape["q"]
+    t.augment()
+    assert t.stage == 2 and "join" in t.actor and "join" in t.q and "join" in t.qc
+    for name in ("actor", "q", "qc"):  # restored, not re-initialised
+        src = old_actor if name == "actor" else old_q
+        for k, v in src.items():
+            assert torch.equal(getattr(t, name)[k], v)
+    # the stage-2 networks with zero branches compute the stage-1 functions
+    zero = lambda p: {k: (torch.zeros_like(v) if k == "join" else v) for k, v in p.items()}  # noqa: E731
+    game = t.game
+    batch = t.play(game, t.params, 0.3, 2, t.rng, t.act_rng)
+    obs = batch.obs.reshape(1, -1, game.n_agents, batch.obs.shape[-1])
+    pi2 = t.policy(zero(t.actor), obs, 0.0)
+    o_self, goal, _ = game.split(obs)
+    assert torch.allclose(pi2, t.actor_probs(t.shape["actor"], old_actor, obs, 0.0))
+    mb2 = Transitions(game, {k: v for k, v in t.transitions(batch)[0].items()})
+    x, br = t.q_inputs(mb2, mb2.actions)
+    q2 = t.shape["q"].apply(zero(t.q), x, br)
+    assert torch.allclose(q2, q1_shape.apply(old_q, x))
+    qc2 = t.credit_values(zero(t.qc), mb2, actions=mb2.actions)  # [R, S, n, m]
+    base = t.seen(mb2)[:, :, :, None].expand(-1, -1, -1, game.n_agents, -1)
+    act = torch.nn.functional.one_hot(mb2.actions, 3).float()[:, :, None].expand(
+        -1, -1, game.n_agents, -1, -1)
+    assert torch.allclose(qc2, q1_shape.apply(old_q, torch.cat([base, act], -1))[..., 0])
+    assert pi1.shape[-1] == 3
+
+
+def test_credit_advantage_is_eq_3_6_by_brute_force(float64):
+    t = trainer(stage1=0, n=3)
+    mb = minibatch(t)
+    pi = t.policy(t.actor, mb.obs, 0.2)
+    got = t.advantage(mb, pi)  # [R, S, m]
+    N, A = 3, 3
+    s_ag = mb.s_ag
+    o_self, goal, _ = t.game.split(mb.obs)
+    want = torch.zeros_like(got)
+    for i in range(mb.actions.shape[1]):
+        for m in range(N):
+            for n in range(N):
+                # Q_n(s, a): global Q for goal n with the joint action
+                oth = [j for j in range(N) if j != n]
+                a1 = torch.nn.functional.one_hot(mb.actions[0, i], A).double()
+                xq = torch.cat([s_ag[0, i, n], goal[0, i, n], a1[n]])
+                bq = torch.cat([s_ag[0, i, oth].flatten(), a1[oth].flatten()])
+                q = t.shape["q"].apply(t.q, xq[None, None], bq[None, None])[0, 0, 0]
+                base = 0.0
+                for b in range(A):
+                    xc = torch.cat([s_ag[0, i, n], goal[0, i, n], torch.eye(A)[b].double()])
+                    bc = torch.cat([s_ag[0, i, m], s_ag[0, i, oth].flatten()])
+                    qc = t.shape["qc"].apply(t.qc, xc[None, None], bc[None, None])[0, 0, 0]
+                    base = base + pi[0, i, m, b] * qc
+                want[0, i, m] += q - base
+    assert torch.allclose(got, want, atol=1e-10)
+
+
+def test_policy_gradient_against_finite_differences(float64):
+    """The actor's loss gradient is minus eq. 3.5 (checked by central differences of the
+    surrogate sum_m,n log pi(a^m) A_nm with the advantages held fixed)."""
+    t = trainer(stage1=0)
+    mb = minibatch(t)
+    weight = t.advantage(mb, t.policy(t.actor, mb.obs, 0.1).detach())
+
+    def surrogate(params):
+        return t.actor_loss(t.policy(params, mb.obs, 0.1), mb, weight).sum()
+
+    params = {k: v.detach().clone().requires_grad_(True) for k, v in t.actor.items()}
+    surrogate(params).backward()
+    rng = np.random.default_rng(0)
+    for name in ("w0", "join", "w2"):
+        p = params[name]
+        for _ in range(4):
+            idx = tuple(int(rng.integers(s)) for s in p.shape)
+            h = 1e-6
+            plus = {k: v.detach().clone() for k, v in params.items()}
+            minus = {k: v.detach().clone() for k, v in params.items()}
+            plus[name][idx] += h
+            minus[name][idx] -= h
+            fd = (surrogate(plus) - surrogate(minus)).item() / (2 * h)
+            assert p.grad[idx].item() == pytest.approx(fd, rel=1e-5, abs=1e-8)
+
+
+def test_credit_loss_gradient_against_finite_differences(float64):
+    """d/d theta_Qc of the TD loss of eq. 3.4 (targets fixed) by central differences."""
+    t = trainer(stage1=0)
+    mb = minibatch(t)
+    a_next = mb.actions.flip(-1)  # any fixed next actions
+    with torch.no_grad():
+        y = mb.rewards[..., None] + 0.99 * (1 - mb.done)[:, :, None, None] * t.credit_values(
+            t.qc_t, mb, True, a_next)
+
+    def loss(params):
+        return ((y - t.credit_values(params, mb, False, mb.actions)) ** 2).mean()
+
+    params = {k: v.detach().clone().requires_grad_(True) for k, v in t.qc.items()}
+    loss(params).backward()
+    for name in ("w0", "join", "b1"):
+        p = params[name]
+        idx = (0,) * p.dim()
+        h = 1e-6
+        plus = {k: v.detach().clone() for k, v in params.items()}
+        minus = {k: v.detach().clone() for k, v in params.items()}
+        plus[name][idx] += h
+        minus[name][idx] -= h
+        fd = (loss(plus) - loss(minus)).item() / (2 * h)
+        assert p.grad[idx].item() == pytest.approx(fd, rel=1e-5, abs=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["cm3", "direct", "qv"])
+def test_resume_and_seed_independence(kind):
+    a = trainer(kind, seeds=(0, 1), stage1=1)
+    for _ in range(2):
+        a.iterate()
+    b = trainer(kind, seeds=(0, 1), stage1=1)
+    b.load_state_dict(a.state_dict())
+    ma, mb_ = a.iterate(), b.iterate()
+    assert all(np.array_equal(ma[k], mb_[k]) for k in ma)
+    alone = trainer(kind, seeds=(1,), stage1=1)
+    for _ in range(3):
+        m1 = alone.iterate()
+    assert np.array_equal(m1["collective"], ma["collective"][1:])
+    one = a.replica(1)
+    act = one.act_one(np.zeros(a.game.observation_space.shape, np.float32), np.ones(3, bool),
+                      torch.Generator().manual_seed(0))
+    assert 0 <= act < 3
+
+
+def test_stage1_learns_to_reach_the_goal():
+    """Stage 1 alone (the induced single-agent MDP) improves its return on the toy line."""
+    from learners.pg import LinearSchedule
+
+    cfg = CM3Config(batch=8, updates=8, minibatch=64, lr_actor=1e-3,
+                    stage1=Stage1(iterations=60, minibatch=64, updates=8,
+                                  epsilon=LinearSchedule(start=0.5, end=0.05, steps=20)))
+    t = CM3Trainer(Line(2), cfg, [0, 1])
+    first = np.mean([t.iterate()["collective"] for _ in range(5)])
+    for _ in range(45):
+        t.iterate()
+    last = np.mean([t.iterate()["collective"] for _ in range(10)])
+    assert t.stage == 1 and last > first + 0.5
+
+
+def test_needs_a_multi_goal_game():
+    from econsim import envs
+
+    with pytest.raises(ValueError, match="multi-goal game"):
+        CM3Trainer(envs.make("ipd"), CM3Config(), [0])
