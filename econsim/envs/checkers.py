@@ -187,11 +187,19 @@ class Checkers(MultiGoal, Grid, AgentEvents, Render):
         self._channels = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], np.float32)
         self._others = np.array([[j for j in range(n) if j != i] for i in range(n)],
                                 np.intp).reshape(n, n - 1)
-        self._not_self = ~np.eye(n, dtype=bool)
+        self._centre = (side * side) // 2  # the agent's own cell in its window
+        self._offsets: dict[int, np.ndarray] = {}
         self._scale = np.array([1.0 / HEIGHT, 1.0 / WIDTH], np.float32)
         self._goal = np.eye(2, dtype=np.float32)
         self._palette = np.array([COLOURS[k] for k in ("empty", "red", "yellow", "wall")]
                                  + list(ROLE_COLOURS), np.uint8)
+
+    def _offset(self, batch: int) -> np.ndarray:
+        """``[B]`` flat index of each world's first cell in ``state.cell`` (cached)."""
+        off = self._offsets.get(batch)
+        if off is None:
+            off = self._offsets[batch] = np.arange(batch, dtype=np.intp) * (HEIGHT * WIDTH)
+        return off
 
     # ------------------------------------------------------------------ contract
     def reset(self, batch: int, rng: np.random.Generator) -> State:
@@ -213,24 +221,22 @@ class Checkers(MultiGoal, Grid, AgentEvents, Render):
         s, n = state, self.n_agents
         act = np.asarray(actions)
         b = act.shape[0]
-        bi = np.arange(b)
-        reward = np.zeros((b, n), np.float32)
+        off = self._offset(b)  # flat index of each world's first cell
         got = np.zeros((b, n), np.int8)
         blocked = np.zeros((b, n), bool)
         pos = s.pos
         for i in range(n):  # index order: A moves first
             here = pos[:, i]
             want = here + self._delta[act[:, i]]
-            stop = s.cell[bi, want] == WALL
+            stop = np.take(s.cell, want + off) == WALL
             if n > 1:
                 stop |= (want[:, None] == pos[:, self._others[i]]).any(1)
             new = np.where(stop, here, want)
             pos[:, i] = new
-            code = s.cell[bi, new]  # empty, red or yellow: agents never stand on walls
-            s.cell[bi, new] = EMPTY
-            got[:, i] = code
+            got[:, i] = np.take(s.cell, new + off)  # empty, red or yellow (never a wall)
+            np.put(s.cell, new + off, EMPTY)  # the item vanishes
             blocked[:, i] = stop
-            reward[:, i] = REWARDS[s.role[:, i], code]
+        reward = REWARDS[s.role, got]
         if self.blocked_penalty:
             reward -= np.float32(self.blocked_penalty) * blocked
         s.pos = pos
@@ -238,7 +244,8 @@ class Checkers(MultiGoal, Grid, AgentEvents, Render):
         s.red += red
         s.yellow += yellow
         s.t = s.t + 1
-        done = (s.t >= self.max_steps) | ~(s.cell[:, self._items] != EMPTY).any(1)
+        left = np.take(s.cell, self._items + off[:, None]) != EMPTY
+        done = (s.t >= self.max_steps) | ~left.any(1)
         info = {"red": red, "yellow": yellow, "blocked": blocked.astype(np.int64)}
         return Step(s, self.observe(s), reward, done, info)
 
@@ -251,19 +258,23 @@ class Checkers(MultiGoal, Grid, AgentEvents, Render):
     def observe(self, state: State) -> np.ndarray:
         s, n = state, self.n_agents
         b = s.t.shape[0]
-        idx = self._window[s.pos]  # [B, N, 25]
-        code = np.take_along_axis(s.cell[:, None, :], idx.reshape(b, 1, -1), 2).reshape(idx.shape)
-        if n > 1:  # other agents' cells are invalid
-            other = ((idx[:, :, :, None] == s.pos[:, None, None, :])
-                     & self._not_self[None, :, None, :]).any(-1)
-            code = np.where(other, WALL, code)
-        window = self._channels[code].reshape(b, n, -1)  # (row, col, channel) flattened
+        off = self._offset(b)[:, None]
+        marked = s.cell.copy()  # every agent's cell invalid ...
+        np.put(marked, s.pos + off, WALL)
+        code = np.take(marked, np.take(self._window, s.pos, axis=0) + off[..., None])
+        code[:, :, self._centre] = np.take(s.cell, s.pos + off)  # ... but its own
+        t = self._window.shape[1] * 3
+        out = np.empty((b, n, self.obs_size), np.float32)
+        out[:, :, :t] = np.take(self._channels, code, axis=0).reshape(b, n, t)
         where = self._where(s)
-        counts = np.stack([s.red, s.yellow], -1).astype(np.float32) / N_RED
-        parts = [window, where, counts, self._goal[s.role]]
+        out[:, :, t:t + 2] = where
+        out[:, :, t + 2] = s.red
+        out[:, :, t + 3] = s.yellow
+        out[:, :, t + 2:t + 4] /= N_RED
+        out[:, :, self.self_size:self.self_size + 2] = self._goal[s.role]
         if n > 1:
-            parts.append(where[:, self._others].reshape(b, n, -1))
-        return np.concatenate(parts, -1)
+            out[:, :, self.self_size + 2:] = where[:, self._others].reshape(b, n, -1)
+        return out
 
     def global_state(self, state: State) -> tuple[np.ndarray, np.ndarray]:
         """``s_env [B, 54]`` (the 3x9x2 red/yellow grid) and ``s_agents [B, N, 4]``."""
