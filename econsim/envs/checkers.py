@@ -47,8 +47,9 @@ dissertation lists integer locations and counts; we use the observation's normal
 ``induced()`` (Params ``n_agents=1``) is the stage-1 single-agent MDP (Diss A.7.3 "Induced
 MDP"): one agent whose role, A or B, is drawn uniformly per world at reset (the only draw
 from ``rng``, batch-leading), placed at that role's start cell, with that role's goal and
-reward table; everything else as above. The two-agent game draws nothing: its trajectories
-are a function of the actions alone.
+reward table; everything else as above (§3.5 says stage 1 "alternates" between training as A
+and B; we follow A.7.3's random assignment per episode). The two-agent game draws nothing:
+its trajectories are a function of the actions alone; ``step`` never draws.
 
 ``info`` per step, ``[B, N]``: ``red``, ``yellow`` (collected this step, 0/1), ``blocked``
 (the agent's move was blocked, 0/1). ``describe``: ``row``, ``col`` (playable), ``red``,
