@@ -43,12 +43,14 @@ def previous_run(sc: scenario.Scenario, seeds: list[int], root: str | Path
 def run_scenarios(names: list[str], seeds: list[int], iterations: int | None, root: str | Path,
                   progress: bool = True, eval_every: int | None = None,
                   columns: tuple[str, ...] | list[str] = ("collective", "mutual_cooperation"),
-                  algorithm: dict | None = None, resume: bool = False) -> pd.DataFrame:
+                  algorithm: dict | None = None, resume: bool = False,
+                  checkpoint_every: int | None = None) -> pd.DataFrame:
     """Train each scenario over ``seeds``; one row per scenario x seed of the final evaluation
     (the evaluation's ``columns`` that the game reports). ``algorithm`` overrides settings of
     every scenario's ``[algorithm]`` table (e.g. ``{"conv": True}``). ``resume``: reuse a
     finished run with the same scenario, seeds and budget in ``root``, continue an unfinished
-    one (so a benchmark longer than a session goes on where it stopped)."""
+    one (so a benchmark longer than a session goes on where it stopped). With ``iterations``,
+    a run checkpoints at its end, or every ``checkpoint_every`` iterations when given."""
     rows = []
     for name in names:
         sc = scenario.load(name)
@@ -60,7 +62,7 @@ def run_scenarios(names: list[str], seeds: list[int], iterations: int | None, ro
                     iterations=iterations, eval_every=(eval_every if eval_every is not None
                                                  else max(1, iterations // 4)),
                     log_every=max(1, min(data["train"]["log_every"], iterations)),
-                    checkpoint_every=iterations)
+                    checkpoint_every=min(checkpoint_every or iterations, iterations))
             sc = scenario.from_dict(data, name)
         t0 = time.perf_counter()
         found = previous_run(sc, seeds, root) if resume else None

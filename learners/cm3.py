@@ -42,6 +42,7 @@ from pydantic import BaseModel, Field
 
 from econsim.bounds import FINITE, Count, Hidden, Iterations, Minibatches
 from econsim.core import Game
+from econsim.core.capabilities import MultiGoal, has
 from learners.multigoal import (
     MultiGoalConfig,
     MultiGoalTrainer,
@@ -104,7 +105,8 @@ class CM3Trainer(MultiGoalTrainer):
             raise ValueError(f"cm3: all agents share one actor, so they have one kind, got "
                              f"{sorted(kinds)}")
         self.variant = kinds.pop()
-        self.induced = game.induced() if self.variant != "direct" else None
+        staged = self.variant != "direct" and has(game, MultiGoal)  # else: error below
+        self.induced = game.induced() if staged else None
         super().__init__(game, config, seeds)
 
     # ----------------------------------------------------------------------- stages
@@ -214,11 +216,12 @@ class CM3Trainer(MultiGoalTrainer):
         s_not_n = s_ag[:, :, oth].flatten(-2)[:, :, :, None].expand(-1, -1, -1, N, -1)
         branch = torch.cat([s_m, s_not_n], -1)
         base = base[:, :, :, None].expand(-1, -1, -1, N, -1)
-        if actions is None:
-            act = torch.eye(A)[None, None, None, None].expand(*base.shape[:4], A, A)
-            x = torch.cat([base[..., None, :].expand(-1, -1, -1, -1, A, -1), act], -1)
-            return self.shape["qc"].apply(params, x, branch[..., None, :].expand(
-                -1, -1, -1, -1, A, -1))[..., 0]
+        if actions is None:  # the base input without its action, once per goal n
+            rest = self.seen(mb, nxt)
+            R, S = rest.shape[:2]
+            out = self.shape["qc"].apply_actions(
+                params, rest.reshape(R, S * N, -1), A, branch.reshape(R, S * N, N, -1))
+            return out.reshape(R, S, N, N, A)
         act = one_hot(actions, A)[:, :, None].expand(-1, -1, N, -1, -1)
         return self.shape["qc"].apply(params, torch.cat([base, act], -1), branch)[..., 0]
 
@@ -276,8 +279,8 @@ class CM3Trainer(MultiGoalTrainer):
         net = self.shape
         q_taken = net["q"].apply(self.q, *self.q_inputs(mb, mb.actions))[..., 0]  # [R, S, n]
         if self.stage == 1:  # N = 1: baseline from Q^1 over the agent's own actions
-            x_all, _ = self.q_inputs_all(mb)
-            q_all = net["q"].apply(self.q, x_all)[..., 0]  # [R, S, A]
+            rest = self.seen(mb)[:, :, 0]  # [R, S, *]
+            q_all = net["q"].apply_actions(self.q, rest, self.A)[:, :, 0, :, 0]  # [R, S, A]
             return q_taken - (pi[:, :, 0] * q_all).sum(-1, keepdim=True)
         if self.variant == "qv":
             v = net["v"].apply(self.v, self.seen(mb), self.v_branch(mb))[..., 0]
@@ -291,12 +294,6 @@ class CM3Trainer(MultiGoalTrainer):
         gradient is minus eq. 3.5's (Algorithm 6, line 14)."""
         logp = torch.log(probs.gather(-1, mb.actions[..., None].long())[..., 0])
         return -(logp * weight).sum(-1).mean(1)
-
-    def q_inputs_all(self, mb: Transitions):
-        """Stage-1 Q^1 inputs for each of the agent's actions: ``[R, S, A, *]``."""
-        base = self.seen(mb)[:, :, 0]  # [R, S, *]
-        act = torch.eye(self.A).expand(*base.shape[:2], self.A, self.A)
-        return torch.cat([base[:, :, None].expand(-1, -1, self.A, -1), act], -1), None
 
     def v_branch(self, mb: Transitions, nxt: bool = False) -> torch.Tensor:
         """V's branch input ``s^{-n}`` per goal n: ``[R, S, N, (N-1) K]``."""

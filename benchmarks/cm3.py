@@ -1,0 +1,134 @@
+"""Reproduce Figure 3.5 (a-c, e-j) of the dissertation: CM3 vs its ablations and baselines.
+
+Trains every method on Antipodal, Cross, Merge (cooperative navigation) and Checkers over the
+seeds, evaluating 10 episodes every 10 iterations (100 training episodes, as the Diss does),
+and prints, per environment and method, the final return (the mean of the last five
+evaluations, mean over seeds) and the episode at which the seed-mean curve first gets within
+10% of its final level from its first evaluation, i.e. ``x - x_0 >= 0.9 (x_final - x_0)``
+(returns are negative in navigation, so "90% of the final return" is measured as progress
+from the start). CM3's stage-1 episodes are counted: its iterations include stage 1.
+
+Curves (mean and min-max over seeds) go to ``docs/cm3_<env>.png`` (left: baselines, right:
+ablations). The budget is stated with ``--iterations`` (10 episodes each); ``--resume``
+continues unfinished runs and reuses finished ones, so the benchmark can span sessions.
+
+    .venv/bin/python benchmarks/cm3.py --envs antipodal --methods cm3,iac --iterations 2500 \
+        --seeds 0-2 --resume
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import parser, run_scenarios  # noqa: E402
+from econsim import runner  # noqa: E402
+from econsim.cli import parse_seeds  # noqa: E402
+
+ENVS = {"antipodal": "nav_antipodal", "cross": "nav_cross", "merge": "nav_merge",
+        "checkers": "checkers"}
+METHODS = ("cm3", "direct", "qv", "iac", "coma", "qmix")
+BASELINES = ("cm3", "iac", "coma", "qmix")
+ABLATIONS = ("cm3", "direct", "qv")
+LAST = 5  # evaluations averaged for the final level
+
+
+def curves(run_ids: dict[str, str], root: str) -> pd.DataFrame:
+    """Evaluation curves: one row per method x seed x evaluation (episodes, collective)."""
+    rows = []
+    for method, run_id in run_ids.items():
+        ev = runner.load_result(run_id, root).episodes.query("phase == 'eval'")
+        batch = runner.load_result(run_id, root).scenario.algorithm.get("batch", 10)
+        for _, r in ev.iterrows():
+            rows.append({"method": method, "seed": int(r.seed), "episodes":
+                         int(r.iteration) * int(batch), "collective": float(r.collective)})
+    return pd.DataFrame(rows)
+
+
+def summary(curve: pd.DataFrame) -> pd.DataFrame:
+    """Final level and episodes to 90% progress of the seed-mean curve, per method."""
+    out = []
+    for method, c in curve.groupby("method", sort=False):
+        mean = c.groupby("episodes").collective.mean().sort_index()
+        final = mean.iloc[-LAST:].mean()
+        start = mean.iloc[0]
+        reached = mean.index[(mean - start) >= 0.9 * (final - start)]
+        per_seed = c.sort_values("episodes").groupby("seed").collective.apply(
+            lambda s: s.iloc[-LAST:].mean())
+        out.append({"method": method, "final": round(final, 2),
+                    "final_min": round(per_seed.min(), 2), "final_max": round(per_seed.max(), 2),
+                    "episodes_to_90pct": int(reached[0]) if len(reached) else None,
+                    "seeds": len(per_seed), "budget_episodes": int(mean.index.max())})
+    return pd.DataFrame(out)
+
+
+def plot(env: str, curve: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, group, title in ((axes[0], BASELINES, "baselines"), (axes[1], ABLATIONS,
+                                                                 "ablations")):
+        for method in group:
+            c = curve[curve.method == method]
+            if c.empty:
+                continue
+            g = c.groupby("episodes").collective
+            x, m = g.mean().index, g.mean().to_numpy()
+            ax.plot(x, m, label=method)
+            ax.fill_between(x, g.min().to_numpy(), g.max().to_numpy(), alpha=0.2)
+        ax.set_title(f"{env}: {title}")
+        ax.set_xlabel("training episodes (CM3: incl. stage 1)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[0].set_ylabel("evaluation return (sum over agents)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.set_defaults(seeds="0-2", root="runs/bench_cm3")
+    p.add_argument("--envs", default=",".join(ENVS), help=f"of {', '.join(ENVS)}")
+    p.add_argument("--methods", default=",".join(METHODS), help=f"of {', '.join(METHODS)}")
+    p.add_argument("--docs", default="docs", help="where the PNG curves go")
+    a = p.parse_args()
+    seeds = parse_seeds(a.seeds)
+    envs = [e for e in a.envs.split(",") if e]
+    methods = [m for m in a.methods.split(",") if m]
+    bad = [e for e in envs if e not in ENVS] + [m for m in methods if m not in METHODS]
+    if bad:
+        raise SystemExit(f"unknown {bad} (envs: {', '.join(ENVS)}; methods: "
+                         f"{', '.join(METHODS)})")
+    tables = []
+    for env in envs:
+        names = [f"{ENVS[env]}_{m}" for m in methods]
+        done = run_scenarios(names, seeds, a.iterations, a.root, progress=not a.quiet,
+                             eval_every=10, resume=a.resume,
+                             checkpoint_every=100)
+        ids = {n.removeprefix(ENVS[env] + "_"): done[done.scenario == n].run_id.iloc[0]
+               for n in names}
+        curve = curves(ids, a.root)
+        plot(env, curve, Path(a.docs) / f"cm3_{env}.png")
+        s = summary(curve)
+        s.insert(0, "env", env)
+        s["wall_s"] = [float(done[done.scenario == f"{ENVS[env]}_{m}"].wall_s.iloc[0])
+                       for m in s.method]
+        tables.append(s)
+        print(s.to_string(index=False), flush=True)
+    table = pd.concat(tables, ignore_index=True)
+    print("\nFigure 3.5 summary (final = mean of the last 5 evaluations; episodes to 90% "
+          "progress of the seed-mean curve):")
+    print(table.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
