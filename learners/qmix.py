@@ -153,6 +153,16 @@ class QMIXTrainer(MultiGoalTrainer):
     def policy(self, params: Params, obs: torch.Tensor, eps: float) -> torch.Tensor:
         return epsilon_greedy(self.agent_q(params, obs), eps)
 
+    @torch.no_grad()
+    def act_one(self, obs: np.ndarray, legal: np.ndarray, generator: torch.Generator,
+                replica: int = 0) -> int:
+        """The greedy legal action of one agent (the harness's sampling would divide by zero
+        when the greedy action is illegal: a greedy policy puts no mass elsewhere)."""
+        params = {k: v[replica:replica + 1] for k, v in self.params.items()}
+        x = torch.as_tensor(np.asarray(obs, np.float32)).reshape(1, 1, -1)
+        q = self.agent_q(params, x)[0, 0]
+        return int(q.masked_fill(~torch.as_tensor(np.asarray(legal, bool)), -torch.inf).argmax())
+
     def mixer_state(self, mb: Transitions, nxt: bool = False) -> torch.Tensor:
         """The mixer's input ``(s_env, s^1..s^N, g^1..g^N)`` ``[R, S, D]``."""
         _, goal, _, s_env, s_ag = mb.parts(nxt)

@@ -59,6 +59,11 @@ def test_shapes_and_a_few_iterations(name):
     assert torch.equal(one.policy(one.params, obs[1:], 0.2), probs[1:])
     legal = np.ones(A, bool)
     assert 0 <= one.act_one(obs[1, 0, 0].numpy(), legal, torch_generator(0, "t")) < A
+    if name == "qmix":  # greedy among the legal actions, also when the argmax is illegal
+        q = t.agent_q(one.params, obs[1:2, :1, :1])[0, 0, 0]
+        legal[int(q.argmax())] = False
+        best = int(q.masked_fill(torch.as_tensor(~legal), -torch.inf).argmax())
+        assert one.act_one(obs[1, 0, 0].numpy(), legal, torch_generator(0, "t")) == best
 
 
 @pytest.mark.parametrize("name", ["coma", "qmix"])
