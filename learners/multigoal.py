@@ -33,7 +33,15 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from econsim.bounds import Episodes, Fraction, Hidden, Iterations, LearningRate, Minibatches
+from econsim.bounds import (
+    Episodes,
+    Fraction,
+    Hidden,
+    Iterations,
+    Kinds,
+    LearningRate,
+    Minibatches,
+)
 from econsim.core import Game, ReplicaRNG, make_rng
 from econsim.core.capabilities import MultiGoal, has
 from learners.contract import TrainerConfig, TrainerTraits
@@ -59,7 +67,7 @@ class MultiGoalConfig(TrainerConfig):
     Defaults are cooperative navigation's (Table A.3); Checkers scenarios set theirs.
     """
 
-    agents: list[str] | None = Field(None, description="kind of each agent (all the same)")
+    agents: Kinds | None = Field(None, description="kind of each agent (all the same)")
     batch: Episodes = Field(10, description="episodes per replica per iteration (Diss: "
                             "episodes per train, 10)")
     updates: Minibatches = Field(24, description="minibatch updates per iteration (on-policy: "

@@ -316,3 +316,55 @@ class AugmentedMLP:
                 pre = pre + add
             h = torch.relu(pre) if k < n - 1 else pre
         return h
+
+
+@dataclass(frozen=True)
+class QMixer:
+    """QMIX's monotonic mixing network with state-conditioned hypernetworks (Rashid et al.
+    2018, as described in Diss A.8), stacked: one member per replica.
+
+    ``Q_tot = elu(q^T W_1 + b_1)^T w_2 + b_2`` for the agents' chosen Q-values ``q [N]``, with
+    every weight a function of the mixer's ``state``:
+
+    * ``W_1 = |hyper_w1(s)|`` ``[N, embed]`` and ``w_2 = |hyper_w2(s)|`` ``[embed]`` (absolute
+      values: ``Q_tot`` is non-decreasing in each ``q_n``, since ELU is increasing);
+    * ``b_1 = hyper_b1(s)`` ``[embed]`` (one linear layer, any sign);
+    * ``b_2 = V(s)``, a 2-layer hypernetwork ``state -> embed -> 1`` with ReLU.
+
+    The weight hypernetworks are one linear layer (the original description) unless
+    ``hyper_hidden`` gives them ReLU hidden layers. Parameters are named ``{head}.w{k}`` /
+    ``{head}.b{k}`` for the heads ``w1``, ``b1``, ``w2``, ``v``. Nothing here knows which game or
+    which per-agent network produced ``q``, or what ``state`` holds (CM3's baseline gives it the
+    global state and all goals; HSD's high level its own state).
+    """
+
+    n_agents: int
+    state_size: int
+    embed: int = 64
+    hyper_hidden: tuple[int, ...] = ()
+
+    HEADS = ("w1", "b1", "w2", "v")
+
+    def init(self, gens: Sequence[torch.Generator]) -> Params:
+        """Fresh parameters (Glorot weights, zero biases), one member per generator."""
+        D, E, N, hid = self.state_size, self.embed, self.n_agents, list(self.hyper_hidden)
+        sizes = {"w1": [D, *hid, N * E], "b1": [D, E], "w2": [D, *hid, E], "v": [D, E, 1]}
+        return {f"{head}.{k}": v for head in self.HEADS
+                for k, v in init_mlp(sizes[head], gens).items()}
+
+    @staticmethod
+    def _head(params: Params, head: str, x: torch.Tensor) -> torch.Tensor:
+        pre = head + "."
+        return mlp({k[len(pre):]: v for k, v in params.items() if k.startswith(pre)}, x)
+
+    def apply(self, params: Params, q: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """``q [P, ..., N]``, ``state [P, ..., state_size]`` -> ``Q_tot [P, ...]``."""
+        lead, P, N, E = q.shape[:-1], q.shape[0], self.n_agents, self.embed
+        s = state.reshape(P, -1, state.shape[-1])
+        qs = q.reshape(P, -1, N)
+        w1 = self._head(params, "w1", s).abs().reshape(*qs.shape, E)  # [P, B, N, E]
+        hidden = torch.nn.functional.elu((qs[..., None] * w1).sum(-2)
+                                         + self._head(params, "b1", s))  # [P, B, E]
+        w2 = self._head(params, "w2", s).abs()  # [P, B, E]
+        q_tot = (hidden * w2).sum(-1) + self._head(params, "v", s)[..., 0]
+        return q_tot.reshape(lead)

@@ -1,0 +1,182 @@
+"""QMIX: monotonic value-function factorisation on a cooperative multi-goal game (Diss §3.4
+"Algorithm implementations", A.8, Table A.3 "QMIX"; Rashid et al. 2018 [18] as the Diss
+describes it). Written once for chapters 3 and 4 (HSD's high level is QMIX over latent
+skills): :func:`qmix_target` and :func:`qmix_loss` take any per-agent Q-values and any
+mixer state, and the mixer is ``learners.nets.QMixer``.
+
+* **Agent network** ``Q(o^n, g^n, .)``, shared by the agents: the agent's own goal and
+  observation ``(o_self, g^n, o_others)`` (the Diss: individual goals to each agent network)
+  -> one ReLU layer (navigation 64: ``agent_hidden``) -> ``|A|`` linear Q-values (A.8.1).
+* **Behaviour**: epsilon-greedy over the agent's Q-values, as probabilities
+  ``(1 - eps) onehot(argmax_a Q) + eps / |A|`` (ties: the first maximum), so that acting,
+  evaluation (``eps = 0``: greedy) and the Mesa face go through ``policy`` like every learner
+  of the chapter.
+* **Mixer**: ``Q_tot(s, q^1, ..., q^N)``, monotonic in every ``q^n``, its weights from
+  hypernetworks of the mixer state ``(s_env, s^1, ..., s^N, g^1, ..., g^N)`` (the Diss gives
+  all goals to the mixer), embedding 64 (navigation; ``embed``); see ``QMixer``.
+* **Update** on the team reward ``sum_n R^n``, TD(0) against target networks (agent and
+  mixer): ``y = sum_n R^n + gamma (1 - done) Q_tot'(s', (max_a' Q'_n(o'^n, a'))_n)``, the
+  standard QMIX target; with ``double_q`` the next actions are the online network's
+  ``argmax_a' Q_n(o'^n, a')``, valued by the target network. Loss: the mean squared TD error
+  of ``Q_tot(s, (Q_n(o^n, a^n))_n)``; one Adam optimiser (``lr_critic``, Table A.3's
+  "Learning rate Q") over the agent network and the mixer.
+* **Targets**: soft updates ``theta' <- tau theta + (1 - tau) theta'`` after every minibatch,
+  with the harness's ``tau`` (0.01), rather than the original's hard copy every K updates:
+  the reference code of both chapters updates every target network softly with tau 0.01
+  (SPEC §7b, §8b; HSD's high level is this module), and the chapter's other learners do the
+  same, so the methods differ in what they learn, not in how their targets trail.
+
+Off-policy (Table A.3): transitions go to a ring buffer of ``replay`` (1e4) per replica; the
+Diss trains every 10 environment steps, which the harness does as ``updates`` minibatches
+after each iteration of ``batch`` episodes (navigation: 10 episodes x 50 steps / 10 = 50).
+Exploration: eps 1.0 -> 0.05 over 8e4 episodes (8000 iterations). ``lr_actor``, ``hidden``
+and ``branch`` of the shared config are unused (QMIX has no actor). Checkers (Table A.5)
+sets its own (lr 1e-5, eps end 0.1, embedding 128).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from econsim.bounds import Hidden, Iterations, LearningRate, Minibatches, Width
+from econsim.core import Game
+from learners.multigoal import MultiGoalConfig, MultiGoalTrainer, Transitions
+from learners.nets import Params, QMixer, init_mlp, mlp
+from learners.pg import LinearSchedule
+from learners.registry import register_algorithm
+
+__all__ = ["QMIXConfig", "QMIXTrainer", "epsilon_greedy", "qmix_loss", "qmix_target"]
+
+
+def epsilon_greedy(q: torch.Tensor, eps: float) -> torch.Tensor:
+    """Probabilities ``(1 - eps) onehot(argmax q) + eps / |A|`` for Q-values ``[..., A]``."""
+    A = q.shape[-1]
+    greedy = torch.nn.functional.one_hot(q.argmax(-1), A).to(q.dtype)
+    return (1 - eps) * greedy + eps / A
+
+
+def qmix_target(mixer: QMixer, mixer_t: Params, q_next_t: torch.Tensor,
+                next_state: torch.Tensor, reward: torch.Tensor, done: torch.Tensor,
+                gamma: float | torch.Tensor,
+                q_next_online: torch.Tensor | None = None) -> torch.Tensor:
+    """The QMIX TD target ``y = r + gamma (1 - done) Q_tot'(s', q')`` ``[R, S]`` (no gradient).
+
+    ``q_next_t [R, S, N, A]``: the target agent network's Q-values at the next observations;
+    ``q'_n = max_a' q_next_t`` or, given ``q_next_online`` (double Q), ``q_next_t`` at the
+    online network's argmax. ``next_state [R, S, D]`` (the mixer's input), ``reward`` and
+    ``done [R, S]``; ``gamma`` a float or a tensor broadcastable to ``[R, S]`` (e.g. an SMDP
+    discount per transition).
+    """
+    with torch.no_grad():
+        if q_next_online is None:
+            q_next = q_next_t.max(-1).values
+        else:
+            q_next = q_next_t.gather(-1, q_next_online.argmax(-1, keepdim=True))[..., 0]
+        return reward + gamma * (1 - done) * mixer.apply(mixer_t, q_next, next_state)
+
+
+def qmix_loss(mixer: QMixer, params: Params, q_taken: torch.Tensor, state: torch.Tensor,
+              y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(loss [R], Q_tot [R, S])``: the mean squared TD error ``(y - Q_tot(s, q))^2`` per
+    replica, for the chosen actions' Q-values ``q_taken [R, S, N]`` of any per-agent network
+    (with gradient), the mixer state ``[R, S, D]`` and targets ``y [R, S]``."""
+    q_tot = mixer.apply(params, q_taken, state)
+    return ((y - q_tot) ** 2).mean(1), q_tot
+
+
+class QMIXConfig(MultiGoalConfig):
+    """QMIX hyperparameters (Diss Tables A.3, A.5 "QMIX"). Defaults: cooperative navigation."""
+
+    kinds: ClassVar[tuple[str, ...]] = ("qmix",)
+    agent_hidden: Hidden = Field([64], description="hidden layers of the agent Q network "
+                                 "(navigation: one of 64)")
+    embed: Width = Field(64, description="mixer embedding dimension (navigation 64, "
+                         "Checkers 128)")
+    hyper_hidden: Hidden = Field([], description="hidden layers of the hypernetworks of the "
+                                 "mixing weights (none: one linear layer, the original)")
+    double_q: bool = Field(False, description="next actions by the online agent network's "
+                           "argmax (double Q) instead of the target's max")
+    replay: Iterations | None = Field(10_000, description="replay capacity in transitions "
+                                      "per replica (Table A.3: 1e4)")
+    updates: Minibatches = Field(50, description="minibatch updates per iteration: the "
+                                 "iteration's steps / 10 (navigation: 10 x 50 / 10)")
+    lr_critic: LearningRate = Field(1e-3, description="learning rate of the agent network "
+                                    "and mixer (Adam; Table A.3 'Learning rate Q')")
+    epsilon: LinearSchedule = Field(
+        LinearSchedule(start=1.0, end=0.05, steps=8000),
+        description="epsilon-greedy exploration per iteration (Table A.3: 8e4 episodes)")
+
+
+@register_algorithm("qmix")
+class QMIXTrainer(MultiGoalTrainer):
+    """QMIX with goal-conditioned agent networks and mixer (see the module docstring)."""
+
+    Config = QMIXConfig
+    default_kind = "qmix"
+    nets: ClassVar[tuple[str, ...]] = ("q", "q_t", "mixer", "mixer_t")
+    optimisers: ClassVar[tuple[str, ...]] = ("opt",)
+
+    def mixer_state_size(self, game: Game) -> int:
+        return (game.env_state_size + game.n_agents * game.agent_state_size
+                + game.n_agents * game.goal_size)
+
+    def build(self, stage: int) -> None:
+        game: Game = self.game
+        obs = game.self_size + game.goal_size + game.others_size
+        self.q = init_mlp([obs, *self.cfg.agent_hidden, self.A], self.gens("qmix/agent"))
+        self.mixer_shape = QMixer(self.N, self.mixer_state_size(game), self.cfg.embed,
+                                  tuple(self.cfg.hyper_hidden))
+        self.mixer = self.mixer_shape.init(self.gens("qmix/mixer"))
+        self.q_t = {k: v.detach().clone() for k, v in self.q.items()}
+        self.mixer_t = {k: v.detach().clone() for k, v in self.mixer.items()}
+        self.make_optimisers()
+
+    def make_optimisers(self) -> None:
+        self.opt = torch.optim.Adam([*self.q.values(), *self.mixer.values()],
+                                    lr=self.cfg.lr_critic)
+
+    @property
+    def params(self) -> Params:
+        """The agent Q network (what acts)."""
+        return self.q
+
+    def agent_q(self, params: Params, obs: torch.Tensor) -> torch.Tensor:
+        """Per-agent Q-values ``[R, ..., A]`` for observations ``[R, ..., D]`` (``[o_self, g^n,
+        o_others]``: the agent's own goal and observation)."""
+        x = obs.reshape(obs.shape[0], -1, obs.shape[-1])
+        return mlp(params, x).reshape(*obs.shape[:-1], self.A)
+
+    def policy(self, params: Params, obs: torch.Tensor, eps: float) -> torch.Tensor:
+        return epsilon_greedy(self.agent_q(params, obs), eps)
+
+    @torch.no_grad()
+    def act_one(self, obs: np.ndarray, legal: np.ndarray, generator: torch.Generator,
+                replica: int = 0) -> int:
+        """The greedy legal action of one agent (the harness's sampling would divide by zero
+        when the greedy action is illegal: a greedy policy puts no mass elsewhere)."""
+        params = {k: v[replica:replica + 1] for k, v in self.params.items()}
+        x = torch.as_tensor(np.asarray(obs, np.float32)).reshape(1, 1, -1)
+        q = self.agent_q(params, x)[0, 0]
+        return int(q.masked_fill(~torch.as_tensor(np.asarray(legal, bool)), -torch.inf).argmax())
+
+    def mixer_state(self, mb: Transitions, nxt: bool = False) -> torch.Tensor:
+        """The mixer's input ``(s_env, s^1..s^N, g^1..g^N)`` ``[R, S, D]``."""
+        _, goal, _, s_env, s_ag = mb.parts(nxt)
+        return torch.cat([s_env, s_ag.flatten(-2), goal.flatten(-2)], -1)
+
+    def train_step(self, mb: Transitions) -> dict[str, np.ndarray]:
+        """One minibatch update of the agent network and mixer, then the soft targets."""
+        with torch.no_grad():
+            y = qmix_target(self.mixer_shape, self.mixer_t, self.agent_q(self.q_t, mb.next_obs),
+                            self.mixer_state(mb, True), mb.rewards.sum(-1), mb.done,
+                            self.cfg.gamma,
+                            self.agent_q(self.q, mb.next_obs) if self.cfg.double_q else None)
+        q_taken = self.agent_q(self.q, mb.obs).gather(-1, mb.actions[..., None].long())[..., 0]
+        loss, q_tot = qmix_loss(self.mixer_shape, self.mixer, q_taken, self.mixer_state(mb), y)
+        self.descend(self.opt, loss.sum())
+        self.soft_targets([("q_t", "q"), ("mixer_t", "mixer")])
+        return {"td_loss": loss.detach().numpy(), "q_tot": q_tot.detach().mean(1).numpy()}
