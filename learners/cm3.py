@@ -79,7 +79,7 @@ class CM3Config(MultiGoalConfig):
     kinds: ClassVar[tuple[str, ...]] = ("cm3", "direct", "qv")
     q_branch: Hidden = Field([128], description="layers of the global Q's (s^-n, a^-n) "
                              "branch")
-    credit_branch: list[int] = Field([], description="layers of the credit function's "
+    credit_branch: Hidden = Field([], description="layers of the credit function's "
                                      "(s^m, s^-n) branch (navigation: none, joins h* directly)")
     epsilon: LinearSchedule = Field(LinearSchedule(start=0.5, end=0.05, steps=2000),
                                     description="stage-2 exploration per iteration, counted "
