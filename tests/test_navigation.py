@@ -366,3 +366,19 @@ def test_describe_and_info_keys():
     np.testing.assert_array_equal(d["distance"], out.info["distance"])
     assert set(game.agent_info_keys) <= set(out.info)
     assert out.info["collisions"].dtype == np.int64 and out.info["reached"].dtype == bool
+
+
+def test_what_if_replay_has_frames_and_documented_columns():
+    from econsim import scenario as scenario_mod
+    from econsim import whatif
+
+    sc = scenario_mod.from_dict({
+        "name": "nav_tiny", "seeds": [0],
+        "env": {"name": "navigation", "formation": "merge", "max_steps": 6},
+        "algorithm": {"name": "ac"}, "train": {"iterations": 1}})
+    result = whatif.run_whatif(sc, episodes=1, seed=0, brains="random")
+    frames = next(iter(result.frames.values()))
+    assert len(frames) == 6 and frames[0].shape == (128, 128, 3)
+    assert {"x", "y", "vx", "vy", "distance", "collisions", "reached"} <= set(result.steps)
+    dd = result.data_dictionary()
+    assert (dd.meaning != "").all(), dd[dd.meaning == ""]

@@ -4,8 +4,8 @@ Rules, batch-first numpy (no loop over worlds or agents):
 
 * Agents are discs of radius 0.15 and mass 1 in an unbounded plane; each agent n has its
   own landmark g^n (landmarks do not collide and never move).
-* Actions (5): 0 noop, 1 -x, 2 +x, 3 -y, 4 +y; a move is a force of 5 along that unit
-  vector.
+* Actions (5): 0 noop, 1 left (-x), 2 right (+x), 3 down (-y), 4 up (+y); a move is a
+  force of 5 along that unit vector.
 * Soft contact between every pair of agents i, j (``d`` their distance, ``d_min = 0.3`` the
   sum of radii, margin ``k = 1e-3``): penetration ``k * log(1 + exp(-(d - d_min) / k))``
   (a softplus, computed as ``np.logaddexp``), force on i ``100 * penetration * (p_i - p_j) /
@@ -74,7 +74,7 @@ REACHED = 0.05  # distance to the landmark that counts as reached
 MERGE_NOISE = 0.05  # sigma of the merge formation's start noise
 NOISE_CLIP = 5 * MERGE_NOISE
 
-ACTION_NAMES = ("noop", "-x", "+x", "-y", "+y")
+ACTION_NAMES = ("noop", "left", "right", "down", "up")  # -x, +x, -y, +y (names fit columns)
 _DIRECTIONS = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]], np.float32)
 
 #: formation -> (agent starts [N, 2], landmarks [N, 2]) (SPEC §7; Diss A.7.1, Fig. 3.2)
@@ -175,7 +175,7 @@ class Navigation(MultiGoal, Plane, AgentEvents, Render):
             "reached": ("steps", "steps the agent ended at its landmark (distance <= 0.05) "
                         "per episode"),
             "distance": ("distance x steps", "distance to the agent's own landmark summed "
-                         "over the episode's steps (minus the return without collisions)"),
+                         "over the episode's steps (return = -distance - collisions)"),
         },
         "steps": {
             "x": ("position", "x coordinate of the agent after the step"),
