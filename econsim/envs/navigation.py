@@ -1,6 +1,7 @@
 """Cooperative navigation, the particle game of CM3 (Diss §3.4, App. A.7.1; SPEC §7).
 
-Rules, batch-first numpy (no loop over worlds or agents):
+Rules, batch-first float32 numpy (no Python loop over worlds; the few loops run over the
+N - 1 other-agent slots or the 4 coordinates, each vectorised over the batch):
 
 * Agents are discs of radius 0.15 and mass 1 in an unbounded plane; each agent n has its
   own landmark g^n (landmarks do not collide and never move).
@@ -150,8 +151,8 @@ def penetration(d):
     return k * np.logaddexp(0, (D_MIN - d) / k)
 
 
-#: beyond this distance the float32 penetration is exactly 0 (k * softplus(-97) underflows),
-#: so the kernel evaluates the softplus only for pairs closer than this
+#: beyond this distance the float32 penetration is exactly 0 (softplus(-(d - d_min) / k) =
+#: log1p(exp(-110)) underflows), so the kernel evaluates it only for pairs closer than this
 CUTOFF = 0.41
 
 
@@ -299,18 +300,22 @@ class Navigation(MultiGoal, Plane, AgentEvents, Render):
         return Step(s, obs, -dist - collisions, done, info)
 
     def _observe(self, s: State) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """Observations, and the relative positions ``p_m - p_i`` over ordered pairs."""
+        """Observations, and the relative positions ``p_m - p_i`` over ordered pairs.
+
+        Each part is gathered feature by feature and written into the observations in one
+        pass (``moveaxis``): writing one feature at a time strides over all of them."""
         b, n = s.t.shape[0], self.n_agents
         obs = np.empty((b, n, self.obs_size), np.float32)
-        for c, v in enumerate((s.vx, s.vy, s.x, s.y, s.gx, s.gy)):
-            obs[..., c] = v
+        own = np.stack((s.vx, s.vy, s.x, s.y, s.gx, s.gy))  # [6, B, N]
+        obs[..., :6] = np.moveaxis(own, 0, -1)
         if n == 1:
             return obs, None, None
-        rx, ry = self._pairs(s.x), self._pairs(s.y)
-        others = obs[..., 6:].reshape(b, n, n - 1, 4)
-        for c, v in enumerate((self._pairs(s.vx), self._pairs(s.vy), rx, ry)):
-            others[..., c] = v.reshape(b, n, n - 1)
-        return obs, rx, ry
+        rel = np.empty((4, b, n * (n - 1)), np.float32)  # [v_x, v_y, p_x, p_y] of m - i
+        for c, v in enumerate((s.vx, s.vy, s.x, s.y)):
+            np.subtract(np.take(v, self._other, 1), np.take(v, self._self, 1), out=rel[c])
+        others = obs[..., 6:].reshape(b, n, n - 1, 4)  # a view: o_others per other agent
+        others[...] = np.moveaxis(rel.reshape(4, b, n, n - 1), 0, -1)
+        return obs, rel[2], rel[3]
 
     def observe(self, state: State) -> np.ndarray:
         return self._observe(state)[0]
