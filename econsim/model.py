@@ -10,13 +10,16 @@ one step. Incentives paid by trained brains are added to rewards with
 
 Games with ``NamedPositions`` (Escape Room) get a ``mesa.discrete_space.OrthogonalMooreGrid``
 with one cell per named place (lever, start, door) and agents placed on the cell of their
-position; games with a ``Grid`` (GTB, Cleanup) get one cell per map cell; the others (the IPD)
-have no space. What the model shows is what the game declares (``econsim.core.capabilities``).
+position; games with a ``Grid`` (GTB, Cleanup) get one cell per map cell; games with a
+``Plane`` (navigation) get a ``mesa.space.ContinuousSpace`` over the game's ``extent``, agents at
+their ``describe`` x, y (clipped into the extent for display: the game's plane is unbounded);
+the others (the IPD) have no space. What the model shows is what the game declares
+(``econsim.core.capabilities``).
 A ``mesa.DataCollector`` records model- and agent-level reporters after every step (and once
 at the start, as Mesa's ``batch_run`` expects).
 
-Mesa's ``seed=``, ``batch_run`` and ``DataCollector`` change in Mesa 4; they are used only
-in this module.
+Mesa's ``seed=``, ``batch_run``, ``DataCollector`` and ``mesa.space`` change in Mesa 4; they
+are used only in this module.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import mesa
 import numpy as np
 import pandas as pd
 from mesa.discrete_space import CellAgent, OrthogonalMooreGrid
+from mesa.space import ContinuousSpace
 
 from econsim import checkpoint, metrics, store
 from econsim import scenario as scenario_mod
@@ -47,6 +51,7 @@ from econsim.core.capabilities import (
     Economy,
     Grid,
     NamedPositions,
+    Plane,
     TaxPeriods,
     has,
 )
@@ -81,7 +86,8 @@ class PlayerAgent(CellAgent):
     of the step; ``incentive_received`` / ``incentive_given``; ``total_reward`` = reward +
     received - (given if charged); ``return_so_far`` / ``total_return_so_far`` this episode;
     ``events`` this agent's per-step info from the kernel (e.g. ``lever``, ``exit``); plus one
-    attribute per array of ``game.describe(state)`` (e.g. ``position``, ``last_action``).
+    attribute per array of ``game.describe(state)`` (e.g. ``position``, ``last_action``);
+    ``pos`` its place in the model's ``space`` (games with a ``Plane``).
     """
 
     def __init__(self, model: EconModel, index: int, brain: Brain) -> None:
@@ -145,6 +151,20 @@ def _grid_shape(game: Game) -> tuple[int, int] | None:
     return None
 
 
+def _plane(game: Game) -> ContinuousSpace | None:
+    """A continuous space over the game's ``extent`` (capability ``Plane``), else None."""
+    if not has(game, Plane):
+        return None
+    x_min, x_max, y_min, y_max = (float(v) for v in game.extent)
+    return ContinuousSpace(x_max, y_max, torus=False, x_min=x_min, y_min=y_min)
+
+
+def _in_extent(space: ContinuousSpace, x: float, y: float) -> tuple[float, float]:
+    """``(x, y)`` clipped into the space (its upper edges are open in Mesa)."""
+    return (float(np.clip(x, space.x_min, np.nextafter(space.x_max, space.x_min))),
+            float(np.clip(y, space.y_min, np.nextafter(space.y_max, space.y_min))))
+
+
 def _as_mechanism(mechanism: Any, scenario: Scenario | None, game: Game) -> Any:
     """A tax mechanism from an object, a name, a spec dict, or the scenario's table."""
     if mechanism is None:
@@ -204,6 +224,8 @@ class EconModel(mesa.Model):
         self.grid_shape = _grid_shape(game)
         self.grid = (OrthogonalMooreGrid(self.grid_shape, torus=False, random=self.random)
                      if self.grid_shape else None)
+        #: games with a ``Plane``: agents at their (x, y), clipped into ``game.extent``
+        self.space = _plane(game)
         self.productivity = self.equality = self.welfare = self.tax_revenue = 0.0
         self.tax_rates: list[float] = []
         self.episode = 0  # current episode, 0-based (as in every table econsim writes)
@@ -265,6 +287,12 @@ class EconModel(mesa.Model):
                 cell = self.grid[at]
                 if p.cell is not cell:
                     p.cell = cell
+            if self.space is not None:
+                at = _in_extent(self.space, p.x, p.y)
+                if p.pos is None:
+                    self.space.place_agent(p, at)
+                else:
+                    self.space.move_agent(p, at)
         if self.economy:
             coin = np.asarray(described["coin"][0], np.float64)
             self.productivity = float(metrics.productivity(coin))

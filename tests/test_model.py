@@ -137,6 +137,36 @@ def test_same_kernel_same_rewards(name, params):
     np.testing.assert_array_equal(np.array(mesa_rewards), np.array(kernel_rewards))
 
 
+def test_navigation_agents_move_in_a_continuous_space():
+    """A ``Plane`` game: agents stand in a Mesa ContinuousSpace over the game's extent, at
+    the kernel's positions (clipped into the extent for display)."""
+    from mesa.space import ContinuousSpace
+
+    game = envs.make("navigation", formation="antipodal", max_steps=30)
+    m = EconModel(game, brains=[ConstantBrain(a) for a in (2, 1, 4, 3)], seed=0)
+    assert isinstance(m.space, ContinuousSpace) and m.grid is None
+    assert (m.space.x_min, m.space.x_max, m.space.y_min, m.space.y_max) == game.extent
+    assert len(m.space.agents) == 4
+    clipped = 0
+    for _ in range(45):  # the agents push outwards and leave the extent, a reset brings them back
+        m.step()
+        d = game.describe(m.state)
+        for p in m.players:
+            x, y = float(d["x"][0, p.index]), float(d["y"][0, p.index])
+            assert (p.x, p.y) == (x, y)
+            inside = (-1.5 <= x < 1.5) and (-1.5 <= y < 1.5)
+            clipped += not inside
+            if inside:
+                assert p.pos == (x, y)
+            else:
+                assert -1.5 <= p.pos[0] < 1.5 and -1.5 <= p.pos[1] < 1.5
+                assert p.pos == (min(max(x, -1.5), np.nextafter(1.5, 0)),
+                                 min(max(y, -1.5), np.nextafter(1.5, 0)))
+    assert clipped and m.episodes_done == 1
+    df = m.datacollector.get_agent_vars_dataframe()
+    assert {"x", "y", "vx", "vy", "distance", "collisions", "reached"} <= set(df.columns)
+
+
 def test_same_seed_same_run():
     a = EconModel("er32_pg", seed=5, episodes=3).run_episodes(3)
     b = EconModel("er32_pg", seed=5, episodes=3).run_episodes(3)

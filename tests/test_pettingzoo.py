@@ -111,7 +111,10 @@ def test_same_seed_same_episode_and_other_seed_differs(pz, name):
     assert _same(_episode(env, seed=3), a)
     c = _episode(pz.parallel_env(name), seed=4)
     if _uses_rng(name):
-        assert not _same(a, c)
+        # a game may draw only at reset and land on the same start for two seeds
+        # (navigation: its fixed formation 80% of the time); some other seed differs
+        others = (c, *(_episode(pz.parallel_env(name), seed=s) for s in range(6, 16)))
+        assert not all(_same(a, o) for o in others)
     else:
         assert _same(a, c)
 
