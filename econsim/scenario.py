@@ -31,6 +31,7 @@ Layout of a file (see ``econsim/scenarios/*.toml``)::
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import tomllib
@@ -48,6 +49,7 @@ from econsim.bounds import (
     FINITE,
     MAX_DESCRIPTION,
     MAX_EVAL_EPISODES,
+    MAX_NAME,
     MAX_SEEDS,
     MAX_WIDTH,
     SEED_LIMIT,
@@ -344,9 +346,11 @@ def find(name_or_path: str | Path) -> Path:
             return candidate
     except (OSError, ValueError):  # e.g. a name too long for a file name, a NUL byte
         pass
-    known = ", ".join(names()) or "none"
-    raise ScenarioError(f"{short(str(name_or_path))}: no such scenario file (known scenarios: "
-                        f"{known})")
+    known = names()
+    close = difflib.get_close_matches(p.stem[:MAX_NAME], known, n=3)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    raise ScenarioError(f"{short(str(name_or_path))}: no such scenario file ({hint}"
+                        f"`econsim list scenarios` lists the {len(known)} shipped ones)")
 
 
 def names() -> list[str]:

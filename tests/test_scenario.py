@@ -24,7 +24,7 @@ BASE = tomllib.loads((scenario.SCENARIO_DIR / "er21_lio.toml").read_text())
     ({"algorithm": {"name": "lio", "lr": -1}}, "algorithm.lr: -1 is not allowed"),
     ({"algorithm": {"name": "lio", "lrr": 1}}, "algorithm.lrr: unknown field (allowed: agents"),
     ({"algorithm": {"name": "lioo"}}, "algorithm.name: 'lioo' is not allowed (allowed: "),
-    ({"env": {"name": "escap"}}, "env.name: 'escap' is not allowed (allowed: cleanup, escape_room"),
+    ({"env": {"name": "escap"}}, "env.name: 'escap' is not allowed (allowed: checkers, cleanup, escape_room"),
     ({"env": {"name": "escape_room", "n_agents": 2, "n_required": 2}}, "must be below"),
     ({"env": {"name": "escape_room", "n_agents": float("nan")}}, "env.n_agents: nan"),
     ({"seeds": [1, 1]}, "seeds: [1, 1] is not allowed: seeds must be distinct"),
