@@ -129,6 +129,26 @@ def test_builder_validates_a_scenario_and_offers_its_toml(app):
     assert not app.error and "MetaGrad" in app.success[0].value
 
 
+def test_builder_games_whose_agent_count_is_implied(app):
+    """Navigation and Cleanup default ``n_agents`` to None (implied by the formation / the
+    map): choosing them, or loading one of their scenarios, used to fail on int(None)."""
+    for env, n in (("navigation", 4), ("cleanup", 2), ("checkers", 2)):
+        app.selectbox(key="b_env").set_value(env).run()
+        _ok(app)
+        assert not app.error, [e.value for e in app.error]
+        assert app.number_input(key="b_n_agents").value == n
+        assert f"{env} with {n} agents" in app.success[0].value
+    app.selectbox(key="b_env").set_value("navigation").run()
+    app.text_area(key="b_env_params").input('formation = "merge"').run()  # merge: 2 agents
+    _ok(app)
+    assert not app.error and "navigation with 2 agents" in app.success[0].value
+    for name, n in (("nav_cross_cm3", 4), ("cleanup10_lio", 3), ("checkers_cm3", 2)):
+        app.selectbox(key="b_start").set_value(name).run()
+        _ok(app)
+        assert not app.error and app.number_input(key="b_n_agents").value == n
+        assert f"Valid scenario **{name}**" in app.success[-1].value
+
+
 BAD_INPUT_IDS = ["negative flat rate", "custom bracket rate above 1", "uploaded TOML with an "
                  "unknown field", "pasted text not TOML", "unknown game parameter", "bad seeds"]
 

@@ -116,6 +116,20 @@ def env_fields(env_name: str) -> dict[str, Any]:
     return {k: f.default for k, f in envs.params_model(env_name).model_fields.items()}
 
 
+def n_agents_of(env_name: str, params: dict[str, Any] | None = None) -> int:
+    """The number of agents the game's parameters resolve to (its pydantic ``Params``):
+    a default of None means "implied by other parameters" (navigation's formation,
+    Cleanup's map), so the field's default alone is not a number. Parameters that do not
+    validate (a half-typed TOML) fall back to the game's defaults."""
+    model = envs.params_model(env_name)
+    params = {k: v for k, v in (params or {}).items() if k not in ("name", "n_agents")}
+    try:
+        n = model(**params).n_agents
+    except (ValueError, TypeError):  # pydantic's ValidationError is a ValueError
+        n = model().n_agents
+    return int(n)
+
+
 def _role(alg: str) -> str:
     """``agents``, ``tax_designer`` (sets tax rates: GTB) or ``designer`` (pays incentives)."""
     cls = learners.trainer_class(alg)
