@@ -3,6 +3,7 @@ the builder validates and refuses bad input with one line, a what-if compares tw
 mechanisms, exports carry CSV, and a regression runs on a small runs folder."""
 
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -384,6 +385,89 @@ def test_plots_replay_a_cleanup_episode_and_show_incentives_over_training(monkey
     at.radio(key="p_source").set_value("A stored run").run()
     _ok(at)
     assert "Incentives over training" in [h.value for h in at.subheader]
+
+
+def _chart_titles(at: AppTest) -> list:
+    return [json.loads(c.proto.spec).get("title") for c in at.get("vega_lite_chart")]
+
+
+def test_plane_paths_chart_is_a_pure_function_of_the_tables():
+    """charts.plane_paths: trails from the start (step 0) up to step t, discs at step t,
+    goals fixed, the plane's extent as the axes, the colours of navigation's pictures."""
+    from econsim.app_pages import charts
+    from econsim.envs.navigation import AGENT_COLOURS
+
+    steps = pd.DataFrame({"step": [1, 1, 2, 2, 3, 3], "agent": [0, 1] * 3,
+                          "x": [0.1, -0.1, 0.2, -0.2, 0.3, -0.3], "y": [0.0] * 6})
+    plane = pd.DataFrame({"agent": [0, 1], "start_x": [0.0, 0.0], "start_y": [0.0, 0.0],
+                          "goal_x": [1.0, -1.0], "goal_y": [0.5, -0.5]})
+    spec = charts.plane_paths(steps, plane, (-1.5, 1.5, -1.0, 1.0), t=2).to_dict()
+    data = {k: pd.DataFrame(v) for k, v in spec["datasets"].items()}
+    trails, start, goal, disc, label = (data[layer["data"]["name"]] for layer in spec["layer"])
+    assert spec["title"] == "step 2 of 3" and spec["height"] == round(spec["width"] * 2 / 3)
+    assert sorted(trails.step) == [0, 0, 1, 1, 2, 2] and list(start.step) == [0, 0]
+    assert list(disc.step) == [2, 2] and list(disc.x) == [0.2, -0.2]
+    assert list(goal.goal_x) == [1.0, -1.0] and label.equals(disc)
+    enc = spec["layer"][0]["encoding"]
+    assert enc["x"]["scale"]["domain"] == [-1.5, 1.5] and enc["y"]["scale"]["domain"] == [-1, 1]
+    assert enc["color"]["scale"]["range"] == [charts.AGENT_COLORS[0], charts.AGENT_COLORS[1]]
+    assert [tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in charts.AGENT_COLORS] \
+        == [tuple(c) for c in AGENT_COLOURS]
+    at_start = charts.plane_paths(steps, plane, (-1.5, 1.5, -1.0, 1.0), t=0).to_dict()
+    assert at_start["title"] == "step 0 of 3"
+
+
+def test_navigation_whatif_shows_the_agents_paths(app):
+    """A what-if on a navigation scenario from the What-if page: the Plots page draws each
+    agent's path from its start towards its landmark, with a step slider (0: the start),
+    and the game's own pictures in the replay."""
+    _go(app, "what_if")
+    app.selectbox(key="w_scenario").set_value("nav_antipodal_cm3").run()
+    assert app.multiselect(key="w_mechanisms").value == ["scenario"]  # no taxes
+    app.text_input(key="w_seeds").input("0,1").run()
+    app.button(key="w_run").click().run()
+    _ok(app)
+    assert not app.error
+    res = app.session_state["whatif_result"]
+    assert res.env == "navigation" and len(res.episodes) == 2
+    assert len(res.plane) == 2 * 4 and res.extent == (-1.5, 1.5, -1.5, 1.5)
+    _go(app, "plots")
+    _ok(app)
+    assert not app.error
+    heads = [h.value for h in app.subheader]
+    assert heads[:3] == ["Collective return over time", "Paths in the plane", "Replay"]
+    assert "Tax schedule" not in heads  # nothing to say about taxes in this game
+    assert "step 50 of 50" in _chart_titles(app)
+    [image] = app.get("image")
+    assert image.proto.imgs[0].caption == "step 50 of 50"
+    app.slider(key="p_path_step").set_value(0).run()  # the start
+    _ok(app)
+    assert "step 0 of 50" in _chart_titles(app)
+    app.slider(key="p_path_step").set_value(12).run()
+    app.selectbox(key="p_path_seed").set_value(1).run()
+    _ok(app)
+    assert "step 12 of 50" in _chart_titles(app)
+
+
+def test_checkers_whatif_replays_its_pictures(app):
+    _go(app, "what_if")
+    app.selectbox(key="w_scenario").set_value("checkers_cm3").run()
+    app.text_input(key="w_seeds").input("0").run()
+    app.button(key="w_run").click().run()
+    _ok(app)
+    assert not app.error
+    res = app.session_state["whatif_result"]
+    assert res.plane is None and len(res.frames) == 1
+    _go(app, "plots")
+    _ok(app)
+    assert not app.error and "Replay" in [h.value for h in app.subheader]
+    [image] = app.get("image")
+    n = len(res.frames[("none", 0, 0)])
+    assert image.proto.imgs[0].caption == f"step {n} of {n}"
+    app.slider(key="p_rep_step").set_value(1).run()
+    _ok(app)
+    assert app.get("image")[0].proto.imgs[0].caption == f"step 1 of {n}"
+    assert {"row", "col", "red", "yellow"} <= set(app.dataframe[0].value.columns)
 
 
 # ------------------------------------------------------------------------------ runs folder

@@ -174,6 +174,70 @@ def world_map(terrain: pd.DataFrame, agents: pd.DataFrame,
     return alt.layer(grid, marks, text).properties(width=size, height=size)
 
 
+#: agent n's colour in a plane (``AGENT_COLORS[n % 8]``): the palette of navigation's own
+#: pictures (``render_rgb``), so a path and the pictured replay show an agent alike
+AGENT_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                "#17becf")
+
+
+def plane_paths(steps: pd.DataFrame, plane: pd.DataFrame,
+                extent: tuple[float, float, float, float], t: int | None = None,
+                width: int = 440) -> alt.LayerChart:
+    """One episode of a game in a plane (capability ``Plane``, e.g. navigation), in the
+    plane's coordinates over ``extent`` = ``(x_min, x_max, y_min, y_max)``: each agent's path
+    from its start up to step ``t`` (default: the episode's last; 0: the start), its
+    position at ``t`` (numbered disc), its start (hollow circle) and its goal landmark
+    (hollow square), one colour per agent.
+
+    ``steps``: the episode's rows of ``WhatIfResult.steps`` (``step`` 1.., ``agent``, ``x``,
+    ``y``); ``plane``: its rows of ``WhatIfResult.plane`` (``agent``, ``start_x``,
+    ``start_y``, ``goal_x``, ``goal_y``)."""
+    x0, x1, y0, y1 = (float(v) for v in extent)
+    last = int(steps["step"].max()) if len(steps) else 0
+    t = last if t is None else min(max(int(t), 0), last)
+    starts = plane.dropna(subset=["start_x", "start_y"])
+    path = pd.concat([
+        pd.DataFrame({"agent": starts["agent"].to_numpy(), "step": 0,
+                      "x": starts["start_x"].to_numpy(), "y": starts["start_y"].to_numpy()}),
+        steps.loc[steps["step"] <= t, ["agent", "step", "x", "y"]]], ignore_index=True)
+    extra = [c for c in ("distance", "reward") if c in steps]
+    now = path[path["step"] == t].merge(
+        steps[["agent", "step", *extra]], on=["agent", "step"], how="left")
+    goals = plane.dropna(subset=["goal_x", "goal_y"])
+    agents = sorted({int(a) for a in pd.concat([plane["agent"], path["agent"]])})
+    name = lambda df: df.assign(agent=df["agent"].astype(int).astype(str))  # noqa: E731
+    path, now, goals = name(path), name(now), name(goals)
+    color = alt.Color("agent:N", title="agent", scale=alt.Scale(
+        domain=[str(a) for a in agents],
+        range=[AGENT_COLORS[a % len(AGENT_COLORS)] for a in agents]))
+    sx = alt.Scale(domain=[x0, x1], nice=False, zero=False)
+    sy = alt.Scale(domain=[y0, y1], nice=False, zero=False)
+    x, y = alt.X("x:Q", title="x", scale=sx), alt.Y("y:Q", title="y", scale=sy)
+    xy = [alt.Tooltip("x:Q", format=".2f"), alt.Tooltip("y:Q", format=".2f")]
+    trails = alt.Chart(path).mark_line(clip=True, strokeWidth=2, opacity=0.75).encode(
+        x=x, y=y, color=color, detail="agent:N", order="step:Q",
+        tooltip=["agent:N", "step:Q", *xy])
+    start = alt.Chart(path[path["step"] == 0]).mark_point(
+        shape="circle", filled=False, size=110, strokeWidth=2, clip=True).encode(
+        x=x, y=y, color=color, tooltip=["agent:N", alt.Tooltip("step:Q", title="start"), *xy])
+    goal = alt.Chart(goals).mark_point(shape="square", filled=False, size=260, strokeWidth=2.5,
+                                       clip=True).encode(
+        x=alt.X("goal_x:Q", scale=sx, title="x"), y=alt.Y("goal_y:Q", scale=sy, title="y"),
+        color=color,
+        tooltip=["agent:N", alt.Tooltip("goal_x:Q", format=".2f", title="goal x"),
+                 alt.Tooltip("goal_y:Q", format=".2f", title="goal y")])
+    disc = alt.Chart(now).mark_circle(size=280, opacity=1, stroke="black", strokeWidth=1,
+                                      clip=True).encode(
+        x=x, y=y, color=color,
+        tooltip=["agent:N", "step:Q", *xy, *[alt.Tooltip(f"{c}:Q", format=".3f")
+                                             for c in extra]])
+    label = alt.Chart(now).mark_text(color="white", fontWeight="bold", fontSize=11,
+                                     clip=True).encode(x=x, y=y, text="agent:N")
+    height = round(width * (y1 - y0) / (x1 - x0))
+    return alt.layer(trails, start, goal, disc, label).properties(
+        width=width, height=height, title=f"step {t} of {last}")
+
+
 def training_curves(episodes: pd.DataFrame, metric: str = "collective") -> alt.Chart:
     """A run's ``metric`` against training iteration, one line per seed (solid: training
     windows; dashed with points: evaluations)."""
