@@ -470,6 +470,93 @@ def test_checkers_whatif_replays_its_pictures(app):
     assert {"row", "col", "red", "yellow"} <= set(app.dataframe[0].value.columns)
 
 
+@pytest.fixture(scope="module")
+def cm3_root(tmp_path_factory):
+    """Tiny CM3 runs: navigation (Antipodal; stage 1 is iteration 1) and Checkers (logged in
+    windows of two iterations, so the first window straddles the switch to stage 2)."""
+    root = tmp_path_factory.mktemp("cm3_runs")
+    runner.run(small("nav_antipodal_cm3", 3, eval_every=1, short=True), seeds=[0, 1],
+               progress=False, root=root)
+    runner.run(small("checkers_cm3", 4, eval_every=2, log_every=2, short=True), seeds=[0],
+               progress=False, root=root)
+    return root
+
+
+def _png() -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 4), (200, 30, 30)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_reproduction_figures_are_found_by_fixed_names(monkeypatch, tmp_path):
+    from econsim.app_pages import common
+
+    assert (APP.parent / "docs") == common.DOCS  # the repository's docs/ beside econsim/
+    monkeypatch.setattr(common, "DOCS", tmp_path)
+    assert common.reproduction_figure("navigation", {"formation": "cross"}) is None  # absent
+    for name in ("cm3_cross.png", "cm3_checkers.png", "passwd"):
+        (tmp_path / name).write_bytes(_png())
+    assert common.reproduction_figure("navigation", {"formation": "cross"}) == \
+        tmp_path / "cm3_cross.png"
+    assert common.reproduction_figure("checkers", {"formation": "cross"}) == \
+        tmp_path / "cm3_checkers.png"
+    for env, params in (("navigation", {"formation": "random"}), ("navigation", {}),
+                        ("navigation", {"formation": "../passwd"}),
+                        ("navigation", {"formation": ["cross"]}), ("gtb", {}),
+                        ("cleanup", {"formation": "cross"})):
+        assert common.reproduction_figure(env, params) is None, (env, params)
+
+
+def test_stored_cm3_runs_mark_stage_1_and_show_the_benchmark_figure(monkeypatch, cm3_root,
+                                                                   tmp_path):
+    """Plots of a stored CM3 run: stage 1 (one agent in the induced game) is shaded on the
+    training curves; the benchmark's Figure 3.5 picture of the game shows when docs/ has
+    it, and nothing (no error) when it does not."""
+    from econsim.app_pages import common
+
+    monkeypatch.setattr(common, "DOCS", tmp_path)
+    (tmp_path / "cm3_antipodal.png").write_bytes(_png())
+    at = _app(monkeypatch, cm3_root)
+    _go(at, "plots").radio(key="p_source").set_value("A stored run").run()
+    runs = {r.split("-")[0]: r for r in at.selectbox(key="p_run").options}
+    for name, end, image in (("nav_antipodal_cm3", 1, True), ("checkers_cm3", 2, False)):
+        at.selectbox(key="p_run").set_value(runs[name]).run()
+        _ok(at)
+        assert not at.error, [e.value for e in at.error]
+        assert any(c.value.startswith(f"Shaded, up to iteration {end}: the curriculum's "
+                                      "stage 1") for c in at.caption)
+        layers = json.loads(at.get("vega_lite_chart")[0].proto.spec)["layer"]
+        assert [layer["mark"]["type"] for layer in layers] == ["rect", "rule", "text", "line"]
+        assert "stage" not in at.selectbox(key="p_metric").options
+        images = at.get("image")
+        assert len(images) == int(image)
+        if image:
+            assert images[0].proto.imgs[0].caption == common.FIGURE_CAPTION
+    _go(at, "runs")
+    _ok(at)
+    assert any("shaded: the curriculum's stage 1" in m.value for m in at.markdown)
+
+
+def test_training_curves_shade_stage_1_only_for_a_curriculum():
+    from econsim.app_pages import charts
+
+    rows = pd.DataFrame({"seed": 0, "phase": ["train", "eval"] * 3, "iteration": [10, 10, 20,
+                                                                                 20, 30, 30],
+                         "collective": [1.0, 2, 3, 4, 5, 6]})
+    assert charts.stage1_end(rows) is None
+    assert charts.stage1_end(rows.assign(stage=2.0)) is None  # IAC, COMA, QMIX, CM3 direct
+    assert charts.stage1_end(rows.assign(stage=[1.0, 1, 1.5, 2, 2, 2])) == 20
+    assert charts.stage1_end(rows.assign(stage=1.0)) == 30  # still in stage 1
+    assert charts.stage1_end(rows.assign(stage=[0, 1, 0, 1, 0, 1])) is None  # not CM3's
+    spec = charts.training_curves(rows.assign(stage=[1.0, 1, 1.5, 2, 2, 2])).to_dict()
+    rect = next(layer for layer in spec["layer"] if layer["mark"]["type"] == "rect")
+    band = spec["datasets"][rect["data"]["name"]][0]
+    assert band["start"] == 10 and band["end"] == 20.5
+    assert "layer" not in charts.training_curves(rows.assign(stage=2.0)).to_dict()
+
+
 # ------------------------------------------------------------------------------ runs folder
 
 

@@ -238,16 +238,46 @@ def plane_paths(steps: pd.DataFrame, plane: pd.DataFrame,
         width=width, height=height, title=f"step {t} of {last}")
 
 
+STAGE1 = "stage 1: one agent, induced game"
+
+
+def stage1_end(episodes: pd.DataFrame) -> int | None:
+    """The last iteration whose rows hold stage-1 numbers of a curriculum (CM3: column
+    ``stage``, 1 = stage 1 on the single-agent induced game, 2 = stage 2; a log window
+    across the switch averages to between), or None if the run has no stage 1."""
+    if "stage" not in episodes or "iteration" not in episodes:
+        return None
+    stage = pd.to_numeric(episodes["stage"], errors="coerce")
+    if stage.isna().all() or not stage.between(1, 2).all() or not (stage < 2).any():
+        return None
+    return int(episodes.loc[stage < 2, "iteration"].max())
+
+
 def training_curves(episodes: pd.DataFrame, metric: str = "collective") -> alt.Chart:
     """A run's ``metric`` against training iteration, one line per seed (solid: training
-    windows; dashed with points: evaluations)."""
+    windows; dashed with points: evaluations). A curriculum's stage 1 (CM3, column
+    ``stage``) is shaded, up to a rule after its last iteration: its returns are one agent's
+    in the single-agent induced game, not the team's."""
     df = episodes.dropna(subset=[metric])
     df = df.assign(seed=df["seed"].astype(str))
-    return alt.Chart(df).mark_line(point=True).encode(
+    end = stage1_end(df)
+    lines = alt.Chart(df).mark_line(point=True).encode(
         x=alt.X("iteration:Q"), y=alt.Y(f"{metric}:Q", scale=alt.Scale(zero=False)),
         color=alt.Color("seed:N"), strokeDash=alt.StrokeDash("phase:N"),
-        tooltip=["seed", "phase", "iteration", alt.Tooltip(f"{metric}:Q", format=".3f")],
-    ).properties(height=280)
+        tooltip=["seed", "phase", "iteration", alt.Tooltip(f"{metric}:Q", format=".3f"),
+                 *(["stage"] if end is not None else [])],
+    )
+    if end is None:
+        return lines.properties(height=280)
+    band = pd.DataFrame({"start": [float(df["iteration"].min())],
+                         "end": [end + 0.5], "label": [STAGE1]})
+    rect = alt.Chart(band).mark_rect(color="#9e9e9e", opacity=0.2).encode(
+        x="start:Q", x2="end:Q", tooltip=alt.Tooltip("label:N", title="shaded"))
+    rule = alt.Chart(band).mark_rule(color="#555", strokeDash=[4, 3]).encode(x="end:Q")
+    text = alt.Chart(band).mark_text(align="right", baseline="top", dx=-4, dy=4,
+                                     color="#444").encode(x="end:Q", y=alt.value(0),
+                                                          text="label:N")
+    return alt.layer(rect, rule, text, lines).properties(height=280)
 
 
 def incentive_curves(agents: pd.DataFrame) -> alt.Chart:

@@ -174,10 +174,23 @@ def _stored(run_id: str, root) -> None:
         periods = analysis.select_evaluations(periods, "final")
     st.subheader("Training curves")
     numeric = [c for c in episodes.select_dtypes("number").columns
-               if c not in ("seed", "iteration", "episodes", "length", "epsilon")]
+               if c not in ("seed", "iteration", "episodes", "length", "epsilon", "stage")]
     first = "welfare_sum" if "welfare_sum" in numeric else "collective"
     metric = st.selectbox("Metric", numeric, index=numeric.index(first), key="p_metric")
     st.altair_chart(charts.training_curves(episodes, metric))
+    if charts.stage1_end(episodes) is not None:
+        st.caption(f"Shaded, up to iteration {charts.stage1_end(episodes)}: the curriculum's "
+                   "stage 1, where one agent learns alone in the single-agent induced game; "
+                   "its returns are that agent's, not the team's (stage 2 from the rule on).")
+    try:
+        sc = scenario_mod.load(store.inside(store.run_dir(run_id, root), "scenario.toml"))
+    except ScenarioError:  # e.g. a run of an older econsim: its tables still show
+        sc = None
+    figure = common.reproduction_figure(sc.env_name, sc.env_params) if sc else None
+    if figure is not None:
+        st.markdown("**The benchmark's curves for this game** (every method, from the "
+                    "repository's docs/)")
+        st.image(figure.read_bytes(), caption=common.FIGURE_CAPTION)
     try:
         agents = analysis.load(run_id, "agents", root)
     except ScenarioError:
@@ -192,9 +205,8 @@ def _stored(run_id: str, root) -> None:
     st.caption("Below: the last evaluation of the run (per tax period, all seeds).")
     st.subheader("Welfare, productivity and equality over the episode")
     st.altair_chart(charts.metrics_over_time(periods, x="period", by="scenario"))
-    sc = scenario_mod.load(store.inside(store.run_dir(run_id, root), "scenario.toml"))
-    game = sc.make_game()
-    cutoffs = game.cutoffs if has(game, TaxPeriods) else None
+    game = sc.make_game() if sc is not None else None
+    cutoffs = game.cutoffs if game is not None and has(game, TaxPeriods) else None
     rate_cols = [f"rate_{j}" for j in range(len(cutoffs))] if cutoffs is not None else []
     if rate_cols and set(rate_cols) <= set(periods.columns):
         mean = periods[rate_cols].mean()
