@@ -554,7 +554,11 @@ def test_training_curves_shade_stage_1_only_for_a_curriculum():
     rect = next(layer for layer in spec["layer"] if layer["mark"]["type"] == "rect")
     band = spec["datasets"][rect["data"]["name"]][0]
     assert band["start"] == 10 and band["end"] == 20.5
-    assert "layer" not in charts.training_curves(rows.assign(stage=2.0)).to_dict()
+    plain = charts.training_curves(rows.assign(stage=2.0)).to_dict()
+    assert "layer" not in plain
+    # solid training windows, dashed evaluations, whatever order the rows come in
+    assert plain["encoding"]["strokeDash"]["scale"] == {"domain": ["train", "eval"],
+                                                        "range": [[1, 0], [5, 3]]}
 
 
 # ------------------------------------------------------------------------------ runs folder

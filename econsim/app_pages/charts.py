@@ -241,6 +241,12 @@ def plane_paths(steps: pd.DataFrame, plane: pd.DataFrame,
 STAGE1 = "stage 1: one agent, induced game"
 
 
+def _phase_dash() -> alt.StrokeDash:
+    """Training windows solid, evaluations dashed (fixed, not by the order of the rows)."""
+    return alt.StrokeDash("phase:N", scale=alt.Scale(domain=["train", "eval"],
+                                                     range=[[1, 0], [5, 3]]))
+
+
 def stage1_end(episodes: pd.DataFrame) -> int | None:
     """The last iteration whose rows hold stage-1 numbers of a curriculum (CM3: column
     ``stage``, 1 = stage 1 on the single-agent induced game, 2 = stage 2; a log window
@@ -262,8 +268,9 @@ def training_curves(episodes: pd.DataFrame, metric: str = "collective") -> alt.C
     df = df.assign(seed=df["seed"].astype(str))
     end = stage1_end(df)
     lines = alt.Chart(df).mark_line(point=True).encode(
-        x=alt.X("iteration:Q"), y=alt.Y(f"{metric}:Q", scale=alt.Scale(zero=False)),
-        color=alt.Color("seed:N"), strokeDash=alt.StrokeDash("phase:N"),
+        x=alt.X("iteration:Q", title="iteration"),
+        y=alt.Y(f"{metric}:Q", scale=alt.Scale(zero=False)),
+        color=alt.Color("seed:N"), strokeDash=_phase_dash(),
         tooltip=["seed", "phase", "iteration", alt.Tooltip(f"{metric}:Q", format=".3f"),
                  *(["stage"] if end is not None else [])],
     )
@@ -272,10 +279,12 @@ def training_curves(episodes: pd.DataFrame, metric: str = "collective") -> alt.C
     band = pd.DataFrame({"start": [float(df["iteration"].min())],
                          "end": [end + 0.5], "label": [STAGE1]})
     rect = alt.Chart(band).mark_rect(color="#9e9e9e", opacity=0.2).encode(
-        x="start:Q", x2="end:Q", tooltip=alt.Tooltip("label:N", title="shaded"))
-    rule = alt.Chart(band).mark_rule(color="#555", strokeDash=[4, 3]).encode(x="end:Q")
+        x=alt.X("start:Q", title="iteration"), x2="end:Q",
+        tooltip=alt.Tooltip("label:N", title="shaded"))
+    at_end = alt.X("end:Q", title="iteration")
+    rule = alt.Chart(band).mark_rule(color="#555", strokeDash=[4, 3]).encode(x=at_end)
     text = alt.Chart(band).mark_text(align="right", baseline="top", dx=-4, dy=4,
-                                     color="#444").encode(x="end:Q", y=alt.value(0),
+                                     color="#444").encode(x=at_end, y=alt.value(0),
                                                           text="label:N")
     return alt.layer(rect, rule, text, lines).properties(height=280)
 
@@ -287,7 +296,7 @@ def incentive_curves(agents: pd.DataFrame) -> alt.Chart:
     df = df.assign(agent=df["agent"].astype(str))
     return alt.Chart(df).mark_line().encode(
         x=alt.X("iteration:Q"), y=alt.Y("received:Q", title="incentive received per episode"),
-        color=alt.Color("agent:N"), strokeDash=alt.StrokeDash("phase:N"),
+        color=alt.Color("agent:N"), strokeDash=_phase_dash(),
         tooltip=["agent", "phase", "iteration", alt.Tooltip("received:Q", format=".2f")],
     ).properties(height=240)
 

@@ -177,6 +177,7 @@ def _stored(run_id: str, root) -> None:
                if c not in ("seed", "iteration", "episodes", "length", "epsilon", "stage")]
     first = "welfare_sum" if "welfare_sum" in numeric else "collective"
     metric = st.selectbox("Metric", numeric, index=numeric.index(first), key="p_metric")
+    st.caption("One line per seed; solid: training windows, dashed: evaluations.")
     st.altair_chart(charts.training_curves(episodes, metric))
     if charts.stage1_end(episodes) is not None:
         st.caption(f"Shaded, up to iteration {charts.stage1_end(episodes)}: the curriculum's "
