@@ -24,6 +24,7 @@ are used only in this module.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -263,6 +264,8 @@ class EconModel(mesa.Model):
     # ------------------------------------------------------------------------ episodes
     def _start_episode(self) -> None:
         self.state = self.game.reset(1, self.rng)
+        #: a copy of the state this episode began from (kernels may update a state in place)
+        self.start_state = copy.deepcopy(self.state)
         if self.mechanism is not None:
             self.mechanism.reset()
         self.obs = self.game.observe(self.state)  # [1, N, *obs]

@@ -11,6 +11,7 @@ usable from a notebook::
     res.periods           # one row per mechanism x seed x episode x tax period x agent
     res.steps             # one row per mechanism x seed x episode x step x agent
     res.schedules         # marginal rate per bracket and mechanism
+    res.plane             # games in a plane (navigation): each agent's start and goal per episode
     whatif.tax_curve(res.schedules)   # T(z), the tax due at income z
 
 Every table comes from the model's own ``DataCollector`` (per step) and, for economies, from
@@ -46,7 +47,7 @@ import pandas as pd
 
 from econsim import dictionary, store
 from econsim import scenario as scenario_mod
-from econsim.core.capabilities import Economy, Render, TaxPeriods, has
+from econsim.core.capabilities import Economy, Plane, Render, TaxPeriods, has
 from econsim.model import EconModel, load_trainer
 from econsim.scenario import Scenario
 from learners.brains import ConstantBrain, team_brains
@@ -57,6 +58,10 @@ __all__ = ["EPISODE_COLUMNS", "STEP_COLUMNS", "WhatIfJob", "WhatIfResult", "comp
            "WORLD_COLUMNS", "mechanism_label", "run_whatif", "tax_curve", "terrain"]
 
 BRAINS = ("random", "noop", "trained:<run_id>")
+#: bytes of replay pictures a job keeps (``WhatIfResult.frames``): a 128 x 128 picture per
+#: step of navigation is 48 KiB, so long what-ifs keep the pictures of their first episodes
+#: only (every episode keeps its rows in the tables)
+FRAME_BYTES = 256 * 2**20
 Progress = Callable[[float, str], Any]
 ShouldStop = Callable[[], bool]
 
@@ -152,8 +157,16 @@ class WhatIfResult:
     schedules: pd.DataFrame
     terrain: pd.DataFrame | None = None
     #: (mechanism, seed, episode) -> one uint8 RGB image ``[H, W, 3]`` of the whole map per
-    #: step, for grid games that draw themselves (``game.render_rgb``, e.g. Cleanup)
+    #: step, for games that draw themselves (``game.render_rgb``, e.g. Cleanup); whole
+    #: episodes, as many as ``FRAME_BYTES`` holds
     frames: dict[tuple[str, int, int], list[np.ndarray]] = field(default_factory=dict)
+    #: games in a plane (capability ``Plane``, e.g. navigation): one row per mechanism x seed x
+    #: episode x agent with ``start_x, start_y`` (where it began the episode) and ``goal_x,
+    #: goal_y`` (its landmark, fixed within an episode), in the plane's coordinates; the
+    #: positions at each step are ``x, y`` of ``steps``. None for other games
+    plane: pd.DataFrame | None = None
+    #: ``(x_min, x_max, y_min, y_max)`` of a ``Plane`` game (``game.extent``), else None
+    extent: tuple[float, float, float, float] | None = None
     cancelled: bool = False
     wall_s: float = 0.0
 
@@ -246,6 +259,8 @@ class WhatIfJob:
     _parts: list[dict[str, pd.DataFrame]] = field(default_factory=list, repr=False)
     _frames: dict[tuple[str, int, int], list[np.ndarray]] = field(default_factory=dict,
                                                                   repr=False)
+    _frame_bytes: int = 0
+    _plane: list[pd.DataFrame] = field(default_factory=list, repr=False)
     _trainer: Any = field(default=None, repr=False)
     _wall: float = 0.0
 
@@ -363,9 +378,16 @@ class WhatIfJob:
             m.step()
             played += 1
             self._record_events(m)
-            if has(m.game, Render):  # replayable grid games
-                self._frames.setdefault((task.label, task.seed, m.episode), []).append(
-                    m.game.render_rgb(m.state))
+            key = (task.label, task.seed, m.episode)
+            if has(m.game, Render):  # replayable games: whole episodes within FRAME_BYTES
+                if m.t == 1 and self._frame_bytes < FRAME_BYTES:
+                    self._frames[key] = []
+                if key in self._frames:
+                    frame = m.game.render_rgb(m.state)
+                    self._frames[key].append(frame)
+                    self._frame_bytes += frame.nbytes
+            if has(m.game, Plane) and m.t == 1:  # an episode's starts and landmarks
+                self._plane.append(_plane_rows(m, task))
             if not m.running:
                 self._parts.append(_tables(m, task, self._extra, whole_only=True))
                 self._model = None
@@ -422,7 +444,30 @@ class WhatIfJob:
             episodes_requested=self.episodes, steps=cat("steps"), world=cat("world"),
             periods=periods, episodes=cat("episodes"),
             schedules=_schedules(periods, game, labels), terrain=terrain(game),
-            frames=dict(self._frames), cancelled=self.cancelled, wall_s=round(self._wall, 3))
+            frames=self._whole_frames(), plane=self._plane_table(game), extent=(
+                tuple(float(v) for v in game.extent) if has(game, Plane) else None),
+            cancelled=self.cancelled, wall_s=round(self._wall, 3))
+
+    def _finished(self) -> set[tuple[str, int, int]]:
+        """(mechanism, seed, episode) of the finished episodes."""
+        return {(str(m), int(s), int(e)) for p in self._parts if not p["episodes"].empty
+                for m, s, e in p["episodes"][_KEYS].itertuples(index=False)}
+
+    def _whole_frames(self) -> dict[tuple[str, int, int], list[np.ndarray]]:
+        """The pictures of the finished episodes (as the tables: whole episodes only)."""
+        done = self._finished()
+        return {k: v for k, v in self._frames.items() if k in done}
+
+    def _plane_table(self, game: Any) -> pd.DataFrame | None:
+        """``WhatIfResult.plane`` of the finished episodes (None: not a ``Plane`` game)."""
+        if not has(game, Plane):
+            return None
+        done = [p["episodes"][_KEYS] for p in self._parts if not p["episodes"].empty]
+        if not self._plane or not done:
+            return pd.DataFrame(columns=["mechanism", "seed", "episode", "agent", "start_x",
+                                         "start_y", "goal_x", "goal_y"])
+        rows = pd.concat(self._plane, ignore_index=True)  # the finished episodes' rows
+        return rows.merge(pd.concat(done), on=_KEYS, how="inner").reset_index(drop=True)
 
 
 def _tables(m: EconModel, task: _Task, extra: list[dict], whole_only: bool) -> dict:
@@ -466,6 +511,20 @@ def _tables(m: EconModel, task: _Task, extra: list[dict], whole_only: bool) -> d
         per = _front(per.drop(columns=["world"]), front, ["episode", "period", "agent"])
     return {"steps": steps.reset_index(drop=True), "world": world, "periods": per,
             "episodes": pd.DataFrame(episodes)}
+
+
+def _plane_rows(m: EconModel, task: _Task) -> pd.DataFrame:
+    """Where each agent of ``m``'s current episode started and its landmark (``Plane``):
+    one row per agent (row n of ``game.landmarks``: agent n's goal)."""
+    start = m.game.describe(m.start_state)
+    goals = np.asarray(m.game.landmarks(m.state), np.float64)  # fixed within an episode
+    n, k = m.game.n_agents, max(m.game.n_agents, len(goals))
+    pad = lambda v, m_: np.append(np.asarray(v, np.float64)[:m_], np.full(k - m_, np.nan))  # noqa: E731
+    rows = pd.DataFrame({"episode": m.episode, "agent": np.arange(k),
+                         "start_x": pad(start["x"][0], n), "start_y": pad(start["y"][0], n),
+                         "goal_x": pad(goals[:, 0], len(goals)),
+                         "goal_y": pad(goals[:, 1], len(goals))})
+    return _front(rows, {**task.columns, "seed": task.seed}, ["episode", "agent"])
 
 
 def _front(df: pd.DataFrame, front: dict, keys: list[str]) -> pd.DataFrame:

@@ -3,6 +3,7 @@ the builder validates and refuses bad input with one line, a what-if compares tw
 mechanisms, exports carry CSV, and a regression runs on a small runs folder."""
 
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -127,6 +128,26 @@ def test_builder_validates_a_scenario_and_offers_its_toml(app):
     app.selectbox(key="b_mechanism").set_value("designer:metagrad").run()
     _ok(app)
     assert not app.error and "MetaGrad" in app.success[0].value
+
+
+def test_builder_games_whose_agent_count_is_implied(app):
+    """Navigation and Cleanup default ``n_agents`` to None (implied by the formation / the
+    map): choosing them, or loading one of their scenarios, used to fail on int(None)."""
+    for env, n in (("navigation", 4), ("cleanup", 2), ("checkers", 2)):
+        app.selectbox(key="b_env").set_value(env).run()
+        _ok(app)
+        assert not app.error, [e.value for e in app.error]
+        assert app.number_input(key="b_n_agents").value == n
+        assert f"{env} with {n} agents" in app.success[0].value
+    app.selectbox(key="b_env").set_value("navigation").run()
+    app.text_area(key="b_env_params").input('formation = "merge"').run()  # merge: 2 agents
+    _ok(app)
+    assert not app.error and "navigation with 2 agents" in app.success[0].value
+    for name, n in (("nav_cross_cm3", 4), ("cleanup10_lio", 3), ("checkers_cm3", 2)):
+        app.selectbox(key="b_start").set_value(name).run()
+        _ok(app)
+        assert not app.error and app.number_input(key="b_n_agents").value == n
+        assert f"Valid scenario **{name}**" in app.success[-1].value
 
 
 BAD_INPUT_IDS = ["negative flat rate", "custom bracket rate above 1", "uploaded TOML with an "
@@ -364,6 +385,180 @@ def test_plots_replay_a_cleanup_episode_and_show_incentives_over_training(monkey
     at.radio(key="p_source").set_value("A stored run").run()
     _ok(at)
     assert "Incentives over training" in [h.value for h in at.subheader]
+
+
+def _chart_titles(at: AppTest) -> list:
+    return [json.loads(c.proto.spec).get("title") for c in at.get("vega_lite_chart")]
+
+
+def test_plane_paths_chart_is_a_pure_function_of_the_tables():
+    """charts.plane_paths: trails from the start (step 0) up to step t, discs at step t,
+    goals fixed, the plane's extent as the axes, the colours of navigation's pictures."""
+    from econsim.app_pages import charts
+    from econsim.envs.navigation import AGENT_COLOURS
+
+    steps = pd.DataFrame({"step": [1, 1, 2, 2, 3, 3], "agent": [0, 1] * 3,
+                          "x": [0.1, -0.1, 0.2, -0.2, 0.3, -0.3], "y": [0.0] * 6})
+    plane = pd.DataFrame({"agent": [0, 1], "start_x": [0.0, 0.0], "start_y": [0.0, 0.0],
+                          "goal_x": [1.0, -1.0], "goal_y": [0.5, -0.5]})
+    spec = charts.plane_paths(steps, plane, (-1.5, 1.5, -1.0, 1.0), t=2).to_dict()
+    data = {k: pd.DataFrame(v) for k, v in spec["datasets"].items()}
+    trails, start, goal, disc, label = (data[layer["data"]["name"]] for layer in spec["layer"])
+    assert spec["title"] == "step 2 of 3" and spec["height"] == round(spec["width"] * 2 / 3)
+    assert sorted(trails.step) == [0, 0, 1, 1, 2, 2] and list(start.step) == [0, 0]
+    assert list(disc.step) == [2, 2] and list(disc.x) == [0.2, -0.2]
+    assert list(goal.goal_x) == [1.0, -1.0] and label.equals(disc)
+    enc = spec["layer"][0]["encoding"]
+    assert enc["x"]["scale"]["domain"] == [-1.5, 1.5] and enc["y"]["scale"]["domain"] == [-1, 1]
+    assert enc["color"]["scale"]["range"] == [charts.AGENT_COLORS[0], charts.AGENT_COLORS[1]]
+    assert [tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in charts.AGENT_COLORS] \
+        == [tuple(c) for c in AGENT_COLOURS]
+    at_start = charts.plane_paths(steps, plane, (-1.5, 1.5, -1.0, 1.0), t=0).to_dict()
+    assert at_start["title"] == "step 0 of 3"
+
+
+def test_navigation_whatif_shows_the_agents_paths(app):
+    """A what-if on a navigation scenario from the What-if page: the Plots page draws each
+    agent's path from its start towards its landmark, with a step slider (0: the start),
+    and the game's own pictures in the replay."""
+    _go(app, "what_if")
+    app.selectbox(key="w_scenario").set_value("nav_antipodal_cm3").run()
+    assert app.multiselect(key="w_mechanisms").value == ["scenario"]  # no taxes
+    app.text_input(key="w_seeds").input("0,1").run()
+    app.button(key="w_run").click().run()
+    _ok(app)
+    assert not app.error
+    res = app.session_state["whatif_result"]
+    assert res.env == "navigation" and len(res.episodes) == 2
+    assert len(res.plane) == 2 * 4 and res.extent == (-1.5, 1.5, -1.5, 1.5)
+    _go(app, "plots")
+    _ok(app)
+    assert not app.error
+    heads = [h.value for h in app.subheader]
+    assert heads[:3] == ["Collective return over time", "Paths in the plane", "Replay"]
+    assert "Tax schedule" not in heads  # nothing to say about taxes in this game
+    assert "step 50 of 50" in _chart_titles(app)
+    [image] = app.get("image")
+    assert image.proto.imgs[0].caption == "step 50 of 50"
+    app.slider(key="p_path_step").set_value(0).run()  # the start
+    _ok(app)
+    assert "step 0 of 50" in _chart_titles(app)
+    app.slider(key="p_path_step").set_value(12).run()
+    app.selectbox(key="p_path_seed").set_value(1).run()
+    _ok(app)
+    assert "step 12 of 50" in _chart_titles(app)
+
+
+def test_checkers_whatif_replays_its_pictures(app):
+    _go(app, "what_if")
+    app.selectbox(key="w_scenario").set_value("checkers_cm3").run()
+    app.text_input(key="w_seeds").input("0").run()
+    app.button(key="w_run").click().run()
+    _ok(app)
+    assert not app.error
+    res = app.session_state["whatif_result"]
+    assert res.plane is None and len(res.frames) == 1
+    _go(app, "plots")
+    _ok(app)
+    assert not app.error and "Replay" in [h.value for h in app.subheader]
+    [image] = app.get("image")
+    n = len(res.frames[("none", 0, 0)])
+    assert image.proto.imgs[0].caption == f"step {n} of {n}"
+    app.slider(key="p_rep_step").set_value(1).run()
+    _ok(app)
+    assert app.get("image")[0].proto.imgs[0].caption == f"step 1 of {n}"
+    assert {"row", "col", "red", "yellow"} <= set(app.dataframe[0].value.columns)
+
+
+@pytest.fixture(scope="module")
+def cm3_root(tmp_path_factory):
+    """Tiny CM3 runs: navigation (Antipodal; stage 1 is iteration 1) and Checkers (logged in
+    windows of two iterations, so the first window straddles the switch to stage 2)."""
+    root = tmp_path_factory.mktemp("cm3_runs")
+    runner.run(small("nav_antipodal_cm3", 3, eval_every=1, short=True), seeds=[0, 1],
+               progress=False, root=root)
+    runner.run(small("checkers_cm3", 4, eval_every=2, log_every=2, short=True), seeds=[0],
+               progress=False, root=root)
+    return root
+
+
+def _png() -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 4), (200, 30, 30)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_reproduction_figures_are_found_by_fixed_names(monkeypatch, tmp_path):
+    from econsim.app_pages import common
+
+    assert (APP.parent / "docs") == common.DOCS  # the repository's docs/ beside econsim/
+    monkeypatch.setattr(common, "DOCS", tmp_path)
+    assert common.reproduction_figure("navigation", {"formation": "cross"}) is None  # absent
+    for name in ("cm3_cross.png", "cm3_checkers.png", "passwd"):
+        (tmp_path / name).write_bytes(_png())
+    assert common.reproduction_figure("navigation", {"formation": "cross"}) == \
+        tmp_path / "cm3_cross.png"
+    assert common.reproduction_figure("checkers", {"formation": "cross"}) == \
+        tmp_path / "cm3_checkers.png"
+    for env, params in (("navigation", {"formation": "random"}), ("navigation", {}),
+                        ("navigation", {"formation": "../passwd"}),
+                        ("navigation", {"formation": ["cross"]}), ("gtb", {}),
+                        ("cleanup", {"formation": "cross"})):
+        assert common.reproduction_figure(env, params) is None, (env, params)
+
+
+def test_stored_cm3_runs_mark_stage_1_and_show_the_benchmark_figure(monkeypatch, cm3_root,
+                                                                   tmp_path):
+    """Plots of a stored CM3 run: stage 1 (one agent in the induced game) is shaded on the
+    training curves; the benchmark's Figure 3.5 picture of the game shows when docs/ has
+    it, and nothing (no error) when it does not."""
+    from econsim.app_pages import common
+
+    monkeypatch.setattr(common, "DOCS", tmp_path)
+    (tmp_path / "cm3_antipodal.png").write_bytes(_png())
+    at = _app(monkeypatch, cm3_root)
+    _go(at, "plots").radio(key="p_source").set_value("A stored run").run()
+    runs = {r.split("-")[0]: r for r in at.selectbox(key="p_run").options}
+    for name, end, image in (("nav_antipodal_cm3", 1, True), ("checkers_cm3", 2, False)):
+        at.selectbox(key="p_run").set_value(runs[name]).run()
+        _ok(at)
+        assert not at.error, [e.value for e in at.error]
+        assert any(c.value.startswith(f"Shaded, up to iteration {end}: the curriculum's "
+                                      "stage 1") for c in at.caption)
+        layers = json.loads(at.get("vega_lite_chart")[0].proto.spec)["layer"]
+        assert [layer["mark"]["type"] for layer in layers] == ["rect", "rule", "text", "line"]
+        assert "stage" not in at.selectbox(key="p_metric").options
+        images = at.get("image")
+        assert len(images) == int(image)
+        if image:
+            assert images[0].proto.imgs[0].caption == common.FIGURE_CAPTION
+    _go(at, "runs")
+    _ok(at)
+    assert any("shaded: the curriculum's stage 1" in m.value for m in at.markdown)
+
+
+def test_training_curves_shade_stage_1_only_for_a_curriculum():
+    from econsim.app_pages import charts
+
+    rows = pd.DataFrame({"seed": 0, "phase": ["train", "eval"] * 3, "iteration": [10, 10, 20,
+                                                                                 20, 30, 30],
+                         "collective": [1.0, 2, 3, 4, 5, 6]})
+    assert charts.stage1_end(rows) is None
+    assert charts.stage1_end(rows.assign(stage=2.0)) is None  # IAC, COMA, QMIX, CM3 direct
+    assert charts.stage1_end(rows.assign(stage=[1.0, 1, 1.5, 2, 2, 2])) == 20
+    assert charts.stage1_end(rows.assign(stage=1.0)) == 30  # still in stage 1
+    assert charts.stage1_end(rows.assign(stage=[0, 1, 0, 1, 0, 1])) is None  # not CM3's
+    spec = charts.training_curves(rows.assign(stage=[1.0, 1, 1.5, 2, 2, 2])).to_dict()
+    rect = next(layer for layer in spec["layer"] if layer["mark"]["type"] == "rect")
+    band = spec["datasets"][rect["data"]["name"]][0]
+    assert band["start"] == 10 and band["end"] == 20.5
+    plain = charts.training_curves(rows.assign(stage=2.0)).to_dict()
+    assert "layer" not in plain
+    # solid training windows, dashed evaluations, whatever order the rows come in
+    assert plain["encoding"]["strokeDash"]["scale"] == {"domain": ["train", "eval"],
+                                                        "range": [[1, 0], [5, 3]]}
 
 
 # ------------------------------------------------------------------------------ runs folder

@@ -140,6 +140,46 @@ def test_other_games_and_idle_agents():
     assert set(idle.terrain.terrain) == {"empty", "water", "wood source", "stone source"}
 
 
+def test_plane_games_record_starts_and_landmarks_per_episode():
+    """Navigation (capability Plane): ``plane`` holds each agent's start and goal per
+    episode, in the plane's coordinates; the pictures and rows are of whole episodes."""
+    res = whatif.run_whatif("nav_antipodal_cm3", None, episodes=2, seed=[0, 1])
+    assert res.extent == (-1.5, 1.5, -1.5, 1.5)
+    plane = res.plane
+    assert list(plane.columns) == ["mechanism", "mechanism_name", "seed", "episode", "agent",
+                                   "start_x", "start_y", "goal_x", "goal_y"]
+    assert len(plane) == 2 * 2 * 4 and set(plane.agent) == {0, 1, 2, 3}
+    for seed in (0, 1):  # episode 0: the state the model was built with
+        model = EconModel("nav_antipodal_cm3", seed=seed)
+        start, goals = model.game.describe(model.state), model.game.landmarks(model.state)
+        rows = plane[(plane.seed == seed) & (plane.episode == 0)].sort_values("agent")
+        np.testing.assert_allclose(rows[["start_x", "start_y"]], np.c_[start["x"][0],
+                                                                       start["y"][0]])
+        np.testing.assert_allclose(rows[["goal_x", "goal_y"]], goals)
+    # the first step moves each agent from its start by at most one step's displacement
+    first = res.steps[res.steps.step == 1].merge(plane, on=["mechanism", "seed", "episode",
+                                                            "agent"])
+    assert (np.hypot(first.x - first.start_x, first.y - first.start_y) < 0.2).all()
+    assert sorted(res.frames) == [("none", s, e) for s in (0, 1) for e in (0, 1)]
+    gtb = whatif.run_whatif("gtb_us_federal", None, episodes=1, seed=0, brains="noop")
+    assert gtb.plane is None and gtb.extent is None
+
+
+def test_replay_pictures_stay_within_their_budget(monkeypatch):
+    """A long what-if keeps the pictures of its first whole episodes only (FRAME_BYTES);
+    a cancelled episode has neither pictures nor plane rows."""
+    monkeypatch.setattr(whatif, "FRAME_BYTES", 128 * 128 * 3 * 30)  # less than one episode
+    res = whatif.run_whatif("nav_antipodal_cm3", None, episodes=3, seed=0)
+    assert list(res.frames) == [("none", 0, 0)] and len(res.frames[("none", 0, 0)]) == 50
+    assert res.episodes_done == 3 and len(res.plane) == 3 * 4
+    job = whatif.WhatIfJob.create("nav_antipodal_cm3", [None], episodes=2, seeds=0)
+    job.advance(max_steps=70)
+    job.cancel()
+    res = job.result()
+    assert res.episodes_done == 1 and list(res.frames) == [("none", 0, 0)]
+    assert set(res.plane.episode) == {0} and len(res.plane) == 4
+
+
 def test_data_dictionary_documents_every_column(pair):
     d = pair.data_dictionary()
     assert set(d.table) == {"periods", "episodes", "steps", "world"}

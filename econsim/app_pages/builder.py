@@ -33,7 +33,7 @@ def _fill(data: dict) -> None:
     ss.b_seeds = ",".join(str(s) for s in data.get("seeds", [0]))
     ss.b_env = env["name"]
     if "n_agents" in fields:
-        ss.b_n_agents = int(env.get("n_agents", fields["n_agents"]))
+        ss.b_n_agents = int(env.get("n_agents") or common.n_agents_of(env["name"], env))
     ss.b_env_params = tomli_w.dumps({k: v for k, v in env.items() if k not in ("name",
                                                                               "n_agents")})
     ss.b_mechanism = common.scenario_mechanism_key(data)
@@ -82,9 +82,21 @@ def _on_paste() -> None:
 
 def _on_env() -> None:
     ss.b_env_params = ""
+    if "n_agents" in common.env_fields(ss.b_env):
+        ss.b_n_agents = common.n_agents_of(ss.b_env)
+
+
+def _on_env_params() -> None:
+    """Where the number of agents is implied by other parameters (a default of None:
+    navigation's formation, Cleanup's map), follow them."""
     fields = common.env_fields(ss.b_env)
-    if "n_agents" in fields:
-        ss.b_n_agents = int(fields["n_agents"])
+    if "n_agents" in fields and fields["n_agents"] is None:
+        try:
+            params = common.parse_toml(ss.b_env_params, "game parameters")
+        except ScenarioError:
+            return  # the page shows the error
+        if "n_agents" not in params:  # else the TOML's own n_agents wins anyway
+            ss.b_n_agents = common.n_agents_of(ss.b_env, params)
 
 
 def _on_mechanism() -> None:
@@ -167,7 +179,7 @@ if mech_choice.kind == "tax":
 with st.expander("More parameters (TOML): game, algorithm, mechanism"):
     st.caption("Anything the game, the learner or the mechanism accepts; unknown names are "
                "refused with the list of allowed ones. Leave empty for the defaults.")
-    st.text_area("Game parameters", key="b_env_params", height=90)
+    st.text_area("Game parameters", key="b_env_params", height=90, on_change=_on_env_params)
     st.text_area("Algorithm parameters", key="b_alg_params", height=120)
     if mech_choice.kind == "tax":
         st.text_area("Mechanism parameters", key="b_mech_params", height=70)

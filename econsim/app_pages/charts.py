@@ -174,16 +174,119 @@ def world_map(terrain: pd.DataFrame, agents: pd.DataFrame,
     return alt.layer(grid, marks, text).properties(width=size, height=size)
 
 
+#: agent n's colour in a plane (``AGENT_COLORS[n % 8]``): the palette of navigation's own
+#: pictures (``render_rgb``), so a path and the pictured replay show an agent alike
+AGENT_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                "#17becf")
+
+
+def plane_paths(steps: pd.DataFrame, plane: pd.DataFrame,
+                extent: tuple[float, float, float, float], t: int | None = None,
+                width: int = 440) -> alt.LayerChart:
+    """One episode of a game in a plane (capability ``Plane``, e.g. navigation), in the
+    plane's coordinates over ``extent`` = ``(x_min, x_max, y_min, y_max)``: each agent's path
+    from its start up to step ``t`` (default: the episode's last; 0: the start), its
+    position at ``t`` (numbered disc), its start (hollow circle) and its goal landmark
+    (hollow square), one colour per agent.
+
+    ``steps``: the episode's rows of ``WhatIfResult.steps`` (``step`` 1.., ``agent``, ``x``,
+    ``y``); ``plane``: its rows of ``WhatIfResult.plane`` (``agent``, ``start_x``,
+    ``start_y``, ``goal_x``, ``goal_y``)."""
+    x0, x1, y0, y1 = (float(v) for v in extent)
+    last = int(steps["step"].max()) if len(steps) else 0
+    t = last if t is None else min(max(int(t), 0), last)
+    starts = plane.dropna(subset=["start_x", "start_y"])
+    path = pd.concat([
+        pd.DataFrame({"agent": starts["agent"].to_numpy(), "step": 0,
+                      "x": starts["start_x"].to_numpy(), "y": starts["start_y"].to_numpy()}),
+        steps.loc[steps["step"] <= t, ["agent", "step", "x", "y"]]], ignore_index=True)
+    extra = [c for c in ("distance", "reward") if c in steps]
+    now = path[path["step"] == t].merge(
+        steps[["agent", "step", *extra]], on=["agent", "step"], how="left")
+    goals = plane.dropna(subset=["goal_x", "goal_y"])
+    agents = sorted({int(a) for a in pd.concat([plane["agent"], path["agent"]])})
+    name = lambda df: df.assign(agent=df["agent"].astype(int).astype(str))  # noqa: E731
+    path, now, goals = name(path), name(now), name(goals)
+    color = alt.Color("agent:N", title="agent", scale=alt.Scale(
+        domain=[str(a) for a in agents],
+        range=[AGENT_COLORS[a % len(AGENT_COLORS)] for a in agents]))
+    sx = alt.Scale(domain=[x0, x1], nice=False, zero=False)
+    sy = alt.Scale(domain=[y0, y1], nice=False, zero=False)
+    x, y = alt.X("x:Q", title="x", scale=sx), alt.Y("y:Q", title="y", scale=sy)
+    xy = [alt.Tooltip("x:Q", format=".2f"), alt.Tooltip("y:Q", format=".2f")]
+    trails = alt.Chart(path).mark_line(clip=True, strokeWidth=2, opacity=0.75).encode(
+        x=x, y=y, color=color, detail="agent:N", order="step:Q",
+        tooltip=["agent:N", "step:Q", *xy])
+    start = alt.Chart(path[path["step"] == 0]).mark_point(
+        shape="circle", filled=False, size=110, strokeWidth=2, clip=True).encode(
+        x=x, y=y, color=color, tooltip=["agent:N", alt.Tooltip("step:Q", title="start"), *xy])
+    goal = alt.Chart(goals).mark_point(shape="square", filled=False, size=260, strokeWidth=2.5,
+                                       clip=True).encode(
+        x=alt.X("goal_x:Q", scale=sx, title="x"), y=alt.Y("goal_y:Q", scale=sy, title="y"),
+        color=color,
+        tooltip=["agent:N", alt.Tooltip("goal_x:Q", format=".2f", title="goal x"),
+                 alt.Tooltip("goal_y:Q", format=".2f", title="goal y")])
+    disc = alt.Chart(now).mark_circle(size=280, opacity=1, stroke="black", strokeWidth=1,
+                                      clip=True).encode(
+        x=x, y=y, color=color,
+        tooltip=["agent:N", "step:Q", *xy, *[alt.Tooltip(f"{c}:Q", format=".3f")
+                                             for c in extra]])
+    label = alt.Chart(now).mark_text(color="white", fontWeight="bold", fontSize=11,
+                                     clip=True).encode(x=x, y=y, text="agent:N")
+    height = round(width * (y1 - y0) / (x1 - x0))
+    return alt.layer(trails, start, goal, disc, label).properties(
+        width=width, height=height, title=f"step {t} of {last}")
+
+
+STAGE1 = "stage 1: one agent, induced game"
+
+
+def _phase_dash() -> alt.StrokeDash:
+    """Training windows solid, evaluations dashed (fixed, not by the order of the rows)."""
+    return alt.StrokeDash("phase:N", scale=alt.Scale(domain=["train", "eval"],
+                                                     range=[[1, 0], [5, 3]]))
+
+
+def stage1_end(episodes: pd.DataFrame) -> int | None:
+    """The last iteration whose rows hold stage-1 numbers of a curriculum (CM3: column
+    ``stage``, 1 = stage 1 on the single-agent induced game, 2 = stage 2; a log window
+    across the switch averages to between), or None if the run has no stage 1."""
+    if "stage" not in episodes or "iteration" not in episodes:
+        return None
+    stage = pd.to_numeric(episodes["stage"], errors="coerce")
+    if stage.isna().all() or not stage.between(1, 2).all() or not (stage < 2).any():
+        return None
+    return int(episodes.loc[stage < 2, "iteration"].max())
+
+
 def training_curves(episodes: pd.DataFrame, metric: str = "collective") -> alt.Chart:
     """A run's ``metric`` against training iteration, one line per seed (solid: training
-    windows; dashed with points: evaluations)."""
+    windows; dashed with points: evaluations). A curriculum's stage 1 (CM3, column
+    ``stage``) is shaded, up to a rule after its last iteration: its returns are one agent's
+    in the single-agent induced game, not the team's."""
     df = episodes.dropna(subset=[metric])
     df = df.assign(seed=df["seed"].astype(str))
-    return alt.Chart(df).mark_line(point=True).encode(
-        x=alt.X("iteration:Q"), y=alt.Y(f"{metric}:Q", scale=alt.Scale(zero=False)),
-        color=alt.Color("seed:N"), strokeDash=alt.StrokeDash("phase:N"),
-        tooltip=["seed", "phase", "iteration", alt.Tooltip(f"{metric}:Q", format=".3f")],
-    ).properties(height=280)
+    end = stage1_end(df)
+    lines = alt.Chart(df).mark_line(point=True).encode(
+        x=alt.X("iteration:Q", title="iteration"),
+        y=alt.Y(f"{metric}:Q", scale=alt.Scale(zero=False)),
+        color=alt.Color("seed:N"), strokeDash=_phase_dash(),
+        tooltip=["seed", "phase", "iteration", alt.Tooltip(f"{metric}:Q", format=".3f"),
+                 *(["stage"] if end is not None else [])],
+    )
+    if end is None:
+        return lines.properties(height=280)
+    band = pd.DataFrame({"start": [float(df["iteration"].min())],
+                         "end": [end + 0.5], "label": [STAGE1]})
+    rect = alt.Chart(band).mark_rect(color="#9e9e9e", opacity=0.2).encode(
+        x=alt.X("start:Q", title="iteration"), x2="end:Q",
+        tooltip=alt.Tooltip("label:N", title="shaded"))
+    at_end = alt.X("end:Q", title="iteration")
+    rule = alt.Chart(band).mark_rule(color="#555", strokeDash=[4, 3]).encode(x=at_end)
+    text = alt.Chart(band).mark_text(align="right", baseline="top", dx=-4, dy=4,
+                                     color="#444").encode(x=at_end, y=alt.value(0),
+                                                          text="label:N")
+    return alt.layer(rect, rule, text, lines).properties(height=280)
 
 
 def incentive_curves(agents: pd.DataFrame) -> alt.Chart:
@@ -193,7 +296,7 @@ def incentive_curves(agents: pd.DataFrame) -> alt.Chart:
     df = df.assign(agent=df["agent"].astype(str))
     return alt.Chart(df).mark_line().encode(
         x=alt.X("iteration:Q"), y=alt.Y("received:Q", title="incentive received per episode"),
-        color=alt.Color("agent:N"), strokeDash=alt.StrokeDash("phase:N"),
+        color=alt.Color("agent:N"), strokeDash=_phase_dash(),
         tooltip=["agent", "phase", "iteration", alt.Tooltip("received:Q", format=".2f")],
     ).properties(height=240)
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+import econsim
 import learners
 from econsim import cli, envs, scenario, store
 from econsim.core.capabilities import PlannerView, TaxPeriods, has
@@ -116,6 +117,20 @@ def env_fields(env_name: str) -> dict[str, Any]:
     return {k: f.default for k, f in envs.params_model(env_name).model_fields.items()}
 
 
+def n_agents_of(env_name: str, params: dict[str, Any] | None = None) -> int:
+    """The number of agents the game's parameters resolve to (its pydantic ``Params``):
+    a default of None means "implied by other parameters" (navigation's formation,
+    Cleanup's map), so the field's default alone is not a number. Parameters that do not
+    validate (a half-typed TOML) fall back to the game's defaults."""
+    model = envs.params_model(env_name)
+    params = {k: v for k, v in (params or {}).items() if k not in ("name", "n_agents")}
+    try:
+        n = model(**params).n_agents
+    except (ValueError, TypeError):  # pydantic's ValidationError is a ValueError
+        n = model().n_agents
+    return int(n)
+
+
 def _role(alg: str) -> str:
     """``agents``, ``tax_designer`` (sets tax rates: GTB) or ``designer`` (pays incentives)."""
     cls = learners.trainer_class(alg)
@@ -210,6 +225,36 @@ def schedule_of(spec: dict) -> pd.DataFrame | None:
     except ValueError:
         return None
     return mech.schedule()
+
+
+# --------------------------------------------------------------------------- figures
+
+#: the repository's docs/ folder: the parent of the ``econsim`` package folder holds it (a
+#: checkout or an editable install; an installed wheel has none, and nothing is shown)
+DOCS = Path(econsim.__file__).resolve().parent.parent / "docs"
+#: Figure 3.5 reproductions that ``benchmarks/cm3.py`` writes into docs/, by game and
+#: navigation formation; the file names are fixed here, never built from a run's values
+FIGURES = {("navigation", "antipodal"): "cm3_antipodal.png",
+           ("navigation", "cross"): "cm3_cross.png",
+           ("navigation", "merge"): "cm3_merge.png",
+           ("checkers", None): "cm3_checkers.png"}
+FIGURE_CAPTION = ("Figure 3.5 reproduction: evaluation return vs training episodes, mean and "
+                  "min-max over seeds; benchmarks/cm3.py")
+
+
+def reproduction_figure(env_name: str, env_params: dict[str, Any]) -> Path | None:
+    """The benchmark's Figure 3.5 picture of a game (navigation by its formation, Checkers)
+    if docs/ holds it, else None. ``env_name`` and ``env_params`` only pick an entry of
+    :data:`FIGURES`; the path is ``DOCS`` / a name written there."""
+    formation = env_params.get("formation") if env_name == "navigation" else None
+    try:
+        name = FIGURES.get((env_name, formation))
+    except TypeError:  # an unhashable value is no key
+        return None
+    if name is None:
+        return None
+    path = DOCS / name
+    return path if path.is_file() else None
 
 
 # --------------------------------------------------------------------------- input text

@@ -1,6 +1,7 @@
 """Plots of the last what-if or of a stored run: welfare over time, tax schedules and
 T(z), income before/after redistribution by skill, economic activity, the GTB map with
-the agents, and training curves."""
+the agents, the agents' paths in a plane (navigation), replays of games that draw
+themselves, and training curves."""
 
 import numpy as np
 import pandas as pd
@@ -49,19 +50,31 @@ def _whatif(res: whatif.WhatIfResult) -> None:
     economy = "welfare" in res.world
     st.caption(f"What-if of {res.scenario}: {', '.join(res.mechanisms)}; agents "
                f"{res.brains}; seeds {res.seeds}.")
-    st.subheader("Welfare, productivity and equality over time")
-    st.caption("Welfare = productivity x equality (coin x share); productivity = total coin; "
-               "equality = 1 - Gini of coin. Mean over seeds and episodes at each step.")
-    metrics = charts.METRICS if economy else ("collective_return",)
-    st.altair_chart(charts.metrics_over_time(res.world, metrics=metrics))
-    _schedule(res.schedules, "p_tz_w")
-    _income(res.periods, "mechanism")
+    if economy:
+        st.subheader("Welfare, productivity and equality over time")
+        st.caption("Welfare = productivity x equality (coin x share); productivity = total "
+                   "coin; equality = 1 - Gini of coin. Mean over seeds and episodes at each "
+                   "step.")
+        st.altair_chart(charts.metrics_over_time(res.world))
+        _schedule(res.schedules, "p_tz_w")
+        _income(res.periods, "mechanism")
+    else:  # no coin, no taxes: the team's return
+        st.subheader("Collective return over time")
+        st.caption("The agents' rewards summed over agents and over the episode so far; mean "
+                   "over seeds and episodes at each step.")
+        st.altair_chart(charts.metrics_over_time(res.world, metrics=("collective_return",)))
+        if not res.schedules.empty:  # taxes without coin: not a shipped game
+            _schedule(res.schedules, "p_tz_w")
+        if not res.periods.empty:
+            _income(res.periods, "mechanism")
     if economy:
         st.subheader("Economic activity")
         st.altair_chart(charts.activity_bars(res.episodes))
         st.altair_chart(charts.activity_over_time(res.steps))
     if res.terrain is not None:
         _map(res)
+    if res.plane is not None and not res.plane.empty:
+        _paths(res)
     if res.frames:
         _replay(res)
     st.subheader("Training curves")
@@ -91,8 +104,38 @@ def _map(res: whatif.WhatIfResult) -> None:
                     width="content")
 
 
+def _step_slider(key: str, low: int, last: int, help: str | None = None) -> int:
+    """A step slider from ``low`` to ``last`` (default ``last``); a value left by a longer
+    episode is brought into range first."""
+    if key in ss and not low <= ss[key] <= last:
+        ss[key] = last
+    return st.slider("Step", low, last, last, key=key, help=help)
+
+
+def _paths(res: whatif.WhatIfResult) -> None:
+    """The agents' paths in the plane over one episode (games with a ``Plane``)."""
+    st.subheader("Paths in the plane")
+    plane, steps = res.plane, res.steps
+    c1, c2, c3 = st.columns(3)
+    mechs = [m for m in res.mechanisms if m in set(plane["mechanism"])]
+    mech = c1.selectbox("Mechanism", mechs, key="p_path_mech")
+    plane = plane[plane["mechanism"] == mech]
+    seed = c2.selectbox("Seed", sorted(plane["seed"].unique()), key="p_path_seed")
+    plane = plane[plane["seed"] == seed]
+    ep = c3.selectbox("Episode", sorted(plane["episode"].unique()), key="p_path_episode")
+    plane = plane[plane["episode"] == ep]
+    these = steps[(steps["mechanism"] == mech) & (steps["seed"] == seed)
+                  & (steps["episode"] == ep)]
+    last = int(these["step"].max())
+    t = _step_slider("p_path_step", 0, last, help="0: where the agents started")
+    st.caption("Each agent's path from its start (hollow circle) up to this step, its "
+               "position now (numbered disc) and its goal landmark (hollow square, same "
+               "colour), in the plane's coordinates.")
+    st.altair_chart(charts.plane_paths(these, plane, res.extent, t), width="content")
+
+
 def _replay(res: whatif.WhatIfResult) -> None:
-    """Step-by-step picture of a grid game that draws itself (e.g. Cleanup)."""
+    """Step-by-step picture of a game that draws itself (e.g. Cleanup, Checkers)."""
     st.subheader("Replay")
     keys = sorted(res.frames)
     c1, c2, c3 = st.columns(3)
@@ -101,16 +144,18 @@ def _replay(res: whatif.WhatIfResult) -> None:
     ep = c3.selectbox("Episode", sorted({k[2] for k in keys if k[:2] == (mech, seed)}),
                       key="p_rep_episode")
     frames = res.frames[(mech, seed, ep)]
-    t = st.slider("Step", 1, len(frames), len(frames), key="p_rep_step") if len(frames) > 1 \
-        else 1
-    big = np.kron(frames[t - 1], np.ones((32, 32, 1), np.uint8))  # crisp cells
+    t = _step_slider("p_rep_step", 1, len(frames)) if len(frames) > 1 else 1
+    cell = max(1, min(32, 384 // max(frames[0].shape[:2])))  # a grid cell: up to 32 pixels
+    big = np.kron(frames[t - 1], np.ones((cell, cell, 1), np.uint8))  # crisp cells
     st.image(big, caption=f"step {t} of {len(frames)}")
     steps = res.steps
     if {"mechanism", "seed", "episode", "step"} <= set(steps.columns):
         now = steps[(steps["mechanism"] == mech) & (steps["seed"] == seed)
                     & (steps["episode"] == ep) & (steps["step"] == t)]
-        cols = [c for c in ("agent", "action_name", "reward", "incentive_received",
-                            "incentive_given", "apples", "waste_cleaned") if c in now]
+        cols = [c for c in ("agent", "action", "action_name", "reward", "incentive_received",
+                            "incentive_given", "apples", "waste_cleaned", "row", "col",
+                            "red", "yellow", "x", "y", "distance", "reached", "collisions")
+                if c in now]
         if not now.empty:
             st.dataframe(now[cols], hide_index=True)
 
@@ -129,10 +174,24 @@ def _stored(run_id: str, root) -> None:
         periods = analysis.select_evaluations(periods, "final")
     st.subheader("Training curves")
     numeric = [c for c in episodes.select_dtypes("number").columns
-               if c not in ("seed", "iteration", "episodes", "length", "epsilon")]
+               if c not in ("seed", "iteration", "episodes", "length", "epsilon", "stage")]
     first = "welfare_sum" if "welfare_sum" in numeric else "collective"
     metric = st.selectbox("Metric", numeric, index=numeric.index(first), key="p_metric")
+    st.caption("One line per seed; solid: training windows, dashed: evaluations.")
     st.altair_chart(charts.training_curves(episodes, metric))
+    if charts.stage1_end(episodes) is not None:
+        st.caption(f"Shaded, up to iteration {charts.stage1_end(episodes)}: the curriculum's "
+                   "stage 1, where one agent learns alone in the single-agent induced game; "
+                   "its returns are that agent's, not the team's (stage 2 from the rule on).")
+    try:
+        sc = scenario_mod.load(store.inside(store.run_dir(run_id, root), "scenario.toml"))
+    except ScenarioError:  # e.g. a run of an older econsim: its tables still show
+        sc = None
+    figure = common.reproduction_figure(sc.env_name, sc.env_params) if sc else None
+    if figure is not None:
+        st.markdown("**The benchmark's curves for this game** (every method, from the "
+                    "repository's docs/)")
+        st.image(figure.read_bytes(), caption=common.FIGURE_CAPTION)
     try:
         agents = analysis.load(run_id, "agents", root)
     except ScenarioError:
@@ -147,9 +206,8 @@ def _stored(run_id: str, root) -> None:
     st.caption("Below: the last evaluation of the run (per tax period, all seeds).")
     st.subheader("Welfare, productivity and equality over the episode")
     st.altair_chart(charts.metrics_over_time(periods, x="period", by="scenario"))
-    sc = scenario_mod.load(store.inside(store.run_dir(run_id, root), "scenario.toml"))
-    game = sc.make_game()
-    cutoffs = game.cutoffs if has(game, TaxPeriods) else None
+    game = sc.make_game() if sc is not None else None
+    cutoffs = game.cutoffs if game is not None and has(game, TaxPeriods) else None
     rate_cols = [f"rate_{j}" for j in range(len(cutoffs))] if cutoffs is not None else []
     if rate_cols and set(rate_cols) <= set(periods.columns):
         mean = periods[rate_cols].mean()

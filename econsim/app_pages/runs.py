@@ -55,7 +55,9 @@ if not final.empty:
                 "episodes)")
     st.dataframe(final, hide_index=True)
 metric = "welfare_sum" if "welfare_sum" in episodes else "collective"
-st.markdown(f"**Training curve** ({metric}; dashed: evaluations)")
+staged = ("; shaded: the curriculum's stage 1, one agent alone in the induced game"
+          if charts.stage1_end(episodes) is not None else "")
+st.markdown(f"**Training curve** ({metric}; dashed: evaluations{staged})")
 st.altair_chart(charts.training_curves(episodes, metric))
 files = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
 st.caption("Files: " + ", ".join(files))
@@ -78,7 +80,8 @@ elif chosen:
         st.stop()
     st.caption(f"Per episode, {label}: {len(table):,} rows (the Regression page's default "
                "data).")
-    skip = {"seed", "iteration", "episode", "periods", "episodes", "length", "epsilon"}
+    skip = {"seed", "iteration", "episode", "periods", "episodes", "length", "epsilon",
+            "stage"}
     numeric = [c for c in table.select_dtypes("number").columns
                if c not in skip and not str(c).startswith("mechanism_")]
     first = next((c for c in ("welfare_sum", "collective") if c in numeric), numeric[0])
