@@ -94,13 +94,13 @@ def plot(env: str, curve: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> pd.DataFrame:
     p = parser(__doc__.splitlines()[0])
     p.set_defaults(seeds="0-2", root="runs/bench_cm3")
     p.add_argument("--envs", default=",".join(ENVS), help=f"of {', '.join(ENVS)}")
     p.add_argument("--methods", default=",".join(METHODS), help=f"of {', '.join(METHODS)}")
     p.add_argument("--docs", default="docs", help="where the PNG curves go")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     seeds = parse_seeds(a.seeds)
     envs = [e for e in a.envs.split(",") if e]
     methods = [m for m in a.methods.split(",") if m]
@@ -128,6 +128,7 @@ def main() -> None:
     print("\nFigure 3.5 summary (final = mean of the last 5 evaluations; episodes to 90% "
           "progress of the seed-mean curve):")
     print(table.to_string(index=False))
+    return table
 
 
 if __name__ == "__main__":

@@ -65,8 +65,11 @@ def speed_table(names: list[str] | None = None, batch: int | None = None,
     if unknown:
         raise ValueError(f"bench: unknown game {unknown[0]!r} (allowed: "
                          f"{', '.join(sorted({*cases, *envs.names()}))})")
+    chosen = []  # a game's name stands for all its declared variants
     for name in names or list(cases):
-        env, params, batches = cases.get(name) or (name, {}, (4096,))
+        chosen += [name] if name in cases else [c for c, v in cases.items() if v[0] == name]
+    for name in chosen:
+        env, params, batches = cases[name]
         for b in (batch,) if batch is not None else batches:
             sps = env_steps_per_second(env, params, b, seconds)
             rows.append({"game": name, "batch": b, "env_steps_per_s": round(sps)})

@@ -39,6 +39,24 @@ def test_bench_prints_throughput(capsys):
     assert "env_steps_per_s" in out and "ipd" in out
 
 
+def test_bench_of_a_game_measures_its_declared_variants(capsys):
+    assert cli.main(["bench", "navigation", "--batch", "8", "--seconds", "0.02"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"navigation({f})" in out for f in ("antipodal", "cross", "merge"))
+
+
+def test_cm3_benchmark_runs_on_a_tiny_budget(tmp_path, capsys):
+    table = _load("cm3").main(["--envs", "merge,checkers", "--methods", "cm3,iac",
+                               "--iterations", "10", "--seeds", "0", "--root",
+                               str(tmp_path / "runs"), "--docs", str(tmp_path / "docs"),
+                               "--quiet"])
+    assert set(zip(table.env, table.method, strict=True)) == {(e, m) for e in ("merge", "checkers")
+                                                 for m in ("cm3", "iac")}
+    assert table.final.notna().all() and (table.budget_episodes == 100).all()
+    assert (tmp_path / "docs" / "cm3_merge.png").stat().st_size > 1000
+    assert "Figure 3.5 summary" in capsys.readouterr().out
+
+
 def test_parse_seeds():
     assert cli.parse_seeds("0-2,5") == [0, 1, 2, 5]
 
