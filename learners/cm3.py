@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, Field
 
-from econsim.bounds import FINITE, Count, Hidden, Iterations, Minibatches
+from econsim.bounds import FINITE, Coefficient, Count, Hidden, Iterations, Minibatches
 from econsim.core import Game
 from econsim.core.capabilities import MultiGoal, has
 from learners.multigoal import (
@@ -86,6 +86,10 @@ class CM3Config(MultiGoalConfig):
                                     "from the start of stage 2")
     stage1: Stage1 = Field(Stage1(), description="the curriculum's stage 1 (ignored by "
                            "cm3-direct)")
+    join_std: Coefficient = Field(
+        0.01, description="standard deviation of the normal initial weights W^{1:2} that join "
+        "a new stage-2 branch into a restored layer (the reference code's 0.01: stage 2 starts "
+        "close to the stage-1 functions; 0: exactly them)")
 
 
 @register_algorithm("cm3", "cm3-direct", "cm3-qv", kinds={"cm3-direct": "direct",
@@ -167,7 +171,8 @@ class CM3Trainer(MultiGoalTrainer):
         self.shape = self.shapes(self.game)
         for name, net in self.shape.items():
             gens = self.gens(f"cm3/{name}/stage2")
-            p = net.augment(old[name], gens) if name in old else net.init(gens)
+            p = (net.augment(old[name], gens, self.cfg.join_std) if name in old
+                 else net.init(gens))
             setattr(self, name, p)
             setattr(self, name + "_t", {k: v.detach().clone() for k, v in p.items()})
         self.make_optimisers()

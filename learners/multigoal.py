@@ -86,6 +86,9 @@ class MultiGoalConfig(TrainerConfig):
     epsilon: LinearSchedule = Field(
         LinearSchedule(start=1.0, end=0.05, steps=8000),
         description="exploration lower bound eps per iteration (Diss A.8, Table A.3)")
+    bootstrap_time_limit: bool = Field(
+        True, description="the last step of an episode cut by the step cap bootstraps from the "
+        "state after it, as Algorithm 6's targets always do; false: it counts as terminal")
 
 
 # ------------------------------------------------------------------------------ replay
@@ -303,16 +306,29 @@ class MultiGoalTrainer(TrainerTraits):
 
     def play(self, game: Game, params: Params, eps: float, episodes: int,
              rng: ReplicaRNG, act_rng: ReplicaRNG) -> Batch:
-        return play(_Player(self, game, rng, act_rng), params, eps, episodes)
+        return play(_Player(self, game, rng, act_rng), params, eps, episodes, final=True)
 
     def transitions(self, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """Replica-major transitions ``[R, T*B, ...]`` of a batch and which are valid."""
-        mask = batch.mask
+        """Replica-major transitions ``[R, T*B, ...]`` of a batch and which are valid.
+
+        ``done`` marks a step that ended its episode by the game's own termination; the last
+        step of the step cap (index ``T - 1``, the rollout always plays ``max_steps`` steps)
+        bootstraps from the state after it (``bootstrap_time_limit``; time is not part of the
+        state, so a cut-off is not a terminal state). An episode whose natural end falls on
+        the cap's last step is taken as cut off."""
+        mask, final = batch.mask, batch.final
+
+        def after(x: torch.Tensor, key: str) -> torch.Tensor:  # x one step later
+            return torch.cat([x[1:], final[key][None]]) if key in final else next_step(x)
+
+        done = mask * (1 - next_step(mask))
+        if self.cfg.bootstrap_time_limit:
+            done = torch.cat([done[:-1], torch.zeros_like(done[-1:])])
         fields = {"obs": batch.obs, "actions": batch.actions, "rewards": batch.env_rewards,
                   "s_env": batch.extra["s_env"], "s_ag": batch.extra["s_ag"],
-                  "next_obs": next_step(batch.obs), "next_s_env": next_step(batch.extra["s_env"]),
-                  "next_s_ag": next_step(batch.extra["s_ag"]),
-                  "done": mask * (1 - next_step(mask))}
+                  "next_obs": after(batch.obs, "obs"),
+                  "next_s_env": after(batch.extra["s_env"], "s_env"),
+                  "next_s_ag": after(batch.extra["s_ag"], "s_ag"), "done": done}
         T, RB = mask.shape
 
         def rep(x: torch.Tensor) -> torch.Tensor:

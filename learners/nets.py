@@ -245,22 +245,30 @@ class AugmentedMLP:
         """Fresh base (stage-1) parameters, one member per generator."""
         return init_mlp([self.base_in, *self.hidden, self.out], gens)
 
-    def init_branch(self, gens: Sequence[torch.Generator]) -> Params:
-        """Fresh branch parameters (Glorot weights, zero biases)."""
+    def init_branch(self, gens: Sequence[torch.Generator],
+                    join_std: float | None = None) -> Params:
+        """Fresh branch parameters (Glorot weights, zero biases); the joining weights
+        ``W^{1:2}`` are Glorot too, or normal with standard deviation ``join_std`` when given
+        (small: the augmented network starts close to the restored one)."""
         sizes = [self.branch_in, *self.branch_hidden]
         params = {f"branch.{k}": v for k, v in init_mlp(sizes, gens).items()} \
             if self.branch_hidden else {}
-        params["join"] = glorot(sizes[-1], self.hidden[self.join_layer], gens).requires_grad_(True)
+        shape = (sizes[-1], self.hidden[self.join_layer])
+        join = glorot(*shape, gens) if join_std is None else torch.stack(
+            [torch.randn(*shape, generator=g) * join_std for g in gens])
+        params["join"] = join.requires_grad_(True)
         return params
 
     def init(self, gens: Sequence[torch.Generator]) -> Params:
         """A whole stage-2 network from scratch (base and branch)."""
         return {**self.init_base(gens), **(self.init_branch(gens) if self.branch_in else {})}
 
-    def augment(self, base: Params, gens: Sequence[torch.Generator]) -> Params:
-        """Stage-1 ``base`` parameters restored (copied) beside a fresh branch."""
+    def augment(self, base: Params, gens: Sequence[torch.Generator],
+                join_std: float | None = None) -> Params:
+        """Stage-1 ``base`` parameters restored (copied) beside a fresh branch (joining
+        weights as ``init_branch``)."""
         return {**{k: v.detach().clone().requires_grad_(True) for k, v in base.items()},
-                **self.init_branch(gens)}
+                **self.init_branch(gens, join_std)}
 
     def apply(self, params: Params, x: torch.Tensor,
               branch: torch.Tensor | None = None) -> torch.Tensor:

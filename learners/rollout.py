@@ -32,6 +32,9 @@ class Batch:
     #: per-agent game events from ``info`` (numeric/bool ``[RB, N]`` arrays), ``[T, RB, N]``,
     #: zero after the end; summed per episode into the metrics (e.g. Cleanup's apples)
     events: dict[str, torch.Tensor] = field(default_factory=dict)
+    #: with ``play(..., final=True)``: the observation (``"obs"``, ``[RB, N, D]``) and the state
+    #: records after the last step, what a learner bootstraps from at the time limit
+    final: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -70,8 +73,9 @@ class Actor(Protocol):
 
 
 @torch.no_grad()
-def play(actor: Actor, params: Any, eps: float, batch: int) -> Batch:
-    """Play ``batch`` episodes per replica with ``params``; world-layout records.
+def play(actor: Actor, params: Any, eps: float, batch: int, final: bool = False) -> Batch:
+    """Play ``batch`` episodes per replica with ``params``; world-layout records (``final``:
+    also the observation and state records after the last step, ``Batch.final``).
 
     Always ``max_steps`` steps (finished worlds are masked): stopping when every world is
     done would make one replica's draws depend on its neighbours' episode lengths."""
@@ -108,7 +112,9 @@ def play(actor: Actor, params: Any, eps: float, batch: int) -> Batch:
         alive = alive * (1.0 - torch.from_numpy(step.done).to(actor.dtype))
         state, obs_env = step.state, step.obs
     stacked = {k: (torch.stack(v) if v[0] is not None else None) for k, v in rows.items()}
+    last = ({"obs": torch.from_numpy(np.asarray(obs_env, np.float32)).to(actor.dtype),
+             **actor.record_state(state)} if final else {})
     return Batch(extra={k: torch.stack(v) for k, v in extra.items()},
                  events={k: torch.stack(v) for k, v in events.items()
-                         if len(v) == len(rows["mask"])}, **stacked)
+                         if len(v) == len(rows["mask"])}, final=last, **stacked)
 

@@ -79,6 +79,30 @@ def test_augmentation_keeps_stage1_functions_when_branches_are_zero():
     assert pi1.shape[-1] == 3
 
 
+def test_augmentation_starts_stage_2_afresh_and_close_to_stage_1():
+    """Algorithm 4: targets equal the main networks, fresh optimisers, an empty buffer; the
+    joining weights start small (join_std), so the stage-2 policy is the stage-1 policy."""
+    t = trainer(stage1=1)
+    t.iterate()
+    mb = minibatch(t)
+    assert sum(t.replay.size) > 0
+    before = t.policy(t.actor, mb.obs, 0.0)
+    t.augment()
+    for name in ("actor", "q", "qc", "v"):
+        main, target = getattr(t, name), getattr(t, name + "_t")
+        assert main.keys() == target.keys()
+        assert all(torch.equal(main[k], target[k]) for k in main)
+    assert all(not opt.state for opt in (t.actor_opt, t.q_opt, t.qc_opt, t.v_opt))
+    assert t.replay.size == [0]
+    assert float(t.actor["join"].detach().std()) == pytest.approx(0.01, rel=0.3)
+    game = t.game
+    batch = t.play(game, t.params, 0.0, 4, t.rng, t.act_rng)
+    obs = batch.obs.reshape(1, -1, game.n_agents, batch.obs.shape[-1])
+    zero = {**t.actor, "join": torch.zeros_like(t.actor["join"])}  # exactly stage 1
+    gap = (t.policy(t.actor, obs, 0.0) - t.policy(zero, obs, 0.0)).abs().sum(-1).max()
+    assert float(gap.detach()) < 0.05 and before.shape[-1] == 3
+
+
 def test_credit_advantage_is_eq_3_6_by_brute_force(float64):
     t = trainer(stage1=0, n=3)
     mb = minibatch(t)
@@ -108,29 +132,98 @@ def test_credit_advantage_is_eq_3_6_by_brute_force(float64):
 
 
 def test_policy_gradient_against_finite_differences(float64):
-    """The actor's loss gradient is minus eq. 3.5 (checked by central differences of the
-    surrogate sum_m,n log pi(a^m) A_nm with the advantages held fixed)."""
+    """The actor's update direction is eq. 3.5: the gradient of the trainer's actor loss is
+    minus the finite-difference gradient of J = (1/S) sum_i sum_m sum_n log pi_eps(a^m | o^m)
+    A_nm, with pi written out here from the parameters (A_nm from ``advantage``, checked
+    against eq. 3.6 by the brute-force test above)."""
     t = trainer(stage1=0)
     mb = minibatch(t)
-    weight = t.advantage(mb, t.policy(t.actor, mb.obs, 0.1).detach())
+    eps, A = 0.1, 3
+    weight = t.advantage(mb, t.policy(t.actor, mb.obs, eps).detach())  # sum_n A_nm [R, S, m]
 
-    def surrogate(params):
-        return t.actor_loss(t.policy(params, mb.obs, 0.1), mb, weight).sum()
+    def pi(p, o):  # the stage-2 actor of Diss §3.3.5 written out: h* joins the o_others branch
+        o_self, goal, others = t.game.split(o)
+        x = torch.cat([o_self, goal], -1)
+        h1 = torch.relu(x @ p["w0"][0] + p["b0"][0, 0])
+        b = torch.relu(others @ p["branch.w0"][0] + p["branch.b0"][0, 0])
+        h2 = torch.relu(h1 @ p["w1"][0] + p["b1"][0, 0] + b @ p["join"][0])
+        logits = h2 @ p["w2"][0] + p["b2"][0, 0]
+        return (1 - eps) * torch.softmax(logits, -1) + eps / A
+
+    def J(p):
+        probs = pi(p, mb.obs[0])  # [S, m, A]
+        logp = torch.log(probs.gather(-1, mb.actions[0][..., None])[..., 0])
+        return (logp * weight[0]).sum(-1).mean()
 
     params = {k: v.detach().clone().requires_grad_(True) for k, v in t.actor.items()}
-    surrogate(params).backward()
+    t.actor_loss(t.policy(params, mb.obs, eps), mb, weight).sum().backward()
     rng = np.random.default_rng(0)
-    for name in ("w0", "join", "w2"):
+    for name in ("w0", "join", "branch.w0", "w2", "b1"):
         p = params[name]
-        for _ in range(4):
-            idx = tuple(int(rng.integers(s)) for s in p.shape)
+        for _ in range(3):
+            idx = tuple(int(rng.integers(n)) for n in p.shape)
             h = 1e-6
             plus = {k: v.detach().clone() for k, v in params.items()}
             minus = {k: v.detach().clone() for k, v in params.items()}
             plus[name][idx] += h
             minus[name][idx] -= h
-            fd = (surrogate(plus) - surrogate(minus)).item() / (2 * h)
-            assert p.grad[idx].item() == pytest.approx(fd, rel=1e-5, abs=1e-8)
+            fd = (J(plus) - J(minus)).item() / (2 * h)
+            assert -p.grad[idx].item() == pytest.approx(fd, rel=1e-5, abs=1e-9)
+
+
+def test_train_step_credit_loss_is_algorithm_6(float64):
+    """The credit loss a train step reports is Algorithm 6 lines 9-11 computed here: targets
+    y^{n,m} = r^n + gamma Q_c'(s', a'^m, g^n) with a' drawn from the target actor (with the
+    exploration floor) and the target critic, bootstrapping unless the step was terminal."""
+    import copy
+
+    t = trainer(stage1=0, n=3)
+    for _ in range(2):
+        t.iterate()
+    mb = minibatch(t)
+    twin = copy.deepcopy(t)
+    eps, N, A = t.epsilon(), 3, 3
+    from learners.replicas import categorical
+
+    a_next = categorical(twin.train_rng, twin.policy(twin.actor_t, mb.next_obs, eps))
+    reported = t.train_step(mb)["credit_loss"]
+
+    def qc(params, s_ag, goal, n, m, a):
+        oth = [j for j in range(N) if j != n]
+        x = torch.cat([s_ag[n], goal[n], torch.eye(A)[a].double()])
+        br = torch.cat([s_ag[m], s_ag[oth].flatten()])
+        return twin.shape["qc"].apply(params, x[None, None], br[None, None])[0, 0, 0]
+
+    _, goal, _ = t.game.split(mb.obs)
+    _, goal2, _ = t.game.split(mb.next_obs)
+    total = 0.0
+    S = mb.actions.shape[1]
+    for i in range(S):
+        for n in range(N):
+            for m in range(N):
+                y = mb.rewards[0, i, n] + t.cfg.gamma * (1 - mb.done[0, i]) * qc(
+                    twin.qc_t, mb.next_s_ag[0, i], goal2[0, i], n, m, int(a_next[0, i, m]))
+                q = qc(twin.qc, mb.s_ag[0, i], goal[0, i], n, m, int(mb.actions[0, i, m]))
+                total += float((y - q) ** 2)
+    assert reported[0] == pytest.approx(total / (S * N * N), rel=1e-9)
+
+
+def test_time_limit_bootstraps_and_natural_ends_are_terminal():
+    t = trainer(stage1=0)
+    game = t.game
+    batch = t.play(game, t.params, 0.5, 6, t.rng, t.act_rng)
+    fields, valid = t.transitions(batch)
+    T = game.max_steps
+    done = fields["done"].reshape(T, -1)  # one replica: rows are (t, b)
+    mask = batch.mask
+    ended = mask * (1 - torch.cat([mask[1:], torch.zeros_like(mask[:1])]))
+    assert torch.equal(done[:-1], ended[:-1]) and not done[-1].any()
+    alive_at_cap = mask[-1] > 0
+    assert alive_at_cap.any() or ended[:-1].sum() == mask.shape[1]
+    nxt = fields["next_obs"].reshape(T, *batch.obs.shape[1:])
+    assert torch.equal(nxt[-1], batch.final["obs"]) and torch.equal(nxt[:-1], batch.obs[1:])
+    off = trainer(stage1=0, bootstrap_time_limit=False)
+    assert torch.equal(off.transitions(batch)[0]["done"].reshape(T, -1)[-1], mask[-1])
 
 
 def test_credit_loss_gradient_against_finite_differences(float64):
