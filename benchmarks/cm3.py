@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--methods", default=",".join(METHODS), help=f"of {', '.join(METHODS)}")
     p.add_argument("--docs", default="docs", help="where the PNG curves go")
     a = p.parse_args(argv)
+    torch.set_num_threads(1)  # one core per benchmark process; results do not depend on it
     seeds = parse_seeds(a.seeds)
     envs = [e for e in a.envs.split(",") if e]
     methods = [m for m in a.methods.split(",") if m]
