@@ -50,6 +50,29 @@ def curves(run_ids: dict[str, str], root: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def behaviour(run_ids: dict[str, str], root: str) -> pd.DataFrame:
+    """What the agents do in the last five evaluations (per episode, mean over seeds):
+    navigation: collisions (agent-steps touching another agent, summed over agents) and
+    steps spent on the own landmark (summed over agents); Checkers: each agent's red and
+    yellow items."""
+    rows = []
+    for method, run_id in run_ids.items():
+        ag = runner.load_result(run_id, root).agents.query("phase == 'eval'")
+        last = sorted(ag.iteration.unique())[-LAST:]
+        ag = ag[ag.iteration.isin(last)]
+        row: dict = {"method": method}
+        if "collisions" in ag:
+            per = ag.groupby(["seed", "iteration"])[["collisions", "reached"]].sum().mean()
+            row.update(collisions=round(per.collisions, 2), steps_on_goal=round(per.reached, 1))
+        if "red" in ag:
+            per = ag.groupby("agent")[["red", "yellow"]].mean()
+            for a, name in ((0, "A"), (1, "B")):
+                row.update({f"{name}_red": round(per.red[a], 1),
+                            f"{name}_yellow": round(per.yellow[a], 1)})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def summary(curve: pd.DataFrame) -> pd.DataFrame:
     """Final level and episodes to 90% progress of the seed-mean curve, per method."""
     out = []
@@ -120,7 +143,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                for n in names}
         curve = curves(ids, a.root)
         plot(env, curve, Path(a.docs) / f"cm3_{env}.png")
-        s = summary(curve)
+        s = summary(curve).merge(behaviour(ids, a.root), on="method")
         s.insert(0, "env", env)
         s["wall_s"] = [float(done[done.scenario == f"{ENVS[env]}_{m}"].wall_s.iloc[0])
                        for m in s.method]
