@@ -28,8 +28,8 @@ One iteration plays ``batch`` episodes; ``updates`` minibatch steps follow (crit
 then the actor with the updated critics, then the soft target updates). Critic inputs
 (Diss A.8): the Q base sees ``(s_env, s^n, g^n, a)`` (plus ``o_self^n`` where it holds an
 image, as Checkers' Q does). Deviation (documented): Checkers' convolutional layers
-(A.8.3) are dense layers on the flat window and grid here; the actor does not take the
-previous action.
+(A.8.3) are dense layers on the flat window and grid here. The previous action the Checkers
+actor takes (A.8.3) is part of that game's ``o_self`` (``previous_action``).
 """
 
 from __future__ import annotations

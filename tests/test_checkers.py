@@ -62,8 +62,10 @@ def test_registered_with_sizes_and_capabilities():
     assert isinstance(game, Game) and "checkers" in envs.names()
     assert names_of(game) == ("Grid", "AgentEvents", "Render", "MultiGoal")
     assert (game.height, game.width, game.n_agents, game.max_steps) == (3, 9, 2, 75)
-    assert (game.self_size, game.goal_size, game.others_size) == (79, 2, 2)
-    assert game.observation_space.shape == (83,) and game.action_space.n == 5
+    assert (game.self_size, game.goal_size, game.others_size) == (84, 2, 2)
+    assert game.observation_space.shape == (88,) and game.action_space.n == 5
+    plain = envs.make("checkers", previous_action=False)
+    assert (plain.self_size, plain.observation_space.shape) == (79, (83,))
     assert game.self_image == (5, 5, 3) and game.env_image == (3, 9, 2)
     assert (game.env_state_size, game.agent_state_size) == (54, 4)
     assert game.optimum == 24.0
@@ -203,9 +205,10 @@ def test_scripted_plan_reaches_the_optimum_24_and_ends_early(penalty):
 def test_observation_window_at_the_start():
     game, s = fresh()
     obs = game.observe(s)
-    assert obs.shape == (1, 2, 83) and obs.dtype == np.float32
+    assert obs.shape == (1, 2, 88) and obs.dtype == np.float32
     o_self, goal, o_others = game.split(obs)
-    assert (o_self.shape[-1], goal.shape[-1], o_others.shape[-1]) == (79, 2, 2)
+    assert (o_self.shape[-1], goal.shape[-1], o_others.shape[-1]) == (84, 2, 2)
+    assert not o_self[0, :, 79:].any()  # no previous action yet
     win = o_self[0, 0, :75].reshape(5, 5, 3)  # A at padded (2, 10): rows 0-4, cols 8-12
     # rows 0-1 are padding; columns 11-12 (window cols 3-4) are padding
     assert win[:2, :, 2].all() and win[:, 3:, 2].all()
@@ -215,7 +218,7 @@ def test_observation_window_at_the_start():
     assert win[2:, :3, 2].tolist() == [[0, 0, 0], [0, 0, 0], [0, 0, 1]]  # B at (2, 8)
     assert win[2, 2].tolist() == [0, 0, 0]  # own cell: valid, empty
     # o_self_V: (2 / 7, 10 / 13), nothing collected; goal; B at (4 / 7, 10 / 13)
-    assert o_self[0, 0, 75:].tolist() == pytest.approx([2 / 7, 10 / 13, 0, 0])
+    assert o_self[0, 0, 75:79].tolist() == pytest.approx([2 / 7, 10 / 13, 0, 0])
     assert goal[0].tolist() == [[1, 0], [0, 1]]
     assert o_others[0, 0].tolist() == pytest.approx([4 / 7, 10 / 13])
     assert o_others[0, 1].tolist() == pytest.approx([2 / 7, 10 / 13])
@@ -231,7 +234,9 @@ def test_observation_counts_and_global_state_after_collecting():
     act(game, s, LEFT, STAY)  # and red (0, 0)
     obs = game.observe(s)
     o_self = game.split(obs)[0]
-    assert o_self[0, 0, 75:].tolist() == pytest.approx([2 / 7, 2 / 13, 1 / 12, 1 / 12])
+    assert o_self[0, 0, 75:79].tolist() == pytest.approx([2 / 7, 2 / 13, 1 / 12, 1 / 12])
+    assert o_self[0, 0, 79:].tolist() == [0, 0, 0, 1, 0] and o_self[0, 1, 79:].tolist() == [
+        1, 0, 0, 0, 0]  # previous actions: A left, B stay
     win = o_self[0, 0, :75].reshape(5, 5, 3)  # A at padded (2, 2): the top-left corner
     assert win[:2, :, 2].all() and win[:, :2, 2].all() and win[2, 2].tolist() == [0, 0, 0]
     assert win[2, 3].tolist() == [0, 0, 0]  # (0, 1), collected
@@ -261,8 +266,8 @@ def test_induced_is_one_agent_with_a_role_per_world():
     game = envs.make("checkers", blocked_penalty=0.1)
     one = game.induced()
     assert isinstance(one, MultiGoal) and one.n_agents == 1 and one.others_size == 0
-    assert (one.self_size, one.goal_size, one.agent_state_size) == (79, 2, 4)
-    assert one.observation_space.shape == (81,) and one.blocked_penalty == 0.1
+    assert (one.self_size, one.goal_size, one.agent_state_size) == (84, 2, 4)
+    assert one.observation_space.shape == (86,) and one.blocked_penalty == 0.1
     assert one.optimum == 12.0
     s = one.reset(256, np.random.default_rng(1))
     role = s.role[:, 0]

@@ -30,11 +30,13 @@ Rules, batch-first numpy, no loop over worlds (a loop over the agents gives the 
 
 Observation of each agent, flat float32 ``[o_self, goal, o_others]`` (``MultiGoal``):
 
-* ``o_self`` (``self_size`` 79) = ``o_self_T``, the 5 x 5 x 3 window centred on the agent over
+* ``o_self`` (``self_size`` 84; 79 with ``previous_action = false``) = ``o_self_T``, the 5 x 5 x 3 window centred on the agent over
   the padded grid, flattened (row, col, channel), channels 0 red, 1 yellow, 2 invalid (a wall
   cell or another agent's cell; the agent's own cell is valid); then ``o_self_V`` = the
   agent's normalised ``(row / 7, col / 13)`` in padded coordinates (the dissertation:
-  "normalized by total size of grid"), then its red and yellow collected so far / 12;
+  "normalized by total size of grid"), then its red and yellow collected so far / 12; then
+  the one-hot of its previous action (zeros at the start; ``previous_action``, default true:
+  the actor of Diss A.8.3 takes the previous action, which A.7.3's observation omits);
 * ``goal`` (2) = the one-hot of its role (A red, B yellow);
 * ``o_others`` (2 per other agent, 0 in the single-agent game) = each other agent's
   normalised ``(row / 7, col / 13)``, in index order.
@@ -101,6 +103,9 @@ class Params(BaseModel):
                                              "reference code's default: 50)")
     blocked_penalty: Coefficient = Field(0.0, description="subtracted from the reward of a "
                                                           "blocked move (reference code: 0.1)")
+    previous_action: bool = Field(True, description="o_self ends with the one-hot of the "
+                                  "agent's previous action (zeros at the start), which the "
+                                  "actor of Diss A.8.3 takes as input")
 
 
 def padded(row: int, col: int) -> int:
@@ -128,6 +133,7 @@ class State:
     role: np.ndarray  # [B, N] 0 = A (collects red), 1 = B (collects yellow)
     red: np.ndarray  # [B, N] red collected this episode
     yellow: np.ndarray  # [B, N] yellow collected this episode
+    last: np.ndarray  # [B, N] previous action, -1 before the first
 
 
 @register_game("checkers", Params)
@@ -165,7 +171,8 @@ class Checkers(MultiGoal, Grid, AgentEvents, Render):
         self.max_steps = p.max_steps
         self.blocked_penalty = p.blocked_penalty
         side = 2 * VIEW + 1
-        self.self_size = side * side * 3 + 4
+        self.prev = self.action_space.n if p.previous_action else 0
+        self.self_size = side * side * 3 + 4 + self.prev
         self.others_size = 2 * (n - 1)
         self.obs_size = self.self_size + self.goal_size + self.others_size
         self.observation_space = Box((self.obs_size,), 0.0, 1.0)
@@ -216,6 +223,7 @@ class Checkers(MultiGoal, Grid, AgentEvents, Render):
             role=role,
             red=np.zeros((batch, n), np.int64),
             yellow=np.zeros((batch, n), np.int64),
+            last=np.full((batch, n), -1, np.int64),
         )
 
     def step(self, state: State, actions: np.ndarray, rng: np.random.Generator) -> Step:
@@ -245,6 +253,7 @@ class Checkers(MultiGoal, Grid, AgentEvents, Render):
         s.red += red
         s.yellow += yellow
         s.t = s.t + 1
+        s.last = act.astype(np.int64)
         left = np.take(s.cell, self._items + off[:, None]) != EMPTY
         done = (s.t >= self.max_steps) | ~left.any(1)
         info = {"red": red, "yellow": yellow, "blocked": blocked.astype(np.int64)}
@@ -272,6 +281,8 @@ class Checkers(MultiGoal, Grid, AgentEvents, Render):
         out[:, :, t + 2] = s.red
         out[:, :, t + 3] = s.yellow
         out[:, :, t + 2:t + 4] /= N_RED
+        if self.prev:
+            out[:, :, t + 4:self.self_size] = s.last[..., None] == np.arange(self.prev)
         out[:, :, self.self_size:self.self_size + 2] = self._goal[s.role]
         if n > 1:
             out[:, :, self.self_size + 2:] = where[:, self._others].reshape(b, n, -1)
