@@ -30,9 +30,10 @@ Rules, batch-first numpy, no loop over worlds (a loop over the agents gives the 
 
 Observation of each agent, flat float32 ``[o_self, goal, o_others]`` (``MultiGoal``):
 
-* ``o_self`` (``self_size`` 84; 79 with ``previous_action = false``) = ``o_self_T``, the 5 x 5 x 3 window centred on the agent over
-  the padded grid, flattened (row, col, channel), channels 0 red, 1 yellow, 2 invalid (a wall
-  cell or another agent's cell; the agent's own cell is valid); then ``o_self_V`` = the
+* ``o_self`` (``self_size`` 84; 79 with ``previous_action = false``) = ``o_self_T``, the
+  5 x 5 x 3 window centred on the agent over the padded grid, flattened (row, col,
+  channel), channels 0 red, 1 yellow, 2 invalid (a wall cell or another agent's cell; the
+  agent's own cell is valid); then ``o_self_V`` = the
   agent's normalised ``(row / 7, col / 13)`` in padded coordinates (the dissertation:
   "normalized by total size of grid"), then its red and yellow collected so far / 12; then
   the one-hot of its previous action (zeros at the start; ``previous_action``, default true:
