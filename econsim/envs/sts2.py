@@ -312,7 +312,7 @@ class STS2(Plane, AgentEvents, Render):
 
     name = "sts2"
     n_agents = TEAM_SIZE
-    bench_variants = {"sts2": {}, "sts2(scripted=2)": {"scripted_teammates": 2}}
+    bench_variants = {"sts2(scripted=0)": {}, "sts2(scripted=2)": {"scripted_teammates": 2}}
     bench_batches = (1, 1024)
     action_space = Discrete(9)
     action_names = ACTION_NAMES
@@ -334,10 +334,11 @@ class STS2(Plane, AgentEvents, Render):
             "steal": ("steals", "times the agent took the puck from the opponent carrier by "
                       f"contact, {_EPISODE}"),
             "possession": ("steps", f"steps the agent ended with the puck, {_EPISODE}"),
-            "win": ("0/1", "1 if the learning team won the episode (scored first; the same "
-                    "for its three agents)"),
-            "lose": ("0/1", "1 if the learning team lost the episode (the scripted team scored "
-                     "first)"),
+            "win": ("0/1", "1 if the learning team won the episode (it scored the goal that "
+                    "ended it; without end_on_goal: more goals at the cap); the same for its "
+                    "three agents"),
+            "lose": ("0/1", "1 if the learning team lost the episode (the scripted team "
+                     "scored)"),
             "draw": ("0/1", "1 if the episode reached the step cap without a winner"),
         },
         "steps": {
