@@ -191,6 +191,7 @@ MATES = np.array([[q for q in range(3 * (p // 3), 3 * (p // 3) + 3) if q != p]
 OPPONENTS = np.array([[q for q in range(N_PLAYERS) if TEAM[q] != TEAM[p]]
                       for p in range(N_PLAYERS)])  # [6, 3]
 PAIRS = tuple((i, j) for i in range(N_PLAYERS) for j in range(i + 1, N_PLAYERS))
+_PAIR_I, _PAIR_J = np.array(PAIRS).T
 #: for learning agent n: its teammates in index order, then the opponents (observation order)
 OTHERS = np.array([[q for q in range(N_PLAYERS) if q != n] for n in range(TEAM_SIZE)])
 _LOWER = np.tri(3, k=-1, dtype=bool)  # [p, q]: q < p (tie-break of the chasers' ranking)
@@ -531,11 +532,19 @@ class STS2(Plane, AgentEvents, Render):
         _clamp(z, vz, Z_MAX)
         steals = np.zeros((b, N_PLAYERS), np.int64)
         stealer = np.full(b, -1, np.int64)
-        for i, j in PAIRS:
+        # a pair is looked at if it touched after the motion, or once a push moved one of its
+        # players (the pass is sequential: a push can bring a later pair into contact)
+        dx, dz = x[:, _PAIR_I] - x[:, _PAIR_J], z[:, _PAIR_I] - z[:, _PAIR_J]
+        touching = (dx * dx + dz * dz <= CONTACT * CONTACT).any(0)
+        pushed: set[int] = set()
+        for k, (i, j) in enumerate(PAIRS):
+            if not touching[k] and i not in pushed and j not in pushed:
+                continue
             dx, dz = x[:, i] - x[:, j], z[:, i] - z[:, j]
             hit = np.flatnonzero(dx * dx + dz * dz <= CONTACT * CONTACT)
             if not hit.size:
                 continue
+            pushed.update((i, j))
             xi, xj, zi, zj = x[hit, i], x[hit, j], z[hit, i], z[hit, j]
             mid_x, mid_z = 0.5 * (xi + xj), 0.5 * (zi + zj)
             hx, hz = xi - mid_x, zi - mid_z
