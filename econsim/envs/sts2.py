@@ -43,7 +43,7 @@ One step is one tick, in this order:
    0.5) 0.05``, ``v <- v + a``, the speed capped at 0.5 per tick, ``p <- p + v``.
 4. **Walls**: a centre beyond [-8.25, 8.25] x [-17.25, 17.25] (the rink less the radius) is
    clamped back and that velocity component set to 0.
-5. **Collisions**: each pair closer than 1.5 (centres), in index order (0,1), (0,2), ...,
+5. **Collisions**: each pair at most 1.5 apart (centres), in index order (0,1), (0,2), ...,
    (4,5), is pushed apart to 0.7575 each side of its midpoint along the line between them
    (along x when they coincide), and both get the pair's average velocity. **Steal**: if one
    of the pair carries the puck and the other is an opponent whose timer is 0, the carrier is
@@ -69,9 +69,9 @@ One step is one tick, in this order:
    candidate whose ``closest`` is below the best so far intercepts with chance ``prob``
    (one uniform draw per candidate), becoming the best. Through-chance: ``prod(1 - prob)``.
 7. **Kick-off** (reset): players placed in their own half, x a random integer in [-9, 9),
-   depth ``18 (1 - 2 r)``, r uniform in [0, 0.5) from the own end (so z in [-18, 0) for the
-   learning team), clamped by the wall rule; velocities and timers 0; a random player of the
-   kick-off team has the puck and timer 15. The kick-off team alternates with the total score
+   z = -18 + 36 r for the learning team and 18 - 36 r for the opponents, r uniform in
+   [0, 0.5), then the wall rule; velocities and timers 0; a random player of the kick-off
+   team has the puck and timer 15. The kick-off team alternates with the total score
    of the world's match: team ``(first + goals so far) mod 2``.
 8. **End**: on a goal (``end_on_goal``, the Diss) or after ``max_steps`` (500) steps.
    With ``end_on_goal = False`` a goal is followed by a kick-off inside the same step (the
@@ -80,8 +80,9 @@ One step is one tick, in this order:
 Team reward (the same for the three learning agents, ``[B, 3]``): +1 when the learning team
 scores, -1 when the opponents score; +0.1 on the step the learning team takes the puck from
 the opponents, -0.1 when it loses it to them (a kick-off is no change); ``+c`` for every step
-ending with the learning team in possession, ``-c`` otherwise; -0.5 (``draw_penalty``) on the
-last step of an episode that ends in a draw at the cap.
+ending with the learning team in possession, ``-c`` otherwise (the scorer keeps the puck on
+its goal step, as in the reference); -0.5 (``draw_penalty``) on the last step of an episode
+that ends in a draw at the cap.
 
 Observation of agent n (31 float32, Diss §4.3.1, the reference's normalisation): the carrier's
 position relative to the agent divided by the rink size (18, 36) and its velocity relative to
@@ -101,13 +102,20 @@ after its team's missed shot), ``pass_attempt``, ``pass_made`` (a completed pass
 ``pass_received``, ``interception`` (took the puck by intercepting an opponent's shot or
 pass), ``steal`` (took the puck from the opponent carrier by contact), ``possession`` (has
 the puck after the step), and ``win`` / ``lose`` / ``draw`` (1 for every agent of the team on
-the last step of an episode the team won, lost or drew). Passes are ``pass_*`` since
+the last step of an episode the team won, lost or drew; they are per-agent step events
+rather than ``EpisodeMetrics``, which sees only the actions). Passes are ``pass_*`` since
 ``pass`` is a Python keyword (no attribute or formula term could name it).
+
+Helpers: ``make_state`` builds a hand-made world (tests, what-if starts); ``script(state)``
+is the scripted policy of all six players (inputs, the carrier's shot or pass);
+``scripted [6]`` marks the players the script moves.
 
 All randomness comes from the ``rng`` argument with the batch as the leading axis (reset:
 ``rng.random((B, 14))``; every step: ``rng.random((B, 4))``, plus ``rng.random((B, 13))`` for
 the kick-offs when ``end_on_goal`` is False), drawn whether used or not, so a world's
-trajectory does not depend on the batch it is in.
+trajectory does not depend on the batch it is in (when the batch is reset as a whole, as the
+trainers' rollout does: ``econsim.core.reset_done`` draws a fresh batch whenever any world is
+done, which shifts the streams of a ``ReplicaRNG``'s other replicas).
 
 Mesa and replays: ``describe`` gives ``x``, ``z`` (and ``y`` = ``z``, the second coordinate
 of capability ``Plane``), ``vx``, ``vz``, ``has_puck`` of the learning agents; ``extent`` is
