@@ -482,7 +482,7 @@ def test_render_draws_the_rink_both_teams_and_the_puck():
     assert img.shape == (290, 146, 3) and img.dtype == np.uint8
     colours = {tuple(c) for c in img.reshape(-1, 3)}
     # both teams (the carrier, timer 15 at the kick-off, is pale), the black puck, the nets
-    assert {(31, 119, 180), (214, 39, 40), (0, 0, 0), (60, 60, 60)} <= colours
+    assert {(31, 119, 180), (214, 39, 40), (0, 0, 0), (60, 60, 60), (200, 200, 215)} <= colours
 
 
 # ------------------------------------------------------------------------------ invariants

@@ -752,7 +752,7 @@ class STS2(Plane, AgentEvents, Render):
         X, Z = np.meshgrid(xs, zs)
         img = np.empty((h, w, 3), np.uint8)
         img[:] = ICE
-        img[np.abs(Z) < 0.5 / scale] = LINE  # centre line
+        img[np.abs(Z) <= 0.5 / scale + 1e-9] = LINE  # centre line
         for net_z in (HALF_Z, -HALF_Z):
             img[(np.abs(X) <= 1.5) & (np.abs(Z - net_z) <= 0.6)] = NET
         img[[0, -1]] = BOARDS
