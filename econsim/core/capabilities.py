@@ -220,7 +220,8 @@ class MultiGoal(Capability):
     one agent): ``o_self`` is what the agent sees of itself, ``goal`` its own goal g^n,
     ``o_others`` its egocentric view of the other agents (§3.3.4). Where ``self_image`` is
     set, ``o_self`` starts with a flattened ``(rows, cols, channels)`` image (Checkers' 5x5x3
-    window).
+    window); where ``others_image`` is set, ``o_others`` is a flattened ``(rows, cols,
+    channels)`` image (SUMO's 13x9x2 grid around the car).
 
     The global state decomposes as ``s = (s_env, s^1, ..., s^N)`` (``global_state``):
     ``env_state_size`` features of the environment (0 for navigation; ``env_image`` when they
@@ -237,6 +238,7 @@ class MultiGoal(Capability):
     env_state_size: int
     agent_state_size: int
     self_image: tuple[int, int, int] | None = None
+    others_image: tuple[int, int, int] | None = None
     env_image: tuple[int, int, int] | None = None
 
     def split(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -7,6 +7,8 @@ the CLI, ``econsim bench``, the Mesa face, the app, the PettingZoo adapter and t
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -57,6 +59,33 @@ def bench_of(cls: type) -> tuple[dict[str, dict], tuple[int, ...]]:
     default 4096 worlds), optional class attributes."""
     members = vars_of(cls)
     return dict(members.get("bench_variants", {})), tuple(members.get("bench_batches", (4096,)))
+
+
+def unavailable(cls: type) -> str | None:
+    """Why games of class ``cls`` cannot be made in this Python (one line), or None.
+
+    A game that needs optional packages declares the modules it imports as ``requires`` and
+    the pip extra that installs them as ``extra`` (class attributes, e.g. ``sumo_merge``:
+    ``("sumo", "libsumo")`` from ``econsim[traffic]``); its module must import without them.
+    Tests and ``econsim bench`` skip such a game where its packages are missing."""
+    members = vars_of(cls)
+    for module in members.get("requires", ()):
+        if not importable(module):
+            extra = members.get("extra")
+            how = f": pip install 'econsim[{extra}]'" if extra else ""
+            return f"{members.get('name', cls.__name__)} needs {module}{how}"
+    return None
+
+
+def importable(module: str) -> bool:
+    """Whether ``import module`` would find it (without importing it; a module set to None
+    in ``sys.modules`` counts as missing)."""
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def check_columns(name: str, columns: object) -> None:
