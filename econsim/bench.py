@@ -9,7 +9,7 @@ import pandas as pd
 
 from econsim import envs
 from econsim.core import make_rng, reset_done
-from econsim.core.registry import bench_of
+from econsim.core.registry import bench_of, unavailable
 
 MAX_BATCH = 1_000_000  # worlds at once
 MAX_SECONDS = 600.0  # per case
@@ -38,6 +38,7 @@ def env_steps_per_second(env: str, params: dict, batch: int = 4096,
                          f"values per step (allowed: at most {MAX_VALUES:,})")
     rng = make_rng(seed, "bench")
     state = game.reset(batch, rng)
+    game.observe(state)  # a rollout observes its first state (SUMO: loads the worlds)
     steps, t0 = 0, time.perf_counter()
     while True:
         actions = game.action_space.sample(rng, (batch, game.n_agents))
@@ -52,7 +53,9 @@ def env_steps_per_second(env: str, params: dict, batch: int = 4096,
 def speed_table(names: list[str] | None = None, batch: int | None = None,
                 seconds: float = 1.0) -> pd.DataFrame:
     """One row per game and batch size: env-steps/s at ``batch`` worlds (default: the
-    game's declared ``bench_batches``, else 4096)."""
+    game's declared ``bench_batches``, else 4096). Without ``names``: every game whose
+    optional packages are installed (``econsim.core.registry.unavailable``); a game named
+    explicitly is measured or fails with its one-line reason."""
     rows = []
     cases = default_cases()
     if batch is not None and (isinstance(batch, bool) or not 1 <= batch <= MAX_BATCH):
@@ -65,8 +68,11 @@ def speed_table(names: list[str] | None = None, batch: int | None = None,
     if unknown:
         raise ValueError(f"bench: unknown game {unknown[0]!r} (allowed: "
                          f"{', '.join(sorted({*cases, *envs.names()}))})")
+    if not names:  # every game that can run here (not those missing optional packages)
+        names = [c for c, (env, _, _) in cases.items()
+                 if unavailable(envs.game_class(env)) is None]
     chosen = []  # a game's name stands for all its declared variants
-    for name in names or list(cases):
+    for name in names:
         chosen += [name] if name in cases else [c for c, v in cases.items() if v[0] == name]
     for name in chosen:
         env, params, batches = cases[name]
