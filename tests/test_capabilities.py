@@ -27,8 +27,10 @@ from econsim.core.capabilities import (
     names_of,
 )
 from econsim.core.registry import register_game
+from tests.registered import games
 
 NAMES = envs.names()
+GAMES = games()  # parameters: a game missing optional packages is skipped, saying why
 
 
 def _play(game, steps: int, batch: int = 3, seed: int = 0):
@@ -58,7 +60,7 @@ def test_import_of_the_games_loads_no_torch_pandas_mechanisms_or_learners():
     assert out.stdout.strip() == "", f"import econsim.envs loaded {out.stdout.strip()}"
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", GAMES)
 def test_game_follows_the_protocol_and_declares_only_known_capabilities(name):
     game = envs.make(name)
     assert isinstance(game, Game)
@@ -66,7 +68,7 @@ def test_game_follows_the_protocol_and_declares_only_known_capabilities(name):
     assert names_of(envs.game_class(name)) == names_of(game)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", GAMES)
 def test_declared_capabilities_keep_their_promises(name):
     game = envs.make(name)
     steps = _play(game, min(game.max_steps, 12))
@@ -160,7 +162,7 @@ def test_list_envs_prints_each_game_with_its_capabilities(capsys):
             assert cap in line
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", GAMES)
 def test_every_column_a_game_writes_is_in_the_data_dictionary(name):
     """Per-agent step events (run_agents), episode metrics (run_episodes) and ``describe``
     attributes (what-if steps) of every game have a unit and a meaning: the shared ones in

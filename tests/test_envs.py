@@ -8,11 +8,16 @@ from hypothesis import strategies as st
 from econsim import envs
 from econsim.core import Game, check_actions, reset_done
 from econsim.envs.escape_room import DOOR, LEVER, START
+from tests.registered import why_not
 
 
 def test_registry_and_protocol():
     assert {"cleanup", "escape_room", "escape_room_asym", "gtb", "ipd"} <= set(envs.names())
     for name in envs.names():
+        if why_not(name):  # optional packages missing (tests/registered.py)
+            with pytest.raises(ImportError, match=r"pip install 'econsim\[\w+\]'"):
+                envs.make(name)
+            continue
         game = envs.make(name)
         assert isinstance(game, Game)
 

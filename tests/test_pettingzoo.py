@@ -11,8 +11,10 @@ import pytest
 from econsim import envs
 from econsim.core.capabilities import ActionMask, Render, has
 from econsim.core.seeding import make_rng
+from tests.registered import games
 
 NAMES = envs.names()
+GAMES = games()  # parameters: a game missing optional packages is skipped, saying why
 
 
 @pytest.fixture
@@ -71,7 +73,7 @@ def _same(x, y) -> bool:
     return type(x) is type(y) and x == y
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", GAMES)
 def test_parallel_api(pz, name):
     from pettingzoo.test import parallel_api_test, parallel_seed_test
     from pettingzoo.test.state_test import test_parallel_env as check_state
@@ -84,7 +86,7 @@ def test_parallel_api(pz, name):
     assert env.metadata["name"] == f"econsim_{name}"
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", GAMES)
 def test_spaces_follow_the_game(pz, name):
     import gymnasium
 
@@ -100,7 +102,7 @@ def test_spaces_follow_the_game(pz, name):
         assert ospace.contains(obs[agent])
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", GAMES)
 def test_same_seed_same_episode_and_other_seed_differs(pz, name):
     a = _episode(pz.parallel_env(name), seed=3)
     b = _episode(pz.parallel_env(name), seed=3)
@@ -119,7 +121,7 @@ def test_same_seed_same_episode_and_other_seed_differs(pz, name):
         assert _same(a, c)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", GAMES)
 def test_matches_the_game(pz, name):
     """Observations, rewards, the end of the episode and per-agent infos are the game's own,
     with the game's random stream make_rng(seed, "pettingzoo")."""
@@ -148,7 +150,7 @@ def test_matches_the_game(pz, name):
         env.step({})
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", GAMES)
 def test_action_masks_where_the_game_has_them(pz, name):
     env = pz.parallel_env(name)
     _, infos = env.reset(seed=0)
@@ -184,7 +186,7 @@ def test_gtb_action_masks_are_the_games(pz):
     env.step({a: (illegal if a == "agent_0" else 0) for a in env.agents})
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", GAMES)
 def test_render(pz, name):
     if has(envs.game_class(name), Render):
         env = pz.parallel_env(name, render_mode="rgb_array")
