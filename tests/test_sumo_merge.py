@@ -1,0 +1,517 @@
+"""The SUMO double lane merge (Diss A.7.2, Table A.1) on the real simulator: the reward rules
+played out in SUMO, observations, batches of worlds, and SUMO processes that never outlive
+their game or its Python process.
+
+Needs the SUMO wheels (``pip install 'econsim[traffic]'``, part of the dev extra); without
+them only the test that the module imports and says so runs.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from econsim import envs
+from econsim.core import Game, ReplicaRNG
+from econsim.core.capabilities import AgentEvents, MultiGoal, Plane, Render, has
+from econsim.core.registry import unavailable
+from econsim.envs.sumo_merge import (
+    ARRIVED,
+    COLLIDED,
+    DRIVING,
+    EGO_COLOURS,
+    EGO_LENGTH,
+    SEDAN_COLOUR,
+    SPEEDING,
+    TIMED_OUT,
+    SumoMerge,
+    lane_centre,
+)
+
+MISSING = unavailable(SumoMerge)
+needs_sumo = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
+NOOP, ACCELERATE, DECELERATE, LEFT, RIGHT = range(5)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_the_module_imports_without_sumo_and_the_game_names_the_extra():
+    """Every module of econsim.envs is imported; without the SUMO wheels the game is listed
+    and making it raises one line naming the extra."""
+    code = textwrap.dedent("""
+        import sys
+        sys.modules["libsumo"] = None
+        sys.modules["sumo"] = None
+        import econsim.envs as e
+        from econsim.core.registry import unavailable
+        assert "sumo_merge" in e.names()
+        print(unavailable(e.game_class("sumo_merge")))
+        try:
+            e.make("sumo_merge")
+        except ImportError as err:
+            print(type(err).__name__, err)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
+    lines = out.stdout.strip().splitlines()
+    assert lines == ["sumo_merge needs sumo: pip install 'econsim[traffic]'",
+                     "MissingSumo sumo_merge needs the SUMO wheels (sumo is missing): "
+                     "pip install 'econsim[traffic]'"]
+
+
+def test_importing_the_games_loads_no_sumo():
+    code = ("import sys, econsim.envs; "
+            "print([m for m in ('libsumo', 'sumo', 'traci', 'sumolib') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
+    assert out.stdout.strip() == "[]"
+
+
+def test_bad_parameters_are_one_line():
+    with pytest.raises(ValueError, match=r"sumo_merge.config: 'C5' is not allowed: unknown "
+                                         r"config \(allowed: train, C1, C2, C3, C4\)"):
+        envs.make("sumo_merge", config="C5")
+    with pytest.raises(ValueError, match=r"config 'C1' places two cars"):
+        envs.make("sumo_merge", n_agents=1, config="C1")
+    with pytest.raises(ValueError, match=r"sumo_merge.traffic: 'dense' is not allowed"):
+        envs.make("sumo_merge", traffic="dense")
+
+
+# ------------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def side_by_side():
+    """Formation [1, 2] -> [2, 1] without departure noise: both cars enter at step 0."""
+    with SumoMerge(config="C3", depart_noise=0.0) as game:
+        yield game
+
+
+@pytest.fixture(scope="module")
+def heavy():
+    """Table A.1's heavy traffic, random lanes (C2)."""
+    with SumoMerge(traffic="heavy", config="C2") as game:
+        yield game
+
+
+def play(game: SumoMerge, state, policy, steps: int | None = None):
+    """Run ``policy(state) -> actions`` until every world is done (or ``steps`` steps): the
+    list of Step results."""
+    out = []
+    for _ in range(steps or game.max_steps):
+        step = game.step(state, policy(state), None)
+        out.append(step)
+        state = step.state
+        if step.done.all():
+            break
+    return out
+
+
+def returns(steps) -> np.ndarray:
+    """``[B, N]`` episode returns (rewards after a world's end are 0 by the rules)."""
+    return np.sum([s.reward for s in steps], 0)
+
+
+def merge_policy(s) -> np.ndarray:
+    """A scripted double merge: the car ahead speeds up to 35 m/s (below the 35.7 m/s
+    penalty), the one behind to 32 m/s once the gap is over 9 m; a car moves one sub-lane
+    toward its goal lane's centre whenever it stands on the sub-lane grid and the other car
+    is more than 9 m away along the road."""
+    b, n = s.x.shape
+    a = np.zeros((b, n), np.int64)
+    for w in range(b):
+        for i in range(n):
+            if s.status[w, i] != DRIVING:
+                continue
+            j = 1 - i
+            other = n > 1 and s.status[w, j] == DRIVING
+            ahead = not other or s.x[w, i] > s.x[w, j] or (s.x[w, i] == s.x[w, j] and i == 0)
+            clear = not other or abs(s.x[w, i] - s.x[w, j]) > EGO_LENGTH + 4
+            off = lane_centre(s.goal[w, i]) - s.y[w, i]
+            k = (s.y[w, i] - lane_centre(0)) / 0.8
+            if clear and abs(k - round(k)) < 0.05 and abs(off) > 0.4:
+                a[w, i] = LEFT if off > 0 else RIGHT
+            elif s.v[w, i] < (35.0 if ahead else 32.0) and (ahead or clear):
+                a[w, i] = ACCELERATE
+    return a
+
+
+def constant(*actions):
+    return lambda s: np.tile(np.array(actions, np.int64), (s.t.shape[0], 1))
+
+
+# ------------------------------------------------------------------------------ the rules
+@needs_sumo
+def test_the_game_declares_its_capabilities(side_by_side):
+    game = side_by_side
+    assert isinstance(game, Game) and "sumo_merge" in envs.names()
+    for cap in (MultiGoal, Plane, AgentEvents, Render):
+        assert has(game, cap)
+    assert (game.self_size, game.goal_size, game.others_size) == (3, 4, 234)
+    assert game.others_image == (13, 9, 2) and game.observation_space.shape == (241,)
+    assert game.env_state_size == 0 and game.agent_state_size == 3
+    assert game.max_steps == 33 and game.extent == (0.0, 200.0, 0.0, 12.8)
+
+
+@needs_sumo
+def test_a_scripted_merge_scores_the_maximum():
+    """Both cars change to their goal lanes without touching: 10 each, the team 20, in
+    every world of a batch (departure noise on)."""
+    with SumoMerge(config="C3") as game:
+        rng = np.random.default_rng(0)
+        state = game.reset(6, rng)
+        steps = play(game, state, merge_policy)
+    assert any(np.any(s.state.delay > 0) for s in steps[:1])  # departures differ
+    total = returns(steps)
+    np.testing.assert_allclose(total.sum(1), 20.0, atol=0.05)
+    arrived = np.sum([s.info["arrived"] for s in steps], 0)
+    assert (arrived == 1).all() and not np.any([s.info["collision"] for s in steps])
+    last = steps[-1].state
+    assert (last.status == ARRIVED).all() and steps[-1].done.all()
+    assert np.allclose(last.y, lane_centre(last.goal))
+
+
+@needs_sumo
+def test_a_side_collision_costs_each_car_one(side_by_side):
+    """Side by side, car 0 moves left and car 1 right: SUMO detects the side collision and
+    removes both (``--collision.action remove``); each gets -1 and the episode ends."""
+    game = side_by_side
+    state = game.reset(1, np.random.default_rng(0))
+    steps = play(game, state, constant(LEFT, RIGHT))
+    assert [s.reward.tolist() for s in steps] == [[[0.0, 0.0]], [[-1.0, -1.0]]]
+    last = steps[-1]
+    assert last.info["collision"].tolist() == [[1, 1]] and last.done.tolist() == [True]
+    assert (last.state.status == COLLIDED).all()
+    assert game.describe(last.state)["status"].tolist() == [[COLLIDED, COLLIDED]]
+    # a finished world steps harmlessly: no reward, nothing moves
+    again = game.step(last.state, np.array([[LEFT, RIGHT]]), None)
+    assert again.reward.tolist() == [[0.0, 0.0]] and again.done.all()
+    assert again.state.t.tolist() == last.state.t.tolist()
+
+
+@needs_sumo
+def test_a_rear_end_collision_with_a_sumo_car_costs_only_the_learning_car(heavy):
+    """Heavy traffic (seed 2): car 0 enters right behind a SUMO sedan and keeps
+    accelerating into it. Only car 0 is penalised; SUMO removes it and the sedan."""
+    rng = ReplicaRNG.from_seeds([2], "env")
+    state = heavy.reset(1, rng)
+    steps = play(heavy, state, constant(ACCELERATE, NOOP))
+    hit = [t for t, s in enumerate(steps) if s.info["collision"].any()]
+    assert hit, "car 0 never collided"
+    t = hit[0]
+    assert steps[t].reward.tolist() == [[-1.0, 0.0]]
+    assert steps[t].info["collision"].tolist() == [[1, 0]]
+    before, after = (steps[t - 1].state if t else state), steps[t].state
+    assert after.status[0].tolist()[0] == COLLIDED and after.status[0, 1] == DRIVING
+
+    def sedans_ahead(s):  # SUMO cars in car 0's lane within 10 m ahead of its front
+        on = s.bkind[0] >= 0
+        return int(np.sum(on & (np.abs(s.by[0] - s.y[0, 0]) < 1.0)
+                          & (s.bx[0] - s.blen[0] > s.x[0, 0] - 1.0)
+                          & (s.bx[0] < s.x[0, 0] + 10.0)))
+
+    assert sedans_ahead(before) == 1 and sedans_ahead(after) == 0
+    assert not steps[t].done.any()  # car 1 drives on
+
+
+@needs_sumo
+def test_a_rear_end_collision_between_the_learning_cars(heavy):
+    """Heavy traffic (seed 7): both cars enter lane 1, car 0 two steps later; it
+    accelerates into car 1: both get -1."""
+    rng = ReplicaRNG.from_seeds([7], "env")
+    state = heavy.reset(1, rng)
+    assert state.lane.tolist() == [[1, 1]] and state.delay.tolist() == [[2, 0]]
+    steps = play(heavy, state, constant(ACCELERATE, NOOP))
+    t = next(t for t, s in enumerate(steps) if s.info["collision"].any())
+    assert steps[t].reward.tolist() == [[-1.0, -1.0]]
+    assert steps[t].done.all() and (steps[t].state.status == COLLIDED).all()
+
+
+@needs_sumo
+def test_speeding_costs_a_tenth_per_step(side_by_side):
+    """Car 0 accelerates every step (+0.5 m/s): from the step its speed passes 35.7 m/s it
+    pays 0.1 per step, up to and including the step it arrives; car 1 never pays."""
+    game = side_by_side
+    state = game.reset(1, np.random.default_rng(0))
+    steps = play(game, state, constant(ACCELERATE, NOOP))
+    speed = np.array([s.state.v[0, 0] for s in steps])
+    np.testing.assert_allclose(speed[:5], 29.1 + 0.5 * np.arange(1, 6), atol=1e-4)
+    arrive = next(t for t, s in enumerate(steps) if s.info["arrived"][0, 0])
+    fast = np.flatnonzero(speed[:arrive + 1] > SPEEDING)
+    assert fast[0] == 13  # 29.1 + 0.5 * 14 = 36.1
+    for t, s in enumerate(steps[:arrive]):
+        assert s.reward[0, 0] == pytest.approx(-0.1 if t >= 13 else 0.0)
+        assert s.info["speeding"][0, 0] == (t >= 13)
+    assert steps[arrive].reward[0, 0] == pytest.approx(10 * (1 - 0.25) - 0.1)  # one lane off
+    assert not any(s.info["speeding"][0, 1] for s in steps)
+    assert returns(steps)[0, 1] == pytest.approx(7.5)
+
+
+@needs_sumo
+def test_the_time_out_costs_ten(side_by_side):
+    """Both cars brake every step and never reach 190 m: -10 each at step 33, the end."""
+    game = side_by_side
+    state = game.reset(1, np.random.default_rng(0))
+    steps = play(game, state, constant(DECELERATE, DECELERATE))
+    assert len(steps) == 33 and [s.done[0] for s in steps] == [False] * 32 + [True]
+    assert all((s.reward == 0).all() for s in steps[:-1])
+    assert steps[-1].reward.tolist() == [[-10.0, -10.0]]
+    assert steps[-1].info["timeout"].tolist() == [[1, 1]]
+    assert (steps[-1].state.status == TIMED_OUT).all()
+    assert np.allclose(steps[-1].state.v, 29.1 - 0.5 * 33, atol=1e-4)
+
+
+# ------------------------------------------------------------------------------ observation
+@needs_sumo
+def test_observation_of_a_known_configuration(side_by_side):
+    """Both cars at x = 5.1 m (front; back at 0.1) in lanes 1 and 2, goals 2 and 1: each sees
+    the other in rows 5..7 (its 5 m alongside) and two columns at the edge of its view."""
+    game = side_by_side
+    state = game.reset(1, np.random.default_rng(0))
+    obs = game.observe(state)
+    assert obs.shape == (1, 2, 241) and obs.dtype == np.float32
+    assert game.observation_space.contains(obs)
+    o_self, goal, others = game.split(obs)
+    np.testing.assert_allclose(o_self[0], [[29.1 / 29, 0.25, (190 - 5.1) / 190],
+                                           [29.1 / 29, -0.25, (190 - 5.1) / 190]], rtol=1e-5)
+    assert goal[0].tolist() == [[0, 0, 1, 0], [0, 1, 0, 0]]
+    grid = others.reshape(1, 2, 13, 9, 2)
+    want0, want1 = np.zeros((13, 9)), np.zeros((13, 9))
+    want0[5:8, 7:9] = 1  # car 1 is 3.2 m to the left: columns 7, 8
+    want1[5:8, 0:2] = 1  # car 0 is 3.2 m to the right: columns 0, 1
+    np.testing.assert_array_equal(grid[0, 0, ..., 0], want0)
+    np.testing.assert_array_equal(grid[0, 1, ..., 0], want1)
+    assert (grid[..., 1] == 0).all()
+    s_env, s_agents = game.global_state(state)
+    assert s_env.shape == (1, 0)
+    np.testing.assert_allclose(s_agents[0], [[5.1 / 200, 4.8 / 12.8, 29.1 / 29],
+                                             [5.1 / 200, 8.0 / 12.8, 29.1 / 29]], rtol=1e-5)
+    # car 0 accelerates: car 1 sees it 0.1 m further ahead, 0.5 m/s faster
+    step = game.step(state, np.array([[ACCELERATE, NOOP]]), None)
+    grid = game.split(step.obs)[2].reshape(1, 2, 13, 9, 2)
+    np.testing.assert_array_equal(grid[0, 1, ..., 0], want1)
+    np.testing.assert_allclose(grid[0, 1][want1 == 1][:, 1], 0.5 / 29, rtol=1e-4)
+    np.testing.assert_allclose(grid[0, 0][want0 == 1][:, 1], -0.5 / 29, rtol=1e-4)
+
+
+def brute_force_grid(s, b: int, i: int) -> np.ndarray:
+    """Car ``i``'s 13 x 9 x 2 view in world ``b``, cell by cell (module docstring)."""
+    out = np.zeros((13, 9, 2))
+    me_x, me_y, me_v = s.x[b, i] - EGO_LENGTH / 2, s.y[b, i], s.v[b, i]
+    vehicles = [(s.x[b, j], s.y[b, j], s.v[b, j], EGO_LENGTH, 1.8)
+                for j in range(s.x.shape[1]) if j != i and s.status[b, j] == DRIVING]
+    vehicles += [(s.bx[b, k], s.by[b, k], s.bv[b, k], s.blen[b, k], s.bwid[b, k])
+                 for k in np.flatnonzero(s.bkind[b] >= 0)]
+    for r in range(13):
+        for c in range(9):
+            x0, y0 = 2.5 * (r - 6) - 1.25, 0.8 * (c - 4) - 0.4
+            best = None
+            for k, (x, y, v, ln, wd) in enumerate(vehicles):
+                dx, dy = x - ln / 2 - me_x, y - me_y
+                if (dx - ln / 2 < x0 + 2.5 and dx + ln / 2 > x0
+                        and dy - wd / 2 < y0 + 0.8 and dy + wd / 2 > y0):
+                    d = np.hypot(dx, dy)
+                    if best is None or (d, k) < best[:2]:
+                        best = (d, k, v)
+            if best is not None:
+                out[r, c] = 1, np.clip((best[2] - me_v) / 29, -2, 2)
+    return out
+
+
+@needs_sumo
+def test_the_grid_in_heavy_traffic_matches_a_cell_by_cell_count(heavy):
+    rng = ReplicaRNG.from_seeds([5, 6], "env")
+    state = heavy.reset(2, rng)
+    steps = play(heavy, state, constant(NOOP, LEFT), steps=6)
+    s = steps[-1].state
+    assert (s.bkind >= 0).sum() > 10
+    grid = heavy.grid(s)
+    seen = 0
+    for b in range(2):
+        for i in range(2):
+            want = brute_force_grid(s, b, i)
+            np.testing.assert_allclose(grid[b, i], want, atol=1e-6)
+            seen += want[..., 0].sum()
+    assert seen > 0
+    assert heavy.observation_space.contains(steps[-1].obs)
+
+
+@needs_sumo
+def test_induced_is_one_car_with_random_lanes_on_an_empty_road(side_by_side):
+    one = side_by_side.induced()
+    try:
+        assert isinstance(one, SumoMerge) and one.n_agents == 1 and one.traffic == "none"
+        assert (one.self_size, one.goal_size, one.others_size) == (3, 4, 0)
+        assert one.observation_space.shape == (7,) and one.others_image is None
+        state = one.reset(8, np.random.default_rng(1))
+        assert len({(a, g) for a, g in zip(state.lane[:, 0], state.goal[:, 0],
+                                           strict=True)}) > 3
+        assert (state.delay == 0).all()
+        steps = play(one, state, merge_policy)
+        np.testing.assert_allclose(returns(steps)[:, 0], 10.0, atol=0.05)
+        assert one.global_state(steps[-1].state)[1].shape == (8, 1, 3)
+    finally:
+        one.close()
+
+
+# ------------------------------------------------------------------------------ batches
+@needs_sumo
+def test_a_world_is_the_same_in_any_batch_and_after_a_replay(heavy):
+    """Seed 3's world alone equals seed 3's world beside seed 1 (its draws, SUMO's seed and
+    traffic); a world whose worker was taken by another state is reloaded and replayed."""
+    acts = np.random.default_rng(9).integers(0, 5, (33, 2, 2))
+
+    def run(seeds, interrupt=False):
+        rng = ReplicaRNG.from_seeds(seeds, "env")
+        state = heavy.reset(len(seeds), rng)
+        obs, rewards = [heavy.observe(state)], []
+        for t in range(33):
+            if interrupt and t == 10:  # another state takes the workers
+                other = heavy.reset(len(seeds), ReplicaRNG.from_seeds([0] * len(seeds), "x"))
+                heavy.step(other, np.zeros((len(seeds), 2), np.int64), None)
+            step = heavy.step(state, acts[t, :len(seeds)] if len(seeds) == 2 else
+                              acts[t, 1:], None)
+            state = step.state
+            obs.append(step.obs)
+            rewards.append(step.reward)
+        return np.stack(obs)[:, -1], np.stack(rewards)[:, -1], state
+
+    alone_obs, alone_rew, alone = run([3])
+    pair_obs, pair_rew, pair = run([1, 3], interrupt=True)
+    np.testing.assert_array_equal(alone_obs, pair_obs)
+    np.testing.assert_array_equal(alone_rew, pair_rew)
+    assert alone.seed[0] == pair.seed[1] and (alone.bkind[0] >= 0).sum() > 0
+
+
+# ------------------------------------------------------------------------------ processes
+def _gone(pid: int) -> bool:
+    """The process has exited (a zombie waiting for its reaper counts as exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+
+def _wait_gone(pids, folders, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if all(_gone(p) for p in pids) and not any(os.path.exists(f) for f in folders):
+            return
+        time.sleep(0.1)
+    alive = [p for p in pids if not _gone(p)]
+    left = [f for f in folders if os.path.exists(f)]
+    raise AssertionError(f"left behind: processes {alive}, folders {left}")
+
+
+@needs_sumo
+def test_close_and_garbage_collection_stop_every_process():
+    with SumoMerge() as game:
+        state = game.reset(3, np.random.default_rng(0))
+        game.step(state, np.zeros((3, 2), np.int64), None)
+        pids, folders = game.pids(), game.folders()
+        assert len(pids) == 3 and all(os.path.isdir(f) for f in folders)
+    _wait_gone(pids, folders)
+    assert game.pids() == []
+    with pytest.raises(RuntimeError, match="sumo_merge: the game is closed"):
+        game.reset(1, np.random.default_rng(0))
+    game = SumoMerge()
+    game.reset(2, np.random.default_rng(0))
+    pids, folders = game.pids(), game.folders()
+    del game
+    gc.collect()
+    _wait_gone(pids, folders)
+
+
+CHILD = """
+import json, sys, threading, time
+import numpy as np
+from econsim.envs.sumo_merge import SumoMerge
+
+def work(out):
+    game = SumoMerge(traffic=sys.argv[2])
+    state = game.reset(2, np.random.default_rng(0))
+    for _ in range(3):
+        state = game.step(state, np.zeros((2, 2), np.int64), None).state
+    out.append(game)
+
+held = []
+if sys.argv[1] == "thread":  # made in a thread that ends: no death signal, the pipe ends
+    t = threading.Thread(target=work, args=(held,))
+    t.start()
+    t.join()
+else:
+    work(held)
+print(json.dumps({"pids": held[0].pids(), "folders": held[0].folders()}), flush=True)
+time.sleep(600)
+"""
+
+
+@needs_sumo
+@pytest.mark.slow
+@pytest.mark.parametrize(("where", "sig", "traffic"), [
+    ("main", signal.SIGKILL, "none"), ("main", signal.SIGTERM, "heavy"),
+    ("thread", signal.SIGKILL, "none")])
+def test_a_killed_python_leaves_no_sumo_process(where, sig, traffic):
+    child = subprocess.Popen([sys.executable, "-c", CHILD, where, traffic],
+                             stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                             env={**os.environ, "PYTHONPATH": ROOT})
+    try:
+        line = child.stdout.readline()
+        assert line, "the child did not start its game"
+        made = json.loads(line)
+        assert len(made["pids"]) == 2 and not any(_gone(p) for p in made["pids"])
+        assert all(os.path.isdir(f) for f in made["folders"])
+        child.send_signal(sig)
+        child.wait(30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        child.stdout.close()
+    _wait_gone(made["pids"], made["folders"])
+
+
+# ------------------------------------------------------------------------------ faces
+@needs_sumo
+def test_describe_render_and_the_mesa_face(heavy):
+    from econsim.model import EconModel
+
+    state = heavy.reset(1, ReplicaRNG.from_seeds([2], "env"))
+    steps = play(heavy, state, constant(NOOP, NOOP), steps=3)
+    s = steps[-1].state
+    d = heavy.describe(s)
+    assert set(d) == {"x", "y", "speed", "lane", "goal", "status"}
+    assert d["lane"].tolist() == [s.lane[0].tolist()] and d["goal"].tolist() == s.goal.tolist()
+    assert heavy.landmarks(s).tolist() == [[190.0, float(lane_centre(g))] for g in s.goal[0]]
+    img = heavy.render_rgb(s)
+    assert img.shape == (52, 800, 3) and img.dtype == np.uint8
+    colours = {tuple(c) for c in img.reshape(-1, 3)}
+    assert set(EGO_COLOURS) <= colours and SEDAN_COLOUR in colours
+    m = EconModel(heavy, seed=0)
+    assert m.space is not None and len(m.players) == 2
+    while m.running:
+        m.step()
+    assert m.episodes_done == 1 and 1 <= m.t <= 33
+
+
+@needs_sumo
+def test_the_bench_measures_it():
+    from econsim import bench
+
+    assert bench.env_steps_per_second("sumo_merge", {}, batch=2, seconds=0.5) > 0
+    with pytest.raises(ValueError, match=r"sumo_merge: batch 65 is not allowed \(allowed: 1 "
+                                         r"to 64 worlds"):
+        SumoMerge().reset(65, np.random.default_rng(0))
