@@ -204,7 +204,7 @@ def test_train_step_credit_loss_is_algorithm_6(float64):
                 y = mb.rewards[0, i, n] + t.cfg.gamma * (1 - mb.done[0, i]) * qc(
                     twin.qc_t, mb.next_s_ag[0, i], goal2[0, i], n, m, int(a_next[0, i, m]))
                 q = qc(twin.qc, mb.s_ag[0, i], goal[0, i], n, m, int(mb.actions[0, i, m]))
-                total += float((y - q) ** 2)
+                total += float(((y - q) ** 2).detach())
     assert reported[0] == pytest.approx(total / (S * N * N), rel=1e-9)
 
 
