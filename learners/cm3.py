@@ -86,6 +86,9 @@ class CM3Config(MultiGoalConfig):
                                     "from the start of stage 2")
     stage1: Stage1 = Field(Stage1(), description="the curriculum's stage 1 (ignored by "
                            "cm3-direct)")
+    branch_goals: bool = Field(
+        False, description="the global Q's, the credit function's and V's branches also see the "
+        "other agents' goals g^-n (Diss A.8.2, SUMO; navigation and Checkers: no)")
     join_std: Coefficient = Field(
         0.01, description="standard deviation of the normal initial weights W^{1:2} that join "
         "a new stage-2 branch into a restored layer (the reference code's 0.01: stage 2 starts "
@@ -141,13 +144,14 @@ class CM3Trainer(MultiGoalTrainer):
         seen = game.env_state_size + K + game.goal_size + (
             game.self_size if game.self_image else 0)
         multi = N > 1
+        goals = (N - 1) * game.goal_size if self.cfg.branch_goals else 0
         return {
             "actor": self.actor_net(game),
-            "q": AugmentedMLP(seen + A, hid, 1, (N - 1) * (K + A) if multi else 0,
+            "q": AugmentedMLP(seen + A, hid, 1, (N - 1) * (K + A) + goals if multi else 0,
                               tuple(self.cfg.q_branch)),
-            "qc": AugmentedMLP(seen + A, hid, 1, N * K if multi else 0,
+            "qc": AugmentedMLP(seen + A, hid, 1, N * K + goals if multi else 0,
                                tuple(self.cfg.credit_branch)),
-            "v": AugmentedMLP(seen, hid, 1, (N - 1) * K if multi else 0,
+            "v": AugmentedMLP(seen, hid, 1, (N - 1) * K + goals if multi else 0,
                               tuple(self.cfg.q_branch)),
         }
 
@@ -190,15 +194,23 @@ class CM3Trainer(MultiGoalTrainer):
     # ------------------------------------------------------------------ critic inputs
     def q_inputs(self, mb: Transitions, actions: torch.Tensor, nxt: bool = False):
         """Global Q inputs for every goal n: base ``(s_env, s^n, g^n[, o_self^n], a^n)``,
-        branch ``(s^{-n}, a^{-n})``: ``[R, S, N, *]`` each."""
+        branch ``(s^{-n}, a^{-n}[, g^{-n}])``: ``[R, S, N, *]`` each."""
         base, s_ag = self.seen(mb, nxt), mb.parts(nxt)[4]
         act = one_hot(actions, self.A)
         x = torch.cat([base, act], -1)
         if mb.N == 1:
             return x, None
         oth = others_index(mb.N)
-        branch = torch.cat([s_ag[:, :, oth].flatten(-2), act[:, :, oth].flatten(-2)], -1)
+        branch = torch.cat([s_ag[:, :, oth].flatten(-2), act[:, :, oth].flatten(-2),
+                            *self.other_goals(mb, nxt)], -1)
         return x, branch
+
+    def other_goals(self, mb: Transitions, nxt: bool = False) -> list[torch.Tensor]:
+        """``[g^{-n}]`` per goal n, ``[R, S, N, (N-1) G]``, with ``branch_goals``; else []."""
+        if not self.cfg.branch_goals:
+            return []
+        goal = mb.parts(nxt)[1]
+        return [goal[:, :, others_index(mb.N)].flatten(-2)]
 
     def seen(self, mb: Transitions, nxt: bool = False) -> torch.Tensor:
         """``(s_env, s^n, g^n[, o_self^n])`` per goal n: ``[R, S, N, *]``."""
@@ -216,10 +228,10 @@ class CM3Trainer(MultiGoalTrainer):
         base = self.seen(mb, nxt)  # [R, S, n, *]
         s_ag = mb.parts(nxt)[4]
         oth = others_index(N)
-        # branch (s^m, s^{-n}) [R, S, n, m, *]
+        # branch (s^m, s^{-n}[, g^{-n}]) [R, S, n, m, *]
         s_m = s_ag[:, :, None].expand(-1, -1, N, -1, -1)
-        s_not_n = s_ag[:, :, oth].flatten(-2)[:, :, :, None].expand(-1, -1, -1, N, -1)
-        branch = torch.cat([s_m, s_not_n], -1)
+        per_n = torch.cat([s_ag[:, :, oth].flatten(-2), *self.other_goals(mb, nxt)], -1)
+        branch = torch.cat([s_m, per_n[:, :, :, None].expand(-1, -1, -1, N, -1)], -1)
         base = base[:, :, :, None].expand(-1, -1, -1, N, -1)
         if actions is None:  # the base input without its action, once per goal n
             rest = self.seen(mb, nxt)
@@ -301,6 +313,7 @@ class CM3Trainer(MultiGoalTrainer):
         return -(logp * weight).sum(-1).mean(1)
 
     def v_branch(self, mb: Transitions, nxt: bool = False) -> torch.Tensor:
-        """V's branch input ``s^{-n}`` per goal n: ``[R, S, N, (N-1) K]``."""
+        """V's branch input ``s^{-n}`` (and ``g^{-n}``) per goal n: ``[R, S, N, *]``."""
         s_ag = mb.parts(nxt)[4]
-        return s_ag[:, :, others_index(mb.N)].flatten(-2)
+        return torch.cat([s_ag[:, :, others_index(mb.N)].flatten(-2),
+                          *self.other_goals(mb, nxt)], -1)

@@ -103,8 +103,9 @@ def test_augmentation_starts_stage_2_afresh_and_close_to_stage_1():
     assert float(gap.detach()) < 0.05 and before.shape[-1] == 3
 
 
-def test_credit_advantage_is_eq_3_6_by_brute_force(float64):
-    t = trainer(stage1=0, n=3)
+@pytest.mark.parametrize("branch_goals", [False, True])
+def test_credit_advantage_is_eq_3_6_by_brute_force(float64, branch_goals):
+    t = trainer(stage1=0, n=3, branch_goals=branch_goals)
     mb = minibatch(t)
     pi = t.policy(t.actor, mb.obs, 0.2)
     got = t.advantage(mb, pi)  # [R, S, m]
@@ -119,12 +120,13 @@ def test_credit_advantage_is_eq_3_6_by_brute_force(float64):
                 oth = [j for j in range(N) if j != n]
                 a1 = torch.nn.functional.one_hot(mb.actions[0, i], A).double()
                 xq = torch.cat([s_ag[0, i, n], goal[0, i, n], a1[n]])
-                bq = torch.cat([s_ag[0, i, oth].flatten(), a1[oth].flatten()])
+                g_oth = [goal[0, i, oth].flatten()] if branch_goals else []  # A.8.2 (SUMO)
+                bq = torch.cat([s_ag[0, i, oth].flatten(), a1[oth].flatten(), *g_oth])
                 q = t.shape["q"].apply(t.q, xq[None, None], bq[None, None])[0, 0, 0]
                 base = 0.0
                 for b in range(A):
                     xc = torch.cat([s_ag[0, i, n], goal[0, i, n], torch.eye(A)[b].double()])
-                    bc = torch.cat([s_ag[0, i, m], s_ag[0, i, oth].flatten()])
+                    bc = torch.cat([s_ag[0, i, m], s_ag[0, i, oth].flatten(), *g_oth])
                     qc = t.shape["qc"].apply(t.qc, xc[None, None], bc[None, None])[0, 0, 0]
                     base = base + pi[0, i, m, b] * qc
                 want[0, i, m] += q - base
