@@ -77,6 +77,9 @@ class CM3Config(MultiGoalConfig):
     """CM3 hyperparameters (Diss Tables A.3, A.5; SPEC §7b). Defaults: navigation."""
 
     kinds: ClassVar[tuple[str, ...]] = ("cm3", "direct", "qv")
+    critic_hidden: Hidden | None = Field(
+        None, description="base layers of the global Q, credit function and V (none: hidden; "
+        "SUMO: 256, 256, A.8.2)")
     q_branch: Hidden = Field([128], description="layers of the global Q's (s^-n, a^-n) "
                              "branch")
     credit_branch: Hidden = Field([], description="layers of the credit function's "
@@ -140,7 +143,8 @@ class CM3Trainer(MultiGoalTrainer):
     # ----------------------------------------------------------------------- networks
     def shapes(self, game: Game) -> dict[str, AugmentedMLP]:
         """The networks of ``game`` (Diss A.8): actor, global Q, credit function, V."""
-        N, K, A, hid = game.n_agents, game.agent_state_size, self.A, tuple(self.cfg.hidden)
+        N, K, A = game.n_agents, game.agent_state_size, self.A
+        hid = tuple(self.cfg.critic_hidden or self.cfg.hidden)
         seen = game.env_state_size + K + game.goal_size + (
             game.self_size if game.self_image else 0)
         multi = N > 1

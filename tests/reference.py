@@ -40,12 +40,13 @@ def tiny(name: str, **algorithm) -> scenario_mod.Scenario:
         env.update(max_steps=20, period_length=10)
     if env["name"] == "cleanup":
         env.update(max_steps=8)
-    if env["name"] in ("navigation", "checkers"):
+    if env["name"] in ("navigation", "checkers", "sumo_merge"):
         env.update(max_steps=10)
     alg = data["algorithm"]
     if "batch" in alg:
         alg["batch"] = min(alg["batch"], 2)
-    if env["name"] in ("navigation", "checkers"):  # few small updates; CM3 reaches stage 2
+    if env["name"] in ("navigation", "checkers", "sumo_merge"):  # few small updates; CM3
+        # reaches stage 2
         alg.update(updates=2, minibatch=16)
         if "stage1" in alg:
             alg["stage1"].update(iterations=1, updates=2, minibatch=16)
