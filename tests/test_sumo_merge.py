@@ -172,6 +172,8 @@ def test_a_scripted_merge_scores_the_maximum():
     np.testing.assert_allclose(total.sum(1), 20.0, atol=0.05)
     arrived = np.sum([s.info["arrived"] for s in steps], 0)
     assert (arrived == 1).all() and not np.any([s.info["collision"] for s in steps])
+    merged = np.sum([s.info["merged"] for s in steps], 0)
+    assert (merged == 1).all()  # a success, once per world (on its last step)
     last = steps[-1].state
     assert (last.status == ARRIVED).all() and steps[-1].done.all()
     assert np.allclose(last.y, lane_centre(last.goal))

@@ -92,7 +92,9 @@ simulation; the first ``observe``, ``step``, ``describe``, ``global_state`` or
 restarts). ``close()`` (or ``with game:``) stops the workers; so does garbage collection.
 
 ``info`` per step, ``[B, N]`` 0/1 (capability ``AgentEvents``): ``collision``, ``arrived``,
-``timeout``, ``speeding``. ``describe``: ``x``, ``y`` (capability ``Plane``, extent (0, 200,
+``timeout``, ``speeding``, and ``merged`` (1 for every car of a world on the step its episode
+ends with every car arrived in its goal lane and no collision: the success of a merge).
+``describe``: ``x``, ``y`` (capability ``Plane``, extent (0, 200,
 0, 12.8)), ``speed``, ``lane`` (the lane its centre is in), ``goal``, ``status`` (0 waiting,
 1 driving, 2 arrived, 3 collided, 4 timed out). ``render_rgb`` draws the four lanes from
 above with the learning cars and SUMO's cars (capability ``Render``).
@@ -288,7 +290,7 @@ class SumoMerge(MultiGoal, Plane, AgentEvents, Render):
     bench_batches = (1, 8)
     action_space = Discrete(5)
     action_names = ACTION_NAMES
-    agent_info_keys = ("collision", "arrived", "timeout", "speeding")
+    agent_info_keys = ("collision", "arrived", "timeout", "speeding", "merged")
     extent = (0.0, ROAD_LENGTH, 0.0, ROAD_WIDTH)
     self_size, goal_size, env_state_size, agent_state_size = 3, LANES, 0, 3
     columns = {  # the data dictionary's entries of this game (econsim.dictionary)
@@ -297,6 +299,8 @@ class SumoMerge(MultiGoal, Plane, AgentEvents, Render):
             "arrived": ("0/1", "the car reached x >= 190 m (10 (1 - lane offset) reward)"),
             "timeout": ("0/1", "the car was still on its way at the time-out (-10 reward)"),
             "speeding": ("steps", "steps the car ended faster than 35.7 m/s (-0.1 each)"),
+            "merged": ("0/1", "the episode ended with every car arrived in its goal lane and no "
+                       "collision (the same for every car of the world)"),
         },
         "steps": {
             "x": ("m", "front bumper of the car along the road (0 to 200)"),
@@ -310,6 +314,8 @@ class SumoMerge(MultiGoal, Plane, AgentEvents, Render):
             "arrived": ("0/1", "1 if the car reached x >= 190 m this step"),
             "timeout": ("0/1", "1 if the car timed out this step"),
             "speeding": ("0/1", "1 if the car ended this step faster than 35.7 m/s"),
+            "merged": ("0/1", "1 on the step the episode ended with every car arrived in its "
+                       "goal lane and no collision"),
         },
     }
 
@@ -455,8 +461,11 @@ class SumoMerge(MultiGoal, Plane, AgentEvents, Render):
         reward = (REWARD_COLLISION * collided + REWARD_ARRIVE * (1 - offset) * arrived
                   + REWARD_SPEEDING * speeding + REWARD_TIMEOUT * late).astype(np.float32)
         done = (s.t >= self.max_steps) | (s.status >= ARRIVED).all(1)
+        lane = np.clip(s.y // LANE_WIDTH, 0, LANES - 1)  # the lane each car ended in
+        merged = active & done & ((s.status == ARRIVED) & (lane == s.goal)).all(1)
         info = {"collision": collided.astype(np.int64), "arrived": arrived.astype(np.int64),
-                "timeout": late.astype(np.int64), "speeding": speeding.astype(np.int64)}
+                "timeout": late.astype(np.int64), "speeding": speeding.astype(np.int64),
+                "merged": np.repeat(merged[:, None], s.status.shape[1], 1).astype(np.int64)}
         return Step(s, self._observe(s), reward, done, info)
 
     # ------------------------------------------------------------------ observation
