@@ -356,13 +356,25 @@ class MultiGoalTrainer(TrainerTraits):
         return out
 
     @torch.no_grad()
-    def evaluate(self, episodes: int) -> dict[str, np.ndarray]:
+    def evaluate(self, episodes: int, chunk: int | None = None) -> dict[str, np.ndarray]:
         """Play ``episodes`` per replica of the multi-agent game without the exploration floor,
-        from evaluation streams of this iteration (training unchanged)."""
-        rng = ReplicaRNG.from_seeds(self.seeds, "eval/env", self.iteration)
-        act = ReplicaRNG.from_seeds(self.seeds, "eval/act", self.iteration)
-        return self.metrics(self.play(self.game, self.params, 0.0, episodes, rng, act),
-                            self.game)
+        from evaluation streams of this iteration (training unchanged); ``chunk``: at most
+        that many worlds per replica at once (a game of heavy worlds, e.g. SUMO), each chunk
+        from its own streams, the metrics averaged over all episodes."""
+        chunk = min(chunk or episodes, episodes)
+        parts, sizes = [], []
+        for k, start in enumerate(range(0, episodes, chunk)):
+            key = (self.iteration, k) if k else (self.iteration,)  # chunk 0: the plain streams
+            rng = ReplicaRNG.from_seeds(self.seeds, "eval/env", *key)
+            act = ReplicaRNG.from_seeds(self.seeds, "eval/act", *key)
+            n = min(chunk, episodes - start)
+            parts.append(self.metrics(self.play(self.game, self.params, 0.0, n, rng, act),
+                                      self.game))
+            sizes.append(n)
+        if len(parts) == 1:
+            return parts[0]
+        return {k: sum(p[k] * n for p, n in zip(parts, sizes, strict=True)) / episodes
+                for k in parts[0]}
 
     def metrics(self, batch: Batch, game: Game) -> dict[str, np.ndarray]:
         """Per replica means over the batch's episodes (``[R]`` / ``[R, N]``). A stage-1

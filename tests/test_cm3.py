@@ -293,3 +293,12 @@ def test_needs_a_multi_goal_game():
 
     with pytest.raises(ValueError, match="multi-goal game"):
         CM3Trainer(envs.make("ipd"), CM3Config(), [0])
+
+
+def test_evaluation_in_chunks_averages_separate_streams():
+    t = trainer(stage1=0, seeds=(0, 1))
+    whole = t.evaluate(6)
+    assert all(np.array_equal(whole[k], t.evaluate(6, chunk=6)[k]) for k in whole)
+    parts = t.evaluate(6, chunk=4)  # 4 + 2 episodes from two streams, weighted by size
+    assert parts["collective"].shape == (2,) and not np.array_equal(parts["collective"],
+                                                                    whole["collective"])
