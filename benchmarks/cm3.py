@@ -64,6 +64,9 @@ def behaviour(run_ids: dict[str, str], root: str) -> pd.DataFrame:
         if "collisions" in ag:
             per = ag.groupby(["seed", "iteration"])[["collisions", "reached"]].sum().mean()
             row.update(collisions=round(per.collisions, 2), steps_on_goal=round(per.reached, 1))
+        if "merged" in ag:  # SUMO: share of episodes that ended in a clean double merge
+            per = ag.groupby(["seed", "iteration"])[["merged", "collision"]].mean().mean()
+            row.update(merged=round(per.merged, 2), collision_rate=round(per.collision, 2))
         if "red" in ag:
             per = ag.groupby("agent")[["red", "yellow"]].mean()
             for a, name in ((0, "A"), (1, "B")):

@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from econsim import cli
 
@@ -55,6 +56,19 @@ def test_cm3_benchmark_runs_on_a_tiny_budget(tmp_path, capsys):
     assert table.final.notna().all() and (table.budget_episodes == 100).all()
     assert (tmp_path / "docs" / "cm3_merge.png").stat().st_size > 1000
     assert "Figure 3.5 summary" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_sumo_benchmark_runs_on_a_tiny_budget(tmp_path, capsys):
+    pytest.importorskip("libsumo", reason="the SUMO wheels (econsim[traffic]) are missing")
+    fig, table = _load("sumo_merge").main([
+        "--methods", "cm3,iac", "--iterations", "2", "--seeds", "0", "--episodes", "2",
+        "--root", str(tmp_path / "runs"), "--docs", str(tmp_path / "docs"), "--quiet"])
+    assert set(fig.method) == {"cm3", "iac"} and "merged" in fig
+    assert len(table) == 2 * 5 and set(table.config) == {"train", "C1", "C2", "C3", "C4"}
+    assert table.merged.between(0, 1).all() and table.collective.notna().all()
+    assert (tmp_path / "docs" / "cm3_sumo.png").is_file()
+    assert "Table A.1" in capsys.readouterr().out
 
 
 def test_parse_seeds():

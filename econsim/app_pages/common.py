@@ -237,9 +237,10 @@ DOCS = Path(econsim.__file__).resolve().parent.parent / "docs"
 FIGURES = {("navigation", "antipodal"): "cm3_antipodal.png",
            ("navigation", "cross"): "cm3_cross.png",
            ("navigation", "merge"): "cm3_merge.png",
-           ("checkers", None): "cm3_checkers.png"}
+           ("checkers", None): "cm3_checkers.png",
+           ("sumo_merge", None): "cm3_sumo.png"}
 FIGURE_CAPTION = ("Figure 3.5 reproduction: evaluation return vs training episodes, mean and "
-                  "min-max over seeds; benchmarks/cm3.py")
+                  "min-max over seeds; benchmarks/cm3.py (SUMO: benchmarks/sumo_merge.py)")
 
 
 def reproduction_figure(env_name: str, env_params: dict[str, Any]) -> Path | None:
