@@ -216,10 +216,10 @@ class TeamBrain(PaysIncentives):
 class SharedPolicyBrain:
     """Agent ``index`` acting with a parameter-shared policy (PPO) on its own observation.
 
-    ``policy`` is a one-replica trainer offering ``act_one(obs, legal, generator) -> int``;
-    illegal actions (``game.action_mask``, capability ``ActionMask``) are never chosen. The
-    sampling generator is seeded from the model's ``rng`` when the brain first acts in a
-    model, so a model's ``seed`` fixes the whole run.
+    ``policy`` is a one-replica trainer offering ``act_one(obs, legal, generator,
+    agent=index) -> int``; illegal actions (``game.action_mask``, capability ``ActionMask``)
+    are never chosen. The sampling generator is seeded from the model's ``rng`` when the brain
+    first acts in a model, so a model's ``seed`` fixes the whole run.
     """
 
     def __init__(self, policy: Any, index: int) -> None:
@@ -238,7 +238,8 @@ class SharedPolicyBrain:
         game = model.game
         legal = (game.action_mask(model.state)[0, agent.index] if has(game, ActionMask)
                  else np.ones(game.action_space.n, bool))
-        return self.policy.act_one(np.asarray(agent.observation), legal, self.generator)
+        return self.policy.act_one(np.asarray(agent.observation), legal, self.generator,
+                                   agent=self.index)
 
     def __repr__(self) -> str:
         return f"SharedPolicyBrain(agent={self.index}, seed={self.policy.seeds[0]})"

@@ -166,6 +166,7 @@ class Trainer(Protocol):
 
     # parameter-shared policies (``shared_policy`` True): one agent at a time
     def act_one(self, obs: np.ndarray, legal: np.ndarray, generator: Any,
-                replica: int = 0) -> int:
-        """One agent's action from its observation and legal actions."""
+                replica: int = 0, agent: int = 0) -> int:
+        """One agent's action from its observation and legal actions (``agent``: its index,
+        for a shared network that is told which agent it acts for)."""
         ...
