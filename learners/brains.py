@@ -150,6 +150,7 @@ class TeamPolicy:
         self.given_cum = torch.zeros(1, self.n_agents, self.n_agents - 1)
         self.pay = np.zeros((self.n_agents, self.n_agents))
         self.decision, self._step = None, None
+        self.trainer.start_episode()
 
     def joint_observation(self, model: Any) -> np.ndarray:
         """All players' observations in index order as a batch of one: ``[1, N, *obs]``."""
