@@ -390,3 +390,19 @@ def test_the_team_learns_the_toy_team_game(name):
     assert np.mean(wins[-3:]) > 0.7, wins
     if name == "hsd":  # it wins >= 70% of an evaluation: the curriculum moves
         assert (t.alpha < 1.0).all()
+
+
+def test_hsd_benchmark_runs_on_a_tiny_budget(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "hsd.py"
+    spec = importlib.util.spec_from_file_location("bench_hsd", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    table = bench.main(["--iterations", "1", "--seeds", "0", "--small", "--root",
+                        str(tmp_path / "runs"), "--docs", str(tmp_path / "docs"), "--quiet"])
+    assert list(table.method) == ["hsd", "qmix", "iql", "hsd-scripted", "hsd-ext"]
+    assert table.win.between(0, 1).all() and (table.budget_episodes == 2).all()
+    assert (tmp_path / "docs" / "hsd_winrate.png").stat().st_size > 1000
+    assert "Figure 4.4a summary" in capsys.readouterr().out
