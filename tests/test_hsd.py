@@ -129,7 +129,8 @@ def test_intrinsic_reward_is_the_decoders_probability_at_segment_ends_only():
     tau = decoder_input(traj, 2, 10)
     member = {k: v[w // 6:w // 6 + 1] for k, v in t.decoder.items()}
     p = t.decoder_probs(member, tau[None, None])[0, 0]
-    assert float(r[29, w, 1]) == pytest.approx(float(p[batch.extra["z"][20, w, 1]]), abs=1e-6)
+    assert float(r[29, w, 1]) == pytest.approx(float(p[batch.extra["z"][20, w, 1]].detach()),
+                                               abs=1e-6)
     assert len(_ended_worlds(batch)) > 0  # some episodes ended early (goals): cuts were seen
     # HSD proper: alpha R_env + (1 - alpha) R_I
     h = hsd([0, 1], max_steps=60)
