@@ -26,9 +26,11 @@ Each agent has two levels, both parameter-shared over the agents and stacked per
   - ``hsd``: ``R_L = alpha R_env + (1 - alpha) R_I`` where the intrinsic reward ``R_I`` is the
     decoder's probability ``p(z^n | tau^n)`` of the skill that was used (eq. 4.4; not its log,
     SPEC §8b), paid only on the last step of a complete segment (SPEC §8b: at segment ends;
-    Algorithm 1 adds it to the step after the boundary, which is the same segment end one
-    step later). A segment cut short by the end of the episode gets no intrinsic reward and
-    is not shown to the decoder (its trajectory has fewer than ``t_seg`` steps).
+    Algorithm 1 as printed computes it at the boundary and adds it to the next step, whose
+    transition already carries the next skill; the reward for a segment belongs to the skill
+    that made it, so it is paid on the segment's own last step). A segment cut short by the
+    end of the episode gets no intrinsic reward and is not shown to the decoder (its
+    trajectory has fewer than ``t_seg`` steps).
   - ``hsd-ext`` (kind ``ext``): no extrinsic reward, ``alpha = 0`` throughout (Fig. 4.4a).
   - ``hsd-scripted`` (kind ``scripted``): the same hierarchy, but the low level is rewarded by
     a hand-scripted subtask reward of its current skill instead of eq. 4.3 (§4.3.2: "subtask
@@ -192,7 +194,8 @@ class HSDConfig(TrainerConfig):
     decoder_features: Width = Field(10, description="first observation entries the decoder "
                                     "sees (STS2: 10, none of the other agents)")
     decoder_hidden: Width = Field(128, description="LSTM units per direction")
-    decoder_batch: Iterations = Field(1000, description="segments per decoder step (N_batch)")
+    decoder_batch: int = Field(1000, ge=1, le=100_000, description="segments per decoder "
+                               "step (N_batch)")
     lr_decoder: LearningRate = Field(1e-4, description="decoder learning rate (Adam)")
     high_hidden: Hidden = Field([128, 128], description="hidden layers of the skill utility")
     embed: Width = Field(64, description="mixer embedding dimension")
@@ -623,6 +626,10 @@ class HSDTrainer(TrainerTraits):
         of this iteration (training unchanged); ``game``: another game of the same sizes
         (e.g. with scripted teammates, Table 4.1); ``fixed_skills``: agent -> skill it holds
         throughout. Metrics as ``iterate``'s, with ``alpha``."""
+        for n, k in (fixed_skills or {}).items():
+            if not (0 <= n < self.N and 0 <= k < self.K):
+                raise ValueError(f"hsd: fixed skill {k} of agent {n} is out of range (agents "
+                                 f"0..{self.N - 1}, skills 0..{self.K - 1})")
         key = (self.iteration, episodes)
         plain = game is None and not fixed_skills
         if plain and self._eval is not None and self._eval[0] == key:

@@ -334,6 +334,20 @@ def test_wrong_games_and_settings_fail_with_one_line():
         hsd([0], k_skip=10)
     with pytest.raises(ValueError, match="decoder_features 40 exceeds"):
         hsd([0], decoder_features=40)
+    with pytest.raises(ValueError, match="fixed skill 4 of agent 0 is out of range"):
+        hsd([0]).evaluate(1, fixed_skills={0: 4})
+
+
+def test_table_4_1_evaluations_with_scripted_teammates_or_a_fixed_skill():
+    t = hsd([0, 1])
+    t.iterate()
+    adhoc = t.evaluate(3, game=envs.make("sts2", max_steps=40, scripted_teammates=2))
+    assert adhoc["win_rate"].shape == (2,) and adhoc["length"].shape == (2,)
+    fixed = t.evaluate(3, fixed_skills={0: 2})
+    np.testing.assert_allclose(fixed["skill_2"][:, 0], fixed["length"])  # held throughout
+    plain = t.evaluate(3)
+    assert t._eval[0] == (1, 3)  # only the plain evaluation is kept for the runner
+    same_metrics(plain, t.evaluate(3))
 
 
 def test_an_hsd_team_plays_in_the_mesa_face():
