@@ -222,6 +222,18 @@ RUN_EPISODES: dict[str, Entry] = {
     "planner_policy_loss": ("loss", "dual-RL planner's policy loss, window mean"),
     "planner_value_loss": ("loss", "dual-RL planner's value loss, window mean"),
     "planner_entropy": ("nats", "dual-RL planner's policy entropy, window mean"),
+    "team_return": ("reward", f"the team's reward per episode (a team game: the shared reward "
+                    f"once), {_ROW}"),
+    "win_rate": ("share", "share of the row's episodes the learning team won"),
+    "lose_rate": ("share", "share of the row's episodes the learning team lost"),
+    "draw_rate": ("share", "share of the row's episodes that ended in a draw"),
+    "alpha": ("weight", "HSD: weight of the team reward in the low level's reward (eq. 4.3), "
+              "in force after the row's iteration"),
+    "decoder_accuracy": ("share", "HSD: share of the row's complete skill segments whose "
+                         "skill the decoder names (argmax)"),
+    "decoder_ce": ("nats", "HSD: the decoder's cross entropy on the row's complete segments"),
+    "intrinsic": ("probability", "HSD: mean decoder probability of the true skill over the "
+                  "row's complete segments (the intrinsic reward)"),
 }
 
 RUN_AGENTS: dict[str, Entry] = {
@@ -334,6 +346,9 @@ def _pattern(table: str, column: str) -> Entry | None:
         return ("as set", f"swept scenario value {m.group(1)} of the run (JSON text)")
     if m := re.fullmatch(r"n_(\w+)", column):
         return ("steps", f"steps the agent chose action {m.group(1)} per episode, {_ROW}")
+    if m := re.fullmatch(r"skill_(\d+)", column):
+        return ("steps", f"HSD: steps the agent spent in latent skill {m.group(1)} per "
+                f"episode, {_ROW}")
     if m := re.fullmatch(r"offer_(\w+)", column):
         return ("reward", f"designer's mean incentive offered for {m.group(1)} per step, {_ROW}")
     return game_column(table, column)

@@ -147,7 +147,8 @@ class Scenario(BaseModel):
     def resolved(self) -> dict[str, Any]:
         """The scenario with every default written out (what a run saves)."""
         config = self.trainer_config().model_dump(mode="json", exclude_none=True)
-        game_params = envs.params_model(self.env_name)(**self.env_params).model_dump(mode="json")
+        game_params = envs.params_model(self.env_name)(**self.env_params).model_dump(
+            mode="json", exclude_none=True)  # TOML has no null: a None default stays implied
         return {
             "name": self.name, "description": self.description, "seeds": self.seeds,
             "env": {"name": self.env_name, **game_params},

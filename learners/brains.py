@@ -150,6 +150,7 @@ class TeamPolicy:
         self.given_cum = torch.zeros(1, self.n_agents, self.n_agents - 1)
         self.pay = np.zeros((self.n_agents, self.n_agents))
         self.decision, self._step = None, None
+        self.trainer.start_episode()
 
     def joint_observation(self, model: Any) -> np.ndarray:
         """All players' observations in index order as a batch of one: ``[1, N, *obs]``."""
@@ -216,10 +217,10 @@ class TeamBrain(PaysIncentives):
 class SharedPolicyBrain:
     """Agent ``index`` acting with a parameter-shared policy (PPO) on its own observation.
 
-    ``policy`` is a one-replica trainer offering ``act_one(obs, legal, generator) -> int``;
-    illegal actions (``game.action_mask``, capability ``ActionMask``) are never chosen. The
-    sampling generator is seeded from the model's ``rng`` when the brain first acts in a
-    model, so a model's ``seed`` fixes the whole run.
+    ``policy`` is a one-replica trainer offering ``act_one(obs, legal, generator,
+    agent=index) -> int``; illegal actions (``game.action_mask``, capability ``ActionMask``)
+    are never chosen. The sampling generator is seeded from the model's ``rng`` when the brain
+    first acts in a model, so a model's ``seed`` fixes the whole run.
     """
 
     def __init__(self, policy: Any, index: int) -> None:
@@ -238,7 +239,8 @@ class SharedPolicyBrain:
         game = model.game
         legal = (game.action_mask(model.state)[0, agent.index] if has(game, ActionMask)
                  else np.ones(game.action_space.n, bool))
-        return self.policy.act_one(np.asarray(agent.observation), legal, self.generator)
+        return self.policy.act_one(np.asarray(agent.observation), legal, self.generator,
+                                   agent=self.index)
 
     def __repr__(self) -> str:
         return f"SharedPolicyBrain(agent={self.index}, seed={self.policy.seeds[0]})"

@@ -12,8 +12,8 @@ Callers, and what they use:
   ``iteration``;
 * ``learners.brains`` (trained brains in the Mesa face): ``seeds``, ``replica``, ``N``,
   ``kinds``, ``params``, ``shared_policy``, ``charge_giver``, and either ``decide`` /
-  ``add_given`` / ``reseed_actions`` (team policies) or ``act_one`` (a parameter-shared
-  policy);
+  ``add_given`` / ``reseed_actions`` / ``start_episode`` (team policies) or ``act_one`` (a
+  parameter-shared policy);
 * ``econsim.model`` (``EconModel.from_run``) and ``econsim.whatif``: ``seeds``, ``game``,
   ``plans_taxes`` and ``tax_mechanism`` (a learned tax planner as the model's mechanism);
 * the app (``econsim.app_pages``): ``Config`` fields and the traits ``takes_mechanism``,
@@ -81,6 +81,10 @@ class TrainerTraits:
         """The learned tax planner of ``replica`` as a ``mechanisms.tax.TaxMechanism`` for a
         batch-1 world (``EconModel(..., mechanism=...)``); None unless ``plans_taxes``."""
         return None
+
+    def start_episode(self) -> None:
+        """A new episode begins in the Mesa face (``learners.brains.TeamPolicy.reset``): a
+        team policy with a memory across steps (HSD's skills) forgets it. Nothing here."""
 
 
 class Trainer(Protocol):
@@ -164,8 +168,13 @@ class Trainer(Protocol):
         """Draw actions from a fresh stream of ``seed`` (one-replica trainers)."""
         ...
 
+    def start_episode(self) -> None:
+        """A new episode begins in the Mesa face (team policies with a memory, e.g. HSD)."""
+        ...
+
     # parameter-shared policies (``shared_policy`` True): one agent at a time
     def act_one(self, obs: np.ndarray, legal: np.ndarray, generator: Any,
-                replica: int = 0) -> int:
-        """One agent's action from its observation and legal actions."""
+                replica: int = 0, agent: int = 0) -> int:
+        """One agent's action from its observation and legal actions (``agent``: its index,
+        for a shared network that is told which agent it acts for)."""
         ...

@@ -1,10 +1,15 @@
-"""Shared parts of the chapter-3 learners (CM3, its ablations, IAC, COMA, QMIX).
+"""Shared parts of the chapter-3 learners (CM3, its ablations, IAC, COMA, QMIX) and of the
+flat chapter-4 baselines (QMIX, IQL on STS2).
 
 The games are cooperative multi-goal Markov games (capability ``MultiGoal``): each agent
 ``n`` has its own goal ``g^n`` and reward ``R^n``, observes ``[o_self, g^n, o_others]``, and a
 central critic may see the global state ``s = (s_env, s^1, ..., s^N)``. All learners here
 share one actor over the agents (parameter sharing with the goal as input, Diss §3.3.5), one
-member per replica (seed) in the stacked networks of ``learners.nets``.
+member per replica (seed) in the stacked networks of ``learners.nets``. A learner that also
+plays a cooperative game with a flat global state (capability ``GlobalState``, e.g. STS2's
+34 numbers; QMIX, IQL) lists it in ``games``: the harness then records ``state [B, D]`` each
+step instead of ``(s_env, s_ag)``, and the metrics add the team's return and, where the game
+reports ``win``/``lose``/``draw`` events, the rates of each outcome (:func:`team_metrics`).
 
 What lives here, used by every learner of the chapter:
 
@@ -43,7 +48,7 @@ from econsim.bounds import (
     Minibatches,
 )
 from econsim.core import Game, ReplicaRNG, make_rng
-from econsim.core.capabilities import MultiGoal, has
+from econsim.core.capabilities import Capability, GlobalState, MultiGoal, has
 from learners.contract import TrainerConfig, TrainerTraits
 from learners.functional import behaviour_probs, next_step
 from learners.nets import AugmentedMLP, Params, detach, soft_update
@@ -52,7 +57,12 @@ from learners.replicas import categorical, episode_mean
 from learners.rollout import Batch, Decision, play
 
 __all__ = ["MultiGoalConfig", "MultiGoalTrainer", "Replay", "Transitions", "one_hot",
-           "others_index"]
+           "others_index", "split_agents", "team_metrics"]
+
+#: names of the global-state records of a step: a multi-goal game's parts, or a flat state
+STATE_KEYS = ("s_env", "s_ag", "state")
+#: per-agent episode-outcome events (1 for every agent of the team on the last step)
+OUTCOMES = ("win", "lose", "draw")
 
 
 def one_hot(a: torch.Tensor, n: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -161,11 +171,30 @@ class Transitions:
         return self.data["actions"].shape[-1]
 
     def parts(self, nxt: bool = False) -> tuple[torch.Tensor, ...]:
-        """``(o_self, goal, o_others, s_env, s_ag)`` of the states or next states."""
+        """``(o_self, goal, o_others, s_env, s_ag)`` of the states or next states (a
+        ``MultiGoal`` game)."""
         p = "next_" if nxt else ""
         obs = self.data[p + "obs"]
         o_self, goal, others = self.game.split(obs)
         return o_self, goal, others, self.data[p + "s_env"], self.data[p + "s_ag"]
+
+    def state(self, nxt: bool = False) -> torch.Tensor:
+        """The flat global state ``[R, S, state_size]`` of the states or next states (a
+        ``GlobalState`` game)."""
+        return self.data[("next_" if nxt else "") + "state"]
+
+
+def split_agents(fields: dict[str, torch.Tensor], valid: torch.Tensor, N: int,
+                 per_agent: tuple[str, ...]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Joint transitions ``[R, M, ...]`` as one transition per agent ``[R, M*N, ...]`` (row
+    ``m*N + n``: agent ``n`` of joint row ``m``), for independent learners. Fields in
+    ``per_agent`` are ``[R, M, N, ...]`` and are split; the others (``done``) are the same for
+    every agent and repeated; ``agent [R, M*N]`` is the agent's index."""
+    R, M = valid.shape
+    out = {k: (v.reshape(R, M * N, *v.shape[3:]) if k in per_agent
+               else v.repeat_interleave(N, 1)) for k, v in fields.items()}
+    out["agent"] = torch.arange(N).repeat(R, M)
+    return out, valid.repeat_interleave(N, 1)
 
 
 def others_index(N: int) -> torch.Tensor:
@@ -195,9 +224,32 @@ class _Player:
         return given_cum
 
     def record_state(self, state: Any) -> dict[str, torch.Tensor]:
-        s_env, s_ag = self.game.global_state(state)
-        return {"s_env": torch.from_numpy(np.asarray(s_env, np.float32)).to(self.dtype),
-                "s_ag": torch.from_numpy(np.asarray(s_ag, np.float32)).to(self.dtype)}
+        return global_state(self.game, state, self.dtype)
+
+
+def global_state(game: Game, state: Any, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """The global-state records of a step: ``s_env``, ``s_ag`` of a ``MultiGoal`` game, else
+    ``state`` (capability ``GlobalState``)."""
+    if has(game, MultiGoal):
+        s_env, s_ag = game.global_state(state)
+        return {"s_env": torch.from_numpy(np.asarray(s_env, np.float32)).to(dtype),
+                "s_ag": torch.from_numpy(np.asarray(s_ag, np.float32)).to(dtype)}
+    return {"state": torch.from_numpy(np.asarray(game.global_state(state), np.float32)).to(dtype)}
+
+
+def team_metrics(batch: Batch, game: Game, R: int) -> dict[str, np.ndarray]:
+    """Per replica ``[R]`` metrics of a team game (``GlobalState``): ``team_return``, the
+    team's reward per episode (``game.team_reward``), and for each outcome event the game
+    reports (``win``, ``lose``, ``draw``: 1 for every agent of the team on the last step)
+    ``<outcome>_rate``, the share of episodes ending so (mean over the agents). Empty for
+    other games."""
+    if not has(game, GlobalState):
+        return {}
+    out = {"team_return": episode_mean(game.team_reward(batch.env_rewards), R)}
+    for k in OUTCOMES:
+        if k in batch.events:
+            out[f"{k}_rate"] = episode_mean(batch.events[k], R).mean(-1)
+    return out
 
 
 # ----------------------------------------------------------------------------- trainer
@@ -218,11 +270,17 @@ class MultiGoalTrainer(TrainerTraits):
     nets: ClassVar[tuple[str, ...]] = ()
     #: names of its torch optimisers
     optimisers: ClassVar[tuple[str, ...]] = ()
+    #: the capabilities of the games it plays (one of them): ``MultiGoal`` and, for a learner
+    #: that needs no goals, ``GlobalState``
+    games: ClassVar[tuple[type[Capability], ...]] = (MultiGoal,)
 
     def __init__(self, game: Game, config: MultiGoalConfig, seeds: list[int]) -> None:
-        if not has(game, MultiGoal):
-            raise ValueError(f"algorithm {self.default_kind!r} needs a cooperative multi-goal "
-                             f"game (navigation, checkers), not {game.name!r}")
+        if not any(has(game, c) for c in self.games):
+            what = "a cooperative multi-goal game (navigation, checkers)" + (
+                " or a team game with a global state (sts2)" if GlobalState in self.games
+                else "")
+            raise ValueError(f"algorithm {self.default_kind!r} needs {what}, not "
+                             f"{game.name!r}")
         self.game, self.cfg, self.seeds = game, config, list(seeds)
         self.R, self.N, self.A = len(self.seeds), game.n_agents, game.action_space.n
         self.kinds = list(config.agents or [self.default_kind] * self.N)
@@ -324,11 +382,10 @@ class MultiGoalTrainer(TrainerTraits):
         done = mask * (1 - next_step(mask))
         if self.cfg.bootstrap_time_limit:
             done = torch.cat([done[:-1], torch.zeros_like(done[-1:])])
+        states = [k for k in STATE_KEYS if k in batch.extra]
         fields = {"obs": batch.obs, "actions": batch.actions, "rewards": batch.env_rewards,
-                  "s_env": batch.extra["s_env"], "s_ag": batch.extra["s_ag"],
-                  "next_obs": after(batch.obs, "obs"),
-                  "next_s_env": after(batch.extra["s_env"], "s_env"),
-                  "next_s_ag": after(batch.extra["s_ag"], "s_ag"), "done": done}
+                  **{k: batch.extra[k] for k in states}, "next_obs": after(batch.obs, "obs"),
+                  **{f"next_{k}": after(batch.extra[k], k) for k in states}, "done": done}
         T, RB = mask.shape
 
         def rep(x: torch.Tensor) -> torch.Tensor:
@@ -388,13 +445,15 @@ class MultiGoalTrainer(TrainerTraits):
                "stage": np.full(self.R, float(self.stage))}
         for k, v in batch.events.items():
             out[k] = widen(per(v))
+        out.update(team_metrics(batch, game, self.R))
         return out
 
     # ---------------------------------------------------------------------- mesa face
     @torch.no_grad()
     def act_one(self, obs: np.ndarray, legal: np.ndarray, generator: torch.Generator,
-                replica: int = 0) -> int:
-        """One agent's action from its observation ``[D]`` (the multi-agent game's)."""
+                replica: int = 0, agent: int = 0) -> int:
+        """One agent's action from its observation ``[D]`` (the multi-agent game's; the
+        agent's index is unused: the goal in the observation tells the agents apart)."""
         params = {k: v[replica:replica + 1] for k, v in self.params.items()}
         x = torch.as_tensor(np.asarray(obs, np.float32)).reshape(1, 1, -1)
         probs = self.policy(params, x, 0.0)[0, 0]

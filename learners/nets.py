@@ -376,3 +376,62 @@ class QMixer:
         w2 = self._head(params, "w2", s).abs()  # [P, B, E]
         q_tot = (hidden * w2).sum(-1) + self._head(params, "v", s)[..., 0]
         return q_tot.reshape(lead)
+
+
+@dataclass(frozen=True)
+class BiLSTM:
+    """A stacked bidirectional LSTM over short sequences, mean-pooled over time, then a linear
+    layer (HSD's skill decoder, Diss §4.3.2: 128 units per direction; one member per replica).
+
+    ``x [P, B, T, in_size]`` -> logits ``[P, B, out]``. Each direction is the standard LSTM
+    cell (Hochreiter and Schmidhuber 1997): gates ``[i, f, g, o] = x_t W + h_{t-1} U + b``,
+    ``c_t = sigma(f) c_{t-1} + sigma(i) tanh(g)``, ``h_t = sigma(o) tanh(c_t)``, from zero
+    ``h`` and ``c``; the forward direction reads t = 0..T-1, the backward one T-1..0. The
+    outputs ``[h^fwd_t, h^bwd_t]`` (2 x hidden) are averaged over t and mapped to ``out``
+    logits. Parameters: ``{fwd,bwd}.w`` ``[P, in, 4H]``, ``{fwd,bwd}.u`` ``[P, H, 4H]`` (Glorot),
+    ``{fwd,bwd}.b`` ``[P, 1, 4H]`` (zero), and the head ``w0``/``b0``.
+    """
+
+    in_size: int
+    hidden: int
+    out: int
+
+    DIRECTIONS = ("fwd", "bwd")
+
+    def init(self, gens: Sequence[torch.Generator]) -> Params:
+        H = self.hidden
+        params: Params = {}
+        for d in self.DIRECTIONS:
+            params[f"{d}.w"] = glorot(self.in_size, 4 * H, gens)
+            params[f"{d}.u"] = glorot(H, 4 * H, gens)
+            params[f"{d}.b"] = torch.zeros(len(gens), 1, 4 * H)
+        params.update(init_mlp([2 * H, self.out], gens))
+        for p in params.values():
+            p.requires_grad_(True)
+        return params
+
+    def _direction(self, params: Params, d: str, x: torch.Tensor) -> torch.Tensor:
+        """Hidden states ``[P, B, T, H]`` of direction ``d`` (in time order)."""
+        P, B, T, _ = x.shape
+        H = self.hidden
+        pre = bmm(x.reshape(P, B * T, -1), params[f"{d}.w"], params[f"{d}.b"])
+        pre = pre.reshape(P, B, T, 4 * H)
+        h = torch.zeros(P, B, H, dtype=x.dtype)
+        c = torch.zeros(P, B, H, dtype=x.dtype)
+        out: list[torch.Tensor] = [h] * T
+        for t in (range(T) if d == "fwd" else range(T - 1, -1, -1)):
+            gates = pre[:, :, t] + bmm(h, params[f"{d}.u"])
+            i, f, g, o = gates.split(H, -1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            out[t] = h
+        return torch.stack(out, 2)
+
+    def features(self, params: Params, x: torch.Tensor) -> torch.Tensor:
+        """The mean-pooled bidirectional outputs ``[P, B, 2 hidden]``."""
+        both = torch.cat([self._direction(params, d, x) for d in self.DIRECTIONS], -1)
+        return both.mean(2)
+
+    def apply(self, params: Params, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[P, B, out]`` for sequences ``x [P, B, T, in_size]``."""
+        return mlp({k: params[k] for k in ("w0", "b0")}, self.features(params, x))

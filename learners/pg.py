@@ -80,6 +80,11 @@ class LinearSchedule(BaseModel):
     def __call__(self, it: int) -> float:
         return self.start + min(it / self.steps, 1.0) * (self.end - self.start)
 
+    def after(self, warmup: int, it: int) -> float:
+        """1.0 (uniformly random actions) for the first ``warmup`` iterations, then the
+        schedule counted from there."""
+        return 1.0 if it < warmup else self(it - warmup)
+
 
 class PGConfig(TrainerConfig):
     """Hyperparameters of independent policy-gradient agents (Tables B.3, B.4)."""

@@ -159,8 +159,9 @@ class PPOTrainer(TrainerTraits):
     # ----------------------------------------------------------------------- acting
     @torch.no_grad()
     def act_one(self, obs: np.ndarray, legal: np.ndarray, generator: torch.Generator,
-                replica: int = 0) -> int:
-        """One agent's action from its observation ``[D]`` and legal actions ``[A]``."""
+                replica: int = 0, agent: int = 0) -> int:
+        """One agent's action from its observation ``[D]`` and legal actions ``[A]`` (the
+        agent's index is unused: the policy sees the observation only)."""
         x = symlog(torch.as_tensor(obs, dtype=torch.float32).reshape(1, 1, -1))
         params = {k: v[replica:replica + 1] for k, v in self.params.items()}
         logits = mlp(self.sub("pi", params), x).masked_fill(

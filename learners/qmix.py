@@ -32,6 +32,17 @@ after each iteration of ``batch`` episodes (navigation: 10 episodes x 50 steps /
 Exploration: eps 1.0 -> 0.05 over 8e4 episodes (8000 iterations). ``lr_actor``, ``hidden``
 and ``branch`` of the shared config are unused (QMIX has no actor). Checkers (Table A.5)
 sets its own (lr 1e-5, eps end 0.1, embedding 128).
+
+**Team games with a flat global state** (capability ``GlobalState``; STS2, the QMIX baseline
+of Diss §4.3.2, SPEC §8b): the agent network sees the agent's observation (there are no
+goals) and, with ``agent_id``, a one-hot of the agent's index (a parameter-shared network
+cannot otherwise tell which of STS2's ``pass_k`` actions is a pass to itself); the mixer
+sees the game's ``global_state``; the team reward is ``game.team_reward`` (STS2: the shared
+reward once, not three times). ``warmup`` iterations of uniformly random actions come before
+the epsilon schedule (SPEC §8: 10 random episodes, then 0.5 -> 0.05 over 1000 episodes).
+``sts2_qmix`` in iterations of 10 episodes: 5000 iterations (50k episodes), ``warmup`` 1,
+epsilon over 100 iterations, ``updates`` 150 (train every 10 steps: 10 episodes of about
+150 steps, which end at a goal), replay 1e5 joint steps, minibatch 256, lr 1e-4, tau 0.01.
 """
 
 from __future__ import annotations
@@ -42,14 +53,16 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from econsim.bounds import Hidden, Iterations, LearningRate, Minibatches, Width
+from econsim.bounds import Count, Hidden, Iterations, LearningRate, Minibatches, Width
 from econsim.core import Game
+from econsim.core.capabilities import GlobalState, MultiGoal, has
 from learners.multigoal import MultiGoalConfig, MultiGoalTrainer, Transitions
 from learners.nets import Params, QMixer, init_mlp, mlp
 from learners.pg import LinearSchedule
 from learners.registry import register_algorithm
 
-__all__ = ["QMIXConfig", "QMIXTrainer", "epsilon_greedy", "qmix_loss", "qmix_target"]
+__all__ = ["QMIXConfig", "QMIXTrainer", "epsilon_greedy", "qmix_loss", "qmix_target",
+           "with_agent_ids"]
 
 
 def epsilon_greedy(q: torch.Tensor, eps: float) -> torch.Tensor:
@@ -57,6 +70,12 @@ def epsilon_greedy(q: torch.Tensor, eps: float) -> torch.Tensor:
     A = q.shape[-1]
     greedy = torch.nn.functional.one_hot(q.argmax(-1), A).to(q.dtype)
     return (1 - eps) * greedy + eps / A
+
+
+def with_agent_ids(x: torch.Tensor, n_agents: int) -> torch.Tensor:
+    """``x [..., N, D]`` with each agent's one-hot index appended: ``[..., N, D + N]``."""
+    ids = torch.eye(n_agents, dtype=x.dtype).expand(*x.shape[:-1], n_agents)
+    return torch.cat([x, ids], -1)
 
 
 def qmix_target(mixer: QMixer, mixer_t: Params, q_next_t: torch.Tensor,
@@ -109,24 +128,37 @@ class QMIXConfig(MultiGoalConfig):
     epsilon: LinearSchedule = Field(
         LinearSchedule(start=1.0, end=0.05, steps=8000),
         description="epsilon-greedy exploration per iteration (Table A.3: 8e4 episodes)")
+    warmup: Count = Field(0, description="iterations of uniformly random actions before the "
+                          "epsilon schedule starts (STS2: 10 episodes, one iteration of 10)")
+    agent_id: bool = Field(False, description="the agent network also sees a one-hot of the "
+                           "agent's index (STS2: which pass action is a pass to itself)")
 
 
 @register_algorithm("qmix")
 class QMIXTrainer(MultiGoalTrainer):
-    """QMIX with goal-conditioned agent networks and mixer (see the module docstring)."""
+    """QMIX with goal-conditioned agent networks and mixer, or on a team game with a flat
+    global state (see the module docstring)."""
 
     Config = QMIXConfig
     default_kind = "qmix"
     nets: ClassVar[tuple[str, ...]] = ("q", "q_t", "mixer", "mixer_t")
     optimisers: ClassVar[tuple[str, ...]] = ("opt",)
+    games = (MultiGoal, GlobalState)
+
+    def epsilon(self) -> float:
+        return self.cfg.epsilon.after(self.cfg.warmup, self.iteration)
 
     def mixer_state_size(self, game: Game) -> int:
+        if not has(game, MultiGoal):
+            return game.state_size
         return (game.env_state_size + game.n_agents * game.agent_state_size
                 + game.n_agents * game.goal_size)
 
     def build(self, stage: int) -> None:
         game: Game = self.game
-        obs = game.self_size + game.goal_size + game.others_size
+        obs = (game.self_size + game.goal_size + game.others_size if has(game, MultiGoal)
+               else game.observation_space.shape[0])
+        obs += self.N if self.cfg.agent_id else 0
         self.q = init_mlp([obs, *self.cfg.agent_hidden, self.A], self.gens("qmix/agent"))
         self.mixer_shape = QMixer(self.N, self.mixer_state_size(game), self.cfg.embed,
                                   tuple(self.cfg.hyper_hidden))
@@ -146,7 +178,10 @@ class QMIXTrainer(MultiGoalTrainer):
 
     def agent_q(self, params: Params, obs: torch.Tensor) -> torch.Tensor:
         """Per-agent Q-values ``[R, ..., A]`` for observations ``[R, ..., D]`` (``[o_self, g^n,
-        o_others]``: the agent's own goal and observation)."""
+        o_others]``: the agent's own goal and observation; with ``agent_id`` the observations
+        are ``[R, ..., N, D]``, every agent's, and get the agents' one-hot indices)."""
+        if self.cfg.agent_id:
+            obs = with_agent_ids(obs, self.N)
         x = obs.reshape(obs.shape[0], -1, obs.shape[-1])
         return mlp(params, x).reshape(*obs.shape[:-1], self.A)
 
@@ -155,24 +190,36 @@ class QMIXTrainer(MultiGoalTrainer):
 
     @torch.no_grad()
     def act_one(self, obs: np.ndarray, legal: np.ndarray, generator: torch.Generator,
-                replica: int = 0) -> int:
-        """The greedy legal action of one agent (the harness's sampling would divide by zero
-        when the greedy action is illegal: a greedy policy puts no mass elsewhere)."""
+                replica: int = 0, agent: int = 0) -> int:
+        """The greedy legal action of agent ``agent`` (the harness's sampling would divide by
+        zero when the greedy action is illegal: a greedy policy puts no mass elsewhere)."""
         params = {k: v[replica:replica + 1] for k, v in self.params.items()}
         x = torch.as_tensor(np.asarray(obs, np.float32)).reshape(1, 1, -1)
-        q = self.agent_q(params, x)[0, 0]
+        if self.cfg.agent_id:
+            x = torch.cat([x, torch.nn.functional.one_hot(torch.tensor([[agent]]), self.N)
+                           .to(x.dtype)], -1)
+        q = mlp(params, x)[0, 0]
         return int(q.masked_fill(~torch.as_tensor(np.asarray(legal, bool)), -torch.inf).argmax())
 
     def mixer_state(self, mb: Transitions, nxt: bool = False) -> torch.Tensor:
-        """The mixer's input ``(s_env, s^1..s^N, g^1..g^N)`` ``[R, S, D]``."""
+        """The mixer's input ``(s_env, s^1..s^N, g^1..g^N)`` ``[R, S, D]`` (a flat global state
+        game: its ``state``)."""
+        if not has(self.game, MultiGoal):
+            return mb.state(nxt)
         _, goal, _, s_env, s_ag = mb.parts(nxt)
         return torch.cat([s_env, s_ag.flatten(-2), goal.flatten(-2)], -1)
+
+    def team_reward(self, mb: Transitions) -> torch.Tensor:
+        """``[R, S]``: the sum of the agents' rewards (multi-goal), or the game's team reward."""
+        if not has(self.game, MultiGoal):
+            return self.game.team_reward(mb.rewards)
+        return mb.rewards.sum(-1)
 
     def train_step(self, mb: Transitions) -> dict[str, np.ndarray]:
         """One minibatch update of the agent network and mixer, then the soft targets."""
         with torch.no_grad():
             y = qmix_target(self.mixer_shape, self.mixer_t, self.agent_q(self.q_t, mb.next_obs),
-                            self.mixer_state(mb, True), mb.rewards.sum(-1), mb.done,
+                            self.mixer_state(mb, True), self.team_reward(mb), mb.done,
                             self.cfg.gamma,
                             self.agent_q(self.q, mb.next_obs) if self.cfg.double_q else None)
         q_taken = self.agent_q(self.q, mb.obs).gather(-1, mb.actions[..., None].long())[..., 0]

@@ -42,6 +42,8 @@ def tiny(name: str, **algorithm) -> scenario_mod.Scenario:
         env.update(max_steps=8)
     if env["name"] in ("navigation", "checkers", "sumo_merge"):
         env.update(max_steps=10)
+    if env["name"] == "sts2":
+        env.update(max_steps=20)
     alg = data["algorithm"]
     if "batch" in alg:
         alg["batch"] = min(alg["batch"], 2)
@@ -50,6 +52,15 @@ def tiny(name: str, **algorithm) -> scenario_mod.Scenario:
         alg.update(updates=2, minibatch=16)
         if "stage1" in alg:
             alg["stage1"].update(iterations=1, updates=2, minibatch=16)
+    if env["name"] == "sts2":  # few small updates and buffers; HSD's decoder steps and its
+        # alpha evaluation happen within three iterations
+        alg.update(updates=2, minibatch=16)
+        for k in ("replay", "replay_high", "replay_low"):
+            if k in alg:
+                alg[k] = min(alg[k], 1000)
+        if "high_updates" in alg:
+            alg.update(high_updates=2, decoder_batch=8)
+            alg["alpha"].update(every=2, episodes=2)
     alg.update(algorithm)
     return scenario_mod.from_dict(data)
 

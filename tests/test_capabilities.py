@@ -17,6 +17,7 @@ from econsim.core.capabilities import (
     DesignerView,
     Economy,
     EpisodeMetrics,
+    GlobalState,
     Grid,
     ImageObservation,
     NamedPositions,
@@ -115,6 +116,14 @@ def test_declared_capabilities_keep_their_promises(name):
     if has(game, TaxPeriods):
         assert game.tax_rule is not None, "envs.make installs the default tax rule"
         assert game.tax_rates(state0).shape == (B, game.n_brackets)
+    if has(game, GlobalState):
+        s = game.global_state(state0)
+        assert s.shape == (B, game.state_size) and s.dtype == np.float32
+        reward = steps[0][2].reward
+        team = game.team_reward(reward)
+        assert team.shape == (B,)
+        if game.shared_reward:
+            assert (reward == reward[:, :1]).all(), "a shared reward is the same for every agent"
 
 
 def test_taxes_are_a_component_the_mechanism_installs():

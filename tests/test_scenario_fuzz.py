@@ -46,6 +46,8 @@ def tiny(name: str) -> dict[str, Any]:
         env.update(max_steps=10, period_length=5)
     elif env["name"] == "cleanup":
         env["max_steps"] = 5
+    elif env["name"] == "sts2":
+        env["max_steps"] = 20
     data["algorithm"]["batch"] = 1
     data["train"] = {"iterations": 1, "log_every": 1, "eval_every": 1, "eval_episodes": 1,
                      "checkpoint_every": 1}

@@ -77,7 +77,7 @@ def ref_on_net(x, z, net_z):
 def test_registered_with_the_diss_sizes():
     g = game()
     assert "sts2" in envs.names()
-    assert names_of(g) == ("AgentEvents", "Render", "Plane")
+    assert names_of(g) == ("AgentEvents", "Render", "Plane", "GlobalState")
     assert (g.n_agents, g.action_space.n, g.max_steps) == (3, 9, 500)
     assert g.observation_space.shape == (31,) and g.state_size == 34
     assert g.action_names[:5] == ("none", "shoot", "pass_1", "pass_2", "pass_3")

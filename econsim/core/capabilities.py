@@ -33,6 +33,9 @@ The capabilities, and who relies on them:
   of the CM3 curriculum. CM3 and its baselines (IAC, COMA, QMIX).
 * :class:`Plane` — agents are points in a bounded continuous plane; ``describe`` reports
   ``x`` and ``y`` (Mesa continuous space, replays).
+* :class:`GlobalState` — a flat global state vector per world, and the team's reward: what a
+  centralised learner conditions on (QMIX mixers, centralised critics) in a cooperative game
+  that is not multi-goal (STS2: QMIX, HSD's high level).
 """
 
 from __future__ import annotations
@@ -267,10 +270,35 @@ class Plane(Capability):
         """``[L, 2]`` positions of the landmarks of ``world`` (row n: agent n's goal)."""
 
 
+class GlobalState(Capability):
+    """A flat global state per world, ``global_state(state) -> [B, state_size]`` float32.
+
+    Who uses it: the mixers of QMIX (``learners.qmix``; HSD's high level, ``learners.hsd``)
+    and centralised critics, which see the whole world during training while each agent acts
+    on its own observation. A ``MultiGoal`` game has its own, structured global state
+    ``(s_env, s^1..s^N)`` and does not declare this one.
+
+    ``shared_reward``: every agent receives the team's reward (``reward [B, N]`` has N equal
+    columns, as in STS2); ``team_reward`` is then that reward once, else the sum over agents.
+    """
+
+    state_size: int
+    shared_reward: bool = False
+
+    @abstractmethod
+    def global_state(self, state: Any) -> np.ndarray:
+        """``[B, state_size]`` float32."""
+
+    def team_reward(self, reward: Any) -> Any:
+        """The team's reward from per-agent rewards ``[..., N]`` (numpy or torch): agent 0's
+        column where the reward is shared, else the sum over the agents; ``[...]``."""
+        return reward[..., 0] if self.shared_reward else reward.sum(-1)
+
+
 CAPABILITIES: tuple[type[Capability], ...] = (
     TaxPeriods, ActionMask, Grid, NamedPositions, SeesCurrentActions, AgentEvents,
     EpisodeMetrics, DesignerView, ImageObservation, Render, Economy, PlannerView, MultiGoal,
-    Plane,
+    Plane, GlobalState,
 )
 
 

@@ -92,9 +92,10 @@ and relative velocity (2 x 4); the opponents have the puck (1); each opponent: r
 position and velocity (3 x 4). The first 10 entries are what HSD's skill decoder sees.
 Velocities are in rink units per tick (|v| <= 0.5), so every entry lies in [-1, 1].
 
-Global state (``global_state``, ``[B, 34]``, ``state_size = 34``): the carrier's position
-(x / 9, z / 18) and velocity (4), a one-hot of the carrier among the 6 players (3 learning,
-then 3 opponents), then (x / 9, z / 18, vx, vz) of each player 0..5 (24).
+Global state (``global_state``, ``[B, 34]``, ``state_size = 34``; capability ``GlobalState``,
+what QMIX's mixer and HSD's high level see; the reward is shared, ``shared_reward``): the
+carrier's position (x / 9, z / 18) and velocity (4), a one-hot of the carrier among the 6
+players (3 learning, then 3 opponents), then (x / 9, z / 18, vx, vz) of each player 0..5 (24).
 
 ``info`` per step, per learning agent ``[B, 3]`` (capability ``AgentEvents``; the rollout
 sums them per episode): ``shot`` (shot taken), ``goal`` (scored), ``rebound`` (took the puck
@@ -163,7 +164,7 @@ from pydantic import BaseModel, Field
 
 from econsim.bounds import FINITE, Coefficient, Probability, Steps
 from econsim.core import Box, Discrete, Step
-from econsim.core.capabilities import AgentEvents, Plane, Render
+from econsim.core.capabilities import AgentEvents, GlobalState, Plane, Render
 from econsim.core.registry import register_game
 
 # ------------------------------------------------------------------------------ rules
@@ -315,7 +316,7 @@ def on_net_chance(x, z, net_z):
 
 
 @register_game("sts2", Params)
-class STS2(Plane, AgentEvents, Render):
+class STS2(Plane, AgentEvents, Render, GlobalState):
     """STS2 3v3 against the scripted team, batch-first (module docstring: rules, observation,
     state, info, choices)."""
 
@@ -327,6 +328,7 @@ class STS2(Plane, AgentEvents, Render):
     action_names = ACTION_NAMES
     observation_space = Box((OBS_SIZE,), -1.0, 1.0)
     state_size = STATE_SIZE
+    shared_reward = True  # the three learning agents all receive the team reward
     agent_info_keys = EVENTS
     extent = (-HALF_X, HALF_X, -HALF_Z, HALF_Z)
     columns = {
