@@ -114,7 +114,7 @@ from econsim.core.capabilities import AgentEvents, GlobalState, has
 from learners.contract import TrainerConfig, TrainerTraits
 from learners.functional import next_step
 from learners.iql import iql_loss, iql_target
-from learners.multigoal import Replay, global_state, split_agents, team_metrics
+from learners.multigoal import Replay, global_state, replica_copy, split_agents, team_metrics
 from learners.nets import BiLSTM, Params, QMixer, detach, init_mlp, mlp, soft_update
 from learners.pg import LinearSchedule
 from learners.qmix import epsilon_greedy, qmix_loss, qmix_target, with_agent_ids
@@ -666,13 +666,7 @@ class HSDTrainer(TrainerTraits):
 
     def replica(self, r: int) -> HSDTrainer:
         """A one-replica trainer holding replica ``r`` (its networks, for acting)."""
-        one = copy.copy(self)
-        one.seeds, one.R = [self.seeds[r]], 1
-        for name in self.nets:
-            setattr(one, name, detach({k: v[r:r + 1] for k, v in getattr(self, name).items()}))
-        one.rng = ReplicaRNG([make_rng(self.seeds[r], "env")])
-        one.act_rng = ReplicaRNG([make_rng(self.seeds[r], "act")])
-        one.train_rng = ReplicaRNG([make_rng(self.seeds[r], "train")])
+        one = replica_copy(self, r)
         one.replay_hi = Replay(1, self.cfg.replay_high)
         one.replay_lo = Replay(1, self.cfg.replay_low)
         one.data_tau, one.data_z = self.data_tau[r:r + 1].clone(), self.data_z[r:r + 1].clone()

@@ -57,7 +57,7 @@ from learners.replicas import categorical, episode_mean
 from learners.rollout import Batch, Decision, play
 
 __all__ = ["MultiGoalConfig", "MultiGoalTrainer", "Replay", "Transitions", "one_hot",
-           "others_index", "split_agents", "team_metrics"]
+           "others_index", "replica_copy", "split_agents", "team_metrics"]
 
 #: names of the global-state records of a step: a multi-goal game's parts, or a flat state
 STATE_KEYS = ("s_env", "s_ag", "state")
@@ -250,6 +250,21 @@ def team_metrics(batch: Batch, game: Game, R: int) -> dict[str, np.ndarray]:
         if k in batch.events:
             out[f"{k}_rate"] = episode_mean(batch.events[k], R).mean(-1)
     return out
+
+
+def replica_copy(trainer: Any, r: int) -> Any:
+    """A shallow copy of ``trainer`` holding replica ``r`` only: its networks (the parameter
+    dicts named in ``trainer.nets``, sliced and detached) and fresh env, act and train
+    streams of seed ``seeds[r]``; what else a one-replica trainer needs is the caller's."""
+    one = copy.copy(trainer)
+    one.seeds, one.R = [trainer.seeds[r]], 1
+    for name in trainer.nets:
+        setattr(one, name, detach({k: v[r:r + 1] for k, v in getattr(trainer, name).items()}))
+    seed = trainer.seeds[r]
+    one.rng = ReplicaRNG([make_rng(seed, "env")])
+    one.act_rng = ReplicaRNG([make_rng(seed, "act")])
+    one.train_rng = ReplicaRNG([make_rng(seed, "train")])
+    return one
 
 
 # ----------------------------------------------------------------------------- trainer
@@ -462,13 +477,7 @@ class MultiGoalTrainer(TrainerTraits):
 
     def replica(self, r: int) -> MultiGoalTrainer:
         """A one-replica trainer holding replica ``r`` (its networks, for acting)."""
-        one = copy.copy(self)
-        one.seeds, one.R = [self.seeds[r]], 1
-        for name in self.nets:
-            setattr(one, name, detach({k: v[r:r + 1] for k, v in getattr(self, name).items()}))
-        one.rng = ReplicaRNG([make_rng(self.seeds[r], "env")])
-        one.act_rng = ReplicaRNG([make_rng(self.seeds[r], "act")])
-        one.train_rng = ReplicaRNG([make_rng(self.seeds[r], "train")])
+        one = replica_copy(self, r)
         one.replay = Replay(1, self.capacity())
         for name in self.optimisers:
             setattr(one, name, None)
