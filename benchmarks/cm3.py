@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import parser, run_scenarios  # noqa: E402
+from benchmarks.common import parser, run_scenarios, save_figure  # noqa: E402
 from econsim import runner  # noqa: E402
 from econsim.cli import parse_seeds  # noqa: E402
 
@@ -115,10 +115,7 @@ def plot(env: str, curve: pd.DataFrame, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     axes[0].set_ylabel("evaluation return (sum over agents)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:

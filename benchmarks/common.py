@@ -84,3 +84,13 @@ def run_scenarios(names: list[str], seeds: list[int], iterations: int | None, ro
                              k: row[k] for k in final.columns if k in columns},
                          "wall_s": round(wall, 1), "run_id": result.run_id})
     return pd.DataFrame(rows)
+
+
+def save_figure(fig, path: Path) -> None:
+    """Write a matplotlib figure to ``path`` (PNG, folders made) and free it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import parser, run_scenarios  # noqa: E402
+from benchmarks.common import parser, run_scenarios, save_figure  # noqa: E402
 from econsim import runner  # noqa: E402
 from econsim.cli import parse_seeds  # noqa: E402
 
@@ -111,10 +111,7 @@ def plot(curve: pd.DataFrame, path: Path) -> None:
     ax.set_title(f"STS2 3v3 (Fig. 4.4a): mean and 95% CI over {seeds} seed(s)")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
