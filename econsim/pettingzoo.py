@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from econsim import envs
-from econsim.core.capabilities import ActionMask, DesignerView, Render, has
+from econsim.core.capabilities import ActionMask, DesignerView, Processes, Render, has
 from econsim.core.seeding import make_rng
 
 try:
@@ -209,7 +209,9 @@ class EconsimParallelEnv(ParallelEnv):
         return self._mask[i].copy()
 
     def close(self) -> None:
-        pass
+        """Release the game's outside processes (capability ``Processes``, e.g. SUMO)."""
+        if has(self.game, Processes):
+            self.game.close()
 
     # ------------------------------------------------------------------ helpers
     def _refresh(self, obs: np.ndarray) -> None:

@@ -437,6 +437,20 @@ def test_close_and_garbage_collection_stop_every_process():
     _wait_gone(pids, folders)
 
 
+@needs_sumo
+def test_the_pettingzoo_env_closes_the_workers():
+    from econsim.core.capabilities import Processes, has
+    from econsim.pettingzoo import parallel_env
+
+    env = parallel_env("sumo_merge")
+    assert has(env.game, Processes)
+    env.reset(seed=0)
+    pids, folders = env.game.pids(), env.game.folders()
+    assert pids
+    env.close()
+    _wait_gone(pids, folders)
+
+
 CHILD = """
 import json, sys, threading, time
 import numpy as np

@@ -31,6 +31,8 @@ The capabilities, and who relies on them:
   goal, observations split into own part, goal and the others' part, the global state into
   an environment part and one block per agent, and a single-agent induced MDP for stage 1
   of the CM3 curriculum. CM3 and its baselines (IAC, COMA, QMIX).
+* :class:`Processes` — the game runs outside Python (e.g. SUMO workers) and must be closed
+  (``close()``): the PettingZoo adapter's ``close`` and trainers that make games call it.
 * :class:`Plane` — agents are points in a bounded continuous plane; ``describe`` reports
   ``x`` and ``y`` (Mesa continuous space, replays).
 * :class:`GlobalState` — a flat global state vector per world, and the team's reward: what a
@@ -258,6 +260,15 @@ class MultiGoal(Capability):
         """The stage-1 single-agent game (a ``MultiGoal`` game with one agent)."""
 
 
+class Processes(Capability):
+    """The game holds processes or other resources outside Python; ``close()`` releases them
+    (idempotent; the game may also release them on garbage collection)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop the game's processes."""
+
+
 class Plane(Capability):
     """Agents (and landmarks) are points of the continuous rectangle ``extent`` =
     ``(x_min, x_max, y_min, y_max)``; ``describe`` reports each agent's ``x`` and ``y``, and
@@ -298,7 +309,7 @@ class GlobalState(Capability):
 CAPABILITIES: tuple[type[Capability], ...] = (
     TaxPeriods, ActionMask, Grid, NamedPositions, SeesCurrentActions, AgentEvents,
     EpisodeMetrics, DesignerView, ImageObservation, Render, Economy, PlannerView, MultiGoal,
-    Plane, GlobalState,
+    Plane, Processes, GlobalState,
 )
 
 

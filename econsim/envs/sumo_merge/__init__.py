@@ -110,7 +110,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from econsim.bounds import FINITE, Probability, Steps, Text
 from econsim.core import Box, Discrete, Step, check_actions
-from econsim.core.capabilities import AgentEvents, MultiGoal, Plane, Render
+from econsim.core.capabilities import AgentEvents, MultiGoal, Plane, Processes, Render
 from econsim.core.registry import importable, register_game
 
 ROAD_LENGTH, LANES, LANE_WIDTH = 200.0, 4, 3.2
@@ -276,7 +276,7 @@ def missing_sumo() -> MissingSumo | None:
 
 
 @register_game("sumo_merge", Params)
-class SumoMerge(MultiGoal, Plane, AgentEvents, Render):
+class SumoMerge(MultiGoal, Plane, AgentEvents, Render, Processes):
     """The SUMO double lane merge, batch-first (rules, observation, info: the module
     docstring)."""
 
