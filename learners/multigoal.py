@@ -31,6 +31,7 @@ Tables A.3-A.5 give ``eps_div`` in episodes, which is ``steps * batch``.
 from __future__ import annotations
 
 import copy
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -268,7 +269,7 @@ def replica_copy(trainer: Any, r: int) -> Any:
 
 
 # ----------------------------------------------------------------------------- trainer
-class MultiGoalTrainer(TrainerTraits):
+class MultiGoalTrainer(TrainerTraits, ABC):
     """The harness of the chapter-3 learners (see the module docstring).
 
     A learner sets ``Config`` and implements ``build(stage)`` (its networks, optimisers and
@@ -318,15 +319,17 @@ class MultiGoalTrainer(TrainerTraits):
     def stage_game(self) -> Game:
         return self.game
 
+    @abstractmethod
     def build(self, stage: int) -> None:
-        raise NotImplementedError
+        """Fresh networks, targets and optimisers for ``stage`` of ``stage_game()``."""
 
+    @abstractmethod
     def train_step(self, batch: Transitions) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+        """One minibatch update of everything the learner learns; metrics ``{name: [R]}``."""
 
+    @abstractmethod
     def policy(self, params: Params, obs: torch.Tensor, eps: float) -> torch.Tensor:
         """Behaviour probabilities ``[R, ..., A]`` for observations ``[R, ..., D]``."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------------------- helpers
     def gens(self, role: str) -> list[torch.Generator]:
@@ -519,7 +522,7 @@ class MultiGoalTrainer(TrainerTraits):
         self.train_rng.set_state(state["train_rng"])
         self.replay.load_state_dict(state["replay"])
 
+    @abstractmethod
     def make_optimisers(self) -> None:
         """(Re)create the optimisers over the current parameter dicts."""
-        raise NotImplementedError
 
