@@ -10,6 +10,16 @@ prints a table per method: the final win / lose / draw rates (mean of the last `
 evaluations of each seed, then mean over seeds with the 95% CI half-width of the win rate),
 the budget in episodes and the wall time.
 
+``--analysis`` adds Figure 4.2 for the trained HSD team (``econsim.skills``: 100 greedy test
+episodes per seed): ``docs/hsd_skills.png`` (one seed's policy: events and primitive actions
+per skill with standard errors, their PCA, skill usage with and without the puck, the skill
+time series of three episodes, where on the rink each skill is used) and the tidy table
+``docs/hsd_skill_events.csv`` (seed x skill x event: mean count per episode, standard error).
+``--table`` adds Table 4.1: win / lose % over 100 test episodes per seed for HSD, QMIX and IQL
+with their training teammates, with 1 and 2 scripted teammates (the last learning slots
+played by the script), and for HSD with agent 0 fixed to its most offensive / most defensive
+skill (measured by the analysis: most shots; most steals and interceptions).
+
 The budget is stated with ``--iterations`` (of 10 episodes; evaluations every 10 iterations);
 ``--resume`` continues unfinished runs and reuses finished ones, so a long benchmark can span
 sessions. ``--small`` shrinks every learner (2 episodes per iteration, 4 minibatches of 32,
@@ -31,8 +41,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import parser, run_scenarios, save_figure  # noqa: E402
-from econsim import runner  # noqa: E402
+from econsim import envs, model, runner, skills  # noqa: E402
 from econsim.cli import parse_seeds  # noqa: E402
+from econsim.envs import sts2  # noqa: E402
 
 SCENARIOS = {"hsd": "sts2_hsd", "qmix": "sts2_qmix", "iql": "sts2_iql",
              "hsd-scripted": "sts2_hsd_scripted", "hsd-ext": "sts2_hsd_ext"}
@@ -114,6 +125,147 @@ def plot(curve: pd.DataFrame, path: Path) -> None:
     save_figure(fig, path)
 
 
+def skill_analysis(run_id: str, root: str, docs: Path, episodes: int = 100
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Figure 4.2 of the trained HSD run ``run_id``: writes the figure (its first seed) and
+    the tidy table of every seed; returns that table and the per-episode events."""
+    trainer = model.load_trainer(run_id, root)
+    tr = skills.trace(trainer, episodes)
+    events = skills.events_by_skill(tr)
+    table = skills.summary(events, ["skill", "event"], "count")
+    docs.mkdir(parents=True, exist_ok=True)
+    table.to_csv(docs / "hsd_skill_events.csv", index=False)
+    plot_skills(tr, events, int(trainer.seeds[0]), docs / "hsd_skills.png")
+    return table, events
+
+
+def plot_skills(tr: pd.DataFrame, events: pd.DataFrame, seed: int, path: Path) -> None:
+    """Figure 4.2 a-g for one seed's policy (``econsim.skills`` tables of the trace ``tr``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    tr = tr[tr.seed == seed]  # (keeps tr.attrs: the number of skills)
+    events = events[events.seed == seed]
+    ks = list(range(int(tr.attrs.get("skills", tr.skill.max() + 1))))
+    K = len(ks)
+    colours = [plt.get_cmap("tab10")(k % 10) for k in range(max(ks) + 1)]
+    fig = plt.figure(figsize=(15, 16))
+    grid = fig.add_gridspec(4, max(4, K))
+    w = grid.ncols
+
+    def bars(ax, table: pd.DataFrame, by: str, value: str, title: str, ylabel: str,
+             names: list[str]) -> None:
+        s = skills.summary(table, ["skill", by], value)
+        names = [n for n in names if n in set(s[by])]
+        width = 0.8 / K
+        for j, k in enumerate(ks):
+            part = s[s.skill == k].set_index(by).reindex(names)
+            x = np.arange(len(names)) + (j - (K - 1) / 2) * width
+            ax.bar(x, part["mean"], width, yerr=part["se"], color=colours[k], label=f"skill {k}")
+        ax.set_xticks(np.arange(len(names)), names, rotation=30, ha="right")
+        ax.set_title(title)
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=8)
+
+    def scatter(ax, table: pd.DataFrame, column: str, value: str, title: str) -> None:
+        pts, loads = skills.pca(table, column, value)
+        for k in ks:
+            p = pts[pts.skill == k]
+            ax.scatter(p.pc1, p.pc2, s=6, alpha=0.25, color=colours[k])
+            ax.scatter(p.pc1.mean(), p.pc2.mean(), s=90, marker="X", color=colours[k],
+                       edgecolor="black", label=f"skill {k}")
+        ev = loads.set_index("component").explained
+        ax.set_xlabel(f"component 1 ({ev.get(1, 0):.0%})")
+        ax.set_ylabel(f"component 2 ({ev.get(2, 0):.0%})")
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+
+    half = w // 2
+    bars(fig.add_subplot(grid[0, :half + 1]), events, "event", "count",
+         "(a) game events per skill (mean, s.e. over episodes)", "count per episode",
+         list(sts2.EVENTS))
+    scatter(fig.add_subplot(grid[0, half + 1:]), events, "event", "count",
+            "(b) PCA of the skills' events")
+    actions = skills.actions_by_skill(tr)
+    used = actions[actions.groupby(["episode", "skill"])["count"].transform("sum") > 0]
+    bars(fig.add_subplot(grid[1, :half + 1]), used, "action", "share",
+         "(c) primitive actions per skill", "share of the skill's steps",
+         list(sts2.ACTION_NAMES))
+    scatter(fig.add_subplot(grid[1, half + 1:]), used, "action", "share",
+            "(d) PCA of the skills' actions")
+    use = skills.summary(skills.usage(tr), ["skill", "team_puck"], "choices")
+    ax = fig.add_subplot(grid[2, :2])
+    for j, (puck, label) in enumerate(((True, "team has the puck"),
+                                       (False, "opponents have it"))):
+        part = use[use.team_puck == puck].set_index("skill").reindex(ks)
+        ax.bar(np.arange(K) + (j - 0.5) * 0.4, part["mean"], 0.4, yerr=part["se"],
+               label=label)
+    ax.set_xticks(np.arange(K), [f"skill {k}" for k in ks])
+    ax.set_ylabel("choices per episode (3 agents)")
+    ax.set_title("(e) skill usage")
+    ax.legend(fontsize=8)
+    tl = skills.timeline(tr, episodes=3)
+    cmap = ListedColormap(colours)
+    for e in range(3):
+        ax = fig.add_subplot(grid[2, 2:]) if e == 0 else ax
+        part = tl[tl.episode == e].pivot(index="agent", columns="segment", values="skill")
+        ax.imshow(part.to_numpy(np.float64), cmap=cmap, vmin=-0.5, vmax=len(colours) - 0.5,
+                  aspect="auto", interpolation="nearest",
+                  extent=(-0.5, part.shape[1] - 0.5, 3 * e + 2.5, 3 * e - 0.5))
+    ax.set_ylim(8.5, -0.5)
+    ax.set_yticks(range(9), [f"ep {e + 1}, agent {n}" for e in range(3) for n in range(3)],
+                  fontsize=7)
+    ax.set_xlabel("high-level step (10 primitive steps each)")
+    ax.set_title("(f) skills chosen over three test episodes (colour: skill)")
+    heat = skills.heatmap(tr)
+    for j, k in enumerate(ks[:w]):
+        ax = fig.add_subplot(grid[3, j])
+        img = heat[heat.skill == k].pivot(index="row", columns="col", values="steps")
+        ax.imshow(img.to_numpy()[::-1], cmap="magma", extent=(-9, 9, -18, 18))
+        ax.set_title(f"(g) skill {k}: where it is used", fontsize=9)
+        ax.set_xlabel("x")
+        if j == 0:
+            ax.set_ylabel("z (attacking up)")
+    fig.suptitle(f"STS2 3v3: the skills of a trained HSD team (seed {seed}, "
+                 f"{tr.episode.nunique()} test episodes; Diss Fig. 4.2)", y=1.0)
+    save_figure(fig, path)
+
+
+def adhoc_table(run_ids: dict[str, str], root: str, events: pd.DataFrame | None,
+                episodes: int = 100) -> pd.DataFrame:
+    """Table 4.1: win / lose % over ``episodes`` greedy test episodes per seed (mean over
+    seeds, with the 95% CI half-width of the win %), per method and teammates."""
+    rows = []
+    for method, run_id in run_ids.items():
+        if method not in ("hsd", "qmix", "iql"):
+            continue
+        trainer = model.load_trainer(run_id, root)
+        params = runner.load_result(run_id, root).scenario.env_params
+        settings = {"training teammates": {}}
+        for k in (1, 2):
+            game = envs.make("sts2", **{**params, "scripted_teammates": k})
+            settings[f"{k} scripted teammate{'s' * (k > 1)}"] = {"game": game}
+        outs = {name: trainer.evaluate(episodes, **kw) for name, kw in settings.items()}
+        if method == "hsd" and events is not None:
+            for role in ("offensive", "defensive"):
+                per_seed = []
+                for r, seed in enumerate(trainer.seeds):
+                    k = skills.extreme_skills(events, int(seed))[role]
+                    one = trainer.replica(r).evaluate(episodes, fixed_skills={0: k})
+                    per_seed.append({key: v[0] for key, v in one.items()})
+                outs[f"agent 0 fixed to its {role} skill"] = {
+                    key: np.array([p[key] for p in per_seed]) for key in per_seed[0]}
+        for name, out in outs.items():
+            win, lose = 100 * np.asarray(out["win_rate"]), 100 * np.asarray(out["lose_rate"])
+            rows.append({"method": method, "teammates": name, "win_%": round(win.mean(), 1),
+                         "win_ci95": round(half_width(win), 1),
+                         "lose_%": round(lose.mean(), 1), "seeds": len(win)})
+    return pd.DataFrame(rows)
+
+
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     p = parser(__doc__.splitlines()[0])
     p.set_defaults(seeds="0-4", root="runs/bench_hsd")
@@ -121,6 +273,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                    help=f"of {', '.join(SCENARIOS)}")
     p.add_argument("--docs", default="docs", help="where the PNG goes")
     p.add_argument("--small", action="store_true", help="tiny learners: a smoke test")
+    p.add_argument("--analysis", action="store_true",
+                   help="Figure 4.2: the skill analysis of the trained HSD team")
+    p.add_argument("--table", action="store_true",
+                   help="Table 4.1: win / lose % with scripted teammates or a fixed skill")
+    p.add_argument("--test-episodes", type=int, default=100,
+                   help="test episodes per seed of --analysis and --table (default 100)")
     a = p.parse_args(argv)
     torch.set_num_threads(1)  # one core per benchmark process; results do not depend on it
     seeds = parse_seeds(a.seeds)
@@ -144,6 +302,20 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
           f"{LAST} evaluations of {int(curve.eval_episodes.max())} episodes; win_ci95: 95% "
           "CI half-width over seeds):")
     print(table.to_string(index=False))
+    events = None
+    if a.analysis and "hsd" in ids:
+        skill_table, events = skill_analysis(ids["hsd"], a.root, Path(a.docs), a.test_episodes)
+        print(f"\nFigure 4.2: {Path(a.docs) / 'hsd_skills.png'}; mean events per test episode "
+              "by skill (all seeds):")
+        print(skill_table.groupby(["skill", "event"])["mean"].mean().unstack("event")
+              .round(2).to_string())
+    if a.table:
+        if events is None and "hsd" in ids:
+            events = skills.events_by_skill(skills.trace(
+                model.load_trainer(ids["hsd"], a.root), a.test_episodes))
+        adhoc = adhoc_table(ids, a.root, events, a.test_episodes)
+        print(f"\nTable 4.1 ({a.test_episodes} test episodes per seed):")
+        print(adhoc.to_string(index=False))
     return table
 
 

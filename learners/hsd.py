@@ -111,6 +111,7 @@ from econsim.bounds import (
 )
 from econsim.core import Game, ReplicaRNG, make_rng, torch_generator
 from econsim.core.capabilities import AgentEvents, GlobalState, has
+from econsim.envs.sts2 import OBS_OWN_Z
 from learners.contract import TrainerConfig, TrainerTraits
 from learners.functional import next_step
 from learners.iql import iql_loss, iql_target
@@ -127,7 +128,6 @@ __all__ = ["SKILL_REWARDS", "AlphaSchedule", "HSDConfig", "HSDTrainer", "anneal"
 
 #: the hand-scripted subtask reward of skill k (kind ``scripted``; module docstring)
 SKILL_REWARDS = ("score", "steal", "pass", "advance")
-_OWN_Z = 7  # STS2's observation entry of the agent's own z / 18 (econsim.envs.sts2)
 _SCRIPTED_EVENTS = ("goal", "steal", "interception", "pass_made")
 
 
@@ -445,7 +445,7 @@ class HSDTrainer(TrainerTraits):
         """``[T, RB, N]``: each agent's subtask reward of its current skill (kind
         ``scripted``; ``SKILL_REWARDS``), zero after the episode's end."""
         ev = batch.events
-        advance = (next_obs[..., _OWN_Z] - batch.obs[..., _OWN_Z]) * batch.mask[..., None]
+        advance = (next_obs[..., OBS_OWN_Z] - batch.obs[..., OBS_OWN_Z]) * batch.mask[..., None]
         parts = {"score": ev["goal"], "steal": ev["steal"] + ev["interception"],
                  "pass": ev["pass_made"], "advance": advance}
         r = torch.stack([parts[SKILL_REWARDS[k]] for k in range(self.K)], -1)

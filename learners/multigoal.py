@@ -431,11 +431,15 @@ class MultiGoalTrainer(TrainerTraits, ABC):
         return out
 
     @torch.no_grad()
-    def evaluate(self, episodes: int, chunk: int | None = None) -> dict[str, np.ndarray]:
+    def evaluate(self, episodes: int, chunk: int | None = None,
+                 game: Game | None = None) -> dict[str, np.ndarray]:
         """Play ``episodes`` per replica of the multi-agent game without the exploration floor,
         from evaluation streams of this iteration (training unchanged); ``chunk``: at most
         that many worlds per replica at once (a game of heavy worlds, e.g. SUMO), each chunk
-        from its own streams, the metrics averaged over all episodes."""
+        from its own streams, the metrics averaged over all episodes; ``game``: another game
+        of the same sizes instead of the training game (e.g. STS2 with scripted teammates,
+        Diss Table 4.1)."""
+        game = game or self.game
         chunk = min(chunk or episodes, episodes)
         parts, sizes = [], []
         for k, start in enumerate(range(0, episodes, chunk)):
@@ -443,8 +447,7 @@ class MultiGoalTrainer(TrainerTraits, ABC):
             rng = ReplicaRNG.from_seeds(self.seeds, "eval/env", *key)
             act = ReplicaRNG.from_seeds(self.seeds, "eval/act", *key)
             n = min(chunk, episodes - start)
-            parts.append(self.metrics(self.play(self.game, self.params, 0.0, n, rng, act),
-                                      self.game))
+            parts.append(self.metrics(self.play(game, self.params, 0.0, n, rng, act), game))
             sizes.append(n)
         if len(parts) == 1:
             return parts[0]

@@ -421,3 +421,28 @@ def test_hsd_benchmark_runs_on_a_tiny_budget(tmp_path, capsys):
     assert table.win.between(0, 1).all() and (table.budget_episodes == 2).all()
     assert (tmp_path / "docs" / "hsd_winrate.png").stat().st_size > 1000
     assert "Figure 4.4a summary" in capsys.readouterr().out
+
+
+def test_hsd_benchmark_draws_the_skill_analysis_and_table_4_1(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    import pandas as pd
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "hsd.py"
+    spec = importlib.util.spec_from_file_location("bench_hsd", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    docs = tmp_path / "docs"
+    bench.main(["--iterations", "1", "--seeds", "0,1", "--small", "--methods", "hsd,iql",
+                "--analysis", "--table", "--test-episodes", "3", "--root",
+                str(tmp_path / "runs"), "--docs", str(docs), "--quiet"])
+    out = capsys.readouterr().out
+    assert (docs / "hsd_skills.png").stat().st_size > 10_000
+    events = pd.read_csv(docs / "hsd_skill_events.csv")
+    assert set(events.columns) == {"seed", "skill", "event", "mean", "se", "episodes"}
+    assert set(events.seed) == {0, 1} and (events.episodes == 3).all()
+    assert "Table 4.1" in out
+    for row in ("training teammates", "1 scripted teammate", "2 scripted teammates",
+                "agent 0 fixed to its offensive skill", "agent 0 fixed to its defensive skill"):
+        assert row in out

@@ -206,6 +206,10 @@ OTHERS = np.array([[q for q in range(N_PLAYERS) if q != n] for n in range(TEAM_S
 _LOWER = np.tri(3, k=-1, dtype=bool)  # [p, q]: q < p (tie-break of the chasers' ranking)
 
 NONE, SHOOT, PASS_1, PASS_2, PASS_3, DOWN, UP, RIGHT, LEFT = range(9)
+# entries of an agent's observation used by name elsewhere (HSD's scripted rewards, the skill
+# analysis of econsim.skills)
+OBS_TEAM_PUCK = 5  # its team has the puck
+OBS_OWN_X, OBS_OWN_Z = 6, 7  # its own x / 9, z / 18
 ACTION_NAMES = ("none", "shoot", "pass_1", "pass_2", "pass_3", "down", "up", "right", "left")
 _MOVE_X = np.array([0, 0, 0, 0, 0, 0, 0, 1, -1], np.float64)
 _MOVE_Z = np.array([0, 0, 0, 0, 0, -1, 1, 0, 0], np.float64)
@@ -708,9 +712,9 @@ class STS2(Plane, AgentEvents, Render, GlobalState):
             obs[..., 10 + k:18:4] = rel[:, :, :2]
             obs[..., 19 + k::4] = rel[:, :, 2:]
         obs[..., 4] = h[:, None] == np.arange(TEAM_SIZE)
-        obs[..., 5] = (h < TEAM_SIZE)[:, None]
-        obs[..., 6] = own[0] / HALF_X
-        obs[..., 7] = own[1] / HALF_Z
+        obs[..., OBS_TEAM_PUCK] = (h < TEAM_SIZE)[:, None]
+        obs[..., OBS_OWN_X] = own[0] / HALF_X
+        obs[..., OBS_OWN_Z] = own[1] / HALF_Z
         obs[..., 8] = own[2]
         obs[..., 9] = own[3]
         obs[..., 18] = (h >= TEAM_SIZE)[:, None]
