@@ -583,3 +583,26 @@ def test_the_runs_folder_cannot_be_changed_from_the_browser(monkeypatch, tmp_pat
     assert f"`{root}`" in caption and str(evil) not in caption
     assert at.sidebar.text_input[0].value == str(root)
     assert common.runs_root() == root
+
+
+def test_stored_hsd_run_shows_its_skills(monkeypatch, tmp_path, downloads):
+    """Plots of a stored HSD run: 'Analyse skills' plays test episodes with its checkpoint
+    and draws Fig. 4.2's events, actions, PCA, usage and heatmap, with the tidy CSV."""
+    from tests.reference import tiny
+
+    root = tmp_path / "runs"
+    runner.run(tiny("sts2_hsd"), seeds=[0, 1], iterations=2, progress=False, root=root)
+    at = _app(monkeypatch, root)
+    _go(at, "plots").radio(key="p_source").set_value("A stored run").run()
+    assert at.button(key="p_sk_go")  # offered for an HSD run
+    at.number_input(key="p_sk_eps").set_value(5).run()
+    at.button(key="p_sk_go").click().run()
+    _ok(at)
+    assert not at.error, [e.value for e in at.error]
+    assert at.selectbox(key="p_sk_seed").options == ["0", "1"]
+    marks = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    assert len(marks) >= 6  # training curves + (a), (c), (b), (e), (g)
+    name, data = next(f for f in downloads if f[0] and f[0].endswith("skill-events.csv"))
+    table = pd.read_csv(io.BytesIO(data))
+    assert set(table.seed) == {0, 1} and (table.episodes == 5).all()
+    assert {"shot", "steal", "goal"} <= set(table.event)

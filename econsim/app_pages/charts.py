@@ -309,3 +309,63 @@ def compare_bars(df: pd.DataFrame, metric: str, by: str = "run_id") -> alt.Chart
     dots = base.mark_circle(color="black").encode(x=f"{metric}:Q", tooltip=[by, "seed",
                                                                            metric])
     return alt.layer(bars, dots).properties(height=max(60, 40 * df[by].nunique()))
+
+
+# ------------------------------------------------------------ skills of an HSD team (ch. 4)
+def _skill_color() -> alt.Color:
+    return alt.Color("skill:N", title="skill", scale=alt.Scale(scheme="tableau10"))
+
+
+def skill_bars(summary: pd.DataFrame, by: str, title: str, order: list[str]) -> alt.Chart:
+    """Grouped bars of ``econsim.skills.summary`` rows (one seed): the mean per episode of
+    each ``by`` value (event or action) per skill, with a standard-error bar."""
+    df = summary.assign(skill=summary["skill"].astype(str), low=summary["mean"] - summary["se"],
+                        high=summary["mean"] + summary["se"])
+    x = alt.X(f"{by}:N", sort=[o for o in order if o in set(df[by])], title=None)
+    base = alt.Chart(df).encode(x=x, xOffset=alt.XOffset("skill:N"))
+    bars = base.mark_bar().encode(
+        y=alt.Y("mean:Q", title=title), color=_skill_color(),
+        tooltip=["skill", by, alt.Tooltip("mean:Q", format=".2f"),
+                 alt.Tooltip("se:Q", format=".2f", title="standard error"), "episodes"])
+    err = base.mark_rule(color="black").encode(y="low:Q", y2="high:Q")
+    return alt.layer(bars, err).properties(height=260)
+
+
+def skill_pca(points: pd.DataFrame, explained: pd.DataFrame) -> alt.Chart:
+    """``econsim.skills.pca`` projections of one seed: a dot per episode and skill, a cross at
+    each skill's mean; axis titles give each component's share of the variance."""
+    share = dict(zip(explained["component"], explained["explained"], strict=True))
+    df = points.assign(skill=points["skill"].astype(str))
+    means = df.groupby("skill", as_index=False)[["pc1", "pc2"]].mean()
+    x = alt.X("pc1:Q", title=f"component 1 ({share.get(1, 0):.0%} of the variance)")
+    y = alt.Y("pc2:Q", title=f"component 2 ({share.get(2, 0):.0%})")
+    dots = alt.Chart(df).mark_circle(size=18, opacity=0.35).encode(
+        x=x, y=y, color=_skill_color(), tooltip=["skill", "episode"])
+    cross = alt.Chart(means).mark_point(shape="cross", size=220, filled=True,
+                                        stroke="black").encode(
+        x=x, y=y, color=_skill_color(), tooltip=["skill"])
+    return alt.layer(dots, cross).properties(height=300, width=360)
+
+
+def skill_usage(summary: pd.DataFrame) -> alt.Chart:
+    """High-level choices per episode of each skill, with and without the puck (one seed)."""
+    df = summary.assign(skill=summary["skill"].astype(str),
+                        puck=np.where(summary["team_puck"], "team has the puck",
+                                      "opponents have it"))
+    return alt.Chart(df).mark_bar().encode(
+        x=alt.X("skill:N"), xOffset="puck:N", y=alt.Y("mean:Q", title="choices per episode"),
+        color=alt.Color("puck:N", title=None),
+        tooltip=["skill", "puck", alt.Tooltip("mean:Q", format=".2f")]).properties(height=220)
+
+
+def skill_heatmap(heat: pd.DataFrame) -> alt.Chart:
+    """``econsim.skills.heatmap`` of one seed: steps spent in each skill per rink cell (x
+    across, z up: the team attacks the top), one panel per skill."""
+    df = heat.assign(skill=heat["skill"].astype(str))
+    return alt.Chart(df).mark_rect().encode(
+        x=alt.X("col:O", title="x", axis=None), y=alt.Y("row:O", title="z", sort="descending",
+                                                        axis=None),
+        color=alt.Color("steps:Q", scale=alt.Scale(scheme="inferno")),
+        tooltip=["skill", alt.Tooltip("x:Q", format=".1f"), alt.Tooltip("z:Q", format=".1f"),
+                 "steps"],
+    ).properties(width=90, height=180).facet(column=alt.Column("skill:N", title="skill"))

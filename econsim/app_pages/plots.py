@@ -1,13 +1,13 @@
 """Plots of the last what-if or of a stored run: welfare over time, tax schedules and
 T(z), income before/after redistribution by skill, economic activity, the GTB map with
 the agents, the agents' paths in a plane (navigation), replays of games that draw
-themselves, and training curves."""
+themselves, training curves, and the skills of a trained HSD team."""
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from econsim import analysis, store, whatif
+from econsim import analysis, model, skills, store, whatif
 from econsim import scenario as scenario_mod
 from econsim.app_pages import charts, common
 from econsim.core.capabilities import TaxPeriods, has
@@ -160,6 +160,60 @@ def _replay(res: whatif.WhatIfResult) -> None:
             st.dataframe(now[cols], hide_index=True)
 
 
+HSD = ("hsd", "hsd-scripted", "hsd-ext")
+
+
+def _skills(run_id: str, root) -> None:
+    """Diss Fig. 4.2 for a trained HSD team: test episodes played on demand
+    (``econsim.skills``), charts of one seed's policy, the tidy table to download."""
+    from econsim.envs.sts2 import ACTION_NAMES, EVENTS
+
+    st.subheader("Skills of the trained team (Diss Fig. 4.2)")
+    st.caption("Plays greedy test episodes with the run's last checkpoint (every seed) and "
+               "records which latent skill each agent executes at every step.")
+    c1, c2 = st.columns(2)
+    episodes = int(c1.number_input("Test episodes per seed", 5, 500, 50, step=5,
+                                   key="p_sk_eps"))
+    if c2.button("Analyse skills", key="p_sk_go"):
+        try:
+            with st.spinner("Playing test episodes..."):
+                ss["p_skills"] = (run_id, skills.trace(model.load_trainer(run_id, root),
+                                                       episodes))
+        except (ScenarioError, ValueError) as err:
+            st.error(common.one_line(err))
+            return
+    got = ss.get("p_skills")
+    if got is None or got[0] != run_id:
+        return
+    tr = got[1]
+    seed = st.selectbox("Seed (one policy)", sorted(tr["seed"].unique()), key="p_sk_seed")
+    one = tr[tr["seed"] == seed]
+    n = one["episode"].nunique()
+    events = skills.events_by_skill(one)
+    table = skills.summary(events, ["skill", "event"], "count")
+    st.markdown(f"**(a) Game events per skill** (mean per episode over {n} test episodes, "
+                "bars: standard error; summed over the agents executing the skill)")
+    st.altair_chart(charts.skill_bars(table, "event", "count per episode", list(EVENTS)))
+    actions = skills.actions_by_skill(one)
+    used = actions[actions.groupby(["episode", "skill"])["count"].transform("sum") > 0]
+    st.markdown("**(c) Primitive actions per skill** (share of the skill's steps)")
+    st.altair_chart(charts.skill_bars(skills.summary(used, ["skill", "action"], "share"),
+                                      "action", "share of steps", list(ACTION_NAMES)))
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**(b) PCA of the skills' event counts**")
+        st.altair_chart(charts.skill_pca(*skills.pca(events, "event")))
+    with right:
+        st.markdown("**(e) Skill usage** (high-level choices per episode)")
+        st.altair_chart(charts.skill_usage(skills.summary(skills.usage(one),
+                                                          ["skill", "team_puck"], "choices")))
+    st.markdown("**(g) Where each skill is used** (steps per rink cell; the team attacks up)")
+    st.altair_chart(charts.skill_heatmap(skills.heatmap(one)))
+    st.download_button("CSV: events by skill (every seed, tidy)", common.csv_bytes(
+        skills.summary(skills.events_by_skill(tr), ["skill", "event"], "count")),
+        file_name=f"{run_id}-skill-events.csv", key="p_sk_csv")
+
+
 def _stored(run_id: str, root) -> None:
     try:
         episodes = analysis.load(run_id, "episodes", root)
@@ -187,6 +241,8 @@ def _stored(run_id: str, root) -> None:
         sc = scenario_mod.load(store.inside(store.run_dir(run_id, root), "scenario.toml"))
     except ScenarioError:  # e.g. a run of an older econsim: its tables still show
         sc = None
+    if sc is not None and sc.algorithm_name in HSD:
+        _skills(run_id, root)
     figure = common.reproduction_figure(sc.env_name, sc.env_params) if sc else None
     if figure is not None:
         st.markdown("**The benchmark's curves for this game** (every method, from the "
