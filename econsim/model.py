@@ -12,7 +12,9 @@ Games with ``NamedPositions`` (Escape Room) get a ``mesa.discrete_space.Orthogon
 with one cell per named place (lever, start, door) and agents placed on the cell of their
 position; games with a ``Grid`` (GTB, Cleanup) get one cell per map cell; games with a
 ``Plane`` (navigation) get a ``mesa.space.ContinuousSpace`` over the game's ``extent``, agents at
-their ``describe`` x, y (clipped into the extent for display: the game's plane is unbounded);
+their ``describe`` x, y (clipped into the extent for display: the game's plane is unbounded),
+with the game's other moving things (``Plane.bodies``: STS2's opponents and puck) as
+``BodyAgent``s;
 the others (the IPD) have no space. What the model shows is what the game declares
 (``econsim.core.capabilities``).
 A ``mesa.DataCollector`` records model- and agent-level reporters after every step (and once
@@ -115,6 +117,31 @@ class PlayerAgent(CellAgent):
 
     def __repr__(self) -> str:
         return f"PlayerAgent({self.index}, action={self.action_name!r}, brain={self.brain!r})"
+
+
+class BodyAgent(mesa.Agent):
+    """A thing in a ``Plane`` game's space that is not a player (``Plane.bodies``: STS2's
+    scripted opponents and the puck): ``name``, ``x``, ``y`` (the game's coordinates) and
+    ``pos`` (clipped into the extent), refreshed after every step. It takes no action and
+    has no agent-level reporters (the ``DataCollector``'s agent table holds the players)."""
+
+    def __init__(self, model: EconModel, name: str) -> None:
+        super().__init__(model)
+        self.name = name
+        self.x = self.y = 0.0
+
+    def __repr__(self) -> str:
+        return f"BodyAgent({self.name!r}, x={self.x:.2f}, y={self.y:.2f})"
+
+
+class _PlayerCollector(mesa.DataCollector):
+    """A ``mesa.DataCollector`` whose agent reporters read the players only (in player
+    order), not the ``BodyAgent``s that share the space (they have none of the players'
+    attributes). Overrides Mesa 3.3's ``_record_agents``."""
+
+    def _record_agents(self, model: EconModel):
+        reps = list(self.agent_reporters.values())
+        return ((model.steps, p.unique_id, *(rep(p) for rep in reps)) for p in model.players)
 
 
 def _value(x: Any) -> Any:
@@ -227,6 +254,8 @@ class EconModel(mesa.Model):
                      if self.grid_shape else None)
         #: games with a ``Plane``: agents at their (x, y), clipped into ``game.extent``
         self.space = _plane(game)
+        #: the space's other things (``Plane.bodies``), by name
+        self.bodies: dict[str, BodyAgent] = {}
         self.productivity = self.equality = self.welfare = self.tax_revenue = 0.0
         self.tax_rates: list[float] = []
         self.episode = 0  # current episode, 0-based (as in every table econsim writes)
@@ -257,8 +286,8 @@ class EconModel(mesa.Model):
         agent_reporters.update({k: k for k in _events(game)})  # per-agent step events
         if self.economy:  # games with coin: the social metrics of Diss §6.3.1
             model_reporters.update({k: k for k in ECONOMY_REPORTERS})
-        self.datacollector = mesa.DataCollector(model_reporters=model_reporters,
-                                                agent_reporters=agent_reporters)
+        self.datacollector = _PlayerCollector(model_reporters=model_reporters,
+                                              agent_reporters=agent_reporters)
         self.datacollector.collect(self)
 
     # ------------------------------------------------------------------------ episodes
@@ -292,10 +321,13 @@ class EconModel(mesa.Model):
                     p.cell = cell
             if self.space is not None:
                 at = _in_extent(self.space, p.x, p.y)
-                if p.pos is None:
-                    self.space.place_agent(p, at)
-                else:
-                    self.space.move_agent(p, at)
+                self._put(p, at)
+        if self.space is not None:
+            for name, (x, y) in self.game.bodies(self.state).items():
+                body = self.bodies.get(name) or self.bodies.setdefault(name,
+                                                                       BodyAgent(self, name))
+                body.x, body.y = float(x), float(y)
+                self._put(body, _in_extent(self.space, body.x, body.y))
         if self.economy:
             coin = np.asarray(described["coin"][0], np.float64)
             self.productivity = float(metrics.productivity(coin))
@@ -303,6 +335,13 @@ class EconModel(mesa.Model):
             self.welfare = self.productivity * self.equality
         if has(self.game, TaxPeriods):
             self.tax_rates = np.asarray(self.game.tax_rates(self.state)[0]).tolist()
+
+    def _put(self, agent: mesa.Agent, at: tuple[float, float]) -> None:
+        """Place ``agent`` in the continuous space, or move it there."""
+        if agent.pos is None:
+            self.space.place_agent(agent, at)
+        else:
+            self.space.move_agent(agent, at)
 
     # ---------------------------------------------------------------------------- step
     def step(self) -> None:

@@ -571,19 +571,32 @@ def test_bad_params_are_one_line_errors(params, match):
     assert "\n" not in str(err.value) and str(err.value).startswith("sts2")
 
 
-def test_mesa_face_shows_the_learning_players_on_the_rink():
+def test_mesa_face_shows_all_six_players_and_the_puck_on_the_rink():
     from mesa.space import ContinuousSpace
 
-    from econsim.model import EconModel
+    from econsim.model import BodyAgent, EconModel
 
     g = game(max_steps=40)
     m = EconModel(g, seed=0, episodes=2)
     assert isinstance(m.space, ContinuousSpace) and len(m.players) == 3
+    assert sorted(m.bodies) == ["opponent 3", "opponent 4", "opponent 5", "puck"]
+    assert all(isinstance(b, BodyAgent) for b in m.bodies.values())
+    assert len(m.agents) == 7  # three learners, three opponents, the puck
     for _ in range(30):
         m.step()
         d = g.describe(m.state)
+        s = m.state
         for p in m.players:
             assert (p.x, p.y) == (float(d["x"][0, p.index]), float(d["z"][0, p.index]))
             assert p.pos == (p.x, p.y)  # always inside the rink
+        for q in (3, 4, 5):
+            body = m.bodies[f"opponent {q}"]
+            assert body.pos == (float(s.x[0, q]), float(s.z[0, q]))
+        h = int(s.holder[0])
+        assert m.bodies["puck"].pos == (float(s.x[0, h]), float(s.z[0, h]))  # on its carrier
+        near = m.space.get_neighbors(m.bodies["puck"].pos, 1e-9, include_center=True)
+        assert m.bodies["puck"] in near
     df = m.datacollector.get_agent_vars_dataframe()
     assert {"x", "z", "has_puck", "shot", "steal", "win"} <= set(df.columns)
+    assert sorted(df["agent"].unique()) == [0, 1, 2]  # the players' table: no body rows
+    assert len(df) == 31 * 3

@@ -280,6 +280,12 @@ class Plane(Capability):
     def landmarks(self, state: Any, world: int = 0) -> np.ndarray:
         """``[L, 2]`` positions of the landmarks of ``world`` (row n: agent n's goal)."""
 
+    def bodies(self, state: Any, world: int = 0) -> dict[str, tuple[float, float]]:
+        """Moving things of ``world`` that are not learning players (STS2: the scripted
+        opponents and the puck), name -> (x, y): the Mesa face puts them in its space too.
+        None by default."""
+        return {}
+
 
 class GlobalState(Capability):
     """A flat global state per world, ``global_state(state) -> [B, state_size]`` float32.

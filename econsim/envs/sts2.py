@@ -120,7 +120,8 @@ done, which shifts the streams of a ``ReplicaRNG``'s other replicas).
 
 Mesa and replays: ``describe`` gives ``x``, ``z`` (and ``y`` = ``z``, the second coordinate
 of capability ``Plane``), ``vx``, ``vz``, ``has_puck`` of the learning agents; ``extent`` is
-the rink and the ``landmarks`` are the two nets (row 0: the net the learning team attacks).
+the rink and the ``landmarks`` are the two nets (row 0: the net the learning team attacks);
+``bodies`` are the three opponents and the puck, which the Mesa face also places.
 ``render_rgb`` draws the rink, both teams (busy players paler), the puck on its carrier and
 a ring around the player of the step's main event.
 
@@ -745,6 +746,16 @@ class STS2(Plane, AgentEvents, Render, GlobalState):
     def landmarks(self, state: State, world: int = 0) -> np.ndarray:
         """``[2, 2]`` the nets: row 0 the one the learning team attacks, row 1 its own."""
         return np.array([[0.0, HALF_Z], [0.0, -HALF_Z]])
+
+    def bodies(self, state: State, world: int = 0) -> dict[str, tuple[float, float]]:
+        """The scripted opponents (``opponent 3`` .. ``opponent 5``) and the ``puck`` (on its
+        carrier), (x, z) each: the Mesa face shows all six players and the puck."""
+        s = state
+        out = {f"opponent {p}": (float(s.x[world, p]), float(s.z[world, p]))
+               for p in range(TEAM_SIZE, N_PLAYERS)}
+        h = int(s.holder[world])
+        out["puck"] = (float(s.x[world, h]), float(s.z[world, h]))
+        return out
 
     def render_rgb(self, state: State, world: int = 0, scale: int = 8) -> np.ndarray:
         """``[36 scale + 2, 18 scale + 2, 3]`` uint8 picture of ``world`` (+z up: the
