@@ -14,7 +14,8 @@ the budget in episodes and the wall time.
 episodes per seed): ``docs/hsd_skills.png`` (one seed's policy: events and primitive actions
 per skill with standard errors, their PCA, skill usage with and without the puck, the skill
 time series of three episodes, where on the rink each skill is used) and the tidy table
-``docs/hsd_skill_events.csv`` (seed x skill x event: mean count per episode, standard error).
+``docs/hsd_skill_events.csv`` (seed x skill x event: mean count per episode, standard error);
+with ``--methods hsd8`` (HSD with 8 skills) also Figure 4.3 as ``docs/hsd8_skills.png``.
 ``--table`` adds Table 4.1: win / lose % over 100 test episodes per seed for HSD, QMIX and IQL
 with their training teammates, with 1 and 2 scripted teammates (the last learning slots
 played by the script), and for HSD with agent 0 fixed to its most offensive / most defensive
@@ -46,7 +47,10 @@ from econsim.cli import parse_seeds  # noqa: E402
 from econsim.envs import sts2  # noqa: E402
 
 SCENARIOS = {"hsd": "sts2_hsd", "qmix": "sts2_qmix", "iql": "sts2_iql",
-             "hsd-scripted": "sts2_hsd_scripted", "hsd-ext": "sts2_hsd_ext"}
+             "hsd-scripted": "sts2_hsd_scripted", "hsd-ext": "sts2_hsd_ext",
+             "hsd8": "sts2_hsd8"}
+FIGURE_4_4A = ("hsd", "qmix", "iql", "hsd-scripted", "hsd-ext")  # the default methods
+ANALYSED = ("hsd", "hsd8")  # --analysis: Fig. 4.2 (4 skills) and Fig. 4.3 (8 skills)
 LAST = 5  # evaluations averaged for the final level
 EVAL_EVERY = 10  # iterations: 100 episodes of 10
 COLUMNS = ("collective", "team_return", "win_rate", "lose_rate", "draw_rate")
@@ -125,17 +129,18 @@ def plot(curve: pd.DataFrame, path: Path) -> None:
     save_figure(fig, path)
 
 
-def skill_analysis(run_id: str, root: str, docs: Path, episodes: int = 100
-                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Figure 4.2 of the trained HSD run ``run_id``: writes the figure (its first seed) and
-    the tidy table of every seed; returns that table and the per-episode events."""
+def skill_analysis(run_id: str, root: str, docs: Path, episodes: int = 100,
+                   prefix: str = "hsd") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Figure 4.2 (4.3 with 8 skills) of the trained HSD run ``run_id``: writes the figure
+    (its first seed) and the tidy table of every seed (``<prefix>_skills.png``,
+    ``<prefix>_skill_events.csv``); returns that table and the per-episode events."""
     trainer = model.load_trainer(run_id, root)
     tr = skills.trace(trainer, episodes)
     events = skills.events_by_skill(tr)
     table = skills.summary(events, ["skill", "event"], "count")
     docs.mkdir(parents=True, exist_ok=True)
-    table.to_csv(docs / "hsd_skill_events.csv", index=False)
-    plot_skills(tr, events, int(trainer.seeds[0]), docs / "hsd_skills.png")
+    table.to_csv(docs / f"{prefix}_skill_events.csv", index=False)
+    plot_skills(tr, events, int(trainer.seeds[0]), docs / f"{prefix}_skills.png")
     return table, events
 
 
@@ -229,8 +234,9 @@ def plot_skills(tr: pd.DataFrame, events: pd.DataFrame, seed: int, path: Path) -
         ax.set_xlabel("x")
         if j == 0:
             ax.set_ylabel("z (attacking up)")
+    figure = "4.2" if K == 4 else "4.3"
     fig.suptitle(f"STS2 3v3: the skills of a trained HSD team (seed {seed}, "
-                 f"{tr.episode.nunique()} test episodes; Diss Fig. 4.2)", y=1.0)
+                 f"{tr.episode.nunique()} test episodes; Diss Fig. {figure})", y=1.0)
     save_figure(fig, path)
 
 
@@ -269,7 +275,7 @@ def adhoc_table(run_ids: dict[str, str], root: str, events: pd.DataFrame | None,
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     p = parser(__doc__.splitlines()[0])
     p.set_defaults(seeds="0-4", root="runs/bench_hsd")
-    p.add_argument("--methods", default=",".join(SCENARIOS),
+    p.add_argument("--methods", default=",".join(FIGURE_4_4A),
                    help=f"of {', '.join(SCENARIOS)}")
     p.add_argument("--docs", default="docs", help="where the PNG goes")
     p.add_argument("--small", action="store_true", help="tiny learners: a smoke test")
@@ -303,10 +309,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
           "CI half-width over seeds):")
     print(table.to_string(index=False))
     events = None
-    if a.analysis and "hsd" in ids:
-        skill_table, events = skill_analysis(ids["hsd"], a.root, Path(a.docs), a.test_episodes)
-        print(f"\nFigure 4.2: {Path(a.docs) / 'hsd_skills.png'}; mean events per test episode "
-              "by skill (all seeds):")
+    for method in [m for m in ANALYSED if m in ids] if a.analysis else []:
+        skill_table, found = skill_analysis(ids[method], a.root, Path(a.docs),
+                                            a.test_episodes, prefix=method)
+        events = found if method == "hsd" else events
+        print(f"\nFigure {4.2 if method == 'hsd' else 4.3}: "
+              f"{Path(a.docs) / f'{method}_skills.png'}; mean events per test episode by skill "
+              "(all seeds):")
         print(skill_table.groupby(["skill", "event"])["mean"].mean().unstack("event")
               .round(2).to_string())
     if a.table:
