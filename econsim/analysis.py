@@ -84,7 +84,7 @@ import numpy as np
 import pandas as pd
 
 from econsim import bootstrap as wild
-from econsim import dictionary, store
+from econsim import dictionary, metrics, store
 from econsim import formula as formula_mod
 from econsim import scenario as scenario_mod
 from econsim.errors import ScenarioError
@@ -344,6 +344,15 @@ def _aggregate_periods(periods: pd.DataFrame, params: list[str]) -> pd.DataFrame
     ).reset_index()
     out.insert(out.columns.get_loc("productivity"), "welfare_final",
                out.productivity * out.equality)
+    if {"coin", "utility"} <= set(periods.columns):  # the welfare functions at the end
+        last = periods[periods["period"] == periods.groupby(keys, dropna=False)[
+            "period"].transform("max")].sort_values([*keys, "agent"], kind="stable")
+        rows = []
+        for key, g in last.groupby(keys, dropna=False, sort=False):
+            wf = metrics.welfare_functions(g["coin"].to_numpy(), g["utility"].to_numpy())
+            rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,),
+                                    strict=True)), **{k: float(v) for k, v in wf.items()}})
+        out = out.merge(pd.DataFrame(rows), on=keys, how="left")
     return out
 
 

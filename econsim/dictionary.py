@@ -146,6 +146,18 @@ EPISODES: dict[str, Entry] = {
     "trade_volume": ("units", "units of wood and stone bought and sold in the episode"),
     "labor": ("labor", "labor of all agents over the episode"),
     "mean_utility": ("util", "mean over agents of utility at the episode's end"),
+    "utilitarian": ("util", "utilitarian welfare: sum over agents of utility at the episode's "
+                    "end"),
+    "utilitarian_mean": ("util", "mean over agents of utility at the episode's end (the "
+                         "utilitarian welfare per agent)"),
+    "atkinson": ("share", "Atkinson inequality index of final coin at inequality aversion 1 "
+                 "(0 = equal, 1 = one agent has all); econsim.metrics.atkinson"),
+    "atkinson_income": ("coin", "Atkinson equally distributed equivalent coin at aversion 1 "
+                        "(the geometric mean of final coin)"),
+    "nash": ("log coin", "Nash welfare: sum over agents of log final coin (-inf if an agent "
+             "has none)"),
+    "rawlsian": ("util", "Rawlsian (maximin) welfare: the lowest agent utility at the "
+                 "episode's end"),
     **_EPISODE_RATES,
 }
 
@@ -275,6 +287,14 @@ VOCABULARY: list[tuple[tuple[str, ...], str]] = [
     (("welfare_sum",), "productivity x equality summed over the episode's (or period's) "
                        "steps: the Diss's social welfare, about 100 x `welfare_final`"),
     (("welfare_final",), "productivity x equality at the episode's end"),
+    (("utilitarian", "utilitarian_mean"), "sum (mean) over agents of utility at the "
+                                          "episode's end"),
+    (("rawlsian",), "the lowest agent utility at the episode's end (maximin)"),
+    (("atkinson",), "Atkinson index of final coin at inequality aversion 1 (0 = equal)"),
+    (("atkinson_income",), "the equal coin per agent worth as much as the actual "
+                           "distribution at aversion 1 (Atkinson's equally distributed "
+                           "equivalent)"),
+    (("nash",), "sum over agents of log final coin (-inf if an agent has none)"),
     (("skill",), "build pay per house (skill multiplier x `build_payment`), 10-30"),
     (("episode", "period", "agent", "seed"), "counted from 0 in runs and what-ifs alike"),
     (("mechanism",), "the mechanism with its parameters: `flat(rate=0.3)`, `us_federal`, "

@@ -12,6 +12,19 @@ world, shape ``coin.shape[:-1]`` (a 0-d array for a single world).
 * equality ``eq = 1 - G`` (Diss §6.3.1: 1 = uniform coin, 0 = one agent has all of it);
 * social welfare ``eq * prod`` per world and, over an episode, ``sum_t prod_t * eq_t``
   (the GTB designer's objective, Diss §6.3.1 / §C.2.1).
+
+The standard social welfare functions of public economics, beside ``eq * prod`` (each over
+the last axis; ``u`` utilities, ``x`` incomes or coin):
+
+* utilitarian ``W = sum_i u_i`` (:func:`utilitarian`) and its mean (:func:`utilitarian_mean`);
+* Atkinson inequality index ``A_e = 1 - EDE_e / mean(x)`` with the *equally distributed
+  equivalent* income ``EDE_e = (mean_i x_i^(1-e))^(1/(1-e))`` for inequality aversion
+  ``e >= 0``, ``e != 1``, and the geometric mean for ``e = 1`` (:func:`atkinson`,
+  :func:`atkinson_equivalent`; Atkinson 1970). ``e = 0``: no aversion, ``A = 0``; the larger
+  ``e``, the more weight on the poorest. Defined for ``x >= 0``: a zero income makes ``EDE =
+  0`` (``A = 1``) when ``e >= 1``; ``A = 0`` where every income is 0;
+* Nash ``W = sum_i log x_i`` (:func:`nash`; ``-inf`` when an income is 0 or negative);
+* Rawlsian (maximin) ``W = min_i u_i`` (:func:`rawlsian`).
 """
 
 from __future__ import annotations
@@ -80,3 +93,82 @@ def welfare_over_time(coin_t: ArrayLike) -> np.ndarray:
     """
     x = _as_coin(coin_t, min_rank=2, what="coin_t")
     return social_welfare(x).sum(0)
+
+
+def utilitarian(utility: ArrayLike) -> np.ndarray:
+    """Utilitarian welfare ``sum_i u_i`` of each world (utilities on the last axis)."""
+    return _as_coin(utility, what="utility").sum(-1)
+
+
+def utilitarian_mean(utility: ArrayLike) -> np.ndarray:
+    """Mean utility ``(1/n) sum_i u_i`` of each world."""
+    return _as_coin(utility, what="utility").mean(-1)
+
+
+def rawlsian(utility: ArrayLike) -> np.ndarray:
+    """Rawlsian (maximin) welfare ``min_i u_i``: the worst-off agent's utility."""
+    return _as_coin(utility, what="utility").min(-1)
+
+
+def nash(income: ArrayLike) -> np.ndarray:
+    """Nash welfare ``sum_i log x_i`` of each world; ``-inf`` where an income is <= 0."""
+    x = _as_coin(income, what="income")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.where(x > 0, np.log(np.where(x > 0, x, 1.0)), -np.inf)
+    return logs.sum(-1)
+
+
+def _aversion(epsilon: float) -> float:
+    if isinstance(epsilon, bool) or not isinstance(epsilon, int | float | np.floating) \
+            or not np.isfinite(epsilon) or epsilon < 0:
+        raise ValueError(f"epsilon (inequality aversion) must be a finite number >= 0, got "
+                         f"{epsilon!r}")
+    return float(epsilon)
+
+
+def atkinson_equivalent(income: ArrayLike, epsilon: float = 1.0) -> np.ndarray:
+    """Equally distributed equivalent income ``EDE_e`` of each world (module docstring): the
+    income that, given to everyone, is as good as the actual distribution under inequality
+    aversion ``epsilon``. Incomes must be >= 0."""
+    e = _aversion(epsilon)
+    x = _as_coin(income, what="income")
+    if (x < 0).any():
+        raise ValueError(f"income: the Atkinson measures need incomes >= 0, got a minimum of "
+                         f"{x.min():g}")
+    if e == 0:
+        return x.mean(-1)
+    with np.errstate(divide="ignore"):
+        if e == 1:
+            return np.exp(np.log(x).mean(-1))  # geometric mean; 0 if an income is 0
+        if e > 1:  # x^(1-e) is +inf at 0: the EDE is 0 there
+            zero = (x == 0).any(-1)
+            safe = np.where(x == 0, 1.0, x)
+            ede = np.mean(safe ** (1 - e), -1) ** (1 / (1 - e))
+            return np.where(zero, 0.0, ede)
+        return np.mean(x ** (1 - e), -1) ** (1 / (1 - e))
+
+
+def atkinson(income: ArrayLike, epsilon: float = 1.0) -> np.ndarray:
+    """Atkinson inequality index ``1 - EDE_e / mean(x)`` of each world, in [0, 1]; 0 where
+    all incomes are equal or all are 0."""
+    x = _as_coin(income, what="income")
+    ede = atkinson_equivalent(x, epsilon)
+    mean = x.mean(-1)
+    safe = np.where(mean == 0, 1.0, mean)
+    return np.where(mean == 0, 0.0, 1.0 - ede / safe)
+
+
+#: inequality aversion of the tables' ``atkinson`` / ``atkinson_income`` columns
+ATKINSON_EPSILON = 1.0
+
+
+def welfare_functions(coin: ArrayLike, utility: ArrayLike, epsilon: float = ATKINSON_EPSILON
+                      ) -> dict[str, np.ndarray]:
+    """Every standard welfare measure of each world, by the names the tables use:
+    ``utilitarian`` and ``utilitarian_mean`` (of ``utility``), ``atkinson`` and
+    ``atkinson_income`` (of ``coin`` at aversion ``epsilon``), ``nash`` (of ``coin``),
+    ``rawlsian`` (of ``utility``). Negative coin (debt) counts as 0 in the Atkinson measures."""
+    x = np.maximum(_as_coin(coin), 0.0)
+    return {"utilitarian": utilitarian(utility), "utilitarian_mean": utilitarian_mean(utility),
+            "atkinson": atkinson(x, epsilon), "atkinson_income": atkinson_equivalent(x, epsilon),
+            "nash": nash(coin), "rawlsian": rawlsian(utility)}

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from econsim import dictionary, store
+from econsim import dictionary, metrics, store
 from econsim import scenario as scenario_mod
 from econsim.core.capabilities import Economy, Plane, Render, TaxPeriods, has
 from econsim.model import EconModel, load_trainer
@@ -571,6 +571,8 @@ def _economy_tables(game: Any, s: pd.DataFrame, w: pd.DataFrame) -> tuple[pd.Dat
         "trade_volume": float(out["trade_volume"][0]),
         "labor": float(out["labor"][0].sum()),
         "mean_utility": float(out["utility"][0].mean()),
+        **{k: float(v[0]) for k, v in metrics.welfare_functions(
+            out["coin"], out["utility"]).items()},
     }
     if rate_cols:
         summary["top_rate"] = float(by_period["top_rate"].first().mean())

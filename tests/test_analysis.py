@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from econsim import analysis, bootstrap, cli, dictionary, runner, scenario
+from econsim import analysis, bootstrap, cli, dictionary, metrics, runner, scenario
 from econsim.envs.gtb.tables import PERIOD_COLUMNS
 from tests.reference import small
 
@@ -456,6 +456,11 @@ def test_episode_table_aggregates_periods(gtb_runs):
     assert row.tax_revenue == pytest.approx(one.tax.sum())
     assert row.mechanism == "us_federal" and row.top_rate == pytest.approx(0.37)
     assert row.welfare_sum > 50 * row.welfare_final  # a sum over the episode's 100 steps
+    end = one[one.period == one.period.max()].sort_values("agent")
+    assert row.utilitarian == pytest.approx(end.utility.sum())
+    assert row.rawlsian == pytest.approx(end.utility.min())
+    assert row.atkinson == pytest.approx(float(metrics.atkinson(end.coin.clip(lower=0), 1.0)))
+    assert row.nash == pytest.approx(float(metrics.nash(end.coin)))
     # the runner's evaluation rows average the same episodes: welfare_sum is one measure
     stored = analysis.tidy(ids, "episodes", root=root)
     cols = ["productivity", "equality", "tax_revenue", "welfare_sum", "welfare_final"]

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from econsim import metrics as M
 from econsim.metrics import equality, gini, productivity, social_welfare, welfare_over_time
 
 TOL = 1e-9
@@ -140,3 +141,59 @@ def test_productivity_additive(a, data):
     if k > 0:
         np.testing.assert_allclose(productivity(a), productivity(a[:, :k])
                                    + productivity(a[:, k:]), rtol=1e-12)
+
+
+# ------------------------------------------------------- standard social welfare functions
+def test_welfare_functions_against_hand_worked_values():
+    x = np.array([1.0, 4.0])  # incomes
+    u = np.array([-2.0, 3.0, 5.0])  # utilities
+    assert M.utilitarian(u) == 6.0 and M.utilitarian_mean(u) == 2.0
+    assert M.rawlsian(u) == -2.0
+    assert M.nash(x) == pytest.approx(np.log(4.0))
+    assert M.nash([0.0, 3.0]) == -np.inf
+    # e = 1: geometric mean 2, mean 2.5, A = 1 - 2 / 2.5 = 0.2
+    assert M.atkinson_equivalent(x, 1.0) == pytest.approx(2.0)
+    assert M.atkinson(x, 1.0) == pytest.approx(0.2)
+    # e = 0.5: EDE = (mean sqrt x)^2 = 1.5^2 = 2.25, A = 1 - 2.25 / 2.5 = 0.1
+    assert M.atkinson_equivalent(x, 0.5) == pytest.approx(2.25)
+    assert M.atkinson(x, 0.5) == pytest.approx(0.1)
+    # e = 2: EDE = harmonic mean = 1 / mean(1, 1/4) = 1.6, A = 1 - 1.6 / 2.5 = 0.36
+    assert M.atkinson_equivalent(x, 2.0) == pytest.approx(1.6)
+    assert M.atkinson(x, 2.0) == pytest.approx(0.36)
+    assert M.atkinson(x, 0.0) == 0.0  # no aversion
+    assert M.atkinson([0.0, 4.0], 1.0) == 1.0 and M.atkinson([0.0, 4.0], 3.0) == 1.0
+    assert M.atkinson([0.0, 0.0], 2.0) == 0.0
+    batch = M.welfare_functions([[1.0, 4.0], [2.0, 2.0]], [[1.0, 2.0], [0.0, 0.0]], 1.0)
+    np.testing.assert_allclose(batch["atkinson"], [0.2, 0.0], atol=1e-12)
+    np.testing.assert_allclose(batch["utilitarian"], [3.0, 0.0])
+    np.testing.assert_allclose(batch["rawlsian"], [1.0, 0.0])
+
+
+def test_welfare_functions_refuse_bad_input_with_one_line():
+    for call, match in ((lambda: M.atkinson([1.0, -1.0]), "incomes >= 0"),
+                        (lambda: M.atkinson([1.0, 2.0], -0.5), "epsilon"),
+                        (lambda: M.atkinson([1.0, 2.0], float("nan")), "epsilon"),
+                        (lambda: M.utilitarian([1.0, float("nan")]), "NaN"),
+                        (lambda: M.rawlsian([]), "no agents")):
+        with pytest.raises(ValueError, match=match) as err:
+            call()
+        assert "\n" not in str(err.value)
+
+
+incomes = arrays(np.float64, st.integers(2, 8), elements=st.floats(0.01, 1e4))
+
+
+@settings(max_examples=200, deadline=None)
+@given(incomes, st.floats(0.0, 5.0))
+def test_atkinson_is_an_index_below_the_mean_and_scale_free(x, e):
+    a, ede = M.atkinson(x, e), M.atkinson_equivalent(x, e)
+    assert -1e-9 <= a <= 1 + 1e-9
+    assert ede <= x.mean() * (1 + 1e-9)  # EDE never exceeds the mean
+    assert M.atkinson(3.0 * x, e) == pytest.approx(a, abs=1e-9)  # scale invariance
+    assert M.atkinson(np.full_like(x, x.mean()), e) == pytest.approx(0.0, abs=1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(incomes, st.floats(0.0, 2.0), st.floats(2.0, 5.0))
+def test_more_inequality_aversion_never_lowers_the_atkinson_index(x, low, high):
+    assert M.atkinson(x, low) <= M.atkinson(x, high) + 1e-9

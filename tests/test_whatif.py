@@ -56,6 +56,25 @@ def test_compare_gives_tidy_tables_per_mechanism(pair):
     assert (ep.welfare_sum > 50 * ep.welfare_final).all()  # a sum over 100 steps
 
 
+def test_episodes_carry_the_standard_welfare_functions_of_the_final_step(pair):
+    """utilitarian, Atkinson (aversion 1), Nash and Rawlsian welfare from the agents' coin
+    and utility at the episode's last step, as the per-step agent table records them."""
+    from econsim import metrics
+
+    by_run = ["mechanism", "seed", "episode"]
+    last = pair.steps[pair.steps.step == pair.steps.step.max()].sort_values([*by_run, "agent"])
+    ep = pair.episodes.set_index(by_run)
+    for key, rows in last.groupby(by_run):
+        coin, util = rows.coin.to_numpy(), rows.utility.to_numpy()
+        row = ep.loc[key]
+        assert row.utilitarian == pytest.approx(util.sum())
+        assert row.utilitarian_mean == pytest.approx(util.mean())
+        assert row.rawlsian == pytest.approx(util.min())
+        assert row.atkinson == pytest.approx(float(metrics.atkinson(coin, 1.0)))
+        assert row.atkinson_income == pytest.approx(np.exp(np.log(coin).mean()))
+        assert row.nash == pytest.approx(np.log(coin).sum())
+
+
 def test_same_seeds_play_the_same_world_under_every_mechanism(pair):
     skills = pair.periods.pivot_table(index=["seed", "agent"], columns="mechanism",
                                       values="skill", aggfunc="first")
