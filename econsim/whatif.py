@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from econsim import dictionary, metrics, store
+from econsim import dictionary, metrics, store, uncertainty
 from econsim import scenario as scenario_mod
 from econsim.core.capabilities import Economy, Plane, Render, TaxPeriods, has
 from econsim.model import EconModel, load_trainer
@@ -182,6 +182,29 @@ class WhatIfResult:
                 or str(c).startswith("mechanism_")]
         num = self.episodes.drop(columns=keys).groupby("mechanism", sort=False)
         return num.mean(numeric_only=True).reset_index()
+
+    def outcomes(self) -> list[str]:
+        """The numeric per-episode outcomes of ``episodes`` (not seed, episode or the
+        mechanism's parameters)."""
+        keys = {"seed", "episode"}
+        return [c for c in self.episodes.select_dtypes("number").columns
+                if c not in keys and not str(c).startswith("mechanism_")]
+
+    def confidence(self, outcomes: Sequence[str] | None = None,
+                   level: float = 0.95) -> pd.DataFrame:
+        """Per mechanism and outcome: mean over seeds and its t interval across seeds
+        (``econsim.uncertainty.confidence``; seeds are the unit of replication)."""
+        return uncertainty.confidence(self.episodes, outcomes or self.outcomes(), "mechanism",
+                                      level=level)
+
+    def differences(self, baseline: str | None = None, outcomes: Sequence[str] | None = None,
+                    level: float = 0.95) -> pd.DataFrame:
+        """Per mechanism other than ``baseline`` (default: the first) and outcome: the mean
+        paired difference over seeds and its t interval
+        (``econsim.uncertainty.paired_differences``)."""
+        return uncertainty.paired_differences(self.episodes, outcomes or self.outcomes(),
+                                              baseline or self.mechanisms[0], "mechanism",
+                                              level=level)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The exportable tables by name: ``periods``, ``episodes``, ``steps``, ``world``."""

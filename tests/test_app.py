@@ -214,7 +214,18 @@ def test_whatif_compares_two_mechanisms(app, downloads):
     summary = app.dataframe[0].value
     assert list(summary.mechanism) == ["us_federal", "flat(rate=0.3)"]
     assert {"welfare_sum", "welfare_final"} <= set(summary)
-    assert _charts(app) >= 4  # per-episode bars, over time, schedule, T(z)
+    assert _charts(app) >= 6  # bars, CIs, differences, over time, schedule, T(z)
+    # the paired differences against the chosen baseline, seed by seed
+    assert app.selectbox(key="w_baseline").value == "us_federal"
+    diff = app.dataframe[1].value
+    assert set(diff.mechanism) == {"flat(rate=0.3)"} and (diff.baseline == "us_federal").all()
+    assert {"welfare_sum", "utilitarian", "atkinson", "rawlsian"} <= set(diff.outcome)
+    row = diff.set_index("outcome").loc["welfare_sum"]
+    ep = res.episodes.groupby(["mechanism", "seed"]).welfare_sum.mean()
+    assert row.difference == pytest.approx(
+        (ep["flat(rate=0.3)"] - ep["us_federal"]).mean(), abs=1e-4)
+    app.selectbox(key="w_baseline").set_value("flat(rate=0.3)").run()
+    assert set(app.dataframe[1].value.mechanism) == {"us_federal"}
 
     _go(app, "plots")
     _ok(app)

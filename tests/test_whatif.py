@@ -239,3 +239,16 @@ def test_trained_brains_from_a_stored_run(tmp_path):
         whatif.run_whatif(None, seed=5, brains=brains, root=tmp_path)
     with pytest.raises(ValueError, match="not found"):
         whatif.run_whatif(None, brains="trained:nope", root=tmp_path)
+
+
+def test_summary_intervals_are_across_seeds_and_differences_are_paired(pair):
+    conf = pair.confidence(["welfare_sum", "nash"])
+    assert list(conf.mechanism.unique()) == pair.mechanisms and (conf.seeds == 2).all()
+    seeds = pair.episodes.groupby(["mechanism", "seed"]).welfare_sum.mean()
+    row = conf[(conf.mechanism == "us_federal") & (conf.outcome == "welfare_sum")].iloc[0]
+    assert row["mean"] == pytest.approx(seeds["us_federal"].mean())
+    assert row.ci_low < row["mean"] < row.ci_high
+    diff = pair.differences()  # baseline: the first mechanism
+    assert set(diff.baseline) == {"us_federal"} and set(diff.mechanism) == {"flat(rate=0.3)"}
+    assert set(diff.outcome) == set(pair.outcomes())
+    assert "seed" not in pair.outcomes() and "mechanism_rate" not in pair.outcomes()

@@ -369,3 +369,28 @@ def skill_heatmap(heat: pd.DataFrame) -> alt.Chart:
         tooltip=["skill", alt.Tooltip("x:Q", format=".1f"), alt.Tooltip("z:Q", format=".1f"),
                  "steps"],
     ).properties(width=90, height=180).facet(column=alt.Column("skill:N", title="skill"))
+
+
+def ci_points(table: pd.DataFrame, value: str = "mean", by: str = "mechanism",
+              zero: bool = False) -> alt.Chart:
+    """A point and its confidence interval per ``by`` value, one panel per outcome
+    (``econsim.uncertainty`` tables: ``value`` is ``mean`` or ``difference``); ``zero`` draws
+    the line of no difference."""
+    df = table.dropna(subset=[value])
+    df = df[np.isfinite(df[value])]
+    y = alt.Y(f"{by}:N", title=None, sort=list(dict.fromkeys(df[by])))
+    tip = [by, "outcome", alt.Tooltip(f"{value}:Q", format=".3f"),
+           alt.Tooltip("ci_low:Q", format=".3f", title="95% CI low"),
+           alt.Tooltip("ci_high:Q", format=".3f", title="95% CI high"), "seeds"]
+    base = alt.Chart().encode(y=y)
+    rule = base.mark_rule().encode(x=alt.X("ci_low:Q", title=None), x2="ci_high:Q")
+    point = base.mark_point(filled=True, size=70).encode(x=f"{value}:Q", color=_color(df, by),
+                                                         tooltip=tip)
+    layers = [rule, point]
+    if zero:
+        layers.insert(0, alt.Chart().mark_rule(color="#888", strokeDash=[4, 3]).encode(
+            x=alt.datum(0)))
+    return alt.layer(*layers, data=df).properties(
+        width=220, height=max(50, 28 * df[by].nunique())).facet(
+        facet=alt.Facet("outcome:N", sort=list(dict.fromkeys(df["outcome"])), title=None),
+        columns=3).resolve_scale(x="independent")

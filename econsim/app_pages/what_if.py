@@ -148,6 +148,7 @@ if job is not None and job.done:
     ss.pop("w_job", None)
 
 # ------------------------------------------------------------------------------ results
+WELFARE_FUNCTIONS = ("utilitarian", "atkinson", "atkinson_income", "nash", "rawlsian")
 res = ss.get(common.RESULT_KEY)
 if res is None:
     st.info("Choose mechanisms and press **Run what-if** (the defaults compare US-federal "
@@ -173,6 +174,23 @@ st.markdown("**Per episode, mean over seeds and episodes**")
 st.dataframe(res.summary().round(3), hide_index=True)
 metrics = charts.EPISODE_METRICS if economy else ("collective_return",)
 st.altair_chart(charts.episode_bars(res.episodes, metrics))
+main = [c for c in (*metrics, *WELFARE_FUNCTIONS) if c in res.episodes]
+st.markdown("**Mean and 95% confidence interval across seeds**")
+st.caption("Seeds are the unit of replication: each seed's episodes are averaged first "
+           "(episodes of one seed share its agents and world, so they are not independent); "
+           "the interval is Student's t over the seeds. With one seed there is none.")
+conf = res.confidence(main)
+st.altair_chart(charts.ci_points(conf))
+if len(res.mechanisms) > 1:
+    baseline = st.selectbox("Baseline mechanism for the paired differences", res.mechanisms,
+                            key="w_baseline")
+    diff = res.differences(baseline, main)
+    st.markdown(f"**Difference to {baseline}, seed by seed** (mean and 95% CI)")
+    st.caption("Every mechanism plays the same seeds, so each seed's outcome is compared "
+               "with the baseline's on that seed (a paired comparison); an interval that "
+               "does not cross 0 is a difference the seeds agree on.")
+    st.altair_chart(charts.ci_points(diff, "difference", zero=True))
+    st.dataframe(diff.round(4), hide_index=True)
 if economy:
     st.markdown("**Over the episode** (mean over seeds and episodes)")
     st.altair_chart(charts.metrics_over_time(res.world))
