@@ -21,8 +21,11 @@ their meanings are those of the run store; units and meanings: ``econsim.diction
 the same label as in stored runs (``flat(rate=0.3)``, ``us_federal``), with
 ``mechanism_name`` and one ``mechanism_<parameter>`` column beside it.
 
-Brains are ``"random"`` (uniform random actions), ``"noop"`` (every agent idles) or
-``"trained:<run_id>"`` (the trained replica of a stored run, ``EconModel``'s trained brains).
+Brains are ``"scripted"`` (rule-based economic agents, ``learners.gtb_worker``: they gather,
+build, trade and weigh income against labour; GTB only), ``"random"`` (uniform random
+actions: a null model), ``"noop"`` (every agent idles) or ``"trained:<run_id>"`` (the trained
+replica of a stored run, ``EconModel``'s trained brains). The default, ``None``, is
+``"scripted"`` where the game has scripted agents and ``"random"`` elsewhere.
 A mechanism is ``None`` (the scenario's own, or a trained run's learned planner), a name of
 ``mechanisms.registry`` (``"us_federal"``), or a spec dict (``{"name": "flat", "rate": 0.3}``,
 optionally with a ``"label"`` that replaces the ``mechanism`` label). All mechanisms of a
@@ -47,17 +50,18 @@ import pandas as pd
 
 from econsim import dictionary, metrics, store, uncertainty
 from econsim import scenario as scenario_mod
+from econsim.core import make_rng
 from econsim.core.capabilities import Economy, Plane, Render, TaxPeriods, has
 from econsim.model import EconModel, load_trainer
 from econsim.scenario import Scenario
-from learners.brains import ConstantBrain, team_brains
+from learners.brains import ConstantBrain, has_workers, scripted_workers, team_brains
 from mechanisms import registry
 from mechanisms.tax import bracket_tax, marginal_rate
 
 __all__ = ["EPISODE_COLUMNS", "STEP_COLUMNS", "WhatIfJob", "WhatIfResult", "compare",
            "WORLD_COLUMNS", "mechanism_label", "run_whatif", "tax_curve", "terrain"]
 
-BRAINS = ("random", "noop", "trained:<run_id>")
+BRAINS = ("scripted", "random", "noop", "trained:<run_id>")
 #: bytes of replay pictures a job keeps (``WhatIfResult.frames``): a 128 x 128 picture per
 #: step of navigation is 48 KiB, so long what-ifs keep the pictures of their first episodes
 #: only (every episode keeps its rows in the tables)
@@ -289,20 +293,25 @@ class WhatIfJob:
 
     @classmethod
     def create(cls, scenario: Scenario | str | Path | None, mechanisms: Sequence[Any],
-               episodes: int = 1, seeds: int | Sequence[int] = 0, brains: str = "random",
+               episodes: int = 1, seeds: int | Sequence[int] = 0, brains: str | None = None,
                root: str | Path | None = None) -> WhatIfJob:
         """Validate everything and plan one model per mechanism x seed (ValueError, one line,
         on bad input; nothing runs yet). ``root``: the runs folder of trained brains
         (default: ``$ECONSIM_RUNS`` or ``runs``)."""
         root = store.root_path(root)
-        if not isinstance(brains, str) or not (brains in ("random", "noop")
-                                                or brains.startswith("trained:")):
+        if brains is not None and (not isinstance(brains, str) or not (
+                brains in ("scripted", "random", "noop") or brains.startswith("trained:"))):
             raise ValueError(f"brains: {brains!r} is not allowed (allowed: "
                              f"{', '.join(BRAINS)})")
         if isinstance(episodes, bool) or not isinstance(episodes, int | np.integer) \
                 or episodes < 1:
             raise ValueError(f"episodes: {episodes!r} is not allowed: give an integer >= 1")
-        sc = _scenario(scenario, brains, root)
+        sc = _scenario(scenario, brains or "", root)
+        game = sc.make_game()
+        if brains is None:
+            brains = "scripted" if has_workers(game) else "random"
+        elif brains == "scripted" and not has_workers(game):
+            scripted_workers(game, np.random.default_rng(0))  # the one-line error
         seeds = _seeds(seeds)
         mechanisms = list(mechanisms) or [None]
         trained = brains.startswith("trained:")
@@ -313,7 +322,6 @@ class WhatIfJob:
         specs = [_spec(m) for m in mechanisms]
         columns = [{**dictionary.mechanism_columns(_own(m, sc, trained)), "mechanism": lb}
                    for m, lb in zip(mechanisms, labels, strict=True)]
-        game = sc.make_game()
         if not has(game, TaxPeriods) and any(s is not None for s in specs):
             raise ValueError(f"mechanism: {game.name} has no taxes (mechanisms need an economy "
                              "such as gtb)")
@@ -369,6 +377,8 @@ class WhatIfJob:
         game_n = self.scenario.make_game().n_agents
         if self.brains == "noop":
             brains = [ConstantBrain(0) for _ in range(game_n)]
+        elif self.brains == "scripted":  # their random choices: a stream of the seed's own
+            brains = scripted_workers(self.scenario.make_game(), make_rng(task.seed, "workers"))
         elif self.brains.startswith("trained:"):
             if task.spec is None:  # the run's own mechanism or learned planner
                 return EconModel.from_run(self.brains.removeprefix("trained:"), seed=task.seed,
@@ -621,7 +631,7 @@ def _schedules(periods: pd.DataFrame, game: Any, labels: list[str]) -> pd.DataFr
 
 
 def run_whatif(scenario: Scenario | str | Path | None, mechanism: Any = None,
-               episodes: int = 1, seed: int | Sequence[int] = 0, brains: str = "random", *,
+               episodes: int = 1, seed: int | Sequence[int] = 0, brains: str | None = None, *,
                progress: Progress | None = None, should_stop: ShouldStop | None = None,
                root: str | Path | None = None) -> WhatIfResult:
     """Play ``episodes`` episodes of ``scenario`` under ``mechanism`` for each seed.
@@ -636,7 +646,7 @@ def run_whatif(scenario: Scenario | str | Path | None, mechanism: Any = None,
 
 
 def compare(mechanisms: Sequence[Any], scenario: Scenario | str | Path | None = None,
-            episodes: int = 1, seeds: int | Sequence[int] = 0, brains: str = "random", *,
+            episodes: int = 1, seeds: int | Sequence[int] = 0, brains: str | None = None, *,
             progress: Progress | None = None, should_stop: ShouldStop | None = None,
             root: str | Path | None = None) -> WhatIfResult:
     """Play the same seeds under each of ``mechanisms`` (two or more), side by side; the

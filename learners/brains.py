@@ -29,7 +29,28 @@ import torch
 from econsim.core.capabilities import ActionMask, has
 
 __all__ = ["Brain", "ConstantBrain", "PaysIncentives", "RandomBrain", "ScriptedBrain",
-           "SharedPolicyBrain", "TeamBrain", "TeamPolicy", "team_brains"]
+           "SharedPolicyBrain", "TeamBrain", "TeamPolicy", "has_workers", "scripted_workers",
+           "team_brains"]
+
+#: games with rule-based economic agents, and the module whose ``workers(game, rng)`` makes
+#: them (the what-if's default brains where a game has them)
+SCRIPTED_WORKERS = {"gtb": "learners.gtb_worker"}
+
+
+def has_workers(game: Any) -> bool:
+    """Whether ``game`` has rule-based workers (:func:`scripted_workers`)."""
+    return game.name in SCRIPTED_WORKERS
+
+
+def scripted_workers(game: Any, rng: np.random.Generator, **settings) -> list:
+    """One rule-based worker per agent of ``game`` (e.g. ``learners.gtb_worker``), drawing
+    its random choices from ``rng``; ValueError naming the games that have them."""
+    if not has_workers(game):
+        raise ValueError(f"no scripted workers for {game.name!r} (games with them: "
+                         f"{', '.join(SCRIPTED_WORKERS)}); use random or trained agents")
+    import importlib
+
+    return importlib.import_module(SCRIPTED_WORKERS[game.name]).workers(game, rng, **settings)
 
 
 @runtime_checkable

@@ -69,7 +69,7 @@ def _charts(at: AppTest) -> int:
 
 
 def _whatif(at: AppTest, seeds: str = "0,1") -> AppTest:
-    """A what-if with the page's defaults (GTB, random agents, US-federal vs flat 30%)."""
+    """A what-if with the page's defaults (GTB, scripted workers, US-federal vs flat 30%)."""
     _go(at, "what_if")
     at.text_input(key="w_seeds").input(seeds)
     at.number_input(key="w_episodes").set_value(1)

@@ -105,9 +105,10 @@ def test_skill_and_episode_mean_the_same_in_every_table(pair, tmp_path):
 
 
 def test_tables_come_from_the_models_datacollector():
-    res = whatif.run_whatif("gtb_flat30", None, episodes=1, seed=3)
-    model = EconModel("gtb_flat30", seed=3)
+    res = whatif.run_whatif("gtb_flat30", None, episodes=1, seed=3, brains="random")
+    model = EconModel("gtb_flat30", seed=3)  # random brains from the model's rng
     model.run_episodes(1)
+    assert res.brains == "random"
     mv = model.datacollector.get_model_vars_dataframe().iloc[1:]
     assert res.mechanisms == ["flat(rate=0.3)"]
     assert np.allclose(res.world.welfare, mv.welfare) and np.allclose(res.world.rate_0, 0.3)
@@ -252,3 +253,43 @@ def test_summary_intervals_are_across_seeds_and_differences_are_paired(pair):
     assert set(diff.baseline) == {"us_federal"} and set(diff.mechanism) == {"flat(rate=0.3)"}
     assert set(diff.outcome) == set(pair.outcomes())
     assert "seed" not in pair.outcomes() and "mechanism_rate" not in pair.outcomes()
+
+
+def test_scripted_workers_are_the_default_and_build_and_trade():
+    """The default what-if brain of GTB: rule-based workers who gather, build houses, trade
+    and earn income (Random stays available as the null model)."""
+    res = whatif.run_whatif("gtb_free_market", None, episodes=1, seed=[0, 1, 2, 3])
+    assert res.brains == "scripted"
+    ep = res.episodes
+    assert (ep.houses_built > 0).all() and (ep.trade_volume > 0).sum() >= 3
+    assert (ep.pre_tax_income > 0).all()
+    per = res.periods.groupby(["seed", "agent"]).agg(skill=("skill", "first"),
+                                                      houses=("houses_built", "sum"))
+    builders = per[per.houses > 0]
+    assert len(builders) >= 4 and builders.skill.min() >= 10  # houses by skill
+    random = whatif.run_whatif("gtb_free_market", None, episodes=1, seed=[0, 1, 2, 3],
+                               brains="random")
+    assert random.brains == "random"
+    assert ep.houses_built.sum() > 10 * max(1.0, random.episodes.houses_built.sum())
+    # a seed's play is its own: seed 2 alone is seed 2 beside others
+    alone = whatif.run_whatif("gtb_free_market", None, episodes=1, seed=[2])
+    pd.testing.assert_frame_equal(
+        alone.episodes.reset_index(drop=True),
+        ep[ep.seed == 2].reset_index(drop=True), check_dtype=False)
+
+
+def test_taxes_bite_scripted_workers():
+    """A 70% flat tax leaves most scripted workers idle: less labour and fewer houses."""
+    res = whatif.compare(["free_market", {"name": "flat", "rate": 0.7}], "gtb_free_market",
+                         episodes=1, seeds=[0, 1, 2, 3])
+    by = res.episodes.groupby("mechanism", sort=False)[["labor", "houses_built"]].sum()
+    assert by.loc["flat(rate=0.7)", "labor"] < 0.5 * by.loc["free_market", "labor"]
+    assert by.loc["flat(rate=0.7)", "houses_built"] < by.loc["free_market", "houses_built"]
+
+
+def test_scripted_brains_are_gtbs_only():
+    with pytest.raises(ValueError, match="no scripted workers for 'ipd'.*games with them: "
+                                         "gtb") as err:
+        whatif.run_whatif("ipd_pg", None, brains="scripted")
+    assert "\n" not in str(err.value)
+    assert whatif.run_whatif("ipd_pg", None).brains == "random"  # the default elsewhere

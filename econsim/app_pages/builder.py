@@ -224,8 +224,9 @@ if scenario is not None:
                        file_name=f"{scenario.name}.toml", mime="application/toml",
                        key="b_download")
     if c2.button("Play it in a what-if", key="b_whatif",
-                 help="random agents under this scenario's game and mechanism"):
-        ss.w_scenario, ss.w_brains = common.BUILDER_OPTION, "random"
+                 help="scripted workers (GTB; random agents in other games) under this "
+                      "scenario's game and mechanism"):
+        ss.w_scenario, ss.w_brains = common.BUILDER_OPTION, "scripted"
         ss.w_mechanisms = ["scenario"]
         st.switch_page("econsim/app_pages/what_if.py")
     with st.expander("The scenario as a run will save it (every default written out)"):

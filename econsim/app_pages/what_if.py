@@ -12,10 +12,15 @@ from mechanisms import registry
 
 ss = st.session_state
 BUILDER = common.BUILDER_OPTION
-DEFAULTS = {"w_scenario": "gtb_us_federal", "w_brains": "random",
+DEFAULTS = {"w_scenario": "gtb_us_federal", "w_brains": "scripted",
             "w_mechanisms": ["us_federal", "flat"], "w_flat_rate": 0.3, "w_episodes": 1,
             "w_seeds": "0-3"}
-BRAIN_LABELS = {"random": "Random actions", "noop": "Idle (always no-op)"}
+BRAIN_LABELS = {"scripted": "Scripted workers (rule-based; random where a game has none)",
+                "random": "Random actions (a null model: no economic behaviour)",
+                "noop": "Idle (always no-op)"}
+#: how a result's agents are described on every chart and export caption
+RESULT_BRAINS = {"scripted": "scripted workers (rule-based)",
+                 "random": "random actions (a null model)", "noop": "idle (no-op)"}
 
 common.keep(DEFAULTS)
 if "w_brackets_data" not in ss:
@@ -23,14 +28,16 @@ if "w_brackets_data" not in ss:
 
 st.title("What-if")
 st.caption("Play agents in the Mesa model under each mechanism, on the same seeds, and "
-           "compare what happens. Random or idle agents show the mechanics in seconds; "
-           "trained agents (from a stored run) show learned behaviour.")
+           "compare what happens. Scripted workers gather, build, trade and weigh income "
+           "against labour (taxes change what they do); random or idle agents are null "
+           "models; trained agents (from a stored run) show learned behaviour, held fixed "
+           "under each mechanism.")
 
 # ------------------------------------------------------------------------------ inputs
 root = common.runs_root()
-brains = ["random", "noop"] + [f"trained:{r}" for r in common.trained_runs(root)]
+brains = ["scripted", "random", "noop"] + [f"trained:{r}" for r in common.trained_runs(root)]
 if ss.w_brains not in brains:
-    ss.w_brains = "random"
+    ss.w_brains = "scripted"
 scenarios = ([BUILDER] if ss.get(common.BUILDER_KEY) else []) + scenario_mod.names()
 if ss.w_scenario not in scenarios:
     ss.w_scenario = DEFAULTS["w_scenario"]
@@ -122,8 +129,9 @@ if run:
     try:
         if not mechs:
             raise ValueError("mechanisms: pick at least one")
-        ss.w_job = whatif.WhatIfJob.create(_scenario(), _specs(), int(ss.w_episodes),
-                                           common.parse_seeds(ss.w_seeds), brain, root)
+        ss.w_job = whatif.WhatIfJob.create(  # scripted: the game's workers, else random
+            _scenario(), _specs(), int(ss.w_episodes), common.parse_seeds(ss.w_seeds),
+            None if brain == "scripted" else brain, root)
     except (ScenarioError, ValueError) as err:
         st.error(common.one_line(err))
 
@@ -152,7 +160,7 @@ WELFARE_FUNCTIONS = ("utilitarian", "atkinson", "atkinson_income", "nash", "rawl
 res = ss.get(common.RESULT_KEY)
 if res is None:
     st.info("Choose mechanisms and press **Run what-if** (the defaults compare US-federal "
-            "and a 30% flat tax in the GTB economy with random agents on seeds 0-3, in about "
+            "and a 30% flat tax in the GTB economy with scripted workers on seeds 0-3, in about "
             "a second).")
     st.stop()
 
@@ -162,7 +170,9 @@ if res.cancelled:
     st.warning(f"Cancelled: {res.episodes_done} of {planned} episodes finished; the tables "
                "below hold those.")
 st.subheader("Results")
-st.caption(f"{res.scenario} ({res.env}), agents: {res.brains}, mechanisms: "
+agents = RESULT_BRAINS.get(res.brains, res.brains.replace(
+    "trained:", "trained agents of run ") + " (behaviour held fixed)")
+st.caption(f"{res.scenario} ({res.env}), agents: {agents}, mechanisms: "
            f"{', '.join(res.mechanisms)}, seeds {res.seeds}, {res.episodes_requested} "
            f"episode(s) each; {res.episodes_done} episodes in {res.wall_s:.1f} s.")
 if res.episodes.empty:
