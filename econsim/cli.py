@@ -131,10 +131,9 @@ def cmd_export(args) -> int:
         """The data dictionary (table, column, unit, meaning) next to the tables."""
         names = [t for t in store.TABLES if store.table_file(args.run, t, args.root)]
         frames = {name: store.load(args.run, name, args.root) for name in names}
-        kinds = {"episodes": "run_episodes", "agents": "run_agents"}
         name = f"{args.run}-dictionary.csv"
         return dictionary.write(folder / name if args.out else store.inside(folder, name),
-                                frames, kinds)
+                                frames, dictionary.RUN_KINDS)
 
     for path in store.export(args.run, args.format, args.out, args.root,
                              also=write_dictionary):
@@ -278,9 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_run)
 
-    s = add("export", help="write a run's tables as CSV or Parquet")
+    s = add("export", help="write a run's tables as CSV, Parquet or Stata (.dta, labelled)")
     s.add_argument("run", help="run id (see `econsim list runs`)")
-    s.add_argument("--format", default="csv", choices=["csv", "parquet"])
+    s.add_argument("--format", default="csv", choices=["csv", "parquet", "dta"])
     s.add_argument("--out", help="output folder (default: <root>/<run>/export)")
     s.set_defaults(func=cmd_export)
 

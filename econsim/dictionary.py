@@ -267,6 +267,9 @@ RUN_AGENTS: dict[str, Entry] = {
     "trade_income": ("coin", f"net coin from trades per episode, {_ROW}"),
 }
 
+#: the dictionary table of each stored table of a run (``store.TABLES``) where they differ
+RUN_KINDS = {"episodes": "run_episodes", "agents": "run_agents"}
+
 TABLES: dict[str, dict[str, Entry]] = {
     "periods": PERIODS, "episodes": EPISODES, "steps": STEPS, "world": WORLD,
     "run_episodes": RUN_EPISODES, "run_agents": RUN_AGENTS,

@@ -47,7 +47,7 @@ import pyarrow.parquet as pq
 
 from econsim import bounds
 from econsim.errors import ScenarioError, StoreWarning, short
-from econsim.files import LOCK_NAME, remove_stale_temps, write_table
+from econsim.files import LOCK_NAME, atomic_write, remove_stale_temps, write_table
 
 RUNS_ENV = "ECONSIM_RUNS"
 RUNS_DIR = Path("runs")  # the runs folder when $ECONSIM_RUNS is not set
@@ -507,15 +507,15 @@ def undo(files: list[Path], folders: list[Path]) -> None:
 def export(run_id: str, fmt: str = "csv", out: str | Path | None = None,
            root: str | Path | None = None, also: Callable[[Path], Path] | None = None
            ) -> list[Path]:
-    """Write a run's tables as CSV or Parquet into ``out`` (default: the run folder's
-    ``export/``), as ``<out>/<run_id>-<table>.<fmt>``; returns the files written.
+    """Write a run's tables as CSV, Parquet or Stata (``dta``) into ``out`` (default: the run
+    folder's ``export/``), as ``<out>/<run_id>-<table>.<fmt>``; returns the files written.
 
     ``also(folder)`` writes one more file there (e.g. the data dictionary) and returns its
     path, which is added to the list. An ``out`` that is a file, cannot be created or is not
     writable, or a write that fails, is a one-line ``ScenarioError``, and nothing is left
     behind (the files written so far and the folders made are removed)."""
-    if fmt not in ("csv", "parquet"):
-        raise ScenarioError(f"format {fmt!r} is not allowed (allowed: csv, parquet)")
+    if fmt not in ("csv", "parquet", "dta"):
+        raise ScenarioError(f"format {fmt!r} is not allowed (allowed: csv, parquet, dta)")
     src = run_dir(run_id, root)
     tables = {t: table_file(run_id, t, root) for t in TABLES}
     missing = [t for t in REQUIRED if tables[t] is None]
@@ -533,7 +533,14 @@ def export(run_id: str, fmt: str = "csv", out: str | Path | None = None,
             path = dest / name if out else inside(dest, name)
             if path.resolve().parent != dest.resolve():  # run ids are plain names; be sure
                 raise ScenarioError(f"export: {path} would be outside {dest}/")
-            write_table(path, read_table(file))
+            if fmt == "dta":  # Stata, labelled from the data dictionary
+                from econsim import dictionary, stata
+
+                data = stata.dta_bytes(read_table(file), dictionary.RUN_KINDS.get(table, table),
+                                       f"econsim run {run_id} {table}")
+                atomic_write(path, lambda p, data=data: p.write_bytes(data))
+            else:
+                write_table(path, read_table(file))
             written.append(path)
         if also is not None:
             path = dest

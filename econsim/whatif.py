@@ -38,6 +38,7 @@ comparison play the same seeds.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -173,6 +174,9 @@ class WhatIfResult:
     extent: tuple[float, float, float, float] | None = None
     cancelled: bool = False
     wall_s: float = 0.0
+    #: the scenario as TOML, and each mechanism's spec as JSON (``rerun_code``)
+    scenario_toml: str = ""
+    specs: list[str] = field(default_factory=list)
 
     @property
     def episodes_done(self) -> int:
@@ -186,6 +190,16 @@ class WhatIfResult:
                 or str(c).startswith("mechanism_")]
         num = self.episodes.drop(columns=keys).groupby("mechanism", sort=False)
         return num.mean(numeric_only=True).reset_index()
+
+    def rerun_code(self) -> str:
+        """Python that plays this what-if again (the same scenario, mechanisms, seeds,
+        episodes and agents): ``scenario_toml`` saved as ``<scenario>.toml`` beside it."""
+        specs = [json.loads(s) for s in self.specs]
+        brains = self.brains
+        return (f"from econsim import scenario, whatif\n"
+                f"sc = scenario.load({self.scenario + '.toml'!r})\n"
+                f"res = whatif.WhatIfJob.create(sc, {specs!r}, episodes="
+                f"{self.episodes_requested}, seeds={self.seeds!r}, brains={brains!r}).run()\n")
 
     def outcomes(self) -> list[str]:
         """The numeric per-episode outcomes of ``episodes`` (not seed, episode or the
@@ -479,7 +493,9 @@ class WhatIfJob:
             schedules=_schedules(periods, game, labels), terrain=terrain(game),
             frames=self._whole_frames(), plane=self._plane_table(game), extent=(
                 tuple(float(v) for v in game.extent) if has(game, Plane) else None),
-            cancelled=self.cancelled, wall_s=round(self._wall, 3))
+            cancelled=self.cancelled, wall_s=round(self._wall, 3),
+            scenario_toml=self.scenario.to_toml(),
+            specs=list(dict.fromkeys(json.dumps(t.spec, sort_keys=True) for t in self.tasks)))
 
     def _finished(self) -> set[tuple[str, int, int]]:
         """(mechanism, seed, episode) of the finished episodes."""

@@ -240,7 +240,15 @@ def test_whatif_compares_two_mechanisms(app, downloads):
     for what in ("per agent and tax period", "per episode"):
         assert f"CSV: {what}" in labels and f"Parquet: {what}" in labels
     assert "CSV: data dictionary" in labels
+    assert "Stata: per episode" in labels
     files = dict(downloads)
+    dta = pd.read_stata(io.BytesIO(files["whatif-gtb_us_federal-episodes.dta"]))
+    assert list(dta.mechanism.unique()) == ["us_federal", "flat(rate=0.3)"]
+    import zipfile
+    with zipfile.ZipFile(io.BytesIO(files["whatif-gtb_us_federal.zip"])) as z:
+        assert {"whatif-gtb_us_federal-episodes.dta", "whatif-gtb_us_federal-scenario.toml",
+                "README.txt"} <= set(z.namelist())
+        assert "whatif.WhatIfJob.create" in z.read("README.txt").decode()
     periods = pd.read_csv(io.BytesIO(files["whatif-gtb_us_federal-periods.csv"]))
     assert len(periods) == 2 * 2 * 10 * 4
     assert {"mechanism", "seed", "skill", "pre_tax_income", "post_tax_income"} <= set(periods)

@@ -74,6 +74,16 @@ def test_store_and_export_include_periods(us_run, tmp_path):
     units = dd.set_index(["table", "column"]).unit
     assert units["periods", "welfare"] == "coin x share"
     assert units["episodes", "welfare_sum"] == "coin x share x steps"
+    # Stata: the same tables, each variable labelled with its meaning and unit
+    out = tmp_path / "dta"
+    assert cli.main(["--root", str(root), "export", result.run_id, "--format", "dta",
+                     "--out", str(out)]) == 0
+    with pd.io.stata.StataReader(out / f"{result.run_id}-periods.dta") as reader:
+        dta, labels = reader.read(), reader.variable_labels()
+    assert len(dta) == 160 and np.allclose(dta.post_tax_income, back.post_tax_income)
+    assert labels["welfare"].endswith("[coin x share]")
+    with pd.io.stata.StataReader(out / f"{result.run_id}-episodes.dta") as reader:
+        assert reader.variable_labels()["welfare_sum"].endswith("[coin x share x steps]")
 
 
 def test_econ_model_under_a_mechanism_collects_metrics():

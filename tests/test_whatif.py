@@ -293,3 +293,19 @@ def test_scripted_brains_are_gtbs_only():
         whatif.run_whatif("ipd_pg", None, brains="scripted")
     assert "\n" not in str(err.value)
     assert whatif.run_whatif("ipd_pg", None).brains == "random"  # the default elsewhere
+
+
+def test_rerun_code_plays_the_same_what_if_again(pair, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / f"{pair.scenario}.toml").write_text(pair.scenario_toml)
+    code = pair.rerun_code() + f"res.episodes.to_csv({str(tmp_path / 'again.csv')!r}, " \
+        "index=False)\n"
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, timeout=300,
+                   env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    again = pd.read_csv(tmp_path / "again.csv")
+    np.testing.assert_allclose(again.welfare_sum, pair.episodes.welfare_sum)
+    assert list(again.mechanism) == list(pair.episodes.mechanism)

@@ -1,9 +1,11 @@
-"""Exports: tidy CSV and Parquet of the last what-if and of stored runs (per agent and
-period, per episode), with a data dictionary (column, unit, meaning)."""
+"""Exports: tidy CSV, Parquet and Stata (.dta, with variable labels) of the last what-if and
+of stored runs (per agent and period, per episode), with a data dictionary (column, unit,
+meaning); the what-if also as one zip with its scenario and the code that reruns it."""
 
 import pandas as pd
 import streamlit as st
 
+from econsim import stata
 from econsim.app_pages import common
 
 ss = st.session_state
@@ -12,17 +14,22 @@ TITLES = {"periods": "per agent and tax period", "episodes": "per episode",
 
 st.title("Exports")
 st.caption("Tidy tables: one row per observation, one column per variable. CSV opens in "
-           "Excel, Stata or R; Parquet keeps the types for pandas, DuckDB or R's arrow.")
+           "Excel or R; Stata files carry each variable's meaning and unit as its label; "
+           "Parquet keeps the types for pandas, DuckDB or R's arrow.")
 
 
-def _downloads(df: pd.DataFrame, stem: str, title: str, key: str) -> None:
+def _downloads(df: pd.DataFrame, stem: str, title: str, key: str, table: str) -> None:
+    """CSV, Parquet and Stata buttons for ``df`` (``table``: its data-dictionary table)."""
     st.markdown(f"**{title}**: {len(df):,} rows x {df.shape[1]} columns")
-    c1, c2 = st.columns(2)
+    c1, c2, c3 = st.columns(3)
     c1.download_button(f"CSV: {title}", common.csv_bytes(df), file_name=f"{stem}.csv",
                        mime="text/csv", key=f"{key}_csv")
     c2.download_button(f"Parquet: {title}", common.parquet_bytes(df),
                        file_name=f"{stem}.parquet", mime="application/octet-stream",
                        key=f"{key}_parquet")
+    c3.download_button(f"Stata: {title}", stata.dta_bytes(df, table, title),
+                       file_name=f"{stem}.dta", mime="application/x-stata-dta",
+                       key=f"{key}_dta")
 
 
 def _dictionary(df: pd.DataFrame, stem: str, key: str) -> None:
@@ -30,6 +37,16 @@ def _dictionary(df: pd.DataFrame, stem: str, key: str) -> None:
         st.dataframe(df, hide_index=True)
         st.download_button("CSV: data dictionary", common.csv_bytes(df),
                            file_name=f"{stem}-dictionary.csv", mime="text/csv", key=key)
+
+
+def _readme(res) -> str:
+    """README.txt of the what-if zip: what it holds and how to play it again."""
+    return (f"econsim what-if of {res.scenario} ({res.env}); agents: {res.brains}; "
+            f"mechanisms: {', '.join(res.mechanisms)}; seeds {res.seeds}; "
+            f"{res.episodes_requested} episode(s) each.\n\nFiles: one CSV and one Stata "
+            f"file per table, the data dictionary (table, column, unit, meaning) and the "
+            f"scenario ({res.scenario}-scenario.toml). Rerun it with Python, after saving "
+            f"the scenario as {res.scenario}.toml:\n\n{res.rerun_code()}")
 
 
 tab_w, tab_r = st.tabs(["Last what-if", "Stored runs"])
@@ -41,10 +58,17 @@ with tab_w:
     else:
         st.caption(f"What-if of {res.scenario}: {', '.join(res.mechanisms)}; seeds "
                    f"{res.seeds}; {res.episodes_done} episodes.")
+        stem = f"whatif-{res.scenario}"
+        st.download_button(
+            "Everything (zip): every table as CSV and Stata, the data dictionary, the "
+            "scenario and the code that reruns it",
+            stata.bundle(res.tables(), stem, scenario_toml=res.scenario_toml,
+                         readme=_readme(res)),
+            file_name=f"{stem}.zip", mime="application/zip", key="e_w_zip", type="primary")
         for name, df in res.tables().items():
             if not df.empty:
-                _downloads(df, f"whatif-{res.scenario}-{name}", TITLES[name], f"e_w_{name}")
-        _dictionary(res.data_dictionary(), f"whatif-{res.scenario}", "e_w_dictionary")
+                _downloads(df, f"{stem}-{name}", TITLES[name], f"e_w_{name}", name)
+        _dictionary(res.data_dictionary(), stem, "e_w_dictionary")
 
 with tab_r:
     root = common.runs_root()
@@ -68,11 +92,13 @@ with tab_r:
                 gtb = [r for r in chosen if r in economies]
                 if gtb:
                     periods = an.tidy(gtb, "periods", root, evaluations=which)
-                    _downloads(periods, "runs-periods", TITLES["periods"], "e_r_periods")
+                    _downloads(periods, "runs-periods", TITLES["periods"], "e_r_periods",
+                               "periods")
                     parts.append(an.data_dictionary("periods", list(periods.columns))
                                  .assign(table="periods"))
                 episodes = common.runs_episodes(chosen, root, which)
-                _downloads(episodes, "runs-episodes", TITLES["episodes"], "e_r_episodes")
+                _downloads(episodes, "runs-episodes", TITLES["episodes"], "e_r_episodes",
+                           "episodes")
                 parts.append(an.data_dictionary("episodes", list(episodes.columns))
                              .assign(table="episodes"))
             except ValueError as err:
