@@ -230,8 +230,12 @@ def test_whatif_compares_two_mechanisms(app, downloads):
     _go(app, "plots")
     _ok(app)
     assert _charts(app) >= 7  # over time, schedule, T(z), income, 2 x activity, map
-    assert "Income before and after redistribution, by skill" in [h.value for h in
-                                                                  app.subheader]
+    heads = [h.value for h in app.subheader]
+    for head in ("Income before and after redistribution, by skill", "Lorenz curves",
+                 "Tax incidence", "The equality-productivity trade-off"):
+        assert head in heads
+    app.radio(key="p_inc_mechanism").set_value("skill").run()
+    assert not app.exception and not app.error
 
     downloads.clear()
     _go(app, "exports")

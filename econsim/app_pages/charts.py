@@ -394,3 +394,70 @@ def ci_points(table: pd.DataFrame, value: str = "mean", by: str = "mechanism",
         width=220, height=max(50, 28 * df[by].nunique())).facet(
         facet=alt.Facet("outcome:N", sort=list(dict.fromkeys(df["outcome"])), title=None),
         columns=3).resolve_scale(x="independent")
+
+
+# ------------------------------------------------------------- distribution (workbench II)
+COIN_AXIS = alt.Axis(format=",.0f")  # coin: 1,200, not 1.2e+3
+RATE_AXIS = alt.Axis(format=".0%")
+
+
+def tradeoff(points: pd.DataFrame, iso: pd.DataFrame, by: str = "mechanism") -> alt.Chart:
+    """Equality against productivity: a point per mechanism x seed, the frontier of the
+    undominated points (solid), iso-welfare curves ``equality = w / productivity`` (dashed
+    grey, labelled with w)."""
+    x = alt.X("productivity:Q", title="productivity (total coin)", axis=COIN_AXIS,
+              scale=alt.Scale(zero=False))
+    y = alt.Y("equality:Q", title="equality (1 - Gini)", scale=alt.Scale(zero=False))
+    dots = alt.Chart(points).mark_circle(size=80).encode(
+        x=x, y=y, color=_color(points, by),
+        tooltip=[by, "seed", alt.Tooltip("productivity:Q", format=",.1f"),
+                 alt.Tooltip("equality:Q", format=".3f"),
+                 alt.Tooltip("welfare:Q", format=",.1f"), "frontier"])
+    front = points[points["frontier"]].sort_values("productivity")
+    line = alt.Chart(front).mark_line(color="black", strokeWidth=1.5).encode(
+        x="productivity:Q", y="equality:Q", order="productivity:Q")
+    curves = alt.Chart(iso).mark_line(color="#999", strokeDash=[4, 3]).encode(
+        x="productivity:Q", y="equality:Q", detail="welfare:N",
+        tooltip=[alt.Tooltip("welfare:Q", format=",.0f", title="welfare on this curve")])
+    last = iso.sort_values("productivity").groupby("welfare").tail(1)
+    labels = alt.Chart(last).mark_text(align="left", dx=4, color="#777").encode(
+        x="productivity:Q", y="equality:Q", text=alt.Text("welfare:Q", format=",.0f"))
+    return alt.layer(curves, labels, line, dots).properties(width=560, height=340)
+
+
+def lorenz(curves: pd.DataFrame, by: str = "mechanism") -> alt.Chart:
+    """Lorenz curves of agent income per episode, before (dashed) and after (solid) tax and
+    transfers, one colour per mechanism, with the line of equality."""
+    df = curves.assign(income=curves["income"].map({"pre_tax": "before tax",
+                                                    "post_tax": "after tax and transfer"}))
+    x = alt.X("people:Q", title="poorest share of agent-episodes", axis=RATE_AXIS)
+    y = alt.Y("share:Q", title="share of all income", axis=RATE_AXIS)
+    diag = alt.Chart(pd.DataFrame({"people": [0.0, 1.0], "share": [0.0, 1.0]})).mark_line(
+        color="#bbb").encode(x=x, y=y)
+    lines = alt.Chart(df).mark_line().encode(
+        x=x, y=y, color=_color(df, by),
+        strokeDash=alt.StrokeDash("income:N", sort=["after tax and transfer", "before tax"],
+                                  title=None),
+        tooltip=[by, "income", alt.Tooltip("people:Q", format=".0%"),
+                 alt.Tooltip("share:Q", format=".1%"), alt.Tooltip("gini:Q", format=".3f")])
+    return alt.layer(diag, lines).properties(width=380, height=340)
+
+
+def incidence(table: pd.DataFrame, by: str = "mechanism", group_title: str = "decile"
+              ) -> alt.Chart:
+    """Average tax rate, net rate (tax minus transfer, over pre-tax income) and mean marginal
+    rate per group (income decile or skill band), one line per mechanism."""
+    long = table.melt(id_vars=[by, "group", "agents", "pre_tax"],
+                      value_vars=["average_rate", "net_rate", "marginal_rate"],
+                      var_name="rate").dropna(subset=["value"])
+    long["rate"] = long["rate"].map({"average_rate": "average rate (tax / income)",
+                                     "net_rate": "net rate ((tax - transfer) / income)",
+                                     "marginal_rate": "marginal rate faced"})
+    return alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("group:O", title=group_title), y=alt.Y("value:Q", title=None, axis=RATE_AXIS),
+        color=_color(long, by),
+        tooltip=[by, "group", "agents", alt.Tooltip("pre_tax:Q", format=",.1f",
+                                                    title="mean pre-tax income"),
+                 alt.Tooltip("value:Q", format=".1%")],
+    ).properties(width=260, height=220).facet(
+        column=alt.Column("rate:N", title=None)).resolve_scale(y="independent")

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from econsim import analysis, model, skills, store, whatif
+from econsim import analysis, distribution, model, skills, store, whatif
 from econsim import scenario as scenario_mod
 from econsim.app_pages import charts, common
 from econsim.core.capabilities import TaxPeriods, has
@@ -44,6 +44,21 @@ def _income(periods: pd.DataFrame, by: str) -> None:
     st.caption("One pair of points per agent and episode: income before tax (red) and after "
                "tax and the equal transfer (green), against the agent's skill.")
     st.altair_chart(charts.income_by_skill(periods, by=by))
+    st.subheader("Lorenz curves")
+    st.caption("Share of all income held by the poorest share of agent-episodes, before tax "
+               "(dashed) and after tax and the equal transfer (solid); the further below the "
+               "grey diagonal, the more unequal. Hover for the Gini coefficient.")
+    st.altair_chart(charts.lorenz(distribution.lorenz(periods, by), by))
+    st.subheader("Tax incidence")
+    group = st.radio("Group agents by", ["decile", "skill"], horizontal=True,
+                     key=f"p_inc_{by}", format_func={"decile": "pre-tax income decile",
+                                                     "skill": "skill (coin per house)"}.get)
+    st.caption("Per group: tax paid over pre-tax income (average rate), tax minus the "
+               "transfer received over pre-tax income (net rate; below 0: a net recipient), "
+               "and the mean marginal rate faced. Deciles: 1 = the poorest tenth of "
+               "agent-episodes.")
+    title = "pre-tax income decile" if group == "decile" else "skill (coin per house)"
+    st.altair_chart(charts.incidence(distribution.incidence(periods, by, group), by, title))
 
 
 def _whatif(res: whatif.WhatIfResult) -> None:
@@ -57,6 +72,16 @@ def _whatif(res: whatif.WhatIfResult) -> None:
                    "step.")
         st.altair_chart(charts.metrics_over_time(res.world))
         _schedule(res.schedules, "p_tz_w")
+        st.subheader("The equality-productivity trade-off")
+        st.caption("One point per mechanism and seed (mean over its episodes); the black "
+                   "line joins the points no other point beats on both; dashed grey curves "
+                   "have equal welfare (productivity x equality, labelled).")
+        points = distribution.tradeoff(res.episodes)
+        top = float(points["welfare"].max()) if len(points) else 0.0
+        levels = [round(top * f, -1) or top * f for f in (0.5, 0.75, 1.0)] if top > 0 else []
+        grid = np.linspace(max(1e-9, points["productivity"].min() * 0.8),
+                           points["productivity"].max() * 1.2, 60) if len(points) else []
+        st.altair_chart(charts.tradeoff(points, distribution.iso_welfare(levels, grid)))
         _income(res.periods, "mechanism")
     else:  # no coin, no taxes: the team's return
         st.subheader("Collective return over time")
