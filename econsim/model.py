@@ -453,10 +453,17 @@ class EconModel(mesa.Model):
         designer, whose payments show as ``incentive_received`` and ``incentives_paid``.
         """
         scenario, trainer = _load(run_id, root)
+        return cls.from_trainer(scenario, trainer, seed, episodes, f"run {run_id!r}")
+
+    @classmethod
+    def from_trainer(cls, scenario: Scenario, trainer: Any, seed: int | None = None,
+                     episodes: int = 1, what: str = "trainer") -> EconModel:
+        """A model whose brains are ``trainer``'s replica of ``seed`` (as :meth:`from_run`,
+        for a trainer in memory, e.g. one that went on learning under another mechanism)."""
         seeds = [int(s) for s in trainer.seeds]
         seed = seeds[0] if seed is None else seed
         if seed not in seeds:
-            raise ValueError(f"run {run_id!r}: seed {seed!r} is not one of its seeds {seeds}")
+            raise ValueError(f"{what}: seed {seed!r} is not one of its seeds {seeds}")
         r = seeds.index(seed)
         planner = trainer.tax_mechanism(r) if trainer.plans_taxes else None  # learned
         model = cls(scenario, brains=team_brains(trainer, r), seed=seed, episodes=episodes,

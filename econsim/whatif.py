@@ -67,6 +67,7 @@ BRAINS = ("scripted", "random", "noop", "trained:<run_id>")
 #: step of navigation is 48 KiB, so long what-ifs keep the pictures of their first episodes
 #: only (every episode keeps its rows in the tables)
 FRAME_BYTES = 256 * 2**20
+MAX_ADAPT = 10_000  # training iterations trained agents may re-learn per mechanism
 Progress = Callable[[float, str], Any]
 ShouldStop = Callable[[], bool]
 
@@ -174,6 +175,9 @@ class WhatIfResult:
     extent: tuple[float, float, float, float] | None = None
     cancelled: bool = False
     wall_s: float = 0.0
+    #: training iterations the trained agents re-learned under each mechanism (0: their
+    #: behaviour was held fixed)
+    adapted: int = 0
     #: the scenario as TOML, and each mechanism's spec as JSON (``rerun_code``)
     scenario_toml: str = ""
     specs: list[str] = field(default_factory=list)
@@ -199,7 +203,8 @@ class WhatIfResult:
         return (f"from econsim import scenario, whatif\n"
                 f"sc = scenario.load({self.scenario + '.toml'!r})\n"
                 f"res = whatif.WhatIfJob.create(sc, {specs!r}, episodes="
-                f"{self.episodes_requested}, seeds={self.seeds!r}, brains={brains!r}).run()\n")
+                f"{self.episodes_requested}, seeds={self.seeds!r}, brains={brains!r}"
+                f"{f', adapt={self.adapted}' if self.adapted else ''}).run()\n")
 
     def outcomes(self) -> list[str]:
         """The numeric per-episode outcomes of ``episodes`` (not seed, episode or the
@@ -294,6 +299,8 @@ class WhatIfJob:
     brains: str
     root: Path
     cancelled: bool = False
+    #: trained agents go on learning this many iterations under each mechanism first
+    adapt: int = 0
     _task: int = 0
     _model: EconModel | None = field(default=None, repr=False)
     _extra: list[dict] = field(default_factory=list, repr=False)
@@ -303,15 +310,20 @@ class WhatIfJob:
     _frame_bytes: int = 0
     _plane: list[pd.DataFrame] = field(default_factory=list, repr=False)
     _trainer: Any = field(default=None, repr=False)
+    #: mechanism label -> (trainer re-learning under it, its iteration when it started)
+    _adapting: dict[str, tuple[Any, int]] = field(default_factory=dict, repr=False)
+    _adapted: dict[str, Any] = field(default_factory=dict, repr=False)
     _wall: float = 0.0
 
     @classmethod
     def create(cls, scenario: Scenario | str | Path | None, mechanisms: Sequence[Any],
                episodes: int = 1, seeds: int | Sequence[int] = 0, brains: str | None = None,
-               root: str | Path | None = None) -> WhatIfJob:
+               root: str | Path | None = None, adapt: int = 0) -> WhatIfJob:
         """Validate everything and plan one model per mechanism x seed (ValueError, one line,
         on bad input; nothing runs yet). ``root``: the runs folder of trained brains
-        (default: ``$ECONSIM_RUNS`` or ``runs``)."""
+        (default: ``$ECONSIM_RUNS`` or ``runs``). ``adapt``: with trained brains, the agents
+        first go on learning ``adapt`` iterations under each mechanism (warm-started from the
+        run, all its seeds at once); 0 holds their behaviour fixed."""
         root = store.root_path(root)
         if brains is not None and (not isinstance(brains, str) or not (
                 brains in ("scripted", "random", "noop") or brains.startswith("trained:"))):
@@ -320,6 +332,12 @@ class WhatIfJob:
         if isinstance(episodes, bool) or not isinstance(episodes, int | np.integer) \
                 or episodes < 1:
             raise ValueError(f"episodes: {episodes!r} is not allowed: give an integer >= 1")
+        if isinstance(adapt, bool) or not isinstance(adapt, int | np.integer) \
+                or not 0 <= adapt <= MAX_ADAPT:
+            raise ValueError(f"adapt: {adapt!r} is not allowed: give training iterations in "
+                             f"0..{MAX_ADAPT}")
+        if adapt and not (isinstance(brains, str) and brains.startswith("trained:")):
+            raise ValueError("adapt: only trained agents re-learn (brains trained:<run_id>)")
         sc = _scenario(scenario, brains or "", root)
         game = sc.make_game()
         if brains is None:
@@ -341,7 +359,7 @@ class WhatIfJob:
                              "such as gtb)")
         job = cls(sc, [_Task(lb, sp, s, cols) for lb, sp, cols
                        in zip(labels, specs, columns, strict=True) for s in seeds],
-                  int(episodes), brains, root)
+                  int(episodes), brains, root, adapt=int(adapt))
         if brains.startswith("trained:"):
             run_id = brains.removeprefix("trained:")
             job._trainer = load_trainer(run_id, root)
@@ -354,6 +372,12 @@ class WhatIfJob:
                 raise ValueError(f"seeds: {', '.join(map(str, missing))} not trained in run "
                                  f"{run_id!r} (its seeds: {', '.join(map(str, trained))}); "
                                  "a seed picks the trained replica")
+            if adapt and any(s is not None for s in specs) \
+                    and not job._trainer.takes_mechanism:
+                raise ValueError(f"adapt: the agents of run {run_id!r} "
+                                 f"({sc.algorithm_name}) cannot learn under another "
+                                 "mechanism (agents trained by ppo can); keep them fixed or "
+                                 "compare the run's own mechanism")
         return job
 
     # ------------------------------------------------------------------ progress
@@ -372,7 +396,11 @@ class WhatIfJob:
         if m is not None:
             length = m.game.max_steps
             within = m.episodes_done + (0.0 if m.episode_over else min(m.t / length, 1.0))
-        return min((self._task * self.episodes + within) / total, 1.0)
+        # re-learning: one training iteration counts as much as one episode
+        learning = self.adapt * len({t.label for t in self.tasks})
+        learnt = sum(min(self.adapt, tr.iteration - start)
+                     for tr, start in self._adapting.values())
+        return min((self._task * self.episodes + within + learnt) / (total + learning), 1.0)
 
     def status(self) -> str:
         if self.cancelled:
@@ -380,6 +408,11 @@ class WhatIfJob:
         if self.done:
             return "finished"
         t = self.tasks[self._task]
+        if self.adapt and t.label not in self._adapted:
+            tr, start = self._adapting.get(t.label, (None, 0))
+            done = tr.iteration - start if tr is not None else 0
+            return (f"agents re-learning under {t.label}: iteration {done + 1} of "
+                    f"{self.adapt} (all seeds)")
         return f"{t.label}, seed {t.seed} ({self._task + 1} of {len(self.tasks)})"
 
     def _episodes_finished(self) -> int:
@@ -393,6 +426,11 @@ class WhatIfJob:
             brains = [ConstantBrain(0) for _ in range(game_n)]
         elif self.brains == "scripted":  # their random choices: a stream of the seed's own
             brains = scripted_workers(self.scenario.make_game(), make_rng(task.seed, "workers"))
+        elif self.brains.startswith("trained:") and self.adapt:
+            trainer = self._adapted[task.label]
+            if task.spec is None:  # the run's own mechanism or planner, learning went on
+                return EconModel.from_trainer(self.scenario, trainer, task.seed, self.episodes)
+            brains = team_brains(trainer, [int(s) for s in trainer.seeds].index(task.seed))
         elif self.brains.startswith("trained:"):
             if task.spec is None:  # the run's own mechanism or learned planner
                 return EconModel.from_run(self.brains.removeprefix("trained:"), seed=task.seed,
@@ -419,6 +457,10 @@ class WhatIfJob:
                 self.cancel()
                 break
             task = self.tasks[self._task]
+            if self._model is None and self.adapt and task.label not in self._adapted:
+                self._learn(task)  # one training iteration, then back to the checks
+                played += 1
+                continue
             if self._model is None:
                 self._model, self._extra = self._new_model(task), []
             m = self._model
@@ -441,6 +483,19 @@ class WhatIfJob:
                 self._task += 1
         self._wall += time.perf_counter() - t0
         return self.done
+
+    def _learn(self, task: _Task) -> None:
+        """One training iteration of the agents re-learning under ``task``'s mechanism
+        (a fresh copy of the run's trainer, all seeds, warm-started from its checkpoint)."""
+        if task.label not in self._adapting:
+            trainer = load_trainer(self.brains.removeprefix("trained:"), self.root)
+            if task.spec is not None:
+                trainer.use_mechanism(registry.build(task.spec))
+            self._adapting[task.label] = (trainer, trainer.iteration)
+        trainer, start = self._adapting[task.label]
+        trainer.iterate()
+        if trainer.iteration - start >= self.adapt:
+            self._adapted[task.label] = trainer
 
     def _record_events(self, m: EconModel) -> None:
         """Per-agent events of the step that the DataCollector does not report."""
@@ -493,7 +548,7 @@ class WhatIfJob:
             schedules=_schedules(periods, game, labels), terrain=terrain(game),
             frames=self._whole_frames(), plane=self._plane_table(game), extent=(
                 tuple(float(v) for v in game.extent) if has(game, Plane) else None),
-            cancelled=self.cancelled, wall_s=round(self._wall, 3),
+            cancelled=self.cancelled, wall_s=round(self._wall, 3), adapted=self.adapt,
             scenario_toml=self.scenario.to_toml(),
             specs=list(dict.fromkeys(json.dumps(t.spec, sort_keys=True) for t in self.tasks)))
 
@@ -649,7 +704,7 @@ def _schedules(periods: pd.DataFrame, game: Any, labels: list[str]) -> pd.DataFr
 def run_whatif(scenario: Scenario | str | Path | None, mechanism: Any = None,
                episodes: int = 1, seed: int | Sequence[int] = 0, brains: str | None = None, *,
                progress: Progress | None = None, should_stop: ShouldStop | None = None,
-               root: str | Path | None = None) -> WhatIfResult:
+               root: str | Path | None = None, adapt: int = 0) -> WhatIfResult:
     """Play ``episodes`` episodes of ``scenario`` under ``mechanism`` for each seed.
 
     ``seed`` is one seed or a list; ``brains`` ``"random"``, ``"noop"`` or
@@ -657,18 +712,18 @@ def run_whatif(scenario: Scenario | str | Path | None, mechanism: Any = None,
     is called as ``progress(fraction, text)``; ``should_stop()`` is checked between steps and
     stops the run (the finished episodes are returned, ``cancelled=True``).
     """
-    job = WhatIfJob.create(scenario, [mechanism], episodes, seed, brains, root)
+    job = WhatIfJob.create(scenario, [mechanism], episodes, seed, brains, root, adapt)
     return job.run(progress, should_stop)
 
 
 def compare(mechanisms: Sequence[Any], scenario: Scenario | str | Path | None = None,
             episodes: int = 1, seeds: int | Sequence[int] = 0, brains: str | None = None, *,
             progress: Progress | None = None, should_stop: ShouldStop | None = None,
-            root: str | Path | None = None) -> WhatIfResult:
+            root: str | Path | None = None, adapt: int = 0) -> WhatIfResult:
     """Play the same seeds under each of ``mechanisms`` (two or more), side by side; the
     tables carry a ``mechanism`` column. Arguments as :func:`run_whatif`."""
     mechanisms = list(mechanisms)
     if len(mechanisms) < 2:
         raise ValueError(f"mechanisms: compare needs two or more, got {len(mechanisms)}")
-    job = WhatIfJob.create(scenario, mechanisms, episodes, seeds, brains, root)
+    job = WhatIfJob.create(scenario, mechanisms, episodes, seeds, brains, root, adapt)
     return job.run(progress, should_stop)

@@ -64,6 +64,7 @@ class TrainerTraits:
     #: give an algorithm name its own, ``learners.default_kind``)
     default_kind: ClassVar[str] = ""
     #: the trainer accepts a ``[mechanism]`` table (a tax mechanism: ``mechanism=`` keyword)
+    #: and ``use_mechanism(mechanism)`` to go on training under another one
     takes_mechanism: ClassVar[bool] = False
     #: all agents act with one parameter-shared policy (``act_one``; brains:
     #: ``SharedPolicyBrain``), else a joint ``decide`` per step (``TeamPolicy``)

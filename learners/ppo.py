@@ -138,6 +138,11 @@ class PPOTrainer(TrainerTraits):
     def _gens(self, role: str) -> list[torch.Generator]:
         return [torch_generator(s, f"ppo/{role}") for s in self.seeds]
 
+    def use_mechanism(self, mechanism: TaxMechanism | None) -> None:
+        """Train from now on under ``mechanism`` (a fresh copy per replica; None: no taxes),
+        e.g. agents re-learning under another policy in a what-if."""
+        self.mechanisms = [copy.deepcopy(mechanism) for _ in self.seeds] if mechanism else None
+
     def epsilon(self) -> float:
         return 0.0
 

@@ -629,3 +629,27 @@ def test_stored_hsd_run_shows_its_skills(monkeypatch, tmp_path, downloads):
     table = pd.read_csv(io.BytesIO(data))
     assert set(table.seed) == {0, 1} and (table.episodes == 5).all()
     assert {"shot", "steal", "goal"} <= set(table.event)
+
+
+def test_whatif_with_trained_agents_shows_their_scenario_and_can_re_learn(monkeypatch,
+                                                                           runs_root):
+    """Choosing a trained run shows the run's own scenario and seeds; 'agents re-learn'
+    trains them K iterations under each mechanism first, and the result says so."""
+    at = _app(monkeypatch, runs_root)
+    _go(at, "what_if")
+    at.selectbox(key="w_scenario").set_value("gtb_free_market").run()
+    run = next(o for o in at.selectbox(key="w_brains").options if "gtb_flat30" in o)
+    at.selectbox(key="w_brains").set_value(run.replace("Trained: ", "trained:")).run()
+    assert at.selectbox(key="w_scenario").value == "gtb_flat30"  # the run's own
+    assert at.text_input(key="w_seeds").value == "0,1"
+    assert at.radio(key="w_adapt_mode").value == "fixed"
+    at.radio(key="w_adapt_mode").set_value("relearn").run()
+    at.number_input(key="w_adapt").set_value(1).run()
+    at.multiselect(key="w_mechanisms").set_value(["scenario", "free_market"]).run()
+    at.number_input(key="w_episodes").set_value(1)
+    at.button(key="w_run").click().run()
+    _ok(at)
+    assert not at.error, [e.value for e in at.error]
+    res = at.session_state["whatif_result"]
+    assert res.adapted == 1 and len(res.episodes) == 2 * 2
+    assert any("re-learned 1 iterations under each mechanism" in c.value for c in at.caption)

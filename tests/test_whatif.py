@@ -242,6 +242,50 @@ def test_trained_brains_from_a_stored_run(tmp_path):
         whatif.run_whatif(None, brains="trained:nope", root=tmp_path)
 
 
+def test_trained_agents_re_learn_under_each_mechanism(tmp_path):
+    """adapt=K: each mechanism's agents are the run's, trained K more iterations under it
+    (all seeds at once), exactly as training them by hand; progress counts the learning."""
+    from econsim.model import load_trainer
+    from learners.brains import team_brains
+    from mechanisms import registry
+
+    run = runner.run(small("gtb_us_federal", 1, eval_episodes=1, ppo=True), seeds=[0, 1],
+                     progress=False, root=tmp_path)
+    brains = f"trained:{run.run_id}"
+    job = whatif.WhatIfJob.create(None, [None, "free_market"], 1, [0, 1], brains, tmp_path,
+                                  adapt=2)
+    seen = []
+    res = job.run(progress=lambda f, s: seen.append((f, s)), every_s=0.0)
+    assert res.adapted == 2 and not res.cancelled
+    assert any(s.startswith("agents re-learning under free_market: iteration 2 of 2")
+               for _, s in seen)
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    by_hand = load_trainer(run.run_id, tmp_path)
+    by_hand.use_mechanism(registry.build({"name": "free_market"}))
+    by_hand.iterate()
+    by_hand.iterate()
+    model = EconModel("gtb_us_federal", brains=team_brains(by_hand, 1), seed=1,
+                      mechanism="free_market")
+    model.run_episodes(1)
+    mv = model.datacollector.get_model_vars_dataframe().iloc[1:]
+    mine = res.world[(res.world.mechanism == "free_market") & (res.world.seed == 1)]
+    assert np.allclose(mine.welfare.to_numpy(), mv.welfare.to_numpy())
+    fixed = whatif.compare([None, "free_market"], None, seeds=[1], brains=brains,
+                           root=tmp_path)
+    assert fixed.adapted == 0  # behaviour held fixed: the stored agents
+    assert "adapt=2" in res.rerun_code()
+    stop = whatif.WhatIfJob.create(None, ["free_market"], 1, [0], brains, tmp_path, adapt=3)
+    stop.advance(max_steps=1)
+    stop.advance(should_stop=lambda: True)
+    assert stop.cancelled and stop.result().episodes.empty
+    for bad, match in (({"adapt": -1}, "adapt: -1 is not allowed"),
+                       ({"adapt": 2, "brains": "random"}, "only trained agents re-learn")):
+        with pytest.raises(ValueError, match=match):
+            whatif.WhatIfJob.create("gtb_us_federal", [None], 1, [0],
+                                    bad.get("brains", brains), tmp_path, adapt=bad["adapt"])
+
+
 def test_summary_intervals_are_across_seeds_and_differences_are_paired(pair):
     conf = pair.confidence(["welfare_sum", "nash"])
     assert list(conf.mechanism.unique()) == pair.mechanisms and (conf.seeds == 2).all()

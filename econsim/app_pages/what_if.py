@@ -45,10 +45,14 @@ if ss.w_scenario not in scenarios:
 
 
 def _on_brains() -> None:
-    """Trained agents: play the run's own seeds (a seed picks the trained replica)."""
+    """Trained agents: play the run's own seeds (a seed picks the trained replica) and show
+    the run's own scenario."""
     if ss.w_brains.startswith("trained:"):
         runs = common.list_runs(root).set_index("run_id")
-        ss.w_seeds = str(runs.loc[ss.w_brains.removeprefix("trained:"), "seeds"])
+        run = runs.loc[ss.w_brains.removeprefix("trained:")]
+        ss.w_seeds = str(run["seeds"])
+        if run["scenario"] in scenarios:
+            ss.w_scenario = run["scenario"]
 
 
 c1, c2 = st.columns(2)
@@ -58,6 +62,19 @@ brain = c2.selectbox("Agents", brains, key="w_brains", on_change=_on_brains,
 trained = brain.startswith("trained:")
 name = c1.selectbox("Scenario (game and its settings)", scenarios, key="w_scenario",
                     disabled=trained, help="with trained agents, the run's own scenario")
+adapt = 0
+if trained:
+    c1, c2 = st.columns(2)
+    mode = c1.radio("Trained agents under another mechanism", ["fixed", "relearn"],
+                    key="w_adapt_mode", horizontal=True,
+                    format_func={"fixed": "behaviour held fixed",
+                                 "relearn": "agents re-learn under each mechanism"}.get,
+                    help="held fixed: the agents act as they learned under the run's own "
+                         "policy; re-learn: they first go on training (warm-started from the "
+                         "run, all seeds at once) under each mechanism")
+    if mode == "relearn":
+        adapt = int(c2.number_input("Training iterations per mechanism", 1, 10_000, 20,
+                                    key="w_adapt"))
 
 
 def _scenario():
@@ -131,7 +148,7 @@ if run:
             raise ValueError("mechanisms: pick at least one")
         ss.w_job = whatif.WhatIfJob.create(  # scripted: the game's workers, else random
             _scenario(), _specs(), int(ss.w_episodes), common.parse_seeds(ss.w_seeds),
-            None if brain == "scripted" else brain, root)
+            None if brain == "scripted" else brain, root, adapt)
     except (ScenarioError, ValueError) as err:
         st.error(common.one_line(err))
 
@@ -171,7 +188,9 @@ if res.cancelled:
                "below hold those.")
 st.subheader("Results")
 agents = RESULT_BRAINS.get(res.brains, res.brains.replace(
-    "trained:", "trained agents of run ") + " (behaviour held fixed)")
+    "trained:", "trained agents of run ") + (
+    f" (re-learned {res.adapted} iterations under each mechanism)" if res.adapted
+    else " (behaviour held fixed)"))
 st.caption(f"{res.scenario} ({res.env}), agents: {agents}, mechanisms: "
            f"{', '.join(res.mechanisms)}, seeds {res.seeds}, {res.episodes_requested} "
            f"episode(s) each; {res.episodes_done} episodes in {res.wall_s:.1f} s.")
