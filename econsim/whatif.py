@@ -413,7 +413,9 @@ class WhatIfJob:
             done = tr.iteration - start if tr is not None else 0
             return (f"agents re-learning under {t.label}: iteration {done + 1} of "
                     f"{self.adapt} (all seeds)")
-        return f"{t.label}, seed {t.seed} ({self._task + 1} of {len(self.tasks)})"
+        total = len(self.tasks) * self.episodes
+        now = min(self._episodes_finished() + 1, total)
+        return f"episode {now} of {total}: {t.label}, seed {t.seed}"
 
     def _episodes_finished(self) -> int:
         done = sum(len(p["episodes"]) for p in self._parts)

@@ -653,3 +653,18 @@ def test_whatif_with_trained_agents_shows_their_scenario_and_can_re_learn(monkey
     res = at.session_state["whatif_result"]
     assert res.adapted == 1 and len(res.episodes) == 2 * 2
     assert any("re-learned 1 iterations under each mechanism" in c.value for c in at.caption)
+
+
+def test_run_selectors_open_the_newest_run(monkeypatch, tmp_path):
+    """The newest run by start time opens first, whatever the ids' alphabetical order."""
+    import time as _time
+
+    root = tmp_path / "runs"
+    runner.run("ipd_pg", seeds=[0], iterations=2, progress=False, root=root, run_id="z-older")
+    _time.sleep(1.1)  # start times have one-second resolution
+    runner.run("ipd_pg", seeds=[0], iterations=2, progress=False, root=root, run_id="a-newer")
+    at = _app(monkeypatch, root)
+    _go(at, "runs")
+    assert at.selectbox(key="r_open").value == "a-newer"
+    _go(at, "plots").radio(key="p_source").set_value("A stored run").run()
+    assert at.selectbox(key="p_run").value == "a-newer"

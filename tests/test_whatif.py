@@ -136,6 +136,7 @@ def test_job_advances_in_chunks_and_reports_fraction():
     assert job.fraction == 0.0 and not job.done
     job.advance(max_steps=50)
     assert 0.2 < job.fraction < 0.3 and "flat" in job.status()
+    assert job.status().startswith("episode 1 of 2: flat")
     assert job.result().episodes.empty  # nothing finished yet
     job.advance()
     assert job.done and job.fraction == 1.0 and len(job.result().episodes) == 2

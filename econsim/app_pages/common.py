@@ -70,11 +70,15 @@ def runs_root() -> Path:
 
 
 def list_runs(root: Path) -> pd.DataFrame:
-    """``store.runs(root)``: the usable runs (an empty table if the folder does not exist);
+    """``store.runs(root)``: the usable runs (an empty table if the folder does not exist),
+    oldest first by start time (the pages list them reversed: the newest opens first);
     each folder the store skips is shown as a one-line warning on the page."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", StoreWarning)
         df = store.runs(root)
+    if not df.empty:
+        df = df.sort_values(["started", "run_id"], na_position="first",
+                            kind="stable").reset_index(drop=True)
     skipped = [str(w.message) for w in caught if issubclass(w.category, StoreWarning)]
     if skipped:
         import streamlit as st
