@@ -668,3 +668,19 @@ def test_run_selectors_open_the_newest_run(monkeypatch, tmp_path):
     assert at.selectbox(key="r_open").value == "a-newer"
     _go(at, "plots").radio(key="p_source").set_value("A stored run").run()
     assert at.selectbox(key="p_run").value == "a-newer"
+
+
+def test_coin_labels_and_axes_are_readable():
+    from econsim.app_pages import charts
+    from mechanisms.tax import US_FEDERAL_CUTOFFS
+
+    assert charts.coin_text(1250.0) == "1,250" and charts.coin_text(84.225) == "84.2"
+    assert charts.coin_text(10.0) == "10" and charts.coin_text(0.0) == "0"
+    edges = list(US_FEDERAL_CUTOFFS)
+    labels = [charts._bracket_label(lo, up) for lo, up in zip(edges, [*edges[1:],
+                                                                      float("inf")])]
+    assert all("e+" not in lb and len(lb) <= 13 for lb in labels) and labels[-1].endswith("+")
+    curve = pd.DataFrame({"mechanism": "m", "income": [0.0, 500.0], "tax": [0.0, 120.0]})
+    spec = charts.tax_curve(curve).to_dict()
+    assert spec["encoding"]["x"]["axis"]["format"] == ",.0f"
+    assert spec["encoding"]["y"]["title"] == "tax due T(z) (coin)"

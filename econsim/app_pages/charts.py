@@ -16,6 +16,8 @@ EPISODE_METRICS = ("welfare_sum", "welfare_final", "productivity", "equality")  
 ACTIVITY = {"wood_gathered": "wood gathered", "stone_gathered": "stone gathered",
             "houses_built": "houses built",
             "trade_volume": "units traded"}
+COIN_AXIS = alt.Axis(format=",.0f")  # coin: 1,200, not 1.2e+3
+RATE_AXIS = alt.Axis(format=".0%")
 TERRAIN_COLORS = {"empty": "#f3ecd9", "water": "#6aa9e0", "wood source": "#4f9a4a",
                   "stone source": "#9a9a9a", "house": "#9b5a2a"}
 
@@ -57,8 +59,17 @@ def episode_bars(episodes: pd.DataFrame, metrics: tuple[str, ...] = EPISODE_METR
     ).resolve_scale(y="independent")
 
 
+def coin_text(x: float) -> str:
+    """Coin as people read it: ``1,250``, ``84.2``, ``10`` (never ``1.25e+03``)."""
+    if abs(x) >= 100 or float(x).is_integer():
+        return f"{x:,.0f}"
+    return f"{x:,.1f}"
+
+
 def _bracket_label(lower: float, upper: float) -> str:
-    return f"{lower:g}+" if not np.isfinite(upper) else f"{lower:g}-{upper:g}"
+    if not np.isfinite(upper):
+        return f"{coin_text(lower)}+"
+    return f"{coin_text(lower)}-{coin_text(upper)}"
 
 
 def schedule_bars(schedules: pd.DataFrame) -> alt.Chart:
@@ -71,7 +82,7 @@ def schedule_bars(schedules: pd.DataFrame) -> alt.Chart:
     order = list(dict.fromkeys(df.sort_values("lower")["bracket (coin)"]))
     return alt.Chart(df).mark_bar().encode(
         x=alt.X("bracket (coin):N", sort=order), xOffset="mechanism:N",
-        y=alt.Y("rate:Q", title="marginal rate", axis=alt.Axis(format="%")),
+        y=alt.Y("rate:Q", title="marginal rate", axis=RATE_AXIS),
         color=_color(df), tooltip=["mechanism", "bracket (coin)",
                                    alt.Tooltip("rate:Q", format=".1%")],
     ).properties(height=260)
@@ -79,12 +90,14 @@ def schedule_bars(schedules: pd.DataFrame) -> alt.Chart:
 
 def tax_curve(curve: pd.DataFrame, y: str = "tax") -> alt.Chart:
     """``T(z)``: tax due (or after-tax income, average rate) against pre-tax income."""
-    fmt = "%" if y.endswith("rate") else ""
+    rate = y.endswith("rate")
+    titles = {"tax": "tax due T(z) (coin)", "after_tax": "income after tax (coin)",
+              "average_rate": "average rate T(z) / z", "marginal_rate": "marginal rate"}
     return alt.Chart(curve).mark_line().encode(
-        x=alt.X("income:Q", title="pre-tax income z (coin per period)"),
-        y=alt.Y(f"{y}:Q", title={"tax": "tax due T(z)"}.get(y, y), axis=alt.Axis(format=fmt)),
-        color=_color(curve), tooltip=["mechanism", alt.Tooltip("income:Q", format=".1f"),
-                                      alt.Tooltip(f"{y}:Q", format=".3f")],
+        x=alt.X("income:Q", title="pre-tax income z (coin per period)", axis=COIN_AXIS),
+        y=alt.Y(f"{y}:Q", title=titles.get(y, y), axis=RATE_AXIS if rate else COIN_AXIS),
+        color=_color(curve), tooltip=["mechanism", alt.Tooltip("income:Q", format=",.1f"),
+                                      alt.Tooltip(f"{y}:Q", format=".1%" if rate else ",.2f")],
     ).properties(height=260)
 
 
@@ -397,10 +410,6 @@ def ci_points(table: pd.DataFrame, value: str = "mean", by: str = "mechanism",
 
 
 # ------------------------------------------------------------- distribution (workbench II)
-COIN_AXIS = alt.Axis(format=",.0f")  # coin: 1,200, not 1.2e+3
-RATE_AXIS = alt.Axis(format=".0%")
-
-
 def tradeoff(points: pd.DataFrame, iso: pd.DataFrame, by: str = "mechanism") -> alt.Chart:
     """Equality against productivity: a point per mechanism x seed, the frontier of the
     undominated points (solid), iso-welfare curves ``equality = w / productivity`` (dashed
