@@ -1,9 +1,10 @@
 """The econsim workbench: ``streamlit run app.py`` (or ``make app``).
 
-Pages (``econsim/app_pages/``): scenario builder, what-if, plots, runs browser, exports,
-regression. The sidebar shows the runs folder (``$ECONSIM_RUNS`` when the app was started,
-else ``runs``), where runs are stored and read; it cannot be changed from the browser. The
-app only calls econsim; it re-implements none of it.
+Pages (``econsim/app_pages/``): scenario builder, what-if, plots, experiment (a grid of
+parameter values x seeds), runs browser, exports, regression. The sidebar shows the runs
+folder (``$ECONSIM_RUNS`` when the app was started, else ``runs``), where runs are stored
+and read; it cannot be changed from the browser. The app only calls econsim; it
+re-implements none of it.
 """
 
 import warnings
@@ -33,6 +34,7 @@ nav = st.navigation([
             default=True),
     st.Page(f"{PAGES}/what_if.py", title="What-if", url_path="what-if"),
     st.Page(f"{PAGES}/plots.py", title="Plots", url_path="plots"),
+    st.Page(f"{PAGES}/experiment.py", title="Experiment", url_path="experiment"),
     st.Page(f"{PAGES}/runs.py", title="Runs", url_path="runs"),
     st.Page(f"{PAGES}/exports.py", title="Exports", url_path="exports"),
     st.Page(f"{PAGES}/regression.py", title="Regression", url_path="regression"),

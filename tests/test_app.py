@@ -17,7 +17,7 @@ from econsim import runner, scenario, whatif
 from tests.reference import small
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
-PAGES = ("builder", "what_if", "plots", "runs", "exports", "regression")
+PAGES = ("builder", "what_if", "plots", "experiment", "runs", "exports", "regression")
 TIMEOUT = 30  # AppTest's default is 3 s per run
 
 
@@ -677,10 +677,39 @@ def test_coin_labels_and_axes_are_readable():
     assert charts.coin_text(1250.0) == "1,250" and charts.coin_text(84.225) == "84.2"
     assert charts.coin_text(10.0) == "10" and charts.coin_text(0.0) == "0"
     edges = list(US_FEDERAL_CUTOFFS)
-    labels = [charts._bracket_label(lo, up) for lo, up in zip(edges, [*edges[1:],
-                                                                      float("inf")])]
+    labels = [charts._bracket_label(lo, up) for lo, up in zip(
+        edges, [*edges[1:], float("inf")], strict=True)]
     assert all("e+" not in lb and len(lb) <= 13 for lb in labels) and labels[-1].endswith("+")
     curve = pd.DataFrame({"mechanism": "m", "income": [0.0, 500.0], "tax": [0.0, 120.0]})
     spec = charts.tax_curve(curve).to_dict()
     assert spec["encoding"]["x"]["axis"]["format"] == ",.0f"
     assert spec["encoding"]["y"]["title"] == "tax due T(z) (coin)"
+
+
+def test_experiment_runs_a_grid_and_regresses_on_it(monkeypatch, tmp_path):
+    """The experiment page: a grid validated before anything runs, one run per value with
+    all seeds, the per-episode table and the regression of an outcome on the parameter."""
+    at = _app(monkeypatch, tmp_path / "runs")
+    _go(at, "experiment")
+    _ok(at)
+    at.selectbox(key="x_scenario").set_value("ipd_pg").run()
+    assert at.error  # the default grid's mechanism.rate is not the IPD's: refused first
+    assert "mechanism" in at.error[0].value and not (tmp_path / "runs").exists()
+    at.session_state["x_grid"] = pd.DataFrame({"parameter": ["algorithm.lr"],
+                                               "values": ["0.01, 0.1"]})
+    at.text_input(key="x_seeds").input("0,1")
+    at.number_input(key="x_iterations").set_value(3).run()
+    assert not at.error, [e.value for e in at.error]
+    assert "2 run(s) x 2 seed(s)" in at.info[0].value
+    at.button(key="x_run").click().run(timeout=120)
+    _ok(at)
+    assert not at.error, [e.value for e in at.error]
+    frames = [d.value for d in at.dataframe]
+    runs = next(f for f in frames if "status" in f)
+    assert list(runs.status) == ["finished", "finished"] and len(runs) == 2
+    episodes = next(f for f in frames if "algorithm_lr" in f and "collective" in f)
+    assert set(episodes.algorithm_lr) == {0.01, 0.1} and set(episodes.seed) == {0, 1}
+    assert at.selectbox(key="x_outcome").value == "collective"
+    at.button(key="x_regress").click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert "algorithm_lr" in at.code[-1].value and "clustered by seed" in at.code[-1].value
