@@ -128,8 +128,10 @@ formula = f"{outcome} ~ " + " + ".join(params)
 st.code(formula, language=None)
 if st.button("Regress the outcome on the parameters", key="x_regress"):
     try:
-        fit = analysis.regress(formula, episodes, cluster="seed")
+        fit = common.regress(analysis, formula, episodes, "seed", {}, "auto")
         st.code(fit.summary_text(), language=None)
+        for w in fit.warnings:
+            st.warning(w)
         st.dataframe(fit.table, hide_index=True)
     except ValueError as err:
         st.error(common.one_line(err))
