@@ -6,7 +6,10 @@ and prints, per environment and method, the final return (the mean of the last f
 evaluations, mean over seeds) and the episode at which the seed-mean curve first gets within
 10% of its final level from its first evaluation, i.e. ``x - x_0 >= 0.9 (x_final - x_0)``
 (returns are negative in navigation, so "90% of the final return" is measured as progress
-from the start). CM3's stage-1 episodes are counted: its iterations include stage 1.
+from the start), and, with IAC among the methods, the episode at which each method's curve
+first reaches IAC's final level and holds it on average over the next five evaluations
+(``episodes_to_iac_final``: "CM3 reaches IAC's final return in fewer episodes"). CM3's
+stage-1 episodes are counted: its iterations include stage 1.
 
 Curves (mean and min-max over seeds) go to ``docs/cm3_<env>.png`` (left: baselines, right:
 ablations). The budget is stated with ``--iterations`` (10 episodes each); ``--resume``
@@ -36,6 +39,7 @@ METHODS = ("cm3", "direct", "qv", "iac", "coma", "qmix")
 BASELINES = ("cm3", "iac", "coma", "qmix")
 ABLATIONS = ("cm3", "direct", "qv")
 LAST = 5  # evaluations averaged for the final level
+BASELINE = "iac"  # the acceptance compares CM3 with IAC: episodes to reach IAC's final level
 
 
 def curves(run_ids: dict[str, str], root: str) -> pd.DataFrame:
@@ -90,7 +94,22 @@ def summary(curve: pd.DataFrame) -> pd.DataFrame:
                     "final_min": round(per_seed.min(), 2), "final_max": round(per_seed.max(), 2),
                     "episodes_to_90pct": int(reached[0]) if len(reached) else None,
                     "seeds": len(per_seed), "budget_episodes": int(mean.index.max())})
-    return pd.DataFrame(out)
+    table = pd.DataFrame(out)
+    if BASELINE in set(table.method):  # when each method first reaches IAC's final level
+        target = float(table.loc[table.method == BASELINE, "final"].iloc[0])
+        table[f"episodes_to_{BASELINE}_final"] = [
+            first_at(curve[curve.method == m], target) for m in table.method]
+    return table
+
+
+def first_at(c: pd.DataFrame, level: float) -> int | None:
+    """The first evaluation (training episodes) at which the seed-mean curve of ``c`` is at
+    least ``level`` and stays there on average: the mean of it and the next ``LAST - 1``
+    evaluations is too (one lucky evaluation does not count)."""
+    mean = c.groupby("episodes").collective.mean().sort_index()
+    ahead = mean[::-1].rolling(LAST, min_periods=1).mean()[::-1]
+    hit = mean.index[(mean >= level) & (ahead >= level)]
+    return int(hit[0]) if len(hit) else None
 
 
 def plot(env: str, curve: pd.DataFrame, path: Path) -> None:

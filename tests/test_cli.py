@@ -54,6 +54,8 @@ def test_cm3_benchmark_runs_on_a_tiny_budget(tmp_path, capsys):
     assert set(zip(table.env, table.method, strict=True)) == {(e, m) for e in ("merge", "checkers")
                                                  for m in ("cm3", "iac")}
     assert table.final.notna().all() and (table.budget_episodes == 100).all()
+    assert "episodes_to_iac_final" in table  # IAC reaches its own final level at some point
+    assert table[table.method == "iac"].episodes_to_iac_final.notna().all()
     assert (tmp_path / "docs" / "cm3_merge.png").stat().st_size > 1000
     assert "Figure 3.5 summary" in capsys.readouterr().out
 
@@ -128,3 +130,13 @@ def test_run_summary_shows_the_games_own_episode_metrics(tmp_path):
     eps = result.episodes.query("phase == 'eval'")
     want = eps[eps.iteration == eps.iteration.max()].groupby("seed").mutual_cooperation.mean()
     assert list(table.mutual_cooperation) == list(want.round(3))
+
+
+def test_first_at_needs_the_level_held_not_one_lucky_evaluation():
+    import pandas as pd
+
+    first_at = _load("cm3").first_at
+    c = pd.DataFrame({"episodes": range(100, 1100, 100),
+                      "collective": [-50, -10, -50, -50, -50, -12, -11, -9, -10, -10]})
+    assert first_at(c, -12.0) == 600  # 200 is one lucky evaluation; from 600 it holds
+    assert first_at(c, 0.0) is None
