@@ -253,6 +253,8 @@ def test_whatif_compares_two_mechanisms(app, downloads):
         assert {"whatif-gtb_us_federal-episodes.dta", "whatif-gtb_us_federal-scenario.toml",
                 "README.txt"} <= set(z.namelist())
         assert "whatif.WhatIfJob.create" in z.read("README.txt").decode()
+    page = files["whatif-gtb_us_federal-report.html"].decode()
+    assert page.startswith("<!DOCTYPE html>") and "Paired differences to us_federal" in page
     periods = pd.read_csv(io.BytesIO(files["whatif-gtb_us_federal-periods.csv"]))
     assert len(periods) == 2 * 2 * 10 * 4
     assert {"mechanism", "seed", "skill", "pre_tax_income", "post_tax_income"} <= set(periods)

@@ -5,7 +5,7 @@ meaning); the what-if also as one zip with its scenario and the code that reruns
 import pandas as pd
 import streamlit as st
 
-from econsim import stata
+from econsim import report, stata
 from econsim.app_pages import common
 
 ss = st.session_state
@@ -65,6 +65,12 @@ with tab_w:
             stata.bundle(res.tables(), stem, scenario_toml=res.scenario_toml,
                          readme=_readme(res)),
             file_name=f"{stem}.zip", mime="application/zip", key="e_w_zip", type="primary")
+        c1, c2 = st.columns([1, 2])
+        base = c1.selectbox("Report: differences against", res.mechanisms, key="e_w_base")
+        c2.download_button(
+            "HTML report: scenario, results with confidence intervals, plots, versions and "
+            "the code that reruns it (one file)", report.whatif_report(res, base),
+            file_name=f"{stem}-report.html", mime="text/html", key="e_w_report")
         for name, df in res.tables().items():
             if not df.empty:
                 _downloads(df, f"{stem}-{name}", TITLES[name], f"e_w_{name}", name)

@@ -1,0 +1,181 @@
+"""A one-file HTML report of a what-if: what was run, the results with their uncertainty, the
+plots, and how to run it again.
+
+:func:`whatif_report` returns one self-contained HTML page (no scripts, no links to fetch:
+the plots are PNG images inside the file, drawn with matplotlib), holding the scenario (its
+TOML), the mechanisms, agents and seeds; per outcome the mean and 95% confidence interval
+across seeds, and the paired differences to a baseline mechanism
+(``econsim.uncertainty``); the plots (outcomes with their intervals, the
+equality-productivity trade-off, Lorenz curves, the tax schedules T(z)); the versions of
+econsim, Python and the libraries; and the Python that reruns it
+(``WhatIfResult.rerun_code``). Every text from the result is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import platform
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from econsim import distribution
+
+__all__ = ["whatif_report", "versions"]
+
+LIBRARIES = ("numpy", "pandas", "torch", "mesa", "statsmodels", "streamlit")
+OUTCOMES = ("welfare_sum", "productivity", "equality", "utilitarian", "atkinson", "nash",
+            "rawlsian", "tax_revenue", "houses_built", "collective_return")
+
+
+def versions() -> dict[str, str]:
+    """econsim, Python and the main libraries, as installed."""
+    out = {"econsim": _version("econsim"), "python": platform.python_version()}
+    out.update({lib: _version(lib) for lib in LIBRARIES})
+    return out
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _png(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f'<img alt="plot" src="data:image/png;base64,{data}">'
+
+
+def _table(df: pd.DataFrame, digits: int = 3) -> str:
+    return df.round(digits).to_html(index=False, border=0, classes="t", escape=True,
+                                    na_rep="")
+
+
+def _plots(res: Any, conf: pd.DataFrame) -> list[tuple[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = []
+    shown = [o for o in dict.fromkeys(conf["outcome"])][:6]
+    if shown:
+        fig, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown), 3.0), squeeze=False)
+        for ax, outcome in zip(axes[0], shown, strict=True):
+            part = conf[conf["outcome"] == outcome]
+            y = np.arange(len(part))
+            ok = np.isfinite(part["ci_low"]) & np.isfinite(part["ci_high"])
+            ax.errorbar(part["mean"], y, xerr=np.where(ok, [part["mean"] - part["ci_low"],
+                                                            part["ci_high"] - part["mean"]], 0),
+                        fmt="o", capsize=3)
+            ax.set_yticks(y, part["mechanism"])
+            ax.set_title(outcome, fontsize=10)
+            ax.grid(alpha=0.3)
+        out.append(("Outcomes: mean and 95% confidence interval across seeds", _png(fig)))
+    if {"productivity", "equality"} <= set(res.episodes.columns):
+        pts = distribution.tradeoff(res.episodes)
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for m, part in pts.groupby("mechanism", sort=False):
+            ax.scatter(part["productivity"], part["equality"], label=m)
+        front = pts[pts["frontier"]].sort_values("productivity")
+        ax.plot(front["productivity"], front["equality"], color="black", lw=1)
+        p = np.linspace(max(pts["productivity"].min() * 0.8, 1e-9),
+                        pts["productivity"].max() * 1.2, 50)
+        for w in (0.5, 0.75, 1.0):
+            level = pts["welfare"].max() * w
+            e = level / p
+            ax.plot(p[e <= 1], e[e <= 1], color="#999", ls="--", lw=0.8)
+        ax.set_xlabel("productivity (total coin)")
+        ax.set_ylabel("equality (1 - Gini)")
+        ax.legend(fontsize=8)
+        out.append(("The equality-productivity trade-off (a point per mechanism and seed; "
+                    "black: frontier; dashed: equal welfare)", _png(fig)))
+    if not res.periods.empty:
+        lz = distribution.lorenz(res.periods)
+        fig, ax = plt.subplots(figsize=(5, 4))
+        ax.plot([0, 1], [0, 1], color="#bbb")
+        for (m, kind), part in lz.groupby(["mechanism", "income"], sort=False):
+            ax.plot(part["people"], part["share"], ls="--" if kind == "pre_tax" else "-",
+                    label=f"{m}, {'before' if kind == 'pre_tax' else 'after'} tax "
+                          f"(Gini {part['gini'].iloc[0]:.2f})")
+        ax.set_xlabel("poorest share of agent-episodes")
+        ax.set_ylabel("share of all income")
+        ax.legend(fontsize=7)
+        out.append(("Lorenz curves of income per episode", _png(fig)))
+    if not res.schedules.empty:
+        curve = res.tax_curve()
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for m, part in curve.groupby("mechanism", sort=False):
+            ax.plot(part["income"], part["tax"], label=m)
+        ax.set_xlabel("pre-tax income z (coin per period)")
+        ax.set_ylabel("tax due T(z) (coin)")
+        ax.legend(fontsize=8)
+        out.append(("Tax schedules T(z)", _png(fig)))
+    return out
+
+
+def whatif_report(res: Any, baseline: str | None = None, title: str | None = None) -> str:
+    """The HTML report of a ``whatif.WhatIfResult`` (module docstring); ``baseline``: the
+    mechanism the paired differences are taken against (default: the first)."""
+    if res.episodes.empty:
+        raise ValueError("report: the what-if has no finished episode")
+    baseline = baseline or res.mechanisms[0]
+    if baseline not in res.mechanisms:
+        raise ValueError(f"report: baseline {baseline!r} is not among the mechanisms "
+                         f"({', '.join(res.mechanisms)})")
+    outcomes = [o for o in OUTCOMES if o in res.episodes.columns]
+    conf = res.confidence(outcomes)
+    diff = res.differences(baseline, outcomes) if len(res.mechanisms) > 1 else None
+    e = html.escape
+    agents = {"scripted": "scripted workers (rule-based)", "random": "random (a null model)",
+              "noop": "idle"}.get(res.brains, res.brains)
+    if res.brains.startswith("trained:"):
+        agents += (f", re-learned {res.adapted} iterations under each mechanism"
+                   if res.adapted else ", behaviour held fixed")
+    parts = [
+        f"<h1>{e(title or f'What-if of {res.scenario}')}</h1>",
+        f"<p class='meta'>econsim report, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC</p>",
+        "<h2>What was run</h2><ul>",
+        f"<li>Scenario: <b>{e(res.scenario)}</b> (game {e(res.env)})</li>",
+        f"<li>Mechanisms: {e(', '.join(res.mechanisms))}</li>",
+        f"<li>Agents: {e(agents)}</li>",
+        f"<li>Seeds: {e(', '.join(map(str, res.seeds)))}; {res.episodes_requested} "
+        f"episode(s) per seed and mechanism; {res.episodes_done} episodes played"
+        f"{' (cancelled)' if res.cancelled else ''}</li></ul>",
+        "<h2>Results</h2><p>Seeds are the unit of replication: each seed's episodes are "
+        "averaged first, then the mean and its 95% Student-t interval are taken across "
+        "seeds.</p>", _table(conf),
+    ]
+    if diff is not None:
+        parts += [f"<h3>Paired differences to {e(baseline)}</h3><p>Each mechanism minus the "
+                  "baseline on the same seed, averaged over seeds, with the paired 95% "
+                  "interval.</p>", _table(diff)]
+    for caption, img in _plots(res, conf):
+        parts += [f"<h3>{e(caption)}</h3>", img]
+    parts += [
+        "<h2>Versions</h2>", _table(pd.DataFrame([versions()])),
+        "<h2>Run it again</h2><p>Save the scenario below as "
+        f"<code>{e(res.scenario)}.toml</code>, then run this Python:</p>",
+        f"<pre>{e(res.rerun_code())}</pre>",
+        "<h3>Scenario</h3>", f"<pre>{e(res.scenario_toml)}</pre>",
+    ]
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+             "table.t{border-collapse:collapse;font-size:13px}table.t td,table.t th"
+             "{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}"
+             "pre{background:#f6f6f6;padding:1em;overflow:auto}.meta{color:#777}"
+             "img{max-width:100%}")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>"
+            f"{e(title or res.scenario)}</title><style>{style}</style></head><body>"
+            + "\n".join(parts) + "</body></html>")
