@@ -1,7 +1,8 @@
 """The econsim workbench: ``streamlit run app.py`` (or ``make app``).
 
-Pages (``econsim/app_pages/``): scenario builder, what-if, plots, experiment (a grid of
-parameter values x seeds), runs browser, exports, regression. The sidebar shows the runs
+Pages (``econsim/app_pages/``): start (what econsim is, a walkthrough, a glossary), scenario
+builder, what-if, plots, experiment (a grid of parameter values x seeds), runs browser,
+exports, regression. The sidebar shows the runs
 folder (``$ECONSIM_RUNS`` when the app was started, else ``runs``), where runs are stored
 and read; it cannot be changed from the browser. The app only calls econsim; it
 re-implements none of it.
@@ -30,8 +31,8 @@ st.sidebar.text_input(
 
 PAGES = "econsim/app_pages"
 nav = st.navigation([
-    st.Page(f"{PAGES}/builder.py", title="Scenario builder", url_path="builder",
-            default=True),
+    st.Page(f"{PAGES}/home.py", title="Start", url_path="start", default=True),
+    st.Page(f"{PAGES}/builder.py", title="Scenario builder", url_path="builder"),
     st.Page(f"{PAGES}/what_if.py", title="What-if", url_path="what-if"),
     st.Page(f"{PAGES}/plots.py", title="Plots", url_path="plots"),
     st.Page(f"{PAGES}/experiment.py", title="Experiment", url_path="experiment"),

@@ -14,6 +14,7 @@ per-episode table (``productivity``, ``equality``).
 * :func:`incidence` — by skill group or by pre-tax income decile: the average tax rate
   (tax paid / pre-tax income, ratios of sums), the average net rate (tax minus transfer,
   over pre-tax income: negative for net recipients) and the mean marginal rate faced.
+* :func:`tax_curve` — ``T(z)``, after-tax income, average and marginal rates of schedules.
 * :func:`tradeoff` — each mechanism x seed as a point (mean productivity and equality over
   its episodes) with its welfare ``productivity x equality``, and which points are on the
   frontier (no other point has both more productivity and more equality); iso-welfare
@@ -25,7 +26,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["incomes", "lorenz", "incidence", "tradeoff", "iso_welfare"]
+from mechanisms.tax import bracket_tax, marginal_rate
+
+__all__ = ["incomes", "lorenz", "incidence", "tradeoff", "iso_welfare", "tax_curve"]
 
 EPISODE_KEYS = ("seed", "episode", "agent")
 
@@ -130,3 +133,28 @@ def iso_welfare(levels: list[float], productivity: np.ndarray) -> pd.DataFrame:
     out = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
         columns=["welfare", "productivity", "equality"])
     return out[out["equality"] <= 1.0].reset_index(drop=True)
+
+
+def tax_curve(schedules: pd.DataFrame, z_max: float | None = None,
+              points: int = 201) -> pd.DataFrame:
+    """Tax due ``T(z)`` (eq. 6.7), after-tax income, average and marginal rate on a grid of
+    incomes ``z`` in ``[0, z_max]``, for each mechanism of ``schedules`` (columns
+    ``mechanism`` (optional), ``lower``, ``rate``). Default ``z_max``: 1.5 x the top cutoff."""
+    if schedules is None or schedules.empty:
+        return pd.DataFrame(columns=["mechanism", "income", "tax", "after_tax", "average_rate",
+                                     "marginal_rate"])
+    if "mechanism" not in schedules:
+        schedules = schedules.assign(mechanism="schedule")
+    top = float(schedules["lower"].max())
+    z = np.linspace(0.0, z_max or max(1.5 * top, 10.0), points)
+    parts = []
+    for name, s in schedules.groupby("mechanism", sort=False):
+        cutoffs, rates = s["lower"].to_numpy(float), s["rate"].to_numpy(float)
+        due = bracket_tax(z[:, None], cutoffs, rates)[:, 0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            avg = np.where(z > 0, due / z, rates[0])
+        parts.append(pd.DataFrame({
+            "mechanism": name, "income": z, "tax": due, "after_tax": z - due,
+            "average_rate": avg, "marginal_rate": marginal_rate(z[:, None], cutoffs, rates)[:, 0],
+        }))
+    return pd.concat(parts, ignore_index=True)

@@ -53,11 +53,11 @@ from econsim import dictionary, metrics, store, uncertainty
 from econsim import scenario as scenario_mod
 from econsim.core import make_rng
 from econsim.core.capabilities import Economy, Plane, Render, TaxPeriods, has
+from econsim.distribution import tax_curve  # re-exported: whatif.tax_curve
 from econsim.model import EconModel, load_trainer
 from econsim.scenario import Scenario
 from learners.brains import ConstantBrain, has_workers, scripted_workers, team_brains
 from mechanisms import registry
-from mechanisms.tax import bracket_tax, marginal_rate
 
 __all__ = ["EPISODE_COLUMNS", "STEP_COLUMNS", "WhatIfJob", "WhatIfResult", "compare",
            "WORLD_COLUMNS", "mechanism_label", "run_whatif", "tax_curve", "terrain"]
@@ -242,31 +242,6 @@ class WhatIfResult:
     def tax_curve(self, z_max: float | None = None, points: int = 201) -> pd.DataFrame:
         """``T(z)`` of every mechanism's (mean) schedule: see :func:`tax_curve`."""
         return tax_curve(self.schedules, z_max, points)
-
-
-def tax_curve(schedules: pd.DataFrame, z_max: float | None = None,
-              points: int = 201) -> pd.DataFrame:
-    """Tax due ``T(z)`` (eq. 6.7), after-tax income, average and marginal rate on a grid of
-    incomes ``z`` in ``[0, z_max]``, for each mechanism of ``schedules`` (columns
-    ``mechanism`` (optional), ``lower``, ``rate``). Default ``z_max``: 1.5 x the top cutoff."""
-    if schedules is None or schedules.empty:
-        return pd.DataFrame(columns=["mechanism", "income", "tax", "after_tax", "average_rate",
-                                     "marginal_rate"])
-    if "mechanism" not in schedules:
-        schedules = schedules.assign(mechanism="schedule")
-    top = float(schedules["lower"].max())
-    z = np.linspace(0.0, z_max or max(1.5 * top, 10.0), points)
-    parts = []
-    for name, s in schedules.groupby("mechanism", sort=False):
-        cutoffs, rates = s["lower"].to_numpy(float), s["rate"].to_numpy(float)
-        due = bracket_tax(z[:, None], cutoffs, rates)[:, 0]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            avg = np.where(z > 0, due / z, rates[0])
-        parts.append(pd.DataFrame({
-            "mechanism": name, "income": z, "tax": due, "after_tax": z - due,
-            "average_rate": avg, "marginal_rate": marginal_rate(z[:, None], cutoffs, rates)[:, 0],
-        }))
-    return pd.concat(parts, ignore_index=True)
 
 
 def terrain(game: Any) -> pd.DataFrame | None:

@@ -9,7 +9,7 @@ import tomllib
 import streamlit as st
 import tomli_w
 
-from econsim import envs, runner, store, whatif
+from econsim import distribution, envs, store
 from econsim import scenario as scenario_mod
 from econsim.app_pages import charts, common
 from econsim.errors import ScenarioError
@@ -238,13 +238,15 @@ if scenario is not None:
             st.markdown("**Tax schedule now in force**")
             c1, c2 = st.columns(2)
             c1.altair_chart(charts.schedule_bars(schedule), width="stretch")
-            c2.altair_chart(charts.tax_curve(whatif.tax_curve(schedule)), width="stretch")
+            c2.altair_chart(charts.tax_curve(distribution.tax_curve(schedule)), width="stretch")
 
 
 # ------------------------------------------------------------------------------ train
 def _train(job: dict) -> None:
     """Runs in a worker thread; touches no Streamlit API."""
     try:
+        from econsim import runner  # torch: loaded when a run starts, not with the page
+
         result = runner.run(job["scenario"], progress=False, root=job["root"],
                             run_id=job["run_id"])
         job["final"] = result.final()
@@ -274,6 +276,8 @@ st.caption("Trains every seed of the scenario and stores the run in the runs fol
            "what-ifs find it. Keep budgets small here (GTB: about 1 s per iteration and seed "
            "with the default networks); long runs belong to `econsim run`.")
 if st.button("Train this scenario", key="b_train", disabled=scenario is None):
+    from econsim import runner  # torch: loaded when a run starts, not with the page
+
     root = common.runs_root()
     run_id = runner.new_run_id(scenario)
     try:
