@@ -738,3 +738,19 @@ def test_the_start_page_opens_without_loading_torch_or_mesa(tmp_path):
                          env={"PYTHONPATH": str(APP.parent), "PATH": "/usr/bin:/bin",
                               "ECONSIM_RUNS": str(tmp_path / "runs")})
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_whatif_compares_several_flat_rates_side_by_side(app):
+    _go(app, "what_if")
+    app.multiselect(key="w_mechanisms").set_value(["us_federal", "flat"]).run()
+    app.text_input(key="w_flat_rates").input("0.1, 0.5").run()
+    app.text_input(key="w_seeds").input("0")
+    app.button(key="w_run").click().run()
+    _ok(app)
+    assert not app.error, [e.value for e in app.error]
+    res = app.session_state["whatif_result"]
+    assert res.mechanisms == ["us_federal", "flat(rate=0.1)", "flat(rate=0.5)"]
+    app.text_input(key="w_flat_rates").input("0.1, lots").run()
+    app.button(key="w_run").click().run()
+    assert app.error[0].value == ("flat tax rates: 'lots' is not a number (give rates in "
+                                  "[0, 1], comma separated)")

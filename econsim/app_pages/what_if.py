@@ -13,7 +13,7 @@ from mechanisms import registry
 ss = st.session_state
 BUILDER = common.BUILDER_OPTION
 DEFAULTS = {"w_scenario": "gtb_us_federal", "w_brains": "scripted",
-            "w_mechanisms": ["us_federal", "flat"], "w_flat_rate": 0.3, "w_episodes": 1,
+            "w_mechanisms": ["us_federal", "flat"], "w_flat_rates": "0.3", "w_episodes": 1,
             "w_seeds": "0-3"}
 BRAIN_LABELS = {"scripted": "Scripted workers (rule-based; random where a game has none)",
                 "random": "Random actions (a null model: no economic behaviour)",
@@ -103,7 +103,9 @@ mechs = st.multiselect("Mechanisms to compare", options, key="w_mechanisms",
                        help="'As in the scenario' is the scenario's own mechanism, or the "
                             "learned planner of a trained MetaGrad / dual-RL run")
 if "flat" in mechs:
-    st.number_input("Flat tax rate", step=0.05, format="%.2f", key="w_flat_rate")
+    st.text_input("Flat tax rates", key="w_flat_rates",
+                  help="one or more rates in [0, 1], comma separated (e.g. 0.1, 0.3, 0.5): "
+                       "each is one mechanism, side by side")
 if "custom" in mechs:
     st.caption("Custom brackets: lower edge (coin) and marginal rate above it.")
     brackets = st.data_editor(ss.w_brackets_data, key="w_brackets", num_rows="dynamic",
@@ -115,13 +117,31 @@ c2.text_input("Seeds", key="w_seeds", help="e.g. 0-3 or 0,5; every mechanism pla
 common.remember(DEFAULTS)
 
 
+def _flat_rates(text: str) -> list[float]:
+    """``"0.1, 0.3"`` -> [0.1, 0.3] (one-line errors; the mechanism checks the range)."""
+    rates = []
+    for part in str(text).split(","):
+        if not part.strip():
+            continue
+        try:
+            rates.append(float(part))
+        except ValueError:
+            raise ValueError(f"flat tax rates: {part.strip()!r} is not a number (give rates "
+                             "in [0, 1], comma separated)") from None
+    if not rates:
+        raise ValueError("flat tax rates: give at least one rate in [0, 1]")
+    if len(set(rates)) != len(rates):
+        raise ValueError("flat tax rates: each rate at most once")
+    return rates
+
+
 def _specs() -> list:
     out = []
     for m in mechs:
         if m == "scenario":
             out.append(None)
         elif m == "flat":
-            out.append({"name": "flat", "rate": float(ss.w_flat_rate)})
+            out += [{"name": "flat", "rate": r} for r in _flat_rates(ss.w_flat_rates)]
         elif m == "custom":
             out.append(common.brackets_spec(brackets))
         else:
