@@ -236,6 +236,7 @@ def test_whatif_compares_two_mechanisms(app, downloads):
     assert _charts(app) >= 7  # over time, schedule, T(z), income, 2 x activity, map
     heads = [h.value for h in app.subheader]
     for head in ("Income before and after redistribution, by skill", "Lorenz curves",
+                 "Income distributions before and after redistribution",
                  "Tax incidence", "The equality-productivity trade-off"):
         assert head in heads
     app.radio(key="p_inc_mechanism").set_value("skill").run()

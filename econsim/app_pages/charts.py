@@ -470,3 +470,21 @@ def incidence(table: pd.DataFrame, by: str = "mechanism", group_title: str = "de
                  alt.Tooltip("value:Q", format=".1%")],
     ).properties(width=260, height=220).facet(
         column=alt.Column("rate:N", title=None)).resolve_scale(y="independent")
+
+
+def income_distribution(incomes: pd.DataFrame, by: str = "mechanism") -> alt.Chart:
+    """Histograms of agent income per episode before tax and after tax and transfer
+    (``econsim.distribution.incomes``), one panel per mechanism."""
+    long = incomes.melt(id_vars=[by], value_vars=["pre_tax", "post_tax"], var_name="income",
+                        value_name="coin")
+    long["income"] = long["income"].map({"pre_tax": "before tax",
+                                         "post_tax": "after tax and transfer"})
+    return alt.Chart(long).mark_bar(opacity=0.55).encode(
+        x=alt.X("coin:Q", bin=alt.Bin(maxbins=25), title="income per episode (coin)",
+                axis=COIN_AXIS),
+        y=alt.Y("count():Q", title="agent-episodes", stack=None),
+        color=alt.Color("income:N", sort=["before tax", "after tax and transfer"],
+                        scale=alt.Scale(range=["#d62728", "#2ca02c"]), title=None),
+        tooltip=["income", alt.Tooltip("count():Q", title="agent-episodes")],
+    ).properties(width=260, height=200).facet(
+        column=alt.Column(f"{by}:N", sort=list(dict.fromkeys(incomes[by])), title=None))

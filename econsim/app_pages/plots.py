@@ -44,6 +44,10 @@ def _income(periods: pd.DataFrame, by: str) -> None:
     st.caption("One pair of points per agent and episode: income before tax (red) and after "
                "tax and the equal transfer (green), against the agent's skill.")
     st.altair_chart(charts.income_by_skill(periods, by=by))
+    st.subheader("Income distributions before and after redistribution")
+    st.caption("Agent income per episode: before tax (red) and after tax and the equal "
+               "transfer (green), overlaid.")
+    st.altair_chart(charts.income_distribution(distribution.incomes(periods, by), by))
     st.subheader("Lorenz curves")
     st.caption("Share of all income held by the poorest share of agent-episodes, before tax "
                "(dashed) and after tax and the equal transfer (solid); the further below the "
