@@ -27,7 +27,9 @@ or ``econsim sweep gtb_flat30 --seeds 0-7 --set mechanism.rate=0.1,0.3,0.5``.
   task dicts either from a ``concurrent.futures`` process pool with the ``spawn`` start
   method (``backend="local"``, the default) or as Ray tasks (``backend="ray"``, one CPU
   each; ``ray.init(num_cpus=workers)`` if Ray is not initialised yet, shut down again
-  afterwards). Each worker runs torch on one thread.
+  afterwards), or one after another in the calling process (``backend="inline"``, no pool:
+  the app's Experiment page runs this way with one run at a time). Each worker runs torch
+  on one thread.
 * **Stopping.** Ctrl-C or SIGTERM of the sweep stops its local workers within seconds (each
   run still going is marked ``interrupted`` and resumes with the same ``sweep_id``); a
   worker whose sweep process died (even by ``kill -9``) notices within a second and stops.
@@ -62,7 +64,7 @@ from econsim.errors import ScenarioError
 from econsim.files import write_text
 from econsim.scenario import Scenario
 
-BACKENDS = ("local", "ray")
+BACKENDS = ("local", "ray", "inline")
 METRICS = ("collective", "productivity", "equality", "welfare_sum", "tax_revenue")
 _GRACE_S = 5.0  # a stopping worker's run may take this long to mark itself interrupted
 
@@ -367,6 +369,13 @@ def _local(tasks: list[dict[str, Any]], workers: int) -> Iterator[tuple[dict, di
             _stop_pool(pool)
 
 
+def _inline(tasks: list[dict[str, Any]]) -> Iterator[tuple[dict, dict]]:
+    """One run after another in this process and thread (no pool: the app's experiments,
+    tiny sweeps); ``workers`` does not apply."""
+    for task in tasks:
+        yield task, run_one(task)
+
+
 def _ray(tasks: list[dict[str, Any]], workers: int) -> Iterator[tuple[dict, dict]]:
     try:
         import ray
@@ -402,6 +411,8 @@ def execute(tasks: list[dict[str, Any]], backend: str = "local", workers: int = 
         raise ValueError(f"workers: {workers} is not allowed: must be >= 1")
     if not tasks:
         return iter(())
+    if backend == "inline":
+        return _inline(tasks)
     return _local(tasks, workers) if backend == "local" else _ray(tasks, workers)
 
 

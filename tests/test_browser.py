@@ -86,14 +86,23 @@ def shots(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def page(app_url):
+def browser(app_url):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        pg.set_default_timeout(60_000)
-        yield pg
-        browser.close()
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page (its own Streamlit session) per test."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000},
+                                  accept_downloads=True)
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    yield pg
+    context.close()
 
 
 def _wait_idle(page, timeout_s: float = 180) -> None:
@@ -106,6 +115,32 @@ def _wait_idle(page, timeout_s: float = 180) -> None:
         quiet = quiet + 1 if stop.count() == 0 else 0
         page.wait_for_timeout(400)
     assert quiet >= 3, "the app was still running after the timeout"
+
+
+def _full_shot(page, path: Path) -> None:
+    """A screenshot of the whole page: Streamlit scrolls inside its own container, so the
+    viewport is first made as tall as that container's content (at most 12,000 px)."""
+    height = page.evaluate(
+        "() => Math.max(...Array.from(document.querySelectorAll("
+        "'[data-testid=\"stMain\"], [data-testid=\"stAppViewContainer\"], section.main'"
+        ")).map(e => e.scrollHeight), document.body.scrollHeight)")
+    page.set_viewport_size({"width": 1400, "height": int(min(max(height, 1000), 12_000))})
+    page.wait_for_timeout(600)
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def _nav(page, label: str) -> None:
+    page.locator('[data-testid="stSidebarNav"] a').filter(has_text=label).first.click()
+    _wait_idle(page)
+    assert page.locator('[data-testid="stException"]').count() == 0, label
+
+
+def _fill(page, label: str, value: str) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(value)
+    box.press("Enter")
+    _wait_idle(page)
 
 
 def test_what_if_runs_in_a_real_browser(page, app_url, shots):
@@ -131,5 +166,68 @@ def test_what_if_runs_in_a_real_browser(page, app_url, shots):
             assert page.locator('[data-testid="stException"]').count() == 0
             assert page.get_by_text("welfare", exact=False).filter(visible=True).count() > 0
         slug = "".join(c if c.isalnum() else "_" for c in slugs[i])
-        page.screenshot(path=str(shots / f"{i + 1:02d}_{slug}.png"), full_page=True)
+        _full_shot(page, shots / f"{i + 1:02d}_{slug}.png")
     assert len(list(shots.glob("*.png"))) >= len(names)
+
+
+def test_an_economists_flow_in_a_real_browser(page, app_url, shots, tmp_path):
+    """The workbench's second edition end to end: a scripted what-if with three mechanisms,
+    the frontier and Lorenz plots, the regression, the Stata and HTML report downloads, and
+    an experiment of 3 tax rates x 3 seeds with its regression."""
+    import pandas as pd
+
+    page.goto(app_url)
+    page.wait_for_selector('[data-testid="stSidebarNav"]')
+    _wait_idle(page)
+    assert page.get_by_text("Five minutes, no code").count() == 1  # the start page
+    _nav(page, "What-if")
+    picker = page.locator('[data-testid="stMultiSelect"]').first
+    picker.click()
+    page.keyboard.type("Free market")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    _wait_idle(page)
+    _fill(page, "Seeds", "0-2")
+    page.get_by_role("button", name="Run what-if").click()
+    _wait_idle(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.get_by_text("scripted workers (rule-based)", exact=False).count() >= 1
+    assert page.get_by_text("Difference to us_federal, seed by seed", exact=False).count() == 1
+    _full_shot(page, shots / "flow_1_whatif.png")
+
+    _nav(page, "Plots")
+    for head in ("The equality-productivity trade-off", "Lorenz curves", "Tax incidence"):
+        assert page.get_by_text(head, exact=True).count() >= 1, head
+    _full_shot(page, shots / "flow_2_plots.png")
+
+    _nav(page, "Exports")
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Stata: per episode").first.click()
+    dta = tmp_path / "episodes.dta"
+    dl.value.save_as(dta)
+    episodes = pd.read_stata(dta)
+    assert len(episodes) == 3 * 3 and episodes.mechanism.nunique() == 3
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="HTML report", exact=False).first.click()
+    html = tmp_path / "report.html"
+    dl.value.save_as(html)
+    assert "Paired differences to us_federal" in html.read_text()
+    _full_shot(page, shots / "flow_3_exports.png")
+
+    _nav(page, "Regression")
+    page.get_by_role("button", name="Run regression").click()
+    _wait_idle(page)
+    assert page.get_by_text("clustered by seed: 3 clusters", exact=False).count() >= 1
+
+    _nav(page, "Experiment")
+    _fill(page, "Seeds", "0-2")
+    _fill(page, "Training iterations per run", "1")
+    assert page.get_by_text("3 run(s) x 3 seed(s)", exact=False).count() == 1
+    page.get_by_role("button", name="Run experiment").click()
+    _wait_idle(page, timeout_s=600)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.locator('[data-testid="stAlert"]').filter(has_text="No run finished").count() == 0
+    page.get_by_role("button", name="Regress the outcome on the parameters").click()
+    _wait_idle(page)
+    assert page.get_by_text("mechanism_rate", exact=False).count() >= 1
+    _full_shot(page, shots / "flow_4_experiment.png")

@@ -93,6 +93,18 @@ def test_ray_backend_gives_identical_tables(local_sweep, ray_cluster, tmp_path):
 
 
 @pytest.mark.slow
+def test_inline_backend_gives_identical_tables(local_sweep, tmp_path):
+    """One run after another in this process (the app's experiments): the same runs."""
+    root, local = local_sweep
+    inline = sweep(flat30(), GRID, seeds=[0, 1], backend="inline", root=tmp_path,
+                   sweep_id="s")
+    pd.testing.assert_frame_equal(local.drop(columns=["wall_s"]),
+                                  inline.drop(columns=["wall_s"]))
+    a, b = (analysis.tidy(root=r, table="periods") for r in (root, tmp_path))
+    pd.testing.assert_frame_equal(a.drop(columns=["run_id"]), b.drop(columns=["run_id"]))
+
+
+@pytest.mark.slow
 def test_failures_are_reported_and_the_other_runs_finish(tmp_path):
     grid = {"mechanism.rate": [0.2, 0.5, 2.0]}
     with pytest.raises(ScenarioError, match=r"mechanism.rate=2.0: .*rates must lie in \[0, 1\]"

@@ -90,8 +90,9 @@ if st.button("Run experiment", key="x_run", type="primary", disabled=not ready):
                           f"({sweep.label({k: row[k] for k in grid})}: {row['status']})")
 
     try:
-        table = sweep.sweep(name, grid, seeds, "local", int(ss.x_workers), root,
-                            int(ss.x_iterations), progress=_progress)
+        workers = int(ss.x_workers)  # one at a time: in this process, no pool to start
+        table = sweep.sweep(name, grid, seeds, "inline" if workers == 1 else "local",
+                            workers, root, int(ss.x_iterations), progress=_progress)
         ss.x_result = {"table": table, "grid": list(grid)}
     except (ScenarioError, ValueError) as err:
         st.error(common.one_line(err))
