@@ -23,8 +23,11 @@ TERRAIN_COLORS = {"empty": "#f3ecd9", "water": "#6aa9e0", "wood source": "#4f9a4
 
 
 def _color(df: pd.DataFrame, by: str = "mechanism") -> alt.Color:
+    """Colour by ``by`` in the order of appearance; the legend below the chart, where wide
+    faceted charts cannot push it out of the page."""
     return alt.Color(f"{by}:N", title=by, sort=list(dict.fromkeys(df[by])),
-                     scale=alt.Scale(scheme="tableau10"))
+                     scale=alt.Scale(scheme="tableau10"),
+                     legend=alt.Legend(orient="bottom", labelLimit=400))
 
 
 def metrics_over_time(df: pd.DataFrame, x: str = "step",
