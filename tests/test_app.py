@@ -755,3 +755,20 @@ def test_whatif_compares_several_flat_rates_side_by_side(app):
     app.button(key="w_run").click().run()
     assert app.error[0].value == ("flat tax rates: 'lots' is not a number (give rates in "
                                   "[0, 1], comma separated)")
+
+
+def test_whatif_compares_several_custom_schedules(app):
+    _go(app, "what_if")
+    app.multiselect(key="w_mechanisms").set_value(["custom"]).run()
+    app.number_input(key="w_n_custom").set_value(2).run()
+    from mechanisms.tax import US_FEDERAL_CUTOFFS
+
+    app.session_state["w_brackets_data_1"] = pd.DataFrame(  # the game's brackets, new rates
+        {"threshold": list(US_FEDERAL_CUTOFFS), "rate": [0.05 * k for k in range(7)]})
+    app.text_input(key="w_seeds").input("0")
+    app.button(key="w_run").click().run()
+    _ok(app)
+    assert not app.error, [e.value for e in app.error]
+    res = app.session_state["whatif_result"]
+    assert len(res.mechanisms) == 2 and all(m.startswith("custom") for m in res.mechanisms)
+    assert res.mechanisms[0] != res.mechanisms[1]

@@ -15,6 +15,7 @@ BUILDER = common.BUILDER_OPTION
 DEFAULTS = {"w_scenario": "gtb_us_federal", "w_brains": "scripted",
             "w_mechanisms": ["us_federal", "flat"], "w_flat_rates": "0.3", "w_episodes": 1,
             "w_seeds": "0-3"}
+MAX_CUSTOM = 4  # custom schedules side by side
 BRAIN_LABELS = {"scripted": "Scripted workers (rule-based; random where a game has none)",
                 "random": "Random actions (a null model: no economic behaviour)",
                 "noop": "Idle (always no-op)"}
@@ -106,10 +107,20 @@ if "flat" in mechs:
     st.text_input("Flat tax rates", key="w_flat_rates",
                   help="one or more rates in [0, 1], comma separated (e.g. 0.1, 0.3, 0.5): "
                        "each is one mechanism, side by side")
+custom: list = []  # one edited bracket table per custom schedule
 if "custom" in mechs:
+    n_custom = int(st.number_input("Custom schedules", 1, MAX_CUSTOM, 1, key="w_n_custom",
+                                   help="each is one mechanism, side by side"))
     st.caption("Custom brackets: lower edge (coin) and marginal rate above it.")
-    brackets = st.data_editor(ss.w_brackets_data, key="w_brackets", num_rows="dynamic",
-                              hide_index=True)
+    cols = st.columns(n_custom)
+    for i, col in enumerate(cols):
+        data_key = "w_brackets_data" if i == 0 else f"w_brackets_data_{i}"
+        if data_key not in ss:
+            ss[data_key] = common.brackets_frame()
+        with col:
+            custom.append(st.data_editor(ss[data_key], key="w_brackets" if i == 0
+                                         else f"w_brackets_{i}", num_rows="dynamic",
+                                         hide_index=True))
 c1, c2 = st.columns(2)
 c1.number_input("Episodes per seed and mechanism", min_value=1, max_value=200, step=1,
                 key="w_episodes")
@@ -143,7 +154,7 @@ def _specs() -> list:
         elif m == "flat":
             out += [{"name": "flat", "rate": r} for r in _flat_rates(ss.w_flat_rates)]
         elif m == "custom":
-            out.append(common.brackets_spec(brackets))
+            out += [common.brackets_spec(b) for b in custom]
         else:
             out.append(m)
     return out
