@@ -62,7 +62,7 @@ from econsim.scenario import Scenario
 from learners.brains import Brain, PaysIncentives, RandomBrain, team_brains
 from mechanisms import registry
 from mechanisms.incentives import apply_transfers, given, received
-from mechanisms.tax import TaxMechanism
+from mechanisms.tax import TaxMechanism, check_fits
 
 __all__ = ["EconModel", "PlayerAgent", "load_trainer", "move_order"]
 
@@ -196,18 +196,19 @@ def _in_extent(space: ContinuousSpace, x: float, y: float) -> tuple[float, float
 def _as_mechanism(mechanism: Any, scenario: Scenario | None, game: Game) -> Any:
     """A tax mechanism from an object, a name, a spec dict, or the scenario's table."""
     if mechanism is None:
-        return scenario.make_mechanism() if scenario is not None else None
+        own = scenario.make_mechanism() if scenario is not None else None
+        return check_fits(own, game.cutoffs) if own is not None else None
     if not has(game, TaxPeriods):
         raise ValueError(f"mechanism: {game.name} has no taxes (mechanisms need an economy "
                          "such as gtb)")
     if isinstance(mechanism, str):
         mechanism = {"name": mechanism}
     if isinstance(mechanism, dict):
-        return registry.build(mechanism)
+        return check_fits(registry.build(mechanism), game.cutoffs)
     if not isinstance(mechanism, TaxMechanism):
         raise ValueError(f"mechanism: {mechanism!r} is not a tax mechanism (allowed: a name "
                          f"in {', '.join(registry.names())}, a spec dict, or a TaxMechanism)")
-    return mechanism
+    return check_fits(mechanism, game.cutoffs)
 
 
 class EconModel(mesa.Model):

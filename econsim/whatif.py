@@ -58,6 +58,7 @@ from econsim.model import EconModel, load_trainer
 from econsim.scenario import Scenario
 from learners.brains import ConstantBrain, has_workers, scripted_workers, team_brains
 from mechanisms import registry
+from mechanisms.tax import check_fits
 
 __all__ = ["EPISODE_COLUMNS", "STEP_COLUMNS", "WhatIfJob", "WhatIfResult", "compare",
            "WORLD_COLUMNS", "mechanism_label", "run_whatif", "tax_curve", "terrain"]
@@ -332,6 +333,9 @@ class WhatIfJob:
         if not has(game, TaxPeriods) and any(s is not None for s in specs):
             raise ValueError(f"mechanism: {game.name} has no taxes (mechanisms need an economy "
                              "such as gtb)")
+        for spec in specs:  # a schedule on other brackets than the game's: refused now
+            if spec is not None:
+                check_fits(registry.build(spec), game.cutoffs)
         job = cls(sc, [_Task(lb, sp, s, cols) for lb, sp, cols
                        in zip(labels, specs, columns, strict=True) for s in seeds],
                   int(episodes), brains, root, adapt=int(adapt))

@@ -56,7 +56,7 @@ from learners.functional import gae
 from learners.nets import Params, assign, init_mlp, mlp
 from learners.registry import register_algorithm
 from learners.replicas import categorical, permutations
-from mechanisms.tax import TaxMechanism
+from mechanisms.tax import TaxMechanism, check_fits
 
 
 class PPOConfig(TrainerConfig):
@@ -133,7 +133,7 @@ class PPOTrainer(TrainerTraits):
         }
         self.opt = torch.optim.Adam(self.params.values(), lr=config.lr)
         # one mechanism per replica: adaptive ones (Saez) learn from their replica only
-        self.mechanisms = [copy.deepcopy(mechanism) for _ in self.seeds] if mechanism else None
+        self.use_mechanism(mechanism)
 
     def _gens(self, role: str) -> list[torch.Generator]:
         return [torch_generator(s, f"ppo/{role}") for s in self.seeds]
@@ -141,6 +141,8 @@ class PPOTrainer(TrainerTraits):
     def use_mechanism(self, mechanism: TaxMechanism | None) -> None:
         """Train from now on under ``mechanism`` (a fresh copy per replica; None: no taxes),
         e.g. agents re-learning under another policy in a what-if."""
+        if mechanism is not None:
+            check_fits(mechanism, self.game.cutoffs)
         self.mechanisms = [copy.deepcopy(mechanism) for _ in self.seeds] if mechanism else None
 
     def epsilon(self) -> float:

@@ -249,6 +249,19 @@ class TaxMechanism(Protocol):
         ...
 
 
+def check_fits(mechanism: Any, cutoffs: ArrayLike) -> Any:
+    """``mechanism`` if its bracket edges are the game's ``cutoffs`` (the game applies the
+    rates to its own brackets), else a one-line ValueError naming both."""
+    mine = np.asarray(mechanism.cutoffs, np.float64)
+    game = np.asarray(cutoffs, np.float64)
+    if mine.shape != game.shape or not np.allclose(mine, game):
+        show = lambda x: ", ".join(f"{v:g}" for v in x)  # noqa: E731
+        raise ValueError(f"mechanism: its bracket edges ({show(mine)}) are not the game's "
+                         f"tax_cutoffs ({show(game)}); give the schedule the game's edges, or "
+                         "set the game's tax_cutoffs (env.tax_cutoffs) to its thresholds")
+    return mechanism
+
+
 class BracketTax:
     """A fixed bracketed schedule (eq. 6.7); also a :class:`TaxMechanism`.
 

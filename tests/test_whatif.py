@@ -354,3 +354,19 @@ def test_rerun_code_plays_the_same_what_if_again(pair, tmp_path):
     again = pd.read_csv(tmp_path / "again.csv")
     np.testing.assert_allclose(again.welfare_sum, pair.episodes.welfare_sum)
     assert list(again.mechanism) == list(pair.episodes.mechanism)
+
+
+def test_a_schedule_on_other_brackets_than_the_games_is_refused_before_play():
+    """The game applies a mechanism's rates to its own brackets: a custom schedule with other
+    edges would be silently wrong (or fail mid-play), so it is refused with one line."""
+    two = {"name": "custom", "thresholds": [0.0, 50.0], "rates": [0.1, 0.6]}
+    with pytest.raises(ValueError, match=r"its bracket edges \(0, 50\) are not the game's "
+                                         r"tax_cutoffs \(0, 9\.7,") as err:
+        whatif.WhatIfJob.create("gtb_free_market", [two], 1, [0])
+    assert "\n" not in str(err.value)
+    shifted = {"name": "custom", "thresholds": [0.0, 10, 40, 85, 160, 205, 510],
+               "rates": [0.1] * 7}  # seven brackets but not the game's edges
+    with pytest.raises(ValueError, match="not the game's tax_cutoffs"):
+        whatif.WhatIfJob.create("gtb_free_market", [shifted], 1, [0])
+    with pytest.raises(ValueError, match="not the game's tax_cutoffs"):
+        EconModel("gtb_free_market", mechanism=two)
