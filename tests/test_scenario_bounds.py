@@ -339,6 +339,7 @@ APP = Path(__file__).resolve().parents[1] / "app.py"
 def test_builder_validates_like_the_cli(monkeypatch, tmp_path, act, message):
     monkeypatch.setenv("ECONSIM_RUNS", str(tmp_path / "runs"))
     at = AppTest.from_file(str(APP), default_timeout=30).run()
+    at.switch_page("econsim/app_pages/builder.py").run()  # the start page opens first
     act(at)
     assert not at.exception, [e.value for e in at.exception]
     errors = [e.value for e in at.error]
