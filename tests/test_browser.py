@@ -42,11 +42,18 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def stored_runs(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     for name in ("gtb_us_federal", "gtb_flat30"):  # stored runs for the browser pages
         runner.run(small(name, 2, eval_every=1, ppo=True), seeds=[0, 1], progress=False,
                    root=runs)
+    return runs
+
+
+@pytest.fixture
+def app_url(stored_runs):
+    """A fresh `streamlit run` server per test (the tests share nothing but the runs)."""
+    runs = stored_runs
     port = _free_port()
     env = {**os.environ, "ECONSIM_RUNS": str(runs), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
@@ -86,7 +93,7 @@ def shots(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def browser(app_url):
+def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
@@ -95,8 +102,8 @@ def browser(app_url):
 
 
 @pytest.fixture
-def page(browser):
-    """A fresh page (its own Streamlit session) per test."""
+def page(browser, app_url):
+    """A fresh page (its own Streamlit session, on its own server) per test."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000},
                                   accept_downloads=True)
     pg = context.new_page()
