@@ -45,6 +45,7 @@ from benchmarks.common import parser, run_scenarios, save_figure  # noqa: E402
 from econsim import envs, model, runner, skills  # noqa: E402
 from econsim.cli import parse_seeds  # noqa: E402
 from econsim.envs import sts2  # noqa: E402
+from econsim.uncertainty import half_width  # noqa: E402
 
 SCENARIOS = {"hsd": "sts2_hsd", "qmix": "sts2_qmix", "iql": "sts2_iql",
              "hsd-scripted": "sts2_hsd_scripted", "hsd-ext": "sts2_hsd_ext",
@@ -62,16 +63,6 @@ def small(method: str) -> dict:
     if method.startswith("hsd"):
         return {**common, "high_updates": 2, "replay_high": 2000, "replay_low": 2000}
     return {**common, "replay": 2000}
-
-
-def half_width(values: np.ndarray) -> float:
-    """The 95% confidence half-width of the mean of ``values`` (Student t; 0 for one)."""
-    n = len(values)
-    if n < 2:
-        return 0.0
-    from scipy import stats
-
-    return float(stats.t.ppf(0.975, n - 1) * np.std(values, ddof=1) / np.sqrt(n))
 
 
 def curves(run_ids: dict[str, str], root: str) -> pd.DataFrame:

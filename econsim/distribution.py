@@ -10,7 +10,7 @@ per-episode table (``productivity``, ``equality``).
   equal transfer (the unit of the distribution: an agent in an episode).
 * :func:`lorenz` — the Lorenz curve of either income per group (mechanism): the share of
   all income held by the poorest share of agent-episodes, from (0, 0) to (1, 1); with the
-  Gini coefficient it implies (twice the area between the curve and the diagonal).
+  Gini coefficient of ``econsim.metrics.gini`` (the one of every equality column).
 * :func:`incidence` — by skill group or by pre-tax income decile: the average tax rate
   (tax paid / pre-tax income, ratios of sums), the average net rate (tax minus transfer,
   over pre-tax income: negative for net recipients) and the mean marginal rate faced.
@@ -18,7 +18,7 @@ per-episode table (``productivity``, ``equality``).
 * :func:`tradeoff` — each mechanism x seed as a point (mean productivity and equality over
   its episodes) with its welfare ``productivity x equality``, and which points are on the
   frontier (no other point has both more productivity and more equality); iso-welfare
-  curves are ``equality = w / productivity`` (:func:`iso_welfare`).
+  curves are ``equality = w / productivity`` (:func:`iso_welfare`, :func:`iso_welfare_of`).
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from econsim import metrics
 from mechanisms.tax import bracket_tax, marginal_rate
 
-__all__ = ["incomes", "lorenz", "incidence", "tradeoff", "iso_welfare", "tax_curve"]
+__all__ = ["incomes", "lorenz", "incidence", "tradeoff", "iso_welfare", "iso_welfare_of",
+           "tax_curve"]
 
 EPISODE_KEYS = ("seed", "episode", "agent")
 
@@ -52,13 +54,14 @@ def incomes(periods: pd.DataFrame, by: str = "mechanism") -> pd.DataFrame:
 
 
 def _lorenz_points(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The curve's points and the Gini of ``x`` as everywhere in econsim
+    (``econsim.metrics.gini``, normalised so one holder of everything gives 1)."""
     x = np.sort(np.maximum(np.asarray(x, np.float64), 0.0))
     n = len(x)
     people = np.arange(n + 1) / n
     total = x.sum()
     cum = np.concatenate([[0.0], np.cumsum(x)]) / total if total > 0 else people
-    gini = 1.0 - np.sum((cum[1:] + cum[:-1]) / n) if total > 0 else 0.0
-    return people, cum, float(gini)
+    return people, cum, float(metrics.gini(x))
 
 
 def lorenz(periods: pd.DataFrame, by: str = "mechanism") -> pd.DataFrame:
@@ -79,13 +82,16 @@ def incidence(periods: pd.DataFrame, by: str = "mechanism", group: str = "decile
               bins: int = 10) -> pd.DataFrame:
     """Tax incidence per ``by`` and ``group``: ``"decile"`` (pre-tax income deciles of the
     agent-episodes of each ``by`` group, 1 = poorest; ``bins`` quantiles) or ``"skill"``
-    (``bins`` equal-width skill bands over 10-30 coin per house, labelled by their range).
+    (``bins`` equal-width bands over the skills in the table, coin per house, labelled by
+    their range).
     Columns ``by, group, agents, pre_tax, average_rate, net_rate, marginal_rate``."""
     if group not in ("decile", "skill"):
         raise ValueError(f"incidence: group {group!r} is not allowed (allowed: decile, skill)")
     if not isinstance(bins, int) or not 1 <= bins <= 100:
         raise ValueError(f"incidence: bins must be an integer in 1..100, got {bins!r}")
     inc = incomes(periods, by)
+    low, high = float(inc["skill"].min()), float(inc["skill"].max())
+    edges = np.linspace(low, high if high > low else low + 1.0, bins + 1)  # same for all
     parts = []
     for name, part in inc.groupby(by, sort=False):
         part = part.copy()
@@ -93,9 +99,8 @@ def incidence(periods: pd.DataFrame, by: str = "mechanism", group: str = "decile
             ranks = part["pre_tax"].rank(method="first")
             part["group"] = np.ceil(ranks / len(part) * bins).astype(int).clip(1, bins)
         else:
-            edges = np.linspace(10.0, 30.0, bins + 1)
             idx = np.clip(np.searchsorted(edges, part["skill"], side="right") - 1, 0, bins - 1)
-            part["group"] = [f"{edges[i]:.0f}-{edges[i + 1]:.0f}" for i in idx]
+            part["group"] = idx  # band index (sorts numerically), labelled below
         g = part.groupby("group", sort=True)
         out = g.agg(agents=("pre_tax", "size"), pre_tax=("pre_tax", "sum"), tax=("tax", "sum"),
                     transfer=("transfer", "sum"), marginal_rate=("marginal_rate", "mean"))
@@ -103,7 +108,10 @@ def incidence(periods: pd.DataFrame, by: str = "mechanism", group: str = "decile
         out["average_rate"] = out["tax"] / safe
         out["net_rate"] = (out["tax"] - out["transfer"]) / safe
         out["pre_tax"] = out["pre_tax"] / out["agents"]  # mean per agent-episode
-        parts.append(out.reset_index().assign(**{by: name}))
+        out = out.reset_index()
+        if group == "skill":
+            out["group"] = [f"{edges[i]:.1f}-{edges[i + 1]:.1f}" for i in out["group"]]
+        parts.append(out.assign(**{by: name}))
     cols = [by, "group", "agents", "pre_tax", "average_rate", "net_rate", "marginal_rate"]
     return pd.concat(parts, ignore_index=True)[cols]
 
@@ -121,6 +129,18 @@ def tradeoff(episodes: pd.DataFrame, by: str = "mechanism") -> pd.DataFrame:
                  & ((p[None, :] > p[:, None]) | (e[None, :] > e[:, None]))).any(1)
     pts["frontier"] = ~dominated
     return pts
+
+
+def iso_welfare_of(points: pd.DataFrame, shares: tuple[float, ...] = (0.5, 0.75, 1.0),
+                   grid: int = 60) -> pd.DataFrame:
+    """:func:`iso_welfare` at ``shares`` of the best welfare among :func:`tradeoff`'s
+    ``points``, over productivity from 0.8 x their lowest to 1.2 x their highest."""
+    if points.empty or not (points["welfare"] > 0).any():
+        return iso_welfare([], np.array([]))
+    top = float(points["welfare"].max())
+    p = np.linspace(max(points["productivity"].min() * 0.8, 1e-9),
+                    points["productivity"].max() * 1.2, grid)
+    return iso_welfare([top * f for f in shares], p)
 
 
 def iso_welfare(levels: list[float], productivity: np.ndarray) -> pd.DataFrame:

@@ -91,12 +91,8 @@ def _plots(res: Any, conf: pd.DataFrame) -> list[tuple[str, str]]:
             ax.scatter(part["productivity"], part["equality"], label=m)
         front = pts[pts["frontier"]].sort_values("productivity")
         ax.plot(front["productivity"], front["equality"], color="black", lw=1)
-        p = np.linspace(max(pts["productivity"].min() * 0.8, 1e-9),
-                        pts["productivity"].max() * 1.2, 50)
-        for w in (0.5, 0.75, 1.0):
-            level = pts["welfare"].max() * w
-            e = level / p
-            ax.plot(p[e <= 1], e[e <= 1], color="#999", ls="--", lw=0.8)
+        for _, curve in distribution.iso_welfare_of(pts).groupby("welfare"):
+            ax.plot(curve["productivity"], curve["equality"], color="#999", ls="--", lw=0.8)
         ax.set_xlabel("productivity (total coin)")
         ax.set_ylabel("equality (1 - Gini)")
         ax.legend(fontsize=8)

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["seed_means", "confidence", "paired_differences"]
+__all__ = ["seed_means", "confidence", "paired_differences", "half_width"]
 
 
 def _check(table: pd.DataFrame, outcomes: Sequence[str], by: str, unit: str) -> list[str]:
@@ -55,13 +55,23 @@ def seed_means(table: pd.DataFrame, outcomes: Sequence[str], by: str = "mechanis
     return table.groupby([by, unit], sort=False)[outcomes].mean().reset_index()
 
 
+def half_width(values: np.ndarray, level: float = 0.95) -> float:
+    """Half-width of the Student-t interval of the mean of ``values``,
+    ``t_{(1+level)/2, n-1} s / sqrt(n)``; 0 for fewer than two values."""
+    values = np.asarray(values, np.float64)
+    n = len(values)
+    if n < 2:
+        return 0.0
+    return float(stats.t.ppf(0.5 + level / 2, n - 1) * np.std(values, ddof=1) / np.sqrt(n))
+
+
 def _interval(values: np.ndarray, level: float) -> tuple[float, float, float]:
     """Mean and the t interval of ``values`` (NaN bounds for fewer than 2 or non-finite)."""
     n = len(values)
     mean = float(np.mean(values)) if n else np.nan
     if n < 2 or not np.isfinite(values).all():
         return mean, np.nan, np.nan
-    half = stats.t.ppf(0.5 + level / 2, n - 1) * np.std(values, ddof=1) / np.sqrt(n)
+    half = half_width(values, level)
     return mean, mean - half, mean + half
 
 

@@ -19,7 +19,7 @@ Diss eq. C.17):
    low-skill workers stop building sooner, and some prefer to sell (a division of labour
    between gatherers and builders through the market).
 2. **Build** when holding a wood and a stone (a builder): on the current cell if a house may
-   stand there (not a resource source, no house), else walk to the nearest such cell.
+   stand there (the game's own rule, ``GTB.buildable``), else walk to the nearest such cell.
 3. **Trade** at posted prices: a seller offers every unit it holds (one open ask per
    resource at ``ask_price``); a builder buys a unit it lacks from the cheapest open ask of
    another agent (its observation lists them) at up to ``bid_price``, offers a surplus (two
@@ -30,8 +30,10 @@ Diss eq. C.17):
    lacks both; a seller: either); with none in sight, step towards the nearest source of
    it, or explore in a random direction.
 
-Random choices (exploration, ties) come from the model's ``rng``, so a what-if's seed fixes
-them. ``workers(game, rng, **settings)`` gives one brain per agent.
+Paths are planned on the window the agent sees (water, the map's edge, other agents' houses
+and other agents block it): a plan, not a rule; the game decides whether each move
+succeeds. Random choices (exploration, ties) come from the brain's ``rng``, so a what-if's
+seed fixes them. ``workers(game, rng, **settings)`` gives one brain per agent.
 """
 
 from __future__ import annotations
@@ -43,13 +45,16 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from econsim.bounds import FINITE
+from econsim.envs.gtb.game import BUILD, DOWN, LEFT, NOOP, RIGHT, SPATIAL_CHANNELS, UP
+from econsim.envs.gtb.world import MOVES
 
 __all__ = ["WorkerSettings", "ScriptedWorker", "workers"]
 
-# spatial channels of GTB's observation (econsim.envs.gtb.game.SPATIAL_CHANNELS)
-WOOD, STONE, WOOD_SRC, STONE_SRC, WATER, OUTSIDE, AGENT, OWN_HOUSE, OTHER_HOUSE = range(9)
-NOOP, UP, DOWN, LEFT, RIGHT, BUILD = range(6)
-STEPS = ((UP, -1, 0), (DOWN, 1, 0), (LEFT, 0, -1), (RIGHT, 0, 1))
+# the spatial channels of GTB's observation, by name
+WOOD, STONE, WOOD_SRC, STONE_SRC, WATER, OUTSIDE, AGENT, OTHER_HOUSE = (
+    SPATIAL_CHANNELS.index(c) for c in ("wood", "stone", "wood_source", "stone_source",
+                                        "water", "outside", "agent", "other_house"))
+STEPS = tuple((a, *MOVES[a]) for a in (UP, DOWN, LEFT, RIGHT))  # action, row, col change
 
 
 class WorkerSettings(BaseModel):
@@ -124,9 +129,10 @@ class ScriptedWorker:
                 if held[r] >= 1 and own[r, 1].sum() == 0:
                     return self.game.trade_action(r, "ask", self.s.ask_price)
             return self._gather(spatial, (WOOD, STONE))
-        if wood >= 1 and stone >= 1:
-            return BUILD if self._buildable(spatial, self.r, self.r) else self._to(
-                spatial, lambda rr, cc: self._buildable(spatial, rr, cc))
+        if wood >= 1 and stone >= 1:  # where a house may stand: the game's own rule
+            free = self._buildable_window(agent)
+            return BUILD if free[self.r, self.r] else self._to(
+                spatial, lambda rr, cc: bool(free[rr, cc]))
         needed = [r for r in (0, 1) if held[r] < 1]
         for r in needed:  # buy a missing unit someone offers at an acceptable price
             asks = np.flatnonzero(others[r, 1] > 0)
@@ -154,9 +160,17 @@ class ScriptedWorker:
             return False
         return not (spatial[AGENT, r, c] and (r, c) != (self.r, self.r))
 
-    def _buildable(self, spatial: np.ndarray, r: int, c: int) -> bool:
-        return not (spatial[WOOD_SRC, r, c] or spatial[STONE_SRC, r, c]
-                    or spatial[OWN_HOUSE, r, c] or spatial[OTHER_HOUSE, r, c])
+    def _buildable_window(self, agent: Any) -> np.ndarray:
+        """``[V, V]`` bool over the agent's window: ``GTB.buildable`` of the world the agent
+        is in (False outside the map)."""
+        game, v = self.game, 2 * self.r + 1
+        free = game.buildable(agent.model.state)[0].reshape(game.height, game.width)
+        rows = int(agent.row) - self.r + np.arange(v)
+        cols = int(agent.col) - self.r + np.arange(v)
+        inside = ((rows >= 0) & (rows < game.height))[:, None] & (
+            (cols >= 0) & (cols < game.width))[None, :]
+        return inside & free[np.clip(rows, 0, game.height - 1)][:, np.clip(cols, 0,
+                                                                          game.width - 1)]
 
     def _search(self, spatial: np.ndarray, goal) -> tuple[int, int] | None:
         """Breadth-first from the centre: (first move, distance) to the nearest passable cell
@@ -189,7 +203,7 @@ class ScriptedWorker:
         unit = self._search(spatial, lambda r, c: any(spatial[k, r, c] > 0 for k in channels))
         if unit is not None:
             return unit[0]
-        sources = tuple(k + 2 for k in channels)  # WOOD_SRC / STONE_SRC
+        sources = tuple({WOOD: WOOD_SRC, STONE: STONE_SRC}[k] for k in channels)
         src = self._search(spatial, lambda r, c: any(spatial[k, r, c] > 0 for k in sources))
         return src[0] if src is not None else self._explore(spatial)
 

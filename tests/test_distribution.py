@@ -27,9 +27,10 @@ def test_lorenz_curve_and_gini_of_a_hand_worked_distribution():
     pre = lz[lz.income == "pre_tax"]
     np.testing.assert_allclose(pre.people, [0, 0.25, 0.5, 0.75, 1])
     np.testing.assert_allclose(pre.share, [0, 0, 0.1, 0.4, 1.0])
-    # the Gini of the curve is econsim.metrics' (uncorrected) Gini: G x (n - 1) / n
-    g = float(metrics.gini(np.array([0.0, 10, 30, 60])))
-    assert pre.gini.iloc[0] == pytest.approx(g * 3 / 4)
+    # the Gini shown is econsim.metrics' (the equality columns'); by hand: sum |xi - xj| =
+    # 2 (10 + 30 + 60 + 20 + 50 + 30) = 400, / (2 n sum x) = 400 / 800, x n / (n - 1)
+    assert pre.gini.iloc[0] == pytest.approx(0.5 * 4 / 3)
+    assert pre.gini.iloc[0] == pytest.approx(float(metrics.gini(np.array([0.0, 10, 30, 60]))))
     post = lz[lz.income == "post_tax"]
     assert post.gini.iloc[0] < pre.gini.iloc[0]  # redistribution flattens it
 
@@ -42,8 +43,8 @@ def test_incidence_by_decile_and_skill_is_ratios_of_sums():
     assert low.average_rate == pytest.approx(1 / 10) and high.average_rate == pytest.approx(24 / 90)
     assert low.net_rate == pytest.approx((1 - 12.5) / 10)  # a net recipient
     assert low.pre_tax == 5.0
-    sk = D.incidence(per, group="skill", bins=2)  # 10-20, 20-30
-    assert list(sk.group) == ["10-20", "20-30"]
+    sk = D.incidence(per, group="skill", bins=2)  # the skills seen, 10-30: two bands
+    assert list(sk.group) == ["10.0-20.0", "20.0-30.0"]
     assert sk.agents.tolist() == [2, 2]
     assert sk.average_rate.iloc[1] == pytest.approx(24 / 90)
     with pytest.raises(ValueError, match="group 'age' is not allowed"):
@@ -59,6 +60,10 @@ def test_tradeoff_marks_the_undominated_points():
     assert t.welfare[("a", 1)] == pytest.approx(72.0)
     iso = D.iso_welfare([50.0], np.array([25.0, 50.0, 100.0]))
     assert iso.equality.tolist() == [1.0, 0.5]  # 50 / 25 = 2 > 1 is not drawn
+    curves = D.iso_welfare_of(D.tradeoff(ep), shares=(0.5, 1.0), grid=5)
+    best = float(D.tradeoff(ep).welfare.max())
+    assert sorted(curves.welfare.unique()) == pytest.approx([best / 2, best])
+    assert (curves.equality <= 1).all()
 
 
 @settings(max_examples=100, deadline=None)
@@ -67,7 +72,11 @@ def test_lorenz_curves_are_convex_below_the_diagonal(x):
     people, share, gini = D._lorenz_points(np.array(x))
     assert (share <= people + 1e-9).all() and share[0] == 0 and share[-1] == pytest.approx(1)
     assert (np.diff(share) >= -1e-12).all() and (np.diff(share, 2) >= -1e-9).all()
-    assert -1e-9 <= gini <= 1
+    assert -1e-9 <= gini <= 1 + 1e-9
+    if sum(x) > 0:  # twice the area between the curve and the diagonal, x n / (n - 1)
+        n = len(x)
+        area = 1.0 - np.sum((share[1:] + share[:-1]) / n)
+        assert gini == pytest.approx(area * n / (n - 1), abs=1e-9)
 
 
 def test_tables_of_a_what_if():

@@ -24,7 +24,10 @@ def worker(game, **settings):
 
 
 def obs_of(game, state, agent=0):
-    return SimpleNamespace(observation=game.observe(state)[0, agent])
+    """What a brain sees of a PlayerAgent: its observation, its cell and the model's state."""
+    row, col = divmod(int(state.pos[0, agent]), game.width)
+    return SimpleNamespace(observation=game.observe(state)[0, agent], row=row, col=col,
+                           model=SimpleNamespace(state=state))
 
 
 def cell(game, r, c):
@@ -33,22 +36,31 @@ def cell(game, r, c):
 
 def test_work_or_rest_weighs_utility_after_tax_against_labour(world):
     game, _ = world
+    p = game.params
     w = worker(game)
-    crra = lambda z: ((z ** 0.77) - 1) / 0.77  # noqa: E731  eta = 0.23
-    # build: gain crra(10 + 30) - crra(10) = 13.04 > 0.21 x (10 + 12) = 4.62; selling 2 x 5
-    # coin: crra(20) - crra(10) - 0.21 x (12 + 0.5) = 2.77 < 8.42
-    assert crra(40) - crra(10) - 0.21 * 22 > crra(20) - crra(10) - 0.21 * 12.5 > 0
-    assert w.plan(10.0, 30.0, 0.0) == "build"
-    # low skill: building pays 10 -> 5.39 - 4.62 = 0.77; selling pays 2.77: sell
-    assert w.plan(10.0, 10.0, 0.0) == "sell"
-    # a 70% marginal rate: neither pays for the labour at pay 10 -> rest
-    assert crra(13) - crra(10) < 0.21 * 12.5 and crra(13) - crra(10) < 0.21 * 22
-    assert w.plan(10.0, 10.0, 0.7) == "rest"
-    # units already held need no gathering: at 70% selling them still pays (2 orders' labour)
+    s = w.s
+    gain = lambda coin, net: float(game.crra(coin + net) - game.crra(coin))  # noqa: E731
+    cost = lambda labour, aversion=1.0: aversion * p.labor_weight * labour  # noqa: E731
+    build_labour = p.build_labor + s.gather_labour  # both units still to gather
+    sell_labour = s.gather_labour + 2 * p.order_labor
+    sell = lambda tau: gain(10.0, 2 * s.ask_price * (1 - tau)) - cost(sell_labour)  # noqa: E731
+
+    def expected(coin, pay, tau):
+        options = {"build": gain(coin, pay * (1 - tau)) - cost(build_labour),
+                   "sell": sell(tau)}
+        best = max(options, key=options.get)
+        return best if options[best] > 0 else "rest"
+
+    # the situations below cover each answer; the rule gives what the utilities say
+    cases = [(10.0, 30.0, 0.0), (10.0, 10.0, 0.0), (10.0, 10.0, 0.7)]
+    assert [expected(*c) for c in cases] == ["build", "sell", "rest"]
+    assert [w.plan(*c) for c in cases] == ["build", "sell", "rest"]
+    # units already held need no gathering: at 70% selling them still pays (two orders)
+    assert gain(10.0, 2 * s.ask_price * 0.3) > cost(2 * p.order_labor)
     assert w.plan(10.0, 10.0, 0.7, wood=1, stone=1) == "sell"
-    assert crra(13) - crra(10) > 0.21 * 0.5
     # a lazier worker rests where a keen one builds
-    assert crra(40) - crra(10) < 4 * 0.21 * 22
+    assert gain(10.0, 30.0) < cost(build_labour, 4.0)
+    assert gain(10.0, 2 * s.ask_price) < cost(sell_labour, 4.0)
     assert worker(game, labour_aversion=4.0).plan(10.0, 30.0, 0.0) == "rest"
 
 

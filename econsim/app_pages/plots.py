@@ -81,11 +81,7 @@ def _whatif(res: whatif.WhatIfResult) -> None:
                    "line joins the points no other point beats on both; dashed grey curves "
                    "have equal welfare (productivity x equality, labelled).")
         points = distribution.tradeoff(res.episodes)
-        top = float(points["welfare"].max()) if len(points) else 0.0
-        levels = [round(top * f, -1) or top * f for f in (0.5, 0.75, 1.0)] if top > 0 else []
-        grid = np.linspace(max(1e-9, points["productivity"].min() * 0.8),
-                           points["productivity"].max() * 1.2, 60) if len(points) else []
-        st.altair_chart(charts.tradeoff(points, distribution.iso_welfare(levels, grid)))
+        st.altair_chart(charts.tradeoff(points, distribution.iso_welfare_of(points)))
         _income(res.periods, "mechanism")
     else:  # no coin, no taxes: the team's return
         st.subheader("Collective return over time")

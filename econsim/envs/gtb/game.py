@@ -531,6 +531,11 @@ class GTB(TaxPeriods, ActionMask, Grid, AgentEvents, Economy, PlannerView):
         return obs
 
     # ------------------------------------------------------------------ for learners and Mesa
+    def buildable(self, state: State) -> np.ndarray:
+        """``[B, H*W]`` bool: a house may stand on the cell (not a resource source, no house
+        yet; the rule of ``BUILD``)."""
+        return (self._src_type < 0)[None, :] & (state.house < 0)
+
     def action_mask(self, state: State) -> np.ndarray:
         """Legal actions ``[B, N, A]`` bool: illegal ones would be no-ops (no-op is legal).
 
@@ -549,7 +554,7 @@ class GTB(TaxPeriods, ActionMask, Grid, AgentEvents, Economy, PlannerView):
         ok &= ~(tgt[..., None] == s.pos[:, None, None, :]).any(-1)
         mask[..., UP:RIGHT + 1] = ok
         mask[..., BUILD] = ((s.inv[..., 1] >= 1) & (s.inv[..., 2] >= 1)
-                            & (self._src_type[s.pos] < 0) & (s.house[bi2, s.pos] < 0))
+                            & self.buildable(s)[bi2, s.pos])
         c1 = np.arange(1, mk.n_codes + 1)
         have = s.inv[..., mk.item_in[c1]] >= mk.need[c1]  # [B, N, codes]
         mask[..., TRADE0:] = have & (mk.open_orders(s.o_code) < mk.max_orders)[..., None]
