@@ -72,6 +72,9 @@ META: dict[str, Entry] = {
     "mechanism_name": ("name", "the mechanism's name without parameters (free_market, flat, "
                        "us_federal, saez, custom, metagrad, dual_rl, none)"),
     "sweep": ("id", "sweep id for runs made by `econsim sweep` (empty otherwise)"),
+    "agents": ("label", "who played the what-if: scripted workers, random actions (a null "
+               "model), idle, or trained agents of a run with their behaviour held fixed or "
+               "re-learned under each mechanism"),
     "seed": ("index", "random seed of the replica; the natural cluster for standard errors"),
     "phase": ("name", "'eval' (greedy evaluation) or 'train' (a training window)"),
     "iteration": ("iterations", "training iteration at which the evaluation ran"),
@@ -163,6 +166,7 @@ EPISODES: dict[str, Entry] = {
 
 STEPS: dict[str, Entry] = {
     "mechanism": META["mechanism"], "mechanism_name": META["mechanism_name"],
+    "agents": META["agents"],
     "seed": ("index", "seed of the model (all mechanisms play the same seeds)"),
     "episode": META["episode"],
     "step": ("steps", "steps taken in the episode (1 = after the first step)"),
@@ -196,6 +200,7 @@ STEPS: dict[str, Entry] = {
 
 WORLD: dict[str, Entry] = {
     "mechanism": META["mechanism"], "mechanism_name": META["mechanism_name"],
+    "agents": META["agents"],
     "seed": STEPS["seed"], "episode": META["episode"], "step": STEPS["step"],
     "collective_reward": ("reward", "sum over agents of the step's reward"),
     "collective_return": ("reward", "sum over agents and the episode's steps so far"),

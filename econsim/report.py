@@ -135,11 +135,7 @@ def whatif_report(res: Any, baseline: str | None = None, title: str | None = Non
     conf = res.confidence(outcomes)
     diff = res.differences(baseline, outcomes) if len(res.mechanisms) > 1 else None
     e = html.escape
-    agents = {"scripted": "scripted workers (rule-based)", "random": "random (a null model)",
-              "noop": "idle"}.get(res.brains, res.brains)
-    if res.brains.startswith("trained:"):
-        agents += (f", re-learned {res.adapted} iterations under each mechanism"
-                   if res.adapted else ", behaviour held fixed")
+    agents = res.agents_text()
     parts = [
         f"<h1>{e(title or f'What-if of {res.scenario}')}</h1>",
         f"<p class='meta'>econsim report, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC</p>",

@@ -14,8 +14,10 @@ values:
   ``scipy.stats.ttest_rel``), over the seeds both have.
 
 An outcome that is not finite in a seed (e.g. ``nash`` = -inf when an agent holds no coin)
-gives a mean of +-inf and no interval for its group. Used by the what-if summary
-(``WhatIfResult.summary``) and the app's tables and bars.
+gives a mean of +-inf and no interval for its group. :func:`readable` turns either table
+into the layout of a paper's table (an outcome per row, a group per column, ``mean [low,
+high]``). Used by the what-if summary (``WhatIfResult.confidence``), the experiment and runs
+pages, the HTML reports and the app's tables and bars.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["seed_means", "confidence", "paired_differences", "half_width"]
+__all__ = ["seed_means", "confidence", "paired_differences", "half_width", "readable"]
 
 
 def _check(table: pd.DataFrame, outcomes: Sequence[str], by: str, unit: str) -> list[str]:
@@ -117,3 +119,30 @@ def paired_differences(table: pd.DataFrame, outcomes: Sequence[str], baseline: s
                          "ci_low": low, "ci_high": high, "seeds": len(shared)})
     return pd.DataFrame(rows, columns=[by, "outcome", "baseline", "difference", "ci_low",
                                        "ci_high", "seeds"])
+
+
+def _number(x: float, digits: int) -> str:
+    if not np.isfinite(x):
+        return "" if np.isnan(x) else ("inf" if x > 0 else "-inf")
+    return f"{x:,.{digits}f}"
+
+
+def readable(table: pd.DataFrame, by: str = "mechanism", value: str = "mean",
+             digits: int = 3) -> pd.DataFrame:
+    """A :func:`confidence` or :func:`paired_differences` table as people read it: one row
+    per outcome, one column per ``by`` value (in their order), each cell
+    ``value [ci_low, ci_high]`` rounded to ``digits`` (the value alone without an interval,
+    e.g. with one seed)."""
+    missing = [c for c in (by, "outcome", value, "ci_low", "ci_high") if c not in table]
+    if missing:
+        raise ValueError(f"no column(s) {', '.join(map(repr, missing))} in the table "
+                         f"(columns: {', '.join(map(str, table.columns))})")
+    cells = [
+        _number(v, digits) + (f" [{_number(lo, digits)}, {_number(hi, digits)}]"
+                              if np.isfinite(lo) and np.isfinite(hi) else "")
+        for v, lo, hi in zip(table[value], table["ci_low"], table["ci_high"], strict=True)]
+    wide = table.assign(cell=cells).pivot(index="outcome", columns=by, values="cell")
+    wide = wide.reindex(index=list(dict.fromkeys(table["outcome"])),
+                        columns=list(dict.fromkeys(table[by])))
+    wide.columns = [str(c) for c in wide.columns]
+    return wide.reset_index().fillna("")

@@ -64,6 +64,9 @@ __all__ = ["EPISODE_COLUMNS", "STEP_COLUMNS", "WhatIfJob", "WhatIfResult", "comp
            "WORLD_COLUMNS", "mechanism_label", "run_whatif", "tax_curve", "terrain"]
 
 BRAINS = ("scripted", "random", "noop", "trained:<run_id>")
+#: how a result's agents are described on every chart, export and report
+AGENTS = {"scripted": "scripted workers (rule-based)",
+          "random": "random actions (a null model)", "noop": "idle (no-op)"}
 #: bytes of replay pictures a job keeps (``WhatIfResult.frames``): a 128 x 128 picture per
 #: step of navigation is 48 KiB, so long what-ifs keep the pictures of their first episodes
 #: only (every episode keeps its rows in the tables)
@@ -182,6 +185,8 @@ class WhatIfResult:
     #: the scenario as TOML, and each mechanism's spec as JSON (``rerun_code``)
     scenario_toml: str = ""
     specs: list[str] = field(default_factory=list)
+    #: the runs folder the trained agents came from (``rerun_code``)
+    root: str = ""
 
     @property
     def episodes_done(self) -> int:
@@ -205,6 +210,7 @@ class WhatIfResult:
                 f"sc = scenario.load({self.scenario + '.toml'!r})\n"
                 f"res = whatif.WhatIfJob.create(sc, {specs!r}, episodes="
                 f"{self.episodes_requested}, seeds={self.seeds!r}, brains={brains!r}"
+                f"{f', root={self.root!r}' if brains.startswith('trained:') else ''}"
                 f"{f', adapt={self.adapted}' if self.adapted else ''}).run()\n")
 
     def outcomes(self) -> list[str]:
@@ -230,10 +236,28 @@ class WhatIfResult:
                                               baseline or self.mechanisms[0], "mechanism",
                                               level=level)
 
+    def agents_text(self) -> str:
+        """Who played, as every chart caption and export says it: e.g. "scripted workers
+        (rule-based)", "trained agents of run X (behaviour held fixed)"."""
+        if self.brains.startswith("trained:"):
+            run = self.brains.removeprefix("trained:")
+            return f"trained agents of run {run} " + (
+                f"(re-learned {self.adapted} iterations under each mechanism)" if self.adapted
+                else "(behaviour held fixed)")
+        return AGENTS.get(self.brains, self.brains)
+
     def tables(self) -> dict[str, pd.DataFrame]:
-        """The exportable tables by name: ``periods``, ``episodes``, ``steps``, ``world``."""
-        return {"periods": self.periods, "episodes": self.episodes, "steps": self.steps,
-                "world": self.world}
+        """The exportable tables by name: ``periods``, ``episodes``, ``steps``, ``world``;
+        each with the column ``agents`` (:meth:`agents_text`) after the mechanism's."""
+        out = {}
+        for name, df in (("periods", self.periods), ("episodes", self.episodes),
+                         ("steps", self.steps), ("world", self.world)):
+            df = df.copy()
+            if not df.empty:
+                at = df.columns.get_loc("mechanism_name") + 1 if "mechanism_name" in df else 0
+                df.insert(at, "agents", self.agents_text())
+            out[name] = df
+        return out
 
     def data_dictionary(self) -> pd.DataFrame:
         """``table, column, unit, meaning`` of every column of :meth:`tables`
@@ -530,7 +554,7 @@ class WhatIfJob:
             frames=self._whole_frames(), plane=self._plane_table(game), extent=(
                 tuple(float(v) for v in game.extent) if has(game, Plane) else None),
             cancelled=self.cancelled, wall_s=round(self._wall, 3), adapted=self.adapt,
-            scenario_toml=self.scenario.to_toml(),
+            scenario_toml=self.scenario.to_toml(), root=str(self.root),
             specs=list(dict.fromkeys(json.dumps(t.spec, sort_keys=True) for t in self.tasks)))
 
     def _finished(self) -> set[tuple[str, int, int]]:

@@ -81,3 +81,21 @@ def test_bad_input_is_one_line(call, match):
     with pytest.raises(ValueError, match=match) as err:
         call(table())
     assert "\n" not in str(err.value)
+
+
+def test_readable_puts_an_outcome_per_row_and_a_group_per_column():
+    t = table()
+    conf = uncertainty.confidence(t, ["welfare", "equality"])
+    wide = uncertainty.readable(conf, digits=2)
+    assert list(wide.columns) == ["outcome", "base", "flat"]
+    assert list(wide.outcome) == ["welfare", "equality"]
+    row = conf[(conf.mechanism == "flat") & (conf.outcome == "welfare")].iloc[0]
+    assert wide.set_index("outcome").loc["welfare", "flat"] == (
+        f"{row['mean']:,.2f} [{row.ci_low:,.2f}, {row.ci_high:,.2f}]")
+    one = uncertainty.readable(uncertainty.confidence(t[t.seed == 0], "welfare"))
+    assert "[" not in one.base.iloc[0]  # no interval with one seed: the mean alone
+    diff = uncertainty.readable(uncertainty.paired_differences(t, "welfare", "base"),
+                                value="difference")
+    assert list(diff.columns) == ["outcome", "flat"]
+    with pytest.raises(ValueError, match="no column.*'difference'"):
+        uncertainty.readable(conf, value="difference")

@@ -275,7 +275,14 @@ def test_trained_agents_re_learn_under_each_mechanism(tmp_path):
     fixed = whatif.compare([None, "free_market"], None, seeds=[1], brains=brains,
                            root=tmp_path)
     assert fixed.adapted == 0  # behaviour held fixed: the stored agents
-    assert "adapt=2" in res.rerun_code()
+    assert "adapt=2" in res.rerun_code() and f"root={str(tmp_path)!r}" in res.rerun_code()
+    # every export says how the agents behaved, and the data dictionary explains the column
+    for r, said in ((fixed, "(behaviour held fixed)"),
+                    (res, "(re-learned 2 iterations under each mechanism)")):
+        for name, table in r.tables().items():
+            assert set(table.agents) == {f"trained agents of run {run.run_id} {said}"}, name
+    meaning = fixed.data_dictionary().set_index(["table", "column"]).meaning
+    assert "held fixed" in meaning.loc[("episodes", "agents")]
     stop = whatif.WhatIfJob.create(None, ["free_market"], 1, [0], brains, tmp_path, adapt=3)
     stop.advance(max_steps=1)
     stop.advance(should_stop=lambda: True)

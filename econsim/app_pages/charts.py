@@ -45,21 +45,48 @@ def metrics_over_time(df: pd.DataFrame, x: str = "step",
     ).resolve_scale(y="independent")
 
 
+def seed_bars(episodes: pd.DataFrame, metrics: tuple[str, ...] | list[str],
+              by: str = "mechanism", names: dict[str, str] | None = None,
+              y_title: str | None = None, width: int = 180) -> alt.Chart:
+    """Per ``by`` value and metric: a bar at the mean over seeds of each seed's mean, its 95%
+    confidence interval across seeds (black rule, ``econsim.uncertainty``; none with one
+    seed) and a dot per seed; one panel per metric (``names``: panel titles)."""
+    from econsim import uncertainty  # scipy: not on the start page
+
+    metrics = [m for m in metrics if m in episodes]
+    per = uncertainty.seed_means(episodes, metrics, by)
+    conf = uncertainty.confidence(episodes, metrics, by).rename(columns={"outcome": "metric"})
+    dots = per.melt(id_vars=[by, "seed"], value_vars=metrics, var_name="metric")
+    names = names or {}
+    for df in (conf, dots):
+        df["metric"] = df["metric"].map(lambda m: names.get(m, m))
+    conf = conf[np.isfinite(conf["mean"])].assign(kind="mean")
+    df = pd.concat([conf, dots.assign(kind="seed")], ignore_index=True)
+    order = list(dict.fromkeys(episodes[by]))
+    x = alt.X(f"{by}:N", title=None, sort=order)
+    is_mean, is_seed = alt.datum.kind == "mean", alt.datum.kind == "seed"
+    bars = alt.Chart().transform_filter(is_mean).mark_bar().encode(
+        x=x, y=alt.Y("mean:Q", title=y_title), color=_color(df, by),
+        tooltip=[by, "metric", alt.Tooltip("mean:Q", format=",.3f", title="mean over seeds"),
+                 alt.Tooltip("ci_low:Q", format=",.3f", title="95% CI low"),
+                 alt.Tooltip("ci_high:Q", format=",.3f", title="95% CI high"), "seeds:Q"])
+    rule = alt.Chart().transform_filter(is_mean).mark_rule(color="black", strokeWidth=2
+                                                           ).encode(x=x, y="ci_low:Q",
+                                                                    y2="ci_high:Q")
+    seeds = alt.Chart().transform_filter(is_seed).mark_circle(
+        color="#444", size=22, opacity=0.7).encode(
+        x=x, y="value:Q", tooltip=[by, "seed:Q", alt.Tooltip("value:Q", format=",.3f",
+                                                               title="seed mean")])
+    sort = [names.get(m, m) for m in metrics]
+    return alt.layer(bars, rule, seeds, data=df).properties(width=width, height=180).facet(
+        column=alt.Column("metric:N", sort=sort, title=None)).resolve_scale(y="independent")
+
+
 def episode_bars(episodes: pd.DataFrame, metrics: tuple[str, ...] = EPISODE_METRICS,
                  by: str = "mechanism") -> alt.Chart:
-    """Mean and seed-to-seed spread of per-episode outcomes, one panel per metric."""
-    metrics = tuple(m for m in metrics if m in episodes)
-    long = episodes.melt(id_vars=[by, "seed", "episode"], value_vars=list(metrics),
-                         var_name="metric")
-    base = alt.Chart(long).encode(x=alt.X(f"{by}:N", title=None, sort=list(dict.fromkeys(
-        long[by]))))
-    bars = base.mark_bar().encode(y=alt.Y("mean(value):Q", title=None), color=_color(long, by),
-                                  tooltip=[by, alt.Tooltip("mean(value):Q", format=".3f")])
-    dots = base.mark_circle(color="black", size=25).encode(y="value:Q",
-                                                           tooltip=[by, "seed", "episode"])
-    return alt.layer(bars, dots, data=long).properties(width=180, height=180).facet(
-        column=alt.Column("metric:N", sort=list(metrics), title=None)
-    ).resolve_scale(y="independent")
+    """Per-episode outcomes: mean over seeds with the 95% CI across seeds and a dot per seed
+    (:func:`seed_bars`), one panel per metric."""
+    return seed_bars(episodes, metrics, by)
 
 
 def coin_text(x: float) -> str:
@@ -129,16 +156,10 @@ def income_by_skill(periods: pd.DataFrame, by: str = "mechanism") -> alt.Chart:
 
 
 def activity_bars(episodes: pd.DataFrame, by: str = "mechanism") -> alt.Chart:
-    """Mean per episode of what the agents did: gathered, built, traded."""
-    cols = [c for c in ACTIVITY if c in episodes]
-    mean = episodes.groupby(by, sort=False)[cols].mean().reset_index()
-    long = mean.melt(id_vars=[by], value_vars=cols, var_name="activity")
-    long["activity"] = long["activity"].map(ACTIVITY)
-    return alt.Chart(long).mark_bar().encode(
-        x=alt.X(f"{by}:N", title=None, sort=list(dict.fromkeys(long[by]))),
-        y=alt.Y("value:Q", title="per episode"), color=_color(long, by),
-        tooltip=[by, "activity", alt.Tooltip("value:Q", format=".2f")],
-    ).properties(width=150, height=200).facet(column=alt.Column("activity:N", title=None))
+    """What the agents did per episode (gathered, built, traded): mean over seeds with the
+    95% CI across seeds and a dot per seed (:func:`seed_bars`)."""
+    return seed_bars(episodes, [c for c in ACTIVITY if c in episodes], by, names=ACTIVITY,
+                     y_title="per episode", width=150)
 
 
 def activity_over_time(steps: pd.DataFrame, x: str = "step",
@@ -315,16 +336,6 @@ def incentive_curves(agents: pd.DataFrame) -> alt.Chart:
         color=alt.Color("agent:N"), strokeDash=_phase_dash(),
         tooltip=["agent", "phase", "iteration", alt.Tooltip("received:Q", format=".2f")],
     ).properties(height=240)
-
-
-def compare_bars(df: pd.DataFrame, metric: str, by: str = "run_id") -> alt.Chart:
-    """Mean of ``metric`` by ``by`` with one dot per seed."""
-    base = alt.Chart(df).encode(y=alt.Y(f"{by}:N", title=None))
-    bars = base.mark_bar().encode(x=alt.X(f"mean({metric}):Q", title=metric),
-                                  color=alt.Color(f"{by}:N", legend=None))
-    dots = base.mark_circle(color="black").encode(x=f"{metric}:Q", tooltip=[by, "seed",
-                                                                           metric])
-    return alt.layer(bars, dots).properties(height=max(60, 40 * df[by].nunique()))
 
 
 # ------------------------------------------------------------ skills of an HSD team (ch. 4)

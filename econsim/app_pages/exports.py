@@ -41,7 +41,7 @@ def _dictionary(df: pd.DataFrame, stem: str, key: str) -> None:
 
 def _readme(res) -> str:
     """README.txt of the what-if zip: what it holds and how to play it again."""
-    return (f"econsim what-if of {res.scenario} ({res.env}); agents: {res.brains}; "
+    return (f"econsim what-if of {res.scenario} ({res.env}); agents: {res.agents_text()}; "
             f"mechanisms: {', '.join(res.mechanisms)}; seeds {res.seeds}; "
             f"{res.episodes_requested} episode(s) each.\n\nFiles: one CSV and one Stata "
             f"file per table, the data dictionary (table, column, unit, meaning) and the "
@@ -56,8 +56,9 @@ with tab_w:
     if res is None or res.episodes.empty:
         st.info("No what-if yet: run one on the What-if page.")
     else:
-        st.caption(f"What-if of {res.scenario}: {', '.join(res.mechanisms)}; seeds "
-                   f"{res.seeds}; {res.episodes_done} episodes.")
+        st.caption(f"What-if of {res.scenario}: {', '.join(res.mechanisms)}; agents: "
+                   f"{res.agents_text()}; seeds {res.seeds}; {res.episodes_done} episodes. "
+                   "Every table carries the agents in its column `agents`.")
         stem = f"whatif-{res.scenario}"
         st.download_button(
             "Everything (zip): every table as CSV and Stata, the data dictionary, the "

@@ -67,8 +67,8 @@ def _income(periods: pd.DataFrame, by: str) -> None:
 
 def _whatif(res: whatif.WhatIfResult) -> None:
     economy = "welfare" in res.world
-    st.caption(f"What-if of {res.scenario}: {', '.join(res.mechanisms)}; agents "
-               f"{res.brains}; seeds {res.seeds}.")
+    st.caption(f"What-if of {res.scenario}: {', '.join(res.mechanisms)}; agents: "
+               f"{res.agents_text()}; seeds {res.seeds}.")
     if economy:
         st.subheader("Welfare, productivity and equality over time")
         st.caption("Welfare = productivity x equality (coin x share); productivity = total "

@@ -4,7 +4,6 @@ rows the Regression page uses by default)."""
 
 import json
 
-import pandas as pd
 import streamlit as st
 
 from econsim import analysis, store
@@ -86,11 +85,16 @@ elif chosen:
                if c not in skip and not str(c).startswith("mechanism_")]
     first = next((c for c in ("welfare_sum", "collective") if c in numeric), numeric[0])
     metric = st.selectbox("Metric", numeric, index=numeric.index(first), key="r_metric")
-    keys = [c for c in ("run_id", "scenario", "mechanism") if c in table]
-    summary = table.groupby(keys, sort=False)[metric].agg(["mean", "std", "count"])
-    summary["seeds"] = table.groupby(keys, sort=False)["seed"].nunique()
-    st.dataframe(summary.reset_index(), hide_index=True)
-    per_seed = table.groupby(keys + ["seed"], sort=False)[metric].mean().reset_index()
-    st.altair_chart(charts.compare_bars(pd.DataFrame(per_seed), metric))
+    from econsim import uncertainty
+
+    conf = uncertainty.confidence(table, [metric], by="run_id")
+    labels = [c for c in ("scenario", "mechanism") if c in table]
+    if labels:
+        conf = table.groupby("run_id", sort=False)[labels].first().reset_index().merge(
+            conf, on="run_id")
+    st.caption("Mean over seeds of each seed's mean and its 95% confidence interval across "
+               "seeds (seeds are the unit of replication; the bars' dots are the seeds).")
+    st.dataframe(conf.drop(columns="outcome").round(4), hide_index=True)
+    st.altair_chart(charts.seed_bars(table, [metric], by="run_id", width=480))
     st.page_link("econsim/app_pages/regression.py", label="Test the differences in a "
                  "regression →")

@@ -5,7 +5,7 @@ mechanisms side by side on the same seeds."""
 import streamlit as st
 
 from econsim import scenario as scenario_mod
-from econsim import store, whatif
+from econsim import store, uncertainty, whatif
 from econsim.app_pages import charts, common
 from econsim.errors import ScenarioError
 from mechanisms import registry
@@ -19,9 +19,6 @@ MAX_CUSTOM = 4  # custom schedules side by side
 BRAIN_LABELS = {"scripted": "Scripted workers (rule-based; random where a game has none)",
                 "random": "Random actions (a null model: no economic behaviour)",
                 "noop": "Idle (always no-op)"}
-#: how a result's agents are described on every chart and export caption
-RESULT_BRAINS = {"scripted": "scripted workers (rule-based)",
-                 "random": "random actions (a null model)", "noop": "idle (no-op)"}
 
 common.keep(DEFAULTS)
 if "w_brackets_data" not in ss:
@@ -218,11 +215,7 @@ if res.cancelled:
     st.warning(f"Cancelled: {res.episodes_done} of {planned} episodes finished; the tables "
                "below hold those.")
 st.subheader("Results")
-agents = RESULT_BRAINS.get(res.brains, res.brains.replace(
-    "trained:", "trained agents of run ") + (
-    f" (re-learned {res.adapted} iterations under each mechanism)" if res.adapted
-    else " (behaviour held fixed)"))
-st.caption(f"{res.scenario} ({res.env}), agents: {agents}, mechanisms: "
+st.caption(f"{res.scenario} ({res.env}), agents: {res.agents_text()}, mechanisms: "
            f"{', '.join(res.mechanisms)}, seeds {res.seeds}, {res.episodes_requested} "
            f"episode(s) each; {res.episodes_done} episodes in {res.wall_s:.1f} s.")
 if res.episodes.empty:
@@ -230,15 +223,15 @@ if res.episodes.empty:
     st.stop()
 
 economy = "welfare_sum" in res.episodes
-st.markdown("**Per episode, mean over seeds and episodes**")
-st.dataframe(res.summary().round(3), hide_index=True)
-metrics = charts.EPISODE_METRICS if economy else ("collective_return",)
-st.altair_chart(charts.episode_bars(res.episodes, metrics))
-main = [c for c in (*metrics, *WELFARE_FUNCTIONS) if c in res.episodes]
-st.markdown("**Mean and 95% confidence interval across seeds**")
+st.markdown("**Per episode: mean over seeds [95% confidence interval across seeds]**")
 st.caption("Seeds are the unit of replication: each seed's episodes are averaged first "
            "(episodes of one seed share its agents and world, so they are not independent); "
            "the interval is Student's t over the seeds. With one seed there is none.")
+st.dataframe(uncertainty.readable(res.confidence(res.outcomes())), hide_index=True)
+metrics = charts.EPISODE_METRICS if economy else ("collective_return",)
+st.altair_chart(charts.episode_bars(res.episodes, metrics))
+main = [c for c in (*metrics, *WELFARE_FUNCTIONS) if c in res.episodes]
+st.markdown("**Welfare measures: mean and 95% confidence interval across seeds**")
 conf = res.confidence(main)
 st.altair_chart(charts.ci_points(conf))
 if len(res.mechanisms) > 1:
@@ -250,7 +243,7 @@ if len(res.mechanisms) > 1:
                "with the baseline's on that seed (a paired comparison); an interval that "
                "does not cross 0 is a difference the seeds agree on.")
     st.altair_chart(charts.ci_points(diff, "difference", zero=True))
-    st.dataframe(diff.round(4), hide_index=True)
+    st.dataframe(uncertainty.readable(diff, value="difference"), hide_index=True)
 if economy:
     st.markdown("**Over the episode** (mean over seeds and episodes)")
     st.altair_chart(charts.metrics_over_time(res.world))
