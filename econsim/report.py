@@ -1,14 +1,18 @@
-"""A one-file HTML report of a what-if: what was run, the results with their uncertainty, the
-plots, and how to run it again.
+"""One-file HTML reports of a what-if and of an experiment: what was run, the results with
+their uncertainty, the plots, and how to run it again.
 
 :func:`whatif_report` returns one self-contained HTML page (no scripts, no links to fetch:
 the plots are PNG images inside the file, drawn with matplotlib), holding the scenario (its
 TOML), the mechanisms, agents and seeds; per outcome the mean and 95% confidence interval
 across seeds, and the paired differences to a baseline mechanism
 (``econsim.uncertainty``); the plots (outcomes with their intervals, the
-equality-productivity trade-off, Lorenz curves, the tax schedules T(z)); the versions of
+equality-productivity trade-off, Lorenz curves, income before and after redistribution, tax
+incidence by income decile, the tax schedules T(z) and their marginal rates); the versions of
 econsim, Python and the libraries; and the Python that reruns it
-(``WhatIfResult.rerun_code``). Every text from the result is HTML-escaped.
+(``WhatIfResult.rerun_code``). :func:`experiment_report` does the same for a grid of
+parameter values (``econsim.sweep``): per combination and outcome the mean and interval across
+seeds, paired differences to a baseline combination, and the ``econsim sweep`` command that
+reruns it. Every text from the result is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import pandas as pd
 
 from econsim import distribution
 
-__all__ = ["whatif_report", "versions"]
+__all__ = ["whatif_report", "experiment_report", "versions"]
 
 LIBRARIES = ("numpy", "pandas", "torch", "mesa", "statsmodels", "streamlit")
 OUTCOMES = ("welfare_sum", "productivity", "equality", "utilitarian", "atkinson", "nash",
@@ -63,6 +67,30 @@ def _table(df: pd.DataFrame, digits: int = 3) -> str:
                                     na_rep="")
 
 
+def _ci_figure(conf: pd.DataFrame, by: str, shown: int = 6) -> str:
+    """Per outcome (up to ``shown``) a panel: each ``by`` value's mean and its 95% interval
+    (``econsim.uncertainty.confidence`` table), as an embedded PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    outcomes = list(dict.fromkeys(conf["outcome"]))[:shown]
+    fig, axes = plt.subplots(1, len(outcomes), figsize=(3.2 * len(outcomes), 0.8 + 0.45 * max(
+        3, conf[by].nunique())), squeeze=False)
+    for ax, outcome in zip(axes[0], outcomes, strict=True):
+        part = conf[conf["outcome"] == outcome]
+        y = np.arange(len(part))
+        ok = np.isfinite(part["ci_low"]) & np.isfinite(part["ci_high"])
+        ax.errorbar(part["mean"], y, xerr=np.where(ok, [part["mean"] - part["ci_low"],
+                                                        part["ci_high"] - part["mean"]], 0),
+                    fmt="o", capsize=3)
+        ax.set_yticks(y, [str(v) for v in part[by]])
+        ax.set_title(outcome, fontsize=10)
+        ax.grid(alpha=0.3)
+    return _png(fig)
+
+
 def _plots(res: Any, conf: pd.DataFrame) -> list[tuple[str, str]]:
     import matplotlib
 
@@ -70,20 +98,9 @@ def _plots(res: Any, conf: pd.DataFrame) -> list[tuple[str, str]]:
     import matplotlib.pyplot as plt
 
     out = []
-    shown = [o for o in dict.fromkeys(conf["outcome"])][:6]
-    if shown:
-        fig, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown), 3.0), squeeze=False)
-        for ax, outcome in zip(axes[0], shown, strict=True):
-            part = conf[conf["outcome"] == outcome]
-            y = np.arange(len(part))
-            ok = np.isfinite(part["ci_low"]) & np.isfinite(part["ci_high"])
-            ax.errorbar(part["mean"], y, xerr=np.where(ok, [part["mean"] - part["ci_low"],
-                                                            part["ci_high"] - part["mean"]], 0),
-                        fmt="o", capsize=3)
-            ax.set_yticks(y, part["mechanism"])
-            ax.set_title(outcome, fontsize=10)
-            ax.grid(alpha=0.3)
-        out.append(("Outcomes: mean and 95% confidence interval across seeds", _png(fig)))
+    if not conf.empty:
+        out.append(("Outcomes: mean and 95% confidence interval across seeds",
+                    _ci_figure(conf, "mechanism")))
     if {"productivity", "equality"} <= set(res.episodes.columns):
         pts = distribution.tradeoff(res.episodes)
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -110,15 +127,49 @@ def _plots(res: Any, conf: pd.DataFrame) -> list[tuple[str, str]]:
         ax.set_ylabel("share of all income")
         ax.legend(fontsize=7)
         out.append(("Lorenz curves of income per episode", _png(fig)))
+    if not res.periods.empty:
+        inc = distribution.incomes(res.periods)
+        groups = list(dict.fromkeys(inc["mechanism"]))
+        fig, axes = plt.subplots(1, len(groups), figsize=(3.4 * len(groups), 3.0),
+                                 squeeze=False, sharey=True)
+        bins = np.histogram_bin_edges(inc[["pre_tax", "post_tax"]].to_numpy().ravel(), 25)
+        for ax, m in zip(axes[0], groups, strict=True):
+            part = inc[inc["mechanism"] == m]
+            ax.hist(part["pre_tax"], bins, alpha=0.55, color="#d62728", label="before tax")
+            ax.hist(part["post_tax"], bins, alpha=0.55, color="#2ca02c",
+                    label="after tax and transfer")
+            ax.set_title(m, fontsize=9)
+            ax.set_xlabel("income per episode (coin)")
+        axes[0][0].set_ylabel("agent-episodes")
+        axes[0][0].legend(fontsize=7)
+        out.append(("Income per agent and episode before and after redistribution",
+                    _png(fig)))
+        table = distribution.incidence(res.periods, "mechanism", "decile")
+        rates = {"average_rate": "average rate (tax / income)",
+                 "net_rate": "net rate ((tax - transfer) / income)",
+                 "marginal_rate": "marginal rate faced"}
+        fig, axes = plt.subplots(1, 3, figsize=(11, 3.2), squeeze=False)
+        for ax, (col, name) in zip(axes[0], rates.items(), strict=True):
+            for m, part in table.groupby("mechanism", sort=False):
+                ax.plot(part["group"], part[col], marker="o", label=m)
+            ax.set_title(name, fontsize=9)
+            ax.set_xlabel("pre-tax income decile")
+            ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+        axes[0][0].legend(fontsize=7)
+        out.append(("Tax incidence by income decile", _png(fig)))
     if not res.schedules.empty:
         curve = res.tax_curve()
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), squeeze=False)
         for m, part in curve.groupby("mechanism", sort=False):
-            ax.plot(part["income"], part["tax"], label=m)
-        ax.set_xlabel("pre-tax income z (coin per period)")
-        ax.set_ylabel("tax due T(z) (coin)")
-        ax.legend(fontsize=8)
-        out.append(("Tax schedules T(z)", _png(fig)))
+            axes[0][0].plot(part["income"], part["tax"], label=m)
+            axes[0][1].plot(part["income"], part["marginal_rate"], label=m)
+        for ax, ylabel in zip(axes[0], ("tax due T(z) (coin)", "marginal rate"), strict=True):
+            ax.set_xlabel("pre-tax income z (coin per period)")
+            ax.set_ylabel(ylabel)
+            ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        axes[0][1].yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+        axes[0][0].legend(fontsize=8)
+        out.append(("Tax schedules T(z) and marginal rates", _png(fig)))
     return out
 
 
@@ -163,11 +214,76 @@ def whatif_report(res: Any, baseline: str | None = None, title: str | None = Non
         f"<pre>{e(res.rerun_code())}</pre>",
         "<h3>Scenario</h3>", f"<pre>{e(res.scenario_toml)}</pre>",
     ]
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-             "table.t{border-collapse:collapse;font-size:13px}table.t td,table.t th"
-             "{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}"
-             "pre{background:#f6f6f6;padding:1em;overflow:auto}.meta{color:#777}"
-             "img{max-width:100%}")
+    return _page(title or res.scenario, parts)
+
+
+STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+         "table.t{border-collapse:collapse;font-size:13px}table.t td,table.t th"
+         "{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}"
+         "pre{background:#f6f6f6;padding:1em;overflow:auto}.meta{color:#777}"
+         "img{max-width:100%}")
+
+
+def _page(title: str, parts: list[str]) -> str:
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>"
-            f"{e(title or res.scenario)}</title><style>{style}</style></head><body>"
+            f"{html.escape(title)}</title><style>{STYLE}</style></head><body>"
             + "\n".join(parts) + "</body></html>")
+
+
+def experiment_report(runs: pd.DataFrame, episodes: pd.DataFrame, grid: dict[str, list],
+                      scenario_name: str, seeds: list[int], iterations: int | None,
+                      outcomes: list[str], baseline: str | None = None,
+                      sweep_id: str | None = None, title: str | None = None) -> str:
+    """The HTML report of an experiment (``econsim.sweep``): the scenario, the grid, the
+    runs; per combination of the grid's values and outcome the mean and 95% interval across
+    seeds, the paired differences to a ``baseline`` combination (default: the first), a
+    plot of each outcome against the first swept parameter with its intervals; versions and
+    the ``econsim sweep`` command that reruns it. ``episodes``: the runs' rows
+    (``analysis.episode_table``)."""
+    from econsim import sweep, uncertainty
+
+    if episodes.empty:
+        raise ValueError("report: the experiment has no finished run")
+    data = sweep.by_combination(runs, episodes, grid)
+    outcomes = [o for o in outcomes if o in data.columns]
+    if not outcomes:
+        raise ValueError("report: none of the outcomes is in the runs' tables")
+    combos = list(dict.fromkeys(data["combination"]))
+    baseline = baseline or combos[0]
+    if baseline not in combos:
+        raise ValueError(f"report: baseline {baseline!r} is not among the combinations "
+                         f"({'; '.join(combos)})")
+    conf = uncertainty.confidence(data, outcomes, "combination")
+    e = html.escape
+    parts = [
+        f"<h1>{e(title or f'Experiment on {scenario_name}')}</h1>",
+        f"<p class='meta'>econsim report, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC</p>",
+        "<h2>What was run</h2><ul>",
+        f"<li>Scenario: <b>{e(scenario_name)}</b></li>",
+        *[f"<li>{e(k)}: {e(', '.join(map(str, v)))}</li>" for k, v in grid.items()],
+        f"<li>Seeds: {e(', '.join(map(str, seeds)))}; "
+        + (f"{iterations} training iterations per run" if iterations
+           else "the scenario's training iterations")
+        + f"; {len(runs)} run(s)</li></ul>",
+        "<h3>Runs</h3>", _table(runs.drop(columns=["error"], errors="ignore")),
+        "<h2>Results</h2><p>Final evaluation of each run. Seeds are the unit of replication: "
+        "each seed's episodes are averaged first, then the mean and its 95% Student-t "
+        "interval are taken across seeds.</p>",
+        _table(uncertainty.readable(conf, "combination")),
+    ]
+    if len(combos) > 1:
+        diff = uncertainty.paired_differences(data, outcomes, baseline, "combination")
+        parts += [f"<h3>Paired differences to {e(baseline)}</h3><p>Each combination minus "
+                  "the baseline on the same seed, averaged over seeds, with the paired 95% "
+                  "interval.</p>", _table(uncertainty.readable(diff, "combination",
+                                                               "difference"))]
+    parts += ["<h3>Outcomes: mean and 95% confidence interval across seeds</h3>",
+              _ci_figure(conf, "combination")]
+    parts += [
+        "<h2>Versions</h2>", _table(pd.DataFrame([versions()])),
+        "<h2>Run it again</h2><p>On the command line (the same sweep id keeps finished "
+        "runs):</p>",
+        f"<pre>{e(sweep.rerun_command(scenario_name, grid, seeds, iterations, sweep_id))}"
+        "</pre>",
+    ]
+    return _page(title or f"Experiment on {scenario_name}", parts)

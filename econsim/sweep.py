@@ -46,6 +46,7 @@ import multiprocessing
 import os
 import re
 import secrets
+import shlex
 import signal
 import threading
 import time
@@ -461,6 +462,33 @@ def sweep(scenario: Scenario | str | Path, grid: dict[str, Any] | None = None,
     df = df.reset_index(drop=True)
     df.attrs["sweep"] = (tasks or invalid)[0]["sweep"] if tasks or invalid else sweep_id
     return df
+
+
+def by_combination(runs: pd.DataFrame, episodes: pd.DataFrame, keys: Iterable[str]
+                   ) -> pd.DataFrame:
+    """``episodes`` (rows of the sweep's runs, with ``run_id``) with a column ``combination``
+    naming each row's grid values (:func:`label`, e.g. ``mechanism.rate=0.3``), in the order
+    of ``runs`` (a :func:`sweep` table), for comparisons per combination across seeds."""
+    keys = list(keys)
+    names = {r["run_id"]: label({k: r[k] for k in keys}) for _, r in runs.iterrows()}
+    missing = sorted(set(episodes["run_id"]) - set(names))
+    if missing:
+        raise ValueError(f"episodes of runs outside the sweep: {', '.join(missing)}")
+    out = episodes.assign(combination=episodes["run_id"].map(names))
+    order = {n: i for i, n in enumerate(dict.fromkeys(names.values()))}
+    return out.sort_values("combination", key=lambda c: c.map(order), kind="stable")
+
+
+def rerun_command(scenario: str, grid: dict[str, list[Any]], seeds: Iterable[int],
+                  iterations: int | None, sweep_id: str | None = None) -> str:
+    """The ``econsim sweep`` command line that runs this grid again (``sweep_id``: the same
+    folders, so finished runs are kept)."""
+    sets = " ".join("--set " + shlex.quote(f"{k}={','.join(json.dumps(v) for v in vals)}")
+                    for k, vals in grid.items())
+    seeds = ",".join(str(s) for s in seeds)
+    return (f"econsim sweep {shlex.quote(scenario)} {sets} --seeds {seeds}"
+            + (f" --iterations {iterations}" if iterations else "")
+            + (f" --sweep-id {shlex.quote(sweep_id)}" if sweep_id else ""))
 
 
 def _print_row(row: dict[str, Any]) -> None:

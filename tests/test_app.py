@@ -717,6 +717,13 @@ def test_experiment_runs_a_grid_and_regresses_on_it(monkeypatch, tmp_path):
     episodes = next(f for f in frames if "algorithm_lr" in f and "collective" in f)
     assert set(episodes.algorithm_lr) == {0.01, 0.1} and set(episodes.seed) == {0, 1}
     assert at.selectbox(key="x_outcome").value == "collective"
+    # per combination: mean [95% CI] across the two seeds, paired differences, the report
+    table = next(f for f in frames if "algorithm.lr=0.01" in f.columns)
+    assert list(table.columns) == ["outcome", "algorithm.lr=0.01", "algorithm.lr=0.1"]
+    assert table.set_index("outcome").loc["collective", "algorithm.lr=0.01"].count("[") == 1
+    assert at.selectbox(key="x_baseline").value == "algorithm.lr=0.01"
+    diff = next(f for f in frames if list(f.columns) == ["outcome", "algorithm.lr=0.1"])
+    assert "collective" in set(diff.outcome)
     at.button(key="x_regress").click().run()
     assert not at.error, [e.value for e in at.error]
     assert "algorithm_lr" in at.code[-1].value and "clustered by seed" in at.code[-1].value

@@ -17,7 +17,9 @@ def test_report_holds_the_run_results_plots_versions_and_rerun_code(res):
     page = report.whatif_report(res, baseline="flat(rate=0.3)")
     assert page.startswith("<!DOCTYPE html>") and page.endswith("</html>")
     assert "<script" not in page and "http" not in page  # one file, nothing to fetch
-    assert page.count("data:image/png;base64,") == 4  # outcomes, trade-off, Lorenz, T(z)
+    # outcomes, trade-off, Lorenz, incomes before/after, incidence by decile, T(z) + marginal
+    assert page.count("data:image/png;base64,") == 6
+    assert "Tax incidence by income decile" in page and "marginal rate" in page
     conf = res.confidence(["welfare_sum"]).set_index("mechanism")
     assert f"{conf.loc['us_federal', 'mean']:.3f}".rstrip("0") in page
     assert "Paired differences to flat(rate=0.3)" in page

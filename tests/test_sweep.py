@@ -150,3 +150,31 @@ def test_cli_sweep_rejects_unknown_backend(tmp_path, capsys):
     assert cli.main(["sweep", "gtb_flat30", "--backend", "dask"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "argument --backend: invalid choice: 'dask'" in err
+
+
+def test_experiment_report_compares_the_combinations_across_seeds(local_sweep):
+    from econsim import report, uncertainty
+    from econsim.sweep import by_combination, rerun_command
+
+    root, df = local_sweep
+    episodes = analysis.episode_table(df.run_id.tolist(), root=root)
+    data = by_combination(df, episodes, GRID)
+    assert list(dict.fromkeys(data.combination)) == ["mechanism.rate=0.1", "mechanism.rate=0.5"]
+    page = report.experiment_report(df, episodes, GRID, "gtb_flat30", [0, 1], 1,
+                                    ["welfare_sum", "productivity"],
+                                    baseline="mechanism.rate=0.1", sweep_id="s")
+    assert page.startswith("<!DOCTYPE html>") and "<script" not in page
+    conf = uncertainty.confidence(data, ["welfare_sum"], "combination")
+    first = conf.iloc[0]
+    assert f"{first['mean']:,.3f} [{first.ci_low:,.3f}, {first.ci_high:,.3f}]" in page
+    assert "Paired differences to mechanism.rate=0.1" in page
+    assert rerun_command("gtb_flat30", GRID, [0, 1], 1, "s") in page
+    assert rerun_command("gtb_flat30", GRID, [0, 1], 1, "s") == (
+        "econsim sweep gtb_flat30 --set mechanism.rate=0.1,0.5 --seeds 0,1 --iterations 1 "
+        "--sweep-id s")
+    with pytest.raises(ValueError, match="baseline 'x' is not among the combinations"):
+        report.experiment_report(df, episodes, GRID, "gtb_flat30", [0, 1], 1,
+                                 ["welfare_sum"], baseline="x")
+    # the command parses: the grid and seeds come back from econsim's own parser
+    args = cli.build_parser().parse_args(rerun_command("gtb_flat30", GRID, [0, 1], 1).split()[1:])
+    assert [parse_set(t) for t in args.sets] == list(GRID.items()) and args.seeds == "0,1"

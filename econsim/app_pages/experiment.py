@@ -2,21 +2,26 @@
 
 Every combination of the values is one training run of the scenario with all the seeds
 (``econsim.sweep``: validated before anything runs, written to the runs folder like any
-run); then a results table per episode and a one-click regression of an outcome on the swept
-parameters, standard errors clustered by seed (``econsim.analysis``).
+run); then a results table per episode; per combination the mean and 95% confidence interval across
+seeds, paired differences to a baseline combination, an HTML report (``econsim.report``); and
+a one-click regression of an outcome on the swept parameters, standard errors clustered by
+seed (``econsim.analysis``).
 """
 
 import pandas as pd
 import streamlit as st
 
-from econsim import analysis, sweep
+from econsim import analysis, report, sweep, uncertainty
 from econsim import scenario as scenario_mod
-from econsim.app_pages import common
+from econsim.app_pages import charts, common
 from econsim.errors import ScenarioError
 
 ss = st.session_state
 DEFAULTS = {"x_scenario": "gtb_flat30", "x_seeds": "0-2", "x_iterations": 5, "x_workers": 1}
 MAX_RUNS = 100
+#: outcomes shown beside the chosen one in the per-combination tables and the report
+REPORTED = ("welfare_sum", "productivity", "equality", "utilitarian", "atkinson", "nash",
+            "rawlsian", "tax_revenue", "collective")
 
 common.keep(DEFAULTS)
 if "x_grid" not in ss:
@@ -93,7 +98,8 @@ if st.button("Run experiment", key="x_run", type="primary", disabled=not ready):
         workers = int(ss.x_workers)  # one at a time: in this process, no pool to start
         table = sweep.sweep(name, grid, seeds, "inline" if workers == 1 else "local",
                             workers, root, int(ss.x_iterations), progress=_progress)
-        ss.x_result = {"table": table, "grid": list(grid)}
+        ss.x_result = {"table": table, "grid": list(grid), "values": grid, "scenario": name,
+                       "seeds": seeds, "iterations": int(ss.x_iterations)}
     except (ScenarioError, ValueError) as err:
         st.error(common.one_line(err))
     bar.empty()
@@ -103,6 +109,7 @@ result = ss.get("x_result")
 if result is None:
     st.stop()
 table = result["table"]
+grid_of = result["values"]
 st.subheader("Runs")
 st.dataframe(table, hide_index=True)
 done = table.loc[table["status"].isin(["finished", "existing"]), "run_id"].tolist()
@@ -125,6 +132,42 @@ if not numeric:
     st.stop()
 first = next((c for c in ("welfare_sum", "collective") if c in numeric), numeric[0])
 outcome = st.selectbox("Outcome", numeric, index=numeric.index(first), key="x_outcome")
+
+# ------------------------------------------------- per combination, across seeds (CIs)
+data = sweep.by_combination(table, episodes, result["grid"])
+combos = list(dict.fromkeys(data["combination"]))
+st.subheader("Per combination: mean over seeds [95% confidence interval across seeds]")
+st.caption("Seeds are the unit of replication: each seed's episodes are averaged first, "
+           "then the mean and its Student-t interval are taken across seeds (none with one "
+           "seed).")
+shown = list(dict.fromkeys([outcome, *[c for c in REPORTED if c in numeric]]))
+conf = uncertainty.confidence(data, shown, "combination")
+st.dataframe(uncertainty.readable(conf, "combination"), hide_index=True)
+st.altair_chart(charts.seed_bars(data, [outcome], by="combination",
+                                 width=max(240, 90 * len(combos))))
+if len(combos) > 1:
+    baseline = st.selectbox("Baseline combination for the paired differences", combos,
+                            key="x_baseline")
+    diff = uncertainty.paired_differences(data, shown, baseline, "combination")
+    st.markdown(f"**Difference to {baseline}, seed by seed** (mean and 95% CI)")
+    st.caption("Every combination trains on the same seeds, so each seed's outcome is "
+               "compared with the baseline's on that seed (a paired comparison).")
+    st.altair_chart(charts.ci_points(diff, "difference", by="combination", zero=True))
+    st.dataframe(uncertainty.readable(diff, "combination", "difference"), hide_index=True)
+else:
+    baseline = combos[0]
+try:
+    page = report.experiment_report(table, episodes, grid_of,
+                                    result["scenario"], result["seeds"], result["iterations"],
+                                    shown, baseline, table.attrs.get("sweep"))
+    st.download_button("HTML report: the grid, results with confidence intervals, paired "
+                       "differences, plots, versions and the command that reruns it",
+                       page, file_name=f"experiment-{result['scenario']}-report.html",
+                       mime="text/html", key="x_report")
+except ValueError as err:
+    st.error(common.one_line(err))
+
+st.subheader("Regression")
 formula = f"{outcome} ~ " + " + ".join(params)
 st.code(formula, language=None)
 if st.button("Regress the outcome on the parameters", key="x_regress"):
