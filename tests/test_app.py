@@ -779,3 +779,32 @@ def test_whatif_compares_several_custom_schedules(app):
     res = app.session_state["whatif_result"]
     assert len(res.mechanisms) == 2 and all(m.startswith("custom") for m in res.mechanisms)
     assert res.mechanisms[0] != res.mechanisms[1]
+
+
+def test_legends_of_the_workbench_charts_sit_below_them():
+    """Wide or faceted charts push a right-hand legend out of the page (clipped labels in
+    the screenshots): every legend of the distribution charts is at the bottom."""
+    from econsim import distribution
+    from econsim.app_pages import charts
+
+    res = whatif.compare(["us_federal", {"name": "flat", "rate": 0.3}], "gtb_free_market",
+                         episodes=1, seeds=[0, 1])
+
+    def orients(spec) -> list:
+        found = []
+        if isinstance(spec, dict):
+            if "legend" in spec and isinstance(spec["legend"], dict):
+                found.append(spec["legend"].get("orient"))
+            for v in spec.values():
+                found += orients(v)
+        elif isinstance(spec, list):
+            for v in spec:
+                found += orients(v)
+        return found
+
+    for chart in (charts.income_by_skill(res.periods),
+                  charts.income_distribution(distribution.incomes(res.periods)),
+                  charts.lorenz(distribution.lorenz(res.periods)),
+                  charts.episode_bars(res.episodes), charts.activity_bars(res.episodes)):
+        found = orients(chart.to_dict())
+        assert found and set(found) == {"bottom"}

@@ -148,7 +148,8 @@ def income_by_skill(periods: pd.DataFrame, by: str = "mechanism") -> alt.Chart:
         y=alt.Y("coin:Q", title="income per episode (coin)"),
         color=alt.Color("income:N", sort=["before", "after"],
                         scale=alt.Scale(range=["#d62728", "#2ca02c"]),
-                        legend=alt.Legend(title=None, labelExpr="datum.label == 'before' ? "
+                        legend=alt.Legend(title=None, orient="bottom", labelLimit=400,
+                                          labelExpr="datum.label == 'before' ? "
                                           "'before tax' : 'after redistribution'")),
         tooltip=[k for k in keys if k != by] + ["skill:Q", "before:Q", "after:Q"])
     return alt.layer(rule, points, data=df).properties(width=260, height=240).facet(
@@ -460,7 +461,8 @@ def lorenz(curves: pd.DataFrame, by: str = "mechanism") -> alt.Chart:
     lines = alt.Chart(df).mark_line().encode(
         x=x, y=y, color=_color(df, by),
         strokeDash=alt.StrokeDash("income:N", sort=["after tax and transfer", "before tax"],
-                                  title=None),
+                                  title=None, legend=alt.Legend(orient="bottom",
+                                                                labelLimit=400)),
         tooltip=[by, "income", alt.Tooltip("people:Q", format=".0%"),
                  alt.Tooltip("share:Q", format=".1%"), alt.Tooltip("gini:Q", format=".3f")])
     return alt.layer(diag, lines).properties(width=380, height=340)
@@ -498,7 +500,8 @@ def income_distribution(incomes: pd.DataFrame, by: str = "mechanism") -> alt.Cha
                 axis=COIN_AXIS),
         y=alt.Y("count():Q", title="agent-episodes", stack=None),
         color=alt.Color("income:N", sort=["before tax", "after tax and transfer"],
-                        scale=alt.Scale(range=["#d62728", "#2ca02c"]), title=None),
+                        scale=alt.Scale(range=["#d62728", "#2ca02c"]), title=None,
+                        legend=alt.Legend(orient="bottom", labelLimit=400)),
         tooltip=["income", alt.Tooltip("count():Q", title="agent-episodes")],
     ).properties(width=260, height=200).facet(
         column=alt.Column(f"{by}:N", sort=list(dict.fromkeys(incomes[by])), title=None))
