@@ -72,6 +72,9 @@ AGENTS = {"scripted": "scripted workers (rule-based)",
 #: only (every episode keeps its rows in the tables)
 FRAME_BYTES = 256 * 2**20
 MAX_ADAPT = 10_000  # training iterations trained agents may re-learn per mechanism
+#: the scenario a what-if opens with (the app's default): the economy under US-federal taxes
+DEFAULT_SCENARIO = "gtb_us_federal"
+MAX_AVERSION = 100.0  # the scripted workers' labour aversion (WorkerSettings' bound)
 Progress = Callable[[float, str], Any]
 ShouldStop = Callable[[], bool]
 
@@ -187,6 +190,8 @@ class WhatIfResult:
     specs: list[str] = field(default_factory=list)
     #: the runs folder the trained agents came from (``rerun_code``)
     root: str = ""
+    #: the scripted workers' labour aversion (1: labour weighed as the game's utility does)
+    labour_aversion: float = 1.0
 
     @property
     def episodes_done(self) -> int:
@@ -205,13 +210,15 @@ class WhatIfResult:
         """Python that plays this what-if again (the same scenario, mechanisms, seeds,
         episodes and agents): ``scenario_toml`` saved as ``<scenario>.toml`` beside it."""
         specs = [json.loads(s) for s in self.specs]
-        brains = self.brains
+        brains, aversion = self.brains, self.labour_aversion
         return (f"from econsim import scenario, whatif\n"
                 f"sc = scenario.load({self.scenario + '.toml'!r})\n"
                 f"res = whatif.WhatIfJob.create(sc, {specs!r}, episodes="
                 f"{self.episodes_requested}, seeds={self.seeds!r}, brains={brains!r}"
                 f"{f', root={self.root!r}' if brains.startswith('trained:') else ''}"
-                f"{f', adapt={self.adapted}' if self.adapted else ''}).run()\n")
+                f"{f', adapt={self.adapted}' if self.adapted else ''}"
+                f"{f', labour_aversion={aversion!r}' if aversion != 1 else ''}"
+                ").run()\n")
 
     def outcomes(self) -> list[str]:
         """The numeric per-episode outcomes of ``episodes`` (not seed, episode or the
@@ -244,7 +251,10 @@ class WhatIfResult:
             return f"trained agents of run {run} " + (
                 f"(re-learned {self.adapted} iterations under each mechanism)" if self.adapted
                 else "(behaviour held fixed)")
-        return AGENTS.get(self.brains, self.brains)
+        text = AGENTS.get(self.brains, self.brains)
+        if self.brains == "scripted" and self.labour_aversion != 1:
+            text += f", labour aversion {self.labour_aversion:g}"
+        return text
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The exportable tables by name: ``periods``, ``episodes``, ``steps``, ``world``;
@@ -301,6 +311,8 @@ class WhatIfJob:
     cancelled: bool = False
     #: trained agents go on learning this many iterations under each mechanism first
     adapt: int = 0
+    #: scripted workers' weight of labour against the game's labor_weight (1: as the utility)
+    labour_aversion: float = 1.0
     _task: int = 0
     _model: EconModel | None = field(default=None, repr=False)
     _extra: list[dict] = field(default_factory=list, repr=False)
@@ -318,13 +330,21 @@ class WhatIfJob:
     @classmethod
     def create(cls, scenario: Scenario | str | Path | None, mechanisms: Sequence[Any],
                episodes: int = 1, seeds: int | Sequence[int] = 0, brains: str | None = None,
-               root: str | Path | None = None, adapt: int = 0) -> WhatIfJob:
+               root: str | Path | None = None, adapt: int = 0,
+               labour_aversion: float = 1.0) -> WhatIfJob:
         """Validate everything and plan one model per mechanism x seed (ValueError, one line,
         on bad input; nothing runs yet). ``root``: the runs folder of trained brains
         (default: ``$ECONSIM_RUNS`` or ``runs``). ``adapt``: with trained brains, the agents
         first go on learning ``adapt`` iterations under each mechanism (warm-started from the
-        run, all its seeds at once); 0 holds their behaviour fixed."""
+        run, all its seeds at once); 0 holds their behaviour fixed. ``labour_aversion``: of
+        scripted workers (``learners.gtb_worker``; 1 weighs labour as the game's utility
+        does, larger values make them work less)."""
         root = store.root_path(root)
+        if isinstance(labour_aversion, bool) or not isinstance(
+                labour_aversion, int | float | np.integer | np.floating) or not (
+                0 <= labour_aversion <= MAX_AVERSION):
+            raise ValueError(f"labour_aversion: {labour_aversion!r} is not allowed: give a "
+                             f"number in 0..{MAX_AVERSION:g} (1: as the game's utility)")
         if brains is not None and (not isinstance(brains, str) or not (
                 brains in ("scripted", "random", "noop") or brains.startswith("trained:"))):
             raise ValueError(f"brains: {brains!r} is not allowed (allowed: "
@@ -344,6 +364,9 @@ class WhatIfJob:
             brains = "scripted" if has_workers(game) else "random"
         elif brains == "scripted" and not has_workers(game):
             scripted_workers(game, np.random.default_rng(0))  # the one-line error
+        if labour_aversion != 1 and brains != "scripted":
+            raise ValueError(f"labour_aversion: only scripted workers have one (the agents "
+                             f"here: {brains})")
         seeds = _seeds(seeds)
         mechanisms = list(mechanisms) or [None]
         trained = brains.startswith("trained:")
@@ -362,7 +385,8 @@ class WhatIfJob:
                 check_fits(registry.build(spec), game.cutoffs)
         job = cls(sc, [_Task(lb, sp, s, cols) for lb, sp, cols
                        in zip(labels, specs, columns, strict=True) for s in seeds],
-                  int(episodes), brains, root, adapt=int(adapt))
+                  int(episodes), brains, root, adapt=int(adapt),
+                  labour_aversion=float(labour_aversion))
         if brains.startswith("trained:"):
             run_id = brains.removeprefix("trained:")
             job._trainer = load_trainer(run_id, root)
@@ -430,7 +454,8 @@ class WhatIfJob:
         if self.brains == "noop":
             brains = [ConstantBrain(0) for _ in range(game_n)]
         elif self.brains == "scripted":  # their random choices: a stream of the seed's own
-            brains = scripted_workers(self.scenario.make_game(), make_rng(task.seed, "workers"))
+            brains = scripted_workers(self.scenario.make_game(), make_rng(task.seed, "workers"),
+                                      labour_aversion=self.labour_aversion)
         elif self.brains.startswith("trained:") and self.adapt:
             trainer = self._adapted[task.label]
             if task.spec is None:  # the run's own mechanism or planner, learning went on
@@ -555,6 +580,7 @@ class WhatIfJob:
                 tuple(float(v) for v in game.extent) if has(game, Plane) else None),
             cancelled=self.cancelled, wall_s=round(self._wall, 3), adapted=self.adapt,
             scenario_toml=self.scenario.to_toml(), root=str(self.root),
+            labour_aversion=self.labour_aversion,
             specs=list(dict.fromkeys(json.dumps(t.spec, sort_keys=True) for t in self.tasks)))
 
     def _finished(self) -> set[tuple[str, int, int]]:
@@ -709,7 +735,8 @@ def _schedules(periods: pd.DataFrame, game: Any, labels: list[str]) -> pd.DataFr
 def run_whatif(scenario: Scenario | str | Path | None, mechanism: Any = None,
                episodes: int = 1, seed: int | Sequence[int] = 0, brains: str | None = None, *,
                progress: Progress | None = None, should_stop: ShouldStop | None = None,
-               root: str | Path | None = None, adapt: int = 0) -> WhatIfResult:
+               root: str | Path | None = None, adapt: int = 0,
+               labour_aversion: float = 1.0) -> WhatIfResult:
     """Play ``episodes`` episodes of ``scenario`` under ``mechanism`` for each seed.
 
     ``seed`` is one seed or a list; ``brains`` ``"random"``, ``"noop"`` or
@@ -717,18 +744,21 @@ def run_whatif(scenario: Scenario | str | Path | None, mechanism: Any = None,
     is called as ``progress(fraction, text)``; ``should_stop()`` is checked between steps and
     stops the run (the finished episodes are returned, ``cancelled=True``).
     """
-    job = WhatIfJob.create(scenario, [mechanism], episodes, seed, brains, root, adapt)
+    job = WhatIfJob.create(scenario, [mechanism], episodes, seed, brains, root, adapt,
+                           labour_aversion)
     return job.run(progress, should_stop)
 
 
 def compare(mechanisms: Sequence[Any], scenario: Scenario | str | Path | None = None,
             episodes: int = 1, seeds: int | Sequence[int] = 0, brains: str | None = None, *,
             progress: Progress | None = None, should_stop: ShouldStop | None = None,
-            root: str | Path | None = None, adapt: int = 0) -> WhatIfResult:
+            root: str | Path | None = None, adapt: int = 0,
+            labour_aversion: float = 1.0) -> WhatIfResult:
     """Play the same seeds under each of ``mechanisms`` (two or more), side by side; the
     tables carry a ``mechanism`` column. Arguments as :func:`run_whatif`."""
     mechanisms = list(mechanisms)
     if len(mechanisms) < 2:
         raise ValueError(f"mechanisms: compare needs two or more, got {len(mechanisms)}")
-    job = WhatIfJob.create(scenario, mechanisms, episodes, seeds, brains, root, adapt)
+    job = WhatIfJob.create(scenario, mechanisms, episodes, seeds, brains, root, adapt,
+                           labour_aversion)
     return job.run(progress, should_stop)

@@ -330,6 +330,45 @@ def test_scripted_workers_are_the_default_and_build_and_trade():
         ep[ep.seed == 2].reset_index(drop=True), check_dtype=False)
 
 
+def test_the_default_what_if_shows_a_division_of_labour_by_skill():
+    """The what-if's defaults (scenario, scripted workers): in every skill half the agents do
+    something: the more skilled half builds houses and buys resources, the less skilled half
+    gathers and sells them; both earn pre-tax income."""
+    res = whatif.run_whatif(whatif.DEFAULT_SCENARIO, None, episodes=1, seed=[0, 1, 2, 3])
+    assert res.brains == "scripted"
+    per = res.periods.groupby(["seed", "agent"]).agg(
+        skill=("skill", "first"), houses=("houses_built", "sum"),
+        gathered=("wood_gathered", "sum"), stone=("stone_gathered", "sum"),
+        trade=("trade_income", "sum"), income=("pre_tax_income", "sum"))
+    per["gathered"] += per.pop("stone")
+    per["half"] = pd.qcut(per.skill, 2, labels=["less skilled", "more skilled"])
+    by = per.groupby("half", observed=True).agg(
+        houses=("houses", "sum"), gathered=("gathered", "sum"),
+        sellers=("trade", lambda t: int((t > 0).sum())),
+        buyers=("trade", lambda t: int((t < 0).sum())), income=("income", "sum"))
+    assert by.loc["more skilled", "houses"] > 0 and by.loc["more skilled", "buyers"] > 0
+    assert by.loc["less skilled", "gathered"] > 0 and by.loc["less skilled", "sellers"] > 0
+    assert (by.income > 0).all()
+
+
+def test_labour_aversion_makes_scripted_workers_work_less():
+    base = whatif.run_whatif("gtb_us_federal", None, episodes=1, seed=[0, 1])
+    lazy = whatif.run_whatif("gtb_us_federal", None, episodes=1, seed=[0, 1],
+                             labour_aversion=1.5)
+    assert lazy.episodes.labor.sum() < base.episodes.labor.sum()
+    assert lazy.agents_text() == "scripted workers (rule-based), labour aversion 1.5"
+    assert "labour_aversion=1.5" in lazy.rerun_code()
+    assert set(lazy.tables()["episodes"].agents) == {lazy.agents_text()}
+    for bad, match in ((float("nan"), "labour_aversion: nan is not allowed"),
+                       (-1.0, "labour_aversion: -1.0 is not allowed"),
+                       ("2", "labour_aversion: '2' is not allowed")):
+        with pytest.raises(ValueError, match=match) as err:
+            whatif.run_whatif("gtb_us_federal", None, labour_aversion=bad)
+        assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="only scripted workers have one"):
+        whatif.run_whatif("gtb_us_federal", None, brains="random", labour_aversion=2.0)
+
+
 def test_taxes_bite_scripted_workers():
     """A 70% flat tax leaves most scripted workers idle: less labour and fewer houses."""
     res = whatif.compare(["free_market", {"name": "flat", "rate": 0.7}], "gtb_free_market",

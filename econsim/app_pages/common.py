@@ -95,9 +95,11 @@ def _quiet_scan(root: Path) -> list[store.StoredRun]:
 
 
 def trained_runs(root: Path) -> list[str]:
-    """Run ids in ``root`` that have a checkpoint (usable as trained brains)."""
-    return [r.run_id for r in _quiet_scan(root)
-            if (r.path / "checkpoints" / "last.pt").is_file()]
+    """Run ids in ``root`` that have a checkpoint (usable as trained brains), the newest
+    first by start time."""
+    runs = [r for r in _quiet_scan(root) if (r.path / "checkpoints" / "last.pt").is_file()]
+    runs.sort(key=lambda r: (str(r.info.get("started") or ""), r.run_id), reverse=True)
+    return [r.run_id for r in runs]
 
 
 def runs_with(root: Path, table: str = "episodes") -> list[str]:

@@ -8,13 +8,14 @@ from econsim import scenario as scenario_mod
 from econsim import store, uncertainty, whatif
 from econsim.app_pages import charts, common
 from econsim.errors import ScenarioError
+from learners.brains import SCRIPTED_WORKERS
 from mechanisms import registry
 
 ss = st.session_state
 BUILDER = common.BUILDER_OPTION
-DEFAULTS = {"w_scenario": "gtb_us_federal", "w_brains": "scripted",
+DEFAULTS = {"w_scenario": whatif.DEFAULT_SCENARIO, "w_brains": "scripted",
             "w_mechanisms": ["us_federal", "flat"], "w_flat_rates": "0.3", "w_episodes": 1,
-            "w_seeds": "0-3"}
+            "w_seeds": "0-3", "w_aversion": 1.0}
 MAX_CUSTOM = 4  # custom schedules side by side
 BRAIN_LABELS = {"scripted": "Scripted workers (rule-based; random where a game has none)",
                 "random": "Random actions (a null model: no economic behaviour)",
@@ -58,8 +59,15 @@ brain = c2.selectbox("Agents", brains, key="w_brains", on_change=_on_brains,
                      format_func=lambda b: BRAIN_LABELS.get(b, b.replace("trained:",
                                                                          "Trained: ")))
 trained = brain.startswith("trained:")
-name = c1.selectbox("Scenario (game and its settings)", scenarios, key="w_scenario",
-                    disabled=trained, help="with trained agents, the run's own scenario")
+if trained:  # the run's own scenario, whatever its name (shipped, builder, file)
+    runs_table = common.list_runs(root).set_index("run_id")
+    own = str(runs_table.loc[brain.removeprefix("trained:"), "scenario"])
+    c1.text_input("Scenario (game and its settings)", own, disabled=True,
+                  key=f"w_own_scenario_{own}", help="trained agents play their run's own "
+                  "scenario")
+    name = own
+else:
+    name = c1.selectbox("Scenario (game and its settings)", scenarios, key="w_scenario")
 adapt = 0
 if trained:
     c1, c2 = st.columns(2)
@@ -94,6 +102,12 @@ except (ScenarioError, ValueError) as err:
     st.error(common.one_line(err))
     st.stop()
 
+if brain == "scripted" and sc.env_name in SCRIPTED_WORKERS:
+    st.number_input("Labour aversion of the scripted workers", 0.0, whatif.MAX_AVERSION,
+                    step=0.1, key="w_aversion", format="%.2f",
+                    help="how heavily a worker weighs its labour against the coin it "
+                         "earns: 1 = as the game's utility does; larger values make the "
+                         "workers work less (each decides on its income after tax)")
 options = ["scenario", *registry.names()] if taxes else ["scenario"]
 ss.w_mechanisms = [m for m in ss.w_mechanisms if m in options] or ["scenario"]
 mechs = st.multiselect("Mechanisms to compare", options, key="w_mechanisms",
@@ -176,7 +190,9 @@ if run:
             raise ValueError("mechanisms: pick at least one")
         ss.w_job = whatif.WhatIfJob.create(  # scripted: the game's workers, else random
             _scenario(), _specs(), int(ss.w_episodes), common.parse_seeds(ss.w_seeds),
-            None if brain == "scripted" else brain, root, adapt)
+            None if brain == "scripted" else brain, root, adapt,
+            float(ss.w_aversion) if brain == "scripted" and sc.env_name in SCRIPTED_WORKERS
+            else 1.0)
     except (ScenarioError, ValueError) as err:
         st.error(common.one_line(err))
 
