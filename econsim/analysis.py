@@ -351,7 +351,8 @@ def _aggregate_periods(periods: pd.DataFrame, params: list[str]) -> pd.DataFrame
         for key, g in last.groupby(keys, dropna=False, sort=False):
             wf = metrics.welfare_functions(g["coin"].to_numpy(), g["utility"].to_numpy())
             rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,),
-                                    strict=True)), **{k: float(v) for k, v in wf.items()}})
+                                    strict=True)), **{k: float(v) for k, v in wf.items()},
+                         "atkinson_epsilon": metrics.ATKINSON_EPSILON})
         out = out.merge(pd.DataFrame(rows), on=keys, how="left")
     return out
 

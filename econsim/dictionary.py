@@ -153,10 +153,13 @@ EPISODES: dict[str, Entry] = {
                     "end"),
     "utilitarian_mean": ("util", "mean over agents of utility at the episode's end (the "
                          "utilitarian welfare per agent)"),
-    "atkinson": ("share", "Atkinson inequality index of final coin at inequality aversion 1 "
-                 "(0 = equal, 1 = one agent has all); econsim.metrics.atkinson"),
-    "atkinson_income": ("coin", "Atkinson equally distributed equivalent coin at aversion 1 "
-                        "(the geometric mean of final coin)"),
+    "atkinson": ("share", "Atkinson inequality index of final coin at the inequality "
+                 "aversion atkinson_epsilon (0 = equal, 1 = one agent has all); "
+                 "econsim.metrics.atkinson"),
+    "atkinson_income": ("coin", "Atkinson equally distributed equivalent coin at the aversion "
+                        "atkinson_epsilon (at 1: the geometric mean of final coin)"),
+    "atkinson_epsilon": ("aversion", "inequality aversion ε of atkinson and atkinson_income "
+                         "(1 unless chosen in the what-if)"),
     "nash": ("log coin", "Nash welfare: sum over agents of log final coin (-inf if an agent "
              "has none)"),
     "rawlsian": ("util", "Rawlsian (maximin) welfare: the lowest agent utility at the "
@@ -298,10 +301,13 @@ VOCABULARY: list[tuple[tuple[str, ...], str]] = [
     (("utilitarian", "utilitarian_mean"), "sum (mean) over agents of utility at the "
                                           "episode's end"),
     (("rawlsian",), "the lowest agent utility at the episode's end (maximin)"),
-    (("atkinson",), "Atkinson index of final coin at inequality aversion 1 (0 = equal)"),
+    (("atkinson",), "Atkinson index of final coin at inequality aversion "
+                    "`atkinson_epsilon` (0 = equal)"),
     (("atkinson_income",), "the equal coin per agent worth as much as the actual "
-                           "distribution at aversion 1 (Atkinson's equally distributed "
+                           "distribution at that aversion (Atkinson's equally distributed "
                            "equivalent)"),
+    (("atkinson_epsilon",), "the inequality aversion ε of the two Atkinson columns (1 unless "
+                            "chosen in the what-if)"),
     (("nash",), "sum over agents of log final coin (-inf if an agent has none)"),
     (("skill",), "build pay per house (skill multiplier x `build_payment`), 10-30"),
     (("episode", "period", "agent", "seed"), "counted from 0 in runs and what-ifs alike"),

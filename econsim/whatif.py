@@ -75,6 +75,7 @@ MAX_ADAPT = 10_000  # training iterations trained agents may re-learn per mechan
 #: the scenario a what-if opens with (the app's default): the economy under US-federal taxes
 DEFAULT_SCENARIO = "gtb_us_federal"
 MAX_AVERSION = 100.0  # the scripted workers' labour aversion (WorkerSettings' bound)
+MAX_EPSILON = 20.0  # inequality aversion of the Atkinson measures
 Progress = Callable[[float, str], Any]
 ShouldStop = Callable[[], bool]
 
@@ -190,6 +191,8 @@ class WhatIfResult:
     specs: list[str] = field(default_factory=list)
     #: the runs folder the trained agents came from (``rerun_code``)
     root: str = ""
+    #: inequality aversion of the Atkinson columns
+    atkinson_epsilon: float = 1.0
     #: the scripted workers' labour aversion (1: labour weighed as the game's utility does)
     labour_aversion: float = 1.0
 
@@ -210,7 +213,7 @@ class WhatIfResult:
         """Python that plays this what-if again (the same scenario, mechanisms, seeds,
         episodes and agents): ``scenario_toml`` saved as ``<scenario>.toml`` beside it."""
         specs = [json.loads(s) for s in self.specs]
-        brains, aversion = self.brains, self.labour_aversion
+        brains, aversion, epsilon = self.brains, self.labour_aversion, self.atkinson_epsilon
         return (f"from econsim import scenario, whatif\n"
                 f"sc = scenario.load({self.scenario + '.toml'!r})\n"
                 f"res = whatif.WhatIfJob.create(sc, {specs!r}, episodes="
@@ -218,12 +221,13 @@ class WhatIfResult:
                 f"{f', root={self.root!r}' if brains.startswith('trained:') else ''}"
                 f"{f', adapt={self.adapted}' if self.adapted else ''}"
                 f"{f', labour_aversion={aversion!r}' if aversion != 1 else ''}"
+                f"{f', atkinson_epsilon={epsilon!r}' if epsilon != 1 else ''}"
                 ").run()\n")
 
     def outcomes(self) -> list[str]:
         """The numeric per-episode outcomes of ``episodes`` (not seed, episode or the
         mechanism's parameters)."""
-        keys = {"seed", "episode"}
+        keys = {"seed", "episode", "atkinson_epsilon"}
         return [c for c in self.episodes.select_dtypes("number").columns
                 if c not in keys and not str(c).startswith("mechanism_")]
 
@@ -297,6 +301,14 @@ class _Task:
     columns: dict[str, Any] = field(default_factory=dict)  # mechanism, mechanism_name, ...
 
 
+def _number(name: str, value: Any, high: float, hint: str) -> None:
+    """A finite number in ``0..high`` (ValueError, one line, naming ``name``)."""
+    if isinstance(value, bool) or not isinstance(
+            value, int | float | np.integer | np.floating) or not 0 <= value <= high:
+        raise ValueError(f"{name}: {value!r} is not allowed: give a number in 0..{high:g} "
+                         f"({hint})")
+
+
 @dataclass
 class WhatIfJob:
     """A what-if in progress: ``advance()`` plays steps; ``result()`` at any time gives the
@@ -313,6 +325,8 @@ class WhatIfJob:
     adapt: int = 0
     #: scripted workers' weight of labour against the game's labor_weight (1: as the utility)
     labour_aversion: float = 1.0
+    #: inequality aversion of the Atkinson columns (``metrics.atkinson``)
+    atkinson_epsilon: float = 1.0
     _task: int = 0
     _model: EconModel | None = field(default=None, repr=False)
     _extra: list[dict] = field(default_factory=list, repr=False)
@@ -331,20 +345,19 @@ class WhatIfJob:
     def create(cls, scenario: Scenario | str | Path | None, mechanisms: Sequence[Any],
                episodes: int = 1, seeds: int | Sequence[int] = 0, brains: str | None = None,
                root: str | Path | None = None, adapt: int = 0,
-               labour_aversion: float = 1.0) -> WhatIfJob:
+               labour_aversion: float = 1.0, atkinson_epsilon: float = 1.0) -> WhatIfJob:
         """Validate everything and plan one model per mechanism x seed (ValueError, one line,
         on bad input; nothing runs yet). ``root``: the runs folder of trained brains
         (default: ``$ECONSIM_RUNS`` or ``runs``). ``adapt``: with trained brains, the agents
         first go on learning ``adapt`` iterations under each mechanism (warm-started from the
         run, all its seeds at once); 0 holds their behaviour fixed. ``labour_aversion``: of
         scripted workers (``learners.gtb_worker``; 1 weighs labour as the game's utility
-        does, larger values make them work less)."""
+        does, larger values make them work less). ``atkinson_epsilon``: the inequality
+        aversion of the tables' Atkinson measures (0: none, 1: the default, larger: more)."""
         root = store.root_path(root)
-        if isinstance(labour_aversion, bool) or not isinstance(
-                labour_aversion, int | float | np.integer | np.floating) or not (
-                0 <= labour_aversion <= MAX_AVERSION):
-            raise ValueError(f"labour_aversion: {labour_aversion!r} is not allowed: give a "
-                             f"number in 0..{MAX_AVERSION:g} (1: as the game's utility)")
+        _number("labour_aversion", labour_aversion, MAX_AVERSION, "1: as the game's utility")
+        _number("atkinson_epsilon", atkinson_epsilon, MAX_EPSILON,
+                "0: no inequality aversion, 1: the usual choice")
         if brains is not None and (not isinstance(brains, str) or not (
                 brains in ("scripted", "random", "noop") or brains.startswith("trained:"))):
             raise ValueError(f"brains: {brains!r} is not allowed (allowed: "
@@ -386,7 +399,8 @@ class WhatIfJob:
         job = cls(sc, [_Task(lb, sp, s, cols) for lb, sp, cols
                        in zip(labels, specs, columns, strict=True) for s in seeds],
                   int(episodes), brains, root, adapt=int(adapt),
-                  labour_aversion=float(labour_aversion))
+                  labour_aversion=float(labour_aversion),
+                  atkinson_epsilon=float(atkinson_epsilon))
         if brains.startswith("trained:"):
             run_id = brains.removeprefix("trained:")
             job._trainer = load_trainer(run_id, root)
@@ -508,7 +522,7 @@ class WhatIfJob:
             if has(m.game, Plane) and m.t == 1:  # an episode's starts and landmarks
                 self._plane.append(_plane_rows(m, task))
             if not m.running:
-                self._parts.append(_tables(m, task, self._extra, whole_only=True))
+                self._parts.append(_tables(m, task, self._extra, True, self.atkinson_epsilon))
                 self._model = None
                 self._task += 1
         self._wall += time.perf_counter() - t0
@@ -541,7 +555,8 @@ class WhatIfJob:
             return
         if self._model is not None:
             task = self.tasks[self._task]
-            self._parts.append(_tables(self._model, task, self._extra, whole_only=True))
+            self._parts.append(_tables(self._model, task, self._extra, True,
+                                      self.atkinson_epsilon))
             self._model = None
         self.cancelled = True
 
@@ -580,7 +595,7 @@ class WhatIfJob:
                 tuple(float(v) for v in game.extent) if has(game, Plane) else None),
             cancelled=self.cancelled, wall_s=round(self._wall, 3), adapted=self.adapt,
             scenario_toml=self.scenario.to_toml(), root=str(self.root),
-            labour_aversion=self.labour_aversion,
+            labour_aversion=self.labour_aversion, atkinson_epsilon=self.atkinson_epsilon,
             specs=list(dict.fromkeys(json.dumps(t.spec, sort_keys=True) for t in self.tasks)))
 
     def _finished(self) -> set[tuple[str, int, int]]:
@@ -605,8 +620,10 @@ class WhatIfJob:
         return rows.merge(pd.concat(done), on=_KEYS, how="inner").reset_index(drop=True)
 
 
-def _tables(m: EconModel, task: _Task, extra: list[dict], whole_only: bool) -> dict:
-    """Tidy tables of one model from its DataCollector (whole episodes only)."""
+def _tables(m: EconModel, task: _Task, extra: list[dict], whole_only: bool,
+            epsilon: float = 1.0) -> dict:
+    """Tidy tables of one model from its DataCollector (whole episodes only); ``epsilon``:
+    the inequality aversion of the Atkinson measures."""
     game = m.game
     world = m.datacollector.get_model_vars_dataframe().reset_index(names="Step")
     agents = m.datacollector.get_agent_vars_dataframe().reset_index()
@@ -637,7 +654,7 @@ def _tables(m: EconModel, task: _Task, extra: list[dict], whole_only: bool) -> d
         row = {**front, "episode": int(ep), "steps": int(w["step"].max()),
                "collective_return": float(w["collective_return"].iloc[-1])}
         if has(game, Economy) and "coin" in s:
-            per, summary = _economy_tables(game, s, w)
+            per, summary = _economy_tables(game, s, w, epsilon)
             periods.append(per.assign(episode=int(ep)))
             row.update(summary)
         episodes.append(row)
@@ -669,7 +686,8 @@ def _front(df: pd.DataFrame, front: dict, keys: list[str]) -> pd.DataFrame:
     return df[order + [c for c in df.columns if c not in order]]
 
 
-def _economy_tables(game: Any, s: pd.DataFrame, w: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+def _economy_tables(game: Any, s: pd.DataFrame, w: pd.DataFrame, epsilon: float = 1.0
+                    ) -> tuple[pd.DataFrame, dict]:
     """The game's own per-period table and episode summary of one played episode."""
     n = game.n_agents
     s = s.sort_values(["step", "agent"])
@@ -707,7 +725,8 @@ def _economy_tables(game: Any, s: pd.DataFrame, w: pd.DataFrame) -> tuple[pd.Dat
         "labor": float(out["labor"][0].sum()),
         "mean_utility": float(out["utility"][0].mean()),
         **{k: float(v[0]) for k, v in metrics.welfare_functions(
-            out["coin"], out["utility"]).items()},
+            out["coin"], out["utility"], epsilon).items()},
+        "atkinson_epsilon": float(epsilon),
     }
     if rate_cols:
         summary["top_rate"] = float(by_period["top_rate"].first().mean())
@@ -736,7 +755,7 @@ def run_whatif(scenario: Scenario | str | Path | None, mechanism: Any = None,
                episodes: int = 1, seed: int | Sequence[int] = 0, brains: str | None = None, *,
                progress: Progress | None = None, should_stop: ShouldStop | None = None,
                root: str | Path | None = None, adapt: int = 0,
-               labour_aversion: float = 1.0) -> WhatIfResult:
+               labour_aversion: float = 1.0, atkinson_epsilon: float = 1.0) -> WhatIfResult:
     """Play ``episodes`` episodes of ``scenario`` under ``mechanism`` for each seed.
 
     ``seed`` is one seed or a list; ``brains`` ``"random"``, ``"noop"`` or
@@ -745,7 +764,7 @@ def run_whatif(scenario: Scenario | str | Path | None, mechanism: Any = None,
     stops the run (the finished episodes are returned, ``cancelled=True``).
     """
     job = WhatIfJob.create(scenario, [mechanism], episodes, seed, brains, root, adapt,
-                           labour_aversion)
+                           labour_aversion, atkinson_epsilon)
     return job.run(progress, should_stop)
 
 
@@ -753,12 +772,12 @@ def compare(mechanisms: Sequence[Any], scenario: Scenario | str | Path | None = 
             episodes: int = 1, seeds: int | Sequence[int] = 0, brains: str | None = None, *,
             progress: Progress | None = None, should_stop: ShouldStop | None = None,
             root: str | Path | None = None, adapt: int = 0,
-            labour_aversion: float = 1.0) -> WhatIfResult:
+            labour_aversion: float = 1.0, atkinson_epsilon: float = 1.0) -> WhatIfResult:
     """Play the same seeds under each of ``mechanisms`` (two or more), side by side; the
     tables carry a ``mechanism`` column. Arguments as :func:`run_whatif`."""
     mechanisms = list(mechanisms)
     if len(mechanisms) < 2:
         raise ValueError(f"mechanisms: compare needs two or more, got {len(mechanisms)}")
     job = WhatIfJob.create(scenario, mechanisms, episodes, seeds, brains, root, adapt,
-                           labour_aversion)
+                           labour_aversion, atkinson_epsilon)
     return job.run(progress, should_stop)

@@ -416,3 +416,18 @@ def test_a_schedule_on_other_brackets_than_the_games_is_refused_before_play():
         whatif.WhatIfJob.create("gtb_free_market", [shifted], 1, [0])
     with pytest.raises(ValueError, match="not the game's tax_cutoffs"):
         EconModel("gtb_free_market", mechanism=two)
+
+
+def test_the_atkinson_measures_take_the_chosen_inequality_aversion():
+    res = whatif.run_whatif("gtb_us_federal", None, episodes=1, seed=[0],
+                            atkinson_epsilon=2.0)
+    ep = res.episodes.iloc[0]
+    last = res.steps[res.steps.step == res.steps.step.max()].sort_values("agent")
+    coin = np.maximum(last.coin.to_numpy(), 0.0)
+    ede = np.mean(coin ** -1.0) ** -1.0  # epsilon 2: the harmonic mean
+    assert ep.atkinson_epsilon == 2.0 and ep.atkinson_income == pytest.approx(ede)
+    assert ep.atkinson == pytest.approx(1 - ede / coin.mean())
+    assert "atkinson_epsilon" not in res.outcomes()
+    assert "atkinson_epsilon=2.0" in res.rerun_code()
+    with pytest.raises(ValueError, match="atkinson_epsilon: -1 is not allowed"):
+        whatif.run_whatif("gtb_us_federal", None, atkinson_epsilon=-1)

@@ -15,7 +15,7 @@ ss = st.session_state
 BUILDER = common.BUILDER_OPTION
 DEFAULTS = {"w_scenario": whatif.DEFAULT_SCENARIO, "w_brains": "scripted",
             "w_mechanisms": ["us_federal", "flat"], "w_flat_rates": "0.3", "w_episodes": 1,
-            "w_seeds": "0-3", "w_aversion": 1.0}
+            "w_seeds": "0-3", "w_aversion": 1.0, "w_epsilon": 1.0}
 MAX_CUSTOM = 4  # custom schedules side by side
 BRAIN_LABELS = {"scripted": "Scripted workers (rule-based; random where a game has none)",
                 "random": "Random actions (a null model: no economic behaviour)",
@@ -132,10 +132,16 @@ if "custom" in mechs:
             custom.append(st.data_editor(ss[data_key], key="w_brackets" if i == 0
                                          else f"w_brackets_{i}", num_rows="dynamic",
                                          hide_index=True))
-c1, c2 = st.columns(2)
+c1, c2, c3 = st.columns(3)
 c1.number_input("Episodes per seed and mechanism", min_value=1, max_value=200, step=1,
                 key="w_episodes")
 c2.text_input("Seeds", key="w_seeds", help="e.g. 0-3 or 0,5; every mechanism plays these")
+if taxes:
+    c3.number_input("Inequality aversion ε (Atkinson)", 0.0, whatif.MAX_EPSILON, step=0.5,
+                    key="w_epsilon", format="%.2f",
+                    help="of the Atkinson index and the equally distributed equivalent "
+                         "income: 0 = no aversion (the mean), 1 = the usual choice (the "
+                         "geometric mean), larger = more weight on the poorest")
 common.remember(DEFAULTS)
 
 
@@ -192,7 +198,7 @@ if run:
             _scenario(), _specs(), int(ss.w_episodes), common.parse_seeds(ss.w_seeds),
             None if brain == "scripted" else brain, root, adapt,
             float(ss.w_aversion) if brain == "scripted" and sc.env_name in SCRIPTED_WORKERS
-            else 1.0)
+            else 1.0, float(ss.w_epsilon) if taxes else 1.0)
     except (ScenarioError, ValueError) as err:
         st.error(common.one_line(err))
 
@@ -247,7 +253,8 @@ st.dataframe(uncertainty.readable(res.confidence(res.outcomes())), hide_index=Tr
 metrics = charts.EPISODE_METRICS if economy else ("collective_return",)
 st.altair_chart(charts.episode_bars(res.episodes, metrics))
 main = [c for c in (*metrics, *WELFARE_FUNCTIONS) if c in res.episodes]
-st.markdown("**Welfare measures: mean and 95% confidence interval across seeds**")
+st.markdown("**Welfare measures: mean and 95% confidence interval across seeds**" + (
+    f" (Atkinson at inequality aversion ε = {res.atkinson_epsilon:g})" if economy else ""))
 conf = res.confidence(main)
 st.altair_chart(charts.ci_points(conf))
 if len(res.mechanisms) > 1:
