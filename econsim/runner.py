@@ -32,6 +32,7 @@ import os
 import secrets
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -262,8 +263,9 @@ def _stored_iterations(run_id: str, info: dict[str, Any]) -> int:
 
 
 def run(scenario: Scenario | str | Path, *, seeds: list[int] | None = None,
-        progress: bool = True, root: str | Path | None = None, run_id: str | None = None,
-        resume: str | bool | None = None, iterations: int | None = None,
+        progress: bool | Callable[[int, int], None] = True, root: str | Path | None = None,
+        run_id: str | None = None, resume: str | bool | None = None,
+        iterations: int | None = None,
         threads: int | None = 1) -> RunResult:
     """Train ``scenario`` for every seed (vectorised replicas) and write ``<root>/<run_id>/``.
 
@@ -272,7 +274,8 @@ def run(scenario: Scenario | str | Path, *, seeds: list[int] | None = None,
     checkpoint. ``iterations`` overrides ``train.iterations``. ``threads``: torch intra-op
     threads while training (restored afterwards). The networks are small, so one thread is
     fastest and keeps parallel runs from starving each other; ``None`` leaves torch's
-    setting alone.
+    setting alone. ``progress``: a tqdm bar (True), none (False), or a callable given
+    ``(iterations done, total)`` after every iteration (e.g. an app's progress bar).
 
     Bad input raises a one-line ``ScenarioError`` before anything is written. Training that
     produces a non-finite number raises ``TrainingDiverged``; it, any other error and an
@@ -502,7 +505,7 @@ def _one_line(err: BaseException) -> str:
     return text if isinstance(err, ValueError) and text else f"{type(err).__name__}: {text}"
 
 
-def _train(setup: _Setup, progress: bool) -> RunResult:
+def _train(setup: _Setup, progress: bool | Callable[[int, int], None]) -> RunResult:
     """The training loop of a prepared run; records how it ended in ``run.json``."""
     trainer, log, manifest, run_dir = setup.trainer, setup.log, setup.manifest, setup.path
     scenario, total, tr = setup.scenario, setup.total, setup.scenario.train
@@ -529,7 +532,8 @@ def _train(setup: _Setup, progress: bool) -> RunResult:
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing happened yet: leave nothing
         raise
     watch = _Watch(trainer)
-    bar = tqdm(total=total, initial=trainer.iteration, disable=not progress,
+    report = progress if callable(progress) else None
+    bar = tqdm(total=total, initial=trainer.iteration, disable=report is not None or not progress,
                desc=scenario.name, unit="it", dynamic_ncols=True)
     recent: list[float] = []
     try:
@@ -571,6 +575,8 @@ def _train(setup: _Setup, progress: bool) -> RunResult:
                 save_manifest("running")
                 _event(run_dir, "checkpoint", iteration=it)
             bar.update(1)
+            if report is not None:
+                report(trainer.iteration, total)
         # the final tables and status are part of the run: an error or a signal while they
         # are written is recorded like one during training, never leaving "running"
         save_tables()

@@ -245,9 +245,11 @@ def _final_metrics(episodes: pd.DataFrame) -> dict[str, float]:
     return {m: float(last[m].mean()) for m in METRICS if m in last}
 
 
-def run_one(task: dict[str, Any]) -> dict[str, Any]:
+def run_one(task: dict[str, Any], on_iteration: Callable[[int, int], None] | None = None
+            ) -> dict[str, Any]:
     """Run one combination (module level, so a spawned process or a Ray worker can import
-    it). Never raises: a failure comes back as ``status = failed`` with a one-line error."""
+    it). Never raises: a failure comes back as ``status = failed`` with a one-line error.
+    ``on_iteration(done, total)``: called after each training iteration (in this process)."""
     import torch
 
     from econsim import runner
@@ -265,7 +267,8 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
         else:
             resume = run_id if info is not None else None
             result = runner.run(scenario_mod.from_dict(task["data"], task["source"]),
-                                seeds=task["seeds"], progress=False, root=root, run_id=run_id,
+                                seeds=task["seeds"], progress=on_iteration or False,
+                                root=root, run_id=run_id,
                                 resume=resume, iterations=task["iterations"], threads=1)
             result_path, status = result.path, "finished"
         write_text(store.inside(result_path, "sweep.json"),
@@ -370,11 +373,16 @@ def _local(tasks: list[dict[str, Any]], workers: int) -> Iterator[tuple[dict, di
             _stop_pool(pool)
 
 
-def _inline(tasks: list[dict[str, Any]]) -> Iterator[tuple[dict, dict]]:
+def _inline(tasks: list[dict[str, Any]],
+            on_iteration: Callable[[dict[str, Any], int, int], None] | None = None
+            ) -> Iterator[tuple[dict, dict]]:
     """One run after another in this process and thread (no pool: the app's experiments,
-    tiny sweeps); ``workers`` does not apply."""
+    tiny sweeps); ``workers`` does not apply; ``on_iteration(task, done, total)`` after each
+    training iteration."""
     for task in tasks:
-        yield task, run_one(task)
+        hook = None if on_iteration is None else (
+            lambda done, total, task=task: on_iteration(task, done, total))
+        yield task, run_one(task, hook)
 
 
 def _ray(tasks: list[dict[str, Any]], workers: int) -> Iterator[tuple[dict, dict]]:
@@ -402,10 +410,12 @@ def _ray(tasks: list[dict[str, Any]], workers: int) -> Iterator[tuple[dict, dict
             ray.shutdown()
 
 
-def execute(tasks: list[dict[str, Any]], backend: str = "local", workers: int = 2
+def execute(tasks: list[dict[str, Any]], backend: str = "local", workers: int = 2,
+            on_iteration: Callable[[dict[str, Any], int, int], None] | None = None
             ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     """Yield ``(task, outcome)`` as runs finish; the backend only decides where
-    :func:`run_one` runs."""
+    :func:`run_one` runs. ``on_iteration(task, done, total)``: after each training
+    iteration, with the ``inline`` backend (the others report whole runs)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} is not allowed (allowed: {', '.join(BACKENDS)})")
     if workers < 1:
@@ -413,7 +423,7 @@ def execute(tasks: list[dict[str, Any]], backend: str = "local", workers: int = 
     if not tasks:
         return iter(())
     if backend == "inline":
-        return _inline(tasks)
+        return _inline(tasks, on_iteration)
     return _local(tasks, workers) if backend == "local" else _ray(tasks, workers)
 
 
@@ -424,12 +434,16 @@ def sweep(scenario: Scenario | str | Path, grid: dict[str, Any] | None = None,
           seeds: Iterable[int] | None = None, backend: str = "local", workers: int = 2,
           root: str | Path | None = None, iterations: int | None = None, *,
           sweep_id: str | None = None, skip_invalid: bool = False,
-          progress: bool | Callable[[dict[str, Any]], None] = False) -> pd.DataFrame:
+          progress: bool | Callable[[dict[str, Any]], None] = False,
+          on_iteration: Callable[[dict[str, Any], int, int], None] | None = None
+          ) -> pd.DataFrame:
     """Run every combination of ``grid`` (see the module docstring); one row per
     combination: ``run_id``, the swept values, ``status`` (finished, existing, failed,
     invalid), ``wall_s``, the final evaluation's metrics (mean over seeds), ``error``.
 
     ``progress``: True prints a line per finished run; a callable gets each row.
+    ``on_iteration(task, done, total)``: after each training iteration of a run, with the
+    ``inline`` backend (a task holds ``params``, the combination's values).
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} is not allowed (allowed: {', '.join(BACKENDS)})")
@@ -446,7 +460,7 @@ def sweep(scenario: Scenario | str | Path, grid: dict[str, Any] | None = None,
              "wall_s": float("nan"), "error": inv["error"]} for inv in invalid]
     total = len(tasks) + len(invalid)
     report = progress if callable(progress) else (_print_row if progress else None)
-    for task, outcome in execute(tasks, backend, workers):
+    for task, outcome in execute(tasks, backend, workers, on_iteration):
         row = {**task["params"], **outcome}
         rows.append(row)
         if report:

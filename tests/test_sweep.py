@@ -96,8 +96,12 @@ def test_ray_backend_gives_identical_tables(local_sweep, ray_cluster, tmp_path):
 def test_inline_backend_gives_identical_tables(local_sweep, tmp_path):
     """One run after another in this process (the app's experiments): the same runs."""
     root, local = local_sweep
+    calls = []
     inline = sweep(flat30(), GRID, seeds=[0, 1], backend="inline", root=tmp_path,
-                   sweep_id="s")
+                   sweep_id="s", on_iteration=lambda t, d, n: calls.append((t["params"], d, n)))
+    total = flat30().train.iterations
+    assert calls == [({"mechanism.rate": r}, d, total) for r in GRID["mechanism.rate"]
+                     for d in range(1, total + 1)]  # each training iteration, run by run
     pd.testing.assert_frame_equal(local.drop(columns=["wall_s"]),
                                   inline.drop(columns=["wall_s"]))
     a, b = (analysis.tidy(root=r, table="periods") for r in (root, tmp_path))

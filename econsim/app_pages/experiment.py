@@ -89,15 +89,26 @@ except (ScenarioError, ValueError) as err:
 if st.button("Run experiment", key="x_run", type="primary", disabled=not ready):
     bar = st.progress(0.0, text="Starting the runs …")
 
+    finished = {"runs": 0}
+
     def _progress(row: dict) -> None:
+        finished["runs"] = row["done"]
         bar.progress(row["done"] / row["total"],
                      text=f"{row['done']} of {row['total']} runs finished "
                           f"({sweep.label({k: row[k] for k in grid})}: {row['status']})")
 
+    def _iteration(task: dict, done: int, total: int) -> None:
+        runs = len(tasks)
+        bar.progress(min((finished["runs"] + done / total) / runs, 1.0),
+                     text=f"run {finished['runs'] + 1} of {runs} "
+                          f"({sweep.label(task['params'])}): training iteration {done} of "
+                          f"{total}")
+
     try:
         workers = int(ss.x_workers)  # one at a time: in this process, no pool to start
         table = sweep.sweep(name, grid, seeds, "inline" if workers == 1 else "local",
-                            workers, root, int(ss.x_iterations), progress=_progress)
+                            workers, root, int(ss.x_iterations), progress=_progress,
+                            on_iteration=_iteration)
         ss.x_result = {"table": table, "grid": list(grid), "values": grid, "scenario": name,
                        "seeds": seeds, "iterations": int(ss.x_iterations)}
     except (ScenarioError, ValueError) as err:
