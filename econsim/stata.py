@@ -98,10 +98,12 @@ def dta_bytes(df: pd.DataFrame, table: str, title: str | None = None) -> bytes:
 
 
 def bundle(tables: Mapping[str, pd.DataFrame], stem: str, *,
-           kinds: Mapping[str, str] | None = None, scenario_toml: str | None = None,
+           kinds: Mapping[str, str] | None = None,
+           scenario_toml: str | Mapping[str, str] | None = None,
            readme: str | None = None) -> bytes:
     """A zip of ``<stem>-<table>.csv`` and ``.dta`` for every non-empty table, the data
-    dictionary (``<stem>-dictionary.csv``), the scenario (``<stem>-scenario.toml``) and an
+    dictionary (``<stem>-dictionary.csv``), the scenario (``<stem>-scenario.toml``; several
+    runs' scenarios as a mapping run id -> TOML: ``<stem>-<run_id>-scenario.toml``) and an
     optional ``README.txt``. ``kinds`` maps a table's name to its dictionary table when they
     differ (as ``econsim.dictionary.tables_dictionary``)."""
     kinds = dict(kinds or {})
@@ -114,8 +116,11 @@ def bundle(tables: Mapping[str, pd.DataFrame], stem: str, *,
                                                         f"econsim {stem} {name}"))
         z.writestr(f"{stem}-dictionary.csv",
                    dictionary.tables_dictionary(kept, kinds).to_csv(index=False))
-        if scenario_toml is not None:
+        if isinstance(scenario_toml, str):
             z.writestr(f"{stem}-scenario.toml", scenario_toml)
+        elif scenario_toml is not None:
+            for key, text in scenario_toml.items():
+                z.writestr(f"{stem}-{key}-scenario.toml", text)
         if readme is not None:
             z.writestr("README.txt", readme)
     return buf.getvalue()

@@ -319,6 +319,15 @@ def test_runs_exports_and_regression_on_stored_runs(monkeypatch, runs_root, down
     assert set(periods.mechanism) == {"us_federal", "flat(rate=0.3)"} and "top_rate" in periods
     assert set(periods.iteration) == {2}  # the final evaluation
     assert "runs-episodes.parquet" in files and "runs-dictionary.csv" in files
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(files["runs.zip"])) as z:  # everything, each scenario
+        names = set(z.namelist())
+        assert {"runs-periods.dta", "runs-episodes.csv", "runs-dictionary.csv"} <= names
+        runs = list(at.session_state["e_runs"])
+        for run in runs:
+            toml = z.read(f"runs-{run}-scenario.toml").decode()
+            assert toml == (runs_root / run / "scenario.toml").read_text()
 
     _go(at, "regression")
     assert at.selectbox(key="g_source").value == "runs_episodes"

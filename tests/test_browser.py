@@ -237,4 +237,12 @@ def test_an_economists_flow_in_a_real_browser(page, app_url, shots, tmp_path):
     page.get_by_role("button", name="Regress the outcome on the parameters").click()
     _wait_idle(page)
     assert page.get_by_text("mechanism_rate", exact=False).count() >= 1
+    assert page.get_by_text("Per combination: mean over seeds", exact=False).count() == 1
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="HTML report", exact=False).first.click()
+    report = tmp_path / "experiment.html"
+    dl.value.save_as(report)
+    text = report.read_text()
+    assert "Paired differences to mechanism.rate=0.1" in text
+    assert "econsim sweep gtb_flat30 --set mechanism.rate=0.1,0.3,0.5 --seeds 0,1,2" in text
     _full_shot(page, shots / "flow_4_experiment.png")

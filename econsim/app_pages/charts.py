@@ -406,7 +406,8 @@ def ci_points(table: pd.DataFrame, value: str = "mean", by: str = "mechanism",
     the line of no difference."""
     df = table.dropna(subset=[value])
     df = df[np.isfinite(df[value])]
-    y = alt.Y(f"{by}:N", title=None, sort=list(dict.fromkeys(df[by])))
+    y = alt.Y(f"{by}:N", title=None, sort=list(dict.fromkeys(df[by])),
+              axis=alt.Axis(labelLimit=260))
     tip = [by, "outcome", alt.Tooltip(f"{value}:Q", format=".3f"),
            alt.Tooltip("ci_low:Q", format=".3f", title="95% CI low"),
            alt.Tooltip("ci_high:Q", format=".3f", title="95% CI high"), "seeds"]

@@ -5,7 +5,7 @@ meaning); the what-if also as one zip with its scenario and the code that reruns
 import pandas as pd
 import streamlit as st
 
-from econsim import report, stata
+from econsim import report, stata, store
 from econsim.app_pages import common
 
 ss = st.session_state
@@ -113,3 +113,16 @@ with tab_r:
             if parts:
                 d = pd.concat(parts, ignore_index=True)
                 _dictionary(d[["table", "column", "unit", "meaning"]], "runs", "e_r_dictionary")
+                tables = {"episodes": episodes, **({"periods": periods} if gtb else {})}
+                scenarios = {r: store.inside(store.run_dir(r, root), "scenario.toml")
+                             .read_text() for r in chosen}
+                st.download_button(
+                    "Everything (zip): these tables as CSV and Stata, the data dictionary and "
+                    "each run's scenario", stata.bundle(
+                        tables, "runs",
+                        scenario_toml=scenarios, readme=(
+                            f"econsim runs {', '.join(chosen)}; rows of the "
+                            f"{an.evaluation_label(which)}. Each run's scenario is "
+                            "runs-<run_id>-scenario.toml; `econsim run` on it trains the run "
+                            "again.\n")),
+                    file_name="runs.zip", mime="application/zip", key="e_r_zip")
