@@ -57,7 +57,7 @@ from econsim.bounds import (
     ScenarioName,
 )
 from econsim.core import Game
-from econsim.core.capabilities import TaxPeriods, has
+from econsim.core.capabilities import Processes, TaxPeriods, has
 from econsim.errors import ScenarioError, one_line, short
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -200,7 +200,9 @@ def check_size(scenario: Scenario, seeds: list[int] | None = None, game: Game | 
                config: Any = None) -> None:
     """Refuse (one-line ``ScenarioError``) an iteration or evaluation whose observations
     alone exceed ``MAX_BATCH_VALUES`` values (a memory error later, or a machine brought to
-    a halt), counting the ``seeds`` the run is given (default: the scenario's)."""
+    a halt), or that holds more worlds than a game with outside processes plays at once
+    (``Processes.max_worlds``), counting the ``seeds`` the run is given (default: the
+    scenario's)."""
     game = scenario.make_game() if game is None else game
     config = scenario.trainer_config() if config is None else config
     batch, evals = int(config.batch), scenario.train.eval_episodes
@@ -208,6 +210,11 @@ def check_size(scenario: Scenario, seeds: list[int] | None = None, game: Game | 
         "train.eval_episodes", evals)
     obs = int(np.prod(game.observation_space.shape))
     seeds = len(scenario.seeds if seeds is None else seeds)
+    if has(game, Processes) and seeds * episodes > game.max_worlds:
+        raise ScenarioError(
+            f"{field}: {episodes} is not allowed: {seeds} seeds x {episodes} episodes = "
+            f"{seeds * episodes} worlds at once, and {game.name} plays at most "
+            f"{game.max_worlds} (one process each; use fewer episodes or seeds)")
     total = seeds * episodes * game.max_steps * game.n_agents * obs
     if total > MAX_BATCH_VALUES:
         raise ScenarioError(

@@ -531,3 +531,29 @@ def test_the_bench_measures_it():
     with pytest.raises(ValueError, match=r"sumo_merge: batch 65 is not allowed \(allowed: 1 "
                                          r"to 64 worlds"):
         SumoMerge().reset(65, np.random.default_rng(0))
+
+
+@needs_sumo
+def test_more_worlds_than_sumo_processes_are_refused_before_a_run_starts(tmp_path):
+    """Processes.max_worlds: an evaluation of seeds x episodes worlds above it is refused
+    with one line at validation, before anything is written (it failed at the first
+    evaluation, leaving a failed run)."""
+    from econsim import runner, scenario
+    from econsim.envs.sumo_merge import MAX_WORLDS
+    from econsim.errors import ScenarioError
+
+    episodes = MAX_WORLDS // 2 + 1
+    data = scenario.load("sumo_cm3").resolved()
+    data["train"].update(eval_episodes=episodes, iterations=1)
+    data["seeds"] = [0, 1]
+    with pytest.raises(ScenarioError, match=(
+            rf"train.eval_episodes: {episodes} is not allowed: 2 seeds x {episodes} "
+            rf"episodes = {2 * episodes} worlds at once, and sumo_merge plays at most "
+            rf"{MAX_WORLDS} \(one process each")) as err:
+        scenario.from_dict(data, "too_many")
+    assert "\n" not in str(err.value)
+    data["seeds"] = [0]  # valid alone; the run's own seeds are counted too
+    sc = scenario.from_dict(data, "too_many")
+    with pytest.raises(ScenarioError, match=f"4 seeds x {episodes} episodes"):
+        runner.run(sc, seeds=[0, 1, 2, 3], progress=False, root=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()

@@ -96,9 +96,10 @@ def _quiet_scan(root: Path) -> list[store.StoredRun]:
 
 def trained_runs(root: Path) -> list[str]:
     """Run ids in ``root`` that have a checkpoint (usable as trained brains), the newest
-    first by start time."""
-    runs = [r for r in _quiet_scan(root) if (r.path / "checkpoints" / "last.pt").is_file()]
-    runs.sort(key=lambda r: (str(r.info.get("started") or ""), r.run_id), reverse=True)
+    first by start time (runs started in the same second: by id)."""
+    runs = sorted((r for r in _quiet_scan(root)
+                   if (r.path / "checkpoints" / "last.pt").is_file()), key=lambda r: r.run_id)
+    runs.sort(key=lambda r: str(r.info.get("started") or ""), reverse=True)  # stable
     return [r.run_id for r in runs]
 
 

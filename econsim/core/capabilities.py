@@ -262,7 +262,11 @@ class MultiGoal(Capability):
 
 class Processes(Capability):
     """The game holds processes or other resources outside Python; ``close()`` releases them
-    (idempotent; the game may also release them on garbage collection)."""
+    (idempotent; the game may also release them on garbage collection). ``max_worlds``: the
+    most worlds one ``reset`` may hold (e.g. one outside process each); scenario validation
+    refuses an iteration or evaluation of more (all seeds together)."""
+
+    max_worlds: int
 
     @abstractmethod
     def close(self) -> None:

@@ -292,6 +292,7 @@ class SumoMerge(MultiGoal, Plane, AgentEvents, Render, Processes):
     action_names = ACTION_NAMES
     agent_info_keys = ("collision", "arrived", "timeout", "speeding", "merged")
     extent = (0.0, ROAD_LENGTH, 0.0, ROAD_WIDTH)
+    max_worlds = MAX_WORLDS  # one SUMO process per world (capability Processes)
     self_size, goal_size, env_state_size, agent_state_size = 3, LANES, 0, 3
     columns = {  # the data dictionary's entries of this game (econsim.dictionary)
         "run_agents": {
