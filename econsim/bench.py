@@ -1,19 +1,45 @@
-"""Throughput of the game kernels with random actions (``econsim bench``)."""
+"""Throughput of the game kernels (``econsim bench``): env-steps per second with random play.
+
+What one measured step holds: the agents' actions are drawn, the game steps every world,
+finished worlds are reset, and the new state is observed (what a rollout does each step).
+Actions are drawn uniformly among the **legal** ones of games that declare an action mask
+(capability ``ActionMask``, e.g. GTB: a gather, build or trade that can happen; this is
+what the AI-Economist's own harness does), so the economy moves as it does in play;
+``sampler="uniform"`` draws over all actions (most of them no-ops in GTB). A case first
+plays ``warmup`` seconds (allocations, caches, SUMO loading its worlds), then ``rounds``
+timed rounds of ``seconds`` each: the table gives the median with the min and max over
+rounds (machines are noisy; compare medians measured side by side), env-steps/s (worlds x
+steps) and agent-steps/s (x agents). ``checksum`` hashes every numeric array of the final
+state and of the last observation: it reads the kernel's whole output, and two kernels that
+play the same seed, batch and number of ``steps`` must agree on it.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import math
+import os
+import platform
+import statistics
 import time
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from econsim import envs
 from econsim.core import make_rng, reset_done
+from econsim.core.capabilities import ActionMask, Processes, has
 from econsim.core.registry import bench_of, unavailable
 
 MAX_BATCH = 1_000_000  # worlds at once
-MAX_SECONDS = 600.0  # per case
+MAX_SECONDS = 600.0  # per round
+MAX_ROUNDS = 100
 MAX_VALUES = 2**28  # observation values of one step of all worlds (about 1 GB of float32)
+SAMPLERS = ("masked", "uniform")
 
 
 def default_cases() -> dict[str, tuple[str, dict, tuple[int, ...]]]:
@@ -28,42 +54,116 @@ def default_cases() -> dict[str, tuple[str, dict, tuple[int, ...]]]:
     return cases
 
 
-def env_steps_per_second(env: str, params: dict, batch: int = 4096,
-                         seconds: float = 1.0, seed: int = 0) -> float:
-    """World-steps per second: random actions, finished worlds reset as they end."""
+def checksum(*parts: Any) -> str:
+    """A hash (blake2b, 16 hex digits) of every numeric array in ``parts`` (arrays, or
+    dataclass states of arrays): their dtypes, shapes and bytes."""
+    digest = hashlib.blake2b(digest_size=8)
+    for part in parts:
+        arrays = ([getattr(part, f.name) for f in dataclasses.fields(part)]
+                  if dataclasses.is_dataclass(part) else [part])
+        for a in arrays:
+            a = np.ascontiguousarray(a)
+            if a.dtype.kind in "biuf":
+                digest.update(f"{a.dtype.str}{a.shape}".encode())
+                digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
+def _sampler(game: Any, sampler: str, rng: np.random.Generator, batch: int):
+    """``state -> actions [batch, n_agents]``: uniform over the legal actions (``masked``,
+    games with ``ActionMask``) or over all actions."""
+    if sampler == "masked" and has(game, ActionMask):
+        def masked(state: Any) -> np.ndarray:
+            legal = game.action_mask(state)
+            return np.argmax(np.where(legal, rng.random(legal.shape), -1.0), axis=-1)
+        return masked
+    return lambda state: game.action_space.sample(rng, (batch, game.n_agents))
+
+
+def measure(env: str, params: dict, batch: int = 4096, seconds: float = 1.0,
+            rounds: int = 3, warmup: float = 0.5, sampler: str = "masked",
+            seed: int = 0) -> dict[str, Any]:
+    """Time ``rounds`` rounds of ``seconds`` after ``warmup`` seconds (module docstring):
+    ``env_steps_per_s`` (median), ``min``, ``max``, ``agent_steps_per_s``, ``sampler`` (as
+    used: ``uniform`` for a game without an action mask), ``steps`` (timed world-steps),
+    ``checksum``."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"--sampler: {sampler!r} is not allowed (allowed: "
+                         f"{', '.join(SAMPLERS)})")
     game = envs.make(env, **params)
     values = batch * game.n_agents * math.prod(game.observation_space.shape)
     if values > MAX_VALUES:
         raise ValueError(f"--batch: {batch:,} is not allowed for {env}: {values:,} observation "
                          f"values per step (allowed: at most {MAX_VALUES:,})")
     rng = make_rng(seed, "bench")
-    state = game.reset(batch, rng)
-    game.observe(state)  # a rollout observes its first state (SUMO: loads the worlds)
-    steps, t0 = 0, time.perf_counter()
-    while True:
-        actions = game.action_space.sample(rng, (batch, game.n_agents))
-        step = game.step(state, actions, rng)
-        state = reset_done(game, step.state, step.done, rng)
-        steps += batch
-        elapsed = time.perf_counter() - t0
-        if elapsed >= seconds:
-            return steps / elapsed
+    used = "masked" if sampler == "masked" and has(game, ActionMask) else "uniform"
+    act = _sampler(game, used, rng, batch)
+    try:
+        state = game.reset(batch, rng)
+        obs = game.observe(state)  # a rollout observes its first state (SUMO: loads worlds)
+
+        def play(duration: float) -> tuple[int, float]:
+            nonlocal state, obs
+            steps, t0 = 0, time.perf_counter()
+            while True:
+                step = game.step(state, act(state), rng)
+                state = reset_done(game, step.state, step.done, rng)
+                obs = game.observe(state)
+                steps += batch
+                elapsed = time.perf_counter() - t0
+                if elapsed >= duration:
+                    return steps, elapsed
+
+        if warmup > 0:
+            play(warmup)
+        rates, timed = [], 0
+        for _ in range(rounds):
+            steps, elapsed = play(seconds)
+            rates.append(steps / elapsed)
+            timed += steps
+        total = checksum(state, obs)
+    finally:
+        if has(game, Processes):  # SUMO workers stop with the case
+            game.close()
+    median = statistics.median(rates)
+    return {"env_steps_per_s": round(median), "min": round(min(rates)),
+            "max": round(max(rates)), "agent_steps_per_s": round(median * game.n_agents),
+            "sampler": used, "steps": timed, "checksum": total}
+
+
+def env_steps_per_second(env: str, params: dict, batch: int = 4096,
+                         seconds: float = 1.0, seed: int = 0) -> float:
+    """World-steps per second of one round of ``seconds`` without warm-up (:func:`measure`)."""
+    return float(measure(env, params, batch, seconds, rounds=1, warmup=0.0,
+                         seed=seed)["env_steps_per_s"])
+
+
+def _check(batch: int | None, seconds: float, rounds: int, warmup: float) -> None:
+    if batch is not None and (isinstance(batch, bool) or not 1 <= batch <= MAX_BATCH):
+        raise ValueError(f"--batch: {batch!r} is not allowed (allowed: 1 to {MAX_BATCH:,} worlds)")
+    for name, value, low_open in (("--seconds", seconds, True), ("--warmup", warmup, False)):
+        if isinstance(value, bool) or not (isinstance(value, int | float) and math.isfinite(value)
+                                           and (value > 0 if low_open else value >= 0)
+                                           and value <= MAX_SECONDS):
+            bound = "more than 0" if low_open else "0 or more"
+            raise ValueError(f"{name}: {value!r} is not allowed (allowed: {bound}, at most "
+                             f"{MAX_SECONDS:g})")
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= MAX_ROUNDS:
+        raise ValueError(f"--rounds: {rounds!r} is not allowed (allowed: 1 to {MAX_ROUNDS})")
 
 
 def speed_table(names: list[str] | None = None, batch: int | None = None,
-                seconds: float = 1.0) -> pd.DataFrame:
-    """One row per game and batch size: env-steps/s at ``batch`` worlds (default: the
+                seconds: float = 1.0, rounds: int = 3, warmup: float = 0.5,
+                sampler: str = "masked") -> pd.DataFrame:
+    """One row per game and batch size (:func:`measure`) at ``batch`` worlds (default: the
     game's declared ``bench_batches``, else 4096). Without ``names``: every game whose
     optional packages are installed (``econsim.core.registry.unavailable``); a game named
     explicitly is measured or fails with its one-line reason."""
-    rows = []
+    _check(batch, seconds, rounds, warmup)
+    if sampler not in SAMPLERS:
+        raise ValueError(f"--sampler: {sampler!r} is not allowed (allowed: "
+                         f"{', '.join(SAMPLERS)})")
     cases = default_cases()
-    if batch is not None and (isinstance(batch, bool) or not 1 <= batch <= MAX_BATCH):
-        raise ValueError(f"--batch: {batch!r} is not allowed (allowed: 1 to {MAX_BATCH:,} worlds)")
-    if not (isinstance(seconds, int | float) and math.isfinite(seconds)
-            and 0 < seconds <= MAX_SECONDS):
-        raise ValueError(f"--seconds: {seconds!r} is not allowed (allowed: more than 0, at most "
-                         f"{MAX_SECONDS:g})")
     unknown = [n for n in names or [] if n not in cases and n not in envs.names()]
     if unknown:
         raise ValueError(f"bench: unknown game {unknown[0]!r} (allowed: "
@@ -74,10 +174,40 @@ def speed_table(names: list[str] | None = None, batch: int | None = None,
     chosen = []  # a game's name stands for all its declared variants
     for name in names:
         chosen += [name] if name in cases else [c for c, v in cases.items() if v[0] == name]
+    rows = []
     for name in chosen:
         env, params, batches = cases[name]
         for b in (batch,) if batch is not None else batches:
-            sps = env_steps_per_second(env, params, b, seconds)
-            rows.append({"game": name, "batch": b, "env_steps_per_s": round(sps)})
+            rows.append({"game": name, "batch": b,
+                         **measure(env, params, b, seconds, rounds, warmup, sampler)})
     return pd.DataFrame(rows)
 
+
+def machine() -> dict[str, Any]:
+    """Where a table was measured: CPUs, threads, platform, library versions."""
+    import torch
+
+    return {"cpus": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "numpy": np.__version__,
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+
+
+def json_path(path: str | Path) -> Path:
+    """``--json``: a file name ending in .json (one-line ValueError otherwise)."""
+    path = Path(path)
+    if path.suffix != ".json" or path.is_dir():
+        raise ValueError(f"--json: {str(path)!r} is not allowed (give a file name ending "
+                         "in .json)")
+    return path
+
+
+def write_json(path: str | Path, table: pd.DataFrame, settings: dict[str, Any]) -> Path:
+    """The table as JSON (``{"settings", "machine", "rows"}``), written atomically."""
+    from econsim.files import write_text
+
+    path = json_path(path)
+    doc = {"settings": settings, "machine": machine(),
+           "rows": json.loads(table.to_json(orient="records"))}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, json.dumps(doc, indent=2))
+    return path

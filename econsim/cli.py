@@ -223,11 +223,20 @@ def cmd_sweep(args) -> int:
 def cmd_bench(args) -> int:
     from econsim import bench
 
-    df = bench.speed_table(args.games or None, batch=args.batch, seconds=args.seconds)
+    out = bench.json_path(args.json) if args.json else None
+    settings = {"batch": args.batch, "seconds": args.seconds, "rounds": args.rounds,
+                "warmup": args.warmup, "sampler": args.sampler}
+    df = bench.speed_table(args.games or None, **settings)
     batch = f", batch {args.batch}" if args.batch else ""
-    print(f"env-steps/s with random actions{batch} (one env-step = one world step):")
-    df["env_steps_per_s"] = df.env_steps_per_s.map("{:,}".format)
-    print(_table(df))
+    print(f"env-steps/s with random {args.sampler} actions{batch}: median [min, max] of "
+          f"{args.rounds} round(s) of {args.seconds:g} s after {args.warmup:g} s warm-up "
+          "(one env-step = one world step, observed):")
+    if out is not None:
+        print(f"wrote {bench.write_json(out, df, settings)}")
+    shown = df.copy()
+    for c in ("env_steps_per_s", "min", "max", "agent_steps_per_s", "steps"):
+        shown[c] = shown[c].map("{:,}".format)
+    print(_table(shown))
     return 0
 
 
@@ -348,11 +357,23 @@ def build_parser() -> argparse.ArgumentParser:
                    "used) as CSV")
     s.set_defaults(func=cmd_regress)
 
-    s = add("bench", help="env-steps/s of the game kernels with random actions")
+    s = add("bench", help="env-steps/s of the game kernels with random actions",
+            description="Time each game kernel: random actions (legal ones where the game "
+            "has an action mask), step, reset finished worlds, observe; a warm-up, then "
+            "rounds; the median, min and max env-steps/s, agent-steps/s and a checksum of "
+            "the final state.")
     s.add_argument("games", nargs="*", help="subset of games (default: all)")
     s.add_argument("--batch", type=int, default=None,
                    help="worlds per step (default: what each game declares, else 4096)")
-    s.add_argument("--seconds", type=float, default=1.0)
+    s.add_argument("--seconds", type=float, default=1.0, help="per round (default: 1)")
+    s.add_argument("--rounds", type=int, default=3, help="timed rounds (default: 3)")
+    s.add_argument("--warmup", type=float, default=0.5,
+                   help="seconds played before timing (default: 0.5)")
+    s.add_argument("--sampler", default="masked", choices=["masked", "uniform"],
+                   help="masked: uniform over the legal actions (games with an action "
+                   "mask; default); uniform: over all actions")
+    s.add_argument("--json", help="also write the table (with the settings and the machine) "
+                   "to this .json file")
     s.set_defaults(func=cmd_bench)
 
     s = add("demo", help="short LIO vs PG run in the Iterated Prisoner's "

@@ -1,6 +1,7 @@
 """The `econsim` command line (list, run, export, bench, demo); benchmarks on a tiny budget."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -38,6 +39,18 @@ def test_bench_prints_throughput(capsys):
     assert cli.main(["bench", "ipd", "--batch", "256", "--seconds", "0.05"]) == 0
     out = capsys.readouterr().out
     assert "env_steps_per_s" in out and "ipd" in out
+
+
+def test_bench_writes_json_with_rounds_settings_and_machine(tmp_path, capsys):
+    out = tmp_path / "b" / "bench.json"
+    assert cli.main(["bench", "ipd", "--batch", "64", "--seconds", "0.02", "--rounds", "2",
+                     "--warmup", "0", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["settings"]["rounds"] == 2 and doc["machine"]["cpus"] >= 1
+    row = doc["rows"][0]
+    assert row["game"] == "ipd" and row["min"] <= row["env_steps_per_s"] <= row["max"]
+    assert row["agent_steps_per_s"] == pytest.approx(2 * row["env_steps_per_s"], abs=2)
+    assert "median [min, max] of 2 round(s)" in capsys.readouterr().out
 
 
 def test_bench_of_a_game_measures_its_declared_variants(capsys):

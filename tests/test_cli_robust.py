@@ -217,6 +217,9 @@ def test_sigterm_during_regress_gives_no_resume_hint(stored):
     (["bench", "--batch", "0"], "--batch: 0 is not allowed"),
     (["bench", "gtb", "--batch", "1000000"], "--batch: 1,000,000 is not allowed for gtb"),
     (["bench", "nope"], "unknown game 'nope'"),
+    (["bench", "ipd", "--rounds", "0"], "--rounds: 0 is not allowed"),
+    (["bench", "ipd", "--warmup", "-1"], "--warmup: -1.0 is not allowed"),
+    (["bench", "ipd", "--json", "out.csv"], "--json: 'out.csv' is not allowed"),
 ])
 def test_bench_refuses_bad_sizes_in_one_line(args, match, capsys):
     from econsim import cli
