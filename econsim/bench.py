@@ -1,4 +1,5 @@
-"""Throughput of the game kernels (``econsim bench``): env-steps per second with random play.
+"""Throughput of the game kernels (``econsim bench``): env-steps per second with random play;
+and of training end to end (``econsim bench --train``, :func:`train_throughput`).
 
 What one measured step holds: the agents' actions are drawn, the game steps every world,
 finished worlds are reset, and the new state is observed (what a rollout does each step).
@@ -16,7 +17,9 @@ play the same seed, batch and number of ``steps`` must agree on it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -24,6 +27,7 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -211,3 +215,107 @@ def write_json(path: str | Path, table: pd.DataFrame, settings: dict[str, Any]) 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, json.dumps(doc, indent=2))
     return path
+
+
+# ------------------------------------------------------------------ training throughput
+
+
+@contextlib.contextmanager
+def timed_games(clock: dict[str, float]) -> Iterator[None]:
+    """While inside, every registered game's ``reset``, ``step`` and ``observe`` add their
+    time to ``clock["env_s"]`` (the outermost call only) and ``step`` its worlds to
+    ``clock["env_steps"]``; the classes are restored on exit."""
+    clock.setdefault("env_s", 0.0)
+    clock.setdefault("env_steps", 0)
+    depth = [0]
+
+    def wrap(fn, name: str):
+        @functools.wraps(fn)
+        def timed(self, *args, **kwargs):
+            if depth[0]:
+                return fn(self, *args, **kwargs)
+            depth[0] += 1
+            t0 = time.perf_counter()
+            try:
+                return fn(self, *args, **kwargs)
+            finally:
+                clock["env_s"] += time.perf_counter() - t0
+                depth[0] -= 1
+                if name == "step":
+                    clock["env_steps"] += int(np.shape(args[1])[0])
+        return timed
+
+    saved = []
+    for env in envs.names():
+        cls = envs.game_class(env)
+        for name in ("reset", "step", "observe"):
+            if name in vars(cls):
+                saved.append((cls, name, vars(cls)[name]))
+                setattr(cls, name, wrap(vars(cls)[name], name))
+    try:
+        yield
+    finally:
+        for cls, name, fn in reversed(saved):
+            setattr(cls, name, fn)
+
+
+def matmul_peak(size: int = 512, seconds: float = 0.3) -> float:
+    """GFLOP/s of a float32 ``size x size`` matrix product with torch's current threads:
+    the machine's practical ceiling for the networks' dense layers."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        torch.mm(a, b)
+        n += 1
+    return 2 * size**3 * n / (time.perf_counter() - t0) / 1e9
+
+
+def train_throughput(scenario: str | Path, iterations: int = 3, seeds: list[int] | None = None,
+                     warmup: int = 1, threads: int = 1) -> dict[str, Any]:
+    """End-to-end training speed of ``scenario`` (``econsim bench --train``): ``warmup``
+    untimed iterations, then ``iterations`` timed ones: env-steps/s (worlds x steps the
+    games stepped, training only), the share of the time in the games (reset, step,
+    observe) and in the learner (inference and update), the learner's achieved GFLOP/s
+    (torch's ``FlopCounterMode`` over one more iteration) beside :func:`matmul_peak`, with
+    ``threads`` torch threads (runs train with 1)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from econsim import scenario as scenario_mod
+
+    if isinstance(iterations, bool) or not isinstance(iterations, int) \
+            or not 1 <= iterations <= 10_000:
+        raise ValueError(f"--iterations: {iterations!r} is not allowed (allowed: 1 to 10,000)")
+    sc = scenario_mod.load(scenario)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        trainer = sc.make_trainer(seeds if seeds is not None else sc.seeds)
+        try:
+            for _ in range(warmup):
+                trainer.iterate()
+            clock: dict[str, float] = {}
+            with timed_games(clock):
+                t0 = time.perf_counter()
+                for _ in range(iterations):
+                    trainer.iterate()
+                wall = time.perf_counter() - t0
+            with FlopCounterMode(display=False) as flops:
+                trainer.iterate()
+        finally:
+            if has(trainer.game, Processes):
+                trainer.game.close()
+        peak = matmul_peak()
+    finally:
+        torch.set_num_threads(before)
+    learner = max(wall - clock["env_s"], 1e-9)
+    return {"scenario": sc.name, "seeds": len(trainer.seeds), "iterations": iterations,
+            "env_steps": int(clock["env_steps"]), "wall_s": round(wall, 3),
+            "env_steps_per_s": round(clock["env_steps"] / wall),
+            "env_share": round(clock["env_s"] / wall, 3),
+            "learner_share": round(learner / wall, 3),
+            "learner_gflops": round(flops.get_total_flops() * iterations / learner / 1e9, 2),
+            "matmul_peak_gflops": round(peak, 1), "threads": threads}

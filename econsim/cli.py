@@ -224,6 +224,23 @@ def cmd_bench(args) -> int:
     from econsim import bench
 
     out = bench.json_path(args.json) if args.json else None
+    if args.train:
+        if args.games:
+            raise ValueError("bench --train: give the scenario only, no games")
+        row = bench.train_throughput(args.train, args.iterations,
+                                     parse_seeds(args.seeds) if args.seeds else None)
+        df = pd.DataFrame([row])
+        print(f"training {row['scenario']} end to end ({row['iterations']} iteration(s) after "
+              f"a warm-up, {row['seeds']} seed(s), {row['threads']} torch thread(s)): "
+              f"{row['env_steps_per_s']:,} env-steps/s; {row['env_share']:.0%} of the time "
+              f"in the game, {row['learner_share']:.0%} in the learner (inference and "
+              f"update) at {row['learner_gflops']} GFLOP/s, against a {row['matmul_peak_gflops']}"
+              " GFLOP/s matrix product on this machine")
+        if out is not None:
+            used = {"train": args.train, "iterations": args.iterations, "seeds": args.seeds}
+            print(f"wrote {bench.write_json(out, df, used)}")
+        print(_table(df))
+        return 0
     settings = {"batch": args.batch, "seconds": args.seconds, "rounds": args.rounds,
                 "warmup": args.warmup, "sampler": args.sampler}
     df = bench.speed_table(args.games or None, **settings)
@@ -374,6 +391,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "mask; default); uniform: over all actions")
     s.add_argument("--json", help="also write the table (with the settings and the machine) "
                    "to this .json file")
+    s.add_argument("--train", metavar="SCENARIO", help="instead: training throughput of "
+                   "SCENARIO end to end (env-steps/s, time in the game vs the learner, the "
+                   "learner's GFLOP/s beside a measured matrix-product peak)")
+    s.add_argument("--iterations", type=int, default=3,
+                   help="with --train: timed iterations (default: 3, after one warm-up)")
+    s.add_argument("--seeds", help="with --train: e.g. 0-2 (default: the scenario's)")
     s.set_defaults(func=cmd_bench)
 
     s = add("demo", help="short LIO vs PG run in the Iterated Prisoner's "

@@ -49,3 +49,27 @@ def test_measure_reports_rounds_and_the_sampler_used():
         "sampler"] == "masked"
     with pytest.raises(ValueError, match="--sampler: 'all' is not allowed"):
         bench.measure("ipd", {}, sampler="all")
+
+
+def test_training_throughput_splits_game_and_learner_time_and_counts_flops(tmp_path, capsys):
+    import json
+
+    from econsim import cli, scenario
+
+    sc = scenario.load("ipd_pg")
+    game = sc.make_game()
+    step = vars(type(game))["step"]
+    row = bench.train_throughput("ipd_pg", iterations=2, seeds=[0, 1])
+    # training plays batch episodes of max_steps steps per seed and iteration
+    assert row["env_steps"] == 2 * 2 * sc.trainer_config().batch * game.max_steps
+    assert 0 < row["env_share"] < 1 and row["env_share"] + row["learner_share"] == \
+        pytest.approx(1, abs=2e-3)
+    assert row["learner_gflops"] > 0 and row["matmul_peak_gflops"] > 0
+    out = tmp_path / "train.json"
+    assert cli.main(["bench", "--train", "ipd_pg", "--iterations", "1", "--seeds", "0",
+                     "--json", str(out)]) == 0
+    assert "env-steps/s" in capsys.readouterr().out
+    assert json.loads(out.read_text())["rows"][0]["scenario"] == "ipd_pg"
+    assert cli.main(["bench", "--train", "ipd_pg", "--iterations", "0"]) == 2
+    assert "--iterations: 0 is not allowed" in capsys.readouterr().err
+    assert vars(type(game))["step"] is step  # the games' classes are restored
