@@ -278,13 +278,15 @@ def train_throughput(scenario: str | Path, iterations: int = 3, seeds: list[int]
     """End-to-end training speed of ``scenario`` (``econsim bench --train``): ``warmup``
     untimed iterations, then ``iterations`` timed ones: env-steps/s (worlds x steps the
     games stepped, training only), the share of the time in the games (reset, step,
-    observe) and in the learner (inference and update), the learner's achieved GFLOP/s
-    (torch's ``FlopCounterMode`` over one more iteration) beside :func:`matmul_peak`, with
-    ``threads`` torch threads (runs train with 1)."""
+    observe), in inference (the rollouts, ``learners.rollout.timed_rollout``, less their
+    games) and in the update (the rest), the learner's achieved GFLOP/s (torch's
+    ``FlopCounterMode`` over one more iteration, over the inference and update time) beside
+    :func:`matmul_peak`, with ``threads`` torch threads (runs train with 1)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from econsim import scenario as scenario_mod
+    from learners.rollout import recording
 
     if isinstance(iterations, bool) or not isinstance(iterations, int) \
             or not 1 <= iterations <= 10_000:
@@ -298,7 +300,7 @@ def train_throughput(scenario: str | Path, iterations: int = 3, seeds: list[int]
             for _ in range(warmup):
                 trainer.iterate()
             clock: dict[str, float] = {}
-            with timed_games(clock):
+            with timed_games(clock), recording() as rollouts:
                 t0 = time.perf_counter()
                 for _ in range(iterations):
                     trainer.iterate()
@@ -311,11 +313,14 @@ def train_throughput(scenario: str | Path, iterations: int = 3, seeds: list[int]
         peak = matmul_peak()
     finally:
         torch.set_num_threads(before)
-    learner = max(wall - clock["env_s"], 1e-9)
+    env = clock["env_s"]
+    inference = max(rollouts["rollout_s"] - env, 0.0)  # the rollouts less their games
+    update = max(wall - env - inference, 1e-9)
     return {"scenario": sc.name, "seeds": len(trainer.seeds), "iterations": iterations,
             "env_steps": int(clock["env_steps"]), "wall_s": round(wall, 3),
             "env_steps_per_s": round(clock["env_steps"] / wall),
-            "env_share": round(clock["env_s"] / wall, 3),
-            "learner_share": round(learner / wall, 3),
-            "learner_gflops": round(flops.get_total_flops() * iterations / learner / 1e9, 2),
+            "env_share": round(env / wall, 3), "inference_share": round(inference / wall, 3),
+            "update_share": round(update / wall, 3),
+            "learner_gflops": round(flops.get_total_flops() * iterations
+                                    / max(wall - env, 1e-9) / 1e9, 2),
             "matmul_peak_gflops": round(peak, 1), "threads": threads}

@@ -232,10 +232,10 @@ def cmd_bench(args) -> int:
         df = pd.DataFrame([row])
         print(f"training {row['scenario']} end to end ({row['iterations']} iteration(s) after "
               f"a warm-up, {row['seeds']} seed(s), {row['threads']} torch thread(s)): "
-              f"{row['env_steps_per_s']:,} env-steps/s; {row['env_share']:.0%} of the time "
-              f"in the game, {row['learner_share']:.0%} in the learner (inference and "
-              f"update) at {row['learner_gflops']} GFLOP/s, against a {row['matmul_peak_gflops']}"
-              " GFLOP/s matrix product on this machine")
+              f"{row['env_steps_per_s']:,} env-steps/s; of the time {row['env_share']:.0%} in "
+              f"the game, {row['inference_share']:.0%} in inference, {row['update_share']:.0%}"
+              f" in the update; the learner at {row['learner_gflops']} GFLOP/s against a "
+              f"{row['matmul_peak_gflops']} GFLOP/s matrix product on this machine")
         if out is not None:
             used = {"train": args.train, "iterations": args.iterations, "seeds": args.seeds}
             print(f"wrote {bench.write_json(out, df, used)}")

@@ -56,6 +56,7 @@ from learners.functional import gae
 from learners.nets import Params, assign, init_mlp, mlp
 from learners.registry import register_algorithm
 from learners.replicas import categorical, permutations
+from learners.rollout import timed_rollout
 from mechanisms.tax import TaxMechanism, check_fits
 
 
@@ -191,6 +192,7 @@ class PPOTrainer(TrainerTraits):
         for r, m in enumerate(self.mechanisms):
             end_period(m, info, slice(r * batch, (r + 1) * batch))
 
+    @timed_rollout
     @torch.no_grad()
     def run_episodes(self, batch: int, greedy: bool = False) -> Rollout:
         """Play ``batch`` episodes per replica with the current policy."""

@@ -8,13 +8,54 @@ events) is written once. What a trainer supplies is an :class:`Actor`.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
 
 from econsim.core import Game, ReplicaRNG
+
+F = TypeVar("F", bound=Callable[..., Any])
+_RECORDERS: list[dict[str, float]] = []  # active ``recording()`` contexts
+_DEPTH = [0]  # rollouts in progress (a rollout inside another counts once)
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[dict[str, float]]:
+    """While inside, the rollouts (functions marked :func:`timed_rollout`) add their wall time
+    to the yielded ``{"rollout_s": ...}`` (games and inference together); ``econsim bench
+    --train`` separates inference from the update with it. Costs nothing outside."""
+    rec = {"rollout_s": 0.0}
+    _RECORDERS.append(rec)
+    try:
+        yield rec
+    finally:
+        _RECORDERS.remove(rec)
+
+
+def timed_rollout(fn: F) -> F:
+    """Mark a trainer's rollout (the loop that plays episodes) for :func:`recording`; nested
+    rollouts count once."""
+
+    @functools.wraps(fn)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        if not _RECORDERS or _DEPTH[0]:
+            return fn(*args, **kwargs)
+        _DEPTH[0] += 1
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _DEPTH[0] -= 1
+            for rec in _RECORDERS:
+                rec["rollout_s"] += time.perf_counter() - t0
+
+    return timed  # type: ignore[return-value]
 
 
 @dataclass
@@ -72,6 +113,7 @@ class Actor(Protocol):
         ...
 
 
+@timed_rollout
 @torch.no_grad()
 def play(actor: Actor, params: Any, eps: float, batch: int, final: bool = False) -> Batch:
     """Play ``batch`` episodes per replica with ``params``; world-layout records (``final``:
