@@ -263,20 +263,20 @@ class PPOTrainer(TrainerTraits):
             perm = permutations(self.act_rng, S)  # [R, S]: each replica its own order
             for start in range(0, S, size):
                 idx = (rows, perm[:, start:start + size])
-                w = valid[idx]
+                w, xi, li = valid[idx], x[idx], legal[idx]  # each gathered once
                 n = w.sum(1).clamp_min(1)
-                logits = self.logits(x[idx], legal[idx])
+                logits = self.logits(xi, li)
                 logp_all = torch.log_softmax(logits, -1)
                 logp = logp_all.gather(-1, a[idx][..., None])[..., 0]
                 probs = logp_all.exp()
-                ent = -(probs * logp_all.masked_fill(~legal[idx], 0.0)).sum(-1)
+                ent = -(probs * logp_all.masked_fill(~li, 0.0)).sum(-1)
                 A = adv_f[idx]
                 mean = (A * w).sum(1, keepdim=True) / n[:, None]
                 std = (((A - mean) ** 2 * w).sum(1, keepdim=True) / n[:, None]).sqrt()
                 A = (A - mean) / (std + 1e-8)
                 ratio = torch.exp(logp - old_logp[idx])
                 surr = torch.minimum(ratio * A, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * A)
-                v = self.value(x[idx])
+                v = self.value(xi)
                 pl = -(surr * w).sum(1) / n
                 vl = ((v - tgt[idx]) ** 2 * w).sum(1) / n
                 el = (ent * w).sum(1) / n
