@@ -1,8 +1,9 @@
 """Throughput of the game kernels (``econsim bench``): env-steps per second with random play;
 and of training end to end (``econsim bench --train``, :func:`train_throughput`).
 
-What one measured step holds: the agents' actions are drawn, the game steps every world,
-finished worlds are reset, and the new state is observed (what a rollout does each step).
+What one measured step holds: the agents' actions are drawn, the game steps every world
+(which observes the new state), and finished worlds are reset and observed again (what a
+rollout does each step).
 Actions are drawn uniformly among the **legal** ones of games that declare an action mask
 (capability ``ActionMask``, e.g. GTB: a gather, build or trade that can happen; this is
 what the AI-Economist's own harness does), so the economy moves as it does in play;
@@ -111,8 +112,10 @@ def measure(env: str, params: dict, batch: int = 4096, seconds: float = 1.0,
             steps, t0 = 0, time.perf_counter()
             while True:
                 step = game.step(state, act(state), rng)
-                state = reset_done(game, step.state, step.done, rng)
-                obs = game.observe(state)
+                state, obs = step.state, step.obs  # step observes the new state
+                if step.done.any():  # finished worlds start again: observe them
+                    state = reset_done(game, state, step.done, rng)
+                    obs = game.observe(state)
                 steps += batch
                 elapsed = time.perf_counter() - t0
                 if elapsed >= duration:
