@@ -18,12 +18,14 @@ component ``learners.ac.ACAgents`` (``Agents = ACAgents``); only the iteration b
 from LIO's (the cost joins the outer loss, and the critics step at the end).
 
 The incentive cost (coefficient 1e-4 on the sigmoid outputs) is added to the outer loss
-(``lr_cost = None``, SPEC §4); ``IncentiveFunction.cost_step`` then also takes its own step
-of the same Adam optimiser with the cost alone (kept as the code always did: the reference
-numbers depend on it). After the incentive step each critic takes one Adam step of
-TD(0) on tau with its total reward (extrinsic + incentives received, as paid while playing
-tau) and the target networks move by ``tau``; the inner and outer losses use the critics
-from before this step. No parameter sharing (Diss §5.3.2).
+(``lr_cost = None``, SPEC §4): one Adam step of eta per iteration, as the reference code
+takes. ``cost_double_step = true`` restores econsim's earlier behaviour, a second step of the
+same Adam optimiser with the cost alone (it mostly repeated the outer step's momentum, 1.67x
+the learning rate per iteration: the Cleanup audit in the README). With ``lr_cost`` set the
+cost has its own optimiser and step instead. After the incentive step each critic takes one
+Adam step of TD(0) on tau with its total reward (extrinsic + incentives received, as paid
+while playing tau) and the target networks move by ``tau``; the inner and outer losses use
+the critics from before this step. No parameter sharing (Diss §5.3.2).
 
 Deviation (documented): the network is ``ACAgents``' pluggable ``net`` (MLP by default on
 the flat image; ``conv = true``: the conv front end of §B.4.2) and the incentive function is
@@ -57,6 +59,12 @@ class LIOACConfig(LIOConfig, ACConfig):
     lr_cost: LearningRate | None = Field(
         None, description="None (Cleanup): cost added to the outer loss; else separate Adam")
     cost_on_sigmoid: bool = Field(True, description="cost on sigmoid outputs (SPEC §4)")
+    cost_double_step: bool = Field(False, description="true: after the outer step (which "
+                                   "holds the cost) a second Adam step with the cost alone "
+                                   "(econsim before the Cleanup audit)")
+    observe_given: bool = Field(False, description="observe the incentives given so far this "
+                                "episode (true: econsim before the Cleanup audit; the Diss "
+                                "has this input in Escape Room only)")
 
     @model_validator(mode="after")
     def _supported(self):
@@ -92,7 +100,8 @@ class LIOACTrainer(LIOTrainer):
             extra = torch.autograd.grad(inc.cost(tau), list(inc.eta.values()), allow_unused=True)
             grads = [g if e is None else g + e for g, e in zip(grads, extra, strict=True)]
         inc.step(grads)
-        inc.cost_step(tau)  # the cost's own Adam step (see IncentiveFunction.cost_step)
+        if inc.opt_cost is not None or self.cfg.cost_double_step:
+            inc.cost_step(tau)  # its own optimiser, or the earlier second step
         values = self.agents.learn_values(tau, self.total_rewards(tau))  # incentives as paid
         self.params = detach(prime)  # 5. primes become main
         self.iteration += 1

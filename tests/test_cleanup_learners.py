@@ -242,3 +242,50 @@ def test_cleanup_benchmark_conv_option_reaches_the_run(tmp_path):
                         "--seeds", "0", "--root", str(tmp_path), "--quiet"])
     saved = scenario.load(tmp_path / df.run_id[0] / "scenario.toml")
     assert saved.resolved()["algorithm"]["conv"] is True
+
+
+# --------------------------------------------------- the Cleanup audit (issue 16)
+def _adam_steps(opt: torch.optim.Optimizer) -> set[int]:
+    return {int(st["step"]) for st in opt.state.values()}
+
+
+def test_lio_ac_takes_one_adam_step_of_eta_per_iteration_with_the_cost_in_it():
+    """The cost joins the outer loss: one Adam step per iteration (the reference's single
+    step); ``cost_double_step`` restores the earlier second, cost-only step."""
+    tr = _trainer("cleanup7_lio", seeds=(0,))
+    tr.iterate()
+    assert _adam_steps(tr.incentive.opt) == {1}
+    old = _trainer("cleanup7_lio", seeds=(0,), cost_double_step=True)
+    old.iterate()
+    assert _adam_steps(old.incentive.opt) == {2}
+    # the first Adam step moves each weight by lr g / (|g| + 1e-8): lr x sign(g) unless the
+    # gradient is tiny; the earlier double step moved them further
+    lr = tr.cfg.lr_incentive
+    fresh = _trainer("cleanup7_lio", seeds=(0,))
+    before = {k: v.detach().clone() for k, v in fresh.eta.items()}
+    fresh.iterate()
+    moved = torch.cat([(v.detach() - before[k]).abs().flatten() for k, v in fresh.eta.items()])
+    assert float(moved.max()) <= lr * 1.001
+    assert float(moved[moved > 0].median()) == pytest.approx(lr, rel=1e-3)
+    old_moved = torch.cat([(v.detach() - before[k]).abs().flatten()
+                           for k, v in old.eta.items()])
+    assert float(old_moved.median()) > 1.2 * lr
+
+
+def test_lio_ac_on_cleanup_observes_the_image_only():
+    """The running total given (up to ~100 beside pixels <= 1) is no input by default: the
+    policy, critic and incentive function see the game's observation (plus, for the
+    incentive function, the others' actions); ``observe_given = true`` restores it."""
+    tr = _trainer("cleanup7_lio", seeds=(0,))
+    image = int(np.prod(tr.game.observation_space.shape))
+    assert tr.agents.obs_dim == image
+    assert tr.incentive.inc_in == image + (tr.N - 1) * tr.agents.A
+    assert _trainer("cleanup7_lio", seeds=(0,), observe_given=True).agents.obs_dim == \
+        image + tr.N - 1
+    # the incentive paid at a step does not depend on what was paid before
+    tau = tr.run_episodes(tr.params, tr.epsilon(), 1)
+    pay, _ = tr.full_transfers(tr.eta, tau)
+    again, _ = tr.full_transfers(tr.eta, tau)
+    assert torch.equal(pay, again)
+    given = tau.obs[..., image:]
+    assert given.numel() == 0  # no running total in the recorded observations
