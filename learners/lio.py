@@ -30,13 +30,13 @@ bottom calling it and the agents component.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
 from pydantic import Field
 
-from econsim.bounds import Coefficient, Hidden, LearningRate, PositiveCoefficient
+from econsim.bounds import Coefficient, Hidden, Iterations, LearningRate, PositiveCoefficient
 from econsim.core import torch_generator
 from learners.functional import behaviour_probs, policy_loss, reward_to_go, sgd_step, sigmoid
 from learners.nets import Params, assign, detach, init_mlp, mlp
@@ -63,6 +63,14 @@ class LIOConfig(PGConfig):
     outer_plain_softmax: bool = Field(
         False, description="quirk of the reference code: score function of the plain softmax "
         "in the outer loss although tau_hat is sampled with the exploration floor")
+    cost_schedule: Literal["constant", "linear", "adaptive"] = Field(
+        "constant", description="weight on the cost over training (options of the reference "
+        "code): constant 1; linear 0 -> 1 over cost_ramp iterations; adaptive: from 0, every "
+        "cost_period iterations +-cost_period/cost_ramp (in [0, 1]): up when the period's "
+        "extrinsic collective return beat the previous period's, else down")
+    cost_ramp: Iterations = Field(10_000, description="iterations of the linear ramp, and the "
+                                  "adaptive step's denominator")
+    cost_period: Iterations = Field(1_000, description="adaptive: iterations per comparison")
 
 
 class IncentiveFunction:
@@ -101,6 +109,13 @@ class IncentiveFunction:
         self.opt = torch.optim.Adam(self.eta.values(), lr=cfg.lr_incentive)
         self.opt_cost = (torch.optim.Adam(self.eta.values(), lr=cfg.lr_cost)
                          if cfg.lr_cost is not None and cfg.cost > 0 else None)
+        # the cost's weight per replica (cost_schedule), and the adaptive schedule's memory:
+        # extrinsic returns summed this period, the previous period's mean (0 before the
+        # first period ends, then compared)
+        constant = cfg.cost_schedule == "constant"
+        self.cost_scale = torch.full((self.R,), 1.0 if constant else 0.0)
+        self._period_sum = torch.zeros(self.R)
+        self._period_prev = torch.zeros(self.R)
         if cfg.opponent_model:
             self._init_opponent_models()
 
@@ -201,7 +216,25 @@ class IncentiveFunction:
         scale = 1.0 if self.cfg.cost_on_sigmoid else self.cfg.r_max
         disc = self.cfg.gamma ** torch.arange(inc.shape[0], dtype=inc.dtype)
         per_world = (disc[:, None, None, None] * inc * scale).sum((0, 2, 3))
-        return self.cfg.cost * per_world.reshape(self.R, -1).mean(1).sum()
+        per_replica = per_world.reshape(self.R, -1).mean(1)
+        return self.cfg.cost * (self.cost_scale.to(per_replica.dtype) * per_replica).sum()
+
+    def schedule_cost(self, iteration: int, extrinsic: np.ndarray) -> None:
+        """After ``iteration`` iterations with this one's extrinsic collective return per
+        replica ``[R]``: move the cost's weight (``cost_schedule``; each replica by its own
+        returns)."""
+        cfg = self.cfg
+        if cfg.cost_schedule == "linear":
+            self.cost_scale.fill_(min(1.0, iteration / cfg.cost_ramp))
+        elif cfg.cost_schedule == "adaptive":
+            self._period_sum += torch.as_tensor(np.asarray(extrinsic, np.float64)).float()
+            if iteration % cfg.cost_period == 0:
+                mean = self._period_sum / cfg.cost_period
+                step = cfg.cost_period / cfg.cost_ramp
+                if iteration > cfg.cost_period:  # a previous period to compare with
+                    up = torch.where(mean > self._period_prev, step, -step)
+                    self.cost_scale = (self.cost_scale + up).clamp(0.0, 1.0)
+                self._period_prev, self._period_sum = mean, torch.zeros(self.R)
 
     def cost_step(self, tau: Batch) -> None:
         """The cost's own Adam step: ``opt_cost`` when ``lr_cost`` is set, else a second step
@@ -289,6 +322,10 @@ class IncentiveFunction:
     def state_dict(self) -> dict:
         state = {"eta": {k: v.detach().clone() for k, v in self.eta.items()},
                  "opt": self.opt.state_dict()}
+        if self.cfg.cost_schedule != "constant":  # a constant weight has nothing to keep
+            state["cost_schedule"] = {"scale": self.cost_scale.clone(),
+                                      "sum": self._period_sum.clone(),
+                                      "prev": self._period_prev.clone()}
         if self.opt_cost is not None:
             state["opt_cost"] = self.opt_cost.state_dict()
         if self.cfg.opponent_model:
@@ -298,6 +335,10 @@ class IncentiveFunction:
 
     def load_state_dict(self, state: dict) -> None:
         assign(self.eta, state["eta"])
+        if "cost_schedule" in state:  # a schedule's weight and memory
+            sched = state["cost_schedule"]
+            self.cost_scale = sched["scale"].clone()
+            self._period_sum, self._period_prev = sched["sum"].clone(), sched["prev"].clone()
         if self.cfg.opponent_model:
             assign(self.om, state["om"])
         self.opt.load_state_dict(state["opt"])
@@ -310,6 +351,9 @@ class IncentiveFunction:
         """Take replica ``r`` of ``source``'s incentive functions (and opponent models)."""
         G = self.G
         assign(self.eta, {k: v[r * G:(r + 1) * G] for k, v in source.eta.items()})
+        self.cost_scale = source.cost_scale[r:r + 1].clone()
+        self._period_sum = source._period_sum[r:r + 1].clone()
+        self._period_prev = source._period_prev[r:r + 1].clone()
         if self.cfg.opponent_model:
             M = G * (self.N - 1)
             assign(self.om, {k: v[r * M:(r + 1) * M] for k, v in source.om.items()})
@@ -356,7 +400,9 @@ class LIOTrainer(PGTrainer):
         inc.cost_step(tau)  # eq. 5.6
         self.params = detach(prime)  # 5. primes become main
         self.iteration += 1
-        return self.metrics(tau)
+        out = self.metrics(tau)
+        inc.schedule_cost(self.iteration, out["collective"])
+        return out
 
     # ------------------------------------------- the incentive function's names, kept here
     @property

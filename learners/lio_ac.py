@@ -105,4 +105,6 @@ class LIOACTrainer(LIOTrainer):
         values = self.agents.learn_values(tau, self.total_rewards(tau))  # incentives as paid
         self.params = detach(prime)  # 5. primes become main
         self.iteration += 1
-        return {**self.metrics(tau), **values}
+        out = self.metrics(tau)
+        inc.schedule_cost(self.iteration, out["collective"])
+        return {**out, **values}

@@ -289,3 +289,34 @@ def test_lio_ac_on_cleanup_observes_the_image_only():
     assert torch.equal(pay, again)
     given = tau.obs[..., image:]
     assert given.numel() == 0  # no running total in the recorded observations
+
+
+@pytest.mark.parametrize("schedule", ["linear", "adaptive"])
+def test_cost_weight_schedules_of_the_reference_code(schedule):
+    """'linear': the cost's weight goes 0 -> 1 over cost_ramp iterations; 'adaptive': from 0,
+    every cost_period iterations up by cost_period / cost_ramp when the period's extrinsic
+    return beat the previous period's, else down, within [0, 1]; each replica on its own."""
+    tr = _trainer("cleanup7_lio", seeds=(0, 1), cost_schedule=schedule, cost_ramp=4,
+                  cost_period=1)
+    inc = tr.incentive
+    assert torch.equal(inc.cost_scale, torch.zeros(2))  # no cost at the start
+    if schedule == "linear":
+        for it in range(1, 7):
+            tr.iterate()
+            assert torch.allclose(inc.cost_scale, torch.full((2,), min(1.0, it / 4)))
+        return
+    # adaptive, driven by hand: returns rise on replica 0, fall on replica 1
+    for it, ret in enumerate(([1.0, 5.0], [2.0, 4.0], [3.0, 3.0], [4.0, 2.0]), start=1):
+        inc.schedule_cost(it, np.array(ret))
+    # first period: no comparison yet; then three comparisons of step 1/4
+    assert torch.allclose(inc.cost_scale, torch.tensor([0.75, 0.0]))
+    state = tr.state_dict()
+    again = _trainer("cleanup7_lio", seeds=(0, 1), cost_schedule=schedule, cost_ramp=4,
+                     cost_period=1)
+    again.load_state_dict(state)
+    assert torch.equal(again.incentive.cost_scale, inc.cost_scale)
+    assert torch.equal(tr.replica(0).incentive.cost_scale, torch.tensor([0.75]))
+    # the cost is weighted per replica: replica 1 (weight 0) pays no cost
+    tau = tr.run_episodes(tr.params, tr.epsilon(), 1)
+    inc.cost_scale = torch.tensor([0.0, 0.0])
+    assert float(inc.cost(tau).detach()) == 0.0
