@@ -38,6 +38,7 @@ from pydantic import Field
 
 from econsim.bounds import Coefficient, Hidden, Iterations, LearningRate, PositiveCoefficient
 from econsim.core import torch_generator
+from econsim.core.capabilities import DesignerView, has
 from learners.functional import behaviour_probs, policy_loss, reward_to_go, sgd_step, sigmoid
 from learners.nets import Params, assign, detach, init_mlp, mlp
 from learners.pg import Batch, PGAgents, PGConfig, PGTrainer
@@ -63,6 +64,11 @@ class LIOConfig(PGConfig):
     outer_plain_softmax: bool = Field(
         False, description="quirk of the reference code: score function of the plain softmax "
         "in the outer loss although tau_hat is sampled with the exploration floor")
+    incentive_actions: Literal["onehot", "features"] = Field(
+        "onehot", description="what the incentive function sees of the others' actions: "
+        "one-hots of every action, or the game's action features where it declares them "
+        "(DesignerView; Cleanup: [did not clean, cleaned], the Diss's multi-hot of who used "
+        "the cleaning beam)")
     cost_schedule: Literal["constant", "linear", "adaptive"] = Field(
         "constant", description="weight on the cost over training (options of the reference "
         "code): constant 1; linear 0 -> 1 over cost_ramp iterations; adaptive: from 0, every "
@@ -101,7 +107,10 @@ class IncentiveFunction:
         self.R, self.N, self.dtype = agents.R, agents.N, agents.dtype
         self.givers = [i for i, k in enumerate(kinds) if k == "lio"]
         self.G = len(self.givers)
-        self.inc_in = agents.obs_dim + (self.N - 1) * agents.A
+        game = agents.game
+        self.features = cfg.incentive_actions == "features" and has(game, DesignerView)
+        per_other = game.action_feature_size if self.features else agents.A
+        self.inc_in = agents.obs_dim + (self.N - 1) * per_other
         gens = [torch_generator(s, f"incentive/{i}") for s in self.seeds for i in self.givers]
         self.eta = init_mlp([self.inc_in, *cfg.incentive_hidden, self.N], gens, out_bias=False)
         self.own = torch.zeros(self.G, self.N)
@@ -121,10 +130,15 @@ class IncentiveFunction:
 
     # ------------------------------------------------------------------------- paying
     def inputs(self, obs: torch.Tensor, env_actions: torch.Tensor) -> torch.Tensor:
-        """Giver inputs ``[..., G, D + (N-1)A]``: own observation ++ others' action one-hots."""
-        A = self.agents.A
-        hot = torch.nn.functional.one_hot(env_actions, A).to(self.dtype)  # [..., N, A]
-        oth = hot[..., self.agents.others[self.givers], :].flatten(-2)  # [..., G, (N-1)A]
+        """Giver inputs ``[..., G, D + (N-1)F]``: own observation ++ the others' action
+        one-hots (``F = A``) or the game's action features (``incentive_actions =
+        "features"``, e.g. Cleanup's [did not clean, cleaned], ``F = 2``)."""
+        if self.features:
+            hot = torch.from_numpy(self.agents.game.action_features(
+                env_actions.numpy())).to(self.dtype)  # [..., N, F]
+        else:
+            hot = torch.nn.functional.one_hot(env_actions, self.agents.A).to(self.dtype)
+        oth = hot[..., self.agents.others[self.givers], :].flatten(-2)  # [..., G, (N-1)F]
         return torch.cat([obs[..., self.givers, :], oth], -1)
 
     def incentives(self, eta: Params, inputs: torch.Tensor) -> torch.Tensor:

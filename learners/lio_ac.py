@@ -29,13 +29,14 @@ the critics from before this step. No parameter sharing (Diss §5.3.2).
 
 Deviation (documented): the network is ``ACAgents``' pluggable ``net`` (MLP by default on
 the flat image; ``conv = true``: the conv front end of §B.4.2) and the incentive function is
-``IncentiveFunction``'s MLP on the own observation plus one-hots of the others' actions (a superset
-of the Diss's multi-hot "who cleaned").
+``IncentiveFunction``'s MLP (no conv layer) on the own observation plus, per other agent, the
+Diss's "did it use the cleaning beam" one-hot (``incentive_actions = "features"``; "onehot":
+every action, econsim's earlier input).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -62,6 +63,10 @@ class LIOACConfig(LIOConfig, ACConfig):
     cost_double_step: bool = Field(False, description="true: after the outer step (which "
                                    "holds the cost) a second Adam step with the cost alone "
                                    "(econsim before the Cleanup audit)")
+    incentive_actions: Literal["onehot", "features"] = Field(
+        "features", description="the others' actions as the game's features (Cleanup: who "
+        "used the cleaning beam, the Diss's multi-hot); onehot: every action (econsim before "
+        "the Cleanup audit)")
     observe_given: bool = Field(False, description="observe the incentives given so far this "
                                 "episode (true: econsim before the Cleanup audit; the Diss "
                                 "has this input in Escape Room only)")

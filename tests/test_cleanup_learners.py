@@ -279,7 +279,13 @@ def test_lio_ac_on_cleanup_observes_the_image_only():
     tr = _trainer("cleanup7_lio", seeds=(0,))
     image = int(np.prod(tr.game.observation_space.shape))
     assert tr.agents.obs_dim == image
-    assert tr.incentive.inc_in == image + (tr.N - 1) * tr.agents.A
+    # the others' actions as the Diss's "used the cleaning beam" one-hot (2 per other)
+    assert tr.incentive.inc_in == image + (tr.N - 1) * tr.game.action_feature_size
+    actions = torch.tensor([[[0, tr.game.action_names.index("clean")]]])  # [1, 1, N]
+    seen = tr.incentive.inputs(torch.zeros(1, 1, tr.N, image), actions)[..., image:]
+    assert seen[0, 0].tolist() == [[0.0, 1.0], [1.0, 0.0]]  # giver 0 sees 1 clean, 1 sees 0 not
+    onehot = _trainer("cleanup7_lio", seeds=(0,), incentive_actions="onehot")
+    assert onehot.incentive.inc_in == image + (tr.N - 1) * tr.agents.A
     assert _trainer("cleanup7_lio", seeds=(0,), observe_given=True).agents.obs_dim == \
         image + tr.N - 1
     # the incentive paid at a step does not depend on what was paid before
