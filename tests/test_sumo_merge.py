@@ -557,3 +557,15 @@ def test_more_worlds_than_sumo_processes_are_refused_before_a_run_starts(tmp_pat
     with pytest.raises(ScenarioError, match=f"4 seeds x {episodes} episodes"):
         runner.run(sc, seeds=[0, 1, 2, 3], progress=False, root=tmp_path / "runs")
     assert not (tmp_path / "runs").exists()
+
+
+def test_sumo_scenarios_treat_the_time_out_as_terminal():
+    """The SUMO time-out pays -10 and ends the episode (Diss A.7.2): a learner must not
+    bootstrap past it (with bootstrapping the trained critics valued the start above a car's
+    maximum of 10)."""
+    from econsim import scenario
+
+    names = [n for n in scenario.names() if n.startswith("sumo_")]
+    assert len(names) == 6
+    for name in names:
+        assert scenario.load(name).trainer_config().bootstrap_time_limit is False, name
