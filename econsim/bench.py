@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import hashlib
 import json
 import math
@@ -39,6 +38,7 @@ from econsim import envs
 from econsim.core import make_rng, reset_done
 from econsim.core.capabilities import ActionMask, Processes, has
 from econsim.core.registry import bench_of, unavailable
+from econsim.core.timing import outermost
 
 MAX_BATCH = 1_000_000  # worlds at once
 MAX_SECONDS = 600.0  # per round
@@ -85,57 +85,67 @@ def _sampler(game: Any, sampler: str, rng: np.random.Generator, batch: int):
     return lambda state: game.action_space.sample(rng, (batch, game.n_agents))
 
 
+def random_play(game: Any, batch: int, sampler: str, rng: np.random.Generator
+                ) -> Iterator[tuple[Any, np.ndarray, Any]]:
+    """The benchmark's play (module docstring), one ``(state, obs, step)`` per step of all
+    ``batch`` worlds: random actions (``sampler``: ``masked`` draws among the legal ones of
+    an ``ActionMask`` game), the step with the observation it returns, finished worlds reset
+    and observed again."""
+    act = _sampler(game, sampler, rng, batch)
+    state = game.reset(batch, rng)
+    obs = game.observe(state)  # a rollout observes its first state (SUMO: loads worlds)
+    while True:
+        step = game.step(state, act(state), rng)
+        state, obs = step.state, step.obs
+        if step.done.any():  # finished worlds start again: observe them
+            state = reset_done(game, state, step.done, rng)
+            obs = game.observe(state)
+        yield state, obs, step
+
+
 def measure(env: str, params: dict, batch: int = 4096, seconds: float = 1.0,
             rounds: int = 3, warmup: float = 0.5, sampler: str = "masked",
             seed: int = 0) -> dict[str, Any]:
-    """Time ``rounds`` rounds of ``seconds`` after ``warmup`` seconds (module docstring):
-    ``env_steps_per_s`` (median), ``min``, ``max``, ``agent_steps_per_s``, ``sampler`` (as
-    used: ``uniform`` for a game without an action mask), ``steps`` (timed world-steps),
-    ``checksum``."""
-    if sampler not in SAMPLERS:
-        raise ValueError(f"--sampler: {sampler!r} is not allowed (allowed: "
-                         f"{', '.join(SAMPLERS)})")
+    """Time ``rounds`` rounds of ``seconds`` of :func:`random_play` after ``warmup``
+    seconds: ``env_steps_per_s`` (median), ``min``, ``max``, ``agent_steps_per_s``,
+    ``sampler`` (as used: ``uniform`` for a game without an action mask), ``steps`` (timed
+    world-steps), ``checksum`` (of the final state and observation)."""
+    _check(batch, seconds, rounds, warmup, sampler)
     game = envs.make(env, **params)
     values = batch * game.n_agents * math.prod(game.observation_space.shape)
     if values > MAX_VALUES:
         raise ValueError(f"--batch: {batch:,} is not allowed for {env}: {values:,} observation "
                          f"values per step (allowed: at most {MAX_VALUES:,})")
-    rng = make_rng(seed, "bench")
     used = "masked" if sampler == "masked" and has(game, ActionMask) else "uniform"
-    act = _sampler(game, used, rng, batch)
     try:
-        state = game.reset(batch, rng)
-        obs = game.observe(state)  # a rollout observes its first state (SUMO: loads worlds)
+        play = random_play(game, batch, used, make_rng(seed, "bench"))
+        last: tuple = ()
 
-        def play(duration: float) -> tuple[int, float]:
-            nonlocal state, obs
+        def timed(duration: float) -> tuple[int, float]:
+            nonlocal last
             steps, t0 = 0, time.perf_counter()
             while True:
-                step = game.step(state, act(state), rng)
-                state, obs = step.state, step.obs  # step observes the new state
-                if step.done.any():  # finished worlds start again: observe them
-                    state = reset_done(game, state, step.done, rng)
-                    obs = game.observe(state)
+                last = next(play)
                 steps += batch
                 elapsed = time.perf_counter() - t0
                 if elapsed >= duration:
                     return steps, elapsed
 
         if warmup > 0:
-            play(warmup)
-        rates, timed = [], 0
+            timed(warmup)
+        rates, total = [], 0
         for _ in range(rounds):
-            steps, elapsed = play(seconds)
+            steps, elapsed = timed(seconds)
             rates.append(steps / elapsed)
-            timed += steps
-        total = checksum(state, obs)
+            total += steps
+        digest = checksum(*last[:2])  # the final state and observation
     finally:
         if has(game, Processes):  # SUMO workers stop with the case
             game.close()
     median = statistics.median(rates)
     return {"env_steps_per_s": round(median), "min": round(min(rates)),
             "max": round(max(rates)), "agent_steps_per_s": round(median * game.n_agents),
-            "sampler": used, "steps": timed, "checksum": total}
+            "sampler": used, "steps": total, "checksum": digest}
 
 
 def env_steps_per_second(env: str, params: dict, batch: int = 4096,
@@ -145,7 +155,9 @@ def env_steps_per_second(env: str, params: dict, batch: int = 4096,
                          seed=seed)["env_steps_per_s"])
 
 
-def _check(batch: int | None, seconds: float, rounds: int, warmup: float) -> None:
+def _check(batch: int | None, seconds: float, rounds: int, warmup: float,
+           sampler: str) -> None:
+    """The table's settings, before anything is measured (one-line ValueErrors)."""
     if batch is not None and (isinstance(batch, bool) or not 1 <= batch <= MAX_BATCH):
         raise ValueError(f"--batch: {batch!r} is not allowed (allowed: 1 to {MAX_BATCH:,} worlds)")
     for name, value, low_open in (("--seconds", seconds, True), ("--warmup", warmup, False)):
@@ -157,6 +169,9 @@ def _check(batch: int | None, seconds: float, rounds: int, warmup: float) -> Non
                              f"{MAX_SECONDS:g})")
     if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= MAX_ROUNDS:
         raise ValueError(f"--rounds: {rounds!r} is not allowed (allowed: 1 to {MAX_ROUNDS})")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"--sampler: {sampler!r} is not allowed (allowed: "
+                         f"{', '.join(SAMPLERS)})")
 
 
 def speed_table(names: list[str] | None = None, batch: int | None = None,
@@ -166,10 +181,7 @@ def speed_table(names: list[str] | None = None, batch: int | None = None,
     game's declared ``bench_batches``, else 4096). Without ``names``: every game whose
     optional packages are installed (``econsim.core.registry.unavailable``); a game named
     explicitly is measured or fails with its one-line reason."""
-    _check(batch, seconds, rounds, warmup)
-    if sampler not in SAMPLERS:
-        raise ValueError(f"--sampler: {sampler!r} is not allowed (allowed: "
-                         f"{', '.join(SAMPLERS)})")
+    _check(batch, seconds, rounds, warmup, sampler)
     cases = default_cases()
     unknown = [n for n in names or [] if n not in cases and n not in envs.names()]
     if unknown:
@@ -191,12 +203,14 @@ def speed_table(names: list[str] | None = None, batch: int | None = None,
 
 
 def machine() -> dict[str, Any]:
-    """Where a table was measured: CPUs, threads, platform, library versions."""
+    """Where a table was measured: CPUs, torch threads, platform and the versions of
+    econsim and its libraries (``econsim.report.versions``)."""
     import torch
 
+    from econsim.report import versions
+
     return {"cpus": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "numpy": np.__version__,
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+            "torch_threads": torch.get_num_threads(), **versions()}
 
 
 def json_path(path: str | Path) -> Path:
@@ -215,8 +229,7 @@ def write_json(path: str | Path, table: pd.DataFrame, settings: dict[str, Any]) 
     path = json_path(path)
     doc = {"settings": settings, "machine": machine(),
            "rows": json.loads(table.to_json(orient="records"))}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text(path, json.dumps(doc, indent=2))
+    write_text(path, json.dumps(doc, indent=2))  # folders made, atomically
     return path
 
 
@@ -230,23 +243,14 @@ def timed_games(clock: dict[str, float]) -> Iterator[None]:
     ``clock["env_steps"]``; the classes are restored on exit."""
     clock.setdefault("env_s", 0.0)
     clock.setdefault("env_steps", 0)
-    depth = [0]
+    depth = [0]  # reset, step and observe nest (a step observes): the outermost counts
 
-    def wrap(fn, name: str):
-        @functools.wraps(fn)
-        def timed(self, *args, **kwargs):
-            if depth[0]:
-                return fn(self, *args, **kwargs)
-            depth[0] += 1
-            t0 = time.perf_counter()
-            try:
-                return fn(self, *args, **kwargs)
-            finally:
-                clock["env_s"] += time.perf_counter() - t0
-                depth[0] -= 1
-                if name == "step":
-                    clock["env_steps"] += int(np.shape(args[1])[0])
-        return timed
+    def time_of(name: str):
+        def record(seconds: float, args: tuple) -> None:
+            clock["env_s"] += seconds
+            if name == "step":  # (self, state, actions, rng): the actions' worlds
+                clock["env_steps"] += int(np.shape(args[2])[0])
+        return record
 
     saved = []
     for env in envs.names():
@@ -254,7 +258,7 @@ def timed_games(clock: dict[str, float]) -> Iterator[None]:
         for name in ("reset", "step", "observe"):
             if name in vars(cls):
                 saved.append((cls, name, vars(cls)[name]))
-                setattr(cls, name, wrap(vars(cls)[name], name))
+                setattr(cls, name, outermost(vars(cls)[name], depth, time_of(name)))
     try:
         yield
     finally:

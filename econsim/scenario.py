@@ -59,6 +59,7 @@ from econsim.bounds import (
 from econsim.core import Game
 from econsim.core.capabilities import Processes, TaxPeriods, has
 from econsim.errors import ScenarioError, one_line, short
+from mechanisms.tax import check_fits
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 """The shipped scenarios: package data (``econsim/scenarios/*.toml``), installed with the wheel."""
@@ -264,12 +265,14 @@ def _check_mechanism(scenario: Scenario, alg_name: str, game: Game) -> None:
         mechanism = mechanisms.registry.build(scenario.mechanism)  # an empty table too
     except ValueError as err:
         raise ScenarioError(str(err)) from None
-    if not np.array_equal(mechanism.cutoffs, game.cutoffs):
+    try:
+        check_fits(mechanism, game.cutoffs)
+    except ValueError:  # the scenario's own wording: which field, which env setting
         field = "mechanism.thresholds" if "thresholds" in scenario.mechanism else "mechanism"
         raise ScenarioError(
             f"{field}: brackets {mechanism.cutoffs.tolist()} are not allowed: the schedule "
             f"must use the game's brackets, env.tax_cutoffs = {game.cutoffs.tolist()} (give "
-            "both the same bracket edges)")
+            "both the same bracket edges)") from None
 
 
 def from_dict(data: dict[str, Any], source: str = "scenario") -> Scenario:

@@ -192,7 +192,7 @@ class WhatIfResult:
     #: the runs folder the trained agents came from (``rerun_code``)
     root: str = ""
     #: inequality aversion of the Atkinson columns
-    atkinson_epsilon: float = 1.0
+    atkinson_epsilon: float = metrics.ATKINSON_EPSILON
     #: the scripted workers' labour aversion (1: labour weighed as the game's utility does)
     labour_aversion: float = 1.0
 
@@ -326,7 +326,7 @@ class WhatIfJob:
     #: scripted workers' weight of labour against the game's labor_weight (1: as the utility)
     labour_aversion: float = 1.0
     #: inequality aversion of the Atkinson columns (``metrics.atkinson``)
-    atkinson_epsilon: float = 1.0
+    atkinson_epsilon: float = metrics.ATKINSON_EPSILON
     _task: int = 0
     _model: EconModel | None = field(default=None, repr=False)
     _extra: list[dict] = field(default_factory=list, repr=False)
@@ -345,7 +345,8 @@ class WhatIfJob:
     def create(cls, scenario: Scenario | str | Path | None, mechanisms: Sequence[Any],
                episodes: int = 1, seeds: int | Sequence[int] = 0, brains: str | None = None,
                root: str | Path | None = None, adapt: int = 0,
-               labour_aversion: float = 1.0, atkinson_epsilon: float = 1.0) -> WhatIfJob:
+               labour_aversion: float = 1.0,
+               atkinson_epsilon: float = metrics.ATKINSON_EPSILON) -> WhatIfJob:
         """Validate everything and plan one model per mechanism x seed (ValueError, one line,
         on bad input; nothing runs yet). ``root``: the runs folder of trained brains
         (default: ``$ECONSIM_RUNS`` or ``runs``). ``adapt``: with trained brains, the agents
@@ -621,7 +622,7 @@ class WhatIfJob:
 
 
 def _tables(m: EconModel, task: _Task, extra: list[dict], whole_only: bool,
-            epsilon: float = 1.0) -> dict:
+            epsilon: float = metrics.ATKINSON_EPSILON) -> dict:
     """Tidy tables of one model from its DataCollector (whole episodes only); ``epsilon``:
     the inequality aversion of the Atkinson measures."""
     game = m.game
@@ -686,8 +687,8 @@ def _front(df: pd.DataFrame, front: dict, keys: list[str]) -> pd.DataFrame:
     return df[order + [c for c in df.columns if c not in order]]
 
 
-def _economy_tables(game: Any, s: pd.DataFrame, w: pd.DataFrame, epsilon: float = 1.0
-                    ) -> tuple[pd.DataFrame, dict]:
+def _economy_tables(game: Any, s: pd.DataFrame, w: pd.DataFrame,
+                    epsilon: float = metrics.ATKINSON_EPSILON) -> tuple[pd.DataFrame, dict]:
     """The game's own per-period table and episode summary of one played episode."""
     n = game.n_agents
     s = s.sort_values(["step", "agent"])
@@ -755,7 +756,8 @@ def run_whatif(scenario: Scenario | str | Path | None, mechanism: Any = None,
                episodes: int = 1, seed: int | Sequence[int] = 0, brains: str | None = None, *,
                progress: Progress | None = None, should_stop: ShouldStop | None = None,
                root: str | Path | None = None, adapt: int = 0,
-               labour_aversion: float = 1.0, atkinson_epsilon: float = 1.0) -> WhatIfResult:
+               labour_aversion: float = 1.0,
+               atkinson_epsilon: float = metrics.ATKINSON_EPSILON) -> WhatIfResult:
     """Play ``episodes`` episodes of ``scenario`` under ``mechanism`` for each seed.
 
     ``seed`` is one seed or a list; ``brains`` ``"random"``, ``"noop"`` or
@@ -772,7 +774,8 @@ def compare(mechanisms: Sequence[Any], scenario: Scenario | str | Path | None = 
             episodes: int = 1, seeds: int | Sequence[int] = 0, brains: str | None = None, *,
             progress: Progress | None = None, should_stop: ShouldStop | None = None,
             root: str | Path | None = None, adapt: int = 0,
-            labour_aversion: float = 1.0, atkinson_epsilon: float = 1.0) -> WhatIfResult:
+            labour_aversion: float = 1.0,
+            atkinson_epsilon: float = metrics.ATKINSON_EPSILON) -> WhatIfResult:
     """Play the same seeds under each of ``mechanisms`` (two or more), side by side; the
     tables carry a ``mechanism`` column. Arguments as :func:`run_whatif`."""
     mechanisms = list(mechanisms)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 
 from econsim.core import Game, ReplicaRNG
+from econsim.core.timing import outermost
 
 F = TypeVar("F", bound=Callable[..., Any])
 _RECORDERS: list[dict[str, float]] = []  # active ``recording()`` contexts
@@ -42,20 +42,17 @@ def timed_rollout(fn: F) -> F:
     """Mark a trainer's rollout (the loop that plays episodes) for :func:`recording`; nested
     rollouts count once."""
 
-    @functools.wraps(fn)
-    def timed(*args: Any, **kwargs: Any) -> Any:
-        if not _RECORDERS or _DEPTH[0]:
-            return fn(*args, **kwargs)
-        _DEPTH[0] += 1
-        t0 = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            _DEPTH[0] -= 1
-            for rec in _RECORDERS:
-                rec["rollout_s"] += time.perf_counter() - t0
+    def record(seconds: float, args: tuple) -> None:
+        for rec in _RECORDERS:
+            rec["rollout_s"] += seconds
 
-    return timed  # type: ignore[return-value]
+    timed = outermost(fn, _DEPTH, record)
+
+    @functools.wraps(fn)
+    def marked(*args: Any, **kwargs: Any) -> Any:
+        return (timed if _RECORDERS else fn)(*args, **kwargs)
+
+    return marked  # type: ignore[return-value]
 
 
 @dataclass

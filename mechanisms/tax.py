@@ -250,11 +250,12 @@ class TaxMechanism(Protocol):
 
 
 def check_fits(mechanism: Any, cutoffs: ArrayLike) -> Any:
-    """``mechanism`` if its bracket edges are the game's ``cutoffs`` (the game applies the
-    rates to its own brackets), else a one-line ValueError naming both."""
+    """``mechanism`` if its bracket edges are the game's ``cutoffs`` exactly (the game applies
+    the rates to its own brackets), else a one-line ValueError naming both. The one rule:
+    scenario validation, what-ifs, the Mesa model and PPO training all call it."""
     mine = np.asarray(mechanism.cutoffs, np.float64)
     game = np.asarray(cutoffs, np.float64)
-    if mine.shape != game.shape or not np.allclose(mine, game):
+    if not np.array_equal(mine, game):
         show = lambda x: ", ".join(f"{v:g}" for v in x)  # noqa: E731
         raise ValueError(f"mechanism: its bracket edges ({show(mine)}) are not the game's "
                          f"tax_cutoffs ({show(game)}); give the schedule the game's edges, or "

@@ -789,7 +789,8 @@ def test_whatif_compares_several_custom_schedules(app):
     from mechanisms.tax import US_FEDERAL_CUTOFFS
 
     app.session_state["w_brackets_data_1"] = pd.DataFrame(  # the game's brackets, new rates
-        {"threshold": list(US_FEDERAL_CUTOFFS), "rate": [0.05 * k for k in range(7)]})
+        {"threshold": list(US_FEDERAL_CUTOFFS),
+         "rate": [0.05 * k for k in range(len(US_FEDERAL_CUTOFFS))]})
     app.text_input(key="w_seeds").input("0")
     app.button(key="w_run").click().run()
     _ok(app)

@@ -1,27 +1,26 @@
 """econsim.bench: what one measured step holds (legal random actions, observation), the
 checksum as a fingerprint of the work, rounds and warm-up."""
 
+import itertools
+
 import numpy as np
 import pytest
 
 from econsim import bench, envs
-from econsim.core import make_rng, reset_done
+from econsim.core import make_rng
 
 
 def _play(env: str, sampler: str, steps: int, batch: int = 8, seed: int = 0):
-    """The benchmark's loop by hand: the state, last observation and GTB's activity."""
+    """``steps`` steps of the benchmark's play: the state, last observation, and GTB's
+    houses built and labour."""
     game = envs.make(env)
-    rng = make_rng(seed, "bench")
-    act = bench._sampler(game, sampler, rng, batch)
-    state = game.reset(batch, rng)
-    obs = game.observe(state)
     houses = labour = 0.0
-    for _ in range(steps):
-        step = game.step(state, act(state), rng)
+    played = list(itertools.islice(
+        bench.random_play(game, batch, sampler, make_rng(seed, "bench")), steps))
+    for _, _, step in played:
         houses += float(np.sum(step.info.get("built", 0)))
         labour += float(np.sum(step.info.get("labor", 0)))
-        state = reset_done(game, step.state, step.done, rng)
-        obs = game.observe(state)
+    state, obs, _ = played[-1]
     return state, obs, houses, labour
 
 
@@ -73,3 +72,13 @@ def test_training_throughput_splits_game_and_learner_time_and_counts_flops(tmp_p
     assert cli.main(["bench", "--train", "ipd_pg", "--iterations", "0"]) == 2
     assert "--iterations: 0 is not allowed" in capsys.readouterr().err
     assert vars(type(game))["step"] is step  # the games' classes are restored
+
+
+def test_outermost_times_only_the_outer_of_nested_calls():
+    from econsim.core.timing import outermost
+
+    seen, depth = [], [0]
+    inner = outermost(lambda x: x, depth, lambda s, a: seen.append(("inner", a)))
+    outer = outermost(lambda x: inner(x) + 1, depth, lambda s, a: seen.append(("outer", a)))
+    assert outer(2) == 3 and inner(5) == 5
+    assert seen == [("outer", (2,)), ("inner", (5,))] and depth == [0]

@@ -161,10 +161,11 @@ def test_experiment_report_compares_the_combinations_across_seeds(local_sweep):
     from econsim.sweep import by_combination, rerun_command
 
     root, df = local_sweep
+    its = flat30().train.iterations
     episodes = analysis.episode_table(df.run_id.tolist(), root=root)
     data = by_combination(df, episodes, GRID)
     assert list(dict.fromkeys(data.combination)) == ["mechanism.rate=0.1", "mechanism.rate=0.5"]
-    page = report.experiment_report(df, episodes, GRID, "gtb_flat30", [0, 1], 1,
+    page = report.experiment_report(df, episodes, GRID, "gtb_flat30", [0, 1], its,
                                     ["welfare_sum", "productivity"],
                                     baseline="mechanism.rate=0.1", sweep_id="s")
     assert page.startswith("<!DOCTYPE html>") and "<script" not in page
@@ -172,12 +173,13 @@ def test_experiment_report_compares_the_combinations_across_seeds(local_sweep):
     first = conf.iloc[0]
     assert f"{first['mean']:,.3f} [{first.ci_low:,.3f}, {first.ci_high:,.3f}]" in page
     assert "Paired differences to mechanism.rate=0.1" in page
-    assert rerun_command("gtb_flat30", GRID, [0, 1], 1, "s") in page
-    assert rerun_command("gtb_flat30", GRID, [0, 1], 1, "s") == (
-        "econsim sweep gtb_flat30 --set mechanism.rate=0.1,0.5 --seeds 0,1 --iterations 1 "
-        "--sweep-id s")
+    assert rerun_command("gtb_flat30", GRID, [0, 1], its, "s") in page
+    rates = ",".join(map(str, GRID["mechanism.rate"]))
+    assert rerun_command("gtb_flat30", GRID, [0, 1], its, "s") == (
+        f"econsim sweep gtb_flat30 --set mechanism.rate={rates} --seeds 0,1 --iterations "
+        f"{its} --sweep-id s")
     with pytest.raises(ValueError, match="baseline 'x' is not among the combinations"):
-        report.experiment_report(df, episodes, GRID, "gtb_flat30", [0, 1], 1,
+        report.experiment_report(df, episodes, GRID, "gtb_flat30", [0, 1], its,
                                  ["welfare_sum"], baseline="x")
     # the command parses: the grid and seeds come back from econsim's own parser
     args = cli.build_parser().parse_args(rerun_command("gtb_flat30", GRID, [0, 1], 1).split()[1:])

@@ -410,8 +410,8 @@ class GTB(TaxPeriods, ActionMask, Grid, AgentEvents, Economy, PlannerView):
         labor += ok * p.move_labor + got * p.collect_labor
 
         # building (builders did not move: ``pos`` is their cell)
-        build = ((act == BUILD) & (inv[..., 1] >= 1) & (inv[..., 2] >= 1) & (kind < 0)
-                 & (s.house[bi2, pos] < 0))
+        build = ((act == BUILD) & (inv[..., 1] >= 1) & (inv[..., 2] >= 1)
+                 & self._buildable_at(s, pos, bi2))
         inv[..., 1:] -= build[..., None]
         build_income = build * (p.build_payment * s.skill)
         inv[..., 0] += build_income
@@ -531,10 +531,17 @@ class GTB(TaxPeriods, ActionMask, Grid, AgentEvents, Economy, PlannerView):
         return obs
 
     # ------------------------------------------------------------------ for learners and Mesa
+    def _buildable_at(self, state: State, pos: np.ndarray, bi: np.ndarray) -> np.ndarray:
+        """Whether a house may stand on cells ``pos`` ``[B, K]`` (rows ``bi``, ``[B, 1]``):
+        not a resource source, no house yet. The rule of ``BUILD``, for ``step``,
+        ``action_mask`` and ``buildable``."""
+        return (self._src_type[pos] < 0) & (state.house[bi, pos] < 0)
+
     def buildable(self, state: State) -> np.ndarray:
-        """``[B, H*W]`` bool: a house may stand on the cell (not a resource source, no house
-        yet; the rule of ``BUILD``)."""
-        return (self._src_type < 0)[None, :] & (state.house < 0)
+        """``[B, H*W]`` bool: a house may stand on the cell (``_buildable_at`` everywhere)."""
+        b, cells = state.house.shape
+        return self._buildable_at(state, np.broadcast_to(np.arange(cells), (b, cells)),
+                                  self._bi2(b))
 
     def action_mask(self, state: State) -> np.ndarray:
         """Legal actions ``[B, N, A]`` bool: illegal ones would be no-ops (no-op is legal).
@@ -554,7 +561,7 @@ class GTB(TaxPeriods, ActionMask, Grid, AgentEvents, Economy, PlannerView):
         ok &= ~(tgt[..., None] == s.pos[:, None, None, :]).any(-1)
         mask[..., UP:RIGHT + 1] = ok
         mask[..., BUILD] = ((s.inv[..., 1] >= 1) & (s.inv[..., 2] >= 1)
-                            & self.buildable(s)[bi2, s.pos])
+                            & self._buildable_at(s, s.pos, bi2))
         c1 = np.arange(1, mk.n_codes + 1)
         have = s.inv[..., mk.item_in[c1]] >= mk.need[c1]  # [B, N, codes]
         mask[..., TRADE0:] = have & (mk.open_orders(s.o_code) < mk.max_orders)[..., None]
