@@ -27,14 +27,19 @@ fresh in stage 2 since stage 1 has none).
 One iteration plays ``batch`` episodes; ``updates`` minibatch steps follow (critics first,
 then the actor with the updated critics, then the soft target updates). Critic inputs
 (Diss A.8): the Q base sees ``(s_env, s^n, g^n, a)`` (plus ``o_self^n`` where it holds an
-image, as Checkers' Q does). Deviation (documented): Checkers' convolutional layers
+image, as Checkers' Q does). The credit function ``Q_c(s, a^m, g^n)`` evaluates agent m's
+action, so its base reads the acting agent m's ``o_self^m`` (``credit_observation =
+"acting"``: the window around the cell that ``a^m`` enters; with ``m = n`` exactly the
+stage-1 ``Q^1`` input, which A.8.3 restores; the dissertation does not say whose window
+it is for ``m != n``, the reference code reads m's); ``"goal"`` reads goal agent n's, as
+econsim did before 2026-12-02. Deviation (documented): Checkers' convolutional layers
 (A.8.3) are dense layers on the flat window and grid here. The previous action the Checkers
 actor takes (A.8.3) is part of that game's ``o_self`` (``previous_action``).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -92,6 +97,10 @@ class CM3Config(MultiGoalConfig):
     branch_goals: bool = Field(
         False, description="the global Q's, the credit function's and V's branches also see the "
         "other agents' goals g^-n (Diss A.8.2, SUMO; navigation and Checkers: no)")
+    credit_observation: Literal["acting", "goal"] = Field(
+        "acting", description="whose o_self the credit function Q_c(s, a^m, g^n) reads where "
+        "o_self holds an image (Checkers): the acting agent m's (the cell a^m enters is in "
+        "view) or goal agent n's (econsim before 2026-12-02)")
     join_std: Coefficient = Field(
         0.01, description="standard deviation of the normal initial weights W^{1:2} that join "
         "a new stage-2 branch into a restored layer (the reference code's 0.01: stage 2 starts "
@@ -229,22 +238,34 @@ class CM3Trainer(MultiGoalTrainer):
         """``Q_c(s, a^m, g^n)``: for ``actions [R, S, N]`` (agent m's action), ``[R, S, n,
         m]``; for ``None``, every action of every m, ``[R, S, n, m, A]``."""
         N, A = mb.N, self.A
-        base = self.seen(mb, nxt)  # [R, S, n, *]
         s_ag = mb.parts(nxt)[4]
         oth = others_index(N)
         # branch (s^m, s^{-n}[, g^{-n}]) [R, S, n, m, *]
         s_m = s_ag[:, :, None].expand(-1, -1, N, -1, -1)
         per_n = torch.cat([s_ag[:, :, oth].flatten(-2), *self.other_goals(mb, nxt)], -1)
         branch = torch.cat([s_m, per_n[:, :, :, None].expand(-1, -1, -1, N, -1)], -1)
-        base = base[:, :, :, None].expand(-1, -1, -1, N, -1)
-        if actions is None:  # the base input without its action, once per goal n
-            rest = self.seen(mb, nxt)
+        if actions is None:  # every action of every m: the base's rest, each (n, m) once
+            rest = self.credit_seen(mb, nxt)
             R, S = rest.shape[:2]
             out = self.shape["qc"].apply_actions(
-                params, rest.reshape(R, S * N, -1), A, branch.reshape(R, S * N, N, -1))
+                params, rest.reshape(R, S * N * N, -1), A, branch.reshape(R, S * N * N, 1, -1))
             return out.reshape(R, S, N, N, A)
         act = one_hot(actions, A)[:, :, None].expand(-1, -1, N, -1, -1)
-        return self.shape["qc"].apply(params, torch.cat([base, act], -1), branch)[..., 0]
+        return self.shape["qc"].apply(
+            params, torch.cat([self.credit_seen(mb, nxt), act], -1), branch)[..., 0]
+
+    def credit_seen(self, mb: Transitions, nxt: bool = False) -> torch.Tensor:
+        """The credit function's base input without the action, ``[R, S, n, m, *]``:
+        ``(s_env, s^n, g^n[, o_self])`` with ``o_self`` of acting agent m or goal agent n
+        (``credit_observation``)."""
+        N = mb.N
+        seen = self.seen(mb, nxt)  # [R, S, n, *], o_self^n last where it is an image
+        if not self.stage_game().self_image or self.cfg.credit_observation == "goal":
+            return seen[:, :, :, None].expand(-1, -1, -1, N, -1)
+        o_self = mb.parts(nxt)[0]  # [R, S, m, D]
+        D = o_self.shape[-1]
+        return torch.cat([seen[..., :-D][:, :, :, None].expand(-1, -1, -1, N, -1),
+                          o_self[:, :, None].expand(-1, -1, N, -1, -1)], -1)
 
     # ------------------------------------------------------------------------ training
     def train_step(self, mb: Transitions) -> dict[str, np.ndarray]:

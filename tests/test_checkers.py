@@ -14,6 +14,7 @@ from econsim.core import Game, ReplicaRNG, reset_done
 from econsim.core.capabilities import MultiGoal, names_of
 from econsim.envs.checkers import (
     DOWN,
+    ITEM_COLS,
     LEFT,
     REWARDS,
     RIGHT,
@@ -247,8 +248,12 @@ def test_observation_counts_and_global_state_after_collecting():
     assert env.shape == (1, 54) and agents.shape == (1, 2, 4) and env.dtype == np.float32
     grid = env[0].reshape(game.env_image)
     assert grid[0, :3].tolist() == [[0, 0], [0, 0], [1, 0]]
-    np.testing.assert_allclose(agents[0], [[2 / 7, 2 / 13, 1 / 12, 1 / 12],
-                                           [3 / 7, 10 / 13, 0, 0]], rtol=1e-6)
+    # Diss A.7.3's s_V: integer playable (row, col) and counts; A at (0, 0), B at (1, 8)
+    assert agents[0].tolist() == [[0, 0, 1, 1], [1, ITEM_COLS, 0, 0]]
+    norm = envs.make("checkers", state_coordinates="normalised")  # the option: as observed
+    _, scaled = norm.global_state(s)
+    np.testing.assert_allclose(scaled[0, 0], o_self[0, 0, 75:79], rtol=1e-6)
+    np.testing.assert_allclose(scaled[0, :, :2], game.split(obs)[2][0, ::-1], rtol=1e-6)
 
 
 def test_render_draws_walls_items_and_agents():

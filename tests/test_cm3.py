@@ -302,3 +302,35 @@ def test_evaluation_in_chunks_averages_separate_streams():
     parts = t.evaluate(6, chunk=4)  # 4 + 2 episodes from two streams, weighted by size
     assert parts["collective"].shape == (2,) and not np.array_equal(parts["collective"],
                                                                     whole["collective"])
+
+
+@pytest.mark.parametrize("whose", ["acting", "goal"])
+def test_credit_function_reads_the_acting_agents_window(float64, whose):
+    """Checkers (o_self holds an image): the credit function Q_c(s, a^m, g^n) reads acting
+    agent m's o_self (``credit_observation = "acting"``) or goal agent n's (``"goal"``);
+    every action at once (the baseline of eq. 3.6) agrees with the taken action's value."""
+    from econsim import envs
+
+    game = envs.make("checkers", max_steps=6)
+    cfg = CM3Config(batch=2, updates=1, minibatch=8, hidden=[8, 8], branch=[4], q_branch=[4],
+                    credit_branch=[4], credit_observation=whose,
+                    stage1=Stage1(iterations=0, minibatch=8, updates=1))
+    t = CM3Trainer(game, cfg, [0])
+    mb = minibatch(t)
+    o_self, goal, _ = game.split(mb.obs)
+    with torch.no_grad():
+        every = t.credit_values(t.qc, mb)  # [R, S, n, m, A]
+        taken = t.credit_values(t.qc, mb, actions=mb.actions)  # [R, S, n, m]
+    gathered = every.gather(-1, mb.actions[:, :, None, :, None].expand(-1, -1, 2, -1, 1))
+    assert torch.allclose(taken, gathered[..., 0])
+    i = 3
+    assert not torch.equal(o_self[0, i, 0], o_self[0, i, 1])  # the two readings differ
+    for n in range(2):
+        for m in range(2):
+            seen = o_self[0, i, m if whose == "acting" else n]
+            x = torch.cat([mb.s_env[0, i], mb.s_ag[0, i, n], goal[0, i, n], seen,
+                           torch.eye(5)[int(mb.actions[0, i, m])].double()])
+            br = torch.cat([mb.s_ag[0, i, m], mb.s_ag[0, i, 1 - n]])
+            with torch.no_grad():
+                want = t.shape["qc"].apply(t.qc, x[None, None], br[None, None])[0, 0, 0]
+            assert taken[0, i, n, m] == pytest.approx(float(want), rel=1e-10)

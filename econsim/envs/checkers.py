@@ -42,10 +42,14 @@ Observation of each agent, flat float32 ``[o_self, goal, o_others]`` (``MultiGoa
 * ``o_others`` (2 per other agent, 0 in the single-agent game) = each other agent's
   normalised ``(row / 7, col / 13)``, in index order.
 
-Every value lies in [0, 1]. ``global_state``: ``s_env`` = the 3 x 9 x 2 item grid over the
+Every observed value lies in [0, 1]. ``global_state``: ``s_env`` = the 3 x 9 x 2 item grid over the
 playable area (red, yellow channels; start column empty) flattened (``env_image`` (3, 9,
-2)); ``s_agents`` per agent = ``[row / 7, col / 13, #red / 12, #yellow / 12]`` (the
-dissertation lists integer locations and counts; we use the observation's normalisation).
+2)); ``s_agents`` per agent = ``[row, col, #red, #yellow]`` (the
+dissertation's integer ``s_V`` of A.7.3: playable ``row`` 0-2, ``col`` 0-8, counts 0-12;
+``state_coordinates = "normalised"`` gives the observation's scaling ``[row / 7, col / 13,
+#red / 12, #yellow / 12]`` in padded coordinates, this module's behaviour before
+2026-12-02). Neighbouring columns then differ by 1 in the critics' input instead of 0.077,
+which a critic needs to tell which cell the other agent is about to enter.
 
 ``induced()`` (Params ``n_agents=1``) is the stage-1 single-agent MDP (Diss A.7.3 "Induced
 MDP"): one agent whose role, A or B, is drawn uniformly per world at reset (the only draw
@@ -62,6 +66,7 @@ its trajectories are a function of the actions alone; ``step`` never draws.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -107,6 +112,10 @@ class Params(BaseModel):
     previous_action: bool = Field(True, description="o_self ends with the one-hot of the "
                                   "agent's previous action (zeros at the start), which the "
                                   "actor of Diss A.8.3 takes as input")
+    state_coordinates: Literal["integer", "normalised"] = Field(
+        "integer", description="the global state's agent part: integer playable (row, col) "
+        "and counts (Diss A.7.3's s_V), or 'normalised' like the observation (padded row / 7, "
+        "col / 13, counts / 12; econsim before 2026-12-02)")
 
 
 def padded(row: int, col: int) -> int:
@@ -290,11 +299,16 @@ class Checkers(MultiGoal, Grid, AgentEvents, Render):
         return out
 
     def global_state(self, state: State) -> tuple[np.ndarray, np.ndarray]:
-        """``s_env [B, 54]`` (the 3x9x2 red/yellow grid) and ``s_agents [B, N, 4]``."""
+        """``s_env [B, 54]`` (the 3x9x2 red/yellow grid) and ``s_agents [B, N, 4]`` (``[row,
+        col, #red, #yellow]``, integer or normalised: ``state_coordinates``)."""
         grid = state.cell[:, self._playable]  # [B, 27]
         env = np.stack([grid == RED, grid == YELLOW], -1).astype(np.float32)
-        counts = np.stack([state.red, state.yellow], -1).astype(np.float32) / N_RED
-        agents = np.concatenate([self._where(state), counts], -1)
+        counts = np.stack([state.red, state.yellow], -1).astype(np.float32)
+        if self.params.state_coordinates == "normalised":
+            where, counts = self._where(state), counts / N_RED
+        else:
+            where = np.stack(np.divmod(state.pos, WIDTH), -1).astype(np.float32) - PAD
+        agents = np.concatenate([where, counts], -1)
         return env.reshape(-1, self.env_state_size), agents
 
     def induced(self) -> Checkers:
