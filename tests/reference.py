@@ -40,8 +40,10 @@ def tiny(name: str, **algorithm) -> scenario_mod.Scenario:
         env.update(max_steps=20, period_length=10)
     if env["name"] == "cleanup":
         env.update(max_steps=8)
-    if env["name"] in ("navigation", "checkers", "sumo_merge"):
+    if env["name"] in ("navigation", "checkers"):
         env.update(max_steps=10)
+    if env["name"] == "sumo_merge":
+        env.update(timeout=10)
     if env["name"] == "sts2":
         env.update(max_steps=20)
     alg = data["algorithm"]

@@ -30,6 +30,8 @@ from econsim.envs.sumo_merge import (
     DRIVING,
     EGO_COLOURS,
     EGO_LENGTH,
+    LANE_WIDTH,
+    ROAD_WIDTH,
     SEDAN_COLOUR,
     SPEEDING,
     TIMED_OUT,
@@ -156,7 +158,7 @@ def test_the_game_declares_its_capabilities(side_by_side):
     assert (game.self_size, game.goal_size, game.others_size) == (3, 4, 234)
     assert game.others_image == (13, 9, 2) and game.observation_space.shape == (241,)
     assert game.env_state_size == 0 and game.agent_state_size == 3
-    assert game.max_steps == 33 and game.extent == (0.0, 200.0, 0.0, 12.8)
+    assert game.max_steps == game.timeout == 33 and game.extent == (0.0, 200.0, 0.0, 12.8)
 
 
 @needs_sumo
@@ -267,6 +269,31 @@ def test_the_time_out_costs_ten(side_by_side):
     assert steps[-1].info["timeout"].tolist() == [[1, 1]]
     assert (steps[-1].state.status == TIMED_OUT).all()
     assert np.allclose(steps[-1].state.v, 29.1 - 0.5 * 33, atol=1e-4)
+
+
+@needs_sumo
+@pytest.mark.parametrize("clock", ["last_departure", "first_departure"])
+def test_the_time_out_clock_starts_at_the_last_departure(clock):
+    """A pair that only keeps its speed, one car departing 3 steps after the other: with the
+    count from the last departure (default) both arrive, each one lane from its goal (C3:
+    7.5); counted from the first departure the late car, 184.9 m (32 steps at 29.1 m/s) from
+    the line, times out (-10) at the first's 33rd step, short of 190 m."""
+    with SumoMerge(config="C3", clock=clock) as game:
+        assert game.timeout == 33 and game.max_steps == 33 + game.max_delay
+        seed = next(k for k in range(200)
+                    if game.reset(1, np.random.default_rng(k)).delay.max() == 3)
+        state = game.reset(1, np.random.default_rng(seed))
+        steps = play(game, state, constant(NOOP, NOOP))
+    late = int(state.delay[0].argmax())
+    total = returns(steps)[0]
+    one_lane_off = 10 * (1 - LANE_WIDTH / ROAD_WIDTH)
+    if clock == "last_departure":
+        np.testing.assert_allclose(total, one_lane_off, atol=1e-4)
+        assert not np.any([s.info["timeout"] for s in steps])
+    else:
+        assert len(steps) == game.timeout and steps[-1].info["timeout"][0, late] == 1
+        assert total[late] == -10.0 and total[1 - late] == pytest.approx(one_lane_off)
+        assert steps[-1].state.x[0, late] < 190.0
 
 
 # ------------------------------------------------------------------------------ observation
@@ -520,7 +547,7 @@ def test_describe_render_and_the_mesa_face(heavy):
     assert m.space is not None and len(m.players) == 2
     while m.running:
         m.step()
-    assert m.episodes_done == 1 and 1 <= m.t <= 33
+    assert m.episodes_done == 1 and 1 <= m.t <= heavy.max_steps
 
 
 @needs_sumo

@@ -57,16 +57,23 @@ has arrived, collided or timed out keeps its last position and speed. Every valu
 [-2, 2]. ``global_state``: no environment part; per car [x / 200, y / 12.8, v / 29]
 (Diss A.7.2 "State").
 
-**Rewards** per car and step (Diss A.7.2; the reference code's differences, SPEC §7b, are not
-followed): -1 when it collides (with the other car or a SUMO car; its episode ends, SUMO
+**Rewards** per car and step (Diss A.7.2; the reference code's differences, SPEC §7b, are
+not followed): -1 when it collides (with the other car or a SUMO car; its episode ends, SUMO
 removes it); 10 (1 - Delta) in the step its front reaches x >= 190 m, Delta = |y - y_goal| /
 12.8 (its sub-lane distance from the goal lane's centre over the 16 sub-lanes; the reference
-code's 1 - |sub-lanes| / 16), after which it leaves the road (taken out of SUMO); -0.1 in a step
-it drove and ends faster than 35.7 m/s; -10 at the time-out, i.e. after ``max_steps`` (33)
-steps, for each car not yet arrived or collided. The episode ends at the time-out or once
-every car has arrived or collided. With both cars reaching their goal lanes' centres the
-team scores the maximum 20. The reference code's time-to-collision masking of no-op and
-accelerate is not offered (it would make ``ActionMask`` a capability of the class).
+code's 1 - |sub-lanes| / 16), after which it leaves the road (taken out of SUMO); -0.1 in a
+step it drove and ends faster than 35.7 m/s; -10 at the time-out for each car not yet
+arrived or collided. The time-out comes ``timeout`` (33) steps after the last car's
+scheduled departure (``clock = "last_departure"``, as the reference code counts an episode's
+steps once every car is on the road: with departures up to a few steps apart a car that
+leaves late could otherwise not reach 190 m in time at the road's speed, 184.9 m taking 32
+of the 33 steps); ``clock = "first_departure"`` counts from the first car's departure
+(econsim before 2026-12-02). ``max_steps``, the longest an episode can last, is ``timeout``
+plus the largest possible delay (both clocks, so the two compare on one rollout length). The
+episode ends at the time-out or once every car has arrived or collided. With both cars
+reaching their goal lanes' centres the team scores the maximum 20. The reference code's
+time-to-collision masking of no-op and accelerate is not offered (it would make
+``ActionMask`` a capability of the class).
 
 **Starts** (``config``): "train": with probability ``random_start`` (0.2) initial and goal
 lanes uniform at random (independently per car), else car 0 in lane 1 with goal lane 2 and
@@ -104,6 +111,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, fields
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -170,8 +178,12 @@ class Params(BaseModel):
                                       "and goals are uniform at random instead")
     traffic: Text = Field("none", description="'none' (empty road, training) or 'heavy' "
                           "(Table A.1's SUMO sedans and trucks)")
-    max_steps: Steps = Field(33, description="time-out in steps of 0.2 s (Diss: 33; reference "
-                             "code: 40)")
+    timeout: Steps = Field(33, description="time-out in steps of 0.2 s (Diss: 33; reference "
+                           "code: 40), counted by 'clock'")
+    clock: Literal["last_departure", "first_departure"] = Field(
+        "last_departure", description="when the time-out's count starts: at the last car's "
+        "scheduled departure (the reference code: once all cars are on the road) or at the "
+        "first's (econsim before 2026-12-02)")
     depart_noise: float = Field(0.5, ge=0, le=2, description="standard deviation of each "
                                 "car's departure time, seconds")
     warmup: float = Field(10.0, ge=0, le=60, description="'heavy': seconds of SUMO traffic "
@@ -328,7 +340,10 @@ class SumoMerge(MultiGoal, Plane, AgentEvents, Render, Processes):
         from econsim.envs.sumo_merge import pool
 
         self.n_agents = n = p.n_agents
-        self.max_steps = p.max_steps
+        self.timeout = p.timeout
+        #: departure delays range over 2 * rint(4 sigma) steps
+        self.max_delay = 2 * round(NOISE_CLIP * p.depart_noise / STEP_LENGTH)
+        self.max_steps = p.timeout + self.max_delay
         self.config, self.traffic = p.config, p.traffic
         if n == 1 or p.config == "C2":
             self.random_start = 1.0
@@ -443,7 +458,8 @@ class SumoMerge(MultiGoal, Plane, AgentEvents, Render, Processes):
         old = state.status
         s = State(**{f.name: getattr(state, f.name).copy() for f in fields(State)})
         on = (old == WAITING) | (old == DRIVING)
-        active = (s.t < self.max_steps) & on.any(1)
+        deadline = self.deadline(s)
+        active = (s.t < deadline) & on.any(1)
         rows = np.flatnonzero(active)
         replies = self._pool.exchange(
             {int(b): self._request(s, b, acts[b].astype(np.int8)) for b in rows})
@@ -455,19 +471,25 @@ class SumoMerge(MultiGoal, Plane, AgentEvents, Render, Processes):
         collided = on & (new == COLLIDED)
         arrived = (old != ARRIVED) & (new == ARRIVED)
         speeding = (old == DRIVING) & ((new == DRIVING) | arrived) & (s.v > SPEEDING)
-        late = (active & (s.t >= self.max_steps))[:, None] & ((new == WAITING)
+        late = (active & (s.t >= deadline))[:, None] & ((new == WAITING)
                                                                  | (new == DRIVING))
         s.status = np.where(late, np.int8(TIMED_OUT), new).astype(np.int8)
         offset = np.abs(s.y - lane_centre(s.goal)) / ROAD_WIDTH
         reward = (REWARD_COLLISION * collided + REWARD_ARRIVE * (1 - offset) * arrived
                   + REWARD_SPEEDING * speeding + REWARD_TIMEOUT * late).astype(np.float32)
-        done = (s.t >= self.max_steps) | (s.status >= ARRIVED).all(1)
+        done = (s.t >= deadline) | (s.status >= ARRIVED).all(1)
         lane = np.clip(s.y // LANE_WIDTH, 0, LANES - 1)  # the lane each car ended in
         merged = active & done & ((s.status == ARRIVED) & (lane == s.goal)).all(1)
         info = {"collision": collided.astype(np.int64), "arrived": arrived.astype(np.int64),
                 "timeout": late.astype(np.int64), "speeding": speeding.astype(np.int64),
                 "merged": np.repeat(merged[:, None], s.status.shape[1], 1).astype(np.int64)}
         return Step(s, self._observe(s), reward, done, info)
+
+    def deadline(self, s: State) -> np.ndarray:
+        """``[B]`` the step count at which each world times out (``clock``)."""
+        if self.params.clock == "first_departure":
+            return np.full(s.t.shape, self.timeout, np.int64)
+        return s.delay.max(1) + self.timeout
 
     # ------------------------------------------------------------------ observation
     def observe(self, state: State) -> np.ndarray:
