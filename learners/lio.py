@@ -40,7 +40,7 @@ from econsim.bounds import Coefficient, Hidden, Iterations, LearningRate, Positi
 from econsim.core import torch_generator
 from econsim.core.capabilities import DesignerView, has
 from learners.functional import behaviour_probs, policy_loss, reward_to_go, sgd_step, sigmoid
-from learners.nets import Params, assign, detach, init_mlp, mlp
+from learners.nets import MLPNet, Net, Params, assign, detach, init_mlp, mlp
 from learners.pg import Batch, PGAgents, PGConfig, PGTrainer
 from learners.registry import register_algorithm
 
@@ -102,8 +102,8 @@ class IncentiveFunction:
     """
 
     def __init__(self, cfg: LIOConfig, seeds: list[int], kinds: list[str],
-                 agents: PGAgents) -> None:
-        self.cfg, self.seeds, self.agents = cfg, list(seeds), agents
+                 agents: PGAgents, net: Net) -> None:
+        self.cfg, self.seeds, self.agents, self.net = cfg, list(seeds), agents, net
         self.R, self.N, self.dtype = agents.R, agents.N, agents.dtype
         self.givers = [i for i, k in enumerate(kinds) if k == "lio"]
         self.G = len(self.givers)
@@ -112,7 +112,7 @@ class IncentiveFunction:
         per_other = game.action_feature_size if self.features else agents.A
         self.inc_in = agents.obs_dim + (self.N - 1) * per_other
         gens = [torch_generator(s, f"incentive/{i}") for s in self.seeds for i in self.givers]
-        self.eta = init_mlp([self.inc_in, *cfg.incentive_hidden, self.N], gens, out_bias=False)
+        self.eta = net.init(self.inc_in, self.N, gens)
         self.own = torch.zeros(self.G, self.N)
         self.own[torch.arange(self.G), torch.tensor(self.givers)] = 1.0
         self.opt = torch.optim.Adam(self.eta.values(), lr=cfg.lr_incentive)
@@ -144,7 +144,7 @@ class IncentiveFunction:
     def incentives(self, eta: Params, inputs: torch.Tensor) -> torch.Tensor:
         """Sigmoid outputs (own unit zeroed), ``[T, RB, G, D'] -> [T, RB, G, N]``; x R_max = pay."""
         x = self.agents.members(inputs)  # [R*G, T, B, D']
-        out = sigmoid(mlp(eta, x.reshape(x.shape[0], -1, x.shape[-1])))
+        out = sigmoid(self.net.apply(eta, x.reshape(x.shape[0], -1, x.shape[-1])))
         return self.agents.world(out.reshape(*x.shape[:3], self.N)) * (1 - self.own)
 
     def pay(self, obs: torch.Tensor, env_actions: torch.Tensor, extra: dict) -> torch.Tensor:
@@ -386,7 +386,12 @@ class LIOTrainer(PGTrainer):
 
     def __init__(self, game, config: LIOConfig, seeds: list[int], **agent_options) -> None:
         super().__init__(game, config, seeds, **agent_options)
-        self.incentive = IncentiveFunction(config, self.seeds, self.kinds, self.agents)
+        self.incentive = IncentiveFunction(config, self.seeds, self.kinds, self.agents,
+                                           self.incentive_net())
+
+    def incentive_net(self) -> Net:
+        """The incentive function's network: an MLP with no output bias."""
+        return MLPNet(self.cfg.incentive_hidden, out_bias=False)
 
     def transfers(self, obs, actions, env_actions, give_u, extra) -> torch.Tensor:
         return self.incentive.pay(obs, env_actions, extra)

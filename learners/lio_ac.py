@@ -28,10 +28,13 @@ while playing tau) and the target networks move by ``tau``; the inner and outer 
 the critics from before this step. No parameter sharing (Diss §5.3.2).
 
 Deviation (documented): the network is ``ACAgents``' pluggable ``net`` (MLP by default on
-the flat image; ``conv = true``: the conv front end of §B.4.2) and the incentive function is
-``IncentiveFunction``'s MLP (no conv layer) on the own observation plus, per other agent, the
-Diss's "did it use the cleaning beam" one-hot (``incentive_actions = "features"``; "onehot":
-every action, econsim's earlier input).
+the flat image; ``conv = true``: the conv front end of §B.4.2). The incentive function sees
+the own observation and, per other agent, the Diss's "did it use the cleaning beam" one-hot
+(``incentive_actions = "features"``; "onehot": every action, econsim's earlier input): with
+``conv`` (or ``incentive_conv = true``) through §B.4.2's network, conv(6, 3x3) on the image,
+the first FC layer, then the others' actions joined and the second FC layer (``ConvNet``
+with ``join_after = 1``); else (or ``incentive_conv = false``, econsim before 2026-12-02)
+an MLP on the flat image and the actions.
 """
 
 from __future__ import annotations
@@ -43,9 +46,10 @@ import torch
 from pydantic import Field, model_validator
 
 from econsim.bounds import Coefficient, Hidden, LearningRate
+from econsim.core.capabilities import ImageObservation, has
 from learners.ac import ACAgents, ACConfig
 from learners.lio import LIOConfig, LIOTrainer
-from learners.nets import detach
+from learners.nets import ConvNet, Net, detach
 from learners.registry import register_algorithm
 
 
@@ -67,6 +71,10 @@ class LIOACConfig(LIOConfig, ACConfig):
         "features", description="the others' actions as the game's features (Cleanup: who "
         "used the cleaning beam, the Diss's multi-hot); onehot: every action (econsim before "
         "the Cleanup audit)")
+    incentive_conv: bool | None = Field(
+        None, description="the incentive function's conv front end (Diss §B.4.2: conv, FC, "
+        "the others' actions joined, FC); none: as conv; false with conv = true: the MLP, "
+        "econsim before 2026-12-02")
     observe_given: bool = Field(False, description="observe the incentives given so far this "
                                 "episode (true: econsim before the Cleanup audit; the Diss "
                                 "has this input in Escape Room only)")
@@ -88,6 +96,18 @@ class LIOACTrainer(LIOTrainer):
     Config = LIOACConfig
     Agents = ACAgents
     default_kind = "lio"
+
+    def incentive_net(self) -> Net:
+        """§B.4.2's conv network (the others' actions joining after the first FC layer) with
+        ``incentive_conv`` (none: ``conv``), else the MLP."""
+        on = self.cfg.conv if self.cfg.incentive_conv is None else self.cfg.incentive_conv
+        if not on:
+            return super().incentive_net()
+        if not has(self.game, ImageObservation):
+            raise ValueError(f"algorithm.incentive_conv: {self.game.name} has no image "
+                             "observation (allowed: a game with image_shape)")
+        return ConvNet(self.cfg.incentive_hidden, tuple(self.game.image_shape), join_after=1,
+                       out_bias=False)
 
     def iterate(self) -> dict[str, np.ndarray]:
         """Algorithm 2 with actor-critic agents, then the critics' TD(0) step on tau."""

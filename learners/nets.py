@@ -169,9 +169,10 @@ class MLPNet:
     """Stacked ReLU MLP with the given hidden sizes (``learners.nets.init_mlp``/``mlp``)."""
 
     hidden: Sequence[int]
+    out_bias: bool = True
 
     def init(self, in_dim: int, out_dim: int, gens: Sequence[torch.Generator]) -> Params:
-        return init_mlp([in_dim, *self.hidden, out_dim], gens)
+        return init_mlp([in_dim, *self.hidden, out_dim], gens, self.out_bias)
 
     def apply(self, params: Params, x: torch.Tensor) -> torch.Tensor:
         return mlp(params, x)
@@ -183,32 +184,48 @@ class ConvNet:
     image, flattened, then a ReLU MLP with the given hidden sizes (64, 64).
 
     The flat input starts with the channel-last image ``image = (H, W, C)``; anything after
-    it (e.g. observed incentives) joins the flattened conv output before the MLP.
+    it (e.g. observed incentives, the others' actions) joins the flattened conv output
+    before the MLP, or after its first ``join_after`` hidden layers (parameters ``pre.*``:
+    LIO's incentive function, §B.4.2, joins the others' actions after the first).
+    ``out_bias``: the output layer has a bias.
     """
 
     hidden: Sequence[int]
     image: tuple[int, int, int]
     filters: int = 6
     kernel: int = 3
+    join_after: int = 0
+    out_bias: bool = True
 
     def init(self, in_dim: int, out_dim: int, gens: Sequence[torch.Generator]) -> Params:
         H, W, C = self.image
-        rest = in_dim - H * W * C
+        rest, k = in_dim - H * W * C, self.join_after
         if rest < 0:
             raise ValueError(f"ConvNet: input of {in_dim} values is smaller than the image "
                              f"{self.image}")
-        head = init_mlp([self.filters * H * W + rest, *self.hidden, out_dim], gens)
+        if not 0 <= k <= len(self.hidden):
+            raise ValueError(f"ConvNet: join_after {k} is not allowed (allowed: 0 to "
+                             f"{len(self.hidden)}, the hidden layers {list(self.hidden)})")
+        feats = self.filters * H * W
+        pre = init_mlp([feats, *self.hidden[:k]], gens) if k else {}
+        width = self.hidden[k - 1] if k else feats
+        head = init_mlp([width + rest, *self.hidden[k:], out_dim], gens, self.out_bias)
         body = init_conv(C, self.filters, self.kernel, gens)
-        return {**{f"conv.{k}": v for k, v in body.items()}, **head}
+        return {**{f"conv.{n}": v for n, v in body.items()},
+                **{f"pre.{n}": v for n, v in pre.items()}, **head}
 
     def apply(self, params: Params, x: torch.Tensor) -> torch.Tensor:
         H, W, C = self.image
         P, B, _ = x.shape
         img = x[..., :H * W * C].reshape(P, B, H, W, C).permute(0, 1, 4, 2, 3)
-        body = {k[5:]: v for k, v in params.items() if k.startswith("conv.")}
-        feats = conv(body, img).reshape(P, B, -1)
-        head = {k: v for k, v in params.items() if not k.startswith("conv.")}
-        return mlp(head, torch.cat([feats, x[..., H * W * C:]], -1))
+        part = {"conv.": {}, "pre.": {}, "": {}}
+        for name, v in params.items():
+            at = next(s for s in part if name.startswith(s))
+            part[at][name[len(at):]] = v
+        feats = conv(part["conv."], img).reshape(P, B, -1)
+        if part["pre."]:
+            feats = torch.relu(mlp(part["pre."], feats))
+        return mlp(part[""], torch.cat([feats, x[..., H * W * C:]], -1))
 
 
 def soft_update(target: Params, source: Params, tau: float) -> Params:

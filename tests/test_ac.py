@@ -289,6 +289,28 @@ def test_conv_net_reads_the_channel_last_image_and_the_rest():
         net.init(10, 4, gens)
 
 
+def test_conv_net_joins_the_rest_after_the_first_hidden_layer():
+    """``join_after = 1`` (LIO's incentive function, Diss §B.4.2): conv, flatten, the first FC
+    layer, then the rest of the input joins before the second; written out here."""
+    from learners.ac import ConvNet
+    from learners.nets import conv
+
+    net = ConvNet([8, 5], image=(3, 3, 2), join_after=1, out_bias=False)
+    gens = [torch.Generator().manual_seed(0)]
+    params = net.init(3 * 3 * 2 + 4, 3, gens)
+    assert params["pre.w0"].shape == (1, 6 * 9, 8) and params["w0"].shape == (1, 8 + 4, 5)
+    assert "b1" not in params and "b0" in params  # no output bias
+    x = torch.rand(1, 7, 22)
+    img = x[..., :18].reshape(1, 7, 3, 3, 2).permute(0, 1, 4, 2, 3)
+    body = {"w": params["conv.w"], "b": params["conv.b"]}
+    f = conv(body, img).reshape(1, 7, -1)[0]
+    h1 = torch.relu(f @ params["pre.w0"][0] + params["pre.b0"][0, 0])
+    h2 = torch.relu(torch.cat([h1, x[0, :, 18:]], -1) @ params["w0"][0] + params["b0"][0, 0])
+    torch.testing.assert_close(net.apply(params, x)[0], h2 @ params["w1"][0])
+    with pytest.raises(ValueError, match="join_after 3 is not allowed"):
+        ConvNet([8, 5], image=(3, 3, 2), join_after=3).init(22, 3, gens)
+
+
 def test_conv_actor_critic_trains_on_cleanup_and_needs_an_image_game():
     game = envs.make("cleanup", map="7x7")
     tr = ACTrainer(game, ACConfig(conv=True), [0, 1])

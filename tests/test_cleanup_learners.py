@@ -158,6 +158,26 @@ def test_lio_ac_incentive_step_reaches_eta_through_the_recipient_update(conv):
     assert any(not torch.equal(critic[k], tr.agents.critic[k]) for k in critic)
 
 
+@pytest.mark.parametrize(("conv", "incentive_conv", "want"),
+                         [(False, None, False), (True, None, True), (True, False, False),
+                          (False, True, True)])
+def test_lio_ac_incentive_function_takes_the_conv_front_end(conv, incentive_conv, want):
+    """Diss §B.4.2: the incentive function's conv layer, then the first FC layer, then the
+    others' actions; ``incentive_conv`` follows ``conv`` unless set."""
+    tr = _trainer("cleanup7_lio", seeds=(0,), conv=conv, incentive_conv=incentive_conv)
+    eta = tr.incentive.eta
+    assert ("conv.w" in eta) == want and ("pre.w0" in eta) == want
+    if want:
+        hidden = tr.cfg.incentive_hidden
+        actions = (tr.N - 1) * tr.game.action_feature_size
+        assert eta["w0"].shape[1:] == (hidden[0] + actions, hidden[1])
+    tau = tr.run_episodes(tr.params, tr.epsilon(), 1)
+    pay, sig = tr.full_transfers(tr.eta, tau)
+    assert pay.shape[-2:] == (tr.N, tr.N) and float(sig.detach().max()) <= 1.0
+    grads = torch.autograd.grad(sig.sum(), list(eta.values()))
+    assert all(float(g.abs().sum()) > 0 for g in grads)
+
+
 def test_lio_ac_replica_and_checkpoint_roundtrip():
     tr = _trainer("cleanup7_lio", seeds=(0, 1))
     tr.iterate()
