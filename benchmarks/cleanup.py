@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None):
     p.add_argument("--designers", action="store_true",
                    help="MetaGrad vs dual-RL (c) (central designers, 7x7) instead of LIO vs AC")
     p.add_argument("--conv", action="store_true",
-                   help="agents with the Diss's conv(6, 3x3) front end instead of the MLP")
+                   help="agents (policy, critic and LIO's incentive function) with the "
+                   "Diss's conv(6, 3x3) front end instead of the MLP")
     p.add_argument("--jobs", type=int, default=1, help="scenarios trained in parallel")
     p.add_argument("--scenarios", help="comma-separated scenario names (default: LIO and AC)")
     args = p.parse_args(argv)

@@ -57,6 +57,7 @@ from econsim.distribution import tax_curve  # re-exported: whatif.tax_curve
 from econsim.model import EconModel, load_trainer
 from econsim.scenario import Scenario
 from learners.brains import ConstantBrain, has_workers, scripted_workers, team_brains
+from learners.gtb_worker import MAX_LABOUR_AVERSION
 from mechanisms import registry
 from mechanisms.tax import check_fits
 
@@ -74,7 +75,7 @@ FRAME_BYTES = 256 * 2**20
 MAX_ADAPT = 10_000  # training iterations trained agents may re-learn per mechanism
 #: the scenario a what-if opens with (the app's default): the economy under US-federal taxes
 DEFAULT_SCENARIO = "gtb_us_federal"
-MAX_AVERSION = 100.0  # the scripted workers' labour aversion (WorkerSettings' bound)
+MAX_AVERSION = MAX_LABOUR_AVERSION  # the scripted workers' labour aversion
 MAX_EPSILON = 20.0  # inequality aversion of the Atkinson measures
 Progress = Callable[[float, str], Any]
 ShouldStop = Callable[[], bool]
@@ -195,6 +196,9 @@ class WhatIfResult:
     atkinson_epsilon: float = metrics.ATKINSON_EPSILON
     #: the scripted workers' labour aversion (1: labour weighed as the game's utility does)
     labour_aversion: float = 1.0
+    #: :meth:`tables`, built on its first call
+    _tables: dict[str, pd.DataFrame] | None = field(default=None, init=False, repr=False,
+                                                    compare=False)
 
     @property
     def episodes_done(self) -> int:
@@ -262,16 +266,20 @@ class WhatIfResult:
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The exportable tables by name: ``periods``, ``episodes``, ``steps``, ``world``;
-        each with the column ``agents`` (:meth:`agents_text`) after the mechanism's."""
-        out = {}
-        for name, df in (("periods", self.periods), ("episodes", self.episodes),
-                         ("steps", self.steps), ("world", self.world)):
-            df = df.copy()
-            if not df.empty:
-                at = df.columns.get_loc("mechanism_name") + 1 if "mechanism_name" in df else 0
-                df.insert(at, "agents", self.agents_text())
-            out[name] = df
-        return out
+        each with the column ``agents`` (:meth:`agents_text`) after the mechanism's. Built
+        once (copies of the result's tables); treat them as read-only."""
+        if self._tables is None:
+            out = {}
+            for name, df in (("periods", self.periods), ("episodes", self.episodes),
+                             ("steps", self.steps), ("world", self.world)):
+                df = df.copy()
+                if not df.empty:
+                    at = (df.columns.get_loc("mechanism_name") + 1 if "mechanism_name" in df
+                          else 0)
+                    df.insert(at, "agents", self.agents_text())
+                out[name] = df
+            self._tables = out
+        return self._tables
 
     def data_dictionary(self) -> pd.DataFrame:
         """``table, column, unit, meaning`` of every column of :meth:`tables`

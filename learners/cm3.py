@@ -225,11 +225,12 @@ class CM3Trainer(MultiGoalTrainer):
         goal = mb.parts(nxt)[1]
         return [goal[:, :, others_index(mb.N)].flatten(-2)]
 
-    def seen(self, mb: Transitions, nxt: bool = False) -> torch.Tensor:
-        """``(s_env, s^n, g^n[, o_self^n])`` per goal n: ``[R, S, N, *]``."""
+    def seen(self, mb: Transitions, nxt: bool = False, window: bool = True) -> torch.Tensor:
+        """``(s_env, s^n, g^n[, o_self^n])`` per goal n: ``[R, S, N, *]`` (``o_self^n`` where
+        it holds an image and ``window``)."""
         o_self, goal, _, s_env, s_ag = mb.parts(nxt)
         parts = [s_env[:, :, None].expand(-1, -1, mb.N, -1), s_ag, goal]
-        if self.stage_game().self_image:
+        if window and self.stage_game().self_image:
             parts.append(o_self)
         return torch.cat(parts, -1)
 
@@ -259,12 +260,11 @@ class CM3Trainer(MultiGoalTrainer):
         ``(s_env, s^n, g^n[, o_self])`` with ``o_self`` of acting agent m or goal agent n
         (``credit_observation``)."""
         N = mb.N
-        seen = self.seen(mb, nxt)  # [R, S, n, *], o_self^n last where it is an image
         if not self.stage_game().self_image or self.cfg.credit_observation == "goal":
-            return seen[:, :, :, None].expand(-1, -1, -1, N, -1)
-        o_self = mb.parts(nxt)[0]  # [R, S, m, D]
-        D = o_self.shape[-1]
-        return torch.cat([seen[..., :-D][:, :, :, None].expand(-1, -1, -1, N, -1),
+            return self.seen(mb, nxt)[:, :, :, None].expand(-1, -1, -1, N, -1)
+        per_n = self.seen(mb, nxt, window=False)  # goal agent n's part
+        o_self = mb.parts(nxt)[0]  # acting agent m's window
+        return torch.cat([per_n[:, :, :, None].expand(-1, -1, -1, N, -1),
                           o_self[:, :, None].expand(-1, -1, N, -1, -1)], -1)
 
     # ------------------------------------------------------------------------ training

@@ -57,13 +57,17 @@ WOOD, STONE, WOOD_SRC, STONE_SRC, WATER, OUTSIDE, AGENT, OTHER_HOUSE = (
 STEPS = tuple((a, *MOVES[a]) for a in (UP, DOWN, LEFT, RIGHT))  # action, row, col change
 
 
+#: the largest labour aversion a scripted worker accepts (the what-if's bound too)
+MAX_LABOUR_AVERSION = 100.0
+
+
 class WorkerSettings(BaseModel):
     """Settings of the scripted worker (module docstring)."""
 
     model_config = FINITE
-    labour_aversion: float = Field(1.0, ge=0, le=100, description="weight of the labour "
-                                   "cost against the game's labor_weight (1: as the utility "
-                                   "does; larger: lazier)")
+    labour_aversion: float = Field(
+        1.0, ge=0, le=MAX_LABOUR_AVERSION, description="weight of the labour cost against the "
+        "game's labor_weight (1: as the utility does; larger: lazier)")
     gather_labour: float = Field(12.0, ge=0, le=1000, description="labour the worker expects "
                                  "to spend gathering the two units of a house")
     ask_price: int = Field(5, ge=0, le=1000, description="posted price of a unit it sells")

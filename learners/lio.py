@@ -86,7 +86,8 @@ class IncentiveFunction:
 
     Interface (what ``LIOTrainer`` and ``learners.lio_ac.LIOACTrainer`` use):
 
-    * set-up: one MLP member per (replica, giver), ``eta`` (rows ``r * G + g``), drawn from
+    * set-up: one member of the trainer's ``incentive_net()`` (an MLP; LIO-AC with ``conv``:
+      §B.4.2's conv network) per (replica, giver), ``eta`` (rows ``r * G + g``), drawn from
       ``torch_generator(seed, "incentive/<i>")``; ``givers`` (agent indices), ``G``; Adam
       ``opt`` (and ``opt_cost`` when ``lr_cost`` is set);
     * paying: ``pay(obs, env_actions, extra)`` for one step while playing (``[RB, N, N]``;
@@ -390,7 +391,8 @@ class LIOTrainer(PGTrainer):
                                            self.incentive_net())
 
     def incentive_net(self) -> Net:
-        """The incentive function's network: an MLP with no output bias."""
+        """The incentive function's network (``IncentiveFunction``): an MLP with no output
+        bias; LIO-AC overrides it."""
         return MLPNet(self.cfg.incentive_hidden, out_bias=False)
 
     def transfers(self, obs, actions, env_actions, give_u, extra) -> torch.Tensor:

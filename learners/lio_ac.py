@@ -58,7 +58,8 @@ class LIOACConfig(LIOConfig, ACConfig):
 
     kinds: ClassVar[tuple[str, ...]] = ("lio", "ac")
     hidden: Hidden = Field([64, 64], description="policy and critic hidden layer sizes")
-    incentive_hidden: Hidden = Field([64, 64], description="incentive MLP hidden sizes")
+    incentive_hidden: Hidden = Field([64, 64], description="hidden sizes of the incentive "
+                                     "MLP, or of the FC layers after its conv layer")
     lr: LearningRate = Field(1e-4, description="policy learning rate (plain SGD, Table B.5)")
     cost: Coefficient = Field(1e-4, description="alpha: weight of the incentive cost")
     lr_cost: LearningRate | None = Field(

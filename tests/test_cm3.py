@@ -334,3 +334,28 @@ def test_credit_function_reads_the_acting_agents_window(float64, whose):
             with torch.no_grad():
                 want = t.shape["qc"].apply(t.qc, x[None, None], br[None, None])[0, 0, 0]
             assert taken[0, i, n, m] == pytest.approx(float(want), rel=1e-10)
+
+
+def test_checkers_credit_function_restores_stage_1_on_the_diagonal(float64):
+    """Function augmentation on Checkers (o_self an image): with the new branch zero, the
+    credit function Q_c(s, a^m, g^n) of the acting agent m = n is the stage-1 Q^1 of that
+    agent, its own window included (Diss Algorithm 4)."""
+    from econsim import envs
+
+    game = envs.make("checkers", max_steps=6)
+    cfg = CM3Config(batch=2, updates=1, minibatch=8, hidden=[8, 8], branch=[4], q_branch=[4],
+                    credit_branch=[4], stage1=Stage1(iterations=1, minibatch=8, updates=1))
+    t = CM3Trainer(game, cfg, [0])
+    t.iterate()
+    q1, q1_shape = {k: v.detach().clone() for k, v in t.q.items()}, t.shape["q"]
+    t.augment()
+    mb = minibatch(t)
+    zero = {k: (torch.zeros_like(v) if k == "join" else v) for k, v in t.qc.items()}
+    with torch.no_grad():
+        every = t.credit_values(zero, mb)  # [R, S, n, m, A]
+        for a in range(5):
+            act = torch.nn.functional.one_hot(torch.full(mb.actions.shape, a), 5).double()
+            want = q1_shape.apply(q1, torch.cat([t.seen(mb), act], -1))[..., 0]  # [R, S, n]
+            diagonal = every[..., a].diagonal(dim1=2, dim2=3)  # [R, S, n]
+            torch.testing.assert_close(diagonal, want)
+        assert not torch.allclose(every[:, :, 0, 1], every[:, :, 0, 0])

@@ -87,6 +87,18 @@ def test_bad_parameters_are_one_line():
         envs.make("sumo_merge", traffic="dense")
 
 
+def test_a_scenario_stored_before_the_clock_loads_with_its_old_count():
+    """Runs stored before 2026-12-02 name the time-out ``max_steps`` and counted it from the
+    first departure: they load (and resume) so; a new scenario counts from the last."""
+    from econsim.envs.sumo_merge import Params
+
+    old = Params(max_steps=40)
+    assert (old.timeout, old.clock) == (40, "first_departure")
+    assert "max_steps" not in old.model_dump()
+    assert Params().clock == "last_departure"
+    assert Params(max_steps=40, clock="last_departure").clock == "last_departure"
+
+
 # ------------------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="module")
 def side_by_side():
@@ -279,7 +291,8 @@ def test_the_time_out_clock_starts_at_the_last_departure(clock):
     7.5); counted from the first departure the late car, 184.9 m (32 steps at 29.1 m/s) from
     the line, times out (-10) at the first's 33rd step, short of 190 m."""
     with SumoMerge(config="C3", clock=clock) as game:
-        assert game.timeout == 33 and game.max_steps == 33 + game.max_delay
+        extra = game.max_delay if clock == "last_departure" else 0
+        assert game.timeout == 33 and game.max_steps == 33 + extra and game.max_delay > 3
         seed = next(k for k in range(200)
                     if game.reset(1, np.random.default_rng(k)).delay.max() == 3)
         state = game.reset(1, np.random.default_rng(seed))
@@ -294,6 +307,8 @@ def test_the_time_out_clock_starts_at_the_last_departure(clock):
         assert len(steps) == game.timeout and steps[-1].info["timeout"][0, late] == 1
         assert total[late] == -10.0 and total[1 - late] == pytest.approx(one_lane_off)
         assert steps[-1].state.x[0, late] < 190.0
+    with SumoMerge(n_agents=1) as one:  # one car never waits for another
+        assert one.max_delay == 0 and one.max_steps == one.timeout
 
 
 # ------------------------------------------------------------------------------ observation

@@ -307,7 +307,7 @@ class Checkers(MultiGoal, Grid, AgentEvents, Render):
         if self.params.state_coordinates == "normalised":
             where, counts = self._where(state), counts / N_RED
         else:
-            where = np.stack(np.divmod(state.pos, WIDTH), -1).astype(np.float32) - PAD
+            where = np.stack(self._playable_rc(state), -1).astype(np.float32)
         agents = np.concatenate([where, counts], -1)
         return env.reshape(-1, self.env_state_size), agents
 
@@ -316,9 +316,15 @@ class Checkers(MultiGoal, Grid, AgentEvents, Render):
         return Checkers(**{**self.params.model_dump(), "n_agents": 1})
 
     # ------------------------------------------------------------------ for Mesa and the app
-    def describe(self, state: State) -> dict[str, np.ndarray]:
+    @staticmethod
+    def _playable_rc(state: State) -> tuple[np.ndarray, np.ndarray]:
+        """Playable ``(row, col)`` of every agent, ``[B, N]`` each."""
         rows, cols = np.divmod(state.pos, WIDTH)
-        return {"row": rows - PAD, "col": cols - PAD, "red": state.red.copy(),
+        return rows - PAD, cols - PAD
+
+    def describe(self, state: State) -> dict[str, np.ndarray]:
+        rows, cols = self._playable_rc(state)
+        return {"row": rows, "col": cols, "red": state.red.copy(),
                 "yellow": state.yellow.copy()}
 
     def render_rgb(self, state: State, world: int = 0) -> np.ndarray:

@@ -68,8 +68,9 @@ scheduled departure (``clock = "last_departure"``, as the reference code counts 
 steps once every car is on the road: with departures up to a few steps apart a car that
 leaves late could otherwise not reach 190 m in time at the road's speed, 184.9 m taking 32
 of the 33 steps); ``clock = "first_departure"`` counts from the first car's departure
-(econsim before 2026-12-02). ``max_steps``, the longest an episode can last, is ``timeout``
-plus the largest possible delay (both clocks, so the two compare on one rollout length). The
+(econsim before 2026-12-02; a scenario stored then, whose ``max_steps`` was the time-out,
+loads with this clock). ``max_steps``, the longest an episode can last, is ``timeout`` plus,
+with the default clock, the largest possible delay (``max_delay``; 0 for one car). The
 episode ends at the time-out or once every car has arrived or collided. With both cars
 reaching their goal lanes' centres the team scores the maximum 20. The reference code's
 time-to-collision masking of no-op and accelerate is not offered (it would make
@@ -188,6 +189,17 @@ class Params(BaseModel):
                                 "car's departure time, seconds")
     warmup: float = Field(10.0, ge=0, le=60, description="'heavy': seconds of SUMO traffic "
                           "before the learning cars depart")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stored_before_the_clock(cls, data):
+        """A scenario stored before 2026-12-02 names the time-out ``max_steps`` and meant the
+        count from the first departure: read it so (runs stored then load and resume)."""
+        if isinstance(data, dict) and "max_steps" in data and "timeout" not in data:
+            data = {**data, "timeout": data["max_steps"],
+                    "clock": data.get("clock", "first_departure")}
+            del data["max_steps"]
+        return data
 
     @field_validator("config")
     @classmethod
@@ -341,9 +353,11 @@ class SumoMerge(MultiGoal, Plane, AgentEvents, Render, Processes):
 
         self.n_agents = n = p.n_agents
         self.timeout = p.timeout
-        #: departure delays range over 2 * rint(4 sigma) steps
-        self.max_delay = 2 * round(NOISE_CLIP * p.depart_noise / STEP_LENGTH)
-        self.max_steps = p.timeout + self.max_delay
+        #: departure noise in steps is clipped at 4 sigma, so delays (one car: none) range
+        #: over 2 rint(4 sigma) steps; the clock from the last departure can add them
+        self._clip = NOISE_CLIP * p.depart_noise / STEP_LENGTH
+        self.max_delay = 2 * int(np.rint(self._clip)) if n > 1 else 0
+        self.max_steps = p.timeout + (self.max_delay if p.clock == "last_departure" else 0)
         self.config, self.traffic = p.config, p.traffic
         if n == 1 or p.config == "C2":
             self.random_start = 1.0
@@ -404,8 +418,7 @@ class SumoMerge(MultiGoal, Plane, AgentEvents, Render, Processes):
         seed = rng.integers(0, 2**31 - 1, size=batch)
         lanes = np.where(pick, lanes, self._lanes0).astype(np.int64)
         goals = np.where(pick, goals, self._goals0).astype(np.int64)
-        clip = NOISE_CLIP * self.params.depart_noise / STEP_LENGTH
-        steps = np.rint(np.clip(noise, -clip, clip)).astype(np.int64)
+        steps = np.rint(np.clip(noise, -self._clip, self._clip)).astype(np.int64)
         self._pool.ensure(batch)
         k = MAX_OTHERS
         empty = np.zeros((batch, k), np.float32)
