@@ -1,6 +1,10 @@
 """Every shipped scenario reproduces its reference numbers (``tests/reference.py``) bit for bit:
 a refactoring must not move any learner's numbers. On another CPU instruction set than the one
-the reference was written on, the last bits may differ; there the numbers must agree to 1e-5."""
+the reference was written on, the last bits may differ and three iterations of a meta-gradient
+learner carry them on (measured AVX2 against AVX512: up to 3e-5 of a tensor's absolute sum);
+there the numbers must agree to ``CROSS_CPU`` = 1e-4: a metric relative to itself, a state
+tensor's sum and absolute sum relative to its absolute sum (a sum that cancels to near 0 has
+no relative precision)."""
 
 import json
 
@@ -11,18 +15,24 @@ from econsim import scenario as scenario_mod
 from tests import reference
 
 NAMES = scenario_mod.names()
+CROSS_CPU = 1e-4
 
 
 def _floats(values: list[str]) -> np.ndarray:
     return np.array([float.fromhex(v) for v in values])
 
 
-def _same(name: str, where: str, want: list[str], got: list[str], exact: bool) -> None:
+def _same(name: str, where: str, want: list[str], got: list[str], exact: bool,
+          scale: float | None = None) -> None:
+    """``scale``: a state tensor's absolute sum, the yardstick of its sums across CPUs."""
     if exact:
         assert got == want, f"{name}: {where} changed: {_floats(got)} != {_floats(want)}"
-    else:
-        np.testing.assert_allclose(_floats(got), _floats(want), rtol=1e-5, atol=1e-7,
+    elif scale is None:
+        np.testing.assert_allclose(_floats(got), _floats(want), rtol=CROSS_CPU, atol=1e-7,
                                    err_msg=f"{name}: {where}")
+    else:
+        np.testing.assert_allclose(_floats(got), _floats(want), rtol=0,
+                                   atol=CROSS_CPU * scale + 1e-7, err_msg=f"{name}: {where}")
 
 
 def test_every_reference_file_is_a_shipped_scenario():
@@ -45,5 +55,5 @@ def test_numbers_are_the_reference_numbers(name):
         for k in w:
             _same(name, f"row {i} metric {k}", w[k], g[k], exact)
     assert sorted(got["state"]) == sorted(want["state"]), f"{name}: other state entries"
-    for k, w in want["state"].items():
-        _same(name, f"state {k}", w, got["state"][k], exact)
+    for k, w in want["state"].items():  # [sum, absolute sum]
+        _same(name, f"state {k}", w, got["state"][k], exact, scale=_floats(w)[1])

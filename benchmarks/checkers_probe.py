@@ -1,0 +1,106 @@
+"""What a trained Checkers CM3 team does, and whether its critics see the other agent.
+
+For a stored ``checkers_cm3`` run (its last checkpoint, every seed):
+
+* one greedy episode per seed from the start: steps, each agent's red and yellow items and
+  the joint actions (``A/B`` per step: ``s`` stay, ``U``, ``D``, ``L``, ``R``);
+* the critics at the start state, where A's ``left`` takes the yellow item at (0, 7), one
+  of B's: the change of B's global Q_B(s, a, g^B) and of the credit function Q_c(s, a^A,
+  g^B) from A staying to A stepping left (B moving down in both; the true effect is about
+  -1, the item B loses), of A's own Q_A, and the actor's probability of that step.
+
+    .venv/bin/python benchmarks/checkers_probe.py checkers_cm3-20261202-184858-50d5 \\
+        --root runs/bench_cm3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from econsim import checkpoint, runner, scenario, store  # noqa: E402
+from econsim.envs.checkers import DOWN, LEFT, STAY  # noqa: E402
+from learners.multigoal import Transitions  # noqa: E402
+
+LETTERS = "sUDLR"  # stay, up, down, left, right
+
+
+def load(run_id: str, root: str):
+    """The trainer of a stored run, restored from its last checkpoint."""
+    path = store.run_dir(run_id, root)
+    sc = scenario.load(store.inside(path, "scenario.toml"))
+    if sc.env_name != "checkers" or sc.algorithm_name != "cm3":
+        raise SystemExit(f"checkers_probe: {run_id} is {sc.algorithm_name} on "
+                         f"{sc.env_name}, not cm3 on checkers")
+    info = json.loads(store.inside(path, "run.json").read_text())
+    trainer = sc.make_trainer(runner.stored_seeds(run_id, info))
+    ckpt = checkpoint.load(store.inside(path, "checkpoints", "last.pt"))
+    checkpoint.restore(trainer, ckpt["trainer"])
+    return trainer
+
+
+@torch.no_grad()
+def greedy_episode(trainer, r: int) -> str:
+    """One greedy episode of replica ``r`` from the start: a line of what happened."""
+    game, one = trainer.game, trainer.replica(r)
+    state, moves = game.reset(1, np.random.default_rng(0)), []
+    for _ in range(game.max_steps):
+        obs = torch.from_numpy(game.observe(state)).to(torch.get_default_dtype())
+        act = one.policy(one.params, obs.reshape(1, 1, game.n_agents, -1), 0.0)[0, 0]
+        act = act.argmax(-1).numpy()[None]
+        moves.append("".join(LETTERS[a] for a in act[0]))
+        step = game.step(state, act, None)
+        state = step.state
+        if step.done.all():
+            break
+    d = game.describe(state)
+    return (f"{len(moves)} steps; A red {d['red'][0, 0]} yellow {d['yellow'][0, 0]}, B red "
+            f"{d['red'][0, 1]} yellow {d['yellow'][0, 1]}: {' '.join(moves)}")
+
+
+@torch.no_grad()
+def critics_at_start(trainer) -> list[str]:
+    """Per seed: how Q_B, Q_c(., g^B) and Q_A change when A takes the yellow at (0, 7)."""
+    game, R = trainer.game, trainer.R
+    state = game.reset(1, np.random.default_rng(0))
+    dtype = torch.get_default_dtype()
+    obs = torch.from_numpy(game.observe(state)).to(dtype)
+    s_env, s_ag = (torch.from_numpy(x).to(dtype) for x in game.global_state(state))
+    acts = torch.tensor([[STAY, DOWN], [LEFT, DOWN]])
+    S = len(acts)
+    mb = Transitions(game, {
+        "obs": obs.expand(S, -1, -1)[None].expand(R, -1, -1, -1),
+        "s_env": s_env.expand(S, -1)[None].expand(R, -1, -1),
+        "s_ag": s_ag.expand(S, -1, -1)[None].expand(R, -1, -1, -1),
+        "actions": acts[None].expand(R, -1, -1)})
+    q = trainer.shape["q"].apply(trainer.q, *trainer.q_inputs(mb, mb.actions))[..., 0]
+    qc = trainer.credit_values(trainer.qc, mb, actions=mb.actions)  # [R, S, n, m]
+    pi = trainer.policy(trainer.actor, mb.obs, 0.0)[:, 0]  # [R, m, A]
+    return [f"Q_B {float(q[r, 1, 1] - q[r, 0, 1]):+.2f}, Q_c(a^A, g^B) "
+            f"{float(qc[r, 1, 1, 0] - qc[r, 0, 1, 0]):+.2f}, Q_A "
+            f"{float(q[r, 1, 0] - q[r, 0, 0]):+.2f}, pi_A(left) {float(pi[r, 0, LEFT]):.2f}"
+            for r in range(R)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run", help="run id of a stored checkers_cm3 run")
+    p.add_argument("--root", default=None, help="folder holding run folders")
+    args = p.parse_args(argv)
+    trainer = load(args.run, args.root)
+    print(f"{args.run} at iteration {trainer.iteration} (stage {trainer.stage})")
+    critics = critics_at_start(trainer)
+    for r, seed in enumerate(trainer.seeds):
+        print(f"seed {seed}: {greedy_episode(trainer, r)}")
+        print(f"  A takes B's yellow at the start: {critics[r]}")
+
+
+if __name__ == "__main__":
+    main()
