@@ -80,6 +80,15 @@ class ACConfig(PGConfig):
 
 
 # ------------------------------------------------------------------------------- agents
+def conv_builder(game: Game, field: str) -> NetBuilder:
+    """``ConvNet`` on ``game``'s image (hidden sizes still to give); a one-line error naming
+    ``algorithm.<field>`` for a game without an image observation."""
+    if not has(game, ImageObservation):
+        raise ValueError(f"algorithm.{field}: {game.name} has no image observation ({field} "
+                         "needs a game with image_shape)")
+    return functools.partial(ConvNet, image=tuple(game.image_shape))
+
+
 class ACAgents(PGAgents):
     """Actor-critic agents as a component: ``PGAgents``'s interface with TD(0) weights
     (eq. B.9) and a critic ``V_phi`` with target ``V_phi~`` that ``learn_values`` moves
@@ -92,10 +101,7 @@ class ACAgents(PGAgents):
     def __init__(self, game: Game, cfg: ACConfig, seeds: list[int], kinds: list[str],
                  give_mode: dict[str, str], *, net: NetBuilder | None = None) -> None:
         if net is None and cfg.conv:
-            if not has(game, ImageObservation):
-                raise ValueError(f"algorithm.conv: {game.name} has no image observation "
-                                 "(conv needs a game with image_shape)")
-            net = functools.partial(ConvNet, image=tuple(game.image_shape))
+            net = conv_builder(game, "conv")
         self.net = net or MLPNet
         super().__init__(game, cfg, seeds, kinds, give_mode, net=self.net, share=cfg.share)
         self.value_net = self.net(cfg.critic_hidden or cfg.hidden)

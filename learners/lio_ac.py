@@ -46,10 +46,9 @@ import torch
 from pydantic import Field, model_validator
 
 from econsim.bounds import Coefficient, Hidden, LearningRate
-from econsim.core.capabilities import ImageObservation, has
-from learners.ac import ACAgents, ACConfig
+from learners.ac import ACAgents, ACConfig, conv_builder
 from learners.lio import LIOConfig, LIOTrainer
-from learners.nets import ConvNet, Net, detach
+from learners.nets import Net, detach
 from learners.registry import register_algorithm
 
 
@@ -104,11 +103,8 @@ class LIOACTrainer(LIOTrainer):
         on = self.cfg.conv if self.cfg.incentive_conv is None else self.cfg.incentive_conv
         if not on:
             return super().incentive_net()
-        if not has(self.game, ImageObservation):
-            raise ValueError(f"algorithm.incentive_conv: {self.game.name} has no image "
-                             "observation (allowed: a game with image_shape)")
-        return ConvNet(self.cfg.incentive_hidden, tuple(self.game.image_shape), join_after=1,
-                       out_bias=False)
+        return conv_builder(self.game, "incentive_conv")(self.cfg.incentive_hidden,
+                                                         join_after=1, out_bias=False)
 
     def iterate(self) -> dict[str, np.ndarray]:
         """Algorithm 2 with actor-critic agents, then the critics' TD(0) step on tau."""

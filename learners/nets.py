@@ -130,6 +130,13 @@ def conv(params: Params, images: torch.Tensor) -> torch.Tensor:
     return torch.relu(y).reshape(B, P, F, H, W).transpose(0, 1)
 
 
+def sub(params: Params, prefix: str) -> Params:
+    """The parameters named ``<prefix>.<name>``, as ``{name: tensor}`` (one network of
+    several kept in one dict)."""
+    dot = prefix + "."
+    return {k[len(dot):]: v for k, v in params.items() if k.startswith(dot)}
+
+
 def select(params: Params, members: torch.Tensor | list[int]) -> Params:
     """The parameters of a subset of members (a view for reading, not for training)."""
     return {k: v[members] for k, v in params.items()}
@@ -218,14 +225,11 @@ class ConvNet:
         H, W, C = self.image
         P, B, _ = x.shape
         img = x[..., :H * W * C].reshape(P, B, H, W, C).permute(0, 1, 4, 2, 3)
-        part = {"conv.": {}, "pre.": {}, "": {}}
-        for name, v in params.items():
-            at = next(s for s in part if name.startswith(s))
-            part[at][name[len(at):]] = v
-        feats = conv(part["conv."], img).reshape(P, B, -1)
-        if part["pre."]:
-            feats = torch.relu(mlp(part["pre."], feats))
-        return mlp(part[""], torch.cat([feats, x[..., H * W * C:]], -1))
+        feats = conv(sub(params, "conv"), img).reshape(P, B, -1)
+        if self.join_after:
+            feats = torch.relu(mlp(sub(params, "pre"), feats))
+        head = {k: v for k, v in params.items() if not k.startswith(("conv.", "pre."))}
+        return mlp(head, torch.cat([feats, x[..., H * W * C:]], -1))
 
 
 def soft_update(target: Params, source: Params, tau: float) -> Params:
@@ -379,8 +383,7 @@ class QMixer:
 
     @staticmethod
     def _head(params: Params, head: str, x: torch.Tensor) -> torch.Tensor:
-        pre = head + "."
-        return mlp({k[len(pre):]: v for k, v in params.items() if k.startswith(pre)}, x)
+        return mlp(sub(params, head), x)
 
     def apply(self, params: Params, q: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         """``q [P, ..., N]``, ``state [P, ..., state_size]`` -> ``Q_tot [P, ...]``."""

@@ -60,7 +60,7 @@ from econsim.core import (
 from econsim.core.capabilities import EpisodeMetrics, has
 from learners.contract import TrainerConfig, TrainerTraits
 from learners.functional import behaviour_probs, policy_loss, reward_to_go, sgd_step, sigmoid
-from learners.nets import MLPNet, NetBuilder, Params, detach, init_mlp, mlp
+from learners.nets import MLPNet, NetBuilder, Params, detach, init_mlp, mlp, sub
 from learners.registry import register_algorithm
 from learners.replicas import categorical, episode_mean, normal, per_replica
 from learners.rollout import Batch, Decision, play
@@ -203,7 +203,7 @@ class PGAgents:
 
     @staticmethod
     def sub(params: Params, prefix: str) -> Params:
-        return {k[len(prefix) + 1:]: v for k, v in params.items() if k.startswith(prefix + ".")}
+        return sub(params, prefix)
 
     def broadcast(self, params: Params) -> Params:
         """Shared parameters ``[R, ...]`` -> one member per agent ``[R*N, ...]`` (no-op

@@ -53,7 +53,7 @@ from econsim.core import Game, ReplicaRNG, end_period, period_starts, start_peri
 from econsim.core.capabilities import ActionMask, Economy, TaxPeriods, has
 from learners.contract import TrainerConfig, TrainerTraits
 from learners.functional import gae
-from learners.nets import Params, assign, init_mlp, mlp
+from learners.nets import Params, assign, init_mlp, mlp, sub
 from learners.registry import register_algorithm
 from learners.replicas import categorical, permutations
 from learners.rollout import timed_rollout
@@ -156,7 +156,7 @@ class PPOTrainer(TrainerTraits):
 
     def sub(self, prefix: str, params: Params | None = None) -> Params:
         params = self.params if params is None else params
-        return {k[len(prefix) + 1:]: v for k, v in params.items() if k.startswith(prefix + ".")}
+        return sub(params, prefix)
 
     def logits(self, x: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
         return mlp(self.sub("pi"), x).masked_fill(~legal, float("-inf"))

@@ -178,6 +178,12 @@ def test_lio_ac_incentive_function_takes_the_conv_front_end(conv, incentive_conv
     assert all(float(g.abs().sum()) > 0 for g in grads)
 
 
+def test_lio_ac_incentive_conv_needs_an_image_game():
+    game = envs.make("escape_room", n_agents=2, n_required=1)
+    with pytest.raises(ValueError, match="algorithm.incentive_conv: escape_room has no image"):
+        LIOACTrainer(game, LIOACTrainer.Config(incentive_conv=True), [0])
+
+
 def test_lio_ac_replica_and_checkpoint_roundtrip():
     tr = _trainer("cleanup7_lio", seeds=(0, 1))
     tr.iterate()

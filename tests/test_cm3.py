@@ -329,7 +329,7 @@ def test_credit_function_reads_the_acting_agents_window(float64, whose):
         for m in range(2):
             seen = o_self[0, i, m if whose == "acting" else n]
             x = torch.cat([mb.s_env[0, i], mb.s_ag[0, i, n], goal[0, i, n], seen,
-                           torch.eye(5)[int(mb.actions[0, i, m])].double()])
+                           torch.eye(t.A)[int(mb.actions[0, i, m])].double()])
             br = torch.cat([mb.s_ag[0, i, m], mb.s_ag[0, i, 1 - n]])
             with torch.no_grad():
                 want = t.shape["qc"].apply(t.qc, x[None, None], br[None, None])[0, 0, 0]
@@ -353,8 +353,8 @@ def test_checkers_credit_function_restores_stage_1_on_the_diagonal(float64):
     zero = {k: (torch.zeros_like(v) if k == "join" else v) for k, v in t.qc.items()}
     with torch.no_grad():
         every = t.credit_values(zero, mb)  # [R, S, n, m, A]
-        for a in range(5):
-            act = torch.nn.functional.one_hot(torch.full(mb.actions.shape, a), 5).double()
+        for a in range(t.A):
+            act = torch.nn.functional.one_hot(torch.full(mb.actions.shape, a), t.A).double()
             want = q1_shape.apply(q1, torch.cat([t.seen(mb), act], -1))[..., 0]  # [R, S, n]
             diagonal = every[..., a].diagonal(dim1=2, dim2=3)  # [R, S, n]
             torch.testing.assert_close(diagonal, want)

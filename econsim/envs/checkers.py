@@ -272,8 +272,7 @@ class Checkers(MultiGoal, Grid, AgentEvents, Render):
     # ------------------------------------------------------------------ observation
     def _where(self, state: State) -> np.ndarray:
         """Normalised padded ``(row / 7, col / 13)`` of every agent, ``[B, N, 2]``."""
-        rc = np.stack(np.divmod(state.pos, WIDTH), -1).astype(np.float32)
-        return rc * self._scale
+        return np.stack(self._padded_rc(state), -1).astype(np.float32) * self._scale
 
     def observe(self, state: State) -> np.ndarray:
         s, n = state, self.n_agents
@@ -317,9 +316,13 @@ class Checkers(MultiGoal, Grid, AgentEvents, Render):
 
     # ------------------------------------------------------------------ for Mesa and the app
     @staticmethod
-    def _playable_rc(state: State) -> tuple[np.ndarray, np.ndarray]:
+    def _padded_rc(state: State) -> tuple[np.ndarray, np.ndarray]:
+        """Padded ``(row, col)`` of every agent, ``[B, N]`` each."""
+        return np.divmod(state.pos, WIDTH)
+
+    def _playable_rc(self, state: State) -> tuple[np.ndarray, np.ndarray]:
         """Playable ``(row, col)`` of every agent, ``[B, N]`` each."""
-        rows, cols = np.divmod(state.pos, WIDTH)
+        rows, cols = self._padded_rc(state)
         return rows - PAD, cols - PAD
 
     def describe(self, state: State) -> dict[str, np.ndarray]:
