@@ -32,9 +32,12 @@ action, so its base reads the acting agent m's ``o_self^m`` (``credit_observatio
 "acting"``: the window around the cell that ``a^m`` enters; with ``m = n`` exactly the
 stage-1 ``Q^1`` input, which A.8.3 restores; the dissertation does not say whose window
 it is for ``m != n``, the reference code reads m's); ``"goal"`` reads goal agent n's, as
-econsim did before 2026-12-02. Deviation (documented): Checkers' convolutional layers
-(A.8.3) are dense layers on the flat window and grid here. The previous action the Checkers
-actor takes (A.8.3) is part of that game's ``o_self`` (``previous_action``).
+econsim did before 2026-12-02. Checkers' images go through A.8.3's convolutions
+(``conv``, ``learners.nets.Stem``): the actor's conv(6, 3x3) on the window, then 32 units; the
+critics' conv(4, 3x5) on the item grid s_T and conv(6, 3x3) on the window, both flattened
+into the first layer (``conv = false``: dense layers on the flat images, econsim before
+2026-12-03). The previous action the Checkers actor takes (A.8.3) is part of that game's
+``o_self`` (``previous_action``), so the critics see it too.
 """
 
 from __future__ import annotations
@@ -158,14 +161,16 @@ class CM3Trainer(MultiGoalTrainer):
             game.self_size if game.self_image else 0)
         multi = N > 1
         goals = (N - 1) * game.goal_size if self.cfg.branch_goals else 0
+        stems = self.grid_stem(game) + self.window_stem(
+            game, game.env_state_size + K + game.goal_size)  # A.8.3: s_T and o_self_T
         return {
             "actor": self.actor_net(game),
             "q": AugmentedMLP(seen + A, hid, 1, (N - 1) * (K + A) + goals if multi else 0,
-                              tuple(self.cfg.q_branch)),
+                              tuple(self.cfg.q_branch), stems=stems),
             "qc": AugmentedMLP(seen + A, hid, 1, N * K + goals if multi else 0,
-                               tuple(self.cfg.credit_branch)),
+                               tuple(self.cfg.credit_branch), stems=stems),
             "v": AugmentedMLP(seen, hid, 1, (N - 1) * K + goals if multi else 0,
-                              tuple(self.cfg.q_branch)),
+                              tuple(self.cfg.q_branch), stems=stems),
         }
 
     def build(self, stage: int) -> None:

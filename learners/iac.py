@@ -53,7 +53,8 @@ class IACTrainer(MultiGoalTrainer):
         self.actor_shape = self.actor_net(game)
         self.v_shape = AugmentedMLP(game.self_size + game.goal_size, tuple(self.cfg.hidden), 1,
                                     game.others_size if game.n_agents > 1 else 0,
-                                    tuple(self.cfg.critic_branch))
+                                    tuple(self.cfg.critic_branch),
+                                    stems=self.window_stem(game, 0))
         self.actor = self.actor_shape.init(self.gens("iac/actor"))
         self.v = self.v_shape.init(self.gens("iac/v"))
         self.v_t = {k: v.detach().clone() for k, v in self.v.items()}

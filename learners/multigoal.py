@@ -52,7 +52,7 @@ from econsim.core import Game, ReplicaRNG, make_rng
 from econsim.core.capabilities import Capability, GlobalState, MultiGoal, has
 from learners.contract import TrainerConfig, TrainerTraits
 from learners.functional import behaviour_probs, next_step
-from learners.nets import AugmentedMLP, Params, detach, soft_update
+from learners.nets import AugmentedMLP, Params, Stem, detach, soft_update
 from learners.pg import LinearSchedule
 from learners.replicas import categorical, episode_mean
 from learners.rollout import Batch, Decision, play
@@ -100,6 +100,13 @@ class MultiGoalConfig(TrainerConfig):
     bootstrap_time_limit: bool = Field(
         True, description="the last step of an episode cut by the step cap bootstraps from the "
         "state after it, as Algorithm 6's targets always do; false: it counts as terminal")
+    conv: bool = Field(
+        True, description="where the game's observation window and item grid are images "
+        "(Checkers), the convolutions of Diss A.8.3 (stride 1, no padding): the actor's "
+        "conv(6, 3x3) on the window then a 32-unit layer, CM3's critics' conv(4, 3x5) on the "
+        "grid s_T and conv(6, 3x3) on the window, IAC's V's conv(6, 3x3) on the window (COMA's "
+        "Q and QMIX stay dense); false: dense layers on the flat images (econsim before "
+        "2026-12-03)")
 
 
 # ------------------------------------------------------------------------------ replay
@@ -347,10 +354,25 @@ class MultiGoalTrainer(TrainerTraits, ABC):
         return self.stage_cfg().replay or self.cfg.batch * self.stage_game().max_steps
 
     def actor_net(self, game: Game) -> AugmentedMLP:
-        """The actor ``pi(a | o_self, g)`` with the o_others branch (Diss A.8)."""
+        """The actor ``pi(a | o_self, g)`` with the o_others branch (Diss A.8; A.8.3: the
+        window through conv(6, 3x3) and a 32-unit layer)."""
         return AugmentedMLP(game.self_size + game.goal_size, tuple(self.cfg.hidden), self.A,
                             game.others_size if game.n_agents > 1 else 0,
-                            tuple(self.cfg.branch))
+                            tuple(self.cfg.branch), stems=self.window_stem(game, 0, dense=32))
+
+    def window_stem(self, game: Game, start: int, dense: int = 0) -> tuple[Stem, ...]:
+        """A.8.3's conv(6, 3x3) on the observation window ``o_self_T`` found at ``start`` of a
+        network's input, with ``conv`` and a game whose ``o_self`` holds an image; else none."""
+        if not (self.cfg.conv and game.self_image):
+            return ()
+        return (Stem(start, tuple(game.self_image), 6, (3, 3), dense),)
+
+    def grid_stem(self, game: Game) -> tuple[Stem, ...]:
+        """A.8.3's conv(4, 3x5) on the state's item grid ``s_T`` at the start of a critic's
+        input, with ``conv`` and a game whose ``s_env`` is an image; else none."""
+        if not (self.cfg.conv and game.env_image):
+            return ()
+        return (Stem(0, tuple(game.env_image), 4, (3, 5)),)
 
     def actor_probs(self, net: AugmentedMLP, params: Params, obs: torch.Tensor,
                     eps: float) -> torch.Tensor:

@@ -10,6 +10,7 @@ member's own generator, so a member's initial weights depend only on its own see
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -96,13 +97,15 @@ def mlp(params: Params, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def init_conv(channels: int, filters: int, kernel: int,
+def init_conv(channels: int, filters: int, kernel: int | tuple[int, int],
               gens: Sequence[torch.Generator]) -> Params:
-    """A stacked conv layer: weights ``[P, filters, channels, k, k]`` (Glorot-uniform on
-    ``fan_in = channels k^2``, ``fan_out = filters k^2``), zero biases ``[P, filters]``."""
-    fan_in, fan_out = channels * kernel * kernel, filters * kernel * kernel
+    """A stacked conv layer: weights ``[P, filters, channels, kh, kw]`` (``kernel``: ``k``
+    for ``k x k`` or ``(kh, kw)``; Glorot-uniform on ``fan_in = channels kh kw``, ``fan_out =
+    filters kh kw``), zero biases ``[P, filters]``."""
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    fan_in, fan_out = channels * kh * kw, filters * kh * kw
     bound = (6.0 / (fan_in + fan_out)) ** 0.5
-    w = torch.stack([(torch.rand(filters, channels, kernel, kernel, generator=g) * 2 - 1)
+    w = torch.stack([(torch.rand(filters, channels, kh, kw, generator=g) * 2 - 1)
                      * bound for g in gens])
     return {"w": w.requires_grad_(True),
             "b": torch.zeros(len(gens), filters).requires_grad_(True)}
@@ -115,19 +118,21 @@ def _twinned(params: Params, x: torch.Tensor) -> tuple[Params, torch.Tensor]:
             torch.cat([x, torch.zeros_like(x)]))
 
 
-def conv(params: Params, images: torch.Tensor) -> torch.Tensor:
-    """Stacked ReLU conv, stride 1, "same" padding: ``[P, B, C, H, W] -> [P, B, F, H, W]``.
+def conv(params: Params, images: torch.Tensor, same: bool = True) -> torch.Tensor:
+    """Stacked ReLU conv, stride 1: ``[P, B, C, H, W] -> [P, B, F, H', W']``, with "same"
+    padding (``H' = H``, odd kernels) or, ``same = False``, none ("valid": ``H' = H - kh +
+    1``, ``W' = W - kw + 1``).
 
     All members run as one grouped convolution (group ``p`` = member ``p``)."""
     if images.shape[0] == 1:
-        return conv(*_twinned(params, images))[:1]
+        return conv(*_twinned(params, images), same)[:1]
     P, B, C, H, W = images.shape
     w, b = params["w"], params["b"]
-    F, k = w.shape[1], w.shape[-1]
+    F, kh, kw = w.shape[1], w.shape[-2], w.shape[-1]
     x = images.transpose(0, 1).reshape(B, P * C, H, W)
-    y = torch.nn.functional.conv2d(x, w.reshape(P * F, C, k, k), b.reshape(P * F),
-                                   padding=k // 2, groups=P)
-    return torch.relu(y).reshape(B, P, F, H, W).transpose(0, 1)
+    y = torch.nn.functional.conv2d(x, w.reshape(P * F, C, kh, kw), b.reshape(P * F),
+                                   padding=(kh // 2, kw // 2) if same else 0, groups=P)
+    return torch.relu(y).reshape(B, P, F, *y.shape[-2:]).transpose(0, 1)
 
 
 def sub(params: Params, prefix: str) -> Params:
@@ -238,6 +243,78 @@ def soft_update(target: Params, source: Params, tau: float) -> Params:
 
 
 @dataclass(frozen=True)
+class Stem:
+    """A convolution over an image held in a slice of a flat input (Diss A.8.3's Checkers
+    networks): the values ``start .. start + H W C`` of the input are a channel-last image
+    ``image = (H, W, C)``; ``filters`` kernels of ``kernel = (kh, kw)``, stride 1, no padding
+    ("valid"), ReLU, flattened; then, with ``dense``, a ReLU layer of that width."""
+
+    start: int
+    image: tuple[int, int, int]
+    filters: int
+    kernel: tuple[int, int]
+    dense: int = 0
+
+    @property
+    def size(self) -> int:
+        """Input values the image takes."""
+        H, W, C = self.image
+        return H * W * C
+
+    @property
+    def flat(self) -> int:
+        """Values of the flattened convolution."""
+        H, W, _ = self.image
+        return self.filters * (H - self.kernel[0] + 1) * (W - self.kernel[1] + 1)
+
+    @property
+    def features(self) -> int:
+        """Output values."""
+        return self.dense or self.flat
+
+    def init(self, gens: Sequence[torch.Generator]) -> Params:
+        params = {f"conv.{k}": v for k, v in
+                  init_conv(self.image[2], self.filters, self.kernel, gens).items()}
+        if self.dense:
+            params.update({f"dense.{k}": v for k, v in
+                           init_mlp([self.flat, self.dense], gens).items()})
+        return params
+
+    def apply(self, params: Params, x: torch.Tensor) -> torch.Tensor:
+        """``x [P, B, >= start + size]`` -> features ``[P, B, features]``.
+
+        The convolution runs as one matrix product: its kernel laid out as the sparse
+        ``[H W C, H' W' F]`` matrix of the same linear map (faster than a grouped conv2d on
+        images this small, and aligned as ``bmm`` needs for seed independence)."""
+        w, b = params["conv.w"], params["conv.b"]
+        P = w.shape[0]
+        at, filt = _conv_matrix(self.image, self.kernel, self.filters)
+        flat = torch.cat([w.reshape(P, -1), w.new_zeros(P, 1)], 1)  # the zero: no tap
+        out = torch.relu(bmm(x[..., self.start:self.start + self.size],
+                             flat[:, at], b[:, None, filt]))
+        return torch.relu(mlp(sub(params, "dense"), out)) if self.dense else out
+
+
+@functools.cache
+def _conv_matrix(image: tuple[int, int, int], kernel: tuple[int, int], filters: int
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """For a valid, stride-1 convolution of a channel-last ``image`` with ``filters`` kernels
+    ``[filters, C, kh, kw]``: ``at [H W C, H' W' F]``, the flat kernel index each (input,
+    output) pair multiplies by (``filters C kh kw``: none, a zero), and ``filt [H' W' F]``,
+    each output's filter (outputs ordered row, column, filter)."""
+    H, W, C = image
+    kh, kw = kernel
+    Ho, Wo = H - kh + 1, W - kw + 1
+    i, j, c, oi, oj, f = torch.meshgrid(*(torch.arange(n) for n in (H, W, C, Ho, Wo, filters)),
+                                        indexing="ij")
+    di, dj = i - oi, j - oj
+    tap = (di >= 0) & (di < kh) & (dj >= 0) & (dj < kw)
+    at = ((f * C + c) * kh + di.clamp(0, kh - 1)) * kw + dj.clamp(0, kw - 1)
+    at = torch.where(tap, at, filters * C * kh * kw)
+    return at.reshape(H * W * C, Ho * Wo * filters), torch.arange(filters).repeat(Ho * Wo)
+
+
+@dataclass(frozen=True)
 class AugmentedMLP:
     """A stacked MLP that function augmentation can grow (Diss §3.3.4-3.3.5, A.8).
 
@@ -249,6 +326,11 @@ class AugmentedMLP:
     branch ``branch.w{k}``/``branch.b{k}`` and ``join``, so stage-1 parameters restore into a
     stage-2 network by name (``augment``), and the stage-2 network with ``join = 0`` computes
     exactly the stage-1 function.
+
+    ``stems``: convolutions over images held in slices of the base input (:class:`Stem`,
+    parameters ``stem{i}.*``, part of the base): the first layer then reads the stems'
+    features, in order, followed by the input's other values in their order (so a one-hot
+    action that ends the input still ends it).
     """
 
     base_in: int
@@ -257,6 +339,25 @@ class AugmentedMLP:
     branch_in: int = 0
     branch_hidden: tuple[int, ...] = ()
     join: int = -1
+    stems: tuple[Stem, ...] = ()
+
+    @property
+    def first_in(self) -> int:
+        """Width of the first layer's input: the stems' features and the other values."""
+        return self.base_in + sum(st.features - st.size for st in self.stems)
+
+    def front(self, params: Params, x: torch.Tensor) -> torch.Tensor:
+        """``x [P, B, n]`` (the base input, or its first ``n`` values) -> the first layer's
+        input: each stem's features, then the values no stem reads."""
+        if not self.stems:
+            return x
+        feats = [st.apply(sub(params, f"stem{i}"), x) for i, st in enumerate(self.stems)]
+        keep, at = [], 0
+        for st in sorted(self.stems, key=lambda st: st.start):
+            keep.append(x[..., at:st.start])
+            at = st.start + st.size
+        keep.append(x[..., at:])
+        return torch.cat(feats + keep, -1)
 
     @property
     def join_layer(self) -> int:
@@ -264,7 +365,9 @@ class AugmentedMLP:
 
     def init_base(self, gens: Sequence[torch.Generator]) -> Params:
         """Fresh base (stage-1) parameters, one member per generator."""
-        return init_mlp([self.base_in, *self.hidden, self.out], gens)
+        stems = {f"stem{i}.{k}": v for i, st in enumerate(self.stems)
+                 for k, v in st.init(gens).items()}
+        return {**stems, **init_mlp([self.first_in, *self.hidden, self.out], gens)}
 
     def init_branch(self, gens: Sequence[torch.Generator],
                     join_std: float | None = None) -> Params:
@@ -296,7 +399,7 @@ class AugmentedMLP:
         """``x [P, ..., base_in]`` (and ``branch [P, ..., branch_in]`` when the parameters
         have a branch) -> ``[P, ..., out]``."""
         lead = x.shape[:-1]
-        h = x.reshape(x.shape[0], -1, x.shape[-1])
+        h = self.front(params, x.reshape(x.shape[0], -1, x.shape[-1]))
         add = None
         if "join" in params:
             if branch is None:
@@ -324,7 +427,8 @@ class AugmentedMLP:
         (CM3's counterfactual baselines, eq. 3.6)."""
         A, (P, G) = n_actions, x.shape[:2]
         w0 = params["w0"]
-        pre = bmm(x, w0[:, :-A], params["b0"])[:, :, None, None, :] + w0[:, None, None, -A:]
+        pre = (bmm(self.front(params, x), w0[:, :-A], params["b0"])[:, :, None, None, :]
+               + w0[:, None, None, -A:])
         add = None
         if "join" in params:
             if branch is None:

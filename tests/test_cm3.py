@@ -359,3 +359,64 @@ def test_checkers_credit_function_restores_stage_1_on_the_diagonal(float64):
             diagonal = every[..., a].diagonal(dim1=2, dim2=3)  # [R, S, n]
             torch.testing.assert_close(diagonal, want)
         assert not torch.allclose(every[:, :, 0, 1], every[:, :, 0, 0])
+
+
+@pytest.mark.parametrize("image,kernel,filters", [((5, 5, 3), (3, 3), 6), ((3, 9, 2), (3, 5), 4)])
+def test_stem_is_a_valid_convolution_of_its_slice(float64, image, kernel, filters):
+    """``Stem`` (A.8.3's conv layers as one matrix product) computes torch's valid, stride-1
+    conv2d + ReLU of the image in its slice, output ordered (row, column, filter), and its
+    kernel receives the same gradient."""
+    from learners.nets import Stem
+
+    gens = [torch.Generator().manual_seed(s) for s in (0, 1)]
+    stem = Stem(3, image, filters, kernel)
+    params = stem.init(gens)
+    x = torch.randn(2, 5, 3 + stem.size + 2, dtype=torch.float64)
+    got = stem.apply(params, x)
+    H, W, C = image
+    want = []
+    for p in range(2):
+        img = x[p, :, 3:3 + stem.size].reshape(5, H, W, C).permute(0, 3, 1, 2)
+        y = torch.relu(torch.nn.functional.conv2d(img, params["conv.w"][p],
+                                                  params["conv.b"][p]))
+        want.append(y.permute(0, 2, 3, 1).reshape(5, -1))
+    want = torch.stack(want)
+    assert got.shape == (2, 5, stem.features) == want.shape
+    torch.testing.assert_close(got, want)
+    g_got, = torch.autograd.grad(got.sum(), params["conv.w"], retain_graph=True)
+    g_want, = torch.autograd.grad(want.sum(), params["conv.w"])
+    torch.testing.assert_close(g_got, g_want)
+
+
+@pytest.mark.parametrize("conv", [True, False])
+def test_checkers_networks_follow_a83(conv):
+    """Checkers (``conv``, default): the actor's window through conv(6, 3x3) and a 32-unit
+    layer, then with o_self_V, the previous action and the goal into the first layer; the
+    critics' item grid through conv(4, 3x5) and window through conv(6, 3x3), flattened beside
+    s^n, g^n, the rest of o_self and the action; IAC's V the window's conv; ``conv = false``:
+    dense layers on the flat images."""
+    from econsim import envs
+    from learners.iac import IACConfig, IACTrainer
+
+    game = envs.make("checkers", max_steps=6)
+    t = CM3Trainer(game, CM3Config(hidden=[16, 16], branch=[4], q_branch=[4], conv=conv,
+                                   stage1=Stage1(iterations=0)), [0])
+    window, grid = 5 * 5 * 3, 3 * 9 * 2
+    rest = game.self_size - window  # o_self_V and the previous action
+    iac = IACTrainer(game, IACConfig(hidden=[16, 16], conv=conv), [0])
+    if conv:
+        assert t.actor["stem0.conv.w"].shape == (1, 6, 3, 3, 3)
+        assert t.actor["stem0.dense.w0"].shape == (1, 6 * 3 * 3, 32)
+        assert t.actor["w0"].shape[1] == 32 + rest + game.goal_size
+        for name in ("q", "qc"):
+            p = getattr(t, name)
+            assert p["stem0.conv.w"].shape == (1, 4, 2, 3, 5)  # s_T: 3x9x2 -> 1x5x4
+            assert p["stem1.conv.w"].shape == (1, 6, 3, 3, 3)  # o_self_T: 5x5x3 -> 3x3x6
+            assert p["w0"].shape[1] == 4 * 5 + 6 * 9 + game.agent_state_size + \
+                game.goal_size + rest + t.A
+        assert iac.v["stem0.conv.w"].shape == (1, 6, 3, 3, 3)
+    else:
+        assert not any(k.startswith("stem") for k in {**t.actor, **t.q, **iac.v})
+        assert t.q["w0"].shape[1] == grid + game.agent_state_size + game.goal_size + \
+            game.self_size + t.A
+        assert t.actor["w0"].shape[1] == window + rest + game.goal_size
