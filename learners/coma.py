@@ -32,8 +32,9 @@ them, and the buffer is cleared (``replay = None``). Defaults are Table A.3's: l
 lr critic 1e-4, eps 1.0 -> 0.05 over 2e4 episodes (2000 iterations of 10 episodes). Checkers
 (Table A.5) sets its own (256-unit critic layers, lr 1e-4 / 1e-3, eps end 0.1).
 
-Deviation (documented, as in ``learners.cm3``): image parts of the state or of ``o_self``
-(Checkers) enter the critic's dense layers flat, without the convolutions of A.8.3.
+Deviation (documented): image parts of the state or of ``o_self`` (Checkers) enter the
+critic's dense layers flat, without the convolutions A.8.3 gives COMA's Q (the actor, CM3's,
+has them with ``conv``).
 """
 
 from __future__ import annotations

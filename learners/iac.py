@@ -3,7 +3,8 @@
 Each agent learns from its own observation and reward only: an actor
 ``pi(a | o_self, g, o_others)`` (the same network as CM3's stage 2) and a value function
 ``V(o_self, g, o_others)`` (base ``(o_self, g)`` -> hidden -> h2, ``o_others`` through its own
-layer into h2; Diss A.8.1), trained on minibatches of the iteration's transitions:
+layer into h2; Diss A.8.1; in Checkers, with ``conv``, the window first through A.8.3's
+conv(6, 3x3)), trained on minibatches of the iteration's transitions:
 
 * critic: TD(0), ``delta = R^n + gamma V'(o'^n) (1 - done) - V(o^n)`` with the target copy
   ``V'``, loss ``delta^2``;

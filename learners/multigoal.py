@@ -538,7 +538,14 @@ class MultiGoalTrainer(TrainerTraits, ABC):
             self.build(self.stage)
             self.replay = Replay(self.R, self.capacity())
         for n in self.nets:
-            setattr(self, n, detach(state["nets"][n]))
+            mine, stored = getattr(self, n), state["nets"][n]
+            shapes = lambda p: {k: tuple(v.shape) for k, v in p.items()}  # noqa: E731
+            if isinstance(mine, dict) and shapes(mine) != shapes(stored):
+                raise ValueError(
+                    f"network {n} was stored with other layers than the scenario builds "
+                    f"({sorted(set(stored) ^ set(mine)) or 'other sizes'}); a Checkers run "
+                    "stored before 2026-12-03 needs conv = false in [algorithm]")
+            setattr(self, n, detach(stored))
         self.make_optimisers()
         for n in self.optimisers:
             getattr(self, n).load_state_dict(copy.deepcopy(state["optimisers"][n]))

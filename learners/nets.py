@@ -118,21 +118,19 @@ def _twinned(params: Params, x: torch.Tensor) -> tuple[Params, torch.Tensor]:
             torch.cat([x, torch.zeros_like(x)]))
 
 
-def conv(params: Params, images: torch.Tensor, same: bool = True) -> torch.Tensor:
-    """Stacked ReLU conv, stride 1: ``[P, B, C, H, W] -> [P, B, F, H', W']``, with "same"
-    padding (``H' = H``, odd kernels) or, ``same = False``, none ("valid": ``H' = H - kh +
-    1``, ``W' = W - kw + 1``).
+def conv(params: Params, images: torch.Tensor) -> torch.Tensor:
+    """Stacked ReLU conv, stride 1, "same" padding: ``[P, B, C, H, W] -> [P, B, F, H, W]``.
 
     All members run as one grouped convolution (group ``p`` = member ``p``)."""
     if images.shape[0] == 1:
-        return conv(*_twinned(params, images), same)[:1]
+        return conv(*_twinned(params, images))[:1]
     P, B, C, H, W = images.shape
     w, b = params["w"], params["b"]
-    F, kh, kw = w.shape[1], w.shape[-2], w.shape[-1]
+    F, k = w.shape[1], w.shape[-1]
     x = images.transpose(0, 1).reshape(B, P * C, H, W)
-    y = torch.nn.functional.conv2d(x, w.reshape(P * F, C, kh, kw), b.reshape(P * F),
-                                   padding=(kh // 2, kw // 2) if same else 0, groups=P)
-    return torch.relu(y).reshape(B, P, F, *y.shape[-2:]).transpose(0, 1)
+    y = torch.nn.functional.conv2d(x, w.reshape(P * F, C, k, k), b.reshape(P * F),
+                                   padding=k // 2, groups=P)
+    return torch.relu(y).reshape(B, P, F, H, W).transpose(0, 1)
 
 
 def sub(params: Params, prefix: str) -> Params:
@@ -272,7 +270,14 @@ class Stem:
         """Output values."""
         return self.dense or self.flat
 
+    def __post_init__(self) -> None:
+        H, W, _ = self.image
+        if not (0 < self.kernel[0] <= H and 0 < self.kernel[1] <= W):
+            raise ValueError(f"Stem: kernel {self.kernel} does not fit the image {self.image}")
+
     def init(self, gens: Sequence[torch.Generator]) -> Params:
+        """Fresh parameters, one member per generator: ``conv.w [P, filters, C, kh, kw]``
+        (Glorot), ``conv.b`` (zeros), with ``dense`` also ``dense.w0``/``dense.b0``."""
         params = {f"conv.{k}": v for k, v in
                   init_conv(self.image[2], self.filters, self.kernel, gens).items()}
         if self.dense:
@@ -340,6 +345,14 @@ class AugmentedMLP:
     branch_hidden: tuple[int, ...] = ()
     join: int = -1
     stems: tuple[Stem, ...] = ()
+
+    def __post_init__(self) -> None:
+        spans = sorted((st.start, st.start + st.size) for st in self.stems)
+        ends = [0] + [end for _, end in spans]
+        if any(start < end for (start, _), end in zip(spans, ends, strict=False)) or (
+                spans and spans[-1][1] > self.base_in):
+            raise ValueError(f"AugmentedMLP: stems {spans} overlap or run past the input of "
+                             f"{self.base_in} values")
 
     @property
     def first_in(self) -> int:

@@ -366,11 +366,13 @@ def test_stem_is_a_valid_convolution_of_its_slice(float64, image, kernel, filter
     """``Stem`` (A.8.3's conv layers as one matrix product) computes torch's valid, stride-1
     conv2d + ReLU of the image in its slice, output ordered (row, column, filter), and its
     kernel receives the same gradient."""
-    from learners.nets import Stem
+    from learners.nets import AugmentedMLP, Stem
 
     gens = [torch.Generator().manual_seed(s) for s in (0, 1)]
     stem = Stem(3, image, filters, kernel)
     params = stem.init(gens)
+    with torch.no_grad():  # a bias per filter, so a filter's outputs are told apart
+        params["conv.b"].copy_(torch.randn(2, filters))
     x = torch.randn(2, 5, 3 + stem.size + 2, dtype=torch.float64)
     got = stem.apply(params, x)
     H, W, C = image
@@ -383,9 +385,52 @@ def test_stem_is_a_valid_convolution_of_its_slice(float64, image, kernel, filter
     want = torch.stack(want)
     assert got.shape == (2, 5, stem.features) == want.shape
     torch.testing.assert_close(got, want)
-    g_got, = torch.autograd.grad(got.sum(), params["conv.w"], retain_graph=True)
-    g_want, = torch.autograd.grad(want.sum(), params["conv.w"])
-    torch.testing.assert_close(g_got, g_want)
+    weights = torch.randn_like(got)  # a loss that weighs every output differently
+    g_got = torch.autograd.grad((got * weights).sum(), [params["conv.w"], params["conv.b"]])
+    g_want = torch.autograd.grad((want * weights).sum(), [params["conv.w"], params["conv.b"]])
+    for a, b in zip(g_got, g_want, strict=True):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="overlap"):
+        AugmentedMLP(stem.size, (4,), 1, stems=(stem,))  # runs past the input
+
+
+def test_checkers_critic_convolutions_read_the_grid_and_the_window(float64):
+    """The critics' stems read s_T at the start of their input and o_self_T where ``seen``
+    puts it (after s_env, s^n, g^n): their features are torch's conv2d of those slices."""
+    from econsim import envs
+
+    game = envs.make("checkers", max_steps=6)
+    t = CM3Trainer(game, CM3Config(hidden=[8, 8], branch=[4], q_branch=[4], batch=2,
+                                   stage1=Stage1(iterations=0)), [0])
+    mb = minibatch(t)
+    x = t.q_inputs(mb, mb.actions)[0]  # [R, S, N, base_in]
+    net, p = t.shape["q"], t.q
+    feats = net.front(p, x.reshape(1, -1, x.shape[-1]))
+    o_self = game.split(mb.obs)[0].reshape(1, -1, game.self_size)
+    grid = mb.s_env[:, :, None].expand(-1, -1, 2, -1).reshape(1, -1, game.env_state_size)
+    grid_feats, window_feats = (st.features for st in net.stems)
+    for i, (image, img, at) in enumerate(((game.env_image, grid, 0),
+                                          (game.self_image, o_self, grid_feats))):
+        H, W, C = image
+        y = torch.nn.functional.conv2d(
+            img[0, :, :H * W * C].reshape(-1, H, W, C).permute(0, 3, 1, 2),
+            p[f"stem{i}.conv.w"][0], p[f"stem{i}.conv.b"][0]).relu()
+        want = y.permute(0, 2, 3, 1).reshape(y.shape[0], -1)
+        torch.testing.assert_close(feats[0, :, at:at + want.shape[1]], want)
+    rest = torch.cat([mb.s_ag, game.split(mb.obs)[1], game.split(mb.obs)[0][..., H * W * C:],
+                      torch.nn.functional.one_hot(mb.actions, t.A).double()], -1)
+    torch.testing.assert_close(feats[0, :, grid_feats + window_feats:],
+                               rest.reshape(-1, rest.shape[-1]))
+
+
+def test_a_run_stored_with_dense_layers_does_not_load_into_convolutions():
+    from econsim import envs
+
+    game = envs.make("checkers", max_steps=6)
+    make = lambda conv: CM3Trainer(game, CM3Config(  # noqa: E731
+        hidden=[8, 8], branch=[4], q_branch=[4], conv=conv, stage1=Stage1(iterations=0)), [0])
+    with pytest.raises(ValueError, match="conv = false"):
+        make(True).load_state_dict(make(False).state_dict())
 
 
 @pytest.mark.parametrize("conv", [True, False])
