@@ -14,6 +14,8 @@ stage-1 episodes are counted: its iterations include stage 1.
 Curves (mean and min-max over seeds) go to ``docs/cm3_<env>.png`` (left: baselines, right:
 ablations). The budget is stated with ``--iterations`` (10 episodes each); ``--resume``
 continues unfinished runs and reuses finished ones, so the benchmark can span sessions.
+``--conv off`` trains (or finds) Checkers runs with dense layers on the images instead of
+A.8.3's convolutions (the runs before 2026-12-03).
 
     .venv/bin/python benchmarks/cm3.py --envs antipodal --methods cm3,iac --iterations 2500 \
         --seeds 0-2 --resume
@@ -132,7 +134,8 @@ def plot(env: str, curve: pd.DataFrame, path: Path) -> None:
         ax.set_title(f"{env}: {title}")
         ax.set_xlabel("training episodes (CM3: incl. stage 1)")
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.lines:
+            ax.legend()
     axes[0].set_ylabel("evaluation return (sum over agents)")
     save_figure(fig, path)
 
@@ -143,6 +146,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--envs", default=",".join(ENVS), help=f"of {', '.join(ENVS)}")
     p.add_argument("--methods", default=",".join(METHODS), help=f"of {', '.join(METHODS)}")
     p.add_argument("--docs", default="docs", help="where the PNG curves go")
+    p.add_argument("--conv", choices=("on", "off"), default="on",
+                   help="Checkers' A.8.3 convolutions (off: dense layers on the images, the "
+                   "runs before 2026-12-03)")
     a = p.parse_args(argv)
     torch.set_num_threads(1)  # one core per benchmark process; results do not depend on it
     seeds = parse_seeds(a.seeds)
@@ -156,8 +162,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     for env in envs:
         names = [f"{ENVS[env]}_{m}" for m in methods]
         done = run_scenarios(names, seeds, a.iterations, a.root, progress=not a.quiet,
-                             eval_every=10, resume=a.resume,
-                             checkpoint_every=100)
+                             eval_every=10, resume=a.resume, checkpoint_every=100,
+                             algorithm={"conv": a.conv == "on"})
         ids = {n.removeprefix(ENVS[env] + "_"): done[done.scenario == n].run_id.iloc[0]
                for n in names}
         curve = curves(ids, a.root)

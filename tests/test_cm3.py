@@ -465,3 +465,25 @@ def test_checkers_networks_follow_a83(conv):
         assert t.q["w0"].shape[1] == grid + game.agent_state_size + game.goal_size + \
             game.self_size + t.A
         assert t.actor["w0"].shape[1] == window + rest + game.goal_size
+
+
+def test_figure_benchmark_runs_on_a_tiny_budget(tmp_path):
+    """``benchmarks/cm3.py`` end to end on 2 iterations: the table, the PNG, and ``--conv
+    off`` reaching the stored scenario (and found again by ``--resume``)."""
+    from benchmarks import cm3 as bench
+    from econsim import runner
+
+    args = ["--envs", "checkers", "--methods", "iac", "--iterations", "2", "--seeds", "0",
+            "--root", str(tmp_path / "runs"), "--docs", str(tmp_path), "--quiet", "--conv",
+            "off"]
+    threads = torch.get_num_threads()
+    try:
+        table = bench.main(args)
+        bench.main([*args, "--resume"])  # the finished run is reused, not trained again
+    finally:
+        torch.set_num_threads(threads)  # the benchmark uses one
+    assert table.method.tolist() == ["iac"] and (tmp_path / "cm3_checkers.png").exists()
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    stored = runner.load_result(run_dir.name, tmp_path / "runs").scenario.algorithm
+    assert stored["conv"] is False
+    assert len(list((tmp_path / "runs").iterdir())) == 1
