@@ -62,8 +62,16 @@ __all__ = ["MultiGoalConfig", "MultiGoalTrainer", "Replay", "Transitions", "one_
 
 #: names of the global-state records of a step: a multi-goal game's parts, or a flat state
 STATE_KEYS = ("s_env", "s_ag", "state")
+#: Diss A.8.3's convolutions (filters, (kh, kw)): on the observation window o_self_T (actor,
+#: critics, IAC's V; the actor's then into ``WINDOW_DENSE`` units) and on the item grid s_T
+WINDOW_CONV, GRID_CONV, WINDOW_DENSE = (6, (3, 3)), (4, (3, 5)), 32
 #: per-agent episode-outcome events (1 for every agent of the team on the last step)
 OUTCOMES = ("win", "lose", "draw")
+
+
+def _shapes(params: Params) -> dict[str, tuple[int, ...]]:
+    """Each parameter's shape, by name (a network's layout)."""
+    return {k: tuple(v.shape) for k, v in params.items()}
 
 
 def one_hot(a: torch.Tensor, n: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -358,21 +366,22 @@ class MultiGoalTrainer(TrainerTraits, ABC):
         window through conv(6, 3x3) and a 32-unit layer)."""
         return AugmentedMLP(game.self_size + game.goal_size, tuple(self.cfg.hidden), self.A,
                             game.others_size if game.n_agents > 1 else 0,
-                            tuple(self.cfg.branch), stems=self.window_stem(game, 0, dense=32))
+                            tuple(self.cfg.branch),
+                            stems=self.window_stem(game, 0, dense=WINDOW_DENSE))
 
     def window_stem(self, game: Game, start: int, dense: int = 0) -> tuple[Stem, ...]:
         """A.8.3's conv(6, 3x3) on the observation window ``o_self_T`` found at ``start`` of a
         network's input, with ``conv`` and a game whose ``o_self`` holds an image; else none."""
         if not (self.cfg.conv and game.self_image):
             return ()
-        return (Stem(start, tuple(game.self_image), 6, (3, 3), dense),)
+        return (Stem(start, tuple(game.self_image), *WINDOW_CONV, dense),)
 
     def grid_stem(self, game: Game) -> tuple[Stem, ...]:
         """A.8.3's conv(4, 3x5) on the state's item grid ``s_T`` at the start of a critic's
         input, with ``conv`` and a game whose ``s_env`` is an image; else none."""
         if not (self.cfg.conv and game.env_image):
             return ()
-        return (Stem(0, tuple(game.env_image), 4, (3, 5)),)
+        return (Stem(0, tuple(game.env_image), *GRID_CONV),)
 
     def actor_probs(self, net: AugmentedMLP, params: Params, obs: torch.Tensor,
                     eps: float) -> torch.Tensor:
@@ -539,8 +548,7 @@ class MultiGoalTrainer(TrainerTraits, ABC):
             self.replay = Replay(self.R, self.capacity())
         for n in self.nets:
             mine, stored = getattr(self, n), state["nets"][n]
-            shapes = lambda p: {k: tuple(v.shape) for k, v in p.items()}  # noqa: E731
-            if isinstance(mine, dict) and shapes(mine) != shapes(stored):
+            if isinstance(mine, dict) and _shapes(mine) != _shapes(stored):
                 raise ValueError(
                     f"network {n} was stored with other layers than the scenario builds "
                     f"({sorted(set(stored) ^ set(mine)) or 'other sizes'}); a Checkers run "

@@ -446,20 +446,23 @@ def test_checkers_networks_follow_a83(conv):
     game = envs.make("checkers", max_steps=6)
     t = CM3Trainer(game, CM3Config(hidden=[16, 16], branch=[4], q_branch=[4], conv=conv,
                                    stage1=Stage1(iterations=0)), [0])
-    window, grid = 5 * 5 * 3, 3 * 9 * 2
+    (wh, ww, wc), (gh, gw, gc) = game.self_image, game.env_image
+    window, grid = wh * ww * wc, gh * gw * gc
     rest = game.self_size - window  # o_self_V and the previous action
     iac = IACTrainer(game, IACConfig(hidden=[16, 16], conv=conv), [0])
+    # A.8.3: window conv(6, 3x3) (actor: then 32 units), grid conv(4, 3x5); valid, stride 1
+    window_out, grid_out = 6 * (wh - 2) * (ww - 2), 4 * (gh - 2) * (gw - 4)
     if conv:
-        assert t.actor["stem0.conv.w"].shape == (1, 6, 3, 3, 3)
-        assert t.actor["stem0.dense.w0"].shape == (1, 6 * 3 * 3, 32)
+        assert t.actor["stem0.conv.w"].shape == (1, 6, wc, 3, 3)
+        assert t.actor["stem0.dense.w0"].shape == (1, window_out, 32)
         assert t.actor["w0"].shape[1] == 32 + rest + game.goal_size
         for name in ("q", "qc"):
             p = getattr(t, name)
-            assert p["stem0.conv.w"].shape == (1, 4, 2, 3, 5)  # s_T: 3x9x2 -> 1x5x4
-            assert p["stem1.conv.w"].shape == (1, 6, 3, 3, 3)  # o_self_T: 5x5x3 -> 3x3x6
-            assert p["w0"].shape[1] == 4 * 5 + 6 * 9 + game.agent_state_size + \
+            assert p["stem0.conv.w"].shape == (1, 4, gc, 3, 5)
+            assert p["stem1.conv.w"].shape == (1, 6, wc, 3, 3)
+            assert p["w0"].shape[1] == grid_out + window_out + game.agent_state_size + \
                 game.goal_size + rest + t.A
-        assert iac.v["stem0.conv.w"].shape == (1, 6, 3, 3, 3)
+        assert iac.v["stem0.conv.w"].shape == (1, 6, wc, 3, 3)
     else:
         assert not any(k.startswith("stem") for k in {**t.actor, **t.q, **iac.v})
         assert t.q["w0"].shape[1] == grid + game.agent_state_size + game.goal_size + \
