@@ -39,13 +39,16 @@ $(VENV)/.browser: | $(BIN)/python
 
 # Every test; `make test-fast` leaves out those marked slow (process pools, kill -9 and
 # resume, the browser, a fresh venv with the built wheel). Tests never change tracked files.
+# pytest-xdist spreads the test files over the cores (at most 4 workers; one file stays on
+# one worker, so its module fixtures are built once).
+PYTEST := $(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadfile
 test: $(VENV)/.installed-dev $(VENV)/.browser
 	$(BIN)/ruff check econsim learners mechanisms tests benchmarks app.py
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/ruff check econsim learners mechanisms tests benchmarks app.py
-	$(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 # Refresh the app screenshots in docs/ on purpose (the browser test writes them to a
 # temporary folder otherwise).

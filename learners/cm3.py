@@ -206,8 +206,9 @@ class CM3Trainer(MultiGoalTrainer):
         self.qc_opt = self.adam(self.qc, self.cfg.lr_critic)
         self.v_opt = self.adam(self.v, self.cfg.lr_critic)
 
-    def policy(self, params: Params, obs: torch.Tensor, eps: float) -> torch.Tensor:
-        return self.actor_probs(self.shape["actor"], params, obs, eps)
+    def policy(self, params: Params, obs: torch.Tensor, eps: float,
+               legal: torch.Tensor | None = None) -> torch.Tensor:
+        return self.actor_probs(self.shape["actor"], params, obs, eps, legal)
 
     # ------------------------------------------------------------------ critic inputs
     def q_inputs(self, mb: Transitions, actions: torch.Tensor, nxt: bool = False):
@@ -279,7 +280,7 @@ class CM3Trainer(MultiGoalTrainer):
         net = self.shape
         go_on = (1 - mb.done)[:, :, None]  # [R, S, 1]
         with torch.no_grad():  # a' ~ pi' (the target actor)
-            p_next = self.policy(self.actor_t, mb.next_obs, eps)
+            p_next = self.policy(self.actor_t, mb.next_obs, eps, mb.legal(True))
             a_next = categorical(self.train_rng, p_next)
         out: dict[str, np.ndarray] = {}
 
@@ -311,7 +312,7 @@ class CM3Trainer(MultiGoalTrainer):
             out["v_loss"] = v_loss.detach().numpy()
 
         # actor (eq. 3.5 with the advantage of eq. 3.6; stage 1: eq. A.10)
-        probs = self.policy(self.actor, mb.obs, eps)  # [R, S, m, A]
+        probs = self.policy(self.actor, mb.obs, eps, mb.legal())  # [R, S, m, A]
         weight = self.advantage(mb, probs.detach())
         self.descend(self.actor_opt, self.actor_loss(probs, mb, weight).sum())
         out["advantage"] = weight.abs().mean((1, 2)).numpy()

@@ -107,8 +107,9 @@ class COMATrainer(MultiGoalTrainer):
         self.actor_opt = self.adam(self.actor, self.cfg.lr_actor)
         self.critic_opt = self.adam(self.critic, self.cfg.lr_critic)
 
-    def policy(self, params: Params, obs: torch.Tensor, eps: float) -> torch.Tensor:
-        return self.actor_probs(self.actor_shape, params, obs, eps)
+    def policy(self, params: Params, obs: torch.Tensor, eps: float,
+               legal: torch.Tensor | None = None) -> torch.Tensor:
+        return self.actor_probs(self.actor_shape, params, obs, eps, legal)
 
     # ------------------------------------------------------------------ critic inputs
     def critic_inputs(self, mb: Transitions, actions: torch.Tensor,
@@ -150,7 +151,8 @@ class COMATrainer(MultiGoalTrainer):
         team = mb.rewards.sum(-1, keepdim=True)  # [R, S, 1]: sum_n R^n
         go_on = (1 - mb.done)[:, :, None]
         with torch.no_grad():  # a' ~ pi' (the target actor)
-            a_next = categorical(self.train_rng, self.policy(self.actor_t, mb.next_obs, eps))
+            a_next = categorical(self.train_rng, self.policy(self.actor_t, mb.next_obs, eps,
+                                                             mb.legal(True)))
             q_next = self.q_values(self.critic_t, mb, a_next, True)
             y = team + self.cfg.gamma * go_on * q_next.gather(-1, a_next[..., None])[..., 0]
         q = self.q_values(self.critic, mb, mb.actions)
@@ -158,7 +160,7 @@ class COMATrainer(MultiGoalTrainer):
         critic_loss = ((y - taken) ** 2).mean((1, 2))
         self.descend(self.critic_opt, critic_loss.sum())
 
-        probs = self.policy(self.actor, mb.obs, eps)  # [R, S, N, A]
+        probs = self.policy(self.actor, mb.obs, eps, mb.legal())  # [R, S, N, A]
         with torch.no_grad():
             q_taken, baseline = self.counterfactual(
                 self.q_values(self.critic, mb, mb.actions), mb.actions, probs.detach())

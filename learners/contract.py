@@ -147,9 +147,11 @@ class Trainer(Protocol):
         ...
 
     # team policies (``shared_policy`` False): one joint decision per step
-    def decide(self, params: Any, obs_env: np.ndarray, given_cum: Any, eps: float) -> Any:
+    def decide(self, params: Any, obs_env: np.ndarray, given_cum: Any, eps: float,
+               legal: Any = None) -> Any:
         """Every agent's choice in a batch of worlds: a ``learners.pg.Decision`` (actions,
-        the game's actions, the incentives ``pay [B, N, N]`` paid this step)."""
+        the game's actions, the incentives ``pay [B, N, N]`` paid this step); ``legal [B, N,
+        A]``: the actions the game allows (capability ``ActionMask``), None: all."""
         ...
 
     # central designers (``central_designer`` True): the Mesa replay of their payments

@@ -80,7 +80,8 @@ def behaviour_probs(logits: torch.Tensor, eps: float | torch.Tensor,
     """Exploration lower bound ``(1 - eps) * softmax(logits) + eps / |A|`` (Diss §5.3.2).
 
     ``valid`` (bool, broadcastable to logits) marks the actions an agent has when agents
-    with fewer actions share a stacked network; invalid actions get probability 0.
+    with fewer actions share a stacked network, or the legal actions of a state (a game's
+    action mask); invalid actions get probability 0 and ``eps`` is spread over the valid ones.
     """
     if valid is not None:
         logits = logits.masked_fill(~valid, float("-inf"))

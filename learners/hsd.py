@@ -246,8 +246,8 @@ class _Skills:
         self.t, self.z = 0, torch.zeros(0, dtype=torch.long)
 
     def decide(self, params: dict[str, Params], obs_env: np.ndarray, given_cum: torch.Tensor,
-               eps: float) -> Decision:
-        tr = self.trainer
+               eps: float, legal: torch.Tensor | None = None) -> Decision:
+        tr = self.trainer  # STS2 has no action mask: ``legal`` is not used
         obs = torch.from_numpy(np.ascontiguousarray(obs_env, np.float32)).to(self.dtype)
         RB = obs.shape[0]
         x = obs.reshape(self.R, RB // self.R, self.N, -1)
@@ -646,7 +646,7 @@ class HSDTrainer(TrainerTraits):
 
     # ---------------------------------------------------------------------- mesa face
     def decide(self, params: dict[str, Params], obs_env: np.ndarray, given_cum: Any,
-               eps: float) -> Decision:
+               eps: float, legal: Any = None) -> Decision:
         """One step of a batch-1 world (``learners.brains.TeamPolicy``): skills every
         ``t_seg`` calls since ``start_episode``."""
         if self._mesa is None:

@@ -65,8 +65,9 @@ class IACTrainer(MultiGoalTrainer):
         self.actor_opt = self.adam(self.actor, self.cfg.lr_actor)
         self.v_opt = self.adam(self.v, self.cfg.lr_critic)
 
-    def policy(self, params: Params, obs: torch.Tensor, eps: float) -> torch.Tensor:
-        return self.actor_probs(self.actor_shape, params, obs, eps)
+    def policy(self, params: Params, obs: torch.Tensor, eps: float,
+               legal: torch.Tensor | None = None) -> torch.Tensor:
+        return self.actor_probs(self.actor_shape, params, obs, eps, legal)
 
     def values(self, params: Params, obs: torch.Tensor) -> torch.Tensor:
         """``V(o^n)`` for observations ``[R, S, N, D]`` -> ``[R, S, N]``."""
@@ -82,7 +83,7 @@ class IACTrainer(MultiGoalTrainer):
         self.descend(self.v_opt, v_loss.sum())
         with torch.no_grad():
             delta = y - self.values(self.v, mb.obs)
-        probs = self.policy(self.actor, mb.obs, self.epsilon())
+        probs = self.policy(self.actor, mb.obs, self.epsilon(), mb.legal())
         logp = torch.log(probs.gather(-1, mb.actions[..., None].long())[..., 0])
         actor_loss = -(logp * delta).sum(-1).mean(1)
         self.descend(self.actor_opt, actor_loss.sum())

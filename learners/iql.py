@@ -38,10 +38,16 @@ from pydantic import Field
 from econsim.bounds import Count, Hidden, Iterations, LearningRate, Minibatches
 from econsim.core import Game
 from econsim.core.capabilities import GlobalState, MultiGoal, has
-from learners.multigoal import MultiGoalConfig, MultiGoalTrainer, Transitions, split_agents
+from learners.multigoal import (
+    MASKS,
+    MultiGoalConfig,
+    MultiGoalTrainer,
+    Transitions,
+    split_agents,
+)
 from learners.nets import Params, init_mlp, mlp
 from learners.pg import LinearSchedule
-from learners.qmix import epsilon_greedy, with_agent_ids
+from learners.qmix import best_legal, epsilon_greedy, with_agent_ids
 from learners.registry import register_algorithm
 from learners.rollout import Batch
 
@@ -49,17 +55,17 @@ __all__ = ["IQLConfig", "IQLTrainer", "iql_loss", "iql_target"]
 
 
 def iql_target(q_next_t: torch.Tensor, reward: torch.Tensor, done: torch.Tensor,
-               gamma: float, q_next_online: torch.Tensor | None = None) -> torch.Tensor:
+               gamma: float, q_next_online: torch.Tensor | None = None,
+               next_legal: torch.Tensor | None = None) -> torch.Tensor:
     """The independent TD target ``y = r + gamma (1 - done) max_a' q'(a')`` (no gradient).
 
     ``q_next_t [..., A]``: the target network's values at the next observations (``[R, S,
     A]``); ``reward``, ``done [...]``. With ``q_next_online`` (double Q) the next action is
-    its argmax, valued by ``q_next_t``."""
+    its argmax, valued by ``q_next_t``; ``next_legal [..., A]`` (a game's action mask) limits
+    the max and the argmax to the allowed actions."""
     with torch.no_grad():
-        if q_next_online is None:
-            q_next = q_next_t.max(-1).values
-        else:
-            q_next = q_next_t.gather(-1, q_next_online.argmax(-1, keepdim=True))[..., 0]
+        pick = q_next_t if q_next_online is None else q_next_online
+        q_next = q_next_t.gather(-1, best_legal(pick, next_legal)[..., None])[..., 0]
         return reward + gamma * (1 - done) * q_next
 
 
@@ -143,8 +149,9 @@ class IQLTrainer(MultiGoalTrainer):
                              .to(obs.dtype)], -1)
         return mlp(params, obs)
 
-    def policy(self, params: Params, obs: torch.Tensor, eps: float) -> torch.Tensor:
-        return epsilon_greedy(self.q_values(params, obs), eps)
+    def policy(self, params: Params, obs: torch.Tensor, eps: float,
+               legal: torch.Tensor | None = None) -> torch.Tensor:
+        return epsilon_greedy(self.q_values(params, obs), eps, legal)
 
     @torch.no_grad()
     def act_one(self, obs: np.ndarray, legal: np.ndarray, generator: torch.Generator,
@@ -153,15 +160,16 @@ class IQLTrainer(MultiGoalTrainer):
         params = {k: v[replica:replica + 1] for k, v in self.params.items()}
         x = torch.as_tensor(np.asarray(obs, np.float32)).reshape(1, 1, -1)
         q = self.q_rows(params, x, torch.tensor([[agent]]))[0, 0]
-        return int(q.masked_fill(~torch.as_tensor(np.asarray(legal, bool)), -torch.inf).argmax())
+        return int(best_legal(q, torch.as_tensor(np.asarray(legal, bool))))
 
     # ---------------------------------------------------------------------- training
     def transitions(self, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """One transition per agent and step: ``[R, T*B*N, ...]`` (observation, action, the
         agent's reward, next observation, done, the agent's index)."""
         fields, valid = super().transitions(batch)
-        keep = {k: fields[k] for k in ("obs", "actions", "rewards", "next_obs", "done")}
-        return split_agents(keep, valid, self.N, ("obs", "actions", "rewards", "next_obs"))
+        per_agent = ("obs", "actions", "rewards", "next_obs", *MASKS)
+        keep = {k: fields[k] for k in (*per_agent, "done") if k in fields}
+        return split_agents(keep, valid, self.N, per_agent)
 
     def train_step(self, mb: Transitions) -> dict[str, np.ndarray]:
         """One minibatch update of the Q network, then the soft target update."""
@@ -169,7 +177,7 @@ class IQLTrainer(MultiGoalTrainer):
             y = iql_target(self.q_rows(self.q_t, mb.next_obs, mb.agent), mb.rewards, mb.done,
                            self.cfg.gamma,
                            self.q_rows(self.q, mb.next_obs, mb.agent) if self.cfg.double_q
-                           else None)
+                           else None, mb.legal(True))
         loss, q_taken = iql_loss(self.q_rows(self.q, mb.obs, mb.agent), mb.actions, y)
         self.descend(self.opt, loss.sum())
         self.soft_targets([("q_t", "q")])

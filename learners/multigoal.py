@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -62,6 +63,8 @@ __all__ = ["MultiGoalConfig", "MultiGoalTrainer", "Replay", "Transitions", "one_
 
 #: names of the global-state records of a step: a multi-goal game's parts, or a flat state
 STATE_KEYS = ("s_env", "s_ag", "state")
+#: the transitions' action masks (a game with capability ``ActionMask``)
+MASKS = ("legal", "next_legal")
 #: Diss A.8.3's convolutions (filters, (kh, kw)): on the observation window o_self_T (actor,
 #: critics, IAC's V; the actor's then into ``WINDOW_DENSE`` units) and on the item grid s_T
 WINDOW_CONV, GRID_CONV, WINDOW_DENSE = (6, (3, 3)), (4, (3, 5)), 32
@@ -72,6 +75,17 @@ OUTCOMES = ("win", "lose", "draw")
 def _shapes(params: Params) -> dict[str, tuple[int, ...]]:
     """Each parameter's shape, by name (a network's layout)."""
     return {k: tuple(v.shape) for k, v in params.items()}
+
+
+def where_masked(legal: torch.Tensor | None, plain: torch.Tensor,
+                 masked: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """Behaviour probabilities under a game's action mask ``legal [..., A]``: ``masked()``
+    in the rows where the mask forbids an action, ``plain`` (those without a mask) where it
+    allows all, so that such rows, and a replica whose mask never bites, get the very numbers
+    of a game without a mask, whatever other rows hold."""
+    if legal is None:
+        return plain
+    return torch.where(legal.all(-1, keepdim=True), plain, masked())
 
 
 def one_hot(a: torch.Tensor, n: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -140,6 +154,10 @@ class Replay:
         if not self.data:
             self.data = {k: torch.zeros(self.R, self.capacity, *v.shape[2:], dtype=v.dtype)
                          for k, v in fields.items()}
+        for k in MASKS:  # transitions stored before the game had a mask allowed everything
+            if k in fields and k not in self.data:
+                self.data[k] = torch.ones(self.R, self.capacity, *fields[k].shape[2:],
+                                          dtype=torch.bool)
         for r in range(self.R):
             rows = valid[r].nonzero().squeeze(1)[-self.capacity:]
             n = len(rows)
@@ -199,6 +217,11 @@ class Transitions:
         ``GlobalState`` game)."""
         return self.data[("next_" if nxt else "") + "state"]
 
+    def legal(self, nxt: bool = False) -> torch.Tensor | None:
+        """The actions each agent was allowed in the states or next states, ``[R, S, N, A]``
+        bool, in a game with an action mask (capability ``ActionMask``), else None."""
+        return self.data.get(("next_" if nxt else "") + "legal")
+
 
 def split_agents(fields: dict[str, torch.Tensor], valid: torch.Tensor, N: int,
                  per_agent: tuple[str, ...]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -229,10 +252,12 @@ class _Player:
         self.R, self.N, self.dtype = trainer.R, game.n_agents, trainer.dtype
 
     def decide(self, params: Params, obs_env: np.ndarray, given_cum: torch.Tensor,
-               eps: float) -> Decision:
+               eps: float, legal: torch.Tensor | None = None) -> Decision:
         obs = torch.from_numpy(np.ascontiguousarray(obs_env, np.float32)).to(self.dtype)
         RB = obs.shape[0]
-        probs = self.trainer.policy(params, obs.reshape(self.R, RB // self.R, self.N, -1), eps)
+        probs = self.trainer.policy(
+            params, obs.reshape(self.R, RB // self.R, self.N, -1), eps,
+            None if legal is None else legal.reshape(self.R, RB // self.R, self.N, -1))
         actions = categorical(self.act_rng, probs.reshape(RB, self.N, -1))
         return Decision(obs, actions, actions, None, torch.zeros(RB, self.N, self.N), {})
 
@@ -343,8 +368,10 @@ class MultiGoalTrainer(TrainerTraits, ABC):
         """One minibatch update of everything the learner learns; metrics ``{name: [R]}``."""
 
     @abstractmethod
-    def policy(self, params: Params, obs: torch.Tensor, eps: float) -> torch.Tensor:
-        """Behaviour probabilities ``[R, ..., A]`` for observations ``[R, ..., D]``."""
+    def policy(self, params: Params, obs: torch.Tensor, eps: float,
+               legal: torch.Tensor | None = None) -> torch.Tensor:
+        """Behaviour probabilities ``[R, ..., A]`` for observations ``[R, ..., D]``, zero
+        outside ``legal [R, ..., A]`` (a game's action mask; None: every action)."""
 
     # ------------------------------------------------------------------------- helpers
     def gens(self, role: str) -> list[torch.Generator]:
@@ -384,12 +411,14 @@ class MultiGoalTrainer(TrainerTraits, ABC):
         return (Stem(0, tuple(game.env_image), *GRID_CONV),)
 
     def actor_probs(self, net: AugmentedMLP, params: Params, obs: torch.Tensor,
-                    eps: float) -> torch.Tensor:
-        """``pi_eps(. | o)`` of the augmented actor for observations ``[R, ..., D]``."""
+                    eps: float, legal: torch.Tensor | None = None) -> torch.Tensor:
+        """``pi_eps(. | o)`` of the augmented actor for observations ``[R, ..., D]``
+        (``legal``: renormalised over the allowed actions, eps spread over them)."""
         o_self, goal, others = self.game.split(obs)
         base = torch.cat([o_self, goal], -1)
         logits = net.apply(params, base, others if "join" in params else None)
-        return behaviour_probs(logits, eps)
+        return where_masked(legal, behaviour_probs(logits, eps),
+                            lambda: behaviour_probs(logits, eps, legal))
 
     @staticmethod
     def adam(params: Params, lr: float) -> torch.optim.Adam:
@@ -435,6 +464,8 @@ class MultiGoalTrainer(TrainerTraits, ABC):
         fields = {"obs": batch.obs, "actions": batch.actions, "rewards": batch.env_rewards,
                   **{k: batch.extra[k] for k in states}, "next_obs": after(batch.obs, "obs"),
                   **{f"next_{k}": after(batch.extra[k], k) for k in states}, "done": done}
+        if batch.legal is not None:  # a game with an action mask
+            fields.update(legal=batch.legal, next_legal=after(batch.legal, "legal"))
         T, RB = mask.shape
 
         def rep(x: torch.Tensor) -> torch.Tensor:
@@ -508,9 +539,8 @@ class MultiGoalTrainer(TrainerTraits, ABC):
         agent's index is unused: the goal in the observation tells the agents apart)."""
         params = {k: v[replica:replica + 1] for k, v in self.params.items()}
         x = torch.as_tensor(np.asarray(obs, np.float32)).reshape(1, 1, -1)
-        probs = self.policy(params, x, 0.0)[0, 0]
-        probs = probs * torch.as_tensor(np.asarray(legal, bool))
-        return int(torch.multinomial(probs / probs.sum(), 1, generator=generator))
+        probs = self.policy(params, x, 0.0, torch.as_tensor(np.asarray(legal, bool))[None, None])
+        return int(torch.multinomial(probs[0, 0], 1, generator=generator))
 
     def replica(self, r: int) -> MultiGoalTrainer:
         """A one-replica trainer holding replica ``r`` (its networks, for acting)."""

@@ -368,8 +368,9 @@ class PGTrainer(TrainerTraits):
         return self.agents.give_pay(actions, give_u)
 
     def decide(self, params: Params, obs_env: np.ndarray, given_cum: torch.Tensor,
-               eps: float) -> Decision:
-        """One step's choices in ``R*B`` worlds: actions and the incentives they pay."""
+               eps: float, legal: torch.Tensor | None = None) -> Decision:
+        """One step's choices in ``R*B`` worlds: actions and the incentives they pay (the
+        games of these learners have no action mask; ``legal`` is not used)."""
         obs, actions, give_u = self.agents.act(params, obs_env, given_cum, eps, self.act_rng)
         env_actions, _ = self.agents.decode(actions)
         extra: dict[str, torch.Tensor] = {}

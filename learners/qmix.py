@@ -56,7 +56,7 @@ from pydantic import Field
 from econsim.bounds import Count, Hidden, Iterations, LearningRate, Minibatches, Width
 from econsim.core import Game
 from econsim.core.capabilities import GlobalState, MultiGoal, has
-from learners.multigoal import MultiGoalConfig, MultiGoalTrainer, Transitions
+from learners.multigoal import MultiGoalConfig, MultiGoalTrainer, Transitions, where_masked
 from learners.nets import Params, QMixer, init_mlp, mlp
 from learners.pg import LinearSchedule
 from learners.registry import register_algorithm
@@ -65,11 +65,24 @@ __all__ = ["QMIXConfig", "QMIXTrainer", "epsilon_greedy", "qmix_loss", "qmix_tar
            "with_agent_ids"]
 
 
-def epsilon_greedy(q: torch.Tensor, eps: float) -> torch.Tensor:
-    """Probabilities ``(1 - eps) onehot(argmax q) + eps / |A|`` for Q-values ``[..., A]``."""
+def epsilon_greedy(q: torch.Tensor, eps: float,
+                   legal: torch.Tensor | None = None) -> torch.Tensor:
+    """Probabilities ``(1 - eps) onehot(argmax q) + eps / |A|`` for Q-values ``[..., A]``;
+    with ``legal [..., A]`` (a game's action mask) the argmax and the eps share are over the
+    allowed actions only."""
     A = q.shape[-1]
     greedy = torch.nn.functional.one_hot(q.argmax(-1), A).to(q.dtype)
-    return (1 - eps) * greedy + eps / A
+
+    def masked() -> torch.Tensor:
+        best = torch.nn.functional.one_hot(best_legal(q, legal), A).to(q.dtype)
+        return (1 - eps) * best + eps * legal / legal.sum(-1, keepdim=True)
+
+    return where_masked(legal, (1 - eps) * greedy + eps / A, masked)
+
+
+def best_legal(q: torch.Tensor, legal: torch.Tensor | None) -> torch.Tensor:
+    """``argmax q [..., A]`` over the allowed actions (``legal``; None: all)."""
+    return (q if legal is None else q.masked_fill(~legal, -torch.inf)).argmax(-1)
 
 
 def with_agent_ids(x: torch.Tensor, n_agents: int) -> torch.Tensor:
@@ -81,20 +94,20 @@ def with_agent_ids(x: torch.Tensor, n_agents: int) -> torch.Tensor:
 def qmix_target(mixer: QMixer, mixer_t: Params, q_next_t: torch.Tensor,
                 next_state: torch.Tensor, reward: torch.Tensor, done: torch.Tensor,
                 gamma: float | torch.Tensor,
-                q_next_online: torch.Tensor | None = None) -> torch.Tensor:
+                q_next_online: torch.Tensor | None = None,
+                next_legal: torch.Tensor | None = None) -> torch.Tensor:
     """The QMIX TD target ``y = r + gamma (1 - done) Q_tot'(s', q')`` ``[R, S]`` (no gradient).
 
     ``q_next_t [R, S, N, A]``: the target agent network's Q-values at the next observations;
     ``q'_n = max_a' q_next_t`` or, given ``q_next_online`` (double Q), ``q_next_t`` at the
     online network's argmax. ``next_state [R, S, D]`` (the mixer's input), ``reward`` and
     ``done [R, S]``; ``gamma`` a float or a tensor broadcastable to ``[R, S]`` (e.g. an SMDP
-    discount per transition).
+    discount per transition). ``next_legal [R, S, N, A]``: the actions allowed at the next
+    observations (a game's action mask); the max and the argmax are over those.
     """
     with torch.no_grad():
-        if q_next_online is None:
-            q_next = q_next_t.max(-1).values
-        else:
-            q_next = q_next_t.gather(-1, q_next_online.argmax(-1, keepdim=True))[..., 0]
+        pick = q_next_t if q_next_online is None else q_next_online
+        q_next = q_next_t.gather(-1, best_legal(pick, next_legal)[..., None])[..., 0]
         return reward + gamma * (1 - done) * mixer.apply(mixer_t, q_next, next_state)
 
 
@@ -185,8 +198,9 @@ class QMIXTrainer(MultiGoalTrainer):
         x = obs.reshape(obs.shape[0], -1, obs.shape[-1])
         return mlp(params, x).reshape(*obs.shape[:-1], self.A)
 
-    def policy(self, params: Params, obs: torch.Tensor, eps: float) -> torch.Tensor:
-        return epsilon_greedy(self.agent_q(params, obs), eps)
+    def policy(self, params: Params, obs: torch.Tensor, eps: float,
+               legal: torch.Tensor | None = None) -> torch.Tensor:
+        return epsilon_greedy(self.agent_q(params, obs), eps, legal)
 
     @torch.no_grad()
     def act_one(self, obs: np.ndarray, legal: np.ndarray, generator: torch.Generator,
@@ -198,8 +212,7 @@ class QMIXTrainer(MultiGoalTrainer):
         if self.cfg.agent_id:
             x = torch.cat([x, torch.nn.functional.one_hot(torch.tensor([[agent]]), self.N)
                            .to(x.dtype)], -1)
-        q = mlp(params, x)[0, 0]
-        return int(q.masked_fill(~torch.as_tensor(np.asarray(legal, bool)), -torch.inf).argmax())
+        return int(best_legal(mlp(params, x)[0, 0], torch.as_tensor(np.asarray(legal, bool))))
 
     def mixer_state(self, mb: Transitions, nxt: bool = False) -> torch.Tensor:
         """The mixer's input ``(s_env, s^1..s^N, g^1..g^N)`` ``[R, S, D]`` (a flat global state
@@ -221,7 +234,8 @@ class QMIXTrainer(MultiGoalTrainer):
             y = qmix_target(self.mixer_shape, self.mixer_t, self.agent_q(self.q_t, mb.next_obs),
                             self.mixer_state(mb, True), self.team_reward(mb), mb.done,
                             self.cfg.gamma,
-                            self.agent_q(self.q, mb.next_obs) if self.cfg.double_q else None)
+                            self.agent_q(self.q, mb.next_obs) if self.cfg.double_q else None,
+                            mb.legal(True))
         q_taken = self.agent_q(self.q, mb.obs).gather(-1, mb.actions[..., None].long())[..., 0]
         loss, q_tot = qmix_loss(self.mixer_shape, self.mixer, q_taken, self.mixer_state(mb), y)
         self.descend(self.opt, loss.sum())

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from econsim.core import Game, ReplicaRNG
+from econsim.core.capabilities import ActionMask, has
 from econsim.core.timing import outermost
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -71,8 +72,12 @@ class Batch:
     #: zero after the end; summed per episode into the metrics (e.g. Cleanup's apples)
     events: dict[str, torch.Tensor] = field(default_factory=dict)
     #: with ``play(..., final=True)``: the observation (``"obs"``, ``[RB, N, D]``) and the state
-    #: records after the last step, what a learner bootstraps from at the time limit
+    #: records after the last step, what a learner bootstraps from at the time limit (and
+    #: ``"legal"``, the actions allowed then, in a game with an action mask)
     final: dict[str, torch.Tensor] = field(default_factory=dict)
+    #: the actions each agent was allowed (``[T, RB, N, A]`` bool) in a game with an action
+    #: mask (capability ``ActionMask``), else None
+    legal: torch.Tensor | None = None
 
 
 @dataclass
@@ -97,8 +102,10 @@ class Actor(Protocol):
     rng: ReplicaRNG  #: the games' draws
 
     def decide(self, params: Any, obs_env: np.ndarray, given_cum: torch.Tensor,
-               eps: float) -> Decision:
-        """One step's choices in ``R*B`` worlds."""
+               eps: float, legal: torch.Tensor | None = None) -> Decision:
+        """One step's choices in ``R*B`` worlds; ``legal [RB, N, A]`` bool, the actions the
+        game allows this step (capability ``ActionMask``; None: all), which an actor that
+        honours masks never picks outside of."""
         ...
 
     def add_given(self, given_cum: torch.Tensor, pay: torch.Tensor) -> torch.Tensor:
@@ -117,27 +124,32 @@ def play(actor: Actor, params: Any, eps: float, batch: int, final: bool = False)
     also the observation and state records after the last step, ``Batch.final``).
 
     Always ``max_steps`` steps (finished worlds are masked): stopping when every world is
-    done would make one replica's draws depend on its neighbours' episode lengths."""
+    done would make one replica's draws depend on its neighbours' episode lengths. In a game
+    with an action mask the actor is told each step's legal actions, and they are recorded
+    (``Batch.legal``)."""
 
     game, RB = actor.game, actor.R * batch
+    masked = has(game, ActionMask)
     state = game.reset(RB, actor.rng)
     obs_env = game.observe(state)
     given_cum = torch.zeros(RB, actor.N, actor.N - 1)
     alive = torch.ones(RB)
     rows: dict[str, list] = {k: [] for k in
                              ("obs", "actions", "env_actions", "give_u", "env_rewards",
-                              "transfers", "mask")}
+                              "transfers", "mask", "legal")}
     extra: dict[str, list] = {}
     events: dict[str, list] = {}
     for _ in range(game.max_steps):
         for k, v in actor.record_state(state).items():
             extra.setdefault(k, []).append(v)
-        d = actor.decide(params, obs_env, given_cum, eps)
+        legal = torch.from_numpy(game.action_mask(state)) if masked else None
+        d = actor.decide(params, obs_env, given_cum, eps, legal)
         step = game.step(state, d.env_actions.numpy(), actor.rng)
         pay = d.pay * alive[:, None, None]
         given_cum = actor.add_given(given_cum, pay)
         for k, v in (("obs", d.obs), ("actions", d.actions), ("env_actions", d.env_actions),
-                     ("give_u", d.give_u), ("transfers", pay), ("mask", alive)):
+                     ("give_u", d.give_u), ("transfers", pay), ("mask", alive),
+                     ("legal", legal)):
             rows[k].append(v)
         reward = torch.from_numpy(step.reward).to(actor.dtype)
         rows["env_rewards"].append(reward * alive[:, None])
@@ -153,6 +165,8 @@ def play(actor: Actor, params: Any, eps: float, batch: int, final: bool = False)
     stacked = {k: (torch.stack(v) if v[0] is not None else None) for k, v in rows.items()}
     last = ({"obs": torch.from_numpy(np.asarray(obs_env, np.float32)).to(actor.dtype),
              **actor.record_state(state)} if final else {})
+    if final and masked:
+        last["legal"] = torch.from_numpy(game.action_mask(state))
     return Batch(extra={k: torch.stack(v) for k, v in extra.items()},
                  events={k: torch.stack(v) for k, v in events.items()
                          if len(v) == len(rows["mask"])}, final=last, **stacked)

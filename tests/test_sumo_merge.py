@@ -22,7 +22,7 @@ import pytest
 
 from econsim import envs
 from econsim.core import Game, ReplicaRNG
-from econsim.core.capabilities import AgentEvents, MultiGoal, Plane, Render, has
+from econsim.core.capabilities import ActionMask, AgentEvents, MultiGoal, Plane, Render, has
 from econsim.core.registry import unavailable
 from econsim.envs.sumo_merge import (
     ARRIVED,
@@ -35,8 +35,10 @@ from econsim.envs.sumo_merge import (
     SEDAN_COLOUR,
     SPEEDING,
     TIMED_OUT,
+    State,
     SumoMerge,
     lane_centre,
+    time_to_collision,
 )
 
 MISSING = unavailable(SumoMerge)
@@ -165,7 +167,7 @@ def constant(*actions):
 def test_the_game_declares_its_capabilities(side_by_side):
     game = side_by_side
     assert isinstance(game, Game) and "sumo_merge" in envs.names()
-    for cap in (MultiGoal, Plane, AgentEvents, Render):
+    for cap in (MultiGoal, ActionMask, Plane, AgentEvents, Render):
         assert has(game, cap)
     assert (game.self_size, game.goal_size, game.others_size) == (3, 4, 234)
     assert game.others_image == (13, 9, 2) and game.observation_space.shape == (241,)
@@ -247,6 +249,75 @@ def test_a_rear_end_collision_between_the_learning_cars(heavy):
     t = next(t for t, s in enumerate(steps) if s.info["collision"].any())
     assert steps[t].reward.tolist() == [[-1.0, -1.0]]
     assert steps[t].done.all() and (steps[t].state.status == COLLIDED).all()
+
+
+def road(x, y, v, status, bx=(), by=(), bv=(), blen=(), bwid=()) -> State:
+    """A hand-made one-world state: the learning cars and SUMO's cars (kinds: sedans)."""
+    n, k = len(x), len(bx)
+    f = lambda a: np.array([a], np.float32)  # noqa: E731
+    return State(t=np.zeros(1, np.int64), episode=np.zeros(1, np.int64),
+                 seed=np.zeros(1, np.int64), lane=np.zeros((1, n), np.int64),
+                 goal=np.zeros((1, n), np.int64), delay=np.zeros((1, n), np.int64),
+                 history=np.zeros((1, 33, n), np.int8), ready=np.ones(1, bool),
+                 status=np.array([status], np.int8), x=f(x), y=f(y), v=f(v), bx=f(bx),
+                 by=f(by), bv=f(bv), blen=f(blen), bwid=f(bwid),
+                 bkind=np.zeros((1, k), np.int8))
+
+
+def test_time_to_collision_by_hand():
+    """Car 0 (front at 100 m, 30 m/s, y 4.8) has a sedan ahead in its path (front 125 m, 5 m
+    long, y 5.0, 20 m/s): gap 20 m, closing at 10 m/s, 2 s. A faster sedan ahead of car 1
+    (y 8.0) never gets closer; one 1.8 m to the side of car 1 (bodies 1.8 m wide: they do not
+    overlap) is not in its path; car 0 is in another path."""
+    s = road(x=[100.0, 90.0], y=[4.8, 8.0], v=[30.0, 25.0], status=[DRIVING, DRIVING],
+             bx=[125.0, 110.0, 96.0], by=[5.0, 8.0, 9.8], bv=[20.0, 26.0, 10.0],
+             blen=[5.0, 5.0, 5.0], bwid=[1.8, 1.8, 1.8])
+    np.testing.assert_allclose(time_to_collision(s), [[2.0, np.inf]])
+    s.y[0, 1] = 6.5  # car 1 in the paths of car 0 (5 m ahead of it, not closing), of the
+    np.testing.assert_allclose(time_to_collision(s)[0, 1], 6.0)  # first sedan (30 m, at 5)
+    s.v[0, 1] = 32.5  # and of the second (15 m, not closing); now closing on all three:
+    np.testing.assert_allclose(time_to_collision(s)[0, 1], 2.0)  # car 0 at 2.5 m/s first
+    s.status[0, 0] = ARRIVED  # a car off the road is nobody's obstacle: the second sedan
+    np.testing.assert_allclose(time_to_collision(s)[0, 1], 15 / 6.5)
+    s.x[0, 0] = 130.0  # car 0's front level with the first sedan's back + 10 m: touching
+    s.status[0, 0] = DRIVING
+    s.bx[0, 0] = 135.0
+    assert time_to_collision(s)[0, 0] == 0.0
+
+
+@needs_sumo
+def test_the_ttc_mask_forbids_no_op_and_accelerate_close_behind(side_by_side):
+    """Off (the Diss): every action is legal. On: exactly the driving car within 2 s of a
+    collision loses no-op and accelerate; a car 2.5 s away keeps them."""
+    assert side_by_side.action_mask(side_by_side.reset(2, np.random.default_rng(0))).all()
+    with SumoMerge(config="C3", ttc_mask=True) as game:
+        s = road(x=[100.0, 80.0], y=[4.8, 4.8], v=[30.0, 40.0], status=[DRIVING, DRIVING])
+        legal = game.action_mask(s)  # car 1 closes at 10 m/s on car 0's back, 15 m ahead
+        assert legal[0, 0].all() and legal[0, 1].tolist() == [False, False, True, True, True]
+        s.x[0, 1] = 75.0  # 20 m: 2.0 s, still masked; 25 m: 2.5 s, free
+        assert not game.action_mask(s)[0, 1, :2].any()
+        s.x[0, 1] = 70.0
+        assert game.action_mask(s).all()
+
+
+@needs_sumo
+def test_with_the_ttc_mask_a_car_that_respects_it_does_not_rear_end(heavy):
+    """The rear-end of the learning cars above (heavy traffic, seed 7: car 0 accelerates into
+    car 1) does not happen when car 0 decelerates whenever the mask forbids accelerating."""
+    with SumoMerge(traffic="heavy", config="C2", ttc_mask=True) as game:
+        state = game.reset(1, ReplicaRNG.from_seeds([7], "env"))
+        masked = 0
+        for _ in range(game.max_steps):
+            legal = game.action_mask(state)
+            act = np.where(legal[..., ACCELERATE], ACCELERATE, DECELERATE)
+            act[:, 1] = np.where(legal[:, 1, NOOP], NOOP, DECELERATE)
+            masked += int((~legal[..., ACCELERATE]).sum())
+            step = game.step(state, act, None)
+            assert not step.info["collision"][0, 0]
+            state = step.state
+            if step.done.all():
+                break
+    assert masked > 0  # the mask did act
 
 
 @needs_sumo

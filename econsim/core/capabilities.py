@@ -12,7 +12,8 @@ The capabilities, and who relies on them:
 * :class:`TaxPeriods` — income is taxed at the end of fixed-length periods by a bracket
   schedule the game holds per world; a tax rule is installed as a component (the kernel calls
   it at period ends). Tax mechanisms, tax planners, the Mesa face and what-if.
-* :class:`ActionMask` — legal actions per state (PPO, Mesa brains, PettingZoo).
+* :class:`ActionMask` — legal actions per state (PPO, the chapter-3 learners through the
+  rollout driver, Mesa brains, PettingZoo).
 * :class:`Grid` — a rectangular map; ``describe`` reports ``row`` and ``col`` (Mesa grid).
 * :class:`NamedPositions` — agents stand on a few named places; ``describe`` reports
   ``position`` (Mesa grid of one cell per place).

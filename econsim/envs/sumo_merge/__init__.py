@@ -72,9 +72,17 @@ of the 33 steps); ``clock = "first_departure"`` counts from the first car's depa
 loads with this clock). ``max_steps``, the longest an episode can last, is ``timeout`` plus,
 with the default clock, the largest possible delay (``max_delay``; 0 for one car). The
 episode ends at the time-out or once every car has arrived or collided. With both cars
-reaching their goal lanes' centres the team scores the maximum 20. The reference code's
-time-to-collision masking of no-op and accelerate is not offered (it would make
-``ActionMask`` a capability of the class).
+reaching their goal lanes' centres the team scores the maximum 20.
+
+**Time-to-collision mask** (``ttc_mask``, off by default: the Diss has none; the reference
+code's safety rule, SPEC §7b; capability ``ActionMask``): a driving car whose time to
+collision is at most ``TTC_LIMIT`` (2 s) may not keep its speed or accelerate (no-op and
+accelerate are illegal; decelerate, left and right stay legal). Its time to collision is
+the least, over the vehicles ahead of it in its path (the other learning car while it
+drives, SUMO's cars; in its path: their bodies overlap its body laterally; ahead: their
+front is ahead of its front), of the gap from its front to their back over the speed at
+which it closes on them (none when it does not close; 0 once they touch). Off, every action
+is always legal.
 
 **Starts** (``config``): "train": with probability ``random_start`` (0.2) initial and goal
 lanes uniform at random (independently per car), else car 0 in lane 1 with goal lane 2 and
@@ -119,7 +127,14 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from econsim.bounds import FINITE, Probability, Steps, Text
 from econsim.core import Box, Discrete, Step, check_actions
-from econsim.core.capabilities import AgentEvents, MultiGoal, Plane, Processes, Render
+from econsim.core.capabilities import (
+    ActionMask,
+    AgentEvents,
+    MultiGoal,
+    Plane,
+    Processes,
+    Render,
+)
 from econsim.core.registry import importable, register_game
 
 ROAD_LENGTH, LANES, LANE_WIDTH = 200.0, 4, 3.2
@@ -142,6 +157,8 @@ OBS_BOUND = 2.0
 MAX_OTHERS = 160  # SUMO cars kept per world
 MAX_WORLDS = 64  # worlds (SUMO processes) per batch
 NOISE_CLIP = 4.0  # departure noise clipped at 4 sigma
+TTC_LIMIT = 2.0  # s: the reference code's time-to-collision threshold (ttc_mask)
+MASKED_ACTIONS = (0, 1)  # no-op and accelerate, illegal at a time to collision <= TTC_LIMIT
 
 WAITING, DRIVING, ARRIVED, COLLIDED, TIMED_OUT = range(5)
 STATUS_NAMES = ("waiting", "driving", "arrived", "collided", "timed out")
@@ -189,6 +206,10 @@ class Params(BaseModel):
                                 "car's departure time, seconds")
     warmup: float = Field(10.0, ge=0, le=60, description="'heavy': seconds of SUMO traffic "
                           "before the learning cars depart")
+    ttc_mask: bool = Field(False, description="the reference code's safety rule: no-op and "
+                           "accelerate are illegal for a car at most 2 s from a collision "
+                           "with a vehicle ahead in its path (off: the Diss, every action "
+                           "always legal)")
 
     @model_validator(mode="before")
     @classmethod
@@ -248,6 +269,29 @@ class State:
     bkind: np.ndarray  # [B, K] int8: -1 empty slot, 0 sedan, 1 truck
 
 
+def time_to_collision(s: State) -> np.ndarray:
+    """``[B, N]`` seconds until each learning car would touch the nearest vehicle ahead in
+    its path at the current speeds (``inf`` if it closes on none; 0 once it touches one); the
+    vehicles: the other learning car while it drives, SUMO's cars (module docstring)."""
+    b, n = s.x.shape
+    front = np.concatenate([s.x, s.bx], 1).astype(np.float64)  # [B, M]
+    back = front - np.concatenate([np.full((b, n), EGO_LENGTH), s.blen], 1)
+    y = np.concatenate([s.y, s.by], 1).astype(np.float64)
+    width = np.concatenate([np.full((b, n), EGO_WIDTH), s.bwid], 1)
+    speed = np.concatenate([s.v, s.bv], 1).astype(np.float64)
+    there = np.concatenate([s.status == DRIVING, s.bkind >= 0], 1)
+    me_front, me_y = s.x.astype(np.float64)[:, :, None], s.y.astype(np.float64)[:, :, None]
+    ahead = (there[:, None, :] & (front[:, None, :] > me_front)
+             & (np.abs(y[:, None, :] - me_y) < (width[:, None, :] + EGO_WIDTH) / 2))
+    ahead[:, np.arange(n), np.arange(n)] = False  # not itself
+    gap = np.maximum(back[:, None, :] - me_front, 0.0)  # [B, N, M]
+    closing = s.v.astype(np.float64)[:, :, None] - speed[:, None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ttc = np.where(ahead & ((closing > 0) | (gap == 0)), gap / np.maximum(closing, 1e-12),
+                       np.inf)
+    return ttc.min(2)
+
+
 def lane_centre(lane) -> np.ndarray:
     """Lateral position (m from the right edge) of the centre of ``lane``."""
     return (np.asarray(lane) + 0.5) * LANE_WIDTH
@@ -300,7 +344,7 @@ def missing_sumo() -> MissingSumo | None:
 
 
 @register_game("sumo_merge", Params)
-class SumoMerge(MultiGoal, Plane, AgentEvents, Render, Processes):
+class SumoMerge(MultiGoal, ActionMask, Plane, AgentEvents, Render, Processes):
     """The SUMO double lane merge, batch-first (rules, observation, info: the module
     docstring)."""
 
@@ -564,6 +608,18 @@ class SumoMerge(MultiGoal, Plane, AgentEvents, Render, Processes):
         out[..., 0] = occupied
         out[..., 1] = np.where(occupied, rel, 0.0)
         return out
+
+    # ------------------------------------------------------------------ ActionMask
+    def action_mask(self, state: State) -> np.ndarray:
+        """``[B, N, 5]`` bool: every action, except no-op and accelerate for a driving car
+        within ``TTC_LIMIT`` of a collision when ``ttc_mask`` is on (module docstring)."""
+        b, n = state.status.shape
+        legal = np.ones((b, n, len(ACTION_NAMES)), bool)
+        if self.params.ttc_mask:
+            self._sync(state)
+            close = (state.status == DRIVING) & (time_to_collision(state) <= TTC_LIMIT)
+            legal[..., list(MASKED_ACTIONS)] = ~close[..., None]
+        return legal
 
     # ------------------------------------------------------------------ MultiGoal
     def global_state(self, state: State) -> tuple[np.ndarray, np.ndarray]:
