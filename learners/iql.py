@@ -9,7 +9,9 @@ were part of the environment (Tan 1993 [9], with DQN's replay and target network
   (a shared network cannot otherwise tell which of STS2's ``pass_k`` actions is a pass to
   itself); one member per replica (``learners.nets``).
 * **Behaviour**: epsilon-greedy, ``(1 - eps) onehot(argmax_a Q) + eps / |A|`` (ties: the
-  first maximum); ``warmup`` iterations of uniformly random actions before the schedule.
+  first maximum); ``warmup`` iterations of uniformly random actions before the schedule. In
+  a game with an action mask the argmax, the eps share and the target's max are over the
+  allowed actions.
 * **Update**: ``y = r^n + gamma (1 - done) max_a' Q'(o'^n, a')`` with the target network
   ``Q'`` (``double_q``: the online network's argmax valued by ``Q'``); loss the mean squared
   TD error over a minibatch of *agent* transitions ``(o^n, a^n, r^n, o'^n)`` (each agent's

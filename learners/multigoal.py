@@ -26,6 +26,13 @@ What lives here, used by every learner of the chapter:
 
 Exploration is annealed per iteration (``epsilon``: ``LinearSchedule`` over iterations);
 Tables A.3-A.5 give ``eps_div`` in episodes, which is ``steps * batch``.
+
+In a game with an action mask (capability ``ActionMask``, e.g. SUMO with ``ttc_mask``) the
+rollout driver hands each step's legal actions to the actor and records them: behaviour
+probabilities are 0 outside them, ``pi_eps = (1 - eps) pi + eps / |legal|`` over the
+allowed actions with ``pi`` renormalised over them, the updates use the same masked policy,
+and Q-learners' targets take the best allowed next action. Rows where the mask allows every
+action keep the numbers of a game without a mask (``where_masked``).
 """
 
 from __future__ import annotations
@@ -83,7 +90,7 @@ def where_masked(legal: torch.Tensor | None, plain: torch.Tensor,
     in the rows where the mask forbids an action, ``plain`` (those without a mask) where it
     allows all, so that such rows, and a replica whose mask never bites, get the very numbers
     of a game without a mask, whatever other rows hold."""
-    if legal is None:
+    if legal is None or bool(legal.all()):  # the same numbers as torch.where would give
         return plain
     return torch.where(legal.all(-1, keepdim=True), plain, masked())
 
@@ -219,7 +226,8 @@ class Transitions:
 
     def legal(self, nxt: bool = False) -> torch.Tensor | None:
         """The actions each agent was allowed in the states or next states, ``[R, S, N, A]``
-        bool, in a game with an action mask (capability ``ActionMask``), else None."""
+        bool (IQL's agent transitions: ``[R, S, A]``), in a game with an action mask
+        (capability ``ActionMask``), else None."""
         return self.data.get(("next_" if nxt else "") + "legal")
 
 

@@ -369,8 +369,10 @@ class PGTrainer(TrainerTraits):
 
     def decide(self, params: Params, obs_env: np.ndarray, given_cum: torch.Tensor,
                eps: float, legal: torch.Tensor | None = None) -> Decision:
-        """One step's choices in ``R*B`` worlds: actions and the incentives they pay (the
-        games of these learners have no action mask; ``legal`` is not used)."""
+        """One step's choices in ``R*B`` worlds: actions and the incentives they pay.
+        These learners do not apply a game's action mask (``legal`` is not used): in a game
+        with one they may pick actions it forbids, which the game then treats as its rules
+        say (GTB: no-ops; its learner is PPO, which applies the mask)."""
         obs, actions, give_u = self.agents.act(params, obs_env, given_cum, eps, self.act_rng)
         env_actions, _ = self.agents.decode(actions)
         extra: dict[str, torch.Tensor] = {}

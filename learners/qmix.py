@@ -10,7 +10,8 @@ mixer state, and the mixer is ``learners.nets.QMixer``.
 * **Behaviour**: epsilon-greedy over the agent's Q-values, as probabilities
   ``(1 - eps) onehot(argmax_a Q) + eps / |A|`` (ties: the first maximum), so that acting,
   evaluation (``eps = 0``: greedy) and the Mesa face go through ``policy`` like every learner
-  of the chapter.
+  of the chapter; in a game with an action mask the argmax and the eps share are over the
+  allowed actions, and the target's ``max_a'`` over those allowed at ``o'``.
 * **Mixer**: ``Q_tot(s, q^1, ..., q^N)``, monotonic in every ``q^n``, its weights from
   hypernetworks of the mixer state ``(s_env, s^1, ..., s^N, g^1, ..., g^N)`` (the Diss gives
   all goals to the mixer), embedding 64 (navigation; ``embed``); see ``QMixer``.
@@ -205,8 +206,7 @@ class QMIXTrainer(MultiGoalTrainer):
     @torch.no_grad()
     def act_one(self, obs: np.ndarray, legal: np.ndarray, generator: torch.Generator,
                 replica: int = 0, agent: int = 0) -> int:
-        """The greedy legal action of agent ``agent`` (the harness's sampling would divide by
-        zero when the greedy action is illegal: a greedy policy puts no mass elsewhere)."""
+        """The greedy legal action of agent ``agent``."""
         params = {k: v[replica:replica + 1] for k, v in self.params.items()}
         x = torch.as_tensor(np.asarray(obs, np.float32)).reshape(1, 1, -1)
         if self.cfg.agent_id:

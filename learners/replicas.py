@@ -31,9 +31,14 @@ def normal(rng: ReplicaRNG, shape: tuple[int, ...], dtype: torch.dtype) -> torch
 
 
 def categorical(rng: ReplicaRNG, probs: torch.Tensor) -> torch.Tensor:
-    """One index per row of ``probs [..., A]`` by inverse-CDF sampling (int64 ``[...]``)."""
+    """One index per row of ``probs [..., A]`` by inverse-CDF sampling (int64 ``[...]``).
+
+    Never an index of probability 0: when a row's sum falls short of the draw by rounding
+    (a draw of 1 - 2^-25 or more becomes 1.0 in float32), the last positive index, so a
+    forbidden trailing action (an action mask) is never picked."""
     u = uniform(rng, (*probs.shape[:-1], 1), probs.dtype)
-    return (probs.cumsum(-1) < u).sum(-1).clamp(max=probs.shape[-1] - 1)
+    last = probs.shape[-1] - 1 - (probs > 0).flip(-1).to(torch.int64).argmax(-1)
+    return torch.minimum((probs.cumsum(-1) < u).sum(-1), last)
 
 
 def permutations(rng: ReplicaRNG, n: int) -> torch.Tensor:

@@ -143,7 +143,8 @@ def play(actor: Actor, params: Any, eps: float, batch: int, final: bool = False)
         for k, v in actor.record_state(state).items():
             extra.setdefault(k, []).append(v)
         legal = torch.from_numpy(game.action_mask(state)) if masked else None
-        d = actor.decide(params, obs_env, given_cum, eps, legal)
+        d = (actor.decide(params, obs_env, given_cum, eps, legal=legal) if masked
+             else actor.decide(params, obs_env, given_cum, eps))
         step = game.step(state, d.env_actions.numpy(), actor.rng)
         pay = d.pay * alive[:, None, None]
         given_cum = actor.add_given(given_cum, pay)

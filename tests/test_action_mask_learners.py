@@ -6,14 +6,16 @@ import numpy as np
 import pytest
 import torch
 
+from econsim.core import ReplicaRNG
 from econsim.core.capabilities import ActionMask
 from learners.cm3 import CM3Config, CM3Trainer, Stage1
 from learners.coma import COMAConfig, COMATrainer
 from learners.iac import IACConfig, IACTrainer
-from learners.iql import IQLConfig, IQLTrainer
-from learners.multigoal import Transitions
+from learners.iql import IQLConfig, IQLTrainer, iql_target
+from learners.multigoal import Replay, Transitions
 from learners.pg import LinearSchedule
 from learners.qmix import QMIXConfig, QMIXTrainer, epsilon_greedy, qmix_target
+from learners.replicas import categorical
 from tests.multigoal_toy import Line
 
 SMALL = {"batch": 3, "updates": 2, "minibatch": 16, "hidden": [8, 8], "branch": [8],
@@ -120,3 +122,56 @@ def test_q_targets_take_the_best_allowed_next_action():
     assert y.item() == 9.0  # 5 + 4
     y = qmix_target(Sum, {}, q_next, zero, zero, zero, 1.0, next_legal=legal)
     assert y.item() == 6.0  # 2 (5 is forbidden) + 4
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_a_seed_with_a_biting_mask_learns_the_same_alone_and_among_others(name):
+    together, alone = make(name, WalledLine(2), (0, 1)), make(name, WalledLine(2), (1,))
+    for _ in range(3):
+        a, b = together.iterate(), alone.iterate()
+    for k in a:
+        assert np.array_equal(a[k][1:], b[k]), k
+    for net in together.nets:
+        for k, v in getattr(together, net).items():
+            assert torch.equal(v[1:], getattr(alone, net)[k]), (net, k)
+
+
+def test_transitions_stored_without_a_mask_allow_every_action():
+    """A replay restored from a run stored before its game had a mask (no ``legal`` field)
+    takes masked transitions; the old rows allow everything."""
+    old = {"obs": torch.zeros(1, 2, 3), "done": torch.zeros(1, 2)}
+    r = Replay(1, 4)
+    r.add(old, torch.ones(1, 2, dtype=torch.bool))
+    legal = torch.tensor([[[True, False], [False, True]]])
+    r.add({**old, "legal": legal, "next_legal": legal}, torch.ones(1, 2, dtype=torch.bool))
+    assert r.data["legal"][0].tolist() == [[True, True], [True, True], [True, False],
+                                           [False, True]]
+
+
+def test_iql_targets_take_the_best_allowed_next_action():
+    q_t = torch.tensor([[5.0, 1.0, 2.0]])
+    online = torch.tensor([[0.0, 3.0, 1.0]])
+    legal = torch.tensor([[False, True, True]])
+    zero = torch.zeros(1)
+    assert iql_target(q_t, zero, zero, 1.0).item() == 5.0
+    assert iql_target(q_t, zero, zero, 1.0, next_legal=legal).item() == 2.0
+    assert iql_target(q_t, zero, zero, 1.0, online).item() == 1.0  # double Q: argmax 1
+    assert iql_target(q_t, zero, zero, 1.0, online, legal).item() == 1.0
+    legal = torch.tensor([[True, False, True]])
+    assert iql_target(q_t, zero, zero, 1.0, online, legal).item() == 2.0  # argmax 2 of 0, 2
+
+
+def test_sampling_never_picks_a_forbidden_trailing_action():
+    """Probabilities that sum to just under 1 (float32 rounding) with the last action
+    forbidden: a draw of (nearly) 1 gives the last allowed action, not the forbidden one."""
+
+    class Top(ReplicaRNG):
+        def __init__(self):
+            pass
+
+        def random(self, shape):
+            return np.full(shape, 1 - 2.0**-30)
+
+    probs = torch.tensor([[0.3, 0.69999987, 0.0], [0.2, 0.3, 0.5]])
+    assert probs[0].sum() < 1
+    assert categorical(Top(), probs).tolist() == [1, 2]

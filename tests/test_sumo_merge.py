@@ -279,9 +279,10 @@ def test_time_to_collision_by_hand():
     np.testing.assert_allclose(time_to_collision(s)[0, 1], 2.0)  # car 0 at 2.5 m/s first
     s.status[0, 0] = ARRIVED  # a car off the road is nobody's obstacle: the second sedan
     np.testing.assert_allclose(time_to_collision(s)[0, 1], 15 / 6.5)
-    s.x[0, 0] = 130.0  # car 0's front level with the first sedan's back + 10 m: touching
     s.status[0, 0] = DRIVING
-    s.bx[0, 0] = 135.0
+    s.x[0, 0], s.bx[0, 0] = 130.0, 135.0  # car 0's front at the first sedan's back: touching,
+    assert time_to_collision(s)[0, 0] == 0.0  # closing at 10 m/s
+    s.v[0, 0] = 15.0  # touching but falling back: 0 all the same
     assert time_to_collision(s)[0, 0] == 0.0
 
 

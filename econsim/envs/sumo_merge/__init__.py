@@ -75,14 +75,15 @@ episode ends at the time-out or once every car has arrived or collided. With bot
 reaching their goal lanes' centres the team scores the maximum 20.
 
 **Time-to-collision mask** (``ttc_mask``, off by default: the Diss has none; the reference
-code's safety rule, SPEC §7b; capability ``ActionMask``): a driving car whose time to
-collision is at most ``TTC_LIMIT`` (2 s) may not keep its speed or accelerate (no-op and
-accelerate are illegal; decelerate, left and right stay legal). Its time to collision is
-the least, over the vehicles ahead of it in its path (the other learning car while it
-drives, SUMO's cars; in its path: their bodies overlap its body laterally; ahead: their
-front is ahead of its front), of the gap from its front to their back over the speed at
-which it closes on them (none when it does not close; 0 once they touch). Off, every action
-is always legal.
+code's safety rule as SPEC §7b states it, "TTC <= 2 s masks no-op and accelerate";
+capability ``ActionMask``): a driving car whose time to collision is at most ``TTC_LIMIT``
+(2 s) may not keep its speed or accelerate (no-op and accelerate are illegal; decelerate,
+left and right stay legal). Which vehicles count and how the time is measured is econsim's
+reading: a car's time to collision is the least, over the vehicles ahead of it in its path
+(the other learning car while it drives, SUMO's cars; in its path: their bodies overlap its
+body laterally; ahead: their front is ahead of its front), of the gap from its front to
+their back over the speed at which it closes on them (none when it does not close; 0 once
+they touch). Off, every action is always legal.
 
 **Starts** (``config``): "train": with probability ``random_start`` (0.2) initial and goal
 lanes uniform at random (independently per car), else car 0 in lane 1 with goal lane 2 and
@@ -272,7 +273,8 @@ class State:
 def time_to_collision(s: State) -> np.ndarray:
     """``[B, N]`` seconds until each learning car would touch the nearest vehicle ahead in
     its path at the current speeds (``inf`` if it closes on none; 0 once it touches one); the
-    vehicles: the other learning car while it drives, SUMO's cars (module docstring)."""
+    vehicles: the other learning car while it drives, SUMO's cars (module docstring). The
+    value of a car that is not driving means nothing (``action_mask`` ignores it)."""
     b, n = s.x.shape
     front = np.concatenate([s.x, s.bx], 1).astype(np.float64)  # [B, M]
     back = front - np.concatenate([np.full((b, n), EGO_LENGTH), s.blen], 1)
@@ -289,7 +291,7 @@ def time_to_collision(s: State) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         ttc = np.where(ahead & ((closing > 0) | (gap == 0)), gap / np.maximum(closing, 1e-12),
                        np.inf)
-    return ttc.min(2)
+    return np.fmin.reduce(ttc, axis=2)  # a NaN (none expected) never hides a close vehicle
 
 
 def lane_centre(lane) -> np.ndarray:
