@@ -121,7 +121,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -159,11 +159,12 @@ MAX_OTHERS = 160  # SUMO cars kept per world
 MAX_WORLDS = 64  # worlds (SUMO processes) per batch
 NOISE_CLIP = 4.0  # departure noise clipped at 4 sigma
 TTC_LIMIT = 2.0  # s: the reference code's time-to-collision threshold (ttc_mask)
-MASKED_ACTIONS = (0, 1)  # no-op and accelerate, illegal at a time to collision <= TTC_LIMIT
 
 WAITING, DRIVING, ARRIVED, COLLIDED, TIMED_OUT = range(5)
 STATUS_NAMES = ("waiting", "driving", "arrived", "collided", "timed out")
 ACTION_NAMES = ("noop", "accelerate", "decelerate", "left", "right")
+#: illegal at a time to collision <= TTC_LIMIT when ttc_mask is on
+MASKED_ACTIONS = tuple(ACTION_NAMES.index(a) for a in ("noop", "accelerate"))
 
 #: config -> (initial lanes, goal lanes) of the two cars; None: uniform at random
 CONFIGS: dict[str, tuple[tuple[int, int], tuple[int, int]] | None] = {
@@ -270,24 +271,43 @@ class State:
     bkind: np.ndarray  # [B, K] int8: -1 empty slot, 0 sedan, 1 truck
 
 
+class Vehicles(NamedTuple):
+    """Every vehicle a learning car may meet, ``[B, M]`` with ``M = N + K``: the learning
+    cars first, then SUMO's (float64 positions and speeds)."""
+
+    front: np.ndarray  # front bumper x
+    length: np.ndarray
+    y: np.ndarray  # centre
+    width: np.ndarray
+    speed: np.ndarray
+    there: np.ndarray  # bool: a learning car that drives, an occupied SUMO slot
+
+
+def vehicles(s: State) -> Vehicles:
+    """The learning cars and SUMO's side by side (see ``Vehicles``)."""
+    b, n = s.x.shape
+    return Vehicles(
+        front=np.concatenate([s.x, s.bx], 1).astype(np.float64),
+        length=np.concatenate([np.full((b, n), EGO_LENGTH), s.blen], 1),
+        y=np.concatenate([s.y, s.by], 1).astype(np.float64),
+        width=np.concatenate([np.full((b, n), EGO_WIDTH), s.bwid], 1),
+        speed=np.concatenate([s.v, s.bv], 1).astype(np.float64),
+        there=np.concatenate([s.status == DRIVING, s.bkind >= 0], 1))
+
+
 def time_to_collision(s: State) -> np.ndarray:
     """``[B, N]`` seconds until each learning car would touch the nearest vehicle ahead in
     its path at the current speeds (``inf`` if it closes on none; 0 once it touches one); the
     vehicles: the other learning car while it drives, SUMO's cars (module docstring). The
     value of a car that is not driving means nothing (``action_mask`` ignores it)."""
-    b, n = s.x.shape
-    front = np.concatenate([s.x, s.bx], 1).astype(np.float64)  # [B, M]
-    back = front - np.concatenate([np.full((b, n), EGO_LENGTH), s.blen], 1)
-    y = np.concatenate([s.y, s.by], 1).astype(np.float64)
-    width = np.concatenate([np.full((b, n), EGO_WIDTH), s.bwid], 1)
-    speed = np.concatenate([s.v, s.bv], 1).astype(np.float64)
-    there = np.concatenate([s.status == DRIVING, s.bkind >= 0], 1)
-    me_front, me_y = s.x.astype(np.float64)[:, :, None], s.y.astype(np.float64)[:, :, None]
-    ahead = (there[:, None, :] & (front[:, None, :] > me_front)
-             & (np.abs(y[:, None, :] - me_y) < (width[:, None, :] + EGO_WIDTH) / 2))
+    n = s.x.shape[1]
+    v = vehicles(s)
+    me_front, me_y = v.front[:, :n, None], v.y[:, :n, None]
+    ahead = (v.there[:, None, :] & (v.front[:, None, :] > me_front)
+             & (np.abs(v.y[:, None, :] - me_y) < (v.width[:, None, :] + EGO_WIDTH) / 2))
     ahead[:, np.arange(n), np.arange(n)] = False  # not itself
-    gap = np.maximum(back[:, None, :] - me_front, 0.0)  # [B, N, M]
-    closing = s.v.astype(np.float64)[:, :, None] - speed[:, None, :]
+    gap = np.maximum((v.front - v.length)[:, None, :] - me_front, 0.0)  # [B, N, M]
+    closing = v.speed[:, :n, None] - v.speed[:, None, :]
     with np.errstate(divide="ignore", invalid="ignore"):
         ttc = np.where(ahead & ((closing > 0) | (gap == 0)), gap / np.maximum(closing, 1e-12),
                        np.inf)
@@ -570,17 +590,10 @@ class SumoMerge(MultiGoal, ActionMask, Plane, AgentEvents, Render, Processes):
         """``[B, N, 13, 9, 2]`` float32: each car's view of the other vehicles (module
         docstring: rows ahead/behind, columns left/right, occupancy and relative speed)."""
         b, n = s.t.shape[0], self.n_agents
-        # every vehicle a car may see: the learning cars on the road, then SUMO's
-        x = np.concatenate([s.x, s.bx], 1).astype(np.float64)
-        length = np.concatenate([np.full((b, n), EGO_LENGTH), s.blen], 1)
-        cx = x - length / 2  # centre
-        cy = np.concatenate([s.y, s.by], 1).astype(np.float64)
-        width = np.concatenate([np.full((b, n), EGO_WIDTH), s.bwid], 1)
-        speed = np.concatenate([s.v, s.bv], 1).astype(np.float64)
-        there = np.concatenate([s.status == DRIVING, s.bkind >= 0], 1)  # [B, M]
-        me_x = s.x.astype(np.float64) - EGO_LENGTH / 2  # [B, N] observer centres
-        dx = cx[:, None, :] - me_x[:, :, None]  # [B, N, M]
-        dy = cy[:, None, :] - s.y.astype(np.float64)[:, :, None]
+        length, width, speed, there = (v := vehicles(s)).length, v.width, v.speed, v.there
+        cx = v.front - length / 2  # centres; the first n: the observers
+        dx = cx[:, None, :] - cx[:, :n, None]  # [B, N, M]
+        dy = v.y[:, None, :] - v.y[:, :n, None]
         half_x, half_y = GRID_ROWS * CELL_LENGTH / 2, GRID_COLS * SUBLANE / 2
         r_lo = np.floor((dx - length[:, None] / 2 + half_x) / CELL_LENGTH)
         r_hi = np.ceil((dx + length[:, None] / 2 + half_x) / CELL_LENGTH) - 1
