@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,25 +31,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from econsim import checkpoint, runner, scenario, store  # noqa: E402
+from benchmarks.common import stored_trainer  # noqa: E402
 from econsim.envs.checkers import DOWN, LEFT, STAY  # noqa: E402
 from learners.multigoal import Transitions  # noqa: E402
 
 LETTERS = "sUDLR"  # stay, up, down, left, right
-
-
-def load(run_id: str, root: str):
-    """The trainer of a stored run, restored from its last checkpoint."""
-    path = store.run_dir(run_id, root)
-    sc = scenario.load(store.inside(path, "scenario.toml"))
-    if sc.env_name != "checkers" or sc.algorithm_name != "cm3":
-        raise SystemExit(f"checkers_probe: {run_id} is {sc.algorithm_name} on "
-                         f"{sc.env_name}, not cm3 on checkers")
-    info = json.loads(store.inside(path, "run.json").read_text())
-    trainer = sc.make_trainer(runner.stored_seeds(run_id, info))
-    ckpt = checkpoint.load(store.inside(path, "checkpoints", "last.pt"))
-    checkpoint.restore(trainer, ckpt["trainer"])
-    return trainer
 
 
 @torch.no_grad()
@@ -128,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("run", help="run id of a stored checkers_cm3 run")
     p.add_argument("--root", default=None, help="folder holding run folders")
     args = p.parse_args(argv)
-    trainer = load(args.run, args.root)
+    trainer = stored_trainer(args.run, args.root, "checkers", "cm3")
     print(f"{args.run} at iteration {trainer.iteration} (stage {trainer.stage})")
     critics = critics_at_start(trainer)
     for r, seed in enumerate(trainer.seeds):

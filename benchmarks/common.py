@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from econsim import runner, scenario, store
+from econsim import checkpoint, runner, scenario, store
 from econsim.dictionary import RENAMED
 
 
@@ -84,6 +84,20 @@ def run_scenarios(names: list[str], seeds: list[int], iterations: int | None, ro
                              k: row[k] for k in final.columns if k in columns},
                          "wall_s": round(wall, 1), "run_id": result.run_id})
     return pd.DataFrame(rows)
+
+
+def stored_trainer(run_id: str, root: str | Path, env: str, algorithm: str):
+    """The trainer of a stored run of ``algorithm`` on ``env``, restored from its last
+    checkpoint (a probe's input); a one-line exit naming the run if it is something else."""
+    result = runner.load_result(run_id, root)
+    sc = result.scenario
+    if sc.env_name != env or sc.algorithm_name != algorithm:
+        raise SystemExit(f"{run_id} is {sc.algorithm_name} on {sc.env_name}, not "
+                         f"{algorithm} on {env}")
+    trainer = sc.make_trainer(result.seeds)
+    ckpt = checkpoint.load(store.inside(result.path, "checkpoints", "last.pt"))
+    checkpoint.restore(trainer, ckpt["trainer"])
+    return trainer
 
 
 def save_figure(fig, path: Path) -> None:
