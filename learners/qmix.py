@@ -27,6 +27,15 @@ mixer state, and the mixer is ``learners.nets.QMixer``.
   (SPEC §7b, §8b; HSD's high level is this module), and the chapter's other learners do the
   same, so the methods differ in what they learn, not in how their targets trail.
 
+**Output layer at zero** (``out_init``; chapter 3's scenarios): with every layer
+Glorot-uniform, the mixer's gain ``sum_n dQ_tot / dq_n`` at the start (19 in Cross, 164 in
+Checkers) times the agents' spread of Q over actions makes the target's
+``Q_tot'(s', max_a' Q'_n)`` exceed ``Q_tot'`` at the average action by more than the team's
+reward per step (Cross 16 against -6.6, Checkers 36 against 0.07): every backup raises the
+values, which then grow without bound (Cross: Q_tot 1e11 at 15,000 episodes, rewards
+negative). Starting the output layer at zero removes that first overestimate; the Diss does
+not state an initialisation (README, "QMIX in navigation").
+
 Off-policy (Table A.3): transitions go to a ring buffer of ``replay`` (1e4) per replica; the
 Diss trains every 10 environment steps, which the harness does as ``updates`` minibatches
 after each iteration of ``batch`` episodes (navigation: 10 episodes x 50 steps / 10 = 50).
@@ -48,7 +57,7 @@ epsilon over 100 iterations, ``updates`` 150 (train every 10 steps: 10 episodes 
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -146,6 +155,11 @@ class QMIXConfig(MultiGoalConfig):
                           "epsilon schedule starts (STS2: 10 episodes, one iteration of 10)")
     agent_id: bool = Field(False, description="the agent network also sees a one-hot of the "
                            "agent's index (STS2: which pass action is a pass to itself)")
+    out_init: Literal["glorot", "zero"] = Field(
+        "glorot", description="the agent network's output layer at the start: Glorot-uniform "
+        "like every layer (the reference code's framework default), or zero (every action "
+        "starts at the same value, so the target's max adds no overestimate at first; "
+        "chapter 3's QMIX scenarios, module docstring)")
 
 
 @register_algorithm("qmix")
@@ -174,6 +188,9 @@ class QMIXTrainer(MultiGoalTrainer):
                else game.observation_space.shape[0])
         obs += self.N if self.cfg.agent_id else 0
         self.q = init_mlp([obs, *self.cfg.agent_hidden, self.A], self.gens("qmix/agent"))
+        if self.cfg.out_init == "zero":
+            with torch.no_grad():
+                self.q[f"w{len(self.cfg.agent_hidden)}"].zero_()
         self.mixer_shape = QMixer(self.N, self.mixer_state_size(game), self.cfg.embed,
                                   tuple(self.cfg.hyper_hidden))
         self.mixer = self.mixer_shape.init(self.gens("qmix/mixer"))

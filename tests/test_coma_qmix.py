@@ -209,10 +209,26 @@ def test_qmix_target_standard_and_double_q():
     assert loss.shape == (1,) and torch.allclose(loss, (y - q_tot).pow(2).mean(1))
 
 
+def test_zero_output_layer_starts_every_action_level_and_still_learns():
+    """``out_init = "zero"``: every action's Q is the output bias (0) at the start, so the
+    target's max equals the mixer at any action; one update moves the output layer and the
+    actions apart. ``glorot`` (the default) starts them apart."""
+    t = make("qmix", [0, 1], out_init="zero")
+    obs = torch.rand(2, 5, 2, 3)
+    assert torch.equal(t.agent_q(t.q, obs), torch.zeros(2, 5, 2, t.A))
+    t.train_step(minibatch(t))
+    q = t.agent_q(t.q, obs)
+    assert (t.q["w1"] != 0).any() and (q.amax(-1) > q.amin(-1)).all()
+    g = make("qmix", [0, 1])
+    q = g.agent_q(g.q, obs)
+    assert (q.amax(-1) > q.amin(-1)).all()
+
+
 def test_qmix_defaults_follow_table_a3():
     cfg = QMIXConfig()
     assert (cfg.lr_critic, cfg.agent_hidden, cfg.embed) == (1e-3, [64], 64)
     assert (cfg.replay, cfg.updates, cfg.minibatch, cfg.double_q) == (10_000, 50, 128, False)
+    assert cfg.out_init == "glorot"
     assert (cfg.epsilon.start, cfg.epsilon.end, cfg.epsilon.steps) == (1.0, 0.05, 8000)
 
 
