@@ -45,10 +45,11 @@ def run_scenarios(names: list[str], seeds: list[int], iterations: int | None, ro
                   columns: tuple[str, ...] | list[str] = ("collective", "mutual_cooperation"),
                   algorithm: dict | None = None, resume: bool = False,
                   checkpoint_every: int | None = None,
-                  eval_episodes: int | None = None) -> pd.DataFrame:
+                  eval_episodes: int | None = None, env: dict | None = None) -> pd.DataFrame:
     """Train each scenario over ``seeds``; one row per scenario x seed of the final evaluation
     (the evaluation's ``columns`` that the game reports). ``algorithm`` overrides settings of
-    every scenario's ``[algorithm]`` table (e.g. ``{"conv": True}``). ``resume``: reuse a
+    every scenario's ``[algorithm]`` table (e.g. ``{"conv": True}``), ``env`` those of its
+    ``[env]`` table (e.g. ``{"ttc_mask": True}``). ``resume``: reuse a
     finished run with the same scenario, seeds and budget in ``root``, continue an unfinished
     one (so a benchmark longer than a session goes on where it stopped). With ``iterations``,
     a run checkpoints at its end, or every ``checkpoint_every`` iterations when given.
@@ -56,9 +57,10 @@ def run_scenarios(names: list[str], seeds: list[int], iterations: int | None, ro
     rows = []
     for name in names:
         sc = scenario.load(name)
-        if iterations is not None or algorithm or eval_episodes is not None:
+        if iterations is not None or algorithm or env or eval_episodes is not None:
             data = sc.resolved()
             data["algorithm"].update(algorithm or {})
+            data["env"].update(env or {})
             if eval_episodes is not None:
                 data["train"].update(eval_episodes=eval_episodes)
             if iterations is not None:

@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     p.add_argument("--methods", default="cm3,iac,coma", help=f"of {', '.join(METHODS)}")
     p.add_argument("--episodes", type=int, default=100, help="test episodes per seed")
     p.add_argument("--docs", default="docs", help="where the PNG curve goes")
+    p.add_argument("--ttc-mask", choices=("on", "off"), default="off",
+                   help="train and test with the reference code's time-to-collision action "
+                   "mask (env.ttc_mask; off: the Diss); on: the curve goes to "
+                   "cm3_sumo_ttc_mask.png")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     seeds = parse_seeds(a.seeds)
@@ -73,10 +77,12 @@ def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
         raise SystemExit(f"unknown methods {bad} (allowed: {', '.join(METHODS)})")
     names = [f"sumo_{m}" for m in methods]
     done = run_scenarios(names, seeds, a.iterations, a.root, progress=not a.quiet,
-                         eval_every=10, resume=a.resume, checkpoint_every=50)
+                         eval_every=10, resume=a.resume, checkpoint_every=50,
+                         env={"ttc_mask": a.ttc_mask == "on"})
     ids = {m: done[done.scenario == f"sumo_{m}"].run_id.iloc[0] for m in methods}
     curve = curves(ids, a.root)
-    plot("sumo", curve, Path(a.docs) / "cm3_sumo.png")
+    plot("sumo", curve, Path(a.docs) / ("cm3_sumo_ttc_mask.png" if a.ttc_mask == "on"
+                                        else "cm3_sumo.png"))
     fig = summary(curve).merge(behaviour(ids, a.root), on="method")
     print("Figure 3.5d (final = mean of the last 5 evaluations):")
     print(fig.to_string(index=False), flush=True)

@@ -495,21 +495,24 @@ def test_figure_benchmark_runs_on_a_tiny_budget(tmp_path):
 def test_qmix_probe_reads_a_stored_run(tmp_path):
     """``benchmarks/qmix_probe.py`` on a 2-iteration navigation QMIX run: one row per seed x
     agent; the monotonic mixer's gain is positive; another method's run is refused; the
-    discounted return to go by hand."""
+    discounted return to go by hand. The runs are made with an ``env`` override."""
     from benchmarks import qmix_probe
     from benchmarks.common import run_scenarios
+    from econsim import runner
 
     root = tmp_path / "runs"
     threads = torch.get_num_threads()
     try:
         done = run_scenarios(["nav_merge_qmix", "nav_merge_iac"], [0, 1], 2, root,
-                             progress=False)
+                             progress=False, env={"max_steps": 20})
         table = qmix_probe.main([done.run_id.iloc[0], "--root", str(root), "--episodes", "2"])
         with pytest.raises(SystemExit, match="is iac on navigation, not qmix"):
             qmix_probe.main([done.run_id.iloc[-1], "--root", str(root)])
     finally:
         torch.set_num_threads(threads)  # the probe uses one
     assert len(table) == 2 * 2 and set(table.seed) == {0, 1}
+    stored = runner.load_result(done.run_id.iloc[0], root).scenario.resolved()
+    assert stored["env"]["max_steps"] == 20  # run_scenarios' env override is what ran
     assert (table.gain > 0).all() and table.top_share.between(1 / 5, 1).all()
     assert np.isfinite(table[["agent_q", "q_tot", "return"]].to_numpy()).all()
     got = qmix_probe.to_go(torch.tensor([[1.0, 2.0, 3.0]]), 0.5)
