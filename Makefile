@@ -40,7 +40,8 @@ $(VENV)/.browser: | $(BIN)/python
 # Every test; `make test-fast` leaves out those marked slow (process pools, kill -9 and
 # resume, the browser, a fresh venv with the built wheel). Tests never change tracked files.
 # pytest-xdist spreads the test files over the cores (at most 4 workers; one file stays on
-# one worker, so its module fixtures are built once); the 20 slowest tests are listed.
+# one worker, so its module fixtures are built once); the 20 slowest test phases
+# (setup, call, teardown) are listed.
 PYTEST := $(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadfile --durations 20
 test: $(VENV)/.installed-dev $(VENV)/.browser
 	$(BIN)/ruff check econsim learners mechanisms tests benchmarks app.py

@@ -88,17 +88,20 @@ def run_scenarios(names: list[str], seeds: list[int], iterations: int | None, ro
     return pd.DataFrame(rows)
 
 
-def stored_trainer(run_id: str, root: str | Path, env: str, algorithm: str):
-    """The trainer of a stored run of ``algorithm`` on ``env``, restored from its last
-    checkpoint (a probe's input); a one-line exit naming the run if it is something else."""
+def stored_trainer(run_id: str, root: str | Path | None, env: str | None, algorithm: str):
+    """The trainer of a stored run of ``algorithm`` (on ``env``; None: any game), restored
+    from its last checkpoint (a probe's input); a one-line exit naming the run if it is
+    something else or has no checkpoint."""
     result = runner.load_result(run_id, root)
     sc = result.scenario
-    if sc.env_name != env or sc.algorithm_name != algorithm:
+    if sc.algorithm_name != algorithm or env not in (None, sc.env_name):
         raise SystemExit(f"{run_id} is {sc.algorithm_name} on {sc.env_name}, not "
-                         f"{algorithm} on {env}")
+                         f"{algorithm} on {env or 'any game'}")
+    last = store.inside(result.path, "checkpoints", "last.pt")
+    if not last.is_file():
+        raise SystemExit(f"{run_id} has no checkpoint (checkpoints/last.pt is missing)")
     trainer = sc.make_trainer(result.seeds)
-    ckpt = checkpoint.load(store.inside(result.path, "checkpoints", "last.pt"))
-    checkpoint.restore(trainer, ckpt["trainer"])
+    checkpoint.restore(trainer, checkpoint.load(last)["trainer"])
     return trainer
 
 

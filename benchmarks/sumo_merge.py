@@ -78,13 +78,14 @@ def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     names = [f"sumo_{m}" for m in methods]
     done = run_scenarios(names, seeds, a.iterations, a.root, progress=not a.quiet,
                          eval_every=10, resume=a.resume, checkpoint_every=50,
-                         env={"ttc_mask": a.ttc_mask == "on"})
+                         env={"ttc_mask": True} if a.ttc_mask == "on" else None)
     ids = {m: done[done.scenario == f"sumo_{m}"].run_id.iloc[0] for m in methods}
     curve = curves(ids, a.root)
     plot("sumo", curve, Path(a.docs) / ("cm3_sumo_ttc_mask.png" if a.ttc_mask == "on"
                                         else "cm3_sumo.png"))
     fig = summary(curve).merge(behaviour(ids, a.root), on="method")
-    print("Figure 3.5d (final = mean of the last 5 evaluations):")
+    mask = ", with the time-to-collision mask" if a.ttc_mask == "on" else ""
+    print(f"Figure 3.5d{mask} (final = mean of the last 5 evaluations):")
     print(fig.to_string(index=False), flush=True)
     tests = pd.concat([test_table(m, ids[m], a.root, seeds, a.episodes) for m in methods],
                       ignore_index=True)
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
         seeds_merging_80pct=("merged", lambda x: int((x >= 0.8).sum()))).round(2).reset_index()
     table["paper"] = [dict(zip(CONFIGS[1:], PAPER.get(m, ()), strict=False)).get(c)
                       for m, c in zip(table.method, table.config, strict=True)]
-    print(f"\nTable A.1 ({a.episodes} test episodes per seed, seeds {a.seeds}; 'train' = the "
+    print(f"\nTable A.1{mask} ({a.episodes} test episodes per seed, seeds {a.seeds}; 'train' = the "
           "empty road of training; C1-C4 with heavy traffic):")
     print(table.to_string(index=False))
     return fig, table

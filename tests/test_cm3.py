@@ -493,9 +493,11 @@ def test_figure_benchmark_runs_on_a_tiny_budget(tmp_path):
 
 
 def test_qmix_probe_reads_a_stored_run(tmp_path):
-    """``benchmarks/qmix_probe.py`` on a 2-iteration navigation QMIX run: one row per seed x
-    agent; the monotonic mixer's gain is positive; another method's run is refused; the
-    discounted return to go by hand. The runs are made with an ``env`` override."""
+    """``benchmarks/qmix_probe.py`` on a 2-iteration navigation QMIX run (made with an ``env``
+    override, which is what ran): one row per seed x agent, the monotonic mixer's gain
+    positive; another method's run is refused; the untrained networks of a scenario: no
+    overestimate with the output layer at zero, some with Glorot; the discounted return
+    to go by hand, and with gamma 1 from the start it is what the evaluation reports."""
     from benchmarks import qmix_probe
     from benchmarks.common import run_scenarios
     from econsim import runner
@@ -506,14 +508,24 @@ def test_qmix_probe_reads_a_stored_run(tmp_path):
         done = run_scenarios(["nav_merge_qmix", "nav_merge_iac"], [0, 1], 2, root,
                              progress=False, env={"max_steps": 20})
         table = qmix_probe.main([done.run_id.iloc[0], "--root", str(root), "--episodes", "2"])
-        with pytest.raises(SystemExit, match="is iac on navigation, not qmix"):
+        with pytest.raises(SystemExit, match="is iac on navigation, not qmix on any game"):
             qmix_probe.main([done.run_id.iloc[-1], "--root", str(root)])
+        start = {o: qmix_probe.main(["--scenario", "nav_merge_qmix", "--out-init", o,
+                                     "--seeds", "0", "--episodes", "2"])
+                 for o in ("zero", "glorot")}
     finally:
         torch.set_num_threads(threads)  # the probe uses one
-    assert len(table) == 2 * 2 and set(table.seed) == {0, 1}
+    assert len(table) == 2 * 2 and set(table.seed) == {0, 1} and (table.gain > 0).all()
+    assert np.isfinite(table[["agent_q", "q_tot", "return", "overestimate"]].to_numpy()).all()
     stored = runner.load_result(done.run_id.iloc[0], root).scenario.resolved()
-    assert stored["env"]["max_steps"] == 20  # run_scenarios' env override is what ran
-    assert (table.gain > 0).all() and table.top_share.between(1 / 5, 1).all()
-    assert np.isfinite(table[["agent_q", "q_tot", "return"]].to_numpy()).all()
+    assert stored["env"]["max_steps"] == 20
+    assert (start["zero"].overestimate == 0).all() and (start["glorot"].overestimate > 0).all()
+
     got = qmix_probe.to_go(torch.tensor([[1.0, 2.0, 3.0]]), 0.5)
     assert torch.allclose(got, torch.tensor([[1 + 0.5 * 2 + 0.25 * 3, 2 + 0.5 * 3, 3.0]]))
+    trainer = qmix_probe.untrained("nav_merge_qmix", [0, 1], None)
+    batch, mb, _ = qmix_probe.play(trainer, 3)
+    T = batch.mask.shape[0]
+    first = qmix_probe.returns(trainer, mb, T, 1.0).reshape(2, T, 3)[:, 0].mean(-1)
+    want = trainer.metrics(batch, trainer.game)["collective"]
+    assert np.allclose(first.numpy(), want, rtol=1e-5)

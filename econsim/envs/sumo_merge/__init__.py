@@ -273,7 +273,7 @@ class State:
 
 class Vehicles(NamedTuple):
     """Every vehicle a learning car may meet, ``[B, M]`` with ``M = N + K``: the learning
-    cars first, then SUMO's (float64 positions and speeds)."""
+    cars first, then SUMO's (float64 sizes, positions and speeds)."""
 
     front: np.ndarray  # front bumper x
     length: np.ndarray
@@ -590,7 +590,8 @@ class SumoMerge(MultiGoal, ActionMask, Plane, AgentEvents, Render, Processes):
         """``[B, N, 13, 9, 2]`` float32: each car's view of the other vehicles (module
         docstring: rows ahead/behind, columns left/right, occupancy and relative speed)."""
         b, n = s.t.shape[0], self.n_agents
-        length, width, speed, there = (v := vehicles(s)).length, v.width, v.speed, v.there
+        v = vehicles(s)
+        length, width, speed, there = v.length, v.width, v.speed, v.there
         cx = v.front - length / 2  # centres; the first n: the observers
         dx = cx[:, None, :] - cx[:, :n, None]  # [B, N, M]
         dy = v.y[:, None, :] - v.y[:, :n, None]
