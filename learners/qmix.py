@@ -35,8 +35,10 @@ the agents' mean Q by more than the size of the team's reward per step
 against rewards of -7 to -18, Checkers 39 to 78 against rewards near 0): every backup
 raises the values, which then grow without bound (Cross: Q_tot about 1e11 at 15,000
 episodes, while every reward is negative). Starting the output layer at zero removes that
-first overestimate; the Diss does not state an initialisation (README, "QMIX in
-navigation").
+first overestimate; the Diss does not state an initialisation. It is not enough alone: with
+the targets' tau 0.01 Q_tot still diverged after 6,400-8,500 Cross episodes (gradient
+clipping at norm 10 too), with tau 0.001 it did not (README, "QMIX in navigation"), so
+chapter 3's QMIX scenarios set both.
 
 Off-policy (Table A.3): transitions go to a ring buffer of ``replay`` (1e4) per replica; the
 Diss trains every 10 environment steps, which the harness does as ``updates`` minibatches
