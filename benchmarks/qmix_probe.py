@@ -16,10 +16,10 @@ episode up to its end:
   lower the true value);
 * the mixer's gain ``sum_n dQ_tot / dq_n`` at those states: how much ``Q_tot`` moves per
   unit of agent Q;
-* ``overestimate``: the target networks' ``Q_tot'(s', max_a' Q'_n)`` less ``Q_tot'`` at the
-  agents' mean Q over actions, at the next states, against the team's reward per step
-  (``reward``): when the first is larger than the size of the second, every backup raises
-  the values (``learners.qmix``, ``out_init``);
+* ``overestimate``: the target's ``Q_tot'(s', max_a' Q'_n)`` (``qmix_target``) less
+  ``Q_tot'`` at the agents' mean Q over actions, at the next states, against the team's
+  reward per step (``reward``): when the first is larger than the size of the second, every
+  backup raises the values (``learners.qmix``, ``out_init``);
 * for a stored run, from its log: the training ``Q_tot`` and TD loss at a few iterations.
 
     .venv/bin/python benchmarks/qmix_probe.py nav_cross_qmix-20261203-034058-2735 \\
@@ -43,27 +43,17 @@ from benchmarks.common import stored_trainer  # noqa: E402
 from econsim import runner, scenario  # noqa: E402
 from econsim.cli import parse_seeds  # noqa: E402
 from econsim.core.capabilities import MultiGoal, has  # noqa: E402
+from learners.functional import reward_to_go  # noqa: E402
 from learners.multigoal import Transitions  # noqa: E402
-from learners.rollout import Batch, ReplicaRNG  # noqa: E402
-
-
-def to_go(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
-    """``sum_{k >= t} gamma^(k - t) r_k`` for every step ``t`` of ``rewards [R, T, ...]``."""
-    out, acc = torch.zeros_like(rewards), torch.zeros_like(rewards[:, 0])
-    for t in reversed(range(rewards.shape[1])):
-        acc = rewards[:, t] + gamma * acc
-        out[:, t] = acc
-    return out
+from learners.qmix import qmix_target  # noqa: E402
+from learners.rollout import Batch  # noqa: E402
 
 
 def play(trainer, episodes: int) -> tuple[Batch, Transitions, torch.Tensor]:
-    """``episodes`` greedy episodes per replica from the evaluation streams of the trainer's
-    iteration: the batch, its transitions ``[R, T*B]`` (time-major within a replica) and
-    which of them are steps of an episode (not after its end)."""
-    key = (trainer.iteration,)
-    batch = trainer.play(trainer.game, trainer.params, 0.0, episodes,
-                         ReplicaRNG.from_seeds(trainer.seeds, "eval/env", *key),
-                         ReplicaRNG.from_seeds(trainer.seeds, "eval/act", *key))
+    """The trainer's evaluation episodes (``MultiGoalTrainer.evaluation_batch``): the batch,
+    its transitions ``[R, T*B]`` (time-major within a replica) and which of them are steps
+    of an episode (not after its end)."""
+    batch = trainer.evaluation_batch(episodes)
     fields, valid = trainer.transitions(batch)
     return batch, Transitions(trainer.game, fields), valid
 
@@ -73,7 +63,7 @@ def returns(trainer, mb: Transitions, steps: int, gamma: float) -> torch.Tensor:
     (steps after an episode's end pay nothing)."""
     team = trainer.team_reward(mb)
     R, TB = team.shape
-    return to_go(team.reshape(R, steps, TB // steps), gamma).reshape(R, TB)
+    return reward_to_go(team.reshape(R, steps, TB // steps), gamma).reshape(R, TB)
 
 
 def probe(trainer, episodes: int) -> pd.DataFrame:
@@ -85,10 +75,11 @@ def probe(trainer, episodes: int) -> pd.DataFrame:
     q_tot = mix.apply(trainer.mixer, taken, trainer.mixer_state(mb))
     gain, = torch.autograd.grad(q_tot.sum(), taken)
     q_tot = q_tot.detach()
-    with torch.no_grad():
+    with torch.no_grad():  # the target's bootstrap term (gamma 1, no reward) less the mean's
         q_next = trainer.agent_q(trainer.q_t, mb.next_obs)
-        s_next = trainer.mixer_state(mb, True)
-        over = (mix.apply(trainer.mixer_t, q_next.amax(-1), s_next)
+        s_next, zero = trainer.mixer_state(mb, True), torch.zeros_like(q_tot)
+        over = (qmix_target(mix, trainer.mixer_t, q_next, s_next, zero, zero, 1.0,
+                            next_legal=mb.legal(True))
                 - mix.apply(trainer.mixer_t, q_next.mean(-1), s_next))
     ret = returns(trainer, mb, batch.mask.shape[0], trainer.cfg.gamma)
     team = trainer.team_reward(mb)

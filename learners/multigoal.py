@@ -513,16 +513,22 @@ class MultiGoalTrainer(TrainerTraits, ABC):
         chunk = min(chunk or episodes, episodes)
         parts, sizes = [], []
         for k, start in enumerate(range(0, episodes, chunk)):
-            key = (self.iteration, k) if k else (self.iteration,)  # chunk 0: the plain streams
-            rng = ReplicaRNG.from_seeds(self.seeds, "eval/env", *key)
-            act = ReplicaRNG.from_seeds(self.seeds, "eval/act", *key)
             n = min(chunk, episodes - start)
-            parts.append(self.metrics(self.play(game, self.params, 0.0, n, rng, act), game))
+            parts.append(self.metrics(self.evaluation_batch(n, k, game), game))
             sizes.append(n)
         if len(parts) == 1:
             return parts[0]
         return {k: sum(p[k] * n for p, n in zip(parts, sizes, strict=True)) / episodes
                 for k in parts[0]}
+
+    def evaluation_batch(self, episodes: int, chunk: int = 0,
+                         game: Game | None = None) -> Batch:
+        """Chunk ``chunk`` of this iteration's evaluation: ``episodes`` greedy episodes per
+        replica from its own streams (chunk 0: the plain ones)."""
+        key = (self.iteration, chunk) if chunk else (self.iteration,)
+        return self.play(game or self.game, self.params, 0.0, episodes,
+                         ReplicaRNG.from_seeds(self.seeds, "eval/env", *key),
+                         ReplicaRNG.from_seeds(self.seeds, "eval/act", *key))
 
     def metrics(self, batch: Batch, game: Game) -> dict[str, np.ndarray]:
         """Per replica means over the batch's episodes (``[R]`` / ``[R, N]``). A stage-1
