@@ -683,3 +683,32 @@ def test_sumo_scenarios_treat_the_time_out_as_terminal():
     assert len(names) == 6
     for name in names:
         assert scenario.load(name).trainer_config().bootstrap_time_limit is False, name
+
+
+@needs_sumo
+def test_the_probe_reads_where_one_car_ends():
+    """``benchmarks/sumo_probe.py`` on the one-car game: a car that steers to its goal lane
+    reaches it from all 16 start x goal pairs with offset 0; a car that keeps its lane ends
+    ``4 (start - goal)`` sub-lanes off and reaches it only where it started; a trainer's
+    greedy actor (stage 1 of CM3; IAC reads an empty grid) plays every pair; the pair's table
+    marks the scripted double merge as merged without collisions."""
+    from benchmarks import sumo_probe
+    from econsim import scenario
+
+    def steer(state, obs):  # o_self[1]: (y_goal - y) / 12.8
+        off = obs[..., 1] * 12.8
+        return np.where(off > 0.4, LEFT, np.where(off < -0.4, RIGHT, ACCELERATE))
+
+    with SumoMerge(n_agents=1, config="train") as one:
+        assert sumo_probe.one_car(one, steer).reached.all()
+        keep = sumo_probe.one_car(one, lambda state, obs: np.zeros(obs.shape[:-1], np.int64))
+        assert (keep.offset == 4 * (keep.start - keep.goal)).all()
+        assert (keep.reached == (keep.start == keep.goal)).all()
+        assert set(keep.actions) == {"n" * len(keep.actions[0])}
+        for name in ("sumo_cm3", "sumo_iac"):
+            trainer = scenario.load(name).make_trainer([0])
+            rows = sumo_probe.one_car(one, sumo_probe.greedy_actor(trainer, 0))
+            assert len(rows) == 16 and set(rows.status) <= {"arrived", "timed out"}
+    with SumoMerge(depart_noise=0.0) as two:
+        both = sumo_probe.pair(two, lambda state, obs: merge_policy(state))
+        assert both.merged.all() and (both.collisions == 0).all()
