@@ -68,6 +68,10 @@ def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
                    help="train and test with the reference code's time-to-collision action "
                    "mask (env.ttc_mask; off: the Diss); on: the curve goes to "
                    "cm3_sumo_ttc_mask.png")
+    p.add_argument("--timeout", type=int, default=None,
+                   help="steps before the time-out (env.timeout; default: the scenarios' 33, "
+                   "the Diss; 40: the reference code, SPEC 7b); the curve goes to "
+                   "cm3_sumo_timeout<N>.png")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     seeds = parse_seeds(a.seeds)
@@ -76,15 +80,19 @@ def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     if bad:
         raise SystemExit(f"unknown methods {bad} (allowed: {', '.join(METHODS)})")
     names = [f"sumo_{m}" for m in methods]
+    env = {"ttc_mask": True} if a.ttc_mask == "on" else {}
+    if a.timeout is not None:
+        env["timeout"] = a.timeout
     done = run_scenarios(names, seeds, a.iterations, a.root, progress=not a.quiet,
-                         eval_every=10, resume=a.resume, checkpoint_every=50,
-                         env={"ttc_mask": True} if a.ttc_mask == "on" else None)
+                         eval_every=10, resume=a.resume, checkpoint_every=50, env=env or None)
     ids = {m: done[done.scenario == f"sumo_{m}"].run_id.iloc[0] for m in methods}
     curve = curves(ids, a.root)
-    plot("sumo", curve, Path(a.docs) / ("cm3_sumo_ttc_mask.png" if a.ttc_mask == "on"
-                                        else "cm3_sumo.png"))
+    suffix = ("_ttc_mask" if a.ttc_mask == "on" else "") + (
+        f"_timeout{a.timeout}" if a.timeout is not None else "")
+    plot("sumo", curve, Path(a.docs) / f"cm3_sumo{suffix}.png")
     fig = summary(curve).merge(behaviour(ids, a.root), on="method")
-    mask = ", with the time-to-collision mask" if a.ttc_mask == "on" else ""
+    mask = ("" if a.ttc_mask == "off" else ", with the time-to-collision mask") + (
+        "" if a.timeout is None else f", time-out after {a.timeout} steps")
     print(f"Figure 3.5d{mask} (final = mean of the last 5 evaluations):")
     print(fig.to_string(index=False), flush=True)
     tests = pd.concat([test_table(m, ids[m], a.root, seeds, a.episodes) for m in methods],

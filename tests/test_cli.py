@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from econsim import cli
+from econsim import cli, runner
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,12 +78,16 @@ def test_sumo_benchmark_runs_on_a_tiny_budget(tmp_path, capsys):
     pytest.importorskip("libsumo", reason="the SUMO wheels (econsim[traffic]) are missing")
     fig, table = _load("sumo_merge").main([
         "--methods", "cm3,iac", "--iterations", "2", "--seeds", "0", "--episodes", "2",
-        "--root", str(tmp_path / "runs"), "--docs", str(tmp_path / "docs"), "--quiet"])
+        "--root", str(tmp_path / "runs"), "--docs", str(tmp_path / "docs"), "--quiet",
+        "--timeout", "40"])
     assert set(fig.method) == {"cm3", "iac"} and "merged" in fig
     assert len(table) == 2 * 5 and set(table.config) == {"train", "C1", "C2", "C3", "C4"}
     assert table.merged.between(0, 1).all() and table.collective.notna().all()
-    assert (tmp_path / "docs" / "cm3_sumo.png").is_file()
-    assert "Table A.1" in capsys.readouterr().out
+    assert (tmp_path / "docs" / "cm3_sumo_timeout40.png").is_file()
+    assert "Table A.1, time-out after 40 steps" in capsys.readouterr().out
+    for run in (tmp_path / "runs").iterdir():  # trained and tested with the longer clock
+        stored = runner.load_result(run.name, tmp_path / "runs").scenario
+        assert stored.env_params["timeout"] == 40
 
 
 def test_parse_seeds():
