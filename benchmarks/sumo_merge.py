@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.cm3 import behaviour, curves, plot, summary  # noqa: E402
 from benchmarks.common import parser, run_scenarios  # noqa: E402
 from econsim import checkpoint, runner, scenario, store  # noqa: E402
+from econsim.bounds import MAX_STEPS  # noqa: E402
 from econsim.cli import parse_seeds  # noqa: E402
 
 METHODS = ("cm3", "iac", "coma", "direct", "qv", "qmix")
@@ -73,6 +74,8 @@ def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
                    "the Diss; 40: the reference code, SPEC 7b); the curve goes to "
                    "cm3_sumo_timeout<N>.png")
     a = p.parse_args(argv)
+    if a.timeout is not None and not 1 <= a.timeout <= MAX_STEPS:
+        p.error(f"--timeout {a.timeout} is not allowed (allowed: 1 to {MAX_STEPS} steps)")
     torch.set_num_threads(1)
     seeds = parse_seeds(a.seeds)
     methods = [m for m in a.methods.split(",") if m]

@@ -3,11 +3,12 @@
 For a stored run on ``sumo_merge`` (its last checkpoint, every seed), greedy actions:
 
 * **one car** on the empty road (the game's induced one-car game), from every start lane to
-  every goal lane, departing at once: the lane it ends in, its signed offset from the goal
-  lane's centre in sub-lanes (0.8 m; positive: the car ends left of it), whether it arrived in
-  its goal lane, and its actions (``n`` no-op, ``a`` accelerate, ``d`` decelerate, ``l`` one
-  sub-lane left, ``r`` right). An actor with an ``o_others`` input (CM3's stage 2, IAC, COMA)
-  sees the empty grid that an empty road gives it.
+  every goal lane, departing at once: its signed offset from the goal lane's centre in
+  sub-lanes (0.8 m; positive: the car ends left of it), whether it arrived in its goal lane
+  (the game's rule: the 3.2 m band its centre ends in), and its actions while it drove (``n``
+  no-op, ``a`` accelerate, ``d`` decelerate, ``l`` one sub-lane left, ``r`` right). An actor
+  with an ``o_others`` input (CM3's stage 2, IAC, COMA) sees the empty grid that an empty road
+  gives it; a game's action mask (``ttc_mask``) applies.
 * **the pair** in the training formation (lanes [1, 2] to goals [2, 1]) with one car
   departing 0-3 steps after the other: merged or not, collisions, each car's offset and
   actions.
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,8 @@ from benchmarks.common import stored_trainer  # noqa: E402
 from econsim.envs.sumo_merge import (  # noqa: E402
     ACTION_NAMES,
     ARRIVED,
+    CONFIGS,
+    DRIVING,
     LANES,
     STATUS_NAMES,
     SUBLANE,
@@ -43,29 +46,42 @@ from econsim.envs.sumo_merge import (  # noqa: E402
     SumoMerge,
     lane_centre,
 )
+from learners.multigoal import MultiGoalTrainer  # noqa: E402
 
 LETTERS = "".join(name[0] for name in ACTION_NAMES)  # n, a, d, l, r
-FORMATION = ([1, 2], [2, 1])  # the training formation: lanes -> goals
-Actor = Callable[[State, np.ndarray], np.ndarray]  # (state, observations [1, N, D]) -> [1, N]
+FORMATION = CONFIGS["train"]  # the training formation: (lanes, goals)
+# (state, observations [1, N, D], legal actions [1, N, A]) -> actions [1, N]
+Actor = Callable[[State, np.ndarray, np.ndarray], np.ndarray]
 
 
-def greedy_actor(trainer, r: int) -> Actor:
-    """Replica ``r``'s most probable action for observations of the game's size or of its
-    induced one-car game (padded with the empty grid when the actor reads ``o_others``)."""
+def padded(obs: np.ndarray, width: int) -> np.ndarray:
+    """Observations widened to ``width`` with zeros: a one-car game's observation as an actor
+    with an ``o_others`` input sees it on the empty road (no vehicle in its grid)."""
+    out = np.zeros((*obs.shape[:-1], width), np.float32)
+    out[..., :obs.shape[-1]] = obs
+    return out
+
+
+def greedy_actor(trainer: MultiGoalTrainer, r: int) -> Actor:
+    """Replica ``r``'s most probable allowed action, for observations of the game's size or
+    of its induced one-car game (``padded``)."""
     one, width = trainer.replica(r), trainer.stage_game().obs_size
 
     @torch.no_grad()
-    def act(state: State, obs: np.ndarray) -> np.ndarray:
-        x = torch.zeros(*obs.shape[:-1], width)
-        x[..., :obs.shape[-1]] = torch.from_numpy(obs)
-        probs = one.policy(one.params, x[None], 0.0)[0]
+    def act(state: State, obs: np.ndarray, legal: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(padded(obs, width))[None]
+        probs = one.policy(one.params, x, 0.0, torch.from_numpy(legal)[None])[0]
         return probs.argmax(-1).numpy()
     return act
 
 
-def placed(game: SumoMerge, lanes, goals, delays) -> State:
+def placed(game: SumoMerge, lanes: Sequence[int], goals: Sequence[int],
+           delays: Sequence[int]) -> State:
     """A one-world state of ``game`` with the cars' start lanes, goal lanes and departure
     steps set (the simulation loads them on the first step)."""
+    if max(delays) > game.max_delay:
+        raise ValueError(f"departure delays {list(delays)} exceed the game's largest, "
+                         f"{game.max_delay} steps")
     state = game.reset(1, np.random.default_rng(0))
     state.lane[0], state.goal[0], state.delay[0] = lanes, goals, delays
     state.y[0] = lane_centre(state.lane[0])
@@ -73,14 +89,15 @@ def placed(game: SumoMerge, lanes, goals, delays) -> State:
 
 
 def drive(game: SumoMerge, state: State, act: Actor) -> tuple[State, list[str], dict]:
-    """Play one world to its end: the last state, each car's action letters, the summed
-    per-car events."""
+    """Play one world to its end: the last state, each car's action letters (the steps it
+    drove), the summed per-car events."""
     letters, events = [""] * game.n_agents, {}
     while True:
-        a = np.asarray(act(state, game.observe(state)), np.int64).reshape(1, -1)
+        obs, legal = game.observe(state), game.action_mask(state)
+        a = np.asarray(act(state, obs, legal), np.int64).reshape(1, -1)
         step = game.step(state, a, None)
-        for i in range(game.n_agents):
-            letters[i] += LETTERS[a[0, i]] if step.state.t[0] > state.t[0] else ""
+        for i in np.flatnonzero(state.status[0] == DRIVING):
+            letters[i] += LETTERS[a[0, i]]
         for k, v in step.info.items():
             events[k] = events.get(k, 0) + v[0]
         state = step.state
@@ -99,10 +116,11 @@ def one_car(game: SumoMerge, act: Actor, seed: int = 0) -> pd.DataFrame:
     for start in range(LANES):
         for goal in range(LANES):
             state, letters, _ = drive(game, placed(game, [start], [goal], [0]), act)
-            off = int(offsets(state)[0])
+            arrived = state.status[0, 0] == ARRIVED
             rows.append({"seed": seed, "start": start, "goal": goal,
-                         "status": STATUS_NAMES[state.status[0, 0]], "offset": off,
-                         "reached": bool(state.status[0, 0] == ARRIVED and abs(off) < 2),
+                         "status": STATUS_NAMES[state.status[0, 0]],
+                         "offset": int(offsets(state)[0]),
+                         "reached": bool(arrived and game.describe(state)["lane"][0, 0] == goal),
                          "actions": letters[0]})
     return pd.DataFrame(rows)
 

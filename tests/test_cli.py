@@ -85,9 +85,20 @@ def test_sumo_benchmark_runs_on_a_tiny_budget(tmp_path, capsys):
     assert table.merged.between(0, 1).all() and table.collective.notna().all()
     assert (tmp_path / "docs" / "cm3_sumo_timeout40.png").is_file()
     assert "Table A.1, time-out after 40 steps" in capsys.readouterr().out
-    for run in (tmp_path / "runs").iterdir():  # trained and tested with the longer clock
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 2
+    for run in runs:  # trained and tested with the longer clock
         stored = runner.load_result(run.name, tmp_path / "runs").scenario
         assert stored.env_params["timeout"] == 40
+
+
+def test_the_sumo_benchmark_refuses_a_bad_timeout(capsys):
+    """An impossible ``--timeout`` stops in one line naming the option, before any run."""
+    for bad in ("0", "-3", "1001"):
+        with pytest.raises(SystemExit):
+            _load("sumo_merge").main(["--timeout", bad, "--root", "/nonexistent/runs"])
+        assert f"--timeout {bad} is not allowed (allowed: 1 to 1000 steps)" in (
+            capsys.readouterr().err)
 
 
 def test_parse_seeds():

@@ -688,27 +688,34 @@ def test_sumo_scenarios_treat_the_time_out_as_terminal():
 @needs_sumo
 def test_the_probe_reads_where_one_car_ends():
     """``benchmarks/sumo_probe.py`` on the one-car game: a car that steers to its goal lane
-    reaches it from all 16 start x goal pairs with offset 0; a car that keeps its lane ends
-    ``4 (start - goal)`` sub-lanes off and reaches it only where it started; a trainer's
-    greedy actor (stage 1 of CM3; IAC reads an empty grid) plays every pair; the pair's table
-    marks the scripted double merge as merged without collisions."""
+    reaches it from all 16 start x goal pairs on its centre; a car that keeps its lane ends
+    ``4 (start - goal)`` sub-lanes off and reaches it only where it started; a one-car
+    observation padded for a two-car actor is a two-car observation with the other car not
+    yet on the road; trainers' greedy actors play every pair; the pair's table marks the
+    scripted double merge as merged without collisions; delays beyond the game's are refused."""
     from benchmarks import sumo_probe
     from econsim import scenario
 
-    def steer(state, obs):  # o_self[1]: (y_goal - y) / 12.8
-        off = obs[..., 1] * 12.8
-        return np.where(off > 0.4, LEFT, np.where(off < -0.4, RIGHT, ACCELERATE))
+    def steer(state, obs, legal):  # the scripted merge steers one car alone as well
+        return merge_policy(state)
 
-    with SumoMerge(n_agents=1, config="train") as one:
-        assert sumo_probe.one_car(one, steer).reached.all()
-        keep = sumo_probe.one_car(one, lambda state, obs: np.zeros(obs.shape[:-1], np.int64))
+    with SumoMerge(n_agents=1, config="train") as one, SumoMerge() as two:
+        rows = sumo_probe.one_car(one, steer)
+        assert rows.reached.all() and (rows.offset == 0).all()
+        keep = sumo_probe.one_car(one, lambda state, obs, legal: np.zeros(obs.shape[:-1], int))
         assert (keep.offset == 4 * (keep.start - keep.goal)).all()
         assert (keep.reached == (keep.start == keep.goal)).all()
         assert set(keep.actions) == {"n" * len(keep.actions[0])}
+        alone = one.observe(sumo_probe.placed(one, [1], [2], [0]))
+        waiting = two.observe(sumo_probe.placed(two, [1, 2], [2, 1], [0, 3]))
+        assert not waiting[0, 0, 7:].any() and alone.shape[-1] < waiting.shape[-1]
+        np.testing.assert_array_equal(sumo_probe.padded(alone, two.obs_size)[0, 0],
+                                      waiting[0, 0])
         for name in ("sumo_cm3", "sumo_iac"):
             trainer = scenario.load(name).make_trainer([0])
             rows = sumo_probe.one_car(one, sumo_probe.greedy_actor(trainer, 0))
-            assert len(rows) == 16 and set(rows.status) <= {"arrived", "timed out"}
-    with SumoMerge(depart_noise=0.0) as two:
-        both = sumo_probe.pair(two, lambda state, obs: merge_policy(state))
+            assert len(rows) == 16 and rows.actions.str.len().between(20, 40).all()
+        both = sumo_probe.pair(two, steer)
         assert both.merged.all() and (both.collisions == 0).all()
+        with pytest.raises(ValueError, match="exceed the game's largest"):
+            sumo_probe.placed(two, [1, 2], [2, 1], [0, two.max_delay + 1])
