@@ -148,12 +148,15 @@ def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     trainer = stored_trainer(args.run, args.root, "sumo_merge", args.algorithm)
     print(f"{args.run} at iteration {trainer.iteration} (stage {trainer.stage})")
     alone, both = [], []
-    with trainer.game.induced() as single:
-        for r, seed in enumerate(trainer.seeds):
-            alone.append(one_car(single, greedy_actor(trainer, r), int(seed)))
-    if trainer.stage_game().n_agents > 1:
-        for r, seed in enumerate(trainer.seeds):
-            both.append(pair(trainer.game, greedy_actor(trainer, r), int(seed)))
+    try:
+        with trainer.game.induced() as single:
+            for r, seed in enumerate(trainer.seeds):
+                alone.append(one_car(single, greedy_actor(trainer, r), int(seed)))
+        if trainer.stage_game().n_agents > 1:
+            for r, seed in enumerate(trainer.seeds):
+                both.append(pair(trainer.game, greedy_actor(trainer, r), int(seed)))
+    finally:
+        trainer.game.close()  # its SUMO processes
     alone = pd.concat(alone, ignore_index=True)
     both = pd.concat(both, ignore_index=True) if both else pd.DataFrame()
     with pd.option_context("display.width", 250, "display.max_colwidth", 80):

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from econsim import cli, runner
+from econsim.bounds import MAX_STEPS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,10 +95,10 @@ def test_sumo_benchmark_runs_on_a_tiny_budget(tmp_path, capsys):
 
 def test_the_sumo_benchmark_refuses_a_bad_timeout(capsys):
     """An impossible ``--timeout`` stops in one line naming the option, before any run."""
-    for bad in ("0", "-3", "1001"):
+    for bad in ("0", "-3", str(MAX_STEPS + 1)):
         with pytest.raises(SystemExit):
             _load("sumo_merge").main(["--timeout", bad, "--root", "/nonexistent/runs"])
-        assert f"--timeout {bad} is not allowed (allowed: 1 to 1000 steps)" in (
+        assert f"--timeout {bad} is not allowed (allowed: 1 to {MAX_STEPS} steps)" in (
             capsys.readouterr().err)
 
 

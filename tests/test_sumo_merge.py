@@ -31,9 +31,11 @@ from econsim.envs.sumo_merge import (
     EGO_COLOURS,
     EGO_LENGTH,
     LANE_WIDTH,
+    LANES,
     ROAD_WIDTH,
     SEDAN_COLOUR,
     SPEEDING,
+    SUBLANE,
     TIMED_OUT,
     State,
     SumoMerge,
@@ -689,7 +691,7 @@ def test_sumo_scenarios_treat_the_time_out_as_terminal():
 def test_the_probe_reads_where_one_car_ends():
     """``benchmarks/sumo_probe.py`` on the one-car game: a car that steers to its goal lane
     reaches it from all 16 start x goal pairs on its centre; a car that keeps its lane ends
-    ``4 (start - goal)`` sub-lanes off and reaches it only where it started; a one-car
+    ``(start - goal)`` lanes' worth of sub-lanes off and reaches it only where it started; a one-car
     observation padded for a two-car actor is a two-car observation with the other car not
     yet on the road; trainers' greedy actors play every pair; the pair's table marks the
     scripted double merge as merged without collisions; delays beyond the game's are refused."""
@@ -703,18 +705,21 @@ def test_the_probe_reads_where_one_car_ends():
         rows = sumo_probe.one_car(one, steer)
         assert rows.reached.all() and (rows.offset == 0).all()
         keep = sumo_probe.one_car(one, lambda state, obs, legal: np.zeros(obs.shape[:-1], int))
-        assert (keep.offset == 4 * (keep.start - keep.goal)).all()
+        per_lane = round(LANE_WIDTH / SUBLANE)  # sub-lanes in a lane
+        assert (keep.offset == per_lane * (keep.start - keep.goal)).all()
         assert (keep.reached == (keep.start == keep.goal)).all()
         assert set(keep.actions) == {"n" * len(keep.actions[0])}
         alone = one.observe(sumo_probe.placed(one, [1], [2], [0]))
         waiting = two.observe(sumo_probe.placed(two, [1, 2], [2, 1], [0, 3]))
-        assert not waiting[0, 0, 7:].any() and alone.shape[-1] < waiting.shape[-1]
+        grid = two.self_size + two.goal_size  # where o_others starts
+        assert not waiting[0, 0, grid:].any() and alone.shape[-1] == grid
         np.testing.assert_array_equal(sumo_probe.padded(alone, two.obs_size)[0, 0],
                                       waiting[0, 0])
         for name in ("sumo_cm3", "sumo_iac"):
             trainer = scenario.load(name).make_trainer([0])
             rows = sumo_probe.one_car(one, sumo_probe.greedy_actor(trainer, 0))
-            assert len(rows) == 16 and rows.actions.str.len().between(20, 40).all()
+            assert len(rows) == LANES ** 2
+            assert rows.actions.str.len().between(1, one.max_steps).all()
         both = sumo_probe.pair(two, steer)
         assert both.merged.all() and (both.collisions == 0).all()
         with pytest.raises(ValueError, match="exceed the game's largest"):
