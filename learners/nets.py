@@ -347,6 +347,10 @@ class AugmentedMLP:
     stems: tuple[Stem, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.branch_in and not self.hidden:
+            raise ValueError(f"a network with a branch of {self.branch_in} inputs joins it into "
+                             "a hidden layer but has none (allowed: at least one hidden layer, "
+                             "e.g. hidden = [64])")
         spans = sorted((st.start, st.start + st.size) for st in self.stems)
         ends = [0] + [end for _, end in spans]
         if any(start < end for (start, _), end in zip(spans, ends, strict=False)) or (

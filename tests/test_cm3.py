@@ -394,6 +394,17 @@ def test_stem_is_a_valid_convolution_of_its_slice(float64, image, kernel, filter
         AugmentedMLP(stem.size, (4,), 1, stems=(stem,))  # runs past the input
 
 
+def test_a_branch_without_a_hidden_layer_to_join_is_refused():
+    """A multi-agent actor with ``hidden = []`` has no layer for its o_others branch: one
+    ValueError naming what is allowed (the CLI's one-line refusal), not a modulo by zero; a
+    one-agent network without hidden layers is fine."""
+    from learners.nets import AugmentedMLP
+
+    with pytest.raises(ValueError, match="allowed: at least one hidden layer"):
+        trainer(stage1=0, hidden=[])
+    AugmentedMLP(3, (), 5)  # no branch: a linear network
+
+
 def test_checkers_critic_convolutions_read_the_grid_and_the_window(float64):
     """The critics' stems read s_T at the start of their input and o_self_T where ``seen``
     puts it (after s_env, s^n, g^n): their features are torch's conv2d of those slices."""
