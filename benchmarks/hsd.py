@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--analysis", action="store_true",
                    help="Figure 4.2: the skill analysis of the trained HSD team")
     p.add_argument("--table", action="store_true",
-                   help="Table 4.1: win / lose % with scripted teammates or a fixed skill")
+                   help="Table 4.1: win / lose %% with scripted teammates or a fixed skill")
     p.add_argument("--test-episodes", type=int, default=100,
                    help="test episodes per seed of --analysis and --table (default 100)")
     a = p.parse_args(argv)
