@@ -12,8 +12,12 @@ first reaches IAC's final level and holds it on average over the next five evalu
 stage-1 episodes are counted: its iterations include stage 1.
 
 Curves (mean and min-max over seeds) go to ``docs/cm3_<env>.png`` (left: baselines, right:
-ablations). The budget is stated with ``--iterations`` (10 episodes each); ``--resume``
-continues unfinished runs and reuses finished ones, so the benchmark can span sessions.
+ablations), and their points to ``docs/cm3_<env>_curves.csv`` (method, seed, run, episodes,
+collective): a later invocation replaces the rows of the (method, seed) pairs it ran and keeps
+the others, so the figure and the table gather methods and seeds trained in different sessions
+or processes (``runs/`` is not kept). The budget is stated with ``--iterations`` (10 episodes
+each); ``--resume`` continues unfinished runs and reuses finished ones, so the benchmark can
+span sessions where ``runs/`` stays.
 ``--conv off`` trains (or finds) Checkers runs with dense layers on the images instead of
 A.8.3's convolutions (the runs before 2026-12-03).
 
@@ -48,12 +52,29 @@ def curves(run_ids: dict[str, str], root: str) -> pd.DataFrame:
     """Evaluation curves: one row per method x seed x evaluation (episodes, collective)."""
     rows = []
     for method, run_id in run_ids.items():
-        ev = runner.load_result(run_id, root).episodes.query("phase == 'eval'")
-        batch = runner.load_result(run_id, root).scenario.algorithm.get("batch", 10)
+        result = runner.load_result(run_id, root)
+        ev = result.episodes.query("phase == 'eval'")
+        batch = result.scenario.algorithm.get("batch", 10)
         for _, r in ev.iterrows():
-            rows.append({"method": method, "seed": int(r.seed), "episodes":
+            rows.append({"method": method, "seed": int(r.seed), "run": run_id, "episodes":
                          int(r.iteration) * int(batch), "collective": float(r.collective)})
     return pd.DataFrame(rows)
+
+
+def gather(curve: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``curve`` with the rows of ``path`` (an earlier ``cm3_<env>_curves.csv``) whose
+    (method, seed) it does not hold; written back to ``path``."""
+    if path.exists():
+        saved = pd.read_csv(path)
+        ran = set(zip(curve.method, curve.seed, strict=True))
+        keep = [(m, s) not in ran for m, s in zip(saved.method, saved.seed, strict=True)]
+        curve = pd.concat([saved[keep], curve], ignore_index=True)
+    order = {m: i for i, m in enumerate(METHODS)}
+    curve = curve.sort_values(["method", "seed", "episodes"], key=lambda c: c.map(order)
+                              if c.name == "method" else c, ignore_index=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    curve.to_csv(path, index=False)
+    return curve
 
 
 def behaviour(run_ids: dict[str, str], root: str) -> pd.DataFrame:
@@ -166,12 +187,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                              algorithm={"conv": a.conv == "on"})
         ids = {n.removeprefix(ENVS[env] + "_"): done[done.scenario == n].run_id.iloc[0]
                for n in names}
-        curve = curves(ids, a.root)
+        curve = gather(curves(ids, a.root), Path(a.docs) / f"cm3_{env}_curves.csv")
         plot(env, curve, Path(a.docs) / f"cm3_{env}.png")
-        s = summary(curve).merge(behaviour(ids, a.root), on="method")
+        s = summary(curve).merge(behaviour(ids, a.root), on="method", how="left")
         s.insert(0, "env", env)
         s["wall_s"] = [float(done[done.scenario == f"{ENVS[env]}_{m}"].wall_s.iloc[0])
-                       for m in s.method]
+                       if m in methods else None for m in s.method]
         tables.append(s)
         print(s.to_string(index=False), flush=True)
     table = pd.concat(tables, ignore_index=True)

@@ -4,6 +4,7 @@ gradient (eqs. 3.4-3.6), the curriculum's stages, on a toy multi-goal game."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -482,8 +483,9 @@ def test_checkers_networks_follow_a83(conv):
 
 
 def test_figure_benchmark_runs_on_a_tiny_budget(tmp_path):
-    """``benchmarks/cm3.py`` end to end on 2 iterations: the table, the PNG, and ``--conv
-    off`` reaching the stored scenario (and found again by ``--resume``)."""
+    """``benchmarks/cm3.py`` end to end on 2 iterations: the table, the PNG, ``--conv off``
+    reaching the stored scenario (and found again by ``--resume``), and the curves' CSV
+    gathering the seeds of separate invocations (one seed's rows replaced, not repeated)."""
     from benchmarks import cm3 as bench
     from econsim import runner
 
@@ -494,13 +496,19 @@ def test_figure_benchmark_runs_on_a_tiny_budget(tmp_path):
     try:
         table = bench.main(args)
         bench.main([*args, "--resume"])  # the finished run is reused, not trained again
+        other = [*args[:args.index("--seeds") + 1], "1", *args[args.index("--seeds") + 2:]]
+        both = bench.main(other)
     finally:
         torch.set_num_threads(threads)  # the benchmark uses one
     assert table.method.tolist() == ["iac"] and (tmp_path / "cm3_checkers.png").exists()
-    (run_dir,) = (tmp_path / "runs").iterdir()
-    stored = runner.load_result(run_dir.name, tmp_path / "runs").scenario.algorithm
-    assert stored["conv"] is False
-    assert len(list((tmp_path / "runs").iterdir())) == 1
+    for run_dir in (tmp_path / "runs").iterdir():
+        stored = runner.load_result(run_dir.name, tmp_path / "runs").scenario.algorithm
+        assert stored["conv"] is False
+    saved = pd.read_csv(tmp_path / "cm3_checkers_curves.csv")
+    assert sorted(set(saved.seed)) == [0, 1] and len(set(saved.run)) == 2
+    assert len(saved) == 2 * len(saved[saved.seed == 1])  # seed 0 once, after three runs
+    assert both.seeds.tolist() == [2]
+    assert len(list((tmp_path / "runs").iterdir())) == 2
 
 
 def test_qmix_probe_reads_a_stored_run(tmp_path):
