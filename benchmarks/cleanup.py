@@ -10,6 +10,14 @@ iterations (one training episode tau per seed and iteration; LIO plays a second 
 tau_hat for its incentive step), all seeds vectorised in one process. Final evaluation:
 ``eval_episodes`` greedy episodes (eps = 0) per seed.
 
+Division of labour (issue 16's criterion): a seed *splits* when, in the final evaluation, one
+agent cleans at least 20 waste cells per episode and another collects at least 20 apples.
+Training curves (per seed: collective return, the top cleaner's cells, the top harvester's
+apples, the incentives paid, every ``log_every`` iterations) go to
+``docs/<scenario>_training.png`` and their points to ``docs/<scenario>_training.csv``; a later
+invocation replaces the seeds it ran and keeps the others (``runs/`` is not kept between
+sessions, the CSV is).
+
     .venv/bin/python benchmarks/cleanup.py                       # scenarios' budgets, seeds 0-2
     .venv/bin/python benchmarks/cleanup.py --iterations 3000 --jobs 2 --quiet
     .venv/bin/python benchmarks/cleanup.py --extra               # also AC-d, AC-c, IA, Cen
@@ -34,7 +42,7 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import parser, run_scenarios  # noqa: E402
+from common import parser, run_scenarios, save_figure  # noqa: E402
 
 from econsim.cli import parse_seeds  # noqa: E402
 
@@ -73,6 +81,77 @@ def division_of_labour(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
+SPLIT = 20.0  # cells cleaned by one agent and apples collected by another, per episode
+
+
+def splits(dol: pd.DataFrame) -> pd.DataFrame:
+    """Per scenario x seed: the top cleaner's cells and the best other agent's apples in the
+    final evaluation, and whether they reach ``SPLIT`` (the division of labour)."""
+    out = []
+    for (name, seed), g in dol.groupby(["scenario", "seed"], sort=False):
+        cleaner = g.loc[g.waste_cleaned.idxmax()]
+        apples = g[g.agent != cleaner.agent].apples.max() if len(g) > 1 else 0.0
+        out.append({"scenario": name, "seed": int(seed), "cleaner": int(cleaner.agent),
+                    "cleaned": float(cleaner.waste_cleaned), "harvested": float(apples),
+                    "split": bool(cleaner.waste_cleaned >= SPLIT and apples >= SPLIT)})
+    return pd.DataFrame(out)
+
+
+def training(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
+    """Training curves, one row per scenario x seed x logged iteration: ``collective``
+    (extrinsic, per episode), ``cleaned`` (the most any agent cleaned), ``harvested`` (the
+    most apples any agent collected), ``paid`` (incentives given, all agents)."""
+    out = []
+    for run_id in df.run_id.unique():
+        ag = pd.read_parquet(Path(root) / run_id / "agents.parquet").query("phase == 'train'")
+        if ag.empty:
+            continue
+        agg = {"cleaned": ("waste_cleaned", "max"), "harvested": ("apples", "max"),
+               "collective": ("apples", "sum")}
+        if "given" in ag:
+            agg["paid"] = ("given", "sum")
+        part = ag.groupby(["scenario", "seed", "iteration"]).agg(**agg).reset_index()
+        part.insert(2, "run", run_id)
+        out.append(part)
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+def gather(curve: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``curve`` with the rows of ``path`` (an earlier training CSV) of the seeds it does not
+    hold; written back to ``path``."""
+    if path.exists():
+        saved = pd.read_csv(path)
+        curve = pd.concat([saved[~saved.seed.isin(set(curve.seed))], curve], ignore_index=True)
+    curve = curve.sort_values(["seed", "iteration"], ignore_index=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    curve.to_csv(path, index=False)
+    return curve
+
+
+def plot_training(name: str, curve: pd.DataFrame, path: Path) -> None:
+    """One panel per quantity of ``training``, one line per seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("collective", "apples collected (team)"), ("cleaned", "waste cleaned, top agent"),
+              ("harvested", "apples, top agent"), ("paid", "incentives paid (team)")]
+    panels = [p for p in panels if p[0] in curve]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), sharex=True)
+    for ax, (col, title) in zip(axes, panels, strict=True):
+        for seed, c in curve.groupby("seed"):
+            ax.plot(c.iteration, c[col], label=f"seed {seed}", lw=1)
+        if col in ("cleaned", "harvested"):
+            ax.axhline(SPLIT, color="grey", ls="--", lw=0.8)
+        ax.set_title(f"{name}: {title}", fontsize=9)
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("per episode")
+    axes[-1].legend(fontsize=7)
+    save_figure(fig, path)
+
+
 def main(argv: list[str] | None = None):
     p = parser(__doc__.splitlines()[0])
     p.set_defaults(seeds="0-2", root="runs/bench_cleanup")
@@ -86,6 +165,7 @@ def main(argv: list[str] | None = None):
                    "Diss's conv(6, 3x3) front end instead of the MLP")
     p.add_argument("--jobs", type=int, default=1, help="scenarios trained in parallel")
     p.add_argument("--scenarios", help="comma-separated scenario names (default: LIO and AC)")
+    p.add_argument("--docs", default="docs", help="where the training curves (PNG, CSV) go")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     pre = PREFIX[args.map]
@@ -127,6 +207,14 @@ def main(argv: list[str] | None = None):
     dol = division_of_labour(df, args.root)
     print("\nDivision of labour (final evaluation, per agent, mean per episode):")
     print(dol.round(2).to_string(index=False))
+    split = splits(dol)
+    print(f"\nSplit (one agent cleans >= {SPLIT:g} cells, another collects >= {SPLIT:g} "
+          "apples):")
+    print(split.round(2).to_string(index=False))
+    curves = training(df, args.root)
+    for name, c in curves.groupby("scenario", sort=False) if len(curves) else ():
+        c = gather(c.drop(columns="scenario"), Path(args.docs) / f"{name}_training.csv")
+        plot_training(name, c, Path(args.docs) / f"{name}_training.png")
     return df, dol
 
 
