@@ -242,7 +242,7 @@ def cmd_bench(args) -> int:
         print(_table(df))
         return 0
     settings = {"batch": args.batch, "seconds": args.seconds, "rounds": args.rounds,
-                "warmup": args.warmup, "sampler": args.sampler}
+                "warmup": args.warmup, "sampler": args.sampler, "memory": args.memory}
     df = bench.speed_table(args.games or None, **settings)
     batch = f", batch {args.batch}" if args.batch else ""
     print(f"env-steps/s with random {args.sampler} actions{batch}: median [min, max] of "
@@ -389,6 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sampler", default="masked", choices=["masked", "uniform"],
                    help="masked: uniform over the legal actions (games with an action "
                    "mask; default); uniform: over all actions")
+    s.add_argument("--memory", default="keep", choices=["keep", "system"],
+                   help="keep: the C allocator keeps freed large blocks for the next step's "
+                   "arrays (default; what training runs do); system: its defaults")
     s.add_argument("--json", help="also write the table (with the settings and the machine) "
                    "to this .json file")
     s.add_argument("--train", metavar="SCENARIO", help="instead: training throughput of "

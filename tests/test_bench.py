@@ -2,6 +2,10 @@
 checksum as a fingerprint of the work, rounds and warm-up."""
 
 import itertools
+import platform
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,3 +86,37 @@ def test_outermost_times_only_the_outer_of_nested_calls():
     outer = outermost(lambda x: inner(x) + 1, depth, lambda s, a: seen.append(("outer", a)))
     assert outer(2) == 3 and inner(5) == 5
     assert seen == [("outer", (2,)), ("inner", (5,))] and depth == [0]
+
+
+_MALLINFO = """
+import ctypes, sys
+import numpy as np
+from econsim.core.memory import keep_freed_memory
+class Info(ctypes.Structure):  # glibc's struct mallinfo2: ten size_t counters
+    _fields_ = [(k, ctypes.c_size_t) for k in ("arena", "ordblks", "smblks", "hblks",
+                "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = Info
+if sys.argv[1] == "keep":
+    assert keep_freed_memory() and keep_freed_memory()  # the first call decides
+a = np.ones(16 * 2**20, np.float32)  # a step's 64 MB observation
+mapped = libc.mallinfo2().hblkhd  # bytes in blocks of their own (mmap)
+del a
+print(mapped, libc.mallinfo2().fordblks)  # and free bytes the heap keeps after it
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_kept_memory_serves_a_large_array_from_the_heap_and_keeps_it_when_freed():
+    """With freed blocks kept (bench and training runs), a 64 MB array comes from the heap
+    and stays there for the next step's array once freed; with the system's settings it is a
+    block of its own, returned to the system (and faulted in anew, zeroed, next time)."""
+    out = {m: [int(v) for v in subprocess.run(
+        [sys.executable, "-c", _MALLINFO, m], capture_output=True, text=True, check=True,
+        cwd=Path(__file__).resolve().parents[1]).stdout.split()] for m in ("keep", "system")}
+    size = 16 * 2**20 * 4
+    assert out["system"][0] >= size and out["keep"][0] < size
+    assert out["keep"][1] >= size > out["system"][1]
+    assert bench.measure("ipd", {}, batch=8, seconds=0.01, rounds=1, warmup=0)["memory"] == "keep"
+    with pytest.raises(ValueError, match="--memory: 'none' is not allowed"):
+        bench.measure("ipd", {}, memory="none")
