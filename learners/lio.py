@@ -70,8 +70,9 @@ class LIOConfig(PGConfig):
         "(DesignerView; Cleanup: [did not clean, cleaned], the Diss's multi-hot of who used "
         "the cleaning beam)")
     cost_schedule: Literal["constant", "linear", "adaptive"] = Field(
-        "constant", description="weight on the cost over training (options of the reference "
-        "code): constant 1; linear 0 -> 1 over cost_ramp iterations; adaptive: from 0, every "
+        "constant", description="weight on the cost over training, multiplying cost "
+        "(options of the reference code, where the weight is the coefficient itself: cost = "
+        "1): constant 1; linear 0 -> 1 over cost_ramp iterations; adaptive: from 0, every "
         "cost_period iterations +-cost_period/cost_ramp (in [0, 1]): up when the period's "
         "extrinsic collective return beat the previous period's, else down")
     cost_ramp: Iterations = Field(10_000, description="iterations of the linear ramp, and the "
