@@ -38,6 +38,7 @@ from econsim import envs
 from econsim.core import make_rng, reset_done
 from econsim.core.capabilities import ActionMask, Processes, has
 from econsim.core.memory import keep_freed_memory
+from econsim.core.memory import kept as memory_kept
 from econsim.core.registry import bench_of, unavailable
 from econsim.core.timing import outermost
 
@@ -112,11 +113,12 @@ def measure(env: str, params: dict, batch: int = 4096, seconds: float = 1.0,
     seconds: ``env_steps_per_s`` (median), ``min``, ``max``, ``agent_steps_per_s``,
     ``sampler`` (as used: ``uniform`` for a game without an action mask), ``steps`` (timed
     world-steps), ``checksum`` (of the final state and observation), ``memory``: ``keep``
-    when freed large blocks are kept for reuse (:func:`econsim.core.memory.keep_freed_memory`,
-    asked for with ``memory="keep"``; the first request decides for the process), else
+    when the process keeps freed large blocks for reuse (:mod:`econsim.core.memory`; asked
+    for with ``memory="keep"``, and once kept, kept for the rest of the process), else
     ``system``."""
     _check(batch, seconds, rounds, warmup, sampler, memory)
-    kept = keep_freed_memory() if memory == "keep" else False
+    if memory == "keep":
+        keep_freed_memory()
     game = envs.make(env, **params)
     values = batch * game.n_agents * math.prod(game.observation_space.shape)
     if values > MAX_VALUES:
@@ -152,7 +154,7 @@ def measure(env: str, params: dict, batch: int = 4096, seconds: float = 1.0,
     return {"env_steps_per_s": round(median), "min": round(min(rates)),
             "max": round(max(rates)), "agent_steps_per_s": round(median * game.n_agents),
             "sampler": used, "steps": total, "checksum": digest,
-            "memory": "keep" if kept else "system"}
+            "memory": "keep" if memory_kept() else "system"}
 
 
 def env_steps_per_second(env: str, params: dict, batch: int = 4096,

@@ -21,6 +21,7 @@ import warnings
 import pandas as pd
 
 from econsim.bounds import MAX_SEEDS
+from econsim.core.memory import keep_freed_memory
 from econsim.errors import ScenarioError, StoreWarning, short
 
 ROOT_HELP = "folder holding run folders (default: $ECONSIM_RUNS, else runs)"
@@ -468,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             args = build_parser().parse_args(argv)
             args.root = str(store.root_path(args.root))
+            keep_freed_memory()  # large batches reuse freed arrays (econsim.core.memory)
             return args.func(args)
         except UsageError as err:
             _error(str(err))

@@ -45,7 +45,6 @@ from tqdm.auto import tqdm
 
 from econsim import checkpoint, store
 from econsim import scenario as scenario_mod
-from econsim.core.memory import keep_freed_memory
 from econsim.errors import ScenarioError, TrainingDiverged, short
 from econsim.files import (
     lock_folder,
@@ -278,16 +277,12 @@ def run(scenario: Scenario | str | Path, *, seeds: list[int] | None = None,
     setting alone. ``progress``: a tqdm bar (True), none (False), or a callable given
     ``(iterations done, total)`` after every iteration (e.g. an app's progress bar).
 
-    Training keeps freed large arrays for reuse (``econsim.core.memory.keep_freed_memory``:
-    a batch's observation, 79 MB for GTB at 4,096 worlds, is not faulted in anew every step).
-
     Bad input raises a one-line ``ScenarioError`` before anything is written. Training that
     produces a non-finite number raises ``TrainingDiverged``; it, any other error and an
     interruption are recorded in ``run.json`` (status ``failed`` with the error, or
     ``interrupted``), so a run is never left ``running`` by a process that stopped.
     """
     iterations = scenario_mod.check_iterations(iterations)
-    keep_freed_memory()
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
