@@ -12,11 +12,12 @@ tau_hat for its incentive step), all seeds vectorised in one process. Final eval
 
 Division of labour (issue 16's criterion): a seed *splits* when, in the final evaluation, one
 agent cleans at least 20 waste cells per episode and another collects at least 20 apples.
-Training curves (per seed: collective return, the top cleaner's cells, the top harvester's
-apples, the incentives paid, every ``log_every`` iterations) go to
+Training curves (per seed: the team's extrinsic return, the top cleaner's cells, the top
+harvester's apples, the incentives paid, every ``log_every`` iterations) go to
 ``docs/<scenario>_training.png`` and their points to ``docs/<scenario>_training.csv``; a later
-invocation replaces the seeds it ran and keeps the others (``runs/`` is not kept between
-sessions, the CSV is).
+invocation with the same iterations and ``--conv`` replaces the seeds it ran and keeps the
+others (``runs/`` is not kept between sessions, the CSV is); other settings need another
+``--docs`` folder.
 
     .venv/bin/python benchmarks/cleanup.py                       # scenarios' budgets, seeds 0-2
     .venv/bin/python benchmarks/cleanup.py --iterations 3000 --jobs 2 --quiet
@@ -42,8 +43,9 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import parser, run_scenarios, save_figure  # noqa: E402
+from common import gather_csv, parser, run_scenarios, save_figure  # noqa: E402
 
+from econsim import runner  # noqa: E402
 from econsim.cli import parse_seeds  # noqa: E402
 
 #: scenario name suffixes per map (``cleanup7_lio``, ``cleanup10_ia``, ...)
@@ -85,47 +87,51 @@ SPLIT = 20.0  # cells cleaned by one agent and apples collected by another, per 
 
 
 def splits(dol: pd.DataFrame) -> pd.DataFrame:
-    """Per scenario x seed: the top cleaner's cells and the best other agent's apples in the
-    final evaluation, and whether they reach ``SPLIT`` (the division of labour)."""
+    """Per scenario x seed: whether the final evaluation shows the division of labour, one
+    agent cleaning at least ``SPLIT`` cells and another collecting at least ``SPLIT`` apples
+    (``cleaner`` and ``harvester``: of the pairs that do, the one with the most cells, then
+    apples; else the top cleaner and the best other harvester; -1 without two agents)."""
     out = []
     for (name, seed), g in dol.groupby(["scenario", "seed"], sort=False):
-        cleaner = g.loc[g.waste_cleaned.idxmax()]
-        apples = g[g.agent != cleaner.agent].apples.max() if len(g) > 1 else 0.0
-        out.append({"scenario": name, "seed": int(seed), "cleaner": int(cleaner.agent),
-                    "cleaned": float(cleaner.waste_cleaned), "harvested": float(apples),
-                    "split": bool(cleaner.waste_cleaned >= SPLIT and apples >= SPLIT)})
+        cells = dict(zip(g.agent, g.waste_cleaned.fillna(0.0), strict=True))
+        apples = dict(zip(g.agent, g.apples.fillna(0.0), strict=True))
+        pairs = sorted(((cells[i] >= SPLIT and apples[j] >= SPLIT, cells[i], apples[j], -i, -j)
+                        for i in cells for j in apples if i != j), reverse=True)
+        found, _, _, i, j = pairs[0] if pairs else (False, 0.0, 0.0, 1, 1)
+        i, j = -i, -j
+        out.append({"scenario": name, "seed": int(seed), "cleaner": int(i),
+                    "cleaned": float(cells.get(i, 0.0)), "harvester": int(j),
+                    "harvested": float(apples.get(j, 0.0)), "split": bool(found)})
     return pd.DataFrame(out)
 
 
 def training(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
-    """Training curves, one row per scenario x seed x logged iteration: ``collective``
-    (extrinsic, per episode), ``cleaned`` (the most any agent cleaned), ``harvested`` (the
-    most apples any agent collected), ``paid`` (incentives given, all agents)."""
+    """Training curves, one row per scenario x seed x logged iteration: ``extrinsic`` (the
+    team's apples per episode, its extrinsic return), ``cleaned`` (the most any agent
+    cleaned), ``harvested`` (the most apples any agent collected), ``paid`` (incentives
+    given, all agents), with the run and its settings (``iterations``, ``conv``)."""
     out = []
     for run_id in df.run_id.unique():
         ag = pd.read_parquet(Path(root) / run_id / "agents.parquet").query("phase == 'train'")
         if ag.empty:
             continue
         agg = {"cleaned": ("waste_cleaned", "max"), "harvested": ("apples", "max"),
-               "collective": ("apples", "sum")}
+               "extrinsic": ("apples", "sum")}
         if "given" in ag:
             agg["paid"] = ("given", "sum")
         part = ag.groupby(["scenario", "seed", "iteration"]).agg(**agg).reset_index()
+        sc = runner.load_result(run_id, root).scenario
         part.insert(2, "run", run_id)
+        part.insert(3, "iterations", sc.train.iterations)
+        part.insert(4, "conv", "on" if sc.algorithm.get("conv") else "off")
         out.append(part)
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
 def gather(curve: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """``curve`` with the rows of ``path`` (an earlier training CSV) of the seeds it does not
-    hold; written back to ``path``."""
-    if path.exists():
-        saved = pd.read_csv(path)
-        curve = pd.concat([saved[~saved.seed.isin(set(curve.seed))], curve], ignore_index=True)
-    curve = curve.sort_values(["seed", "iteration"], ignore_index=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    curve.to_csv(path, index=False)
-    return curve
+    """``curve`` with the rows of ``path`` (an earlier training CSV of the same iterations
+    and ``conv``) of the seeds it does not hold; written back to ``path``."""
+    return gather_csv(curve, path, ["seed"], ["iterations", "conv"], ["seed", "iteration"])
 
 
 def plot_training(name: str, curve: pd.DataFrame, path: Path) -> None:
@@ -135,7 +141,7 @@ def plot_training(name: str, curve: pd.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("collective", "apples collected (team)"), ("cleaned", "waste cleaned, top agent"),
+    panels = [("extrinsic", "apples collected (team)"), ("cleaned", "waste cleaned, top agent"),
               ("harvested", "apples, top agent"), ("paid", "incentives paid (team)")]
     panels = [p for p in panels if p[0] in curve]
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), sharex=True)

@@ -15,7 +15,10 @@ Curves (mean and min-max over seeds) go to ``docs/cm3_<env>.png`` (left: baselin
 ablations), and their points to ``docs/cm3_<env>_curves.csv`` (method, seed, run, episodes,
 collective): a later invocation replaces the rows of the (method, seed) pairs it ran and keeps
 the others, so the figure and the table gather methods and seeds trained in different sessions
-or processes (``runs/`` is not kept). The budget is stated with ``--iterations`` (10 episodes
+or processes (``runs/`` is not kept; the behaviour columns and wall time are those of the
+methods this invocation ran). One file gathers one configuration (``--iterations``,
+``--conv``); another needs another ``--docs`` folder. The budget is stated with
+``--iterations`` (10 episodes
 each); ``--resume`` continues unfinished runs and reuses finished ones, so the benchmark can
 span sessions where ``runs/`` stays.
 ``--conv off`` trains (or finds) Checkers runs with dense layers on the images instead of
@@ -35,7 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import parser, run_scenarios, save_figure  # noqa: E402
+from benchmarks.common import gather_csv, parser, run_scenarios, save_figure  # noqa: E402
 from econsim import runner  # noqa: E402
 from econsim.cli import parse_seeds  # noqa: E402
 
@@ -49,32 +52,28 @@ BASELINE = "iac"  # the acceptance compares CM3 with IAC: episodes to reach IAC'
 
 
 def curves(run_ids: dict[str, str], root: str) -> pd.DataFrame:
-    """Evaluation curves: one row per method x seed x evaluation (episodes, collective)."""
+    """Evaluation curves: one row per method x seed x evaluation (episodes, collective), with
+    the run and its settings (``iterations``, ``conv``: Checkers' convolutions or not)."""
     rows = []
     for method, run_id in run_ids.items():
         result = runner.load_result(run_id, root)
         ev = result.episodes.query("phase == 'eval'")
         batch = result.scenario.algorithm.get("batch", 10)
+        conv = "on" if result.scenario.algorithm.get("conv") else "off"
         for _, r in ev.iterrows():
-            rows.append({"method": method, "seed": int(r.seed), "run": run_id, "episodes":
-                         int(r.iteration) * int(batch), "collective": float(r.collective)})
+            rows.append({"method": method, "seed": int(r.seed), "run": run_id,
+                         "iterations": result.scenario.train.iterations, "conv": conv,
+                         "episodes": int(r.iteration) * int(batch),
+                         "collective": float(r.collective)})
     return pd.DataFrame(rows)
 
 
 def gather(curve: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """``curve`` with the rows of ``path`` (an earlier ``cm3_<env>_curves.csv``) whose
-    (method, seed) it does not hold; written back to ``path``."""
-    if path.exists():
-        saved = pd.read_csv(path)
-        ran = set(zip(curve.method, curve.seed, strict=True))
-        keep = [(m, s) not in ran for m, s in zip(saved.method, saved.seed, strict=True)]
-        curve = pd.concat([saved[keep], curve], ignore_index=True)
-    order = {m: i for i, m in enumerate(METHODS)}
-    curve = curve.sort_values(["method", "seed", "episodes"], key=lambda c: c.map(order)
-                              if c.name == "method" else c, ignore_index=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    curve.to_csv(path, index=False)
-    return curve
+    """``curve`` with the rows of ``path`` (an earlier ``cm3_<env>_curves.csv`` of the same
+    iterations and ``conv``) whose (method, seed) it does not hold; written back to
+    ``path`` (``benchmarks.common.gather_csv``)."""
+    return gather_csv(curve, path, ["method", "seed"], ["iterations", "conv"],
+                      ["method", "seed", "episodes"], order={"method": METHODS})
 
 
 def behaviour(run_ids: dict[str, str], root: str) -> pd.DataFrame:
@@ -166,7 +165,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.set_defaults(seeds="0-2", root="runs/bench_cm3")
     p.add_argument("--envs", default=",".join(ENVS), help=f"of {', '.join(ENVS)}")
     p.add_argument("--methods", default=",".join(METHODS), help=f"of {', '.join(METHODS)}")
-    p.add_argument("--docs", default="docs", help="where the PNG curves go")
+    p.add_argument("--docs", default="docs", help="where the PNG curves and their CSV go")
     p.add_argument("--conv", choices=("on", "off"), default="on",
                    help="Checkers' A.8.3 convolutions (off: dense layers on the images, the "
                    "runs before 2026-12-03)")

@@ -11,6 +11,7 @@ import pandas as pd
 from econsim import checkpoint, runner, scenario, store
 from econsim.core.memory import keep_freed_memory
 from econsim.dictionary import RENAMED
+from econsim.files import atomic_write
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -116,3 +117,31 @@ def save_figure(fig, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def gather_csv(new: pd.DataFrame, path: Path, key: list[str], settings: list[str],
+               sort: list[str], order: dict[str, tuple] | None = None) -> pd.DataFrame:
+    """``new`` rows plus those of ``path`` (the CSV an earlier invocation kept in ``docs/``)
+    whose ``key`` (e.g. method and seed) ``new`` does not hold, sorted by ``sort``
+    (``order``: a column's values in this order) and written back atomically. The file
+    gathers runs of one configuration only: when its ``settings`` columns (e.g. iterations)
+    differ from ``new``'s, a one-line ``SystemExit`` names both and nothing is written."""
+    if path.exists():
+        saved = pd.read_csv(path)
+        missing = [c for c in [*key, *settings] if c not in saved]
+        if missing:
+            raise SystemExit(f"{path}: no column {missing[0]!r}; written by another version "
+                             "(move it away or give another --docs folder)")
+        have = set(saved[settings].itertuples(index=False, name=None))
+        want = set(new[settings].itertuples(index=False, name=None))
+        if have != want:
+            raise SystemExit(f"{path} holds runs with {settings} = {sorted(have)}, these have "
+                             f"{sorted(want)} (give another --docs folder)")
+        ran = set(new[key].itertuples(index=False, name=None))
+        keep = [k not in ran for k in saved[key].itertuples(index=False, name=None)]
+        new = pd.concat([saved[keep], new], ignore_index=True)
+    rank = {c: {v: i for i, v in enumerate(vals)} for c, vals in (order or {}).items()}
+    new = new.sort_values(sort, key=lambda c: c.map(rank[c.name]) if c.name in rank else c,
+                          ignore_index=True)
+    atomic_write(path, lambda tmp: new.to_csv(tmp, index=False))
+    return new

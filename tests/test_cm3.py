@@ -498,17 +498,20 @@ def test_figure_benchmark_runs_on_a_tiny_budget(tmp_path):
         bench.main([*args, "--resume"])  # the finished run is reused, not trained again
         other = [*args[:args.index("--seeds") + 1], "1", *args[args.index("--seeds") + 2:]]
         both = bench.main(other)
+        with pytest.raises(SystemExit, match=r"holds runs with \['iterations', 'conv'\] = "
+                           r"\[\(2, 'off'\)\], these have \[\(2, 'on'\)\]"):
+            bench.main(args[:-2])  # Checkers' convolutions: another configuration
     finally:
         torch.set_num_threads(threads)  # the benchmark uses one
     assert table.method.tolist() == ["iac"] and (tmp_path / "cm3_checkers.png").exists()
-    for run_dir in (tmp_path / "runs").iterdir():
-        stored = runner.load_result(run_dir.name, tmp_path / "runs").scenario.algorithm
-        assert stored["conv"] is False
+    convs = [runner.load_result(d.name, tmp_path / "runs").scenario.algorithm["conv"]
+             for d in (tmp_path / "runs").iterdir()]
+    assert sorted(convs) == [False, False, True]
     saved = pd.read_csv(tmp_path / "cm3_checkers_curves.csv")
     assert sorted(set(saved.seed)) == [0, 1] and len(set(saved.run)) == 2
     assert len(saved) == 2 * len(saved[saved.seed == 1])  # seed 0 once, after three runs
     assert both.seeds.tolist() == [2]
-    assert len(list((tmp_path / "runs").iterdir())) == 2
+    assert len(list((tmp_path / "runs").iterdir())) == 3  # the conv run is kept, not gathered
 
 
 def test_qmix_probe_reads_a_stored_run(tmp_path):
