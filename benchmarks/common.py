@@ -9,7 +9,6 @@ from pathlib import Path
 import pandas as pd
 
 from econsim import checkpoint, runner, scenario, store
-from econsim.core.memory import keep_freed_memory
 from econsim.dictionary import RENAMED
 from econsim.files import atomic_write
 
@@ -55,9 +54,7 @@ def run_scenarios(names: list[str], seeds: list[int], iterations: int | None, ro
     finished run with the same scenario, seeds and budget in ``root``, continue an unfinished
     one (so a benchmark longer than a session goes on where it stopped). With ``iterations``,
     a run checkpoints at its end, or every ``checkpoint_every`` iterations when given.
-    ``eval_episodes`` overrides the episodes of every evaluation. The process keeps freed
-    large arrays for reuse (``econsim.core.memory``), as ``econsim run`` does."""
-    keep_freed_memory()
+    ``eval_episodes`` overrides the episodes of every evaluation."""
     rows = []
     for name in names:
         sc = scenario.load(name)

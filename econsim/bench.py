@@ -37,8 +37,6 @@ import pandas as pd
 from econsim import envs
 from econsim.core import make_rng, reset_done
 from econsim.core.capabilities import ActionMask, Processes, has
-from econsim.core.memory import keep_freed_memory
-from econsim.core.memory import kept as memory_kept
 from econsim.core.registry import bench_of, unavailable
 from econsim.core.timing import outermost
 
@@ -47,7 +45,6 @@ MAX_SECONDS = 600.0  # per round
 MAX_ROUNDS = 100
 MAX_VALUES = 2**28  # observation values of one step of all worlds (about 1 GB of float32)
 SAMPLERS = ("masked", "uniform")
-MEMORY = ("keep", "system")  # freed large blocks kept for reuse (econsim.core.memory), or not
 
 
 def default_cases() -> dict[str, tuple[str, dict, tuple[int, ...]]]:
@@ -108,17 +105,12 @@ def random_play(game: Any, batch: int, sampler: str, rng: np.random.Generator
 
 def measure(env: str, params: dict, batch: int = 4096, seconds: float = 1.0,
             rounds: int = 3, warmup: float = 0.5, sampler: str = "masked",
-            seed: int = 0, memory: str = "keep") -> dict[str, Any]:
+            seed: int = 0) -> dict[str, Any]:
     """Time ``rounds`` rounds of ``seconds`` of :func:`random_play` after ``warmup``
     seconds: ``env_steps_per_s`` (median), ``min``, ``max``, ``agent_steps_per_s``,
     ``sampler`` (as used: ``uniform`` for a game without an action mask), ``steps`` (timed
-    world-steps), ``checksum`` (of the final state and observation), ``memory``: ``keep``
-    when the process keeps freed large blocks for reuse (:mod:`econsim.core.memory`; asked
-    for with ``memory="keep"``, and once kept, kept for the rest of the process), else
-    ``system``."""
-    _check(batch, seconds, rounds, warmup, sampler, memory)
-    if memory == "keep":
-        keep_freed_memory()
+    world-steps), ``checksum`` (of the final state and observation)."""
+    _check(batch, seconds, rounds, warmup, sampler)
     game = envs.make(env, **params)
     values = batch * game.n_agents * math.prod(game.observation_space.shape)
     if values > MAX_VALUES:
@@ -153,8 +145,7 @@ def measure(env: str, params: dict, batch: int = 4096, seconds: float = 1.0,
     median = statistics.median(rates)
     return {"env_steps_per_s": round(median), "min": round(min(rates)),
             "max": round(max(rates)), "agent_steps_per_s": round(median * game.n_agents),
-            "sampler": used, "steps": total, "checksum": digest,
-            "memory": "keep" if memory_kept() else "system"}
+            "sampler": used, "steps": total, "checksum": digest}
 
 
 def env_steps_per_second(env: str, params: dict, batch: int = 4096,
@@ -165,7 +156,7 @@ def env_steps_per_second(env: str, params: dict, batch: int = 4096,
 
 
 def _check(batch: int | None, seconds: float, rounds: int, warmup: float,
-           sampler: str, memory: str = "keep") -> None:
+           sampler: str) -> None:
     """The table's settings, before anything is measured (one-line ValueErrors)."""
     if batch is not None and (isinstance(batch, bool) or not 1 <= batch <= MAX_BATCH):
         raise ValueError(f"--batch: {batch!r} is not allowed (allowed: 1 to {MAX_BATCH:,} worlds)")
@@ -181,18 +172,16 @@ def _check(batch: int | None, seconds: float, rounds: int, warmup: float,
     if sampler not in SAMPLERS:
         raise ValueError(f"--sampler: {sampler!r} is not allowed (allowed: "
                          f"{', '.join(SAMPLERS)})")
-    if memory not in MEMORY:
-        raise ValueError(f"--memory: {memory!r} is not allowed (allowed: {', '.join(MEMORY)})")
 
 
 def speed_table(names: list[str] | None = None, batch: int | None = None,
                 seconds: float = 1.0, rounds: int = 3, warmup: float = 0.5,
-                sampler: str = "masked", memory: str = "keep") -> pd.DataFrame:
+                sampler: str = "masked") -> pd.DataFrame:
     """One row per game and batch size (:func:`measure`) at ``batch`` worlds (default: the
     game's declared ``bench_batches``, else 4096). Without ``names``: every game whose
     optional packages are installed (``econsim.core.registry.unavailable``); a game named
     explicitly is measured or fails with its one-line reason."""
-    _check(batch, seconds, rounds, warmup, sampler, memory)
+    _check(batch, seconds, rounds, warmup, sampler)
     cases = default_cases()
     unknown = [n for n in names or [] if n not in cases and n not in envs.names()]
     if unknown:
@@ -209,8 +198,7 @@ def speed_table(names: list[str] | None = None, batch: int | None = None,
         env, params, batches = cases[name]
         for b in (batch,) if batch is not None else batches:
             rows.append({"game": name, "batch": b,
-                         **measure(env, params, b, seconds, rounds, warmup, sampler,
-                                   memory=memory)})
+                         **measure(env, params, b, seconds, rounds, warmup, sampler)})
     return pd.DataFrame(rows)
 
 

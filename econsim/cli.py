@@ -21,7 +21,6 @@ import warnings
 import pandas as pd
 
 from econsim.bounds import MAX_SEEDS
-from econsim.core.memory import keep_freed_memory
 from econsim.errors import ScenarioError, StoreWarning, short
 
 ROOT_HELP = "folder holding run folders (default: $ECONSIM_RUNS, else runs)"
@@ -243,7 +242,7 @@ def cmd_bench(args) -> int:
         print(_table(df))
         return 0
     settings = {"batch": args.batch, "seconds": args.seconds, "rounds": args.rounds,
-                "warmup": args.warmup, "sampler": args.sampler, "memory": args.memory}
+                "warmup": args.warmup, "sampler": args.sampler}
     df = bench.speed_table(args.games or None, **settings)
     batch = f", batch {args.batch}" if args.batch else ""
     print(f"env-steps/s with random {args.sampler} actions{batch}: median [min, max] of "
@@ -390,9 +389,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sampler", default="masked", choices=["masked", "uniform"],
                    help="masked: uniform over the legal actions (games with an action "
                    "mask; default); uniform: over all actions")
-    s.add_argument("--memory", default="keep", choices=["keep", "system"],
-                   help="keep: the C allocator keeps freed large blocks for the next step's "
-                   "arrays (default; what training runs do); system: its defaults")
     s.add_argument("--json", help="also write the table (with the settings and the machine) "
                    "to this .json file")
     s.add_argument("--train", metavar="SCENARIO", help="instead: training throughput of "
@@ -469,7 +465,6 @@ def main(argv: list[str] | None = None) -> int:
         try:
             args = build_parser().parse_args(argv)
             args.root = str(store.root_path(args.root))
-            keep_freed_memory()  # large batches reuse freed arrays (econsim.core.memory)
             return args.func(args)
         except UsageError as err:
             _error(str(err))

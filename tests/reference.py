@@ -119,8 +119,17 @@ def fingerprint(name: str) -> dict:
 
 
 def cpu() -> str:
-    """The vector instruction set torch uses here (results differ in the last bits across)."""
-    return str(torch.backends.cpu.get_cpu_capability())
+    """The vector instruction set torch uses here and a fingerprint of the processor's feature
+    flags (results differ in the last bits across either: two machines that both report
+    AVX512 gave different last bits on 2026-12-03)."""
+    import hashlib
+
+    info = Path("/proc/cpuinfo")
+    flags = next((line.split(":", 1)[1].split() for line in
+                  (info.read_text().splitlines() if info.exists() else [])
+                  if line.startswith("flags")), [])
+    digest = hashlib.sha256(" ".join(sorted(flags)).encode()).hexdigest()[:12]
+    return f"{torch.backends.cpu.get_cpu_capability()} {digest}"
 
 
 def path(name: str) -> Path:

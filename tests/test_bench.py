@@ -2,16 +2,12 @@
 checksum as a fingerprint of the work, rounds and warm-up."""
 
 import itertools
-import platform
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from econsim import bench, envs
-from econsim.core import make_rng, memory
+from econsim.core import make_rng
 
 
 def _play(env: str, sampler: str, steps: int, batch: int = 8, seed: int = 0):
@@ -86,50 +82,3 @@ def test_outermost_times_only_the_outer_of_nested_calls():
     outer = outermost(lambda x: inner(x) + 1, depth, lambda s, a: seen.append(("outer", a)))
     assert outer(2) == 3 and inner(5) == 5
     assert seen == [("outer", (2,)), ("inner", (5,))] and depth == [0]
-
-
-_MALLINFO = """
-import ctypes, sys
-import numpy as np
-from econsim import bench
-from econsim.core import memory
-libc = ctypes.CDLL(None)
-if sys.argv[1] == "keep" and not memory.keep_freed_memory():
-    sys.exit(3)  # a glibc that refuses the thresholds (before 2.35)
-class Info(ctypes.Structure):  # glibc's struct mallinfo2 (2.33+): ten size_t counters
-    _fields_ = [(k, ctypes.c_size_t) for k in ("arena", "ordblks", "smblks", "hblks",
-                "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
-libc.mallinfo2.restype = Info
-a = np.ones(16 * 2**20, np.float32)  # a step's 64 MB observation
-mapped = libc.mallinfo2().hblkhd  # bytes in blocks of their own (mmap)
-del a
-# and the free bytes the heap keeps after it; then what bench reports when asked for the
-# system's settings (kept once kept)
-row = bench.measure("ipd", {}, batch=8, seconds=0.01, rounds=1, warmup=0, memory="system")
-print(mapped, libc.mallinfo2().fordblks, row["memory"])
-"""
-
-
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
-def test_kept_memory_serves_a_large_array_from_the_heap_and_keeps_it_when_freed():
-    """With freed blocks kept (the command line, the benchmark scripts), a 64 MB array comes
-    from the heap and stays there for the next step's array once freed; with the system's
-    settings it is a block of its own, returned to the system (and faulted in anew, zeroed,
-    next time). ``bench`` reports what the process does, not what was asked for."""
-    out = {}
-    for mode in ("keep", "system"):
-        done = subprocess.run([sys.executable, "-c", _MALLINFO, mode], capture_output=True,
-                              text=True, cwd=Path(__file__).resolve().parents[1])
-        if done.returncode == 3:
-            pytest.skip("this glibc refuses mmap thresholds above 32 MiB")
-        assert done.returncode == 0, done.stderr
-        mapped, free, reported = done.stdout.split()
-        out[mode] = int(mapped), int(free), reported
-    size = 16 * 2**20 * 4
-    assert out["system"][0] >= size and out["keep"][0] < size
-    assert out["keep"][1] >= size > out["system"][1]
-    assert out["keep"][2] == "keep" and out["system"][2] == "system"
-    with pytest.raises(ValueError, match="--memory: 'none' is not allowed"):
-        bench.measure("ipd", {}, memory="none")
-    with pytest.raises(ValueError, match="limit 0 is not allowed"):
-        memory.keep_freed_memory(0)

@@ -236,7 +236,7 @@ def test_cleanup_benchmark_tiny_budget(tmp_path, capsys):
     import cleanup as bench
 
     df, dol = bench.main(["--iterations", "2", "--seeds", "0,1", "--root", str(tmp_path),
-                          "--quiet"])
+                          "--docs", str(tmp_path), "--quiet"])
     assert sorted(df.scenario) == sorted(["cleanup7_ac"] * 2 + ["cleanup7_lio"] * 2)
     assert np.isfinite(df.collective).all() and (df.iterations == 2).all()
     assert len(dol) == 2 * 2 * 2  # scenario x seed x agent
@@ -252,7 +252,7 @@ def test_cleanup_benchmark_designers_tiny_budget(tmp_path, capsys):
     import cleanup as bench
 
     df, dol = bench.main(["--designers", "--iterations", "2", "--seeds", "0", "--root",
-                          str(tmp_path), "--quiet"])
+                          str(tmp_path), "--docs", str(tmp_path), "--quiet"])
     assert sorted(df.scenario) == ["cleanup7_dualrl", "cleanup7_metagrad"]
     np.testing.assert_allclose(df.collective, df.extrinsic - df.incentives, rtol=1e-5)
     assert {"received", "offer_clean", "offer_collect", "offer_else"} <= set(dol.columns)
@@ -265,7 +265,8 @@ def test_cleanup_benchmark_conv_option_reaches_the_run(tmp_path):
     import cleanup as bench
 
     df, _ = bench.main(["--conv", "--scenarios", "cleanup7_ac", "--iterations", "1",
-                        "--seeds", "0", "--root", str(tmp_path), "--quiet"])
+                        "--seeds", "0", "--root", str(tmp_path), "--docs", str(tmp_path),
+                        "--quiet"])
     saved = scenario.load(tmp_path / df.run_id[0] / "scenario.toml")
     assert saved.resolved()["algorithm"]["conv"] is True
 

@@ -1,7 +1,8 @@
 """Every shipped scenario reproduces its reference numbers (``tests/reference.py``) bit for bit:
 a refactoring must not move any learner's numbers. On another CPU instruction set than the one
 the reference was written on, the last bits may differ and three iterations of a meta-gradient
-learner carry them on (measured AVX2 against AVX512: up to 3e-5 of a tensor's absolute sum);
+learner carry them on (measured AVX2 against AVX512: up to 3e-5 of a tensor's absolute sum;
+two processors that both report AVX512 differ too, so ``reference.cpu`` adds their flags);
 there the numbers must agree to ``CROSS_CPU`` = 1e-4: a metric relative to itself, a state
 tensor's sum and absolute sum relative to its absolute sum (a sum that cancels to near 0 has
 no relative precision)."""
