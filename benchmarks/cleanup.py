@@ -90,24 +90,22 @@ def splits(dol: pd.DataFrame) -> pd.DataFrame:
     """Per scenario x seed: whether the final evaluation shows the division of labour, one
     agent cleaning at least ``SPLIT`` cells and another collecting at least ``SPLIT`` apples
     (``cleaner`` and ``harvester``: of the pairs that do, the one with the most cells, then
-    apples; else the top cleaner and the best other harvester; -1 without two agents)."""
+    apples; else the top cleaner and the best other harvester)."""
     out = []
     for (name, seed), g in dol.groupby(["scenario", "seed"], sort=False):
         cells = dict(zip(g.agent, g.waste_cleaned.fillna(0.0), strict=True))
         apples = dict(zip(g.agent, g.apples.fillna(0.0), strict=True))
-        pairs = sorted(((cells[i] >= SPLIT and apples[j] >= SPLIT, cells[i], apples[j], -i, -j)
-                        for i in cells for j in apples if i != j), reverse=True)
-        found, _, _, i, j = pairs[0] if pairs else (False, 0.0, 0.0, 1, 1)
-        i, j = -i, -j
-        out.append({"scenario": name, "seed": int(seed), "cleaner": int(i),
-                    "cleaned": float(cells.get(i, 0.0)), "harvester": int(j),
-                    "harvested": float(apples.get(j, 0.0)), "split": bool(found)})
+
+        found, c, a, i, j = max((cells[i] >= SPLIT and apples[j] >= SPLIT, cells[i], apples[j],
+                                 i, j) for i in cells for j in apples if i != j)
+        out.append({"scenario": name, "seed": int(seed), "cleaner": int(i), "cleaned": float(c),
+                    "harvester": int(j), "harvested": float(a), "split": bool(found)})
     return pd.DataFrame(out)
 
 
 def training(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
     """Training curves, one row per scenario x seed x logged iteration: ``extrinsic`` (the
-    team's apples per episode, its extrinsic return), ``cleaned`` (the most any agent
+    team's extrinsic return per episode: the agents' ``return``), ``cleaned`` (the most any agent
     cleaned), ``harvested`` (the most apples any agent collected), ``paid`` (incentives
     given, all agents), with the run and its settings (``iterations``, ``conv``)."""
     out = []
@@ -116,7 +114,7 @@ def training(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
         if ag.empty:
             continue
         agg = {"cleaned": ("waste_cleaned", "max"), "harvested": ("apples", "max"),
-               "extrinsic": ("apples", "sum")}
+               "extrinsic": ("return", "sum")}
         if "given" in ag:
             agg["paid"] = ("given", "sum")
         part = ag.groupby(["scenario", "seed", "iteration"]).agg(**agg).reset_index()

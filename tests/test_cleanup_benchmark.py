@@ -43,5 +43,5 @@ def test_cleanup_benchmark_runs_on_a_tiny_budget(tmp_path):
     train = ag[ag.phase == "train"]
     last = train[train.iteration == train.iteration.max()]
     row = curve[(curve.seed == 0) & (curve.iteration == last.iteration.iloc[0])].iloc[0]
-    assert row.extrinsic == last.apples.sum() and row.cleaned == last.waste_cleaned.max()
+    assert row.extrinsic == last["return"].sum() and row.cleaned == last.waste_cleaned.max()
     assert (tmp_path / "cleanup7_lio_training.png").stat().st_size > 1000
