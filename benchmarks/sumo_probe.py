@@ -9,9 +9,9 @@ For a stored run on ``sumo_merge`` (its last checkpoint, every seed), greedy act
   no-op, ``a`` accelerate, ``d`` decelerate, ``l`` one sub-lane left, ``r`` right). An actor
   with an ``o_others`` input (CM3's stage 2, IAC, COMA) sees the empty grid that an empty road
   gives it; a game's action mask (``ttc_mask``) applies.
-* **the pair** in the training formation (lanes [1, 2] to goals [2, 1]) with one car
-  departing 0-3 steps after the other: merged or not, collisions, each car's offset and
-  actions.
+* **the pair** in the training formation (``env.formation``: C1, lanes [1, 2] to goals
+  [3, 0], or C3, to [2, 1]) with one car departing 0-3 steps after the other: merged or
+  not, collisions, each car's offset and actions.
 
 A car that cannot reach its goal lane alone will not swap lanes with another; the one-car
 table separates that from a failure to cooperate.
@@ -49,7 +49,6 @@ from econsim.envs.sumo_merge import (  # noqa: E402
 from learners.multigoal import MultiGoalTrainer  # noqa: E402
 
 LETTERS = "".join(name[0] for name in ACTION_NAMES)  # n, a, d, l, r
-FORMATION = CONFIGS["train"]  # the training formation: (lanes, goals)
 # (state, observations [1, N, D], legal actions [1, N, A]) -> actions [1, N]
 Actor = Callable[[State, np.ndarray, np.ndarray], np.ndarray]
 
@@ -125,11 +124,16 @@ def one_car(game: SumoMerge, act: Actor, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def formation(game: SumoMerge) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The game's training formation: (initial lanes, goal lanes)."""
+    return CONFIGS[game.params.formation]
+
+
 def pair(game: SumoMerge, act: Actor, seed: int = 0) -> pd.DataFrame:
     """The training formation with car 0 departing 0-3 steps after car 1 and the reverse."""
     rows = []
     for delays in ([0, 0], [1, 0], [2, 0], [3, 0], [0, 1], [0, 2], [0, 3]):
-        state, letters, ev = drive(game, placed(game, *FORMATION, delays), act)
+        state, letters, ev = drive(game, placed(game, *formation(game), delays), act)
         off = offsets(state)
         rows.append({"seed": seed, "delays": f"{delays[0]}/{delays[1]}",
                      "merged": bool(ev["merged"][0]), "collisions": int(ev["collision"].sum()),
@@ -165,7 +169,8 @@ def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
                   f"{len(rows)} start x goal pairs")
             print(rows.drop(columns="seed").to_string(index=False))
         if len(both):
-            print(f"\nthe pair, {FORMATION[0]} -> {FORMATION[1]} (delays: car 0 / car 1, steps)")
+            lanes, goals = formation(trainer.game)
+            print(f"\nthe pair, {lanes} -> {goals} (delays: car 0 / car 1, steps)")
             print(both.to_string(index=False))
     return alone, both
 

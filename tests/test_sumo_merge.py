@@ -89,6 +89,8 @@ def test_bad_parameters_are_one_line():
         envs.make("sumo_merge", n_agents=1, config="C1")
     with pytest.raises(ValueError, match=r"sumo_merge.traffic: 'dense' is not allowed"):
         envs.make("sumo_merge", traffic="dense")
+    with pytest.raises(ValueError, match=r"sumo_merge.formation: 'C2' is not allowed"):
+        envs.make("sumo_merge", formation="C2")
 
 
 def test_a_scenario_stored_before_the_clock_loads_with_its_old_count():
@@ -476,6 +478,20 @@ def test_induced_is_one_car_with_random_lanes_on_an_empty_road(side_by_side):
         assert one.global_state(steps[-1].state)[1].shape == (8, 1, 3)
     finally:
         one.close()
+
+
+@needs_sumo
+@pytest.mark.parametrize("formation, goals", [("C1", [3, 0]), ("C3", [2, 1])])
+def test_training_starts_in_the_formation_or_at_random(formation, goals):
+    """'train': the formation (default C1, Diss A.5; C3 the text of A.7.2) except with
+    probability random_start; both cars start in lanes 1 and 2."""
+    with SumoMerge(formation=formation, random_start=0.0) as game:
+        state = game.reset(4, np.random.default_rng(0))
+        assert (state.lane == [1, 2]).all() and (state.goal == goals).all()
+    with SumoMerge(formation=formation, random_start=1.0) as game:
+        state = game.reset(16, np.random.default_rng(0))
+        assert len({tuple(g) for g in state.goal}) > 4
+    assert game.params.formation == formation
 
 
 # ------------------------------------------------------------------------------ batches

@@ -86,9 +86,16 @@ their back over the speed at which it closes on them (none when it does not clos
 they touch). Off, every action is always legal.
 
 **Starts** (``config``): "train": with probability ``random_start`` (0.2) initial and goal
-lanes uniform at random (independently per car), else car 0 in lane 1 with goal lane 2 and
-car 1 in lane 2 with goal lane 1 (Diss Fig. 3.3); "C1" [1, 2] -> [3, 0], "C2" uniform at
-random, "C3" [1, 2] -> [2, 1], "C4" [0, 1] -> [3, 2] (Table A.1). One car (``n_agents=1``,
+lanes uniform at random (independently per car), else the training formation
+(``formation``): "C1", car 0 in lane 1 with goal lane 3 and car 1 in lane 2 with goal lane 0
+(default: Diss A.5 trains "with configurations C1 and C2", and C3 "occur[s] with low
+probability" in training; the reference code's stage-2 file places the cars so), or "C3",
+car 0 in lane 1 with goal lane 2 and car 1 in lane 2 with goal lane 1 (the text of Diss
+A.7.2; econsim until 2026-12-03). The Diss contradicts itself here; C1 is the reading its
+Table A.1 and the reference agree on, and the one that makes the merge pay: arriving
+straight is worth 10 (1 - 8/16) = 5 per car in C1 against 7.5 in C3, the merge 10. Table
+A.1's "C1" [1, 2] -> [3, 0], "C2" uniform at random, "C3" [1, 2] -> [2, 1], "C4" [0, 1] ->
+[3, 2]. One car (``n_agents=1``,
 ``induced()``, the stage-1 MDP): lanes uniform at random.
 
 **Traffic** (``traffic``): "none", the empty road of training; "heavy", Table A.1's test
@@ -166,9 +173,9 @@ ACTION_NAMES = ("noop", "accelerate", "decelerate", "left", "right")
 #: illegal at a time to collision <= TTC_LIMIT when ttc_mask is on
 MASKED_ACTIONS = tuple(ACTION_NAMES.index(a) for a in ("noop", "accelerate"))
 
-#: config -> (initial lanes, goal lanes) of the two cars; None: uniform at random
+#: config -> (initial lanes, goal lanes) of the two cars; None: uniform at random ("train":
+#: the ``formation``, uniform with probability ``random_start``)
 CONFIGS: dict[str, tuple[tuple[int, int], tuple[int, int]] | None] = {
-    "train": ((1, 2), (2, 1)),  # the formation; uniform with probability random_start
     "C1": ((1, 2), (3, 0)),
     "C2": None,
     "C3": ((1, 2), (2, 1)),
@@ -192,8 +199,12 @@ class Params(BaseModel):
     model_config = FINITE
     n_agents: int = Field(2, ge=1, le=2, description="learning cars: 2, or 1 for the stage-1 "
                           "MDP (lanes at random)")
-    config: Text = Field("train", description="starts: 'train' (Diss A.7.2) or Table A.1's "
-                         "'C1', 'C2', 'C3', 'C4'")
+    config: Text = Field("train", description="starts: 'train' (the formation, or at random "
+                         "with probability random_start) or Table A.1's 'C1', 'C2', 'C3', 'C4'")
+    formation: Literal["C1", "C3"] = Field(
+        "C1", description="'train': the cars' formation, C1 [1, 2] -> [3, 0] (Diss A.5 and the "
+        "reference code) or C3 [1, 2] -> [2, 1] (the text of Diss A.7.2; econsim until "
+        "2026-12-03)")
     random_start: Probability = Field(0.2, description="'train': chance that a world's lanes "
                                       "and goals are uniform at random instead")
     traffic: Text = Field("none", description="'none' (empty road, training) or 'heavy' "
@@ -227,8 +238,8 @@ class Params(BaseModel):
     @field_validator("config")
     @classmethod
     def _known_config(cls, v):
-        if v not in CONFIGS:
-            raise ValueError(f"unknown config (allowed: {', '.join(CONFIGS)})")
+        if v != "train" and v not in CONFIGS:
+            raise ValueError(f"unknown config (allowed: train, {', '.join(CONFIGS)})")
         return v
 
     @field_validator("traffic")
@@ -429,7 +440,7 @@ class SumoMerge(MultiGoal, ActionMask, Plane, AgentEvents, Render, Processes):
             self.random_start = 1.0
         else:
             self.random_start = p.random_start if p.config == "train" else 0.0
-        fixed = CONFIGS[p.config] or CONFIGS["train"]
+        fixed = CONFIGS[p.formation if p.config == "train" else p.config] or CONFIGS["C1"]
         self._lanes0 = np.array(fixed[0][:n], np.int64)
         self._goals0 = np.array(fixed[1][:n], np.int64)
         self.others_size = GRID_ROWS * GRID_COLS * 2 if n > 1 else 0
