@@ -77,6 +77,10 @@ def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
                    help="the training formation (env.formation; default: the scenarios' C1, "
                    "Diss A.5 and the reference code; C3: the text of Diss A.7.2, econsim "
                    "until 2026-12-03); C3's curve goes to cm3_sumo_formation_c3.png")
+    p.add_argument("--taken-value", choices=("global", "credit"), default=None,
+                   help="CM3's first advantage term (algorithm.taken_value; default: the "
+                   "scenarios' global Q_n(s, a), eq. 3.6; credit: the credit function's "
+                   "Q_n(s, a^m)); credit's curve goes to cm3_sumo_credit.png")
     a = p.parse_args(argv)
     if a.timeout is not None and not 1 <= a.timeout <= MAX_STEPS:
         p.error(f"--timeout {a.timeout} is not allowed (allowed: 1 to {MAX_STEPS} steps)")
@@ -92,18 +96,24 @@ def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
         env["timeout"] = a.timeout
     if a.formation is not None:
         env["formation"] = a.formation
+    alg = {} if a.taken_value is None else {"taken_value": a.taken_value}
+    if alg and not set(methods) <= {"cm3", "direct"}:
+        p.error("--taken-value applies to CM3 and Direct only (--methods cm3 and/or direct)")
     done = run_scenarios(names, seeds, a.iterations, a.root, progress=not a.quiet,
-                         eval_every=10, resume=a.resume, checkpoint_every=50, env=env or None)
+                         eval_every=10, resume=a.resume, checkpoint_every=50, env=env or None,
+                         algorithm=alg or None)
     ids = {m: done[done.scenario == f"sumo_{m}"].run_id.iloc[0] for m in methods}
     curve = curves(ids, a.root)
     suffix = ("_ttc_mask" if a.ttc_mask == "on" else "") + (
         f"_timeout{a.timeout}" if a.timeout is not None else "") + (
-        "_formation_c3" if a.formation == "C3" else "")
+        "_formation_c3" if a.formation == "C3" else "") + (
+        "_credit" if a.taken_value == "credit" else "")
     plot("sumo", curve, Path(a.docs) / f"cm3_sumo{suffix}.png")
     fig = summary(curve).merge(behaviour(ids, a.root), on="method")
     mask = ("" if a.ttc_mask == "off" else ", with the time-to-collision mask") + (
         "" if a.timeout is None else f", time-out after {a.timeout} steps") + (
-        "" if a.formation is None else f", formation {a.formation}")
+        "" if a.formation is None else f", formation {a.formation}") + (
+        "" if a.taken_value is None else f", CM3's taken value from the {a.taken_value} Q")
     print(f"Figure 3.5d{mask} (final = mean of the last 5 evaluations):")
     print(fig.to_string(index=False), flush=True)
     tests = pd.concat([test_table(m, ids[m], a.root, seeds, a.episodes) for m in methods],

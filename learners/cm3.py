@@ -17,7 +17,12 @@ Three components, all here:
   credit function learns by TD (eq. 3.4) with ``y^n = R^n + gamma Q_c'(s', a'^m, g^n)``; the
   global Q by its joint-action analogue; the actor ascends eq. 3.5 with the counterfactual
   advantage of eq. 3.6, ``A_{n,m} = Q_g(s, a, g^n) - sum_a^ pi^m(a^|o^m) Q_c(s, a^, g^n)``,
-  summed over all goals n for each agent m.
+  summed over all goals n for each agent m. ``taken_value = "credit"`` (an option; the Diss's
+  eq. 3.6 is the default) takes the first term from the credit function instead,
+  ``Q_c(s, a^m, g^n) - sum_a^ pi^m(a^) Q_c(s, a^, g^n)``: Q_n(s, a^m) is the mean of Q_n(s,
+  a) over the other agents' actions (eq. 3.3), so the gradient is the same in expectation,
+  without the others' action noise and without the state-dependent gap between two
+  separately trained critics, which off-policy samples do not average out.
 
 Variants (the agents' kind; ``algorithm.name``): ``cm3``; ``cm3-direct`` (kind ``direct``:
 the stage-2 networks from scratch, no stage 1); ``cm3-qv`` (kind ``qv``: advantage
@@ -104,6 +109,11 @@ class CM3Config(MultiGoalConfig):
         "acting", description="whose o_self the credit function Q_c(s, a^m, g^n) reads where "
         "o_self holds an image (Checkers): the acting agent m's (the cell a^m enters is in "
         "view) or goal agent n's (econsim before 2026-12-02)")
+    taken_value: Literal["global", "credit"] = Field(
+        "global", description="the first term of eq. 3.6's advantage: the global Q_n(s, a) "
+        "(the Diss) or the credit function Q_n(s, a^m) of the action taken, the same network "
+        "as the baseline (its conditional mean given a^m, so the same gradient in expectation "
+        "without the other agents' action noise and without a bias between two critics)")
     join_std: Coefficient = Field(
         0.01, description="standard deviation of the normal initial weights W^{1:2} that join "
         "a new stage-2 branch into a restored layer (the reference code's 0.01: stage 2 starts "
@@ -333,8 +343,14 @@ class CM3Trainer(MultiGoalTrainer):
         if self.variant == "qv":
             v = net["v"].apply(self.v, self.seen(mb), self.v_branch(mb))[..., 0]
             return (q_taken - v).sum(-1, keepdim=True).expand(-1, -1, mb.N)
-        base = (pi[:, :, None] * self.credit_values(self.qc, mb)).sum(-1)  # [R, S, n, m]
-        return (q_taken[..., None] - base).sum(2)  # summed over the goals n
+        q_all = self.credit_values(self.qc, mb)  # [R, S, n, m, A]
+        base = (pi[:, :, None] * q_all).sum(-1)  # [R, S, n, m]
+        if self.cfg.taken_value == "credit":
+            taken = q_all.gather(-1, mb.actions[:, :, None, :, None].long().expand(
+                -1, -1, mb.N, -1, 1))[..., 0]
+        else:
+            taken = q_taken[..., None]
+        return (taken - base).sum(2)  # summed over the goals n
 
     @staticmethod
     def actor_loss(probs: torch.Tensor, mb: Transitions, weight: torch.Tensor) -> torch.Tensor:

@@ -102,6 +102,14 @@ def test_the_sumo_benchmark_refuses_a_bad_timeout(capsys):
             capsys.readouterr().err)
 
 
+def test_the_sumo_benchmark_refuses_taken_value_for_other_methods(capsys):
+    """``--taken-value`` changes CM3's advantage: asked with IAC it stops in one line."""
+    with pytest.raises(SystemExit):
+        _load("sumo_merge").main(["--taken-value", "credit", "--methods", "cm3,iac",
+                                  "--root", "/nonexistent/runs"])
+    assert "--taken-value applies to CM3 and Direct only" in capsys.readouterr().err
+
+
 def test_parse_seeds():
     assert cli.parse_seeds("0-2,5") == [0, 1, 2, 5]
 

@@ -104,9 +104,12 @@ def test_augmentation_starts_stage_2_afresh_and_close_to_stage_1():
     assert float(gap.detach()) < 0.05 and before.shape[-1] == 3
 
 
-@pytest.mark.parametrize("branch_goals", [False, True])
-def test_credit_advantage_is_eq_3_6_by_brute_force(float64, branch_goals):
-    t = trainer(stage1=0, n=3, branch_goals=branch_goals)
+@pytest.mark.parametrize("branch_goals, taken_value", [(False, "global"), (True, "global"),
+                                                       (True, "credit")])
+def test_credit_advantage_is_eq_3_6_by_brute_force(float64, branch_goals, taken_value):
+    """Eq. 3.6 term by term; ``taken_value = "credit"``: the first term is the credit
+    function Q_c(s, a^m, g^n) of agent m's action instead of the global Q_n(s, a)."""
+    t = trainer(stage1=0, n=3, branch_goals=branch_goals, taken_value=taken_value)
     mb = minibatch(t)
     pi = t.policy(t.actor, mb.obs, 0.2)
     got = t.advantage(mb, pi)  # [R, S, m]
@@ -124,12 +127,15 @@ def test_credit_advantage_is_eq_3_6_by_brute_force(float64, branch_goals):
                 g_oth = [goal[0, i, oth].flatten()] if branch_goals else []  # A.8.2 (SUMO)
                 bq = torch.cat([s_ag[0, i, oth].flatten(), a1[oth].flatten(), *g_oth])
                 q = t.shape["q"].apply(t.q, xq[None, None], bq[None, None])[0, 0, 0]
-                base = 0.0
+                base, credit = 0.0, []
                 for b in range(A):
                     xc = torch.cat([s_ag[0, i, n], goal[0, i, n], torch.eye(A)[b].double()])
                     bc = torch.cat([s_ag[0, i, m], s_ag[0, i, oth].flatten(), *g_oth])
                     qc = t.shape["qc"].apply(t.qc, xc[None, None], bc[None, None])[0, 0, 0]
                     base = base + pi[0, i, m, b] * qc
+                    credit.append(qc)
+                if taken_value == "credit":
+                    q = credit[int(mb.actions[0, i, m])]
                 want[0, i, m] += q - base
     assert torch.allclose(got, want, atol=1e-10)
 

@@ -99,7 +99,7 @@ def test_a_scenario_stored_before_the_clock_loads_with_its_old_count():
     from econsim.envs.sumo_merge import Params
 
     old = Params(max_steps=40)
-    assert (old.timeout, old.clock) == (40, "first_departure")
+    assert (old.timeout, old.clock, old.start) == (40, "first_departure", "own_departure")
     assert "max_steps" not in old.model_dump()
     assert Params().clock == "last_departure"
     assert Params(max_steps=40, clock="last_departure").clock == "last_departure"
@@ -366,7 +366,7 @@ def test_the_time_out_clock_starts_at_the_last_departure(clock):
     count from the last departure (default) both arrive, each one lane from its goal (C3:
     7.5); counted from the first departure the late car, 184.9 m (32 steps at 29.1 m/s) from
     the line, times out (-10) at the first's 33rd step, short of 190 m."""
-    with SumoMerge(config="C3", clock=clock) as game:
+    with SumoMerge(config="C3", clock=clock, start="own_departure") as game:
         extra = game.max_delay if clock == "last_departure" else 0
         assert game.timeout == 33 and game.max_steps == 33 + extra and game.max_delay > 3
         seed = next(k for k in range(200)
@@ -385,6 +385,27 @@ def test_the_time_out_clock_starts_at_the_last_departure(clock):
         assert steps[-1].state.x[0, late] < 190.0
     with SumoMerge(n_agents=1) as one:  # one car never waits for another
         assert one.max_delay == 0 and one.max_steps == one.timeout
+
+
+@needs_sumo
+def test_with_all_on_road_the_cars_act_once_both_have_departed():
+    """start = "all_on_road" (the reference code): the car departing first drives 3 steps
+    on its own at its departure speed before the first step; then both are driving, the
+    leader 3 steps (17.5 m) ahead, and the steps and the time-out count from there."""
+    with SumoMerge(config="C3", start="all_on_road") as game:
+        assert game.max_steps == game.timeout == 33
+        seed = next(k for k in range(200)
+                    if game.reset(1, np.random.default_rng(k)).delay.max() == 3)
+        state = game.reset(1, np.random.default_rng(seed))
+        obs = game.observe(state)
+        late = int(state.delay[0].argmax())
+        assert (state.status[0] == DRIVING).all()
+        gap = state.x[0, 1 - late] - state.x[0, late]
+        assert gap == pytest.approx(3 * 0.2 * 29.1, abs=0.05)
+        assert obs[0, late, 2] == pytest.approx((190 - state.x[0, late]) / 190, abs=1e-5)
+        steps = play(game, state, constant(NOOP, NOOP))
+    np.testing.assert_allclose(returns(steps)[0], 10 * (1 - LANE_WIDTH / ROAD_WIDTH), atol=1e-4)
+    assert len(steps) <= game.timeout
 
 
 # ------------------------------------------------------------------------------ observation
@@ -717,7 +738,7 @@ def test_the_probe_reads_where_one_car_ends():
     def steer(state, obs, legal):  # the scripted merge steers one car alone as well
         return merge_policy(state)
 
-    with SumoMerge(n_agents=1, config="train") as one, SumoMerge() as two:
+    with SumoMerge(n_agents=1, config="train") as one, SumoMerge(start="own_departure") as two:
         rows = sumo_probe.one_car(one, steer)
         assert rows.reached.all() and (rows.offset == 0).all()
         keep = sumo_probe.one_car(one, lambda state, obs, legal: np.zeros(obs.shape[:-1], int))

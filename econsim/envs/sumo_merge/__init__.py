@@ -28,6 +28,12 @@ agents' actions move them, and they can crash. Each ego enters at the start of t
 N(0, 0.5 s) per car (``depart_noise``, clipped at 4 sigma), rounded to steps and shifted so
 that the first car departs at step 0 (``delay`` in the state). SUMO inserts a car only where
 it touches nobody (``insertionChecks="collision"``); a car that cannot enter waits.
+**Start** (``start``): with "all_on_road" (default, the reference code; the Diss does not
+say) the episode's first step comes once every car's departure has come: until then SUMO
+keeps the earlier cars' speed and lateral position (no-ops), so at step 0 a car that left k
+steps earlier is k steps (5.8 m each) ahead, and the steps and the time-out count from there.
+With "own_departure" (econsim until 2026-12-03) each car acts from its own departure and a
+car still waiting is part of every step, its actions ignored.
 
 **Actions** (5): 0 no-op (keep the speed and the lateral target), 1 accelerate (+2.5 m/s^2
 over the step: +0.5 m/s), 2 decelerate (-0.5 m/s, not below 0), 3 left, 4 right: move the
@@ -69,8 +75,11 @@ steps once every car is on the road: with departures up to a few steps apart a c
 leaves late could otherwise not reach 190 m in time at the road's speed, 184.9 m taking 32
 of the 33 steps); ``clock = "first_departure"`` counts from the first car's departure
 (econsim before 2026-12-02; a scenario stored then, whose ``max_steps`` was the time-out,
-loads with this clock). ``max_steps``, the longest an episode can last, is ``timeout`` plus,
-with the default clock, the largest possible delay (``max_delay``; 0 for one car). The
+loads with this clock). Both clocks apply to ``start = "own_departure"`` only; with
+"all_on_road" every car is on the road at step 0 and the time-out comes ``timeout`` steps
+later. ``max_steps``, the longest an episode can last, is ``timeout`` plus, with
+"own_departure" and the clock from the last departure, the largest possible delay
+(``max_delay``; 0 for one car). The
 episode ends at the time-out or once every car has arrived or collided. With both cars
 reaching their goal lanes' centres the team scores the maximum 20.
 
@@ -217,6 +226,12 @@ class Params(BaseModel):
         "first's (econsim before 2026-12-02)")
     depart_noise: float = Field(0.5, ge=0, le=2, description="standard deviation of each "
                                 "car's departure time, seconds")
+    start: Literal["all_on_road", "own_departure"] = Field(
+        "all_on_road", description="when the cars start to act: once every car is on the "
+        "road (the reference code: SUMO keeps the earlier cars' speed and lane until the last "
+        "departs; the steps and the time-out count from then, whatever 'clock' says) or each "
+        "at its own departure (econsim until 2026-12-03: a waiting car's actions are ignored "
+        "but its transitions are learnt from)")
     warmup: float = Field(10.0, ge=0, le=60, description="'heavy': seconds of SUMO traffic "
                           "before the learning cars depart")
     ttc_mask: bool = Field(False, description="the reference code's safety rule: no-op and "
@@ -228,10 +243,12 @@ class Params(BaseModel):
     @classmethod
     def _stored_before_the_clock(cls, data):
         """A scenario stored before 2026-12-02 names the time-out ``max_steps`` and meant the
-        count from the first departure: read it so (runs stored then load and resume)."""
+        count from the first departure, each car acting from its own: read it so (runs stored
+        then load and resume)."""
         if isinstance(data, dict) and "max_steps" in data and "timeout" not in data:
             data = {**data, "timeout": data["max_steps"],
-                    "clock": data.get("clock", "first_departure")}
+                    "clock": data.get("clock", "first_departure"),
+                    "start": data.get("start", "own_departure")}
             del data["max_steps"]
         return data
 
@@ -434,7 +451,8 @@ class SumoMerge(MultiGoal, ActionMask, Plane, AgentEvents, Render, Processes):
         #: over 2 rint(4 sigma) steps; the clock from the last departure can add them
         self._clip = NOISE_CLIP * p.depart_noise / STEP_LENGTH
         self.max_delay = 2 * int(np.rint(self._clip)) if n > 1 else 0
-        self.max_steps = p.timeout + (self.max_delay if p.clock == "last_departure" else 0)
+        late = p.clock == "last_departure" and p.start == "own_departure"
+        self.max_steps = p.timeout + (self.max_delay if late else 0)
         self.config, self.traffic = p.config, p.traffic
         if n == 1 or p.config == "C2":
             self.random_start = 1.0
@@ -455,6 +473,7 @@ class SumoMerge(MultiGoal, ActionMask, Plane, AgentEvents, Render, Processes):
             "depart_speed": DEPART_SPEED, "accel": ACCEL, "max_speed": MAX_SPEED,
             "sublane": SUBLANE, "y_min": Y_MIN, "y_max": Y_MAX, "lane_width": LANE_WIDTH,
             "road_width": ROAD_WIDTH, "arrive_x": ARRIVE_X,
+            "preroll": p.start == "all_on_road",
         })
         self._episodes = itertools.count()
         self._goal_eye = np.eye(LANES, dtype=np.float32)
@@ -577,7 +596,7 @@ class SumoMerge(MultiGoal, ActionMask, Plane, AgentEvents, Render, Processes):
 
     def deadline(self, s: State) -> np.ndarray:
         """``[B]`` the step count at which each world times out (``clock``)."""
-        if self.params.clock == "first_departure":
+        if self.params.clock == "first_departure" or self.params.start == "all_on_road":
             return np.full(s.t.shape, self.timeout, np.int64)
         return s.delay.max(1) + self.timeout
 

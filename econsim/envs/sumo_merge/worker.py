@@ -70,7 +70,8 @@ class Simulation:
     # ------------------------------------------------------------------ episodes
     def load(self, seed: int, lanes, delays) -> None:
         """Start episode: a fresh simulation, warmed up, the egos' departures scheduled, run
-        until the egos without delay are on the road."""
+        until the egos without delay are on the road (``preroll``: until every ego's departure
+        has come)."""
         c, sumo = self.cfg, self.sumo
         warm = c["warmup_steps"]
         egos = sorted(range(self.n), key=lambda i: (int(delays[i]), i))  # by departure
@@ -96,6 +97,10 @@ class Simulation:
         for _ in range(warm + 1):
             sumo.simulationStep()
             self._after_step()
+        if c["preroll"]:  # the agents start once every ego is on the road: until then
+            # the earlier egos keep their speed and lane (no-ops)
+            for _ in range(int(max(delays))):
+                self.act(np.zeros(self.n, np.int64))
 
     def act(self, actions) -> None:
         """One step: each driving ego's speed and lateral target from its action, then SUMO."""
