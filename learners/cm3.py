@@ -113,7 +113,8 @@ class CM3Config(MultiGoalConfig):
         "global", description="the first term of eq. 3.6's advantage: the global Q_n(s, a) "
         "(the Diss) or the credit function Q_n(s, a^m) of the action taken, the same network "
         "as the baseline (its conditional mean given a^m, so the same gradient in expectation "
-        "without the other agents' action noise and without a bias between two critics)")
+        "without the other agents' action noise and without the gap between two critics); "
+        "stage 2 of cm3 and direct only (qv and stage 1 have no credit function)")
     join_std: Coefficient = Field(
         0.01, description="standard deviation of the normal initial weights W^{1:2} that join "
         "a new stage-2 branch into a restored layer (the reference code's 0.01: stage 2 starts "

@@ -99,7 +99,8 @@ def test_a_scenario_stored_before_the_clock_loads_with_its_old_count():
     from econsim.envs.sumo_merge import Params
 
     old = Params(max_steps=40)
-    assert (old.timeout, old.clock, old.start) == (40, "first_departure", "own_departure")
+    assert (old.timeout, old.clock, old.start, old.formation) == (
+        40, "first_departure", "own_departure", "C3")
     assert "max_steps" not in old.model_dump()
     assert Params().clock == "last_departure"
     assert Params(max_steps=40, clock="last_departure").clock == "last_departure"
@@ -406,6 +407,17 @@ def test_with_all_on_road_the_cars_act_once_both_have_departed():
         steps = play(game, state, constant(NOOP, NOOP))
     np.testing.assert_allclose(returns(steps)[0], 10 * (1 - LANE_WIDTH / ROAD_WIDTH), atol=1e-4)
     assert len(steps) <= game.timeout
+
+
+@needs_sumo
+def test_in_heavy_traffic_the_cars_are_on_the_road_and_unhurt_at_step_0(heavy):
+    """all_on_road in heavy traffic: the pre-roll waits until both egos have entered, SUMO
+    braking the first where going on would hit a car ahead, so step 0 finds both driving."""
+    assert heavy.params.start == "all_on_road"
+    state = heavy.reset(8, np.random.default_rng(3))
+    heavy.observe(state)
+    assert (state.status == DRIVING).all()
+    assert (state.delay.max(1) > 0).sum() >= 4  # most worlds had a car waiting for the other
 
 
 # ------------------------------------------------------------------------------ observation

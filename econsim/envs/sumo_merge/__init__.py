@@ -29,9 +29,12 @@ N(0, 0.5 s) per car (``depart_noise``, clipped at 4 sigma), rounded to steps and
 that the first car departs at step 0 (``delay`` in the state). SUMO inserts a car only where
 it touches nobody (``insertionChecks="collision"``); a car that cannot enter waits.
 **Start** (``start``): with "all_on_road" (default, the reference code; the Diss does not
-say) the episode's first step comes once every car's departure has come: until then SUMO
-keeps the earlier cars' speed and lateral position (no-ops), so at step 0 a car that left k
-steps earlier is k steps (5.8 m each) ahead, and the steps and the time-out count from there.
+say) the episode's first step comes once every car is on the road: until then the earlier
+cars keep their speed and lateral position (no-ops; in traffic SUMO brakes them where going
+on would be unsafe), so at step 0 a car that left k steps earlier is k steps (5.8 m each on
+the empty road) ahead, and the steps and the time-out count from there. A car that heavy
+traffic keeps from entering for 25 steps after its departure time enters later, waiting as
+with "own_departure".
 With "own_departure" (econsim until 2026-12-03) each car acts from its own departure and a
 car still waiting is part of every step, its actions ignored.
 
@@ -76,12 +79,11 @@ leaves late could otherwise not reach 190 m in time at the road's speed, 184.9 m
 of the 33 steps); ``clock = "first_departure"`` counts from the first car's departure
 (econsim before 2026-12-02; a scenario stored then, whose ``max_steps`` was the time-out,
 loads with this clock). Both clocks apply to ``start = "own_departure"`` only; with
-"all_on_road" every car is on the road at step 0 and the time-out comes ``timeout`` steps
-later. ``max_steps``, the longest an episode can last, is ``timeout`` plus, with
-"own_departure" and the clock from the last departure, the largest possible delay
-(``max_delay``; 0 for one car). The
-episode ends at the time-out or once every car has arrived or collided. With both cars
-reaching their goal lanes' centres the team scores the maximum 20.
+"all_on_road" the time-out comes ``timeout`` steps after step 0. ``max_steps``, the longest
+an episode can last, is ``timeout`` plus, with "own_departure" and the clock from the last
+departure, the largest possible delay (``max_delay``; 0 for one car). The episode ends at
+the time-out or once every car has arrived or collided. With both cars reaching their goal
+lanes' centres the team scores the maximum 20.
 
 **Time-to-collision mask** (``ttc_mask``, off by default: the Diss has none; the reference
 code's safety rule as SPEC §7b states it, "TTC <= 2 s masks no-op and accelerate";
@@ -219,10 +221,12 @@ class Params(BaseModel):
     traffic: Text = Field("none", description="'none' (empty road, training) or 'heavy' "
                           "(Table A.1's SUMO sedans and trucks)")
     timeout: Steps = Field(33, description="time-out in steps of 0.2 s (Diss: 33; reference "
-                           "code: 40), counted by 'clock'")
+                           "code: 40), counted from the first step ('start' all_on_road) or "
+                           "by 'clock'")
     clock: Literal["last_departure", "first_departure"] = Field(
-        "last_departure", description="when the time-out's count starts: at the last car's "
-        "scheduled departure (the reference code: once all cars are on the road) or at the "
+        "last_departure", description="with start = own_departure, when the time-out's count "
+        "starts: at the last car's scheduled departure (the reference code: once all cars are "
+        "on the road) or at the "
         "first's (econsim before 2026-12-02)")
     depart_noise: float = Field(0.5, ge=0, le=2, description="standard deviation of each "
                                 "car's departure time, seconds")
@@ -243,12 +247,13 @@ class Params(BaseModel):
     @classmethod
     def _stored_before_the_clock(cls, data):
         """A scenario stored before 2026-12-02 names the time-out ``max_steps`` and meant the
-        count from the first departure, each car acting from its own: read it so (runs stored
-        then load and resume)."""
+        count from the first departure, each car acting from its own, in formation C3: read it
+        so (runs stored then load and resume)."""
         if isinstance(data, dict) and "max_steps" in data and "timeout" not in data:
             data = {**data, "timeout": data["max_steps"],
                     "clock": data.get("clock", "first_departure"),
-                    "start": data.get("start", "own_departure")}
+                    "start": data.get("start", "own_departure"),
+                    "formation": data.get("formation", "C3")}
             del data["max_steps"]
         return data
 
@@ -284,7 +289,7 @@ class State:
     seed: np.ndarray  # [B] SUMO --seed of the episode
     lane: np.ndarray  # [B, N] initial lane
     goal: np.ndarray  # [B, N] goal lane
-    delay: np.ndarray  # [B, N] departure step
+    delay: np.ndarray  # [B, N] departure step (all_on_road: steps before step 0)
     history: np.ndarray  # [B, max_steps, N] int8 actions taken
     ready: np.ndarray  # [B] the snapshot below is the simulation's (False: not loaded yet)
     status: np.ndarray  # [B, N] int8 WAITING .. TIMED_OUT

@@ -17,7 +17,8 @@ Protocol, one reply per request:
 
 * ``("init", config)`` -> ``("ok", folder)``, the worker's temporary folder: ``config``
   holds the network and background routes (XML text), the SUMO options, the number of egos,
-  the warm-up steps and the constants of the ego controls (the game's ``Pool`` config).
+  the warm-up steps and the constants of the ego controls (the game's ``Pool`` config);
+  ``preroll``: an episode's first step comes once every ego is on the road (``load``).
 * ``("run", key, seed, lanes, delays, history, actions)`` -> ``("ok", snapshot)``: brings the
   simulation to episode ``key`` after the steps ``history`` ``[t, N]`` (reloading it with
   SUMO seed ``seed``, egos in ``lanes`` departing after ``delays`` steps, and replaying the
@@ -45,6 +46,8 @@ from multiprocessing.connection import Connection
 import numpy as np
 
 WAITING, DRIVING, ARRIVED, COLLIDED = 0, 1, 2, 3
+SAFE_SPEED_MODE = 31  # SUMO's default: safe speed, acceleration limits, right of way
+PREROLL_EXTRA = 25  # steps the pre-roll waits beyond the last scheduled departure
 NOOP, ACCELERATE, DECELERATE, LEFT, RIGHT = range(5)
 
 
@@ -64,14 +67,15 @@ class Simulation:
                 f.write(text)
         self.args = ["-n", net, "-r", f"{routes},{self.egos_file}", *config["options"]]
         self.started = False
+        self.prerolling = False
         self.key: tuple[int, int] | None = None
         self.kinds: dict[str, tuple[float, float, int]] = {}
 
     # ------------------------------------------------------------------ episodes
     def load(self, seed: int, lanes, delays) -> None:
         """Start episode: a fresh simulation, warmed up, the egos' departures scheduled, run
-        until the egos without delay are on the road (``preroll``: until every ego's departure
-        has come)."""
+        until the egos without delay are on the road (``preroll``: until every ego is, or
+        ``PREROLL_EXTRA`` steps after the last departure time)."""
         c, sumo = self.cfg, self.sumo
         warm = c["warmup_steps"]
         egos = sorted(range(self.n), key=lambda i: (int(delays[i]), i))  # by departure
@@ -97,10 +101,19 @@ class Simulation:
         for _ in range(warm + 1):
             sumo.simulationStep()
             self._after_step()
-        if c["preroll"]:  # the agents start once every ego is on the road: until then
-            # the earlier egos keep their speed and lane (no-ops)
-            for _ in range(int(max(delays))):
+        if c["preroll"]:  # the agents start once every ego is on the road: until then the
+            # earlier egos keep their speed and lane (no-ops), SUMO braking them where traffic
+            # ahead makes that unsafe; an ego that cannot enter within PREROLL_EXTRA steps
+            # of its departure time enters later, waiting like one with start
+            # "own_departure"
+            self.prerolling = True
+            for _ in range(int(max(delays)) + PREROLL_EXTRA):
+                if not (self.status == WAITING).any():
+                    break
                 self.act(np.zeros(self.n, np.int64))
+            self.prerolling = False
+            for i in np.flatnonzero(self.status == DRIVING):
+                sumo.vehicle.setSpeedMode(self.ids[i], 0)
 
     def act(self, actions) -> None:
         """One step: each driving ego's speed and lateral target from its action, then SUMO."""
@@ -122,9 +135,10 @@ class Simulation:
         """Read what SUMO did in the step: departures, collisions, positions, arrivals."""
         sumo, veh, c = self.sumo, self.sumo.vehicle, self.cfg
         departed = [v for v in sumo.simulation.getDepartedIDList() if v in self.index]
-        for v in departed:  # only the agent moves it: no SUMO speed or lane control
+        for v in departed:  # only the agent moves it: no SUMO speed or lane control (in the
+            # pre-roll SUMO's safe speed until the agents take over)
             self.status[self.index[v]] = DRIVING
-            veh.setSpeedMode(v, 0)
+            veh.setSpeedMode(v, SAFE_SPEED_MODE if self.prerolling else 0)
             veh.setLaneChangeMode(v, 0)
         hit = set()
         for col in sumo.simulation.getCollisions():
