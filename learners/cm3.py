@@ -336,22 +336,22 @@ class CM3Trainer(MultiGoalTrainer):
         behaviour probabilities ``pi [R, S, m, A]``: eq. 3.6 (stage 1: eq. A.10; QV: ``Q_n(s,
         a) - V_n(s)``, the same for every m)."""
         net = self.shape
+        if self.stage == 2 and self.variant != "qv":  # eq. 3.6, baseline from Q_c
+            q_all = self.credit_values(self.qc, mb)  # [R, S, n, m, A]
+            base = (pi[:, :, None] * q_all).sum(-1)  # [R, S, n, m]
+            if self.cfg.taken_value == "credit":  # Q_c(s, a^m, g^n) of the action taken
+                taken = q_all.gather(-1, mb.actions[:, :, None, :, None].long().expand(
+                    -1, -1, mb.N, -1, 1))[..., 0]
+            else:  # the global Q_n(s, a)
+                taken = net["q"].apply(self.q, *self.q_inputs(mb, mb.actions))[..., 0, None]
+            return (taken - base).sum(2)  # summed over the goals n
         q_taken = net["q"].apply(self.q, *self.q_inputs(mb, mb.actions))[..., 0]  # [R, S, n]
         if self.stage == 1:  # N = 1: baseline from Q^1 over the agent's own actions
             rest = self.seen(mb)[:, :, 0]  # [R, S, *]
             q_all = net["q"].apply_actions(self.q, rest, self.A)[:, :, 0, :, 0]  # [R, S, A]
             return q_taken - (pi[:, :, 0] * q_all).sum(-1, keepdim=True)
-        if self.variant == "qv":
-            v = net["v"].apply(self.v, self.seen(mb), self.v_branch(mb))[..., 0]
-            return (q_taken - v).sum(-1, keepdim=True).expand(-1, -1, mb.N)
-        q_all = self.credit_values(self.qc, mb)  # [R, S, n, m, A]
-        base = (pi[:, :, None] * q_all).sum(-1)  # [R, S, n, m]
-        if self.cfg.taken_value == "credit":
-            taken = q_all.gather(-1, mb.actions[:, :, None, :, None].long().expand(
-                -1, -1, mb.N, -1, 1))[..., 0]
-        else:
-            taken = q_taken[..., None]
-        return (taken - base).sum(2)  # summed over the goals n
+        v = net["v"].apply(self.v, self.seen(mb), self.v_branch(mb))[..., 0]  # QV
+        return (q_taken - v).sum(-1, keepdim=True).expand(-1, -1, mb.N)
 
     @staticmethod
     def actor_loss(probs: torch.Tensor, mb: Transitions, weight: torch.Tensor) -> torch.Tensor:

@@ -27,14 +27,17 @@ from econsim.core.registry import unavailable
 from econsim.envs.sumo_merge import (
     ARRIVED,
     COLLIDED,
+    DEPART_SPEED,
     DRIVING,
     EGO_COLOURS,
     EGO_LENGTH,
     LANE_WIDTH,
     LANES,
+    REWARD_ARRIVE,
     ROAD_WIDTH,
     SEDAN_COLOUR,
     SPEEDING,
+    STEP_LENGTH,
     SUBLANE,
     TIMED_OUT,
     State,
@@ -394,7 +397,7 @@ def test_with_all_on_road_the_cars_act_once_both_have_departed():
     on its own at its departure speed before the first step; then both are driving, the
     leader 3 steps (17.5 m) ahead, and the steps and the time-out count from there."""
     with SumoMerge(config="C3", start="all_on_road") as game:
-        assert game.max_steps == game.timeout == 33
+        assert game.max_steps == game.timeout
         seed = next(k for k in range(200)
                     if game.reset(1, np.random.default_rng(k)).delay.max() == 3)
         state = game.reset(1, np.random.default_rng(seed))
@@ -402,10 +405,11 @@ def test_with_all_on_road_the_cars_act_once_both_have_departed():
         late = int(state.delay[0].argmax())
         assert (state.status[0] == DRIVING).all()
         gap = state.x[0, 1 - late] - state.x[0, late]
-        assert gap == pytest.approx(3 * 0.2 * 29.1, abs=0.05)
+        assert gap == pytest.approx(3 * STEP_LENGTH * DEPART_SPEED, abs=0.05)
         assert obs[0, late, 2] == pytest.approx((190 - state.x[0, late]) / 190, abs=1e-5)
         steps = play(game, state, constant(NOOP, NOOP))
-    np.testing.assert_allclose(returns(steps)[0], 10 * (1 - LANE_WIDTH / ROAD_WIDTH), atol=1e-4)
+    np.testing.assert_allclose(returns(steps)[0], REWARD_ARRIVE * (1 - LANE_WIDTH / ROAD_WIDTH),
+                               atol=1e-4)
     assert len(steps) <= game.timeout
 
 

@@ -110,7 +110,7 @@ class Simulation:
             for _ in range(int(max(delays)) + PREROLL_EXTRA):
                 if not (self.status == WAITING).any():
                     break
-                self.act(np.zeros(self.n, np.int64))
+                self.act(np.full(self.n, NOOP))
             self.prerolling = False
             for i in np.flatnonzero(self.status == DRIVING):
                 sumo.vehicle.setSpeedMode(self.ids[i], 0)
