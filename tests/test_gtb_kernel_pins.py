@@ -1,0 +1,65 @@
+"""The GTB kernel's output pinned bit for bit: every step's state, observation, reward, info
+and action mask of masked random play, hashed. The pins were written with the numpy kernel of
+2026-12-03 (before issue 15's rewrite), so a faster kernel must reproduce it exactly.
+
+    PYTHONPATH=. .venv/bin/python tests/test_gtb_kernel_pins.py   # print the hashes
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from econsim import envs
+from econsim.bench import checksum
+from econsim.core import reset_done
+from mechanisms.tax import US_FEDERAL_RATES
+
+# (batch, steps, params) -> hash of the whole play
+CASES = {
+    "batch 1, 220 steps": (1, 220, {}),
+    "batch 5, 160 steps, US-federal taxes, faster regrowth": (
+        5, 160, {"tax_rates": list(US_FEDERAL_RATES), "period_length": 40,
+                 "max_steps": 120, "regen_prob": 0.05}),
+    "batch 3, 130 steps, 3 agents, other sizes and rules": (
+        3, 130, {"n_agents": 3, "houses_block": False, "gather_bonus": False,
+                 "view_radius": 3, "max_price": 5, "max_orders": 2, "order_expiry": 20}),
+}
+PINS = {
+    "batch 1, 220 steps": "3da4544fa27cd9de",
+    "batch 5, 160 steps, US-federal taxes, faster regrowth": "e6854cb598b0f23d",
+    "batch 3, 130 steps, 3 agents, other sizes and rules": "6ac2e8304802d2b5",
+}
+
+
+def play(batch: int, steps: int, params: dict) -> str:
+    """Masked random play (finished worlds reset), every output of every step hashed."""
+    game = envs.make("gtb", **params)
+    rng = np.random.default_rng(11)
+    digest = hashlib.blake2b(digest_size=8)
+    state = game.reset(batch, rng)
+    digest.update(checksum(game.observe(state)).encode())
+    for _ in range(steps):
+        legal = game.action_mask(state)
+        actions = np.argmax(np.where(legal, rng.random(legal.shape), -1.0), axis=-1)
+        step = game.step(state, actions, rng)
+        info = [step.info[k] for k in sorted(step.info)]
+        digest.update(checksum(legal, step.state, step.obs, step.reward, step.done,
+                               *info).encode())
+        state = step.state
+        if step.done.any():
+            state = reset_done(game, state, step.done, rng)
+            digest.update(checksum(state, game.observe(state)).encode())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_kernel_output_is_pinned(case):
+    assert play(*CASES[case]) == PINS[case]
+
+
+if __name__ == "__main__":
+    for case, args in CASES.items():
+        print(f"    {case!r}: {play(*args)!r},")
