@@ -119,6 +119,11 @@ class CM3Config(MultiGoalConfig):
         0.01, description="standard deviation of the normal initial weights W^{1:2} that join "
         "a new stage-2 branch into a restored layer (the reference code's 0.01: stage 2 starts "
         "close to the stage-1 functions; 0: exactly them)")
+    restored_actor_lr: Coefficient = Field(
+        1.0, description="multiplier on lr_actor for the actor's restored stage-1 parameters "
+        "in stage 2 (1: the Diss, every parameter learns alike; 0: frozen, only the new "
+        "o_others branch and its joining weights learn; an econsim option against stage 2 "
+        "unlearning the stage-1 skill); cm3 and qv only (direct restores nothing)")
 
 
 @register_algorithm("cm3", "cm3-direct", "cm3-qv", kinds={"cm3-direct": "direct",
@@ -212,10 +217,22 @@ class CM3Trainer(MultiGoalTrainer):
         self.replay = Replay(self.R, self.capacity())
 
     def make_optimisers(self) -> None:
-        self.actor_opt = self.adam(self.actor, self.cfg.lr_actor)
+        self.actor_opt = self.actor_optimiser()
         self.q_opt = self.adam(self.q, self.cfg.lr_critic)
         self.qc_opt = self.adam(self.qc, self.cfg.lr_critic)
         self.v_opt = self.adam(self.v, self.cfg.lr_critic)
+
+    def actor_optimiser(self) -> torch.optim.Adam:
+        """Adam over the actor; in stage 2 after a stage 1, the restored base parameters at
+        ``restored_actor_lr`` times the rate of the new branch (a separate parameter group
+        only when the multiplier is not 1, so stored optimiser states keep their layout)."""
+        lr, scale = self.cfg.lr_actor, self.cfg.restored_actor_lr
+        if self.stage == 1 or self.first_stage() == 2 or scale == 1:
+            return self.adam(self.actor, lr)
+        grown = [v for k, v in self.actor.items() if AugmentedMLP.grown(k)]
+        base = [v for k, v in self.actor.items() if not AugmentedMLP.grown(k)]
+        return torch.optim.Adam([{"params": grown, "lr": lr},
+                                 {"params": base, "lr": lr * scale}])
 
     def policy(self, params: Params, obs: torch.Tensor, eps: float,
                legal: torch.Tensor | None = None) -> torch.Tensor:

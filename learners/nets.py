@@ -380,6 +380,12 @@ class AugmentedMLP:
     def join_layer(self) -> int:
         return self.join % len(self.hidden)
 
+    @staticmethod
+    def grown(key: str) -> bool:
+        """Whether parameter ``key`` belongs to the branch that augmentation adds (the branch's
+        layers and the joining weights) rather than to the base."""
+        return key == "join" or key.startswith("branch.")
+
     def init_base(self, gens: Sequence[torch.Generator]) -> Params:
         """Fresh base (stage-1) parameters, one member per generator."""
         stems = {f"stem{i}.{k}": v for i, st in enumerate(self.stems)

@@ -104,6 +104,32 @@ def test_augmentation_starts_stage_2_afresh_and_close_to_stage_1():
     assert float(gap.detach()) < 0.05 and before.shape[-1] == 3
 
 
+@pytest.mark.parametrize("kind, scale", [("cm3", 0.0), ("cm3", 0.1), ("qv", 0.0),
+                                         ("cm3", 1.0)])
+def test_restored_actor_lr_slows_or_freezes_the_restored_base(kind, scale):
+    """``restored_actor_lr``: in stage 2 the restored actor parameters learn at that multiple
+    of lr_actor (0: frozen), the new branch at lr_actor; 1 keeps one parameter group. The
+    setting survives a resume (the optimiser's groups restore)."""
+    t = trainer(kind, stage1=1, restored_actor_lr=scale)
+    t.iterate()  # stage 1: one group whatever the multiplier
+    assert len(t.actor_opt.param_groups) == 1
+    t.iterate()  # augments, then stage-2 updates
+    groups = t.actor_opt.param_groups
+    assert [g["lr"] for g in groups] == ([t.cfg.lr_actor] if scale == 1 else
+                                         [t.cfg.lr_actor, t.cfg.lr_actor * scale])
+    before = {k: v.detach().clone() for k, v in t.actor.items()}
+    t.iterate()
+    moved = {k: not torch.equal(before[k], v) for k, v in t.actor.items()}
+    assert moved["join"]  # the branch learns
+    base = [m for k, m in moved.items() if not t.shape["actor"].grown(k)]
+    assert base and (not any(base) if scale == 0 else all(base))
+    b = trainer(kind, stage1=1, restored_actor_lr=scale)
+    b.load_state_dict(t.state_dict())
+    assert [g["lr"] for g in b.actor_opt.param_groups] == [g["lr"] for g in groups]
+    ma, mb_ = t.iterate(), b.iterate()
+    assert all(np.array_equal(ma[k], mb_[k]) for k in ma)
+
+
 @pytest.mark.parametrize("branch_goals, taken_value", [(False, "global"), (True, "global"),
                                                        (True, "credit")])
 def test_credit_advantage_is_eq_3_6_by_brute_force(float64, branch_goals, taken_value):
