@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from econsim import envs
 from econsim.core import make_rng, reset_done
@@ -74,13 +75,38 @@ def checksum(*parts: Any) -> str:
     return digest.hexdigest()
 
 
+def pick_legal(legal: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """``legal [..., A]`` bool, ``u [...]`` uniforms in [0, 1) -> the ``floor(u * L)``-th
+    legal action of each row (``L`` legal ones; 0 where none is): uniform over the legal
+    actions with one draw per row."""
+    rows = np.ascontiguousarray(legal).reshape(-1, legal.shape[-1])
+    return _pick(rows, np.ascontiguousarray(u, np.float64).reshape(-1)).reshape(u.shape)
+
+
+@njit(cache=True, nogil=True)
+def _pick(rows: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    out = np.zeros(flat.shape[0], np.int64)
+    for r in range(rows.shape[0]):
+        n = 0
+        for a in range(rows.shape[1]):
+            n += rows[r, a]
+        k = int(flat[r] * n)
+        for a in range(rows.shape[1]):
+            if rows[r, a]:
+                if k == 0:
+                    out[r] = a
+                    break
+                k -= 1
+    return out
+
+
 def _sampler(game: Any, sampler: str, rng: np.random.Generator, batch: int):
     """``state -> actions [batch, n_agents]``: uniform over the legal actions (``masked``,
-    games with ``ActionMask``) or over all actions."""
+    games with ``ActionMask``; ``pick_legal``) or over all actions."""
     if sampler == "masked" and has(game, ActionMask):
         def masked(state: Any) -> np.ndarray:
             legal = game.action_mask(state)
-            return np.argmax(np.where(legal, rng.random(legal.shape), -1.0), axis=-1)
+            return pick_legal(legal, rng.random(legal.shape[:-1]))
         return masked
     return lambda state: game.action_space.sample(rng, (batch, game.n_agents))
 

@@ -82,3 +82,15 @@ def test_outermost_times_only_the_outer_of_nested_calls():
     outer = outermost(lambda x: inner(x) + 1, depth, lambda s, a: seen.append(("outer", a)))
     assert outer(2) == 3 and inner(5) == 5
     assert seen == [("outer", (2,)), ("inner", (5,))] and depth == [0]
+
+
+def test_pick_legal_is_uniform_over_the_legal_actions():
+    """One uniform per row picks among that row's legal actions only, each equally often."""
+    legal = np.array([[True, False, True, True, False], [False, False, False, False, True]])
+    u = np.random.default_rng(0).random((40_000, 2))
+    picks = bench.pick_legal(np.broadcast_to(legal, (40_000, 2, 5)), u)
+    assert picks.shape == (40_000, 2) and legal[[0, 1], picks].all()
+    share = np.bincount(picks[:, 0], minlength=5) / 40_000
+    assert np.allclose(share[[0, 2, 3]], 1 / 3, atol=0.01) and share[[1, 4]].sum() == 0
+    assert (picks[:, 1] == 4).all()
+    assert bench.pick_legal(np.zeros((1, 3), bool), np.array([0.7])).tolist() == [0]

@@ -1,6 +1,8 @@
 """Gather-Trade-Build (GTB): the AI-Economist's "simple_wood_and_stone" economy (SPEC §6).
 
-Rules (Diss §6.3.1, App. C.2.1; SPEC §6), batch-first numpy, no loop over worlds:
+Rules (Diss §6.3.1, App. C.2.1; SPEC §6), batch-first; the step, the observation and the
+action mask run compiled (numba, ``kernel.py``, one loop over worlds and agents), the tax
+rule, utility and ``info`` in numpy:
 
 * 15x15 map (``world.py``): wood (W) and stone (S) source cells hold at most one unit; an
   empty source cell regrows its unit with probability ``regen_prob`` (0.01) per step; water
@@ -73,7 +75,6 @@ from functools import lru_cache
 from typing import Annotated
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from econsim.bounds import (
@@ -91,7 +92,8 @@ from econsim.bounds import (
     Text,
 )
 from econsim.core import Box, Discrete, Step
-from econsim.core.brackets import US_FEDERAL_CUTOFFS, bracket_index, check_schedule, torch_of
+from econsim.core.brackets import US_FEDERAL_CUTOFFS, check_schedule, torch_of
+from econsim.core.buffers import Recycler
 from econsim.core.capabilities import (
     ActionMask,
     AgentEvents,
@@ -101,12 +103,10 @@ from econsim.core.capabilities import (
     TaxPeriods,
 )
 from econsim.core.registry import register_game
-from econsim.core.seeding import counter_uniforms
+from econsim.envs.gtb import kernel
+from econsim.envs.gtb.kernel import BUILD, DOWN, LEFT, NOOP, RIGHT, TRADE0, UP  # noqa: F401
 from econsim.envs.gtb.market import RESOURCES, SIDES, Market
 from econsim.envs.gtb.world import World, load_world, map_path
-
-NOOP, UP, DOWN, LEFT, RIGHT, BUILD = range(6)
-TRADE0 = 6  # first trading action
 
 MAX_VIEW = 50  # cells: a (2r+1)^2 window wider than any sensible map
 MAX_ORDERS = 100  # open orders per agent
@@ -283,24 +283,32 @@ class GTB(TaxPeriods, ActionMask, Grid, AgentEvents, Economy, PlannerView):
         # static tables
         self._src_type = w.src_type_flat
         self._is_src = w.src_type_flat >= 0
-        self._is_wood = (w.source == 0)
-        self._is_stone = (w.source == 1)
-        self._n_src = len(w.src_cells)
-        self._n_rand = self._n_src + 2 * n  # uniforms per world and step
-        self._counter = np.arange(1, self._n_rand + 1, dtype=np.uint64)
-        self._agent = np.arange(n)
-        self._not_mover = -2 - np.arange(n)  # distinct placeholders for agents not moving
-        self._own_code = (np.arange(n) + 1)[None, :, None]
         self._pos_scale = (1.0 / max(1, w.height - 1), 1.0 / max(1, w.width - 1))
-        self._grids: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._rows: dict[int, np.ndarray] = {}
+        self._out = Recycler()  # observation arrays, reused once nobody holds them
+        window = self._windows(p.view_radius)
+        inside = window >= 0
+        cell = np.where(inside, window, 0)
+        static = np.stack([inside & (w.src_type_flat[cell] == 0),
+                           inside & (w.src_type_flat[cell] == 1),
+                           inside & w.water.ravel()[cell], ~inside], 1).astype(np.float32)
+        self.tables = kernel.Tables(
+            nbr=w.nbr, src_type=w.src_type_flat, src_cells=w.src_cells.astype(np.int64),
+            a_move=self._a_move, a_code=self._a_code, price=mk.price, is_bid=mk.is_bid,
+            item_in=mk.item_in.astype(np.int64), item_out=mk.item_out.astype(np.int64),
+            need=mk.need, escrow=mk.escrow, match=mk.match,
+            row=np.arange(w.n_cells) // w.width, col=np.arange(w.n_cells) % w.width, window=window,
+            static=np.ascontiguousarray(static), cutoffs=self.cutoffs,
+            side=2 * p.view_radius + 1)
 
-    def _bi2(self, batch: int) -> np.ndarray:
-        """``arange(batch)[:, None]``, cached."""
-        bi2 = self._rows.get(batch)
-        if bi2 is None:
-            bi2 = self._rows[batch] = np.arange(batch)[:, None]
-        return bi2
+    def _windows(self, r: int) -> np.ndarray:
+        """``[H*W, (2r+1)^2]``: the flat cell under each position of the window centred on
+        each cell, row by row; -1 outside the map."""
+        h, w = self.height, self.width
+        d = np.arange(-r, r + 1)
+        rows = np.arange(h)[:, None, None, None] + d[None, None, :, None]
+        cols = np.arange(w)[None, :, None, None] + d[None, None, None, :]
+        inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+        return np.where(inside, rows * w + cols, -1).reshape(h * w, -1).astype(np.int64)
 
     # ------------------------------------------------------------------ helpers
     def crra(self, coin: np.ndarray) -> np.ndarray:
@@ -379,68 +387,26 @@ class GTB(TaxPeriods, ActionMask, Grid, AgentEvents, Economy, PlannerView):
         )
 
     def step(self, state: State, actions: np.ndarray, rng: np.random.Generator) -> Step:
-        p, s, n = self.params, state, self.n_agents
-        act = np.asarray(actions)
+        p, s = self.params, state
+        act = np.asarray(actions, np.int64)
         b = act.shape[0]
-        bi2, ai = self._bi2(b), self._agent
         inv, esc = s.inv, s.esc
-        u = counter_uniforms(s.key[:, None], (s.t.astype(np.uint64) * np.uint64(self._n_rand))
-                               [:, None] + self._counter)
-        ns = self._n_src
-
-        # moves and gathering
-        move = self._a_move[act]
-        tgt = self.world.nbr[s.pos, move]
-        ok = (move > 0) & (tgt >= 0)
-        if p.houses_block:
-            owner = s.house[bi2, tgt]
-            ok &= (owner < 0) | (owner == ai)
-        ok &= ~(tgt[:, :, None] == s.pos[:, None, :]).any(2)
-        cand = np.where(ok, tgt, self._not_mover)
-        ok &= (cand[:, :, None] == cand[:, None, :]).sum(2) == 1
-        pos = s.pos = np.where(ok, tgt, s.pos)
-        here = s.res[bi2, pos]
-        got = ok & here
-        s.res[bi2, pos] = here & ~got
-        amount = got * (1.0 + (u[:, ns:ns + n] < s.gather_p)) if p.gather_bonus else got * 1.0
-        kind = self._src_type[pos]
-        inv[bi2, ai, 1 + kind] += amount
-        gathered_wood, gathered_stone = amount * (kind == 0), amount * (kind == 1)
-        labor = s.labor
-        labor += ok * p.move_labor + got * p.collect_labor
-
-        # building (builders did not move: ``pos`` is their cell)
-        build = ((act == BUILD) & (inv[..., 1] >= 1) & (inv[..., 2] >= 1)
-                 & self._buildable_at(s, pos, bi2))
-        inv[..., 1:] -= build[..., None]
-        build_income = build * (p.build_payment * s.skill)
-        inv[..., 0] += build_income
-        labor += build * p.build_labor
-        s.house[bi2, pos] = np.where(build, ai, s.house[bi2, pos])
-        s.houses += build
-
-        # orders: valid if a slot is free and the escrow is available
-        mk = self.market
         s.o_code = np.ascontiguousarray(s.o_code)
         s.o_seq = np.ascontiguousarray(s.o_seq)
-        c1 = self._a_code[act] + 1
-        valid = ((c1 > 0) & (mk.open_orders(s.o_code) < mk.max_orders)
-                 & (inv[bi2, ai, mk.item_in[c1]] >= mk.need[c1]))
-        trade_flow, trade_volume = mk.submit(
-            inv, esc, s.o_code, s.o_seq, np.where(valid, c1 - 1, -1),
-            np.argsort(u[:, ns + n:], axis=1), s.t)
-        labor += valid * p.order_labor
+        s.pos, build, build_income, gathered_wood, gathered_stone, trade_flow, trade_volume = \
+            kernel.step(act, s.t, s.key, s.pos, s.res, s.house, inv, esc, s.labor, s.skill,
+                        s.gather_p, s.houses, s.o_code, s.o_seq, self.tables, p.move_labor,
+                        p.collect_labor, p.build_labor, p.order_labor, p.build_payment,
+                        p.regen_prob, p.gather_bonus, p.houses_block, p.max_orders,
+                        p.order_expiry)
+        labor = s.labor
         t = s.t = s.t + 1
-        mk.expire(inv, esc, s.o_code, s.o_seq, t)
-
-        # regrowth of empty sources
-        s.res[:, self.world.src_cells] |= u[:, :ns] < p.regen_prob
 
         # taxes on the last step of a period
         coin = inv[..., 0] + esc[..., 0]
         income = coin - s.coin_last
         end = t % self.period_length == 0
-        tax, transfer = np.zeros((b, n)), np.zeros((b, n))
+        tax, transfer = np.zeros((b, self.n_agents)), np.zeros((b, self.n_agents))
         if end.any():
             if self.tax_rule is None and s.tax_rates[end].any():
                 raise ValueError("gtb: tax rates are set but no tax rule is installed (build "
@@ -467,104 +433,34 @@ class GTB(TaxPeriods, ActionMask, Grid, AgentEvents, Economy, PlannerView):
         return Step(s, self.observe(s), reward, t >= self.max_steps, info)
 
     # ------------------------------------------------------------------ observation
-    def _grid(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
-        """Padded feature grid ``[B, 8, H+2r, W+2r]`` (static channels filled) and its
-        sliding 11x11 windows (a view), cached per batch size."""
-        if batch not in self._grids:
-            r, w = self.params.view_radius, self.world
-            g = np.zeros((batch, 8, w.height + 2 * r, w.width + 2 * r), np.uint8)
-            inner = (slice(None), slice(r, r + w.height), slice(r, r + w.width))
-            g[:, 5] = 1
-            g[(slice(None), 5, *inner[1:])] = 0
-            g[(slice(None), 2, *inner[1:])] = self._is_wood
-            g[(slice(None), 3, *inner[1:])] = self._is_stone
-            g[(slice(None), 4, *inner[1:])] = w.water
-            v = 2 * r + 1
-            self._grids[batch] = (g, sliding_window_view(g, (v, v), axis=(2, 3)))
-        return self._grids[batch]
-
     def observe(self, state: State) -> np.ndarray:
-        s, n = state, self.n_agents
-        b = s.t.shape[0]
-        h, w, r = self.height, self.width, self.params.view_radius
-        g, windows = self._grid(b)
-        res = s.res.reshape(b, h, w)
-        g[:, 0, r:r + h, r:r + w] = res & self._is_wood
-        g[:, 1, r:r + h, r:r + w] = res & self._is_stone
-        g[:, 6] = 0
-        rows, cols = np.divmod(s.pos, w)
-        bi2 = self._bi2(b)
-        g[bi2, 6, rows + r, cols + r] = 1
-        g[:, 7, r:r + h, r:r + w] = s.house.reshape(b, h, w) + 1
-        win = windows[bi2, :, rows, cols]  # [B, N, 8, V, V]
-        obs = np.empty((b, n, self.observation_space.shape[0]), np.float32)
-        cells = self.spatial_shape[1] * self.spatial_shape[2]
-        sp = obs[..., :self.spatial_size].reshape(b, n, -1, cells)
-        sp[:, :, :7] = win[:, :, :7].reshape(b, n, 7, cells)
-        code = win[:, :, 7].reshape(b, n, cells)
-        own = code == self._own_code
-        sp[:, :, 7] = own
-        sp[:, :, 8] = (code > 0) & ~own
-
-        f, vec = self.vector_fields, obs[..., self.spatial_size:]
-        vec[..., 0:3] = s.inv
-        vec[..., 3:6] = s.esc
-        vec[..., 6] = s.labor
-        vec[..., 7] = s.skill * self.params.build_payment
-        vec[..., 8] = s.gather_p
-        vec[..., 9] = rows * self._pos_scale[0]
-        vec[..., 10] = cols * self._pos_scale[1]
-        vec[..., 11] = s.houses
-        counts = self.market.counts(s.o_code)
-        vec[..., f["own_orders"]] = counts
-        vec[..., f["other_orders"]] = counts.sum(1, keepdims=True) - counts
-        vec[..., f["tax_rates"]] = s.tax_rates[:, None, :]
-        income = s.inv[..., 0] + s.esc[..., 0] - s.coin_last
-        # the marginal rate (mechanisms.tax.marginal_rate's rule; its general broadcasting
-        # costs ~40 us a call, a third of a batch-1 step, so only the lookup is shared)
-        bracket = bracket_index(income, self.cutoffs)
-        vec[..., f["marginal_rate"].start] = s.tax_rates[bi2, bracket]
-        vec[..., f["period_income"].start] = income
-        vec[..., f["period_progress"].start] = ((s.t % self.period_length)
-                                                / self.period_length)[:, None]
-        vec[..., f["episode_progress"].start] = (s.t / self.max_steps)[:, None]
+        s, p = state, self.params
+        obs = self._out.empty((s.t.shape[0], self.n_agents, self.observation_space.shape[0]),
+                              np.float32)
+        kernel.observe(obs, s.t, s.pos, s.res, s.house, s.inv, s.esc, s.labor, s.skill,
+                       s.gather_p, s.houses, s.coin_last, s.tax_rates,
+                       np.ascontiguousarray(s.o_code), self.tables, p.build_payment,
+                       *self._pos_scale, self.period_length, self.max_steps,
+                       self.market.n_codes)
         return obs
 
     # ------------------------------------------------------------------ for learners and Mesa
-    def _buildable_at(self, state: State, pos: np.ndarray, bi: np.ndarray) -> np.ndarray:
-        """Whether a house may stand on cells ``pos`` ``[B, K]`` (rows ``bi``, ``[B, 1]``):
-        not a resource source, no house yet. The rule of ``BUILD``, for ``step``,
-        ``action_mask`` and ``buildable``."""
-        return (self._src_type[pos] < 0) & (state.house[bi, pos] < 0)
-
     def buildable(self, state: State) -> np.ndarray:
-        """``[B, H*W]`` bool: a house may stand on the cell (``_buildable_at`` everywhere)."""
-        b, cells = state.house.shape
-        return self._buildable_at(state, np.broadcast_to(np.arange(cells), (b, cells)),
-                                  self._bi2(b))
+        """``[B, H*W]`` bool: a house may stand on the cell (not a resource source, no house
+        yet: the rule of ``BUILD``)."""
+        out = np.empty(state.house.shape, bool)
+        kernel.buildable(out, state.house, self.tables)
+        return out
 
     def action_mask(self, state: State) -> np.ndarray:
         """Legal actions ``[B, N, A]`` bool: illegal ones would be no-ops (no-op is legal).
 
         A move into a cell another agent also moves into this step is legal but fails.
         """
-        s, p, mk = state, self.params, self.market
-        b, n = s.pos.shape
-        bi2 = np.arange(b)[:, None]
-        mask = np.zeros((b, n, self.action_space.n), bool)
-        mask[..., NOOP] = True
-        tgt = self.world.nbr[s.pos][..., 1:]  # [B, N, 4]
-        ok = tgt >= 0
-        if p.houses_block:
-            owner = s.house[bi2[..., None], tgt]
-            ok &= (owner < 0) | (owner == self._agent[:, None])
-        ok &= ~(tgt[..., None] == s.pos[:, None, None, :]).any(-1)
-        mask[..., UP:RIGHT + 1] = ok
-        mask[..., BUILD] = ((s.inv[..., 1] >= 1) & (s.inv[..., 2] >= 1)
-                            & self._buildable_at(s, s.pos, bi2))
-        c1 = np.arange(1, mk.n_codes + 1)
-        have = s.inv[..., mk.item_in[c1]] >= mk.need[c1]  # [B, N, codes]
-        mask[..., TRADE0:] = have & (mk.open_orders(s.o_code) < mk.max_orders)[..., None]
+        s = state
+        mask = np.empty((*s.pos.shape, self.action_space.n), bool)
+        kernel.action_mask(mask, s.pos, s.house, s.inv, np.ascontiguousarray(s.o_code),
+                           self.tables, self.params.houses_block, self.params.max_orders)
         return mask
 
     #: per-agent info keys the Mesa face shows as agent attributes and reporters

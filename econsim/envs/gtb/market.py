@@ -19,6 +19,9 @@ prices); an arriving ask at ``p`` with the highest open bid at ``>= p``. The tra
 price of the resting (earlier) order. If nothing matches, the order rests in the book and its
 escrow is taken. Orders older than ``expiry`` steps are cancelled and their escrow returned.
 Agents never trade with themselves.
+
+This module holds the auction's lookup tables and the book's layout; the arrivals and the
+expiry run in the compiled step (``kernel.py``: ``_submit`` and the expiry loop).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ SIDES = ("bid", "ask")
 
 
 class Market:
-    """Lookup tables and the two batch operations (``submit``, ``expire``) of the auction."""
+    """Lookup tables of the auction (the rules that use them: ``kernel.py``)."""
 
     def __init__(self, n_agents: int, max_orders: int, max_price: int, expiry: int,
                  max_steps: int) -> None:
@@ -63,17 +66,10 @@ class Market:
             score = price if bid[c] else max_price - price
             match[c + 1, 1:] = np.where(ok, score * big, INF)
         self.match = match
-        self.slot_owner = np.repeat(np.arange(n_agents), max_orders)  # [N * M]
-        # INF on an agent's own slots (no self-trade): [N, N * M]
-        self.own_slots = np.where(self.slot_owner == np.arange(n_agents)[:, None], INF, 0)
 
     def empty_book(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
         shape = (batch, self.n_agents, self.max_orders)
         return np.full(shape, -1, np.int64), np.zeros(shape, np.int64)
-
-    def open_orders(self, o_code: np.ndarray) -> np.ndarray:
-        """Number of open orders per agent, ``[B, N]``."""
-        return (o_code >= 0).sum(2)
 
     def counts(self, o_code: np.ndarray) -> np.ndarray:
         """Open orders per agent and code, ``[B, N, n_codes]`` (resource, side, price)."""
@@ -81,57 +77,3 @@ class Market:
         flat = o_code.reshape(b * n, m)
         idx = (np.arange(b * n)[:, None] * self.n_codes + flat)[flat >= 0]
         return np.bincount(idx, minlength=b * n * self.n_codes).reshape(b, n, self.n_codes)
-
-    def submit(self, inv, esc, o_code, o_seq, codes, arrival, t):
-        """Process new orders ``codes [B, N]`` (-1 = none) in ``arrival [B, N]`` order.
-
-        ``arrival[:, k]`` is the agent whose order arrives k-th. Each order must be valid
-        (the agent has a free slot and ``need`` of ``item_in`` available). Updates the
-        arrays in place; returns per-agent ``(coin_flow, volume)`` ``[B, N]``: net coin
-        received from trades and units traded (bought + sold) this call.
-        """
-        b, n, m = o_code.shape
-        bi = np.arange(b)
-        book, seqs = o_code.reshape(b, n * m), o_seq.reshape(b, n * m)  # views
-        flow, volume = np.zeros((b, n)), np.zeros((b, n))
-        for k in range(n):
-            a = arrival[:, k]
-            c1 = codes[bi, a] + 1
-            has = c1 > 0
-            if not has.any():
-                continue
-            key = self.match[c1[:, None], book + 1] + (seqs + self.own_slots[a])
-            j = key.argmin(1)
-            matched = key[bi, j] < INF
-            o = j // m
-            q = self.price[book[bi, j] + 1]  # price of the resting order
-            bid = self.is_bid[c1]
-            i_in, i_out = self.item_in[c1], self.item_out[c1]
-            amt_in = np.where(bid, np.where(matched, q, self.price[c1]), 1.0) * has
-            amt_out = np.where(bid, 1.0, q) * matched
-            inv[bi, a, i_in] -= amt_in
-            esc[bi, a, i_in] += amt_in * ~matched
-            inv[bi, a, i_out] += amt_out
-            esc[bi, o, i_out] -= amt_out
-            inv[bi, o, i_in] += amt_in * matched
-            book[bi, j] = np.where(matched, -1, book[bi, j])
-            place = has & ~matched
-            s = (o_code[bi, a] < 0).argmax(1)
-            o_code[bi, a, s] = np.where(place, c1 - 1, o_code[bi, a, s])
-            o_seq[bi, a, s] = np.where(place, t * n + k, o_seq[bi, a, s])
-            cash = np.where(bid, -q, q) * matched  # coin the arriving agent gets
-            flow[bi, a] += cash
-            flow[bi, o] -= cash
-            volume[bi, a] += matched
-            volume[bi, o] += matched
-        return flow, volume
-
-    def expire(self, inv, esc, o_code, o_seq, t) -> None:
-        """Cancel orders placed ``expiry`` or more steps before step count ``t [B]``."""
-        old = (o_code >= 0) & (t[:, None, None] - o_seq // self.n_agents >= self.expiry)
-        if not old.any():
-            return
-        refund = self.escrow[np.where(old, o_code + 1, 0)].sum(2)  # [B, N, 3]
-        inv += refund
-        esc -= refund
-        o_code[old] = -1
