@@ -81,7 +81,13 @@ def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
                    help="CM3's first advantage term (algorithm.taken_value; default: the "
                    "scenarios' global Q_n(s, a), eq. 3.6; credit: the credit function's "
                    "Q_n(s, a^m)); credit's curve goes to cm3_sumo_credit.png")
+    p.add_argument("--restored-actor-lr", type=float, default=None,
+                   help="CM3's and QV's learning-rate multiplier for the restored stage-1 "
+                   "actor in stage 2 (algorithm.restored_actor_lr; default: the scenarios' 1, "
+                   "the Diss; 0: frozen); the curve goes to cm3_sumo..._restored<X>.png")
     a = p.parse_args(argv)
+    if a.restored_actor_lr is not None and not 0 <= a.restored_actor_lr <= 1:
+        p.error(f"--restored-actor-lr {a.restored_actor_lr} is not allowed (allowed: 0 to 1)")
     if a.timeout is not None and not 1 <= a.timeout <= MAX_STEPS:
         p.error(f"--timeout {a.timeout} is not allowed (allowed: 1 to {MAX_STEPS} steps)")
     torch.set_num_threads(1)
@@ -99,6 +105,10 @@ def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     alg = {} if a.taken_value is None else {"taken_value": a.taken_value}
     if alg and not set(methods) <= {"cm3", "direct"}:
         p.error("--taken-value applies to CM3 and Direct only (--methods cm3 and/or direct)")
+    if a.restored_actor_lr is not None:
+        if not set(methods) <= {"cm3", "qv"}:
+            p.error("--restored-actor-lr applies to CM3 and QV only (--methods cm3 and/or qv)")
+        alg["restored_actor_lr"] = a.restored_actor_lr
     done = run_scenarios(names, seeds, a.iterations, a.root, progress=not a.quiet,
                          eval_every=10, resume=a.resume, checkpoint_every=50, env=env or None,
                          algorithm=alg or None)
@@ -107,13 +117,16 @@ def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     suffix = ("_ttc_mask" if a.ttc_mask == "on" else "") + (
         f"_timeout{a.timeout}" if a.timeout is not None else "") + (
         "_formation_c3" if a.formation == "C3" else "") + (
-        "_credit" if a.taken_value == "credit" else "")
+        "_credit" if a.taken_value == "credit" else "") + (
+        "" if a.restored_actor_lr is None else f"_restored{a.restored_actor_lr:g}")
     plot("sumo", curve, Path(a.docs) / f"cm3_sumo{suffix}.png")
     fig = summary(curve).merge(behaviour(ids, a.root), on="method")
     mask = ("" if a.ttc_mask == "off" else ", with the time-to-collision mask") + (
         "" if a.timeout is None else f", time-out after {a.timeout} steps") + (
         "" if a.formation is None else f", formation {a.formation}") + (
-        "" if a.taken_value is None else f", CM3's taken value from the {a.taken_value} Q")
+        "" if a.taken_value is None else f", CM3's taken value from the {a.taken_value} Q") + (
+        "" if a.restored_actor_lr is None else
+        f", restored actor at {a.restored_actor_lr:g} x lr_actor")
     print(f"Figure 3.5d{mask} (final = mean of the last 5 evaluations):")
     print(fig.to_string(index=False), flush=True)
     tests = pd.concat([test_table(m, ids[m], a.root, seeds, a.episodes) for m in methods],

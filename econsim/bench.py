@@ -91,12 +91,11 @@ def _pick(rows: np.ndarray, flat: np.ndarray) -> np.ndarray:
         for a in range(rows.shape[1]):
             n += rows[r, a]
         k = int(flat[r] * n)
-        for a in range(rows.shape[1]):
-            if rows[r, a]:
-                if k == 0:
-                    out[r] = a
-                    break
-                k -= 1
+        for a in range(rows.shape[1]):  # the k-th legal action (0-based)
+            k -= rows[r, a]
+            if k < 0:
+                out[r] = a
+                break
     return out
 
 

@@ -110,6 +110,17 @@ def test_the_sumo_benchmark_refuses_taken_value_for_other_methods(capsys):
     assert "--taken-value applies to CM3 and Direct only" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--restored-actor-lr", "0", "--methods", "cm3,iac"],
+     "--restored-actor-lr applies to CM3 and QV only"),
+    (["--restored-actor-lr", "1.5"], "--restored-actor-lr 1.5 is not allowed (allowed: 0 to 1)"),
+    (["--restored-actor-lr", "nan"], "--restored-actor-lr nan is not allowed")])
+def test_the_sumo_benchmark_refuses_a_bad_restored_actor_lr(args, message, capsys):
+    with pytest.raises(SystemExit):
+        _load("sumo_merge").main([*args, "--root", "/nonexistent/runs"])
+    assert message in capsys.readouterr().err
+
+
 def test_parse_seeds():
     assert cli.parse_seeds("0-2,5") == [0, 1, 2, 5]
 
