@@ -79,6 +79,9 @@ def pick_legal(legal: np.ndarray, u: np.ndarray) -> np.ndarray:
     """``legal [..., A]`` bool, ``u [...]`` uniforms in [0, 1) -> the ``floor(u * L)``-th
     legal action of each row (``L`` legal ones; 0 where none is): uniform over the legal
     actions with one draw per row."""
+    if np.shape(u) != np.shape(legal)[:-1]:
+        raise ValueError(f"pick_legal: one uniform per row of legal actions, got {np.shape(u)} "
+                         f"for {np.shape(legal)}")
     rows = np.ascontiguousarray(legal).reshape(-1, legal.shape[-1])
     return _pick(rows, np.ascontiguousarray(u, np.float64).reshape(-1)).reshape(u.shape)
 

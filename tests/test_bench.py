@@ -94,3 +94,5 @@ def test_pick_legal_is_uniform_over_the_legal_actions():
     assert np.allclose(share[[0, 2, 3]], 1 / 3, atol=0.01) and share[[1, 4]].sum() == 0
     assert (picks[:, 1] == 4).all()
     assert bench.pick_legal(np.zeros((1, 3), bool), np.array([0.7])).tolist() == [0]
+    with pytest.raises(ValueError, match=r"one uniform per row of legal actions, got \(3,\)"):
+        bench.pick_legal(legal, np.zeros(3))

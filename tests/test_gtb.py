@@ -418,3 +418,19 @@ def test_own_maps_come_from_the_maps_folder_only(tmp_path, monkeypatch):
     monkeypatch.delenv(world.MAPS_ENV)
     with pytest.raises(ValueError, match="unknown map"):
         envs.make("gtb", map="mine")
+
+
+def test_bad_actions_and_books_are_one_line_errors(rng):
+    """The compiled kernel trusts its inputs, so the game checks them first: actions of
+    another shape, out of range or not integers, and a book of another width."""
+    game = envs.make("gtb")
+    s = game.reset(3, rng)
+    for bad, what in ((np.zeros((1, 4), np.int64), "shape"), (np.full((3, 4), 50), "integers"),
+                      (np.full((3, 4), -1), "integers"), (np.zeros((3, 4)), "integers")):
+        with pytest.raises(ValueError, match=f"gtb: actions must .*{what}"):
+            game.step(s, bad, rng)
+    s.o_code, s.o_seq = s.o_code[..., :2], s.o_seq[..., :2]
+    for call in (lambda: game.step(s, np.zeros((3, 4), np.int64), rng),
+                 lambda: game.action_mask(s)):
+        with pytest.raises(ValueError, match="order book has 2 slots per agent, the game 5"):
+            call()

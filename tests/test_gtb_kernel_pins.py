@@ -1,6 +1,7 @@
 """The GTB kernel's output pinned bit for bit: every step's state, observation, reward, info
-and action mask of masked random play, hashed. The pins were written with the numpy kernel of
-2026-12-03 (before issue 15's rewrite), so a faster kernel must reproduce it exactly.
+and action mask of random play, hashed. The pins were written with the numpy kernel of
+2026-12-03 (commit cdc3a2f, before issue 15's rewrite), so a faster kernel must reproduce it
+exactly.
 
     PYTHONPATH=. .venv/bin/python tests/test_gtb_kernel_pins.py   # print the hashes
 """
@@ -26,16 +27,23 @@ CASES = {
     "batch 3, 130 steps, 3 agents, other sizes and rules": (
         3, 130, {"n_agents": 3, "houses_block": False, "gather_bonus": False,
                  "view_radius": 3, "max_price": 5, "max_orders": 2, "order_expiry": 20}),
+    "batch 2, 150 steps, 8 agents, radius 0, expiry 1, any action": (
+        2, 150, {"n_agents": 8, "starts": [(0, 0), (0, 14), (14, 0), (14, 14), (6, 6), (3, 3),
+                                           (11, 3), (3, 11)],
+                 "view_radius": 0, "order_expiry": 1, "regen_prob": 0.1}),
 }
+ANY_ACTION = {"batch 2, 150 steps, 8 agents, radius 0, expiry 1, any action"}  # illegal too
 PINS = {
     "batch 1, 220 steps": "3da4544fa27cd9de",
     "batch 5, 160 steps, US-federal taxes, faster regrowth": "e6854cb598b0f23d",
     "batch 3, 130 steps, 3 agents, other sizes and rules": "6ac2e8304802d2b5",
+    "batch 2, 150 steps, 8 agents, radius 0, expiry 1, any action": "88ebc63ba9bdd4a0",
 }
 
 
-def play(batch: int, steps: int, params: dict) -> str:
-    """Masked random play (finished worlds reset), every output of every step hashed."""
+def play(batch: int, steps: int, params: dict, any_action: bool = False) -> str:
+    """Masked random play (finished worlds reset; ``any_action``: uniform over all actions,
+    illegal ones included), every output of every step hashed."""
     game = envs.make("gtb", **params)
     rng = np.random.default_rng(11)
     digest = hashlib.blake2b(digest_size=8)
@@ -43,7 +51,7 @@ def play(batch: int, steps: int, params: dict) -> str:
     digest.update(checksum(game.observe(state)).encode())
     for _ in range(steps):
         legal = game.action_mask(state)
-        actions = np.argmax(np.where(legal, rng.random(legal.shape), -1.0), axis=-1)
+        actions = np.argmax(np.where(legal | any_action, rng.random(legal.shape), -1.0), -1)
         step = game.step(state, actions, rng)
         info = [step.info[k] for k in sorted(step.info)]
         digest.update(checksum(legal, step.state, step.obs, step.reward, step.done,
@@ -57,9 +65,9 @@ def play(batch: int, steps: int, params: dict) -> str:
 
 @pytest.mark.parametrize("case", CASES)
 def test_kernel_output_is_pinned(case):
-    assert play(*CASES[case]) == PINS[case]
+    assert play(*CASES[case], any_action=case in ANY_ACTION) == PINS[case]
 
 
 if __name__ == "__main__":
     for case, args in CASES.items():
-        print(f"    {case!r}: {play(*args)!r},")
+        print(f"    {case!r}: {play(*args, any_action=case in ANY_ACTION)!r},")

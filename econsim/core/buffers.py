@@ -5,7 +5,9 @@ costs more in page faults than the kernel spends filling it: the allocator retur
 to the system when they are freed and faults them in again. :class:`Recycler` keeps the last
 few arrays it handed out and hands one out again only when its reference count shows that no
 one else refers to it any more (no variable, no view, no tensor sharing its memory), so a
-caller never sees an array it still holds change under it.
+caller never sees an array it still holds change under it. References it cannot see: a
+``weakref`` or a raw pointer (``ctypes``) to the array keep nothing alive, so such an array
+may be written again.
 """
 
 from __future__ import annotations
@@ -14,9 +16,18 @@ import sys
 
 import numpy as np
 
-# references to an unheld array while ``Recycler.empty`` inspects it: the list ``_arrays``,
-# the loop variable and ``sys.getrefcount``'s argument
-_UNHELD = 3
+
+def _unheld() -> int:
+    """The reference count ``Recycler.empty`` sees for an array that only its list holds,
+    measured with the same loop (3 on CPython 3.11: the list, the loop variable and
+    ``getrefcount``'s argument; other versions may count borrowed references differently)."""
+    arrays = [np.empty(0)]
+    for a in arrays:
+        return sys.getrefcount(a)
+    raise AssertionError("unreachable")
+
+
+_UNHELD = _unheld()
 
 
 class Recycler:

@@ -91,7 +91,7 @@ from econsim.bounds import (
     Steps,
     Text,
 )
-from econsim.core import Box, Discrete, Step
+from econsim.core import Box, Discrete, Step, check_actions
 from econsim.core.brackets import US_FEDERAL_CUTOFFS, check_schedule, torch_of
 from econsim.core.buffers import Recycler
 from econsim.core.capabilities import (
@@ -281,24 +281,35 @@ class GTB(TaxPeriods, ActionMask, Grid, AgentEvents, Economy, PlannerView):
         self.observation_space = Box((self.spatial_size + self.vector_size,))
 
         # static tables
-        self._src_type = w.src_type_flat
         self._is_src = w.src_type_flat >= 0
         self._pos_scale = (1.0 / max(1, w.height - 1), 1.0 / max(1, w.width - 1))
         self._out = Recycler()  # observation arrays, reused once nobody holds them
         window = self._windows(p.view_radius)
         inside = window >= 0
         cell = np.where(inside, window, 0)
+        # uint8, [H*W, 4, V*V]: H*W*4*(2r+1)^2 bytes (109 KB at the defaults)
         static = np.stack([inside & (w.src_type_flat[cell] == 0),
                            inside & (w.src_type_flat[cell] == 1),
-                           inside & w.water.ravel()[cell], ~inside], 1).astype(np.float32)
+                           inside & w.water.ravel()[cell], ~inside], 1).astype(np.uint8)
         self.tables = kernel.Tables(
             nbr=w.nbr, src_type=w.src_type_flat, src_cells=w.src_cells.astype(np.int64),
             a_move=self._a_move, a_code=self._a_code, price=mk.price, is_bid=mk.is_bid,
             item_in=mk.item_in.astype(np.int64), item_out=mk.item_out.astype(np.int64),
             need=mk.need, escrow=mk.escrow, match=mk.match,
-            row=np.arange(w.n_cells) // w.width, col=np.arange(w.n_cells) % w.width, window=window,
+            row=np.arange(w.n_cells) // w.width, col=np.arange(w.n_cells) % w.width,
             static=np.ascontiguousarray(static), cutoffs=self.cutoffs,
             side=2 * p.view_radius + 1)
+        self.rules = kernel.Rules(
+            move_labor=p.move_labor, collect_labor=p.collect_labor, build_labor=p.build_labor,
+            order_labor=p.order_labor, build_payment=p.build_payment, regen_prob=p.regen_prob,
+            gather_bonus=p.gather_bonus, houses_block=p.houses_block, max_orders=p.max_orders,
+            order_expiry=p.order_expiry)
+
+    def _check_book(self, state: State) -> None:
+        """The compiled kernel trusts the book's width: one line if a state has another."""
+        if state.o_code.shape[-1] != self.params.max_orders:
+            raise ValueError(f"gtb: the state's order book has {state.o_code.shape[-1]} slots "
+                             f"per agent, the game {self.params.max_orders} (max_orders)")
 
     def _windows(self, r: int) -> np.ndarray:
         """``[H*W, (2r+1)^2]``: the flat cell under each position of the window centred on
@@ -387,18 +398,16 @@ class GTB(TaxPeriods, ActionMask, Grid, AgentEvents, Economy, PlannerView):
         )
 
     def step(self, state: State, actions: np.ndarray, rng: np.random.Generator) -> Step:
-        p, s = self.params, state
-        act = np.asarray(actions, np.int64)
-        b = act.shape[0]
+        s = state
+        b = s.t.shape[0]
+        act = check_actions(self, actions, b).astype(np.int64, copy=False)
+        self._check_book(s)
         inv, esc = s.inv, s.esc
         s.o_code = np.ascontiguousarray(s.o_code)
         s.o_seq = np.ascontiguousarray(s.o_seq)
         s.pos, build, build_income, gathered_wood, gathered_stone, trade_flow, trade_volume = \
             kernel.step(act, s.t, s.key, s.pos, s.res, s.house, inv, esc, s.labor, s.skill,
-                        s.gather_p, s.houses, s.o_code, s.o_seq, self.tables, p.move_labor,
-                        p.collect_labor, p.build_labor, p.order_labor, p.build_payment,
-                        p.regen_prob, p.gather_bonus, p.houses_block, p.max_orders,
-                        p.order_expiry)
+                        s.gather_p, s.houses, s.o_code, s.o_seq, self.tables, self.rules)
         labor = s.labor
         t = s.t = s.t + 1
 
@@ -458,9 +467,10 @@ class GTB(TaxPeriods, ActionMask, Grid, AgentEvents, Economy, PlannerView):
         A move into a cell another agent also moves into this step is legal but fails.
         """
         s = state
+        self._check_book(s)
         mask = np.empty((*s.pos.shape, self.action_space.n), bool)
         kernel.action_mask(mask, s.pos, s.house, s.inv, np.ascontiguousarray(s.o_code),
-                           self.tables, self.params.houses_block, self.params.max_orders)
+                           self.tables, self.rules)
         return mask
 
     #: per-agent info keys the Mesa face shows as agent attributes and reporters

@@ -3,8 +3,10 @@ agents per call instead of a few hundred numpy calls (issue 15).
 
 The rules are those of ``game.py``'s module docstring, in its order of a step; this module is
 how they run. Every arithmetic operation is the one the numpy kernel of 2026-12-03 performed,
-in the same order and precision, so both give the same bits (``tests/test_gtb_kernel_pins.py``
-pins them). What stays in ``game.py``: the installed tax rule at period ends and the utility
+in the same order and precision, so both give the same bits on every state that ``reset``
+and ``step`` reach (``tests/test_gtb_kernel_pins.py`` pins them; the numpy kernel also turned
+a hand-set -0.0 in an inventory into +0.0 by adding zeros, which this one does not). What
+stays in ``game.py``: the installed tax rule at period ends and the utility
 (numpy's ``power``), the ``info`` table and the state's bookkeeping.
 
 Tables come from :class:`Tables` (built once per game); arrays are the :class:`State`'s.
@@ -26,6 +28,21 @@ NOOP, UP, DOWN, LEFT, RIGHT, BUILD = range(6)  # the actions (game.py)
 TRADE0 = 6  # first trading action
 
 
+class Rules(NamedTuple):
+    """A game's parameters that the step reads (``game.Params``)."""
+
+    move_labor: float
+    collect_labor: float
+    build_labor: float
+    order_labor: float
+    build_payment: float
+    regen_prob: float
+    gather_bonus: bool
+    houses_block: bool
+    max_orders: int
+    order_expiry: int
+
+
 class Tables(NamedTuple):
     """A game's static lookup tables, as the compiled functions take them."""
 
@@ -43,8 +60,7 @@ class Tables(NamedTuple):
     match: np.ndarray  # [codes + 1, codes + 1]
     row: np.ndarray  # [H*W] each cell's row and column
     col: np.ndarray
-    window: np.ndarray  # [H*W, V*V] the cell under each window position, -1 outside
-    static: np.ndarray  # [H*W, 4, V*V] float32 wood/stone source, water, outside windows
+    static: np.ndarray  # [H*W, 4, V*V] uint8 wood/stone source, water, outside windows
     cutoffs: np.ndarray  # [K] bracket edges
     side: int  # the window's side, 2 * view_radius + 1
 
@@ -78,8 +94,7 @@ def buildable(out, house, tb: Tables) -> None:
 
 @njit(cache=True, nogil=True)
 def step(act, t, key, pos, res, house, inv, esc, labor, skill, gather_p, houses, o_code, o_seq,
-         tb: Tables, p_move, p_collect, p_build_labor, p_order_labor, p_build_pay,
-         p_regen, gather_bonus, houses_block, max_orders, expiry):
+         tb: Tables, ru: Rules):
     """One step of every world up to taxes (moves and gathering, building, orders, expiry,
     regrowth), updating the state's arrays in place; returns the new positions and the
     per-agent ``(built, build_income, gathered_wood, gathered_stone, trade_flow,
@@ -109,7 +124,7 @@ def step(act, t, key, pos, res, house, inv, esc, labor, skill, gather_p, houses,
             mv = tb.a_move[act[b, i]]
             tgt[i] = tb.nbr[pos[b, i], mv]
             k = mv > 0 and tgt[i] >= 0
-            if k and houses_block:
+            if k and ru.houses_block:
                 owner = house[b, tgt[i]]
                 k = owner < 0 or owner == i
             if k:
@@ -130,12 +145,12 @@ def step(act, t, key, pos, res, house, inv, esc, labor, skill, gather_p, houses,
             here = res[b, c]
             got = ok[i] and here
             res[b, c] = here and not got
-            amount = got * (1.0 + (u[S + i] < gather_p[b, i])) if gather_bonus else got * 1.0
+            amount = got * (1.0 + (u[S + i] < gather_p[b, i])) if ru.gather_bonus else got * 1.0
             kind = tb.src_type[c]
             inv[b, i, 1 + kind] += amount
             g_wood[b, i] = amount * (kind == 0)
             g_stone[b, i] = amount * (kind == 1)
-            labor[b, i] += ok[i] * p_move + got * p_collect
+            labor[b, i] += ok[i] * ru.move_labor + got * ru.collect_labor
         # building (on the cell reached)
         for i in range(N):
             c = new_pos[b, i]
@@ -144,9 +159,9 @@ def step(act, t, key, pos, res, house, inv, esc, labor, skill, gather_p, houses,
             built[b, i] = bd
             inv[b, i, 1] -= bd
             inv[b, i, 2] -= bd
-            build_income[b, i] = bd * (p_build_pay * skill[b, i])
+            build_income[b, i] = bd * (ru.build_payment * skill[b, i])
             inv[b, i, 0] += build_income[b, i]
-            labor[b, i] += bd * p_build_labor
+            labor[b, i] += bd * ru.build_labor
             if bd:
                 house[b, c] = i
             houses[b, i] += bd
@@ -156,10 +171,10 @@ def step(act, t, key, pos, res, house, inv, esc, labor, skill, gather_p, houses,
             n_open = 0
             for m in range(M):
                 n_open += o_code[b, i, m] >= 0
-            valid = (c1 > 0 and n_open < max_orders
+            valid = (c1 > 0 and n_open < ru.max_orders
                      and inv[b, i, tb.item_in[c1]] >= tb.need[c1])
             codes[i] = c1 - 1 if valid else -1
-            labor[b, i] += valid * p_order_labor
+            labor[b, i] += valid * ru.order_labor
         for i in range(N):  # insertion sort: numpy's argsort of so few values
             j = i
             while j > 0 and u[S + N + arrival[j - 1]] > u[S + N + i]:
@@ -169,7 +184,7 @@ def step(act, t, key, pos, res, house, inv, esc, labor, skill, gather_p, houses,
         _submit(b, inv, esc, o_code, o_seq, codes, arrival, t[b], tb, flow, volume)
         # expiry (at the step count after this step)
         # placed at step seq // N with t + 1 - seq // N >= expiry, i.e. seq < first_kept
-        first_kept = (t[b] + 1 - expiry + 1) * N
+        first_kept = (t[b] + 2 - ru.order_expiry) * N
         for i in range(N):
             refund[:] = 0.0
             expired = False
@@ -186,14 +201,14 @@ def step(act, t, key, pos, res, house, inv, esc, labor, skill, gather_p, houses,
                     esc[b, i, item] -= refund[item]
         # regrowth of empty sources
         for j in range(S):
-            if u[j] < p_regen:
+            if u[j] < ru.regen_prob:
                 res[b, tb.src_cells[j]] = True
     return new_pos, built, build_income, g_wood, g_stone, flow, volume
 
 
 @njit(cache=True, nogil=True)
 def _submit(b, inv, esc, o_code, o_seq, codes, arrival, t, tb: Tables, flow, volume):
-    """World ``b``'s new orders in arrival order (``market.Market.submit``'s rules)."""
+    """World ``b``'s new orders in arrival order (the auction's rules: ``market.py``)."""
     N, M = o_code.shape[1], o_code.shape[2]
     for k in range(N):
         a = arrival[k]
@@ -257,7 +272,7 @@ def observe(obs, t, pos, res, house, inv, esc, labor, skill, gather_p, houses, c
     R = V // 2
     K = tb.cutoffs.shape[0]
     S = tb.src_cells.shape[0]
-    n_cells = tb.window.shape[0]
+    n_cells = tb.row.shape[0]
     counts = np.zeros((N, n_codes), np.int64)
     total = np.zeros(n_codes, np.int64)
     static = tb.static.reshape(n_cells, 4 * cells)
@@ -297,7 +312,8 @@ def observe(obs, t, pos, res, house, inv, esc, labor, skill, gather_p, houses, c
             p = pos[b, i]
             row, col = tb.row[p], tb.col[p]
             o[:2 * cells] = 0.0
-            o[2 * cells:6 * cells] = static[p]
+            for k in range(4 * cells):
+                o[2 * cells + k] = static[p, k]
             o[6 * cells:spatial] = 0.0
             for j in range(n_items):
                 dy = items_r[j] - row + R
@@ -340,7 +356,7 @@ def observe(obs, t, pos, res, house, inv, esc, labor, skill, gather_p, houses, c
 
 
 @njit(cache=True, nogil=True)
-def action_mask(mask, pos, house, inv, o_code, tb: Tables, houses_block, max_orders):
+def action_mask(mask, pos, house, inv, o_code, tb: Tables, ru: Rules):
     """Legal actions into ``mask [B, N, A]`` (``GTB.action_mask``'s rules)."""
     B, N, A = mask.shape
     M = o_code.shape[2]
@@ -352,7 +368,7 @@ def action_mask(mask, pos, house, inv, o_code, tb: Tables, houses_block, max_ord
             for mv in range(1, 5):
                 c = tb.nbr[pos[b, i], mv]
                 ok = c >= 0
-                if ok and houses_block:
+                if ok and ru.houses_block:
                     owner = house[b, c]
                     ok = owner < 0 or owner == i
                 if ok:
@@ -365,7 +381,7 @@ def action_mask(mask, pos, house, inv, o_code, tb: Tables, houses_block, max_ord
             n_open = 0
             for m in range(M):
                 n_open += o_code[b, i, m] >= 0
-            if n_open < max_orders:
+            if n_open < ru.max_orders:
                 for a in range(TRADE0, A):
                     c1 = a - TRADE0 + 1
                     mk[a] = inv[b, i, tb.item_in[c1]] >= tb.need[c1]

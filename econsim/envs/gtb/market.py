@@ -39,7 +39,7 @@ class Market:
 
     def __init__(self, n_agents: int, max_orders: int, max_price: int, expiry: int,
                  max_steps: int) -> None:
-        self.n_agents, self.max_orders, self.expiry = n_agents, max_orders, expiry
+        self.n_agents, self.max_orders = n_agents, max_orders
         self.n_prices = p1 = max_price + 1
         self.n_codes = 4 * p1
         code = np.arange(self.n_codes)
