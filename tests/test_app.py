@@ -540,18 +540,23 @@ def test_reproduction_figures_are_found_by_fixed_names(monkeypatch, tmp_path):
 
     assert (APP.parent / "docs") == common.DOCS  # the repository's docs/ beside econsim/
     monkeypatch.setattr(common, "DOCS", tmp_path)
-    assert common.reproduction_figure("navigation", {"formation": "cross"}) is None  # absent
+    assert common.reproduction_figures("navigation", {"formation": "cross"}) == []  # absent
     for name in ("cm3_cross.png", "cm3_checkers.png", "passwd"):
         (tmp_path / name).write_bytes(_png())
-    assert common.reproduction_figure("navigation", {"formation": "cross"}) == \
-        tmp_path / "cm3_cross.png"
-    assert common.reproduction_figure("checkers", {"formation": "cross"}) == \
-        tmp_path / "cm3_checkers.png"
+    assert common.reproduction_figures("navigation", {"formation": "cross"}) == [
+        tmp_path / "cm3_cross.png"]
+    assert common.reproduction_figures("checkers", {"formation": "cross"}) == [
+        tmp_path / "cm3_checkers.png"]
+    (tmp_path / "cm3_checkers_direct_coma_qmix.png").write_bytes(_png())
+    assert common.reproduction_figures("checkers", {}) == [
+        tmp_path / "cm3_checkers.png", tmp_path / "cm3_checkers_direct_coma_qmix.png"]
     for env, params in (("navigation", {"formation": "random"}), ("navigation", {}),
                         ("navigation", {"formation": "../passwd"}),
                         ("navigation", {"formation": ["cross"]}), ("gtb", {}),
                         ("cleanup", {"formation": "cross"})):
-        assert common.reproduction_figure(env, params) is None, (env, params)
+        assert common.reproduction_figures(env, params) == [], (env, params)
+    shipped = {name for names in common.FIGURES.values() for name in names}
+    assert shipped <= {p.name for p in (APP.parent / "docs").glob("cm3_*.png")}
 
 
 def test_stored_cm3_runs_mark_stage_1_and_show_the_benchmark_figure(monkeypatch, cm3_root,

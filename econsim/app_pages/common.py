@@ -239,30 +239,29 @@ def schedule_of(spec: dict) -> pd.DataFrame | None:
 #: the repository's docs/ folder: the parent of the ``econsim`` package folder holds it (a
 #: checkout or an editable install; an installed wheel has none, and nothing is shown)
 DOCS = Path(econsim.__file__).resolve().parent.parent / "docs"
-#: Figure 3.5 reproductions that ``benchmarks/cm3.py`` writes into docs/, by game and
-#: navigation formation; the file names are fixed here, never built from a run's values
-FIGURES = {("navigation", "antipodal"): "cm3_antipodal.png",
-           ("navigation", "cross"): "cm3_cross.png",
-           ("navigation", "merge"): "cm3_merge.png",
-           ("checkers", None): "cm3_checkers.png",
-           ("sumo_merge", None): "cm3_sumo.png"}
+#: Figure 3.5 reproductions that ``benchmarks/cm3.py`` and ``benchmarks/sumo_merge.py`` write
+#: into docs/, by game and navigation formation (several where one figure does not hold every
+#: method or setting); the file names are fixed here, never built from a run's values
+FIGURES = {("navigation", "antipodal"): ("cm3_antipodal.png",),
+           ("navigation", "cross"): ("cm3_cross.png",),
+           ("navigation", "merge"): ("cm3_merge.png",),
+           ("checkers", None): ("cm3_checkers.png", "cm3_checkers_direct_coma_qmix.png"),
+           ("sumo_merge", None): ("cm3_sumo_c1_frozen_iac_coma.png", "cm3_sumo.png")}
 FIGURE_CAPTION = ("Figure 3.5 reproduction: evaluation return vs training episodes, mean and "
-                  "min-max over seeds; benchmarks/cm3.py (SUMO: benchmarks/sumo_merge.py)")
+                  "min-max over seeds; benchmarks/cm3.py (SUMO: benchmarks/sumo_merge.py; "
+                  "the README says which settings each picture has)")
 
 
-def reproduction_figure(env_name: str, env_params: dict[str, Any]) -> Path | None:
-    """The benchmark's Figure 3.5 picture of a game (navigation by its formation, Checkers)
-    if docs/ holds it, else None. ``env_name`` and ``env_params`` only pick an entry of
-    :data:`FIGURES`; the path is ``DOCS`` / a name written there."""
+def reproduction_figures(env_name: str, env_params: dict[str, Any]) -> list[Path]:
+    """The benchmarks' Figure 3.5 pictures of a game (navigation by its formation) that
+    docs/ holds, in :data:`FIGURES`' order. ``env_name`` and ``env_params`` only pick an entry
+    of :data:`FIGURES`; the paths are ``DOCS`` / names written there."""
     formation = env_params.get("formation") if env_name == "navigation" else None
     try:
-        name = FIGURES.get((env_name, formation))
+        names = FIGURES.get((env_name, formation), ())
     except TypeError:  # an unhashable value is no key
-        return None
-    if name is None:
-        return None
-    path = DOCS / name
-    return path if path.is_file() else None
+        return []
+    return [DOCS / name for name in names if (DOCS / name).is_file()]
 
 
 # --------------------------------------------------------------------------- input text

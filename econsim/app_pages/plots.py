@@ -268,10 +268,11 @@ def _stored(run_id: str, root) -> None:
         sc = None
     if sc is not None and sc.algorithm_name in HSD:
         _skills(run_id, root)
-    figure = common.reproduction_figure(sc.env_name, sc.env_params) if sc else None
-    if figure is not None:
-        st.markdown("**The benchmark's curves for this game** (every method, from the "
+    figures = common.reproduction_figures(sc.env_name, sc.env_params) if sc else []
+    if figures:
+        st.markdown("**The benchmarks' curves for this game** (every method, from the "
                     "repository's docs/)")
+    for figure in figures:
         st.image(figure.read_bytes(), caption=common.FIGURE_CAPTION)
     try:
         agents = analysis.load(run_id, "agents", root)
