@@ -25,9 +25,9 @@ from econsim.envs.sts2 import (
     UP,
     X_MAX,
     Z_MAX,
-    intercept_lines,
+    interception,
     on_net_chance,
-    through_chance,
+    shot_line,
 )
 
 BUSY = 10**6  # a timer that keeps a player idle for the whole test
@@ -203,19 +203,17 @@ def test_on_net_chance_and_interception_formulas_on_fixed_geometry():
     want = [ref_intercept(src, dst, p) for p in opps]
     assert want[0][0] == pytest.approx(0.5 + 0.5 * 0.75 / 3.5)
     assert want[1][0] == 0.0 and want[2][0] == pytest.approx(0.5 + 0.5 * 2.55 / 3.5)
-    prob, closest, _ = intercept_lines(np.array(src[0]), np.array(src[1]), np.array(dst[0]),
-                                       np.array(dst[1]), np.array([p[0] for p in opps]),
-                                       np.array([p[1] for p in opps]), np.ones(3, bool))
+    line = shot_line(*src, *dst)
+    prob = [interception(*src, *line, px, pz, True)[0] for px, pz in opps]
     np.testing.assert_allclose(prob, [w[0] for w in want])
-    np.testing.assert_allclose(through_chance(prob), (1 - want[0][0]) * (1 - want[2][0]))
     # beyond the target the gap is measured to the target; more than 3.5 away: no chance
     p, gap = ref_intercept((0, 0), (0, 10), (0, 12))
     assert gap == pytest.approx(2 - 0.5) and p == pytest.approx(0.5 + 0.5 * 1.5 / 3.5)
     assert ref_intercept((0, 0), (0, 10), (5, 5))[0] == 0.0
-    prob, _, _ = intercept_lines(np.zeros(1), np.zeros(1), np.zeros(1), np.full(1, 10.0),
-                                 np.array([[0.0, 5.0, 1.0]]), np.array([[12.0, 5.0, 5.0]]),
-                                 np.array([[True, True, False]]))
-    np.testing.assert_allclose(prob[0], [0.5 + 0.5 * 1.5 / 3.5, 0, 0])  # not capable: 0
+    line = shot_line(0.0, 0.0, 0.0, 10.0)
+    prob = [interception(0.0, 0.0, *line, px, pz, able)[0]
+            for px, pz, able in ((0.0, 12.0, True), (5.0, 5.0, True), (1.0, 5.0, False))]
+    np.testing.assert_allclose(prob, [0.5 + 0.5 * 1.5 / 3.5, 0, 0])  # not capable: 0
 
 
 def test_shots_go_in_with_the_on_net_chance_and_rebound_to_the_nearest():
@@ -568,6 +566,18 @@ def test_the_two_scripted_teams_are_even():
 def test_bad_params_are_one_line_errors(params, match):
     with pytest.raises(ValueError, match=match) as err:
         game(**params)
+    assert "\n" not in str(err.value) and str(err.value).startswith("sts2")
+
+
+@pytest.mark.parametrize("actions, match", [
+    ([[0, 9, 0]], "integers in 0..8"), ([[0, -1, 0]], "integers in 0..8"),
+    ([[0, 0]], "shape"), ([[0.5, 0, 0]], "integers in 0..8"),
+])
+def test_bad_actions_are_one_line_errors(actions, match):
+    g = game()
+    s = g.reset(1, np.random.default_rng(0))
+    with pytest.raises(ValueError, match=match) as err:
+        g.step(s, np.array(actions), np.random.default_rng(0))
     assert "\n" not in str(err.value) and str(err.value).startswith("sts2")
 
 

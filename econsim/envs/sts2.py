@@ -1,9 +1,10 @@
 """STS2, the Simple Team Sports Simulator in 3v3 mode (Diss §4.3.1; SPEC §8, §8b).
 
 Re-implemented from the rules below (SPEC §8 and the facts its authors checked in the
-reference code), batch-first numpy: no Python loop over worlds; the loops run over the 15
-player pairs of the collision pass, the 3 candidates of an interception test or the 3
-players of an observation block, each vectorised over the batch.
+reference code), batch-first: a step, an observation or the script is one call of a
+function compiled with numba that loops over the worlds of the batch (``_step``,
+``_observe``, ``_script``; bit-identical to the numpy kernel it replaced, which
+``tests/test_sts2_kernel_pins.py`` pins). Actions outside 0..8 are a one-line error.
 
 Players and coordinates
 -----------------------
@@ -161,11 +162,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from numba import njit
 from pydantic import BaseModel, Field
 
 from econsim.bounds import FINITE, Coefficient, Probability, Steps
 from econsim.core import Box, Discrete, Step
 from econsim.core.capabilities import AgentEvents, GlobalState, Plane, Render
+from econsim.core.game import check_actions
 from econsim.core.registry import register_game
 
 # ------------------------------------------------------------------------------ rules
@@ -200,11 +203,8 @@ MATES = np.array([[q for q in range(3 * (p // 3), 3 * (p // 3) + 3) if q != p]
                   for p in range(N_PLAYERS)])  # [6, 2] teammates of each player
 OPPONENTS = np.array([[q for q in range(N_PLAYERS) if TEAM[q] != TEAM[p]]
                       for p in range(N_PLAYERS)])  # [6, 3]
-PAIRS = tuple((i, j) for i in range(N_PLAYERS) for j in range(i + 1, N_PLAYERS))
-_PAIR_I, _PAIR_J = np.array(PAIRS).T
 #: for learning agent n: its teammates in index order, then the opponents (observation order)
 OTHERS = np.array([[q for q in range(N_PLAYERS) if q != n] for n in range(TEAM_SIZE)])
-_LOWER = np.tri(3, k=-1, dtype=bool)  # [p, q]: q < p (tie-break of the chasers' ranking)
 
 NONE, SHOOT, PASS_1, PASS_2, PASS_3, DOWN, UP, RIGHT, LEFT = range(9)
 # entries of an agent's observation used by name elsewhere (HSD's scripted rewards, the skill
@@ -264,60 +264,392 @@ class State:
     actor: np.ndarray  # [B] its player (-1: none)
 
 
-def _clamp(pos: np.ndarray, vel: np.ndarray, limit: float) -> None:
-    """The wall rule, in place: centres clamped to [-limit, limit], that velocity zeroed."""
-    out = (pos < -limit) | (pos > limit)
-    np.clip(pos, -limit, limit, out=pos)
-    vel[out] = 0.0
+# ------------------------------------------------------------------------------ the kernel
+# Compiled with numba: one loop over the worlds per call. Every arithmetic operation is the
+# one the numpy kernel of 2026-12-04 performed, in the same order and precision, so both give
+# the same bits (tests/test_sts2_kernel_pins.py pins them).
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+_NO_KICK = np.empty((0, 13))  # the kick-off uniforms when a goal ends the episode
+_EVENT_ORDER = np.array([EVENT_STEAL, EVENT_PASS, EVENT_SHOT, EVENT_INTERCEPTION, EVENT_GOAL])
+(_I_SHOT, _I_GOAL, _I_REBOUND, _I_PASS_ATTEMPT, _I_PASS_MADE, _I_PASS_RECEIVED,
+ _I_INTERCEPTION, _I_STEAL, _I_POSSESSION, _I_WIN, _I_LOSE, _I_DRAW) = range(len(EVENTS))
 
 
-def _rectify(ix: np.ndarray, iz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A scripted input: the unit vector (if longer than 0.01) rounded to {-1, 0, 1}."""
-    n = np.sqrt(ix * ix + iz * iz)
-    scale = np.where(n > 0.01, 1.0 / np.maximum(n, 0.01), 1.0)
-    return np.rint(ix * scale), np.rint(iz * scale)
+@njit(**_JIT)
+def on_net_chance(x: float, z: float, net_z: float) -> float:
+    """``|u_z| min(1, 4 / |dz|)`` for a shot from ``(x, z)`` at the net ``(0, net_z)``."""
+    dz = abs(net_z - z)
+    return dz / np.sqrt(x * x + dz * dz) * min(1.0, SHOT_SCALE / dz)
 
 
-def intercept_lines(sx, sz, tx, tz, px, pz, capable):
-    """The interception test's geometry: lines from ``(sx, sz)`` to ``(tx, tz)`` (shape S),
-    candidates ``(px, pz)`` and ``capable`` (shape S + (3,)).
-
-    Returns ``prob`` (S + (3,): each candidate's interception chance; 0 behind the source or
-    not capable), ``closest`` (its gap, S + (3,)) and the line length L (S)."""
+@njit(**_JIT)
+def shot_line(sx: float, sz: float, tx: float, tz: float) -> tuple[float, float, float]:
+    """The unit direction ``(ux, uz)`` and the length L of the line from ``(sx, sz)`` to
+    ``(tx, tz)`` (L has 1e-10 added, so a line of length 0 has a direction of 0)."""
     dx, dz = tx - sx, tz - sz
     length = np.sqrt(dx * dx + dz * dz) + 1e-10
-    ux, uz = (dx / length)[..., None], (dz / length)[..., None]
-    sx, sz = sx[..., None], sz[..., None]
+    return dx / length, dz / length, length
+
+
+@njit(**_JIT)
+def interception(sx: float, sz: float, ux: float, uz: float, length: float, px: float,
+                 pz: float, capable: bool) -> tuple[float, float]:
+    """The interception test for a candidate at ``(px, pz)`` on the line from ``(sx, sz)``
+    (direction and length from :func:`shot_line`): ``(prob, closest)``, its chance (0 behind
+    the source, beyond 3.5 or not ``capable``) and its gap to the line."""
     along = (px - sx) * ux + (pz - sz) * uz
-    a = np.minimum(along, length[..., None])
+    a = min(along, length)
     gx, gz = px - (sx + ux * a), pz - (sz + uz * a)
-    closest = np.maximum(0.0, np.sqrt(gx * gx + gz * gz) - INTERCEPT_SPEED * a)
-    prob = (INTERCEPT_MAX - INTERCEPT_MIN) * closest / INTERCEPT_DIST + INTERCEPT_MIN
-    prob = np.where(capable & (along > 0) & (closest <= INTERCEPT_DIST), prob, 0.0)
-    return prob, closest, length
+    closest = max(0.0, np.sqrt(gx * gx + gz * gz) - INTERCEPT_SPEED * a)
+    if capable and along > 0 and closest <= INTERCEPT_DIST:
+        return (INTERCEPT_MAX - INTERCEPT_MIN) * closest / INTERCEPT_DIST + INTERCEPT_MIN, closest
+    return 0.0, closest
 
 
-def through_chance(prob: np.ndarray) -> np.ndarray:
-    """Chance that no candidate intercepts: ``prod(1 - prob)`` over the last axis."""
-    return (1 - prob[..., 0]) * (1 - prob[..., 1]) * (1 - prob[..., 2])
+@njit(**_JIT)
+def _through(x, z, free, h, tx, tz) -> float:
+    """Chance that no opponent of carrier ``h`` (``free`` ones only) intercepts the line from
+    it to ``(tx, tz)``: ``prod(1 - prob)`` in candidate order."""
+    ux, uz, length = shot_line(x[h], z[h], tx, tz)
+    out = 1.0
+    for k in range(TEAM_SIZE):
+        q = OPPONENTS[h, k]
+        prob, _ = interception(x[h], z[h], ux, uz, length, x[q], z[q], free[q])
+        out = out * (1 - prob) if k else 1 - prob
+    return out
 
 
-def interceptor(prob, closest, length, u) -> np.ndarray:
-    """Who intercepts (candidate 0..2, or -1): candidates in order, one whose gap is below the
-    best so far intercepts if its uniform ``u`` is below its chance."""
-    who = np.full(length.shape, -1, np.int64)
-    best = length + 1.0
-    for k in range(3):
-        take = (u[..., k] < prob[..., k]) & (closest[..., k] < best)
-        who[take] = k
-        best = np.where(take, closest[..., k], best)
+@njit(**_JIT)
+def _intercepted(x, z, timer, h, tx, tz, u) -> int:
+    """The interception of carrier ``h``'s shot or pass towards ``(tx, tz)``: the candidates
+    (non-busy opponents) in order, one whose gap is below the best so far intercepts if its
+    uniform ``u[k]`` is below its chance. Returns the interceptor (a player) or -1."""
+    ux, uz, length = shot_line(x[h], z[h], tx, tz)
+    who, best = -1, length + 1.0
+    for k in range(TEAM_SIZE):
+        q = OPPONENTS[h, k]
+        prob, closest = interception(x[h], z[h], ux, uz, length, x[q], z[q], timer[q] == 0)
+        if u[k] < prob and closest < best:
+            who, best = q, closest
     return who
 
 
-def on_net_chance(x, z, net_z):
-    """``|u_z| min(1, 4 / |dz|)`` for a shot from ``(x, z)`` at the net ``(0, net_z)``."""
-    dz = np.abs(net_z - z)
-    return dz / np.sqrt(x * x + dz * dz) * np.minimum(1.0, SHOT_SCALE / dz)
+@njit(**_JIT)
+def _script_world(x, z, h, free, ix, iz) -> tuple[bool, int]:
+    """The scripted policy in one world (module docstring, step 2): inputs of all six
+    players into ``ix``, ``iz``; returns the carrier's ``(shoot, pass_to)`` (-1: no pass)."""
+    cx, cz = x[h], z[h]
+    team_h = h // TEAM_SIZE
+    for team in range(2):
+        lo = TEAM_SIZE * team
+        mx = (x[lo] + x[lo + 1] + x[lo + 2]) / 3
+        mz = (z[lo] + z[lo + 1] + z[lo + 2]) / 3
+        d = np.empty(TEAM_SIZE)
+        for k in range(TEAM_SIZE):
+            dx, dz = x[lo + k] - cx, z[lo + k] - cz
+            d[k] = dx * dx + dz * dz
+        for k in range(TEAM_SIZE):
+            p = lo + k
+            if team == team_h:  # supporters: (net + own position) / 2 + 9 unit(p - centroid)
+                dx, dz = x[p] - mx, z[p] - mz
+                norm = np.sqrt(dx * dx + dz * dz) + 1e-10
+                tx = 0.5 * x[p] + SUPPORT * dx / norm
+                tz = 0.5 * (NET_Z[p] + z[p]) + SUPPORT * dz / norm
+            else:  # the 2 nearest the carrier (ties: lower index) chase it, the other covers
+                ahead = 0
+                for q in range(TEAM_SIZE):
+                    if d[q] < d[k] or (d[q] == d[k] and q < k):
+                        ahead += 1
+                if ahead < CHASERS:
+                    tx, tz = cx, cz
+                else:
+                    tx, tz = 0.5 * cx, 0.5 * (cz + TEAM_NET_Z[team_h])
+            if p == h:  # the carrier skates to the net it attacks
+                tx, tz = 0.0, NET_Z[h]
+            gx, gz = tx - x[p], tz - z[p]  # the input: the unit vector rounded to {-1, 0, 1}
+            n = np.sqrt(gx * gx + gz * gz)
+            scale = 1.0 / max(n, 0.01) if n > 0.01 else 1.0
+            ix[p], iz[p] = np.rint(gx * scale), np.rint(gz * scale)
+    # the carrier: shoot, pass or skate
+    net_z = NET_Z[h]
+    dz = net_z - cz
+    dist = np.sqrt(cx * cx + dz * dz)
+    shoot = (dist < SHOOT_DIST
+             and _through(x, z, free, h, 0.0, net_z) * on_net_chance(cx, cz, net_z)
+             > SHOT_CHANCE)
+    pass_to, best = -1, np.inf
+    for k in range(TEAM_SIZE - 1):
+        m = MATES[h, k]
+        dz = z[m] - net_z
+        mate_dist = np.sqrt(x[m] * x[m] + dz * dz)
+        if (free[m] and _through(x, z, free, h, x[m], z[m]) > PASS_CHANCE
+                and mate_dist < dist and mate_dist < best):
+            pass_to, best = m, mate_dist
+    return shoot, (-1 if shoot else pass_to)
+
+
+@njit(**_JIT)
+def _script(x, z, holder, free):
+    """:func:`_script_world` over a batch: ``(ix, iz, shoot, pass_to)``."""
+    b = x.shape[0]
+    ix, iz = np.empty((b, N_PLAYERS)), np.empty((b, N_PLAYERS))
+    shoot, pass_to = np.empty(b, np.bool_), np.empty(b, np.int64)
+    for w in range(b):
+        shoot[w], pass_to[w] = _script_world(x[w], z[w], holder[w], free[w], ix[w], iz[w])
+    return ix, iz, shoot, pass_to
+
+
+@njit(**_JIT)
+def _kickoff(u, team, x, z, vx, vz, timer) -> int:
+    """Kick-off placements of one world from 13 uniforms ``u`` for kick-off ``team``, in
+    place; returns the carrier."""
+    for p in range(N_PLAYERS):
+        x[p] = min(max(np.floor(u[p] * (2 * HALF_X)) - HALF_X, -X_MAX), X_MAX)
+        z[p] = min(max(NET_Z[p] * (2 * (u[6 + p] * 0.5) - 1), -Z_MAX), Z_MAX)
+        vx[p] = vz[p] = 0.0
+        timer[p] = 0
+    holder = team * TEAM_SIZE + min(int(u[12] * TEAM_SIZE), 2)
+    timer[holder] = RECEIVE
+    return holder
+
+
+@njit(**_JIT)
+def _reset(u, first):
+    """Fresh worlds from uniforms ``u [B, 14]`` and kick-off teams ``first [B]``."""
+    b = u.shape[0]
+    x, z = np.empty((b, N_PLAYERS)), np.empty((b, N_PLAYERS))
+    vx, vz = np.zeros((b, N_PLAYERS)), np.zeros((b, N_PLAYERS))
+    timer, holder = np.zeros((b, N_PLAYERS), np.int64), np.empty(b, np.int64)
+    for w in range(b):
+        holder[w] = _kickoff(u[w], first[w], x[w], z[w], vx[w], vz[w], timer[w])
+    return x, z, vx, vz, timer, holder
+
+
+@njit(**_JIT)
+def _wall(pos, vel, limit) -> None:
+    """The wall rule for one coordinate of one player's arrays, in place."""
+    for p in range(N_PLAYERS):
+        if pos[p] < -limit or pos[p] > limit:
+            pos[p] = min(max(pos[p], -limit), limit)
+            vel[p] = 0.0
+
+
+@njit(**_JIT)
+def _collide(x, z, vx, vz, timer, holder, steals) -> int:
+    """Step 5 in one world, in place: every pair in index order that touches is pushed apart
+    and takes its average velocity; a steal on contact. Returns the carrier."""
+    for i in range(N_PLAYERS):
+        for j in range(i + 1, N_PLAYERS):
+            dx, dz = x[i] - x[j], z[i] - z[j]
+            if not dx * dx + dz * dz <= CONTACT * CONTACT:
+                continue
+            mid_x, mid_z = 0.5 * (x[i] + x[j]), 0.5 * (z[i] + z[j])
+            hx, hz = x[i] - mid_x, z[i] - mid_z
+            hn = np.sqrt(hx * hx + hz * hz)
+            if hn > 0.001:
+                ux, uz = hx / hn, hz / hn
+            else:  # coincident: apart along x
+                ux, uz = -1.0, 0.0
+            x[i], z[i] = mid_x + PUSH * ux, mid_z + PUSH * uz
+            x[j], z[j] = mid_x - PUSH * ux, mid_z - PUSH * uz
+            avx, avz = 0.5 * (vx[i] + vx[j]), 0.5 * (vz[i] + vz[j])
+            vx[i] = vx[j] = avx
+            vz[i] = vz[j] = avz
+            if TEAM[i] == TEAM[j]:
+                continue
+            if holder == i and timer[j] == 0:
+                victim, thief = i, j
+            elif holder == j and timer[i] == 0:
+                victim, thief = j, i
+            else:
+                continue
+            timer[victim] = STUN
+            timer[thief] = max(timer[thief], RECEIVE)
+            holder = thief
+            steals[thief] += 1
+    return holder
+
+
+@njit(**_JIT)
+def _observe_world(x, z, vx, vz, h, obs) -> None:
+    """The ``[3, 31]`` observations of one world (module docstring) into ``obs``."""
+    for n in range(TEAM_SIZE):
+        for k in range(4):
+            v = (x, z, vx, vz)[k]
+            scale = (2 * HALF_X, 2 * HALF_Z, 1.0, 1.0)[k]
+            obs[n, k] = (v[h] - v[n]) / scale
+            for j in range(N_PLAYERS - 1):
+                col = 10 + k + 4 * j if j < 2 else 19 + k + 4 * (j - 2)
+                obs[n, col] = (v[OTHERS[n, j]] - v[n]) / scale
+        obs[n, 4] = 1.0 if h == n else 0.0
+        obs[n, OBS_TEAM_PUCK] = 1.0 if h < TEAM_SIZE else 0.0
+        obs[n, OBS_OWN_X] = x[n] / HALF_X
+        obs[n, OBS_OWN_Z] = z[n] / HALF_Z
+        obs[n, 8] = vx[n]
+        obs[n, 9] = vz[n]
+        obs[n, 18] = 1.0 if h >= TEAM_SIZE else 0.0
+
+
+@njit(**_JIT)
+def _observe(x, z, vx, vz, holder):
+    obs = np.empty((x.shape[0], TEAM_SIZE, OBS_SIZE), np.float32)
+    for w in range(x.shape[0]):
+        _observe_world(x[w], z[w], vx[w], vz[w], holder[w], obs[w])
+    return obs
+
+
+@njit(**_JIT)
+def _global_state(x, z, vx, vz, holder):
+    out = np.zeros((x.shape[0], STATE_SIZE), np.float32)
+    for w in range(x.shape[0]):
+        h = holder[w]
+        out[w, 0], out[w, 1] = x[w, h] / HALF_X, z[w, h] / HALF_Z
+        out[w, 2], out[w, 3] = vx[w, h], vz[w, h]
+        out[w, 4 + h] = 1.0
+        for p in range(N_PLAYERS):
+            out[w, 10 + 4 * p], out[w, 11 + 4 * p] = x[w, p] / HALF_X, z[w, p] / HALF_Z
+            out[w, 12 + 4 * p], out[w, 13 + 4 * p] = vx[w, p], vz[w, p]
+    return out
+
+
+@njit(**_JIT)
+def _step(t0, x0, z0, vx0, vz0, timer0, holder0, score0, first, actions, u, u_kick,
+          scripted, max_steps, end_on_goal, c, draw_penalty):
+    """One tick of every world (module docstring, steps 1-8); the new state's arrays, the
+    team reward ``[B]``, done, the events ``[12, B, 3]`` (in ``EVENTS`` order) and the
+    observations."""
+    b = x0.shape[0]
+    x, z, vx, vz = x0.copy(), z0.copy(), vx0.copy(), vz0.copy()
+    timer, holder, score = timer0.copy(), holder0.copy(), score0.copy()
+    t = t0 + 1
+    event, actor = np.zeros(b, np.int64), np.full(b, -1, np.int64)
+    reward, done = np.empty(b), np.empty(b, np.bool_)
+    info = np.zeros((len(EVENTS), b, TEAM_SIZE), np.int64)
+    ix, iz = np.empty(N_PLAYERS), np.empty(N_PLAYERS)
+    free = np.empty(N_PLAYERS, np.bool_)
+    steals = np.zeros(N_PLAYERS, np.int64)
+    for w in range(b):
+        xw, zw, vxw, vzw, tw = x[w], z[w], vx[w], vz[w], timer[w]
+        # 1. timers
+        for p in range(N_PLAYERS):
+            tw[p] = max(tw[p] - 1, 0)
+            free[p] = tw[p] == 0
+        h0 = holder[w]
+        # 2. decisions
+        s_shoot, s_pass = _script_world(xw, zw, h0, free, ix, iz)
+        for p in range(TEAM_SIZE):
+            if not scripted[p]:
+                ix[p], iz[p] = _MOVE_X[actions[w, p]], _MOVE_Z[actions[w, p]]
+        for p in range(N_PLAYERS):
+            ix[p] *= free[p]
+            iz[p] *= free[p]
+        a_h = actions[w, min(h0, TEAM_SIZE - 1)]  # the learning carrier's action
+        if h0 < TEAM_SIZE and not scripted[h0]:
+            shoot = a_h == SHOOT
+            pass_to = a_h - PASS_1 if PASS_1 <= a_h <= PASS_3 and a_h - PASS_1 != h0 else -1
+        else:
+            shoot, pass_to = s_shoot, s_pass
+        shoot = shoot and free[h0]
+        if not free[h0]:
+            pass_to = -1
+        # 3. motion
+        for p in range(N_PLAYERS):
+            n = np.sqrt(ix[p] * ix[p] + iz[p] * iz[p])
+            if n > 1:
+                ix[p], iz[p] = ix[p] / n, iz[p] / n
+                n = 1.0
+            gain = (n - (vxw[p] * ix[p] + vzw[p] * iz[p]) / MAX_SPEED) * MAX_ACCEL
+            vxw[p], vzw[p] = vxw[p] + ix[p] * gain, vzw[p] + iz[p] * gain
+            speed = np.sqrt(vxw[p] * vxw[p] + vzw[p] * vzw[p])
+            if speed > MAX_SPEED:
+                cap = MAX_SPEED / speed
+                vxw[p], vzw[p] = vxw[p] * cap, vzw[p] * cap
+            xw[p], zw[p] = xw[p] + vxw[p], zw[p] + vzw[p]
+        # 4.-5. walls, collisions with steals, walls
+        _wall(xw, vxw, X_MAX)
+        _wall(zw, vzw, Z_MAX)
+        steals[:] = 0
+        h = _collide(xw, zw, vxw, vzw, tw, h0, steals)
+        stealer = h if h != h0 else -1
+        _wall(xw, vxw, X_MAX)
+        _wall(zw, vzw, Z_MAX)
+        # 6. the carrier's shot or pass (if it still has the puck)
+        shooter = h0 if shoot and h == h0 else -1
+        passer = h0 if pass_to >= 0 and h == h0 else -1
+        scorer = rebounder = catcher = receiver = -1
+        if shooter >= 0:
+            net_z = NET_Z[h0]
+            on_net = u[w, 0] < on_net_chance(xw[h0], zw[h0], net_z)
+            taker = _intercepted(xw, zw, tw, h0, 0.0, net_z, u[w, 1:])
+            tw[h0] = max(tw[h0], SHOT_DELAY)
+            if taker >= 0:
+                catcher = taker
+            elif on_net:
+                scorer = h0
+            else:  # missed: the player nearest the attacked net takes it
+                best = np.inf
+                for p in range(N_PLAYERS):
+                    dz = zw[p] - net_z
+                    d = xw[p] * xw[p] + dz * dz
+                    if d < best:
+                        taker, best = p, d
+                rebounder = taker
+            if taker >= 0:
+                h = taker
+                tw[h] = max(tw[h], RECEIVE)
+        if passer >= 0:
+            taker = _intercepted(xw, zw, tw, h0, xw[pass_to], zw[pass_to], u[w, 1:])
+            if taker >= 0:
+                catcher = taker
+            else:
+                taker = receiver = pass_to
+            h = taker
+            tw[taker] = max(tw[taker], RECEIVE)
+            tw[h0] = max(tw[h0], PASS_DELAY)
+        # goals, kick-offs, rewards, the end
+        scored = scorer // TEAM_SIZE if scorer >= 0 else -1  # team that scored
+        if scored >= 0:
+            score[w, scored] += 1
+        before, after = h0 // TEAM_SIZE, h // TEAM_SIZE
+        have = h  # the carrier of the step (before a kick-off)
+        if not end_on_goal and scored >= 0:
+            h = _kickoff(u_kick[w], (first[w] + score[w, 0] + score[w, 1]) % 2, xw, zw, vxw,
+                         vzw, tw)
+        holder[w] = h
+        won, lost = 1.0 if scored == 0 else 0.0, 1.0 if scored == 1 else 0.0
+        took = 1.0 if before == 1 and after == 0 else 0.0
+        gave = 1.0 if before == 0 and after == 1 else 0.0
+        r = GOAL_REWARD * (won - lost) + CHANGE_REWARD * (took - gave) + (c if after == 0 else -c)
+        at_cap = t[w] >= max_steps
+        if end_on_goal:
+            win, lose = scored == 0, scored == 1
+            draw = at_cap and scored < 0
+            done[w] = at_cap or scored >= 0
+        else:
+            win = at_cap and score[w, 0] > score[w, 1]
+            lose = at_cap and score[w, 0] < score[w, 1]
+            draw = at_cap and score[w, 0] == score[w, 1]
+            done[w] = at_cap
+        reward[w] = r - draw_penalty * (1.0 if draw else 0.0)
+        for k in range(len(_EVENT_ORDER)):
+            who = (stealer, passer, shooter, catcher, scorer)[k]
+            if who >= 0:
+                event[w], actor[w] = _EVENT_ORDER[k], who
+        own_rebound = rebounder if rebounder // TEAM_SIZE == shooter // TEAM_SIZE else -1
+        done_pass = passer if receiver >= 0 else -1
+        for n in range(TEAM_SIZE):
+            info[_I_SHOT, w, n] = shooter == n
+            info[_I_GOAL, w, n] = scorer == n
+            info[_I_REBOUND, w, n] = own_rebound == n
+            info[_I_PASS_ATTEMPT, w, n] = passer == n
+            info[_I_PASS_MADE, w, n] = done_pass == n
+            info[_I_PASS_RECEIVED, w, n] = receiver == n
+            info[_I_INTERCEPTION, w, n] = catcher == n
+            info[_I_STEAL, w, n] = steals[n]
+            info[_I_POSSESSION, w, n] = have == n
+            info[_I_WIN, w, n], info[_I_LOSE, w, n], info[_I_DRAW, w, n] = win, lose, draw
+    obs = _observe(x, z, vx, vz, holder)
+    return t, x, z, vx, vz, timer, holder, score, event, actor, reward, done, info, obs
 
 
 @register_game("sts2", Params)
@@ -391,34 +723,18 @@ class STS2(Plane, AgentEvents, Render, GlobalState):
         self.draw_penalty = p.draw_penalty
         #: players moved by the script: the opponents and the last scripted learning slots
         self.scripted = np.arange(N_PLAYERS) >= TEAM_SIZE - p.scripted_teammates
-        self._scripted_cols = np.flatnonzero(self.scripted)
-        self._learner_cols = np.flatnonzero(~self.scripted)
 
     # ------------------------------------------------------------------ starts
-    def _kickoff(self, u: np.ndarray, team: np.ndarray):
-        """Kick-off placements from uniforms ``u [n, 13]`` for kick-off ``team [n]``:
-        ``(x, z, holder, timer)``."""
-        x = np.floor(u[:, :6] * (2 * HALF_X)) - HALF_X
-        z = NET_Z * (2 * (u[:, 6:12] * 0.5) - 1)
-        np.clip(x, -X_MAX, X_MAX, out=x)
-        np.clip(z, -Z_MAX, Z_MAX, out=z)
-        holder = team * TEAM_SIZE + np.minimum((u[:, 12] * TEAM_SIZE).astype(np.int64), 2)
-        timer = np.zeros((len(u), N_PLAYERS), np.int64)
-        timer[np.arange(len(u)), holder] = RECEIVE
-        return x, z, holder, timer
-
     def reset(self, batch: int, rng: np.random.Generator) -> State:
         u = rng.random((batch, 14))
         if self.kickoff == "random":
             first = (u[:, 13] < 0.5).astype(np.int64)
         else:
             first = np.full(batch, int(self.kickoff == "opponents"), np.int64)
-        x, z, holder, timer = self._kickoff(u, first)
-        zero = np.zeros((batch, N_PLAYERS))
-        return State(t=np.zeros(batch, np.int64), x=x, z=z, vx=zero, vz=zero.copy(),
-                     timer=timer, holder=holder, score=np.zeros((batch, 2), np.int64),
-                     first=first, event=np.zeros(batch, np.int64),
-                     actor=np.full(batch, -1, np.int64))
+        x, z, vx, vz, timer, holder = _reset(u, first)
+        return State(t=np.zeros(batch, np.int64), x=x, z=z, vx=vx, vz=vz, timer=timer,
+                     holder=holder, score=np.zeros((batch, 2), np.int64), first=first,
+                     event=np.zeros(batch, np.int64), actor=np.full(batch, -1, np.int64))
 
     def make_state(self, x, z, vx=None, vz=None, holder=0, timer=None, t=0, score=(0, 0),
                    first=0) -> State:
@@ -450,291 +766,37 @@ class STS2(Plane, AgentEvents, Render, GlobalState):
 
         Returns inputs ``(ix, iz)`` ``[B, 6]`` in {-1, 0, 1}, and for the carrier ``shoot
         [B]`` bool and ``pass_to [B]`` (the target player, or -1)."""
-        x, z, h = state.x, state.z, state.holder
-        b = len(h)
-        rows = np.arange(b)
-        free = state.timer == 0 if free is None else free
-        cx, cz = x[rows, h], z[rows, h]
-        team_h = h // TEAM_SIZE
-        same = TEAM[None, :] == team_h[:, None]
-        # supporters: (net + own position) / 2 + 9 unit(own position - team centroid)
-        mx = x.reshape(b, 2, 3).mean(2)[:, TEAM]
-        mz = z.reshape(b, 2, 3).mean(2)[:, TEAM]
-        dx, dz = x - mx, z - mz
-        norm = np.sqrt(dx * dx + dz * dz) + 1e-10
-        sup_x = 0.5 * x + SUPPORT * dx / norm
-        sup_z = 0.5 * (NET_Z + z) + SUPPORT * dz / norm
-        # defenders: the 2 nearest the carrier chase it, the other covers the midpoint to the
-        # net the carrier attacks
-        d = ((x - cx[:, None]) ** 2 + (z - cz[:, None]) ** 2).reshape(b, 2, 3)
-        ahead = (d[:, :, None, :] < d[:, :, :, None]) | (
-            (d[:, :, None, :] == d[:, :, :, None]) & _LOWER)
-        chase = (ahead.sum(-1) < CHASERS).reshape(b, N_PLAYERS)
-        def_x = np.where(chase, cx[:, None], 0.5 * cx[:, None])
-        def_z = np.where(chase, cz[:, None], 0.5 * (cz + TEAM_NET_Z[team_h])[:, None])
-        tx, tz = np.where(same, sup_x, def_x), np.where(same, sup_z, def_z)
-        tx[rows, h] = 0.0  # the carrier skates to the net it attacks
-        tz[rows, h] = NET_Z[h]
-        ix, iz = _rectify(tx - x, tz - z)
-
-        # the carrier: shoot, pass or skate
-        net_z = NET_Z[h]
-        dist = np.sqrt(cx * cx + (net_z - cz) ** 2)
-        opp = OPPONENTS[h]  # [B, 3]
-        ox, oz, able = x[rows[:, None], opp], z[rows[:, None], opp], free[rows[:, None], opp]
-        prob, _, _ = intercept_lines(cx, cz, np.zeros(b), net_z, ox, oz, able)
-        shoot = (dist < SHOOT_DIST) & (through_chance(prob) * on_net_chance(cx, cz, net_z)
-                                       > SHOT_CHANCE)
-        mates = MATES[h]  # [B, 2]
-        px, pz = x[rows[:, None], mates], z[rows[:, None], mates]
-        prob, _, _ = intercept_lines(np.repeat(cx[:, None], 2, 1), np.repeat(cz[:, None], 2, 1),
-                                     px, pz, ox[:, None], oz[:, None], able[:, None])
-        mate_dist = np.sqrt(px * px + (pz - net_z[:, None]) ** 2)
-        ok = (free[rows[:, None], mates] & (through_chance(prob) > PASS_CHANCE)
-              & (mate_dist < dist[:, None]))
-        best = np.where(ok, mate_dist, np.inf).argmin(1)
-        pass_to = np.where(~shoot & ok.any(1), mates[rows, best], -1)
-        return ix, iz, shoot, pass_to
+        free = state.timer == 0 if free is None else np.asarray(free, np.bool_)
+        return _script(state.x, state.z, state.holder, free)
 
     # ------------------------------------------------------------------ one tick
     def step(self, state: State, actions: np.ndarray, rng: np.random.Generator) -> Step:
         s = state
-        actions = np.asarray(actions, np.int64)
         b = len(s.t)
-        rows = np.arange(b)
+        actions = np.asarray(check_actions(self, actions, b), np.int64)
         u = rng.random((b, 4))  # shot on net, interception by candidates 0..2
-        u_kick = None if self.end_on_goal else rng.random((b, 13))
-
-        # 1. timers
-        timer = np.maximum(s.timer - 1, 0)
-        free = timer == 0
-        h0 = s.holder
-        holder = h0.copy()
-
-        # 2. decisions
-        ix, iz, s_shoot, s_pass = self.script(s, free)
-        a = actions
-        ix[:, self._learner_cols] = _MOVE_X[a[:, self._learner_cols]]
-        iz[:, self._learner_cols] = _MOVE_Z[a[:, self._learner_cols]]
-        ix *= free
-        iz *= free
-        a_h = a[rows, np.minimum(h0, TEAM_SIZE - 1)]  # the learning carrier's action
-        learning_carrier = (h0 < TEAM_SIZE) & ~self.scripted[h0]
-        l_pass = np.where((a_h >= PASS_1) & (a_h <= PASS_3) & (a_h - PASS_1 != h0),
-                          a_h - PASS_1, -1)
-        shoot = np.where(learning_carrier, a_h == SHOOT, s_shoot) & free[rows, h0]
-        pass_to = np.where(learning_carrier, l_pass, s_pass)
-        pass_to = np.where(free[rows, h0], pass_to, -1)
-
-        # 3. motion
-        n = np.sqrt(ix * ix + iz * iz)
-        long = n > 1
-        if long.any():
-            ix = np.where(long, ix / np.where(long, n, 1), ix)
-            iz = np.where(long, iz / np.where(long, n, 1), iz)
-            n = np.minimum(n, 1.0)
-        gain = (n - (s.vx * ix + s.vz * iz) / MAX_SPEED) * MAX_ACCEL
-        vx, vz = s.vx + ix * gain, s.vz + iz * gain
-        speed = np.sqrt(vx * vx + vz * vz)
-        fast = speed > MAX_SPEED
-        if fast.any():
-            cap = np.where(fast, MAX_SPEED / np.where(fast, speed, 1), 1.0)
-            vx, vz = vx * cap, vz * cap
-        x, z = s.x + vx, s.z + vz
-
-        # 4.-5. walls, collisions with steals, walls
-        _clamp(x, vx, X_MAX)
-        _clamp(z, vz, Z_MAX)
-        steals = np.zeros((b, N_PLAYERS), np.int64)
-        stealer = np.full(b, -1, np.int64)
-        # a pair is looked at if it touched after the motion, or once a push moved one of its
-        # players (the pass is sequential: a push can bring a later pair into contact)
-        dx, dz = x[:, _PAIR_I] - x[:, _PAIR_J], z[:, _PAIR_I] - z[:, _PAIR_J]
-        touching = (dx * dx + dz * dz <= CONTACT * CONTACT).any(0)
-        pushed: set[int] = set()
-        for k, (i, j) in enumerate(PAIRS):
-            if not touching[k] and i not in pushed and j not in pushed:
-                continue
-            dx, dz = x[:, i] - x[:, j], z[:, i] - z[:, j]
-            hit = np.flatnonzero(dx * dx + dz * dz <= CONTACT * CONTACT)
-            if not hit.size:
-                continue
-            pushed.update((i, j))
-            xi, xj, zi, zj = x[hit, i], x[hit, j], z[hit, i], z[hit, j]
-            mid_x, mid_z = 0.5 * (xi + xj), 0.5 * (zi + zj)
-            hx, hz = xi - mid_x, zi - mid_z
-            hn = np.sqrt(hx * hx + hz * hz)
-            apart = hn > 0.001
-            safe = np.where(apart, hn, 1.0)
-            ux, uz = np.where(apart, hx / safe, -1.0), np.where(apart, hz / safe, 0.0)
-            x[hit, i], z[hit, i] = mid_x + PUSH * ux, mid_z + PUSH * uz
-            x[hit, j], z[hit, j] = mid_x - PUSH * ux, mid_z - PUSH * uz
-            avx, avz = 0.5 * (vx[hit, i] + vx[hit, j]), 0.5 * (vz[hit, i] + vz[hit, j])
-            vx[hit, i] = vx[hit, j] = avx
-            vz[hit, i] = vz[hit, j] = avz
-            if TEAM[i] == TEAM[j]:
-                continue
-            hh = holder[hit]
-            by_j = (hh == i) & (timer[hit, j] == 0)
-            by_i = ~by_j & (hh == j) & (timer[hit, i] == 0)
-            for victim, thief, took in ((i, j, by_j), (j, i, by_i)):
-                w = hit[took]
-                if w.size:
-                    timer[w, victim] = STUN
-                    timer[w, thief] = np.maximum(timer[w, thief], RECEIVE)
-                    holder[w] = thief
-                    steals[w, thief] += 1
-                    stealer[w] = thief
-        _clamp(x, vx, X_MAX)
-        _clamp(z, vz, Z_MAX)
-
-        # 6. the carrier's shot or pass (if it still has the puck)
-        still = holder == h0
-        shooter = np.where(shoot & still, h0, -1)
-        passer = np.where((pass_to >= 0) & still, h0, -1)
-        scorer = np.full(b, -1, np.int64)
-        rebounder = np.full(b, -1, np.int64)
-        catcher = np.full(b, -1, np.int64)  # interceptor of a shot or pass
-        receiver = np.full(b, -1, np.int64)
-        w = np.flatnonzero(shooter >= 0)
-        if w.size:
-            p = h0[w]
-            sx, sz, net_z = x[w, p], z[w, p], NET_Z[p]
-            on_net = u[w, 0] < on_net_chance(sx, sz, net_z)
-            opp = OPPONENTS[p]
-            col = w[:, None]
-            prob, closest, length = intercept_lines(sx, sz, np.zeros(len(w)), net_z,
-                                                    x[col, opp], z[col, opp],
-                                                    timer[col, opp] == 0)
-            who = interceptor(prob, closest, length, u[w, 1:])
-            timer[w, p] = np.maximum(timer[w, p], SHOT_DELAY)
-            got = who >= 0
-            taker = np.where(got, opp[np.arange(len(w)), np.maximum(who, 0)], -1)
-            goal = ~got & on_net
-            miss = ~got & ~on_net
-            nearest = ((x[w] ** 2) + (z[w] - net_z[:, None]) ** 2).argmin(1)
-            taker = np.where(miss, nearest, taker)
-            catcher[w[got]] = taker[got]
-            scorer[w[goal]] = p[goal]
-            rebounder[w[miss]] = taker[miss]
-            take = w[got | miss]
-            holder[take] = taker[got | miss]
-            timer[take, holder[take]] = np.maximum(timer[take, holder[take]], RECEIVE)
-        w = np.flatnonzero(passer >= 0)
-        if w.size:
-            p, target = h0[w], pass_to[w]
-            opp = OPPONENTS[p]
-            col = w[:, None]
-            prob, closest, length = intercept_lines(x[w, p], z[w, p], x[w, target],
-                                                    z[w, target], x[col, opp], z[col, opp],
-                                                    timer[col, opp] == 0)
-            who = interceptor(prob, closest, length, u[w, 1:])
-            got = who >= 0
-            taker = np.where(got, opp[np.arange(len(w)), np.maximum(who, 0)], target)
-            catcher[w[got]] = taker[got]
-            receiver[w[~got]] = target[~got]
-            holder[w] = taker
-            timer[w, taker] = np.maximum(timer[w, taker], RECEIVE)
-            timer[w, p] = np.maximum(timer[w, p], PASS_DELAY)
-
-        # goals, kick-offs, rewards, the end
-        scored = np.where(scorer >= 0, scorer // TEAM_SIZE, -1)  # team that scored
-        score = s.score.copy()
-        score[scored == 0, 0] += 1
-        score[scored == 1, 1] += 1
-        before, after = h0 // TEAM_SIZE, holder // TEAM_SIZE
-        have = holder.copy()  # the carrier of the step (before a kick-off)
-        if u_kick is not None and (scored >= 0).any():
-            w = np.flatnonzero(scored >= 0)
-            kx, kz, kh, kt = self._kickoff(u_kick[w], (s.first[w] + score[w].sum(1)) % 2)
-            x[w], z[w], vx[w], vz[w], timer[w], holder[w] = kx, kz, 0.0, 0.0, kt, kh
-        c = self.possession_reward
-        reward = (GOAL_REWARD * ((scored == 0).astype(np.float64) - (scored == 1))
-                  + CHANGE_REWARD * (((before == 1) & (after == 0)).astype(np.float64)
-                                     - ((before == 0) & (after == 1)))
-                  + np.where(after == 0, c, -c))
-        t = s.t + 1
-        at_cap = t >= self.max_steps
-        if self.end_on_goal:
-            win, lose = scored == 0, scored == 1
-            draw = at_cap & (scored < 0)
-            done = at_cap | (scored >= 0)
-        else:
-            win = at_cap & (score[:, 0] > score[:, 1])
-            lose = at_cap & (score[:, 0] < score[:, 1])
-            draw = at_cap & (score[:, 0] == score[:, 1])
-            done = at_cap
-        reward = reward - self.draw_penalty * draw
-
-        event = np.full(b, EVENT_NONE, np.int64)
-        actor = np.full(b, -1, np.int64)
-        for code, who in ((EVENT_STEAL, stealer), (EVENT_PASS, passer), (EVENT_SHOT, shooter),
-                          (EVENT_INTERCEPTION, catcher), (EVENT_GOAL, scorer)):
-            hit = who >= 0
-            event[hit], actor[hit] = code, who[hit]
-
+        u_kick = _NO_KICK if self.end_on_goal else rng.random((b, 13))
+        (t, x, z, vx, vz, timer, holder, score, event, actor, reward, done, info,
+         obs) = _step(s.t, s.x, s.z, s.vx, s.vz, s.timer, s.holder, s.score, s.first, actions,
+                      u, u_kick, self.scripted, self.max_steps, self.end_on_goal,
+                      self.possession_reward, self.draw_penalty)
         new = State(t=t, x=x, z=z, vx=vx, vz=vz, timer=timer, holder=holder, score=score,
                     first=s.first, event=event, actor=actor)
-        agents = np.arange(TEAM_SIZE)
-
-        def mine(who: np.ndarray) -> np.ndarray:
-            return who[:, None] == agents
-
-        team = np.ones((1, TEAM_SIZE), np.int64)
-        own_rebound = np.where(rebounder // TEAM_SIZE == shooter // TEAM_SIZE, rebounder, -1)
-        done_pass = np.where(receiver >= 0, passer, -1)
-        info = {
-            "shot": mine(shooter).astype(np.int64), "goal": mine(scorer).astype(np.int64),
-            "rebound": mine(own_rebound).astype(np.int64),
-            "pass_attempt": mine(passer).astype(np.int64),
-            "pass_made": mine(done_pass).astype(np.int64),
-            "pass_received": mine(receiver).astype(np.int64),
-            "interception": mine(catcher).astype(np.int64),
-            "steal": steals[:, :TEAM_SIZE].copy(), "possession": mine(have).astype(np.int64),
-            "win": win[:, None] * team, "lose": lose[:, None] * team, "draw": draw[:, None] * team,
-        }
         r = np.repeat(reward.astype(np.float32)[:, None], TEAM_SIZE, 1)
-        return Step(new, self.observe(new), r, done, info)
+        return Step(new, obs, r, done, dict(zip(EVENTS, info, strict=True)))
 
     # ------------------------------------------------------------------ views
     def observe(self, state: State) -> np.ndarray:
         """``[B, 3, 31]`` float32 observations of the learning agents (module docstring)."""
         s = state
-        b = len(s.t)
-        rows = np.arange(b)
-        h = s.holder
-        obs = np.empty((b, TEAM_SIZE, OBS_SIZE), np.float32)
-        own = (s.x[:, :3], s.z[:, :3], s.vx[:, :3], s.vz[:, :3])
-        scales = (2 * HALF_X, 2 * HALF_Z, 1.0, 1.0)
-        for k, (v, mine, scale) in enumerate(zip((s.x, s.z, s.vx, s.vz), own, scales,
-                                                 strict=True)):
-            obs[..., k] = (v[rows, h][:, None] - mine) / scale
-            rel = (v[:, OTHERS] - mine[:, :, None]) / scale  # [B, 3, 5]
-            obs[..., 10 + k:18:4] = rel[:, :, :2]
-            obs[..., 19 + k::4] = rel[:, :, 2:]
-        obs[..., 4] = h[:, None] == np.arange(TEAM_SIZE)
-        obs[..., OBS_TEAM_PUCK] = (h < TEAM_SIZE)[:, None]
-        obs[..., OBS_OWN_X] = own[0] / HALF_X
-        obs[..., OBS_OWN_Z] = own[1] / HALF_Z
-        obs[..., 8] = own[2]
-        obs[..., 9] = own[3]
-        obs[..., 18] = (h >= TEAM_SIZE)[:, None]
-        return obs
+        return _observe(s.x, s.z, s.vx, s.vz, s.holder)
 
     def global_state(self, state: State) -> np.ndarray:
         """``[B, 34]`` float32 global state (Diss §4.3.1): the carrier's (x / 9, z / 18, vx,
         vz), a one-hot of the carrier among players 0..5, then (x / 9, z / 18, vx, vz) of
         each player 0..5 (the learning team first)."""
         s = state
-        b = len(s.t)
-        rows, h = np.arange(b), s.holder
-        out = np.zeros((b, STATE_SIZE), np.float32)
-        out[:, 0], out[:, 1] = s.x[rows, h] / HALF_X, s.z[rows, h] / HALF_Z
-        out[:, 2], out[:, 3] = s.vx[rows, h], s.vz[rows, h]
-        out[rows, 4 + h] = 1.0
-        out[:, 10::4], out[:, 11::4] = s.x / HALF_X, s.z / HALF_Z
-        out[:, 12::4], out[:, 13::4] = s.vx, s.vz
-        return out
+        return _global_state(s.x, s.z, s.vx, s.vz, s.holder)
 
     def describe(self, state: State) -> dict[str, np.ndarray]:
         s = state
