@@ -14,8 +14,11 @@ the budget in episodes and the wall time.
 episodes per seed): ``docs/hsd_skills.png`` (one seed's policy: events and primitive actions
 per skill with standard errors, their PCA, skill usage with and without the puck, the skill
 time series of three episodes, where on the rink each skill is used) and the tidy table
-``docs/hsd_skill_events.csv`` (seed x skill x event: mean count per episode, standard error);
-with ``--methods hsd8`` (HSD with 8 skills) also Figure 4.3 as ``docs/hsd8_skills.png``.
+``docs/hsd_skill_events.csv`` (seed x skill x event: mean count per episode, standard error),
+and whether the skills play differently, measured: ``docs/hsd_skill_contrasts.csv`` (per seed,
+pair of skills and event, the rates per 100 steps in the skill, their difference and its
+bootstrap CI; the pairs with a clear difference are printed); with ``--methods hsd8``
+(HSD with 8 skills) also Figure 4.3 as ``docs/hsd8_skills.png``.
 ``--table`` adds Table 4.1: win / lose % over 100 test episodes per seed for HSD, QMIX and IQL
 with their training teammates, with 1 and 2 scripted teammates (the last learning slots
 played by the script), and for HSD with agent 0 fixed to its most offensive / most defensive
@@ -124,13 +127,24 @@ def skill_analysis(run_id: str, root: str, docs: Path, episodes: int = 100,
                    prefix: str = "hsd") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Figure 4.2 (4.3 with 8 skills) of the trained HSD run ``run_id``: writes the figure
     (its first seed) and the tidy table of every seed (``<prefix>_skills.png``,
-    ``<prefix>_skill_events.csv``); returns that table and the per-episode events."""
+    ``<prefix>_skill_events.csv``), the skills' event profiles compared pair by pair
+    (``<prefix>_skill_contrasts.csv``, ``econsim.skills.contrasts``, printed: the pairs with a
+    clear difference); returns the table and the per-episode events."""
     trainer = model.load_trainer(run_id, root)
     tr = skills.trace(trainer, episodes)
     events = skills.events_by_skill(tr)
     table = skills.summary(events, ["skill", "event"], "count")
     docs.mkdir(parents=True, exist_ok=True)
     table.to_csv(docs / f"{prefix}_skill_events.csv", index=False)
+    contrast = skills.contrasts(tr)
+    contrast.to_csv(docs / f"{prefix}_skill_contrasts.csv", index=False)
+    pairs = skills.distinct_pairs(contrast)
+    clear = pairs[(pairs.a_more != "") | (pairs.b_more != "")]
+    print(f"\n{prefix}: pairs of skills whose event rates per 100 steps in the skill differ "
+          f"(95% bootstrap CI over test episodes, Bonferroni over pairs x events; opposite: "
+          f"each clearly higher on some event), {int(pairs.opposite.sum())} of {len(pairs)} "
+          "pairs opposite:")
+    print(clear.to_string(index=False) if len(clear) else "  none")
     plot_skills(tr, events, int(trainer.seeds[0]), docs / f"{prefix}_skills.png")
     return table, events
 

@@ -16,7 +16,10 @@ one policy, averaged over 100 test episodes with standard errors):
 * :func:`timeline` (Fig. 4.2f): the skill each agent chose at each high-level step;
 * :func:`heatmap` (Fig. 4.2g): primitive steps spent in each skill per cell of the 36 x 18
   rink grid;
-* :func:`summary`: mean and standard error over episodes of any of the per-episode tables.
+* :func:`summary`: mean and standard error over episodes of any of the per-episode tables;
+* :func:`contrasts` and :func:`distinct_pairs`: whether two skills' event profiles differ,
+  measured: each event's rate per 100 steps spent in the skill, the difference between two
+  skills with a bootstrap confidence interval over test episodes.
 
 Used by ``benchmarks/hsd.py --analysis`` (``docs/hsd_skills.png``, a CSV of the tidy table)
 and the app's run page.
@@ -42,7 +45,7 @@ from econsim.envs.sts2 import (
 )
 
 __all__ = ["trace", "events_by_skill", "actions_by_skill", "pca", "usage", "timeline",
-           "heatmap", "summary", "extreme_skills"]
+           "heatmap", "summary", "extreme_skills", "contrasts", "distinct_pairs"]
 
 KEYS = ["seed", "episode", "skill"]
 
@@ -222,3 +225,64 @@ def extreme_skills(events: pd.DataFrame, seed: int) -> dict[str, int]:
     offence = int(mean["shot"].idxmax())
     defence_score = (mean["steal"] + mean.get("interception", 0.0)).drop(offence)
     return {"offensive": offence, "defensive": int(defence_score.idxmax())}
+
+
+def contrasts(tr: pd.DataFrame, level: float = 0.95, draws: int = 2000, seed: int = 0
+              ) -> pd.DataFrame:
+    """Event profiles of the skills compared pair by pair, per seed of the trace ``tr``.
+
+    A skill's rate of an event is its count per 100 agent-steps executed in that skill,
+    pooled over the seed's test episodes (so a skill used more often does not look busier).
+    For each pair of skills ``a < b`` used in the seed's episodes and each event: ``rate_a``,
+    ``rate_b``, ``diff = rate_a - rate_b`` and its confidence interval ``lo``, ``hi`` from a
+    bootstrap over test episodes (``draws`` resamples of whole episodes, percentile
+    interval), at ``level`` Bonferroni-corrected over the seed's pairs x events, so that
+    ``distinct`` (the interval excludes 0) holds for some contrast of a seed whose skills
+    all behave alike with chance at most ``1 - level``. The resamples come from ``seed``."""
+    if not 0 < level < 1 or draws < 100:
+        raise ValueError(f"skill contrasts: level must be in (0, 1) and draws >= 100, got "
+                         f"{level} and {draws}")
+    events = [e for e in EVENTS if e in tr.columns and e not in ("win", "lose", "draw")]
+    rows = []
+    for sd, part in tr.groupby("seed"):
+        counts = part.groupby(["episode", "skill"])[events].sum()
+        steps = part.groupby(["episode", "skill"]).size()
+        eps = sorted(part["episode"].unique())
+        used = sorted(steps.index.get_level_values("skill").unique())
+        full = pd.MultiIndex.from_product([eps, used], names=["episode", "skill"])
+        c = counts.reindex(full, fill_value=0).to_numpy(np.float64).reshape(
+            len(eps), len(used), len(events))
+        n = steps.reindex(full, fill_value=0).to_numpy(np.float64).reshape(len(eps), len(used))
+        pairs = [(i, j) for i in range(len(used)) for j in range(i + 1, len(used))]
+        if not pairs:
+            continue
+        pick = np.random.default_rng([seed, int(sd)]).integers(0, len(eps), (draws, len(eps)))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rate = 100 * c.sum(0) / n.sum(0)[:, None]  # [skills, events]
+            boot = 100 * c[pick].sum(1) / n[pick].sum(1)[..., None]  # [draws, skills, events]
+        alpha = (1 - level) / (len(pairs) * len(events))
+        for i, j in pairs:
+            d = boot[:, i] - boot[:, j]
+            lo, hi = np.nanquantile(d, alpha / 2, 0), np.nanquantile(d, 1 - alpha / 2, 0)
+            for e, name in enumerate(events):
+                rows.append({"seed": sd, "skill_a": used[i], "skill_b": used[j],
+                             "event": name, "rate_a": rate[i, e], "rate_b": rate[j, e],
+                             "diff": rate[i, e] - rate[j, e], "lo": lo[e], "hi": hi[e],
+                             "distinct": bool(lo[e] > 0 or hi[e] < 0)})
+    return pd.DataFrame(rows, columns=["seed", "skill_a", "skill_b", "event", "rate_a",
+                                       "rate_b", "diff", "lo", "hi", "distinct"])
+
+
+def distinct_pairs(table: pd.DataFrame) -> pd.DataFrame:
+    """From :func:`contrasts`: per seed and pair of skills, the events where ``skill_a`` is
+    clearly higher (``a_more``) and where ``skill_b`` is (``b_more``), and ``opposite``: each
+    is clearly higher on some event (different kinds of play, e.g. one shoots, the other
+    steals, rather than one skill doing more of everything)."""
+    out = []
+    for (sd, a, b), part in table.groupby(["seed", "skill_a", "skill_b"]):
+        more_a = part.loc[part["distinct"] & (part["diff"] > 0), "event"].tolist()
+        more_b = part.loc[part["distinct"] & (part["diff"] < 0), "event"].tolist()
+        out.append({"seed": sd, "skill_a": a, "skill_b": b, "a_more": ", ".join(more_a),
+                    "b_more": ", ".join(more_b), "opposite": bool(more_a and more_b)})
+    return pd.DataFrame(out, columns=["seed", "skill_a", "skill_b", "a_more", "b_more",
+                                      "opposite"])

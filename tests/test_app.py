@@ -652,6 +652,8 @@ def test_stored_hsd_run_shows_its_skills(monkeypatch, tmp_path, downloads):
     assert at.selectbox(key="p_sk_seed").options == ["0", "1"]
     marks = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
     assert len(marks) >= 6  # training curves + (a), (c), (b), (e), (g)
+    pairs = next(d.value for d in at.dataframe if "different kinds of play" in d.value)
+    assert 1 <= len(pairs) <= 6  # the pairs of the (up to 4) skills used
     name, data = next(f for f in downloads if f[0] and f[0].endswith("skill-events.csv"))
     table = pd.read_csv(io.BytesIO(data))
     assert set(table.seed) == {0, 1} and (table.episodes == 5).all()

@@ -442,6 +442,9 @@ def test_hsd_benchmark_draws_the_skill_analysis_and_table_4_1(tmp_path, capsys):
     events = pd.read_csv(docs / "hsd_skill_events.csv")
     assert set(events.columns) == {"seed", "skill", "event", "mean", "se", "episodes"}
     assert set(events.seed) == {0, 1} and (events.episodes == 3).all()
+    contrast = pd.read_csv(docs / "hsd_skill_contrasts.csv")
+    assert {"skill_a", "skill_b", "event", "diff", "lo", "hi", "distinct"} <= set(contrast)
+    assert (contrast.lo <= contrast.hi).all() and "pairs of skills whose event rates" in out
     assert "Table 4.1" in out
     for row in ("training teammates", "1 scripted teammate", "2 scripted teammates",
                 "agent 0 fixed to its offensive skill", "agent 0 fixed to its defensive skill"):

@@ -116,3 +116,43 @@ def test_bad_inputs_fail_with_one_line():
     assert "\n" not in str(err.value)
     with pytest.raises(ValueError, match="episodes must be in 1..10000"):
         skills.trace(hsd([0]), 0)
+
+
+def count_trace(episodes: int, plan) -> pd.DataFrame:
+    """A trace of one seed: ``plan(episode) -> {skill: (steps, {event: count})}``, the skill's
+    agent-steps in that episode with its events on the first steps."""
+    rows = []
+    for ep in range(episodes):
+        for skill, (steps, counts) in plan(ep).items():
+            for t in range(steps):
+                rows.append({"seed": 3, "episode": ep, "skill": skill, "agent": 0, "step": t,
+                             **{e: int(t < counts.get(e, 0)) for e in ("shot", "steal")}})
+    return pd.DataFrame(rows)
+
+
+def test_contrasts_find_a_shooting_and_a_stealing_skill():
+    tr = count_trace(30, lambda ep: {0: (10, {"shot": 2 + ep % 3}), 1: (20, {"steal": 1 + ep % 2}),
+                                     2: (10, {"shot": 3, "steal": 0})})
+    c = skills.contrasts(tr).set_index(["skill_a", "skill_b", "event"])
+    assert len(c) == 3 * 2  # pairs x events
+    shot = c.loc[(0, 1, "shot")]
+    assert shot["rate_a"] == pytest.approx(100 * 90 / 300) and shot["rate_b"] == 0.0
+    assert shot["distinct"] and shot["lo"] > 0
+    assert c.loc[(0, 1, "steal")]["distinct"] and c.loc[(0, 1, "steal")]["hi"] < 0
+    assert not c.loc[(0, 2, "steal")]["distinct"]  # neither steals
+    pairs = skills.distinct_pairs(skills.contrasts(tr)).set_index(["skill_a", "skill_b"])
+    assert pairs.loc[(0, 1), "opposite"] and pairs.loc[(0, 1), "a_more"] == "shot"
+    assert pairs.loc[(0, 1), "b_more"] == "steal"
+    assert not pairs.loc[(0, 2), "opposite"]  # 0 and 2 both shoot, 30 per 100 steps each
+
+
+def test_contrasts_do_not_call_a_skill_used_more_often_different():
+    # skill 0 is used twice as much with the same rates per step; skill 1 alike in every episode
+    tr = count_trace(20, lambda ep: {0: (20, {"shot": 4, "steal": 2 * (ep % 2)}),
+                                     1: (10, {"shot": 2, "steal": ep % 2})})
+    c = skills.contrasts(tr)
+    assert (c["diff"].abs() < 1e-12).all() and not c["distinct"].any()
+    assert not skills.distinct_pairs(c)["opposite"].any()
+    with pytest.raises(ValueError, match="level must be in") as err:
+        skills.contrasts(tr, level=1.5)
+    assert "\n" not in str(err.value)

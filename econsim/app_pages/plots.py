@@ -234,6 +234,13 @@ def _skills(run_id: str, root) -> None:
                                                           ["skill", "team_puck"], "choices")))
     st.markdown("**(g) Where each skill is used** (steps per rink cell; the team attacks up)")
     st.altair_chart(charts.skill_heatmap(skills.heatmap(one)))
+    st.markdown("**Do the skills play differently?** Events per 100 steps spent in each skill, "
+                "pair by pair; *clearly more*: the 95% bootstrap interval over test episodes "
+                "(corrected for the number of comparisons) excludes no difference.")
+    pairs = skills.distinct_pairs(skills.contrasts(one)).drop(columns="seed").rename(
+        columns={"a_more": "skill_a clearly more", "b_more": "skill_b clearly more",
+                 "opposite": "different kinds of play"})
+    st.dataframe(pairs, hide_index=True)
     st.download_button("CSV: events by skill (every seed, tidy)", common.csv_bytes(
         skills.summary(skills.events_by_skill(tr), ["skill", "event"], "count")),
         file_name=f"{run_id}-skill-events.csv", key="p_sk_csv")
