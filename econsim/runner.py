@@ -465,6 +465,18 @@ def _params_nonfinite(trainer: Any) -> tuple[str, str] | None:
         return None
 
 
+def _guarded(trainer: Any, call: Callable[[], Any], iteration: int) -> Any:
+    """``call()``; an error it raises while the trainer holds a NaN or inf becomes the
+    divergence it is (NaN parameters often surface as a sampling error)."""
+    try:
+        return call()
+    except Exception as err:
+        found = _params_nonfinite(trainer)
+        if found:
+            raise _diverged(iteration, f"parameter {found[0]}", found[1]) from err
+        raise
+
+
 def _diverged(iteration: int, what: str, kind: str) -> TrainingDiverged:
     return TrainingDiverged(f"training diverged at iteration {iteration}: {what} is {kind} "
                             "(lower the learning rates)")
@@ -472,8 +484,9 @@ def _diverged(iteration: int, what: str, kind: str) -> TrainingDiverged:
 
 class _Watch:
     """Stops training on non-finite numbers: the metrics of every iteration and evaluation,
-    and the trainer's tensors (its ``state_dict``) at every log, evaluation and checkpoint
-    step and, between them, as often as costs at most ``BUDGET`` of the training time."""
+    and the trainer's tensors (its ``state_dict``) at every checkpoint (the state about to be
+    saved) and, between them, as often as costs at most ``BUDGET`` of the training time (a
+    trainer with large replay buffers is not re-read at every log or evaluation step)."""
 
     BUDGET = 0.02
 
@@ -488,11 +501,13 @@ class _Watch:
             if kind:
                 raise _diverged(iteration, f"{what}{key}", kind)
 
-    def params(self, iteration: int, force: bool = False) -> None:
+    def params(self, iteration: int, state: dict | None = None) -> None:
+        """Check the trainer's tensors if the budget allows, or ``state`` (its state dict,
+        read once for a checkpoint) always."""
         now = time.perf_counter()
-        if not force and (now - self.last) * self.BUDGET < self.cost:
+        if state is None and (now - self.last) * self.BUDGET < self.cost:
             return
-        found = first_nonfinite(self.trainer.state_dict())
+        found = first_nonfinite(self.trainer.state_dict() if state is None else state)
         self.last = time.perf_counter()
         self.cost = self.last - now
         if found:
@@ -539,20 +554,14 @@ def _train(setup: _Setup, progress: bool | Callable[[int, int], None]) -> RunRes
     try:
         while trainer.iteration < total:
             eps = trainer.epsilon()
-            try:
-                metrics = trainer.iterate()
-            except Exception as err:  # NaN parameters often surface as a sampling error
-                found = _params_nonfinite(trainer)
-                if found:
-                    raise _diverged(trainer.iteration + 1, f"parameter {found[0]}",
-                                    found[1]) from err
-                raise
+            metrics = _guarded(trainer, trainer.iterate, trainer.iteration + 1)
             it = trainer.iteration
             watch.metrics(it, metrics)
             log_step = it % tr.log_every == 0 or it == total
             eval_step = it % tr.eval_every == 0 or it == total
             ckpt_step = it % tr.checkpoint_every == 0 or it == total
-            watch.params(it, force=log_step or eval_step or ckpt_step)
+            if not ckpt_step:
+                watch.params(it)
             log.add_train(metrics)
             recent.append(float(metrics["collective"].mean()))
             if log_step:
@@ -560,7 +569,7 @@ def _train(setup: _Setup, progress: bool | Callable[[int, int], None]) -> RunRes
                 bar.set_postfix(ret=f"{np.mean(recent):.2f}", eps=f"{eps:.2f}")
                 recent = []
             if eval_step:
-                ev = trainer.evaluate(tr.eval_episodes)
+                ev = _guarded(trainer, lambda: trainer.evaluate(tr.eval_episodes), it)
                 tables = ev.pop("_tables", {})
                 watch.metrics(it, ev, "evaluation ")
                 log.add_tables(it, tables)
@@ -570,6 +579,7 @@ def _train(setup: _Setup, progress: bool | Callable[[int, int], None]) -> RunRes
             if ckpt_step:
                 wall = setup.elapsed_before + time.perf_counter() - t0
                 state = {"trainer": trainer.state_dict(), "log": log.state(), "wall_s": wall}
+                watch.params(it, state["trainer"])  # no checkpoint holds a NaN
                 checkpoint.save(store.inside(run_dir, "checkpoints", "last.pt"), state)
                 save_tables()
                 save_manifest("running")

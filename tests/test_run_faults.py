@@ -134,6 +134,33 @@ def test_divergence_names_the_iteration_and_the_number(tmp_path, monkeypatch, ho
     assert info["status"] == "failed" and info["error"] == expect
 
 
+def test_nan_parameters_that_break_an_evaluation_are_named_as_the_divergence(tmp_path,
+                                                                           monkeypatch):
+    """Parameters turned NaN at an evaluation step: the evaluation's own error (here a
+    sampling error) is reported as the divergence, before any checkpoint is written."""
+    _poison(monkeypatch, 4, "param")
+    real = scenario.Scenario.make_trainer
+
+    def make(self, seeds):
+        trainer = real(self, seeds)
+
+        def evaluate(episodes):
+            if not torch.isfinite(trainer.params["pi.b1"]).all():
+                raise RuntimeError("probability tensor contains either inf, nan or element < 0")
+            return type(trainer).evaluate(trainer, episodes)
+
+        trainer.evaluate = evaluate
+        return trainer
+
+    monkeypatch.setattr(scenario.Scenario, "make_trainer", make)
+    with pytest.raises(TrainingDiverged) as err:
+        runner.run(small("ipd_pg", 8, eval_every=4, checkpoint_every=4), seeds=[0, 1],
+                   progress=False, root=tmp_path, run_id="r")
+    assert str(err.value) == ("training diverged at iteration 4: parameter params.pi.b1 is "
+                              "nan (lower the learning rates)")
+    assert not (tmp_path / "r" / "checkpoints" / "last.pt").exists()  # the first is due at 4
+
+
 def test_an_error_or_interruption_is_recorded_never_left_running(tmp_path, monkeypatch):
     _poison(monkeypatch, 3, "raise")
     with pytest.raises(RuntimeError, match="boom"):
