@@ -179,8 +179,8 @@ class Replay:
         u = torch.from_numpy(rng.random((self.R * n,))).reshape(self.R, n)
         idx = (u * torch.tensor(self.size, dtype=torch.float64)[:, None]).long()
         idx = idx.clamp(max=self.capacity - 1)
-        return {k: torch.stack([v[r, idx[r]] for r in range(self.R)])
-                for k, v in self.data.items()}
+        rows = torch.arange(self.R)[:, None]
+        return {k: v[rows, idx] for k, v in self.data.items()}
 
     def state_dict(self) -> dict:
         return {"data": {k: v.clone() for k, v in self.data.items()},
