@@ -2,6 +2,7 @@
 the builder validates and refuses bad input with one line, a what-if compares two
 mechanisms, exports carry CSV, and a regression runs on a small runs folder."""
 
+import functools
 import io
 import json
 import shutil
@@ -13,7 +14,7 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.errors import AppTestError
 
-from econsim import runner, scenario, whatif
+from econsim import runner, scenario, skills, whatif
 from tests.reference import small
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
@@ -652,8 +653,16 @@ def test_stored_hsd_run_shows_its_skills(monkeypatch, tmp_path, downloads):
     assert at.selectbox(key="p_sk_seed").options == ["0", "1"]
     marks = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
     assert len(marks) >= 6  # training curves + (a), (c), (b), (e), (g)
+    # 5 episodes: too few to compare skills (each must be used in 10), and said so
+    assert not any("different kinds of play" in d.value for d in at.dataframe)
+    assert any("play more test episodes" in i.value for i in at.info)
+    assert any("With 5 test episodes" in c.value for c in at.caption)
+    # a tiny team's greedy skills are rarely all used: compare every skill used at all
+    monkeypatch.setattr(skills, "contrasts", functools.partial(
+        skills.contrasts, min_episodes=2, min_steps=1))
+    at.button(key="p_sk_go").click().run()
     pairs = next(d.value for d in at.dataframe if "different kinds of play" in d.value)
-    assert 1 <= len(pairs) <= 6  # the pairs of the (up to 4) skills used
+    assert 1 <= len(pairs) <= 6  # the pairs of the (up to 4) skills used enough
     name, data = next(f for f in downloads if f[0] and f[0].endswith("skill-events.csv"))
     table = pd.read_csv(io.BytesIO(data))
     assert set(table.seed) == {0, 1} and (table.episodes == 5).all()
