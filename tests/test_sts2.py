@@ -539,7 +539,6 @@ def test_the_two_scripted_teams_are_even():
     """All six players scripted (a test-only switch): the teams win about equally often."""
     g = game(max_steps=300)
     g.scripted[:] = True
-    g._learner_cols = np.array([], np.int64)
     rng = np.random.default_rng(5)
     B = 1500
     s, alive = g.reset(B, rng), np.ones(B, bool)
@@ -579,6 +578,34 @@ def test_bad_actions_are_one_line_errors(actions, match):
     with pytest.raises(ValueError, match=match) as err:
         g.step(s, np.array(actions), np.random.default_rng(0))
     assert "\n" not in str(err.value) and str(err.value).startswith("sts2")
+
+
+def test_a_state_stored_in_other_types_or_layouts_plays_the_same():
+    """float32 positions, float-typed counters, strided and read-only arrays: the same
+    observation, global state and step as the kernel's own state."""
+    from dataclasses import fields, replace
+
+    g = game()
+    s = g.reset(4, np.random.default_rng(1))
+    s = g.step(s, np.full((4, 3), UP), np.random.default_rng(2)).state
+    wide = {f.name: np.stack([getattr(s, f.name)] * 2, 1) for f in fields(s)}
+    odd = replace(s, **{k: v[:, 1] for k, v in wide.items()})  # strided views
+    odd = replace(odd, x=odd.x.astype(np.float32).astype(np.float64), timer=s.timer * 1.0)
+    for a in (odd.z, odd.vx, odd.holder):
+        a.flags.writeable = False
+    assert odd.x.dtype == np.float64 and not odd.z.flags.c_contiguous
+    base = replace(s, x=odd.x.copy())
+    np.testing.assert_array_equal(g.observe(odd), g.observe(base))
+    np.testing.assert_array_equal(g.global_state(odd), g.global_state(base))
+    acts = np.random.default_rng(3).integers(0, 9, (4, 3))
+    a, b = (g.step(t, acts, np.random.default_rng(4)) for t in (odd, base))
+    np.testing.assert_array_equal(a.obs, b.obs)
+    np.testing.assert_array_equal(a.state.x, b.state.x)
+    np.testing.assert_array_equal(g.observe(replace(s, x=s.x.astype(np.float32))),
+                                  g.observe(replace(s, x=s.x.astype(np.float32) * 1.0)))
+    with pytest.raises(ValueError, match="holder must be a player in 0..5") as err:
+        g.observe(replace(s, holder=np.full(4, 6)))
+    assert "\n" not in str(err.value)
 
 
 def test_mesa_face_shows_all_six_players_and_the_puck_on_the_rink():

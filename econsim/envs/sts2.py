@@ -270,6 +270,20 @@ class State:
 # the same bits (tests/test_sts2_kernel_pins.py pins them).
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 _NO_KICK = np.empty((0, 13))  # the kick-off uniforms when a goal ends the episode
+
+
+def _typed(s: State) -> State:
+    """``s`` as the compiled kernel takes it: contiguous float64 positions and velocities,
+    int64 counters (a state stored as float32, sliced or read-only still works); a carrier
+    outside 0..5 is a one-line error."""
+    f = [np.ascontiguousarray(a, np.float64) for a in (s.x, s.z, s.vx, s.vz)]
+    i = [np.ascontiguousarray(a, np.int64) for a in (s.t, s.timer, s.holder, s.score,
+                                                     s.first, s.event, s.actor)]
+    if i[2].size and (i[2].min() < 0 or i[2].max() >= N_PLAYERS):
+        raise ValueError(f"sts2 state: holder must be a player in 0..{N_PLAYERS - 1}, got "
+                         f"values in {int(i[2].min())}..{int(i[2].max())}")
+    return State(t=i[0], x=f[0], z=f[1], vx=f[2], vz=f[3], timer=i[1], holder=i[2],
+                 score=i[3], first=i[4], event=i[5], actor=i[6])
 _EVENT_ORDER = np.array([EVENT_STEAL, EVENT_PASS, EVENT_SHOT, EVENT_INTERCEPTION, EVENT_GOAL])
 (_I_SHOT, _I_GOAL, _I_REBOUND, _I_PASS_ATTEMPT, _I_PASS_MADE, _I_PASS_RECEIVED,
  _I_INTERCEPTION, _I_STEAL, _I_POSSESSION, _I_WIN, _I_LOSE, _I_DRAW) = range(len(EVENTS))
@@ -766,12 +780,13 @@ class STS2(Plane, AgentEvents, Render, GlobalState):
 
         Returns inputs ``(ix, iz)`` ``[B, 6]`` in {-1, 0, 1}, and for the carrier ``shoot
         [B]`` bool and ``pass_to [B]`` (the target player, or -1)."""
-        free = state.timer == 0 if free is None else np.asarray(free, np.bool_)
-        return _script(state.x, state.z, state.holder, free)
+        s = _typed(state)
+        free = s.timer == 0 if free is None else np.ascontiguousarray(free, np.bool_)
+        return _script(s.x, s.z, s.holder, free)
 
     # ------------------------------------------------------------------ one tick
     def step(self, state: State, actions: np.ndarray, rng: np.random.Generator) -> Step:
-        s = state
+        s = _typed(state)
         b = len(s.t)
         actions = np.asarray(check_actions(self, actions, b), np.int64)
         u = rng.random((b, 4))  # shot on net, interception by candidates 0..2
@@ -788,14 +803,14 @@ class STS2(Plane, AgentEvents, Render, GlobalState):
     # ------------------------------------------------------------------ views
     def observe(self, state: State) -> np.ndarray:
         """``[B, 3, 31]`` float32 observations of the learning agents (module docstring)."""
-        s = state
+        s = _typed(state)
         return _observe(s.x, s.z, s.vx, s.vz, s.holder)
 
     def global_state(self, state: State) -> np.ndarray:
         """``[B, 34]`` float32 global state (Diss §4.3.1): the carrier's (x / 9, z / 18, vx,
         vz), a one-hot of the carrier among players 0..5, then (x / 9, z / 18, vx, vz) of
         each player 0..5 (the learning team first)."""
-        s = state
+        s = _typed(state)
         return _global_state(s.x, s.z, s.vx, s.vz, s.holder)
 
     def describe(self, state: State) -> dict[str, np.ndarray]:
