@@ -125,6 +125,7 @@ def test_a_diverging_run_fails_with_one_line_and_a_failed_run(tmp_path, capsys, 
               "learning rates)"),
 ])
 def test_divergence_names_the_iteration_and_the_number(tmp_path, monkeypatch, how, expect):
+    monkeypatch.setattr(runner._Watch, "BUDGET", float("inf"))  # tensors read every iteration
     _poison(monkeypatch, 4 if how == "metric" else 3, how)
     with pytest.raises(TrainingDiverged) as err:
         runner.run(small("ipd_pg", 6, checkpoint_every=2), seeds=[0, 1], progress=False,
@@ -132,6 +133,20 @@ def test_divergence_names_the_iteration_and_the_number(tmp_path, monkeypatch, ho
     assert str(err.value) == expect
     info = _manifest(tmp_path)
     assert info["status"] == "failed" and info["error"] == expect
+
+
+def test_nan_parameters_between_checkpoints_are_found_at_the_latest_at_the_next(
+        tmp_path, monkeypatch):
+    """With no time for checks between checkpoints, parameters turned NaN at iteration 3
+    are reported at the checkpoint of iteration 4, which is not written."""
+    monkeypatch.setattr(runner._Watch, "BUDGET", 0.0)
+    _poison(monkeypatch, 3, "param")
+    with pytest.raises(TrainingDiverged) as err:
+        runner.run(small("ipd_pg", 6, checkpoint_every=2), seeds=[0, 1], progress=False,
+                   root=tmp_path, run_id="r")
+    msg = str(err.value)  # by then the NaN has spread to other parameters of pi
+    assert msg.startswith("training diverged at iteration 4: parameter params.pi.")
+    assert msg.endswith(" is nan (lower the learning rates)")
 
 
 def test_nan_parameters_that_break_an_evaluation_are_named_as_the_divergence(tmp_path,
