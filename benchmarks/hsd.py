@@ -8,7 +8,9 @@ against training episodes, the mean over seeds with a shaded 95% confidence inte
 (``mean +- t_{0.975, n-1} s / sqrt(n)``; none with one seed), to ``docs/hsd_winrate.png``, and
 prints a table per method: the final win / lose / draw rates (mean of the last ``LAST``
 evaluations of each seed, then mean over seeds with the 95% CI half-width of the win rate),
-the budget in episodes and the wall time.
+the budget in episodes and the wall time, and the final rates per seed (whether it wins more
+often than it loses); the curve's points go to ``docs/hsd_winrate.csv`` (method x seed x
+evaluation) and Table 4.1 (``--table``) to ``docs/hsd_table_4_1.csv``.
 
 ``--analysis`` adds Figure 4.2 for the trained HSD team (``econsim.skills``: 100 greedy test
 episodes per seed): ``docs/hsd_skills.png`` (one seed's policy: events and primitive actions
@@ -97,6 +99,15 @@ def summary(curve: pd.DataFrame, done: pd.DataFrame) -> pd.DataFrame:
                     "seeds": len(per_seed), "budget_episodes": int(c.episodes.max()),
                     "wall_s": float(done[done.method == method].wall_s.iloc[0])})
     return pd.DataFrame(out)
+
+
+def finals(curve: pd.DataFrame) -> pd.DataFrame:
+    """Per method and seed: the mean win / lose / draw rates of its last ``LAST``
+    evaluations, and whether it wins more often than it loses."""
+    last = (curve.sort_values("episodes").groupby(["method", "seed"], sort=False)
+            [["win_rate", "lose_rate", "draw_rate"]].apply(lambda s: s.iloc[-LAST:].mean())
+            .round(3).reset_index())
+    return last.assign(wins_more=last.win_rate > last.lose_rate)
 
 
 def plot(curve: pd.DataFrame, path: Path) -> None:
@@ -308,11 +319,14 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ids = {m: done[done.method == m].run_id.iloc[0] for m in methods}
     curve = curves(ids, a.root)
     plot(curve, Path(a.docs) / "hsd_winrate.png")
+    curve.to_csv(Path(a.docs) / "hsd_winrate.csv", index=False)
     table = summary(curve, done)
     print("\nFigure 4.4a summary (final = mean of each seed's last "
           f"{LAST} evaluations of {int(curve.eval_episodes.max())} episodes; win_ci95: 95% "
           "CI half-width over seeds):")
     print(table.to_string(index=False))
+    print(f"\nPer seed (mean of the last {LAST} evaluations):")
+    print(finals(curve).to_string(index=False))
     events = None
     for method in [m for m in ANALYSED if m in ids] if a.analysis else []:
         skill_table, found = skill_analysis(ids[method], a.root, Path(a.docs),
@@ -328,6 +342,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             events = skills.events_by_skill(skills.trace(
                 model.load_trainer(ids["hsd"], a.root), a.test_episodes))
         adhoc = adhoc_table(ids, a.root, events, a.test_episodes)
+        adhoc.to_csv(Path(a.docs) / "hsd_table_4_1.csv", index=False)
         print(f"\nTable 4.1 ({a.test_episodes} test episodes per seed):")
         print(adhoc.to_string(index=False))
     return table

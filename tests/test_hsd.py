@@ -445,7 +445,10 @@ def test_hsd_benchmark_draws_the_skill_analysis_and_table_4_1(tmp_path, capsys):
     contrast = pd.read_csv(docs / "hsd_skill_contrasts.csv")
     assert {"skill_a", "skill_b", "event", "diff", "lo", "hi", "distinct"} <= set(contrast)
     assert (contrast.lo <= contrast.hi).all() and "pairs of skills whose event rates" in out
-    assert "Table 4.1" in out
+    assert "Table 4.1" in out and "wins_more" in out
+    curve = pd.read_csv(docs / "hsd_winrate.csv")
+    assert set(curve.method) == {"hsd", "iql"} and set(curve.seed) == {0, 1}
+    assert len(pd.read_csv(docs / "hsd_table_4_1.csv")) >= 5
     for row in ("training teammates", "1 scripted teammate", "2 scripted teammates",
                 "agent 0 fixed to its offensive skill", "agent 0 fixed to its defensive skill"):
         assert row in out
