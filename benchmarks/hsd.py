@@ -104,9 +104,12 @@ def summary(curve: pd.DataFrame, done: pd.DataFrame) -> pd.DataFrame:
 def finals(curve: pd.DataFrame) -> pd.DataFrame:
     """Per method and seed: the mean win / lose / draw rates of its last ``LAST``
     evaluations, and whether it wins more often than it loses."""
-    last = (curve.sort_values("episodes").groupby(["method", "seed"], sort=False)
+    order = {m: i for i, m in enumerate(curve.method.unique())}
+    last = (curve.sort_values("episodes").groupby(["method", "seed"])
             [["win_rate", "lose_rate", "draw_rate"]].apply(lambda s: s.iloc[-LAST:].mean())
             .round(3).reset_index())
+    last = last.sort_values(["method", "seed"], key=lambda c: c.map(order) if c.name ==
+                            "method" else c, ignore_index=True)
     return last.assign(wins_more=last.win_rate > last.lose_rate)
 
 
@@ -152,7 +155,7 @@ def skill_analysis(run_id: str, root: str, docs: Path, episodes: int = 100,
     pairs = skills.distinct_pairs(contrast)
     clear = pairs[(pairs.a_more != "") | (pairs.b_more != "")]
     print(f"\n{prefix}: pairs of skills whose event rates per 100 steps in the skill differ "
-          f"(95% bootstrap CI over test episodes, Bonferroni over pairs x events; opposite: "
+          f"(95% bootstrap CI over test episodes, simultaneous over pairs x events; opposite: "
           f"each clearly higher on some event), {int(pairs.opposite.sum())} of {len(pairs)} "
           "pairs opposite:")
     print(clear.to_string(index=False) if len(clear) else "  none")
