@@ -181,7 +181,7 @@ def plot_skills(tr: pd.DataFrame, events: pd.DataFrame, seed: int, path: Path) -
     w = grid.ncols
 
     def bars(ax, table: pd.DataFrame, by: str, value: str, title: str, ylabel: str,
-             names: list[str]) -> None:
+             names: list[str], log: bool = False) -> None:
         s = skills.summary(table, ["skill", by], value)
         names = [n for n in names if n in set(s[by])]
         width = 0.8 / K
@@ -190,12 +190,15 @@ def plot_skills(tr: pd.DataFrame, events: pd.DataFrame, seed: int, path: Path) -
             x = np.arange(len(names)) + (j - (K - 1) / 2) * width
             ax.bar(x, part["mean"], width, yerr=part["se"], color=colours[k], label=f"skill {k}")
         ax.set_xticks(np.arange(len(names)), names, rotation=30, ha="right")
+        if log:  # possession steps are 10-100 times the other events
+            ax.set_yscale("symlog", linthresh=0.1)
         ax.set_title(title)
         ax.set_ylabel(ylabel)
         ax.legend(fontsize=8)
 
-    def scatter(ax, table: pd.DataFrame, column: str, value: str, title: str) -> None:
-        pts, loads = skills.pca(table, column, value)
+    def scatter(ax, table: pd.DataFrame, column: str, value: str, title: str,
+                scale: bool = False) -> None:
+        pts, loads = skills.pca(table, column, value, scale=scale)
         for k in ks:
             p = pts[pts.skill == k]
             ax.scatter(p.pc1, p.pc2, s=6, alpha=0.25, color=colours[k])
@@ -209,10 +212,10 @@ def plot_skills(tr: pd.DataFrame, events: pd.DataFrame, seed: int, path: Path) -
 
     half = w // 2
     bars(fig.add_subplot(grid[0, :half + 1]), events, "event", "count",
-         "(a) game events per skill (mean, s.e. over episodes)", "count per episode",
-         list(sts2.EVENTS))
+         "(a) game events per skill (mean, s.e. over episodes)",
+         "count per episode (symlog scale)", list(sts2.EVENTS), log=True)
     scatter(fig.add_subplot(grid[0, half + 1:]), events, "event", "count",
-            "(b) PCA of the skills' events")
+            "(b) PCA of the events (standardised)", scale=True)
     actions = skills.actions_by_skill(tr)
     used = actions[actions.groupby(["episode", "skill"])["count"].transform("sum") > 0]
     bars(fig.add_subplot(grid[1, :half + 1]), used, "action", "share",
@@ -248,8 +251,8 @@ def plot_skills(tr: pd.DataFrame, events: pd.DataFrame, seed: int, path: Path) -
     for j, k in enumerate(ks[:w]):
         ax = fig.add_subplot(grid[3, j])
         img = heat[heat.skill == k].pivot(index="row", columns="col", values="steps")
-        ax.imshow(img.to_numpy()[::-1], cmap="magma", extent=(-9, 9, -18, 18))
-        ax.set_title(f"(g) skill {k}: where it is used", fontsize=9)
+        ax.imshow(np.log1p(img.to_numpy()[::-1]), cmap="magma", extent=(-9, 9, -18, 18))
+        ax.set_title(f"(g) skill {k}: where it is used (log steps)", fontsize=9)
         ax.set_xlabel("x")
         if j == 0:
             ax.set_ylabel("z (attacking up)")

@@ -137,19 +137,24 @@ def actions_by_skill(tr: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def pca(table: pd.DataFrame, column: str, value: str = "count") -> tuple[pd.DataFrame,
-                                                                          pd.DataFrame]:
+def pca(table: pd.DataFrame, column: str, value: str = "count", scale: bool = False
+        ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fig. 4.2b/d: each seed x episode x skill's vector of ``value`` over ``column`` (e.g.
     the event counts of :func:`events_by_skill`) projected on the first two principal
-    components, fitted per seed on all its episodes and skills (centred, not scaled). Returns
-    the projections (``seed, episode, skill, pc1, pc2``) and per seed the explained variance
-    ratios and loadings (``seed, component, explained, <one column per entry>``)."""
+    components, fitted per seed on all its episodes and skills (centred; with ``scale`` also
+    divided by each entry's standard deviation, so that a frequent event such as possession
+    steps does not make the whole first component). Returns the projections (``seed,
+    episode, skill, pc1, pc2``) and per seed the explained variance ratios and loadings
+    (``seed, component, explained, <one column per entry>``)."""
     points, loads = [], []
     for seed, part in table.groupby("seed"):
         wide = part.pivot_table(index=["episode", "skill"], columns=column, values=value,
                                 aggfunc="sum", fill_value=0.0)
         x = wide.to_numpy(np.float64)
         x = x - x.mean(0)
+        if scale:
+            sd = x.std(0)
+            x = x / np.where(sd > 0, sd, 1.0)
         _, sv, vt = np.linalg.svd(x, full_matrices=False)
         var = sv ** 2
         ratio = var / var.sum() if var.sum() > 0 else np.zeros_like(var)

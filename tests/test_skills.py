@@ -178,3 +178,23 @@ def test_contrasts_rarely_call_alike_skills_different():
     false = sum(bool(skills.contrasts(alike_trace(np.random.default_rng(r), 50),
                                       draws=1000)["distinct"].any()) for r in range(60))
     assert false <= 8
+
+
+def test_a_scaled_pca_is_not_one_frequent_event():
+    """Possession steps in the hundreds make the whole first component unscaled; scaled,
+    the rare events that set two skills apart load on it too."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for ep in range(40):
+        for skill in (0, 1):
+            rows.append({"seed": 0, "episode": ep, "skill": skill, "event": "possession",
+                         "count": float(rng.integers(50, 250))})
+            rows.append({"seed": 0, "episode": ep, "skill": skill, "event": "shot",
+                         "count": float(rng.poisson(3 if skill == 0 else 0.2))})
+    ev = pd.DataFrame(rows)
+    raw = skills.pca(ev, "event")[1].set_index("component")
+    scaled_pts, scaled = skills.pca(ev, "event", scale=True)
+    assert abs(raw.loc[1, "possession"]) > 0.99 and raw.loc[1, "explained"] > 0.99
+    assert abs(scaled.set_index("component").loc[1, "shot"]) > 0.5
+    means = scaled_pts.groupby("skill").pc1.mean()
+    assert abs(means[0] - means[1]) > 1.0  # the shooting skill stands apart

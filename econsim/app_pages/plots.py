@@ -226,8 +226,8 @@ def _skills(run_id: str, root) -> None:
                                       "action", "share of steps", list(ACTION_NAMES)))
     left, right = st.columns(2)
     with left:
-        st.markdown("**(b) PCA of the skills' event counts**")
-        st.altair_chart(charts.skill_pca(*skills.pca(events, "event")))
+        st.markdown("**(b) PCA of the skills' event counts** (standardised per event)")
+        st.altair_chart(charts.skill_pca(*skills.pca(events, "event", scale=True)))
     with right:
         st.markdown("**(e) Skill usage** (high-level choices per episode)")
         st.altair_chart(charts.skill_usage(skills.summary(skills.usage(one),
