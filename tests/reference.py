@@ -6,10 +6,16 @@ iterations, evaluates it on two episodes and returns every reported number (hex 
 per floating tensor of the trainer's state, its sum and its sum of absolute values.
 ``tests/data/reference/<scenario>.json`` holds the fingerprint of each scenario, written with
 the code of its day; ``tests/test_reference_numbers.py`` compares. A new scenario gets its
-file with ``--write NAME`` (existing files are left alone unless named).
+file with ``--write NAME`` (existing files are left alone unless named). Results differ in
+the last bits across processors (numpy's and torch's vector code), and a few learners carry
+such a difference into a different sampled action within three iterations, so a file also
+holds the fingerprints of other processors under ``other_cpus`` (``cpu()`` -> fingerprint),
+added with ``--add-cpu`` from the same code on another machine: each processor it knows is
+compared bit for bit.
 
     .venv/bin/python -m tests.reference --write              # scenarios without a file
     .venv/bin/python -m tests.reference --write ipd_lio      # after a change MEANT to move it
+    .venv/bin/python -m tests.reference --add-cpu gtb_us_federal   # this processor's, too
 
 :func:`tiny` and :func:`small` are also the test suite's one way to shrink a shipped scenario
 (``from tests.reference import small, tiny``); ``tiny`` must keep returning what the reference
@@ -149,12 +155,40 @@ def write(names: list[str] | None = None) -> list[str]:
     return names
 
 
+def add_cpu(names: list[str]) -> list[str]:
+    """Add this processor's fingerprint to the reference file of each of ``names`` (which
+    must exist; a file written on this processor is left alone); returns the names added."""
+    added = []
+    for name in names:
+        data = json.loads(path(name).read_text())
+        if data["cpu"] == cpu():
+            continue
+        data.setdefault("other_cpus", {})[cpu()] = fingerprint(name)
+        path(name).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+        added.append(name)
+    return added
+
+
+def expected(data: dict) -> tuple[dict, bool]:
+    """The fingerprint to compare with on this processor, and whether exactly: the file's own
+    or the one it holds for this processor (exact), else the file's own (to ``CROSS_CPU``)."""
+    here = cpu()
+    if data["cpu"] == here:
+        return data, True
+    other = data.get("other_cpus", {})
+    return (other[here], True) if here in other else (data, False)
+
+
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--write", nargs="*", metavar="NAME",
                    help="write the reference files of these scenarios (none named: those "
                    "without a file)")
+    p.add_argument("--add-cpu", nargs="+", metavar="NAME",
+                   help="add this processor's fingerprint to these scenarios' files")
     args = p.parse_args()
     if args.write is not None:
         for name in write(args.write):
             print(f"wrote {path(name)}")
+    for name in add_cpu(args.add_cpu or []):
+        print(f"added {cpu()} to {path(name)}")

@@ -3,7 +3,8 @@ a refactoring must not move any learner's numbers. On another CPU instruction se
 the reference was written on, the last bits may differ and three iterations of a meta-gradient
 learner carry them on (measured AVX2 against AVX512: up to 3e-5 of a tensor's absolute sum;
 two processors that both report AVX512 differ too, so ``reference.cpu`` adds their flags);
-there the numbers must agree to ``CROSS_CPU`` = 1e-4: a metric relative to itself, a state
+where a file holds no fingerprint of this processor (``other_cpus``, see ``tests.reference``)
+the numbers must agree to ``CROSS_CPU`` = 1e-4: a metric relative to itself, a state
 tensor's sum and absolute sum relative to its absolute sum (a sum that cancels to near 0 has
 no relative precision)."""
 
@@ -47,8 +48,7 @@ def test_numbers_are_the_reference_numbers(name):
     --write NAME`` on the code before a refactoring.)"""
     file = reference.path(name)
     assert file.exists(), f"{name}: no reference numbers ({file}); see tests/reference.py"
-    want = json.loads(file.read_text())
-    exact = want["cpu"] == reference.cpu()
+    want, exact = reference.expected(json.loads(file.read_text()))
     got = reference.fingerprint(name)
     assert len(got["metrics"]) == len(want["metrics"])
     for i, (w, g) in enumerate(zip(want["metrics"], got["metrics"], strict=True)):
@@ -58,3 +58,14 @@ def test_numbers_are_the_reference_numbers(name):
     assert sorted(got["state"]) == sorted(want["state"]), f"{name}: other state entries"
     for k, w in want["state"].items():  # [sum, absolute sum]
         _same(name, f"state {k}", w, got["state"][k], exact, scale=_floats(w)[1])
+
+
+def test_a_processor_with_its_own_fingerprint_is_compared_exactly(monkeypatch):
+    monkeypatch.setattr(reference, "cpu", lambda: "AVX2 here")
+    own, other = {"metrics": [1]}, {"metrics": [2]}
+    assert reference.expected({"cpu": "AVX2 here", **own}) == ({"cpu": "AVX2 here", **own},
+                                                                  True)
+    data = {"cpu": "AVX512 there", **own, "other_cpus": {"AVX2 here": other}}
+    assert reference.expected(data) == (other, True)
+    data = {"cpu": "AVX512 there", **own, "other_cpus": {"AVX2 elsewhere": other}}
+    assert reference.expected(data) == (data, False)
