@@ -84,33 +84,64 @@ def curves(run_ids: dict[str, str], root: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def finals(curve: pd.DataFrame) -> pd.DataFrame:
+    """Per method and seed (methods in the curve's order): the mean of each of ``COLUMNS``
+    over its last ``LAST`` evaluations, and whether it wins more often than it loses."""
+    order = {m: i for i, m in enumerate(curve.method.unique())}
+    last = (curve.sort_values("episodes").groupby(["method", "seed"])[list(COLUMNS)]
+            .apply(lambda s: s.iloc[-LAST:].mean()).reset_index())
+    last = last.sort_values(["method", "seed"], ignore_index=True,
+                            key=lambda c: c.map(order) if c.name == "method" else c)
+    return last.assign(wins_more=last.win_rate > last.lose_rate)
+
+
 def summary(curve: pd.DataFrame, done: pd.DataFrame) -> pd.DataFrame:
-    """Final outcome rates per method (mean over seeds of each seed's last evaluations)."""
+    """Final outcome rates per method: the mean over seeds of :func:`finals`."""
     out = []
-    for method, c in curve.groupby("method", sort=False):
-        per_seed = c.sort_values("episodes").groupby("seed")[list(COLUMNS)].apply(
-            lambda s: s.iloc[-LAST:].mean())
+    for method, per_seed in finals(curve).groupby("method", sort=False):
         win = per_seed.win_rate.to_numpy()
         out.append({"method": method, "win": round(float(win.mean()), 3),
                     "win_ci95": round(half_width(win), 3),
                     "lose": round(float(per_seed.lose_rate.mean()), 3),
                     "draw": round(float(per_seed.draw_rate.mean()), 3),
                     "team_return": round(float(per_seed.team_return.mean()), 3),
-                    "seeds": len(per_seed), "budget_episodes": int(c.episodes.max()),
+                    "seeds": len(per_seed),
+                    "budget_episodes": int(curve[curve.method == method].episodes.max()),
                     "wall_s": float(done[done.method == method].wall_s.iloc[0])})
     return pd.DataFrame(out)
 
 
-def finals(curve: pd.DataFrame) -> pd.DataFrame:
-    """Per method and seed: the mean win / lose / draw rates of its last ``LAST``
-    evaluations, and whether it wins more often than it loses."""
-    order = {m: i for i, m in enumerate(curve.method.unique())}
-    last = (curve.sort_values("episodes").groupby(["method", "seed"])
-            [["win_rate", "lose_rate", "draw_rate"]].apply(lambda s: s.iloc[-LAST:].mean())
-            .round(3).reset_index())
-    last = last.sort_values(["method", "seed"], key=lambda c: c.map(order) if c.name ==
-                            "method" else c, ignore_index=True)
-    return last.assign(wins_more=last.win_rate > last.lose_rate)
+def progress(curve: pd.DataFrame, every: int = 5000, window: int = 10,
+             levels: tuple[float, ...] = (0.3, 0.5)) -> pd.DataFrame:
+    """Learning speed per method: the win rate averaged over seeds and the last ``window``
+    evaluations at every ``every`` training episodes, and the first episode count at which
+    that average reaches each of ``levels`` (``first_0.5``; NaN: never)."""
+    out = []
+    for method, c in curve.groupby("method", sort=False):
+        mean = c.groupby("episodes").win_rate.mean().rolling(window).mean()
+        row = {"method": method}
+        for at in range(every, int(mean.index.max()) + 1, every):
+            row[f"at_{at}"] = round(float(mean[mean.index <= at].iloc[-1]), 3)
+        for level in levels:
+            reached = mean.index[mean >= level]
+            row[f"first_{level:g}"] = int(reached.min()) if len(reached) else np.nan
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def hsd_alpha(run_id: str, root: str) -> pd.DataFrame:
+    """Per seed of an HSD run: the final alpha and decoder accuracy (last training row), how
+    many evaluations reached the alpha threshold (each lowers alpha) and the best one."""
+    result = runner.load_result(run_id, root)
+    threshold = float(result.scenario.algorithm.get("alpha", {}).get("threshold", 0.7))
+    ep = result.episodes
+    train = ep[ep.phase == "train"].sort_values("iteration").groupby("seed").tail(1)
+    ev = ep[ep.phase == "eval"].groupby("seed").win_rate
+    return pd.DataFrame({"seed": train.seed.to_numpy(), "alpha": train.alpha.to_numpy(),
+                         "decoder_accuracy": train.decoder_accuracy.round(3).to_numpy(),
+                         f"evaluations_won_{threshold:g}": ev.apply(
+                             lambda w: int((w >= threshold).sum())).to_numpy(),
+                         "best_evaluation": ev.max().round(3).to_numpy()})
 
 
 def plot(curve: pd.DataFrame, path: Path) -> None:
@@ -332,7 +363,14 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
           "CI half-width over seeds):")
     print(table.to_string(index=False))
     print(f"\nPer seed (mean of the last {LAST} evaluations):")
-    print(finals(curve).to_string(index=False))
+    print(finals(curve)[["method", "seed", "win_rate", "lose_rate", "draw_rate", "wins_more"]]
+          .round(3).to_string(index=False))
+    print("\nLearning speed (win rate, mean over seeds and 10 evaluations; first_L: first "
+          "training episode count where it reaches L):")
+    print(progress(curve).to_string(index=False))
+    for method in [m for m in ids if m.startswith("hsd") and m != "hsd-scripted"]:
+        print(f"\n{method}: alpha and the skill decoder at the end, per seed:")
+        print(hsd_alpha(ids[method], a.root).to_string(index=False))
     events = None
     for method in [m for m in ANALYSED if m in ids] if a.analysis else []:
         skill_table, found = skill_analysis(ids[method], a.root, Path(a.docs),

@@ -247,7 +247,7 @@ def contrasts(tr: pd.DataFrame, level: float = 0.95, draws: int = 2000, seed: in
     ``min_steps`` agent-steps are compared (a rarely used skill's rate is too uncertain); the
     others are left out. The check is calibrated for about 100 test episodes per seed: in
     simulations of 4 skills that behave alike (9 events at rates 0.005-0.2 per step, about
-    40 steps per skill and episode; ``tests/test_skills.py``), some event of a seed was
+    40 steps per skill and episode; ``benchmarks/skill_calibration.py``), some event of a seed was
     called distinct in 5 of 100 seeds at 100 episodes (the earlier Bonferroni-percentile
     interval: 10), 11 at 50 episodes and 21 at 30, against a nominal 5: with fewer episodes
     the bootstrap understates the spread of rare events' rates."""

@@ -582,30 +582,31 @@ def test_bad_actions_are_one_line_errors(actions, match):
 
 def test_a_state_stored_in_other_types_or_layouts_plays_the_same():
     """float32 positions, float-typed counters, strided and read-only arrays: the same
-    observation, global state and step as the kernel's own state."""
+    observation, global state and step as the kernel's own state with those values."""
     from dataclasses import fields, replace
 
     g = game()
-    s = g.reset(4, np.random.default_rng(1))
-    s = g.step(s, np.full((4, 3), UP), np.random.default_rng(2)).state
-    wide = {f.name: np.stack([getattr(s, f.name)] * 2, 1) for f in fields(s)}
-    odd = replace(s, **{k: v[:, 1] for k, v in wide.items()})  # strided views
-    odd = replace(odd, x=odd.x.astype(np.float32).astype(np.float64), timer=s.timer * 1.0)
+    s = g.step(g.reset(4, np.random.default_rng(1)), np.full((4, 3), UP),
+               np.random.default_rng(2)).state
+    strided = {f.name: np.stack([getattr(s, f.name)] * 2, 1)[:, 1] for f in fields(s)}
+    x32 = s.x.astype(np.float32)
+    odd = replace(s, **strided)
+    odd = replace(odd, x=x32, timer=odd.timer.astype(np.float64))
     for a in (odd.z, odd.vx, odd.holder):
         a.flags.writeable = False
-    assert odd.x.dtype == np.float64 and not odd.z.flags.c_contiguous
-    base = replace(s, x=odd.x.copy())
-    np.testing.assert_array_equal(g.observe(odd), g.observe(base))
-    np.testing.assert_array_equal(g.global_state(odd), g.global_state(base))
+    assert not odd.z.flags.c_contiguous and odd.x.dtype == np.float32
+    same = replace(s, x=x32.astype(np.float64))  # the values the kernel must see
+    np.testing.assert_array_equal(g.observe(odd), g.observe(same))
+    np.testing.assert_array_equal(g.global_state(odd), g.global_state(same))
     acts = np.random.default_rng(3).integers(0, 9, (4, 3))
-    a, b = (g.step(t, acts, np.random.default_rng(4)) for t in (odd, base))
+    a, b = (g.step(t, acts, np.random.default_rng(4)) for t in (odd, same))
     np.testing.assert_array_equal(a.obs, b.obs)
     np.testing.assert_array_equal(a.state.x, b.state.x)
-    np.testing.assert_array_equal(g.observe(replace(s, x=s.x.astype(np.float32))),
-                                  g.observe(replace(s, x=s.x.astype(np.float32) * 1.0)))
-    with pytest.raises(ValueError, match="holder must be a player in 0..5") as err:
-        g.observe(replace(s, holder=np.full(4, 6)))
-    assert "\n" not in str(err.value)
+    for bad in (lambda: g.observe(replace(s, holder=np.full(4, 6))),
+                lambda: g.make_state(X0, Z0, holder=-1)):
+        with pytest.raises(ValueError, match="holder must be a player in 0..5") as err:
+            bad()
+        assert "\n" not in str(err.value)
 
 
 def test_mesa_face_shows_all_six_players_and_the_puck_on_the_rink():

@@ -240,8 +240,9 @@ def _skills(run_id: str, root) -> None:
                 "in fewer than 10 episodes or 100 steps are left out.")
     if n < 100:
         st.caption(f"With {n} test episodes this check calls skills that play alike "
-                   "different more often than 1 in 20 (in simulations: 11% at 50 episodes, "
-                   "21% at 30); 100 or more episodes keep it near 5%.")
+                   "different more often than 1 in 20 (simulated by "
+                   "benchmarks/skill_calibration.py: 11% of seeds at 50 episodes, 21% at "
+                   "30); 100 or more keep it near 5%.")
     pairs = skills.distinct_pairs(skills.contrasts(one)).drop(columns="seed").rename(
         columns={"a_more": "skill_a clearly more", "b_more": "skill_b clearly more",
                  "opposite": "different kinds of play"})

@@ -272,18 +272,39 @@ _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 _NO_KICK = np.empty((0, 13))  # the kick-off uniforms when a goal ends the episode
 
 
+_FIELDS = ("t", "x", "z", "vx", "vz", "timer", "holder", "score", "first", "event", "actor")
+_FLOATS = frozenset({"x", "z", "vx", "vz"})  # float64; the others int64
+
+
 def _typed(s: State) -> State:
     """``s`` as the compiled kernel takes it: contiguous float64 positions and velocities,
-    int64 counters (a state stored as float32, sliced or read-only still works); a carrier
-    outside 0..5 is a one-line error."""
-    f = [np.ascontiguousarray(a, np.float64) for a in (s.x, s.z, s.vx, s.vz)]
-    i = [np.ascontiguousarray(a, np.int64) for a in (s.t, s.timer, s.holder, s.score,
-                                                     s.first, s.event, s.actor)]
-    if i[2].size and (i[2].min() < 0 or i[2].max() >= N_PLAYERS):
+    int64 counters (a state stored as float32, sliced or read-only still works: converted),
+    and a carrier outside 0..5 is a one-line error. ``STS2`` skips it for the state its
+    last step or reset returned (the kernel's own arrays), so a rollout does not pay it."""
+    arrays = [getattr(s, f) for f in _FIELDS]
+    if not all(a.dtype == (np.float64 if f in _FLOATS else np.int64)
+               and a.flags.c_contiguous for f, a in zip(_FIELDS, arrays, strict=True)):
+        s = State(**{f: np.ascontiguousarray(a, np.float64 if f in _FLOATS else np.int64)
+                     for f, a in zip(_FIELDS, arrays, strict=True)})
+    _check_carriers(s.holder)
+    return s
+
+
+def _check_carriers(holder: np.ndarray) -> None:
+    """A carrier outside 0..5 is a one-line error."""
+    if not _carriers_valid(holder):
         raise ValueError(f"sts2 state: holder must be a player in 0..{N_PLAYERS - 1}, got "
-                         f"values in {int(i[2].min())}..{int(i[2].max())}")
-    return State(t=i[0], x=f[0], z=f[1], vx=f[2], vz=f[3], timer=i[1], holder=i[2],
-                 score=i[3], first=i[4], event=i[5], actor=i[6])
+                         f"values in {int(holder.min())}..{int(holder.max())}")
+
+
+@njit(**_JIT)
+def _carriers_valid(holder):
+    for h in holder:  # noqa: SIM110 (a loop numba compiles)
+        if h < 0 or h >= N_PLAYERS:
+            return False
+    return True
+
+
 _EVENT_ORDER = np.array([EVENT_STEAL, EVENT_PASS, EVENT_SHOT, EVENT_INTERCEPTION, EVENT_GOAL])
 (_I_SHOT, _I_GOAL, _I_REBOUND, _I_PASS_ATTEMPT, _I_PASS_MADE, _I_PASS_RECEIVED,
  _I_INTERCEPTION, _I_STEAL, _I_POSSESSION, _I_WIN, _I_LOSE, _I_DRAW) = range(len(EVENTS))
@@ -737,6 +758,12 @@ class STS2(Plane, AgentEvents, Render, GlobalState):
         self.draw_penalty = p.draw_penalty
         #: players moved by the script: the opponents and the last scripted learning slots
         self.scripted = np.arange(N_PLAYERS) >= TEAM_SIZE - p.scripted_teammates
+        self._fresh: State | None = None  # the state the kernel returned last (see _typed)
+
+    def _kernel_state(self, state: State) -> State:
+        """``state`` ready for the compiled kernel (:func:`_typed`, unless it is the one the
+        last step or reset returned)."""
+        return state if state is self._fresh else _typed(state)
 
     # ------------------------------------------------------------------ starts
     def reset(self, batch: int, rng: np.random.Generator) -> State:
@@ -746,9 +773,11 @@ class STS2(Plane, AgentEvents, Render, GlobalState):
         else:
             first = np.full(batch, int(self.kickoff == "opponents"), np.int64)
         x, z, vx, vz, timer, holder = _reset(u, first)
-        return State(t=np.zeros(batch, np.int64), x=x, z=z, vx=vx, vz=vz, timer=timer,
-                     holder=holder, score=np.zeros((batch, 2), np.int64), first=first,
-                     event=np.zeros(batch, np.int64), actor=np.full(batch, -1, np.int64))
+        self._fresh = State(t=np.zeros(batch, np.int64), x=x, z=z, vx=vx, vz=vz, timer=timer,
+                            holder=holder, score=np.zeros((batch, 2), np.int64), first=first,
+                            event=np.zeros(batch, np.int64),
+                            actor=np.full(batch, -1, np.int64))
+        return self._fresh
 
     def make_state(self, x, z, vx=None, vz=None, holder=0, timer=None, t=0, score=(0, 0),
                    first=0) -> State:
@@ -765,8 +794,7 @@ class STS2(Plane, AgentEvents, Render, GlobalState):
         if not x.shape == z.shape == vx.shape == vz.shape == timer.shape == shape:
             raise ValueError(f"{self.name}: x, z, vx, vz and timer must have shape [batch, 6]")
         holder = np.broadcast_to(np.asarray(holder, np.int64), (b,)).copy()
-        if ((holder < 0) | (holder >= N_PLAYERS)).any():
-            raise ValueError(f"{self.name}: holder must be a player 0..5")
+        _check_carriers(holder)
         return State(t=np.full(b, t, np.int64), x=x.copy(), z=z.copy(), vx=vx.copy(),
                      vz=vz.copy(), timer=timer.copy(), holder=holder,
                      score=np.broadcast_to(np.asarray(score, np.int64), (b, 2)).copy(),
@@ -780,13 +808,13 @@ class STS2(Plane, AgentEvents, Render, GlobalState):
 
         Returns inputs ``(ix, iz)`` ``[B, 6]`` in {-1, 0, 1}, and for the carrier ``shoot
         [B]`` bool and ``pass_to [B]`` (the target player, or -1)."""
-        s = _typed(state)
+        s = self._kernel_state(state)
         free = s.timer == 0 if free is None else np.ascontiguousarray(free, np.bool_)
         return _script(s.x, s.z, s.holder, free)
 
     # ------------------------------------------------------------------ one tick
     def step(self, state: State, actions: np.ndarray, rng: np.random.Generator) -> Step:
-        s = _typed(state)
+        s = self._kernel_state(state)
         b = len(s.t)
         actions = np.asarray(check_actions(self, actions, b), np.int64)
         u = rng.random((b, 4))  # shot on net, interception by candidates 0..2
@@ -795,22 +823,22 @@ class STS2(Plane, AgentEvents, Render, GlobalState):
          obs) = _step(s.t, s.x, s.z, s.vx, s.vz, s.timer, s.holder, s.score, s.first, actions,
                       u, u_kick, self.scripted, self.max_steps, self.end_on_goal,
                       self.possession_reward, self.draw_penalty)
-        new = State(t=t, x=x, z=z, vx=vx, vz=vz, timer=timer, holder=holder, score=score,
-                    first=s.first, event=event, actor=actor)
+        new = self._fresh = State(t=t, x=x, z=z, vx=vx, vz=vz, timer=timer, holder=holder,
+                                  score=score, first=s.first, event=event, actor=actor)
         r = np.repeat(reward.astype(np.float32)[:, None], TEAM_SIZE, 1)
         return Step(new, obs, r, done, dict(zip(EVENTS, info, strict=True)))
 
     # ------------------------------------------------------------------ views
     def observe(self, state: State) -> np.ndarray:
         """``[B, 3, 31]`` float32 observations of the learning agents (module docstring)."""
-        s = _typed(state)
+        s = self._kernel_state(state)
         return _observe(s.x, s.z, s.vx, s.vz, s.holder)
 
     def global_state(self, state: State) -> np.ndarray:
         """``[B, 34]`` float32 global state (Diss §4.3.1): the carrier's (x / 9, z / 18, vx,
         vz), a one-hot of the carrier among players 0..5, then (x / 9, z / 18, vx, vz) of
         each player 0..5 (the learning team first)."""
-        s = _typed(state)
+        s = self._kernel_state(state)
         return _global_state(s.x, s.z, s.vx, s.vz, s.holder)
 
     def describe(self, state: State) -> dict[str, np.ndarray]:
