@@ -9,54 +9,226 @@ MetaGrad taxes 0-10 coin more and 10-39 coin less than US-federal.
 
     .venv/bin/python benchmarks/gtb_welfare.py                 # all mechanisms, seeds 0-2
     .venv/bin/python benchmarks/gtb_welfare.py --only gtb_us_federal gtb_free_market
+    # issue 15's comparison at 10x the budget (16,000 training episodes per seed), two
+    # scenarios at a time, continued by a later invocation with the same arguments:
+    .venv/bin/python benchmarks/gtb_welfare.py --iterations 4000 --jobs 2 --resume \
+        --root runs/gtb10x --only gtb_metagrad gtb_us_federal gtb_dualrl gtb_free_market \
+        --test-episodes 50 --docs docs
+
+With ``--iterations`` a run evaluates 16 times over training and checkpoints every 100
+iterations. ``--test-episodes N``: the table comes from N more evaluation episodes per seed
+played by each run's last checkpoint (the final evaluation has only ``eval_episodes``). The
+mechanisms are compared by OLS of the seeds' welfare on the mechanism (each seed's training
+run is one independent observation), against US-federal and against dual-RL. ``--docs``
+writes ``gtb_welfare_<iterations>it_{seeds,schedules,curves,tests}.csv`` and the figure
+``gtb_welfare_<iterations>it.png`` (welfare, productivity and equality over training, and the
+schedules in force at the end).
 """
 
 from __future__ import annotations
 
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import parser, run_scenarios  # noqa: E402
+from common import parser, run_scenarios, save_figure  # noqa: E402
 
-from econsim import scenario  # noqa: E402
+from econsim import analysis, model, runner, scenario  # noqa: E402
 from econsim.cli import parse_seeds  # noqa: E402
+from econsim.files import atomic_write  # noqa: E402
 
 SCENARIOS = ["gtb_free_market", "gtb_us_federal", "gtb_flat30", "gtb_saez", "gtb_metagrad",
              "gtb_dualrl"]
 METRICS = ["welfare_sum", "productivity", "equality", "tax_revenue"]
+CHECKPOINT_EVERY = 100  # iterations between checkpoints: what a --resume loses at most
+
+
+def _one(name: str, seeds: list[int], iterations: int | None, root: str, progress: bool,
+         resume: bool) -> pd.DataFrame:
+    """Train one scenario (a worker of --jobs); with ``iterations``, 16 evaluations over
+    training (the curves) and a checkpoint every ``CHECKPOINT_EVERY`` iterations."""
+    torch.set_num_threads(1)
+    return run_scenarios([name], seeds, iterations, root, progress=progress, columns=METRICS,
+                         resume=resume, checkpoint_every=CHECKPOINT_EVERY,
+                         eval_every=max(1, iterations // 16) if iterations else None)
+
+
+def test(df: pd.DataFrame, root: str, episodes: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each run's trainer from its last checkpoint plays ``episodes`` more evaluation episodes
+    per seed: (one row per scenario x seed with the means of ``METRICS``, one row per
+    scenario with the mean marginal rate per bracket over those episodes' periods)."""
+    rows, rates = [], []
+    for name, run_id in df.groupby("scenario", sort=False).run_id.first().items():
+        trainer = model.load_trainer(run_id, root)
+        out = trainer.evaluate(episodes)
+        for r, seed in enumerate(trainer.seeds):
+            rows.append({"scenario": name, "seed": seed, "iterations": trainer.iteration,
+                         "episodes": episodes, **{k: float(out[k][r]) for k in METRICS},
+                         "run_id": run_id})
+        periods = out["_tables"]["periods"]
+        cols = [c for c in periods.columns if c.startswith("rate_")]
+        rates.append({"scenario": name, **periods[cols].mean().to_dict()})
+    return pd.DataFrame(rows), pd.DataFrame(rates)
+
+
+def final_rates(df: pd.DataFrame, root: str) -> pd.DataFrame:
+    """Per scenario: the mean marginal rate per bracket over the final evaluation's periods."""
+    rates = []
+    for name, run_id in df.groupby("scenario", sort=False).run_id.first().items():
+        periods = pd.read_parquet(Path(root) / run_id / "periods.parquet")
+        last = periods[periods.iteration == periods.iteration.max()]
+        cols = [c for c in last.columns if c.startswith("rate_")]
+        rates.append({"scenario": name, **last[cols].mean().to_dict()})
+    return pd.DataFrame(rates)
+
+
+def curves(df: pd.DataFrame, root: str) -> pd.DataFrame:
+    """Training curves: one row per scenario x seed x logged iteration (every ``log_every``
+    iterations, the training episodes' means) of ``METRICS`` and the agents' return;
+    ``episodes``: training episodes per seed so far."""
+    out = []
+    for run_id in df.run_id.unique():
+        ep = pd.read_parquet(Path(root) / run_id / "episodes.parquet").query("phase == 'train'")
+        part = ep[["scenario", "seed", "iteration", "collective", *METRICS]].copy()
+        part.insert(3, "episodes", part.iteration * episodes_per_iteration(run_id, root))
+        out.append(part)
+    return pd.concat(out, ignore_index=True)
+
+
+def episodes_per_iteration(run_id: str, root: str) -> int:
+    """Training episodes per seed in one iteration of a stored run (its ``batch``)."""
+    return int(runner.load_result(run_id, root).scenario.algorithm["batch"])
+
+
+def compare(per_seed: pd.DataFrame, against: str, outcome: str = "welfare_sum"
+            ) -> pd.DataFrame:
+    """OLS of ``outcome`` on the mechanism over the per-seed rows (each seed's training run is
+    one independent observation; classical standard errors), ``against`` as the reference:
+    each other scenario's difference with its standard error, t and p."""
+    fit = analysis.regress(f"{outcome} ~ C(scenario)", per_seed, cluster=None,
+                           reference={"scenario": against})
+    table = fit.table
+    table = table[table.term != "Intercept"]
+    table.insert(0, "against", against)
+    table["term"] = table.term.str.extract(r"\[T\.(.*)\]", expand=False)
+    return table[["against", "term", "coef", "std_err", "t", "p", "ci_low", "ci_high"]]
+
+
+def plot(curve: pd.DataFrame, per_seed: pd.DataFrame, rates: pd.DataFrame, path: Path,
+         smooth: int = 10) -> None:
+    """Welfare, productivity, equality over training (mean over seeds of a rolling mean over
+    ``smooth`` logged points, band = min-max over seeds; dots = the final test per seed) and
+    the schedules in force at the end."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("welfare_sum", "social welfare per episode"),
+              ("productivity", "productivity (coin per episode)"),
+              ("equality", "equality (1 - Gini)")]
+    fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
+    colours = dict(zip(curve.scenario.unique(), plt.cm.tab10.colors, strict=False))
+    for ax, (col, title) in zip(axes, panels, strict=False):
+        for name, c in curve.groupby("scenario", sort=False):
+            wide = c.pivot(index="episodes", columns="seed", values=col)
+            wide = wide.rolling(smooth, min_periods=1).mean()
+            x = wide.index
+            ax.plot(x, wide.mean(axis=1), color=colours[name], lw=1.2,
+                    label=name.removeprefix("gtb_"))
+            ax.fill_between(x, wide.min(axis=1), wide.max(axis=1), color=colours[name], alpha=0.15)
+            last = per_seed[per_seed.scenario == name]
+            ax.scatter(last.episodes_trained, last[col], color=colours[name], s=14, zorder=3)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("training episodes per seed")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    ax = axes[3]
+    cols = [c for c in rates.columns if c.startswith("rate_")]
+    width = 0.8 / max(1, len(rates))
+    for i, (_, row) in enumerate(rates.iterrows()):
+        ax.bar([k + i * width for k in range(len(cols))], row[cols].to_numpy(float), width,
+               color=colours.get(row.scenario), label=row.scenario.removeprefix("gtb_"))
+    ax.set_xticks([k + 0.4 - width / 2 for k in range(len(cols))], BRACKETS, fontsize=7)
+    ax.set_xlabel("bracket starts at (coin)")
+    ax.set_title("marginal rate at the end", fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
+    save_figure(fig, path)
+
+
+BRACKETS = ["0", "9.7", "39.5", "84.2", "160.7", "204.1", "510.3"]
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     p = parser(__doc__.splitlines()[0])
     p.set_defaults(seeds="0-2")
     p.add_argument("--only", nargs="+", help="a subset of the scenarios")
+    p.add_argument("--jobs", type=int, default=1, help="scenarios trained in parallel")
+    p.add_argument("--test-episodes", type=int, default=0,
+                   help="after training, this many more evaluation episodes per seed from "
+                   "the last checkpoint give the table (default 0: the last evaluation's)")
+    p.add_argument("--docs", help="write the tables (CSV) and the figure (PNG) here, named "
+                   "gtb_welfare_<iterations>it_*")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     names = [n for n in (args.only or SCENARIOS) if n in scenario.names()]
-    df = run_scenarios(names, parse_seeds(args.seeds), args.iterations, args.root,
-                       progress=not args.quiet, columns=METRICS, resume=args.resume)
-    print("\nFinal evaluation per seed (per episode of 100 steps):")
-    print(df[["scenario", "seed", "iterations", *METRICS, "wall_s"]].round(2)
+    seeds = parse_seeds(args.seeds)
+    k = len(names)
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs) as pool:
+            parts = list(pool.map(_one, names, [seeds] * k, [args.iterations] * k,
+                                  [args.root] * k, [False] * k, [args.resume] * k))
+    else:
+        parts = [_one(n, seeds, args.iterations, args.root, not args.quiet, args.resume)
+                 for n in names]
+    df = pd.concat(parts, ignore_index=True)
+    if args.test_episodes:
+        per_seed, rates = test(df, args.root, args.test_episodes)
+        what = f"{args.test_episodes} test episodes per seed after training"
+    else:
+        per_seed, rates = df, final_rates(df, args.root)
+        what = "the final evaluation"
+    per_seed["episodes_trained"] = [iters * episodes_per_iteration(run_id, args.root) for
+                                    iters, run_id in zip(per_seed.iterations, per_seed.run_id,
+                                                         strict=True)]
+    print(f"\nPer seed ({what}; per episode of 100 steps):")
+    print(per_seed[["scenario", "seed", "iterations", *METRICS]].round(2)
           .to_string(index=False))
-    summary = df.groupby("scenario", sort=False).agg(
-        **{k: (k, "mean") for k in METRICS}, seeds=("seed", "count"),
-        wall_s=("wall_s", "first")).reset_index()
-    print("\nSummary (mean over seeds):")
+    summary = per_seed.groupby("scenario", sort=False).agg(
+        **{k: (k, "mean") for k in METRICS}, welfare_sd=("welfare_sum", "std"),
+        seeds=("seed", "count")).reset_index()
+    summary["wall_s"] = summary.scenario.map(df.groupby("scenario").wall_s.first())
+    print("\nSummary (mean over seeds; welfare_sd: its standard deviation over seeds):")
     print(summary.round(2).to_string(index=False))
-    rates = []
-    for name, run_id in df.groupby("scenario", sort=False).run_id.first().items():
-        periods = pd.read_parquet(Path(args.root) / run_id / "periods.parquet")
-        last = periods[periods.iteration == periods.iteration.max()]
-        cols = [c for c in last.columns if c.startswith("rate_")]
-        rates.append({"scenario": name, **last[cols].mean().round(3).to_dict()})
-    print("\nTax schedule in force at the final evaluation (mean marginal rate per bracket; "
-          "brackets start at 0, 9.7, 39.5, 84.2, 160.7, 204.1, 510.3 coin):")
-    print(pd.DataFrame(rates).to_string(index=False))
-    return df
+    print("\nTax schedule in force (mean marginal rate per bracket; brackets start at "
+          + ", ".join(BRACKETS) + " coin):")
+    print(rates.round(3).to_string(index=False))
+    tests = []
+    if per_seed.scenario.nunique() > 1 and per_seed.groupby("scenario").size().min() > 1:
+        for ref in ("gtb_us_federal", "gtb_dualrl"):
+            if ref in names:
+                tests.append(compare(per_seed, ref))
+    if tests:
+        tests = pd.concat(tests, ignore_index=True)
+        print("\nDifferences in social welfare (OLS on the seeds' values, classical SEs):")
+        print(tests.round(3).to_string(index=False))
+    if args.docs:
+        tag = f"gtb_welfare_{int(per_seed.iterations.max())}it"
+        docs = Path(args.docs)
+        docs.mkdir(parents=True, exist_ok=True)
+        curve = curves(df, args.root)
+        for table, suffix in ((per_seed, "seeds"), (rates, "schedules"), (curve, "curves")):
+            atomic_write(docs / f"{tag}_{suffix}.csv",
+                         lambda tmp, t=table: t.to_csv(tmp, index=False))
+        if len(tests):
+            atomic_write(docs / f"{tag}_tests.csv", lambda tmp: tests.to_csv(tmp, index=False))
+        plot(curve, per_seed, rates, docs / f"{tag}.png")
+        print(f"\nwrote {docs}/{tag}*.csv and {tag}.png")
+    return per_seed
 
 
 if __name__ == "__main__":

@@ -142,6 +142,33 @@ def test_welfare_benchmark_on_a_tiny_budget(tmp_path, capsys):
     assert "Tax schedule" in out and str(US_FEDERAL_RATES[-1]) in out
 
 
+def test_welfare_benchmark_tests_episodes_and_writes_docs(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    import pandas as pd
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gtb_welfare.py"
+    spec = importlib.util.spec_from_file_location("gtb_welfare", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    docs = tmp_path / "docs"
+    df = mod.main(["--iterations", "2", "--seeds", "0,1", "--root", str(tmp_path / "runs"),
+                   "--quiet", "--only", "gtb_free_market", "gtb_us_federal",
+                   "--test-episodes", "3", "--docs", str(docs)])
+    assert (df.episodes == 3).all() and (df.episodes_trained == 8).all()  # 2 x batch 4
+    means = df.groupby("scenario").welfare_sum.mean()
+    tests = pd.read_csv(docs / "gtb_welfare_2it_tests.csv")
+    row = tests[(tests.against == "gtb_us_federal") & (tests.term == "gtb_free_market")]
+    assert row.coef.item() == pytest.approx(means["gtb_free_market"] - means["gtb_us_federal"])
+    usf = pd.read_csv(docs / "gtb_welfare_2it_schedules.csv").set_index("scenario")
+    assert usf.loc["gtb_us_federal", "rate_6"] == pytest.approx(US_FEDERAL_RATES[-1])
+    curve = pd.read_csv(docs / "gtb_welfare_2it_curves.csv")
+    assert set(curve.seed) == {0, 1} and (curve.episodes == curve.iteration * 4).all()
+    assert (docs / "gtb_welfare_2it.png").stat().st_size > 0
+    assert "Differences in social welfare" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("name", ["gtb_metagrad", "gtb_dualrl"])
 def test_learned_planner_comes_with_a_trained_run(name, tmp_path):
     result = runner.run(small(name, 2, ppo=True), seeds=[0], progress=False, root=tmp_path)
