@@ -17,9 +17,9 @@ MetaGrad taxes 0-10 coin more and 10-39 coin less than US-federal.
 
 With ``--iterations`` a run evaluates 16 times over training and checkpoints every 100
 iterations. ``--test-episodes N``: the table comes from N more evaluation episodes per seed
-played by each run's last checkpoint (the final evaluation has only ``eval_episodes``). The
-mechanisms are compared by OLS of the seeds' welfare on the mechanism (each seed's training
-run is one independent observation), against US-federal and against dual-RL. ``--docs``
+played by each run's last checkpoint (the final evaluation has only ``eval_episodes``). MetaGrad's
+welfare is tested against each other mechanism's by Welch's t over the seeds (each seed's
+training run is one independent observation). ``--docs``
 writes ``gtb_welfare_<iterations>it_{seeds,schedules,curves,tests}.csv`` and the figure
 ``gtb_welfare_<iterations>it.png`` (welfare, productivity and equality over training, and the
 schedules in force at the end).
@@ -37,30 +37,37 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import parser, run_scenarios, save_figure  # noqa: E402
 
-from econsim import analysis, model, runner, scenario  # noqa: E402
+from econsim import model, scenario  # noqa: E402
 from econsim.cli import parse_seeds  # noqa: E402
 from econsim.files import atomic_write  # noqa: E402
 
 SCENARIOS = ["gtb_free_market", "gtb_us_federal", "gtb_flat30", "gtb_saez", "gtb_metagrad",
              "gtb_dualrl"]
 METRICS = ["welfare_sum", "productivity", "equality", "tax_revenue"]
+BRACKETS = ["0", "9.7", "39.5", "84.2", "160.7", "204.1", "510.3"]  # coin, where each starts
 CHECKPOINT_EVERY = 100  # iterations between checkpoints: what a --resume loses at most
 
 
 def _one(name: str, seeds: list[int], iterations: int | None, root: str, progress: bool,
          resume: bool) -> pd.DataFrame:
     """Train one scenario (a worker of --jobs); with ``iterations``, 16 evaluations over
-    training (the curves) and a checkpoint every ``CHECKPOINT_EVERY`` iterations."""
+    training (``phase = eval`` in the run's ``episodes.parquet``) and a checkpoint every
+    ``CHECKPOINT_EVERY`` iterations. Both are part of the run's settings, so ``--resume``
+    finds only runs made with them."""
     torch.set_num_threads(1)
     return run_scenarios([name], seeds, iterations, root, progress=progress, columns=METRICS,
                          resume=resume, checkpoint_every=CHECKPOINT_EVERY,
                          eval_every=max(1, iterations // 16) if iterations else None)
 
 
-def test(df: pd.DataFrame, root: str, episodes: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Each run's trainer from its last checkpoint plays ``episodes`` more evaluation episodes
-    per seed: (one row per scenario x seed with the means of ``METRICS``, one row per
-    scenario with the mean marginal rate per bracket over those episodes' periods)."""
+def retest(df: pd.DataFrame, root: str, episodes: int
+           ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each run's trainer from its last checkpoint plays ``episodes`` evaluation episodes per
+    seed: (one row per scenario x seed with the means of ``METRICS``, one row per scenario
+    with the mean marginal rate per bracket over those episodes' periods). They are drawn
+    from the evaluation streams of the last iteration, the streams the run's final
+    evaluation started from (the policy is fixed, so this only sets which worlds are
+    played)."""
     rows, rates = [], []
     for name, run_id in df.groupby("scenario", sort=False).run_id.first().items():
         trainer = model.load_trainer(run_id, root)
@@ -89,40 +96,46 @@ def final_rates(df: pd.DataFrame, root: str) -> pd.DataFrame:
 def curves(df: pd.DataFrame, root: str) -> pd.DataFrame:
     """Training curves: one row per scenario x seed x logged iteration (every ``log_every``
     iterations, the training episodes' means) of ``METRICS`` and the agents' return;
-    ``episodes``: training episodes per seed so far."""
+    ``episodes``: training episodes per seed so far (summed from the log)."""
     out = []
     for run_id in df.run_id.unique():
         ep = pd.read_parquet(Path(root) / run_id / "episodes.parquet").query("phase == 'train'")
         part = ep[["scenario", "seed", "iteration", "collective", *METRICS]].copy()
-        part.insert(3, "episodes", part.iteration * episodes_per_iteration(run_id, root))
+        part.insert(3, "episodes", ep.groupby("seed").episodes.cumsum())  # as logged
         out.append(part)
     return pd.concat(out, ignore_index=True)
 
 
-def episodes_per_iteration(run_id: str, root: str) -> int:
-    """Training episodes per seed in one iteration of a stored run (its ``batch``)."""
-    return int(runner.load_result(run_id, root).scenario.algorithm["batch"])
+def compare(per_seed: pd.DataFrame, scenario: str, others: list[str],
+            outcome: str = "welfare_sum") -> pd.DataFrame:
+    """``scenario``'s ``outcome`` against each of ``others``: Welch's t-test over the seeds
+    (each seed's training run is one independent observation; unequal variances, since a
+    learned planner's seeds spread more than a fixed schedule's), two-sided, uncorrected for
+    the number of comparisons. One row per comparison with both means, the difference, its
+    standard error, t, the Welch degrees of freedom and p."""
+    from scipy import stats
 
-
-def compare(per_seed: pd.DataFrame, against: str, outcome: str = "welfare_sum"
-            ) -> pd.DataFrame:
-    """OLS of ``outcome`` on the mechanism over the per-seed rows (each seed's training run is
-    one independent observation; classical standard errors), ``against`` as the reference:
-    each other scenario's difference with its standard error, t and p."""
-    fit = analysis.regress(f"{outcome} ~ C(scenario)", per_seed, cluster=None,
-                           reference={"scenario": against})
-    table = fit.table
-    table = table[table.term != "Intercept"]
-    table.insert(0, "against", against)
-    table["term"] = table.term.str.extract(r"\[T\.(.*)\]", expand=False)
-    return table[["against", "term", "coef", "std_err", "t", "p", "ci_low", "ci_high"]]
+    a = per_seed.loc[per_seed.scenario == scenario, outcome].to_numpy(float)
+    rows = []
+    for other in others:
+        b = per_seed.loc[per_seed.scenario == other, outcome].to_numpy(float)
+        if min(len(a), len(b)) < 2:
+            raise SystemExit(f"compare: {scenario} has {len(a)} and {other} {len(b)} seeds; "
+                             "a t-test needs at least 2 each")
+        res = stats.ttest_ind(a, b, equal_var=False)
+        se = (a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)) ** 0.5
+        rows.append({"scenario": scenario, "against": other, "outcome": outcome,
+                     "mean": a.mean(), "mean_against": b.mean(), "diff": a.mean() - b.mean(),
+                     "std_err": se, "t": float(res.statistic), "df": float(res.df),
+                     "p": float(res.pvalue), "seeds": len(a), "seeds_against": len(b)})
+    return pd.DataFrame(rows)
 
 
 def plot(curve: pd.DataFrame, per_seed: pd.DataFrame, rates: pd.DataFrame, path: Path,
          smooth: int = 10) -> None:
     """Welfare, productivity, equality over training (mean over seeds of a rolling mean over
-    ``smooth`` logged points, band = min-max over seeds; dots = the final test per seed) and
-    the schedules in force at the end."""
+    ``smooth`` logged points, band = min-max over seeds; dots = the final table's value per
+    seed) and the schedules of the final table (mean rate per bracket over its periods)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -155,22 +168,23 @@ def plot(curve: pd.DataFrame, per_seed: pd.DataFrame, rates: pd.DataFrame, path:
                color=colours.get(row.scenario), label=row.scenario.removeprefix("gtb_"))
     ax.set_xticks([k + 0.4 - width / 2 for k in range(len(cols))], BRACKETS, fontsize=7)
     ax.set_xlabel("bracket starts at (coin)")
-    ax.set_title("marginal rate at the end", fontsize=9)
+    ax.set_title("marginal rate after training (mean over periods)", fontsize=9)
     ax.grid(alpha=0.3, axis="y")
     save_figure(fig, path)
 
-
-BRACKETS = ["0", "9.7", "39.5", "84.2", "160.7", "204.1", "510.3"]
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     p = parser(__doc__.splitlines()[0])
     p.set_defaults(seeds="0-2")
     p.add_argument("--only", nargs="+", help="a subset of the scenarios")
-    p.add_argument("--jobs", type=int, default=1, help="scenarios trained in parallel")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="scenarios trained in parallel, one process and one torch thread "
+                   "each, without progress bars (default 1)")
     p.add_argument("--test-episodes", type=int, default=0,
-                   help="after training, this many more evaluation episodes per seed from "
-                   "the last checkpoint give the table (default 0: the last evaluation's)")
+                   help="after training, each run's last checkpoint plays this many "
+                   "evaluation episodes per seed, which then replace the final evaluation "
+                   "in the tables, the tests and the CSVs (default 0: the final evaluation)")
     p.add_argument("--docs", help="write the tables (CSV) and the figure (PNG) here, named "
                    "gtb_welfare_<iterations>it_*")
     args = p.parse_args(argv)
@@ -187,14 +201,14 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                  for n in names]
     df = pd.concat(parts, ignore_index=True)
     if args.test_episodes:
-        per_seed, rates = test(df, args.root, args.test_episodes)
+        per_seed, rates = retest(df, args.root, args.test_episodes)
         what = f"{args.test_episodes} test episodes per seed after training"
     else:
         per_seed, rates = df, final_rates(df, args.root)
         what = "the final evaluation"
-    per_seed["episodes_trained"] = [iters * episodes_per_iteration(run_id, args.root) for
-                                    iters, run_id in zip(per_seed.iterations, per_seed.run_id,
-                                                         strict=True)]
+    curve = curves(df, args.root)
+    trained = curve.groupby(["scenario", "seed"]).episodes.max().rename("episodes_trained")
+    per_seed = per_seed.join(trained, on=["scenario", "seed"])
     print(f"\nPer seed ({what}; per episode of 100 steps):")
     print(per_seed[["scenario", "seed", "iterations", *METRICS]].round(2)
           .to_string(index=False))
@@ -207,20 +221,20 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     print("\nTax schedule in force (mean marginal rate per bracket; brackets start at "
           + ", ".join(BRACKETS) + " coin):")
     print(rates.round(3).to_string(index=False))
-    tests = []
-    if per_seed.scenario.nunique() > 1 and per_seed.groupby("scenario").size().min() > 1:
-        for ref in ("gtb_us_federal", "gtb_dualrl"):
-            if ref in names:
-                tests.append(compare(per_seed, ref))
-    if tests:
-        tests = pd.concat(tests, ignore_index=True)
-        print("\nDifferences in social welfare (OLS on the seeds' values, classical SEs):")
-        print(tests.round(3).to_string(index=False))
+    others = [n for n in names if n != "gtb_metagrad"]
+    tests = pd.DataFrame()
+    if "gtb_metagrad" in names and others:
+        if len(seeds) < 2:
+            print("\nNo tests of MetaGrad's welfare against the others: one seed each.")
+        else:
+            tests = compare(per_seed, "gtb_metagrad", others)
+            print("\nMetaGrad's social welfare against the others (Welch's t over seeds, "
+                  "two-sided, uncorrected):")
+            print(tests.round(3).to_string(index=False))
     if args.docs:
         tag = f"gtb_welfare_{int(per_seed.iterations.max())}it"
         docs = Path(args.docs)
         docs.mkdir(parents=True, exist_ok=True)
-        curve = curves(df, args.root)
         for table, suffix in ((per_seed, "seeds"), (rates, "schedules"), (curve, "curves")):
             atomic_write(docs / f"{tag}_{suffix}.csv",
                          lambda tmp, t=table: t.to_csv(tmp, index=False))
