@@ -58,12 +58,18 @@ EVENTS = ["return", "apples", "waste_cleaned", "n_clean", "given", "received"]
 OFFERS = ["offer_clean", "offer_collect", "offer_else"]
 
 
+CHECKPOINT_EVERY = 500  # with --iterations: what an interrupted run loses at most
+
+
 def _one(name: str, seeds: list[int], iterations: int | None, root: str,
          progress: bool, conv: bool = False, resume: bool = False) -> pd.DataFrame:
+    """Train one scenario (a worker of --jobs); with ``iterations``, a checkpoint every
+    ``CHECKPOINT_EVERY`` iterations (part of the run's settings: ``--resume`` finds runs made
+    with it)."""
     torch.set_num_threads(1)
     return run_scenarios([name], seeds, iterations, root, progress=progress,
                          columns=COLUMNS, algorithm={"conv": True} if conv else None,
-                         resume=resume)
+                         resume=resume, checkpoint_every=CHECKPOINT_EVERY)
 
 
 def division_of_labour(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
