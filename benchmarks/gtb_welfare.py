@@ -150,14 +150,14 @@ def plot(curve: pd.DataFrame, per_seed: pd.DataFrame, rates: pd.DataFrame, path:
         for name, c in curve.groupby("scenario", sort=False):
             wide = c.pivot(index="episodes", columns="seed", values=col)
             wide = wide.rolling(smooth, min_periods=1).mean()
-            x = wide.index
+            x = wide.index / 1000
             ax.plot(x, wide.mean(axis=1), color=colours[name], lw=1.2,
                     label=name.removeprefix("gtb_"))
             ax.fill_between(x, wide.min(axis=1), wide.max(axis=1), color=colours[name], alpha=0.15)
             last = per_seed[per_seed.scenario == name]
-            ax.scatter(last.episodes_trained, last[col], color=colours[name], s=14, zorder=3)
+            ax.scatter(last.episodes_trained / 1000, last[col], color=colours[name], s=14, zorder=3)
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel("training episodes per seed")
+        ax.set_xlabel("training episodes per seed (thousands)")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     ax = axes[3]
