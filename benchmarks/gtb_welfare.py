@@ -72,22 +72,34 @@ def retest(df: pd.DataFrame, root: str, episodes: int
     for name, run_id in df.groupby("scenario", sort=False).run_id.first().items():
         trainer = model.load_trainer(run_id, root)
         out = trainer.evaluate(episodes)
+        periods = out["_tables"]["periods"]
+        built = builders(periods, "replica")
         for r, seed in enumerate(trainer.seeds):
             rows.append({"scenario": name, "seed": seed, "iterations": trainer.iteration,
                          "episodes": episodes, **{k: float(out[k][r]) for k in METRICS},
-                         "run_id": run_id})
-        periods = out["_tables"]["periods"]
+                         "builders": float(built[r]), "run_id": run_id})
         cols = [c for c in periods.columns if c.startswith("rate_")]
         rates.append({"scenario": name, **periods[cols].mean().to_dict()})
     return pd.DataFrame(rows), pd.DataFrame(rates)
 
 
+def builders(periods: pd.DataFrame, by: str) -> pd.Series:
+    """Per value of ``by`` (seed or replica): the share of agent-episodes in which the agent
+    built at least one house (a worker, as opposed to an agent that barely moves)."""
+    built = periods.groupby([by, "episode", "agent"]).houses_built.sum() > 0
+    return built.groupby(level=by).mean()
+
+
 def final_rates(df: pd.DataFrame, root: str) -> pd.DataFrame:
-    """Per scenario: the mean marginal rate per bracket over the final evaluation's periods."""
+    """Per scenario: the mean marginal rate per bracket over the final evaluation's periods;
+    adds ``builders`` (:func:`builders`) to ``df``'s rows."""
     rates = []
     for name, run_id in df.groupby("scenario", sort=False).run_id.first().items():
         periods = pd.read_parquet(Path(root) / run_id / "periods.parquet")
         last = periods[periods.iteration == periods.iteration.max()]
+        built = builders(last, "seed")
+        mine = df.scenario == name
+        df.loc[mine, "builders"] = df.loc[mine, "seed"].map(built).to_numpy(float)
         cols = [c for c in last.columns if c.startswith("rate_")]
         rates.append({"scenario": name, **last[cols].mean().to_dict()})
     return pd.DataFrame(rates)
@@ -210,13 +222,15 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     trained = curve.groupby(["scenario", "seed"]).episodes.max().rename("episodes_trained")
     per_seed = per_seed.join(trained, on=["scenario", "seed"])
     print(f"\nPer seed ({what}; per episode of 100 steps):")
-    print(per_seed[["scenario", "seed", "iterations", *METRICS]].round(2)
+    print(per_seed[["scenario", "seed", "iterations", *METRICS, "builders"]].round(2)
           .to_string(index=False))
     summary = per_seed.groupby("scenario", sort=False).agg(
-        **{k: (k, "mean") for k in METRICS}, welfare_sd=("welfare_sum", "std"),
+        **{k: (k, "mean") for k in [*METRICS, "builders"]},
+        welfare_sd=("welfare_sum", "std"),
         seeds=("seed", "count")).reset_index()
     summary["wall_s"] = summary.scenario.map(df.groupby("scenario").wall_s.first())
-    print("\nSummary (mean over seeds; welfare_sd: its standard deviation over seeds):")
+    print("\nSummary (mean over seeds; welfare_sd: its standard deviation over seeds; "
+          "builders: share of agent-episodes with a house built):")
     print(summary.round(2).to_string(index=False))
     print("\nTax schedule in force (mean marginal rate per bracket; brackets start at "
           + ", ".join(BRACKETS) + " coin):")

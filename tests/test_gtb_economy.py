@@ -126,7 +126,8 @@ def test_trained_ppo_agents_act_in_mesa(us_run):
         team_brains(result.trainer, replica=5)
 
 
-def test_welfare_benchmark_on_a_tiny_budget(tmp_path, capsys):
+def _welfare_benchmark():
+    """``benchmarks/gtb_welfare.py`` as a module."""
     import importlib.util
     from pathlib import Path
 
@@ -134,25 +135,38 @@ def test_welfare_benchmark_on_a_tiny_budget(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("gtb_welfare", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    return mod
+
+
+def test_welfare_benchmark_on_a_tiny_budget(tmp_path, capsys):
+    mod = _welfare_benchmark()
     df = mod.main(["--iterations", "1", "--seeds", "0", "--root", str(tmp_path), "--quiet",
                    "--only", "gtb_free_market", "gtb_us_federal"])
     assert set(df.scenario) == {"gtb_free_market", "gtb_us_federal"}
-    assert (df.welfare_sum > 0).all()
+    assert (df.welfare_sum > 0).all() and df.builders.between(0, 1).all()
     out = capsys.readouterr().out
     assert "Tax schedule" in out and str(US_FEDERAL_RATES[-1]) in out
 
 
-def test_welfare_benchmark_tests_episodes_and_writes_docs(tmp_path, capsys):
-    import importlib.util
-    from pathlib import Path
+def test_welfare_benchmark_counts_builders_per_agent_episode():
+    import pandas as pd
 
+    mod = _welfare_benchmark()
+    # seed 0: agent 0 builds in episode 0 (second period), nobody else; seed 1: both agents
+    # in episode 0, agent 1 in episode 1
+    rows = [(seed, ep, agent, period, houses) for seed, ep, agent, period, houses in [
+        (0, 0, 0, 0, 0), (0, 0, 0, 1, 1), (0, 0, 1, 0, 0), (0, 0, 1, 1, 0),
+        (0, 1, 0, 0, 0), (0, 1, 1, 0, 0),
+        (1, 0, 0, 0, 2), (1, 0, 1, 0, 1), (1, 1, 0, 0, 0), (1, 1, 1, 0, 1)]]
+    periods = pd.DataFrame(rows, columns=["seed", "episode", "agent", "period", "houses_built"])
+    assert mod.builders(periods, "seed").to_dict() == {0: 0.25, 1: 0.75}
+
+
+def test_welfare_benchmark_tests_episodes_and_writes_docs(tmp_path, capsys):
     import numpy as np
     import pandas as pd
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gtb_welfare.py"
-    spec = importlib.util.spec_from_file_location("gtb_welfare", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _welfare_benchmark()
     docs = tmp_path / "docs"
     df = mod.main(["--iterations", "2", "--seeds", "0,1", "--root", str(tmp_path / "runs"),
                    "--quiet", "--only", "gtb_metagrad", "gtb_us_federal",
