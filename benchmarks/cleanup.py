@@ -36,14 +36,13 @@ are printed beside it.
 from __future__ import annotations
 
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import gather_csv, parser, run_scenarios, save_figure  # noqa: E402
+from common import gather_csv, parser, run_each, run_scenarios, save_figure  # noqa: E402
 
 from econsim import runner  # noqa: E402
 from econsim.cli import parse_seeds  # noqa: E402
@@ -185,16 +184,9 @@ def main(argv: list[str] | None = None):
     names = (args.scenarios.split(",") if args.scenarios
              else [pre + n for n in main_names + (EXTRA[args.map] if args.extra else [])])
     seeds = parse_seeds(args.seeds)
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs) as pool:
-            parts = list(pool.map(_one, names, [seeds] * len(names),
-                                  [args.iterations] * len(names), [args.root] * len(names),
-                                  [False] * len(names), [args.conv] * len(names),
-                                  [args.resume] * len(names)))
-    else:
-        parts = [_one(n, seeds, args.iterations, args.root, not args.quiet, args.conv,
-                      args.resume) for n in names]
-    df = pd.concat(parts, ignore_index=True)
+    df = run_each(_one, names, args.jobs, not args.quiet, seeds=seeds,
+                  iterations=args.iterations, root=args.root, conv=args.conv,
+                  resume=args.resume)
     print("\nFinal collective return (evaluation, eps = 0) per seed:")
     shown = [c for c in ("scenario", "seed", "iterations", "collective", "extrinsic",
                          "incentives", "wall_s") if c in df.columns]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -87,6 +90,19 @@ def run_scenarios(names: list[str], seeds: list[int], iterations: int | None, ro
                              k: row[k] for k in final.columns if k in columns},
                          "wall_s": round(wall, 1), "run_id": result.run_id})
     return pd.DataFrame(rows)
+
+
+def run_each(worker: Callable[..., pd.DataFrame], names: list[str], jobs: int,
+             progress: bool, **kwargs) -> pd.DataFrame:
+    """``worker(name, progress=..., **kwargs)`` for each scenario name, ``jobs`` at a time in
+    processes (then without progress bars; ``worker`` must be a module-level function), the
+    rows concatenated in the order of ``names``."""
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            parts = list(pool.map(partial(worker, progress=False, **kwargs), names))
+    else:
+        parts = [worker(n, progress=progress, **kwargs) for n in names]
+    return pd.concat(parts, ignore_index=True)
 
 
 def stored_trainer(run_id: str, root: str | Path | None, env: str | None, algorithm: str):

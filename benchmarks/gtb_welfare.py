@@ -28,23 +28,24 @@ schedules in force at the end).
 from __future__ import annotations
 
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import parser, run_scenarios, save_figure  # noqa: E402
+from common import parser, run_each, run_scenarios, save_figure  # noqa: E402
 
 from econsim import model, scenario  # noqa: E402
 from econsim.cli import parse_seeds  # noqa: E402
+from econsim.core.brackets import US_FEDERAL_CUTOFFS  # noqa: E402
 from econsim.files import atomic_write  # noqa: E402
 
 SCENARIOS = ["gtb_free_market", "gtb_us_federal", "gtb_flat30", "gtb_saez", "gtb_metagrad",
              "gtb_dualrl"]
 METRICS = ["welfare_sum", "productivity", "equality", "tax_revenue"]
-BRACKETS = ["0", "9.7", "39.5", "84.2", "160.7", "204.1", "510.3"]  # coin, where each starts
+BRACKETS = [f"{c:g}" for c in US_FEDERAL_CUTOFFS]  # coin where each bracket starts (the
+# game's default cutoffs, which every GTB scenario uses)
 CHECKPOINT_EVERY = 100  # iterations between checkpoints: what a --resume loses at most
 
 
@@ -78,9 +79,13 @@ def retest(df: pd.DataFrame, root: str, episodes: int
             rows.append({"scenario": name, "seed": seed, "iterations": trainer.iteration,
                          "episodes": episodes, **{k: float(out[k][r]) for k in METRICS},
                          "builders": float(built[r]), "run_id": run_id})
-        cols = [c for c in periods.columns if c.startswith("rate_")]
-        rates.append({"scenario": name, **periods[cols].mean().to_dict()})
+        rates.append({"scenario": name, **schedule(periods)})
     return pd.DataFrame(rows), pd.DataFrame(rates)
+
+
+def schedule(periods: pd.DataFrame) -> dict[str, float]:
+    """The mean marginal rate per bracket (``rate_0``...) over a period table's rows."""
+    return periods.filter(regex=r"^rate_\d+$").mean().to_dict()
 
 
 def builders(periods: pd.DataFrame, by: str) -> pd.Series:
@@ -100,19 +105,20 @@ def final_rates(df: pd.DataFrame, root: str) -> pd.DataFrame:
         built = builders(last, "seed")
         mine = df.scenario == name
         df.loc[mine, "builders"] = df.loc[mine, "seed"].map(built).to_numpy(float)
-        cols = [c for c in last.columns if c.startswith("rate_")]
-        rates.append({"scenario": name, **last[cols].mean().to_dict()})
+        rates.append({"scenario": name, **schedule(last)})
     return pd.DataFrame(rates)
 
 
 def curves(df: pd.DataFrame, root: str) -> pd.DataFrame:
     """Training curves: one row per scenario x seed x logged iteration (every ``log_every``
-    iterations, the training episodes' means) of ``METRICS`` and the agents' return;
+    iterations, the training episodes' means) of ``METRICS``, the agents' return and, for
+    learned planners, the rates in force and the designer's return;
     ``episodes``: training episodes per seed so far (summed from the log)."""
     out = []
     for run_id in df.run_id.unique():
         ep = pd.read_parquet(Path(root) / run_id / "episodes.parquet").query("phase == 'train'")
-        part = ep[["scenario", "seed", "iteration", "collective", *METRICS]].copy()
+        extra = [c for c in ep.columns if c.startswith("rate_") or c == "designer_return"]
+        part = ep[["scenario", "seed", "iteration", "collective", *METRICS, *extra]].copy()
         part.insert(3, "episodes", ep.groupby("seed").episodes.cumsum())  # as logged
         out.append(part)
     return pd.concat(out, ignore_index=True)
@@ -203,15 +209,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     torch.set_num_threads(1)
     names = [n for n in (args.only or SCENARIOS) if n in scenario.names()]
     seeds = parse_seeds(args.seeds)
-    k = len(names)
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs) as pool:
-            parts = list(pool.map(_one, names, [seeds] * k, [args.iterations] * k,
-                                  [args.root] * k, [False] * k, [args.resume] * k))
-    else:
-        parts = [_one(n, seeds, args.iterations, args.root, not args.quiet, args.resume)
-                 for n in names]
-    df = pd.concat(parts, ignore_index=True)
+    df = run_each(_one, names, args.jobs, not args.quiet, seeds=seeds,
+                  iterations=args.iterations, root=args.root, resume=args.resume)
     if args.test_episodes:
         per_seed, rates = retest(df, args.root, args.test_episodes)
         what = f"{args.test_episodes} test episodes per seed after training"
