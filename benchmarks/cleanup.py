@@ -14,7 +14,9 @@ Division of labour (issue 16's criterion): a seed *splits* when, in the final ev
 agent cleans at least 20 waste cells per episode and another collects at least 20 apples.
 Training curves (per seed: the team's extrinsic return, the top cleaner's cells, the top
 harvester's apples, the incentives paid, every ``log_every`` iterations) go to
-``docs/<scenario>_training.png`` and their points to ``docs/<scenario>_training.csv``; a later
+``docs/<scenario>_training.png`` and their points to ``docs/<scenario>_training.csv``, and
+the team's return of every scenario of the map whose curves are there, over training
+episodes, to ``docs/cleanup7_comparison.png`` (``cleanup10_`` on 10x10); a later
 invocation with the same iterations and ``--conv`` replaces the seeds it ran and keeps the
 others (``runs/`` is not kept between sessions, the CSV is); other settings need another
 ``--docs`` folder.
@@ -112,7 +114,8 @@ def training(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
     """Training curves, one row per scenario x seed x logged iteration: ``extrinsic`` (the
     team's extrinsic return per episode: the agents' ``return``), ``cleaned`` (the most any agent
     cleaned), ``harvested`` (the most apples any agent collected), ``paid`` (incentives
-    given, all agents), with the run and its settings (``iterations``, ``conv``)."""
+    given, all agents), with the run and its settings (``iterations``, ``conv``) and the
+    training ``episodes`` played by then (the Diss's budgets count LIO's tau-hat too)."""
     out = []
     for run_id in df.run_id.unique():
         ag = pd.read_parquet(Path(root) / run_id / "agents.parquet").query("phase == 'train'")
@@ -127,6 +130,8 @@ def training(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
         part.insert(2, "run", run_id)
         part.insert(3, "iterations", sc.train.iterations)
         part.insert(4, "conv", "on" if sc.algorithm.get("conv") else "off")
+        per = sc.make_trainer([int(part.seed.iloc[0])]).episodes_per_iteration()
+        part.insert(6, "episodes", part.iteration * per)
         out.append(part)
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
@@ -159,6 +164,43 @@ def plot_training(name: str, curve: pd.DataFrame, path: Path) -> None:
     axes[0].set_ylabel("per episode")
     axes[-1].legend(fontsize=7)
     save_figure(fig, path)
+
+
+SMOOTH = 10  # logged points in the comparison's moving average
+
+
+def plot_comparison(folder: Path, prefix: str, path: Path) -> list[str]:
+    """The team's extrinsic return per episode over training episodes (mean over seeds, a
+    moving average of ``SMOOTH`` logged points; the band: the seeds' lowest and highest) for
+    every ``<prefix>*_training.csv`` in ``folder`` that counts episodes; the scenarios drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    drawn = []
+    for csv in sorted(folder.glob(f"{prefix}*_training.csv")):
+        c = pd.read_csv(csv)
+        if "episodes" not in c or c.episodes.isna().any():
+            continue
+        wide = c.pivot(index="episodes", columns="seed", values="extrinsic")
+        wide = wide.rolling(SMOOTH, min_periods=1).mean()
+        name = csv.name.removesuffix("_training.csv")
+        x = wide.index / 1000
+        line, = ax.plot(x, wide.mean(axis=1), lw=1.5, label=f"{name} ({wide.shape[1]} seeds)")
+        ax.fill_between(x, wide.min(axis=1), wide.max(axis=1), color=line.get_color(),
+                        alpha=0.15, lw=0)
+        drawn.append(name)
+    if drawn:
+        ax.set_xlabel("training episodes (thousands; LIO's count tau and tau-hat)")
+        ax.set_ylabel("apples collected per episode (team)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        save_figure(fig, path)
+    else:
+        plt.close(fig)
+    return drawn
 
 
 def main(argv: list[str] | None = None):
@@ -217,6 +259,7 @@ def main(argv: list[str] | None = None):
     for name, c in curves.groupby("scenario", sort=False) if len(curves) else ():
         c = gather(c.drop(columns="scenario"), Path(args.docs) / f"{name}_training.csv")
         plot_training(name, c, Path(args.docs) / f"{name}_training.png")
+    plot_comparison(Path(args.docs), pre, Path(args.docs) / f"{pre}comparison.png")
     return df, dol
 
 

@@ -17,7 +17,8 @@ Callers, and what they use:
 * ``econsim.model`` (``EconModel.from_run``) and ``econsim.whatif``: ``seeds``, ``game``,
   ``plans_taxes`` and ``tax_mechanism`` (a learned tax planner as the model's mechanism);
 * the app (``econsim.app_pages``): ``Config`` fields and the traits ``takes_mechanism``,
-  ``central_designer`` and ``plans_taxes``.
+  ``central_designer`` and ``plans_taxes``;
+* the benchmarks (budgets in episodes, as the Diss counts them): ``episodes_per_iteration``.
 
 Every trainer class derives from :class:`TrainerTraits` (the traits and their defaults, in
 this one place) and its ``Config`` from :class:`TrainerConfig`; callers read the traits
@@ -87,6 +88,11 @@ class TrainerTraits:
         """A new episode begins in the Mesa face (``learners.brains.TeamPolicy.reset``): a
         team policy with a memory across steps (HSD's skills) forgets it. Nothing here."""
 
+    def episodes_per_iteration(self) -> int:
+        """Training episodes each replica plays per iteration: ``batch`` (LIO's validation
+        episodes tau-hat add as many again), for budgets counted in episodes as the Diss's."""
+        return self.cfg.batch
+
 
 class Trainer(Protocol):
     """What callers outside a learner module may use on a trainer (see the module docstring).
@@ -127,6 +133,10 @@ class Trainer(Protocol):
 
     def epsilon(self) -> float:
         """The exploration floor of the current iteration (0 where there is none)."""
+        ...
+
+    def episodes_per_iteration(self) -> int:
+        """Training episodes each replica plays per iteration."""
         ...
 
     def state_dict(self) -> dict:

@@ -399,6 +399,11 @@ class LIOTrainer(PGTrainer):
     def transfers(self, obs, actions, env_actions, give_u, extra) -> torch.Tensor:
         return self.incentive.pay(obs, env_actions, extra)
 
+    def episodes_per_iteration(self) -> int:
+        """tau and tau-hat (Algorithm 2; the Diss's episode budgets count both), or tau alone
+        with 1-episode LIO or without givers."""
+        return self.cfg.batch * (1 if self.G == 0 or self.cfg.one_episode else 2)
+
     # ------------------------------------------------------------------------ training
     def iterate(self) -> dict[str, np.ndarray]:
         """Algorithm 2 (steps as in the module docstring)."""

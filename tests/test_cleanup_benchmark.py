@@ -39,9 +39,25 @@ def test_cleanup_benchmark_runs_on_a_tiny_budget(tmp_path):
     curve = pd.read_csv(tmp_path / "cleanup7_lio_training.csv")
     assert sorted(set(curve.seed)) == [0, 1] and len(set(curve.run)) == 2 and len(curve) == rows
     assert {"extrinsic", "cleaned", "harvested", "paid"} <= set(curve.columns)
+    assert (curve.episodes == 2 * curve.iteration).all()  # LIO plays tau and tau-hat
     ag = pd.read_parquet(tmp_path / "runs" / df.run_id.iloc[0] / "agents.parquet")
     train = ag[ag.phase == "train"]
     last = train[train.iteration == train.iteration.max()]
     row = curve[(curve.seed == 0) & (curve.iteration == last.iteration.iloc[0])].iloc[0]
     assert row.extrinsic == last["return"].sum() and row.cleaned == last.waste_cleaned.max()
     assert (tmp_path / "cleanup7_lio_training.png").stat().st_size > 1000
+    assert (tmp_path / "cleanup7_comparison.png").stat().st_size > 1000
+
+
+def test_comparison_draws_the_curves_that_count_episodes(tmp_path):
+    rows = {"seed": [0, 0, 1, 1], "iteration": [50, 100] * 2, "extrinsic": [1.0, 2, 3, 4]}
+    pd.DataFrame({**rows, "episodes": [100, 200] * 2}).to_csv(
+        tmp_path / "cleanup7_lio_training.csv", index=False)
+    pd.DataFrame(rows).to_csv(tmp_path / "cleanup7_ac_training.csv", index=False)  # older
+    pd.DataFrame({**rows, "episodes": [50, 100] * 2}).to_csv(
+        tmp_path / "cleanup10_ia_training.csv", index=False)  # the other map
+    out = tmp_path / "cmp.png"
+    assert bench.plot_comparison(tmp_path, "cleanup7_", out) == ["cleanup7_lio"]
+    assert out.stat().st_size > 1000
+    assert bench.plot_comparison(tmp_path, "cleanup8_", tmp_path / "none.png") == []
+    assert not (tmp_path / "none.png").exists()

@@ -71,3 +71,31 @@ def test_registration_checks_the_contract():
     with pytest.raises(TypeError, match=r"missing: batch"):
         register_algorithm("no-batch")(NoBatch)
     assert "plain" not in learners.algorithm_names()
+
+
+@pytest.mark.parametrize("name, per_batch", [
+    ("er21_lio", 2),  # tau and tau-hat (Algorithm 2)
+    ("asym_lio1ep_pg", 1),  # 1-episode LIO: the outer loss on tau itself
+    ("cleanup7_lio", 2),
+    ("cleanup7_ac", 1),
+    ("cleanup7_metagrad", 1),  # pipelined: tau <- tau-hat
+    ("gtb_flat30", 1),
+])
+def test_episodes_per_iteration_counts_the_episodes_played(name, per_batch):
+    """The declared count matches the episodes the game starts in an iteration (after the
+    first, where MetaGrad plays its first tau as well)."""
+    from tests.reference import tiny
+
+    trainer = tiny(name).make_trainer([0, 1])
+    trainer.iterate()
+    started = []
+    reset = trainer.game.reset
+
+    def counting(n, *args, **kwargs):
+        started.append(n)
+        return reset(n, *args, **kwargs)
+
+    trainer.game.reset = counting
+    trainer.iterate()
+    assert sum(started) == 2 * trainer.episodes_per_iteration()
+    assert trainer.episodes_per_iteration() == per_batch * trainer.cfg.batch
