@@ -16,7 +16,10 @@ Training curves (per seed: the team's extrinsic return, the top cleaner's cells,
 harvester's apples, the incentives paid, every ``log_every`` iterations) go to
 ``docs/<scenario>_training.png`` and their points to ``docs/<scenario>_training.csv``, and
 the team's return of every scenario of the map whose curves are there, over training
-episodes, to ``docs/cleanup7_comparison.png`` (``cleanup10_`` on 10x10); a later
+episodes, to ``docs/cleanup7_comparison.png`` (``cleanup10_`` on 10x10). For LIO, what the
+incentive functions pay for cleaning and for not cleaning in greedy episodes from the last
+checkpoint (``incentive_response``; equal payments near R_max = a saturated sigmoid) goes to
+``docs/<scenario>_incentives.csv``. A later
 invocation with the same iterations and ``--conv`` replaces the seeds it ran and keeps the
 others (``runs/`` is not kept between sessions, the CSV is); other settings need another
 ``--docs`` folder.
@@ -108,6 +111,70 @@ def splits(dol: pd.DataFrame) -> pd.DataFrame:
         out.append({"scenario": name, "seed": int(seed), "cleaner": int(i), "cleaned": float(c),
                     "harvester": int(j), "harvested": float(a), "split": bool(found)})
     return pd.DataFrame(out)
+
+
+RESPONSE_EPISODES = 10  # greedy episodes per seed for incentive_response
+
+
+def incentive_response(trainer, episodes: int = RESPONSE_EPISODES) -> pd.DataFrame:
+    """What LIO's incentive functions pay for cleaning and for not cleaning: on the states of
+    ``episodes`` greedy episodes per seed (eps = 0) from ``trainer`` (a run's last
+    checkpoint), each giver's payment to each recipient (eq. 5.2: R_max x sigmoid) with the
+    recipient's [did not clean, cleaned] input set to "cleaned" (``pay_clean``) and to "did
+    not clean" (``pay_other``), the others' actions as played; ``cleaned``: the share of
+    steps the recipient did clean, ``paid``: the mean payment per step as played. Equal
+    payments near R_max say the sigmoid is saturated: the payment no longer depends on what
+    the recipient does. One row per seed x giver x recipient."""
+    inc, ag = trainer.incentive, trainer.agents
+    F = trainer.game.action_feature_size
+    with torch.no_grad():
+        batch = trainer.run_episodes(trainer.params, 0.0, episodes)
+        x = batch.extra["inc_in"]  # [T, R*B, G, D + (N-1)F]
+        mask = batch.mask.reshape(batch.mask.shape[0], ag.R, -1)  # [T, R, B]
+        paid_as_played = inc.incentives(inc.eta, x)
+        feats = torch.from_numpy(trainer.game.action_features(batch.env_actions.numpy()))
+        rows = []
+        for g, i in enumerate(inc.givers):
+            for k, j in enumerate(ag.others[i].tolist()):
+                col = ag.obs_dim + k * F
+                pays = {}
+                for label, hot in (("pay_other", [1.0, 0.0]), ("pay_clean", [0.0, 1.0])):
+                    y = x.clone()
+                    y[..., g, col:col + F] = torch.tensor(hot, dtype=y.dtype)
+                    pays[label] = inc.incentives(inc.eta, y)[..., g, j]
+                pays["paid"] = paid_as_played[..., g, j]
+                pays["cleaned"] = feats[..., j, 1].to(x.dtype)
+                for r, seed in enumerate(trainer.seeds):
+                    m = mask[:, r]
+                    mean = {k2: float((v.reshape(m.shape[0], ag.R, -1)[:, r] * m).sum() / m.sum())
+                            for k2, v in pays.items()}
+                    rows.append({"seed": seed, "giver": i, "recipient": j,
+                                 "cleaned": mean["cleaned"],
+                                 **{k2: trainer.cfg.r_max * mean[k2]
+                                    for k2 in ("paid", "pay_clean", "pay_other")}})
+    return pd.DataFrame(rows)
+
+
+def responses(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
+    """:func:`incentive_response` of every LIO run in ``df`` (from its last checkpoint) whose
+    incentive functions see the [did not clean, cleaned] features, with the scenario and its
+    settings (``iterations``, ``conv``)."""
+    from econsim.model import load_trainer
+
+    out = []
+    for run_id in df.run_id.unique():
+        sc = runner.load_result(run_id, root).scenario
+        if not sc.algorithm_name.startswith("lio"):
+            continue
+        trainer = load_trainer(run_id, root)
+        if not trainer.incentive.features:  # incentive_actions = "onehot": no such input
+            continue
+        part = incentive_response(trainer)
+        part.insert(0, "scenario", sc.name)
+        part.insert(1, "iterations", sc.train.iterations)
+        part.insert(2, "conv", "on" if sc.algorithm.get("conv") else "off")
+        out.append(part)
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
 def training(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
@@ -255,6 +322,14 @@ def main(argv: list[str] | None = None):
     print(f"\nSplit (one agent cleans >= {SPLIT:g} cells, another collects >= {SPLIT:g} "
           "apples):")
     print(split.round(2).to_string(index=False))
+    resp = responses(df, args.root)
+    if len(resp):
+        print("\nWhat the incentive functions pay per step for cleaning and for not cleaning "
+              f"({RESPONSE_EPISODES} greedy episodes per seed from the last checkpoint):")
+        print(resp.round(3).to_string(index=False))
+        for name, r in resp.groupby("scenario", sort=False):
+            gather_csv(r.drop(columns="scenario"), Path(args.docs) / f"{name}_incentives.csv",
+                       ["seed"], ["iterations", "conv"], ["seed", "giver", "recipient"])
     curves = training(df, args.root)
     for name, c in curves.groupby("scenario", sort=False) if len(curves) else ():
         c = gather(c.drop(columns="scenario"), Path(args.docs) / f"{name}_training.csv")

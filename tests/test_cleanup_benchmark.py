@@ -1,7 +1,9 @@
 """``benchmarks/cleanup.py`` on a tiny budget: the split table, the training curves' CSV
-gathering seeds of separate invocations, the PNG."""
+gathering seeds of separate invocations, the PNGs, what the incentive functions pay."""
 
 from __future__ import annotations
+
+import math
 
 import pandas as pd
 import pytest
@@ -47,6 +49,35 @@ def test_cleanup_benchmark_runs_on_a_tiny_budget(tmp_path):
     assert row.extrinsic == last["return"].sum() and row.cleaned == last.waste_cleaned.max()
     assert (tmp_path / "cleanup7_lio_training.png").stat().st_size > 1000
     assert (tmp_path / "cleanup7_comparison.png").stat().st_size > 1000
+    resp = pd.read_csv(tmp_path / "cleanup7_lio_incentives.csv")
+    assert sorted(set(resp.seed)) == [0, 1] and len(resp) == 4  # 2 seeds x 2 giver pairs
+
+
+def test_incentive_response_by_hand():
+    """Incentive functions that pay R_max x sigmoid(3) for "cleaned" and R_max x sigmoid(0)
+    for "did not clean" (one hidden path from the cleaned input; first-layer inputs: the
+    243-number image, then the other's [did not clean, cleaned])."""
+    from tests.reference import tiny
+
+    trainer = tiny("cleanup7_lio").make_trainer([0, 1])
+    eta = trainer.incentive.eta
+    cleaned = trainer.agents.obs_dim + 1
+    with torch.no_grad():
+        for v in eta.values():
+            v.zero_()
+        eta["w0"][:, cleaned, 0] = 1.0
+        eta["w1"][:, 0, 0] = 1.0
+        eta["w2"][:, 0, :] = 3.0
+    out = bench.incentive_response(trainer, episodes=3)
+    assert out[["seed", "giver", "recipient"]].values.tolist() == [
+        [0, 0, 1], [1, 0, 1], [0, 1, 0], [1, 1, 0]]
+    r_max = trainer.cfg.r_max
+    assert out.pay_clean.tolist() == pytest.approx([r_max / (1 + math.exp(-3.0))] * 4)
+    assert out.pay_other.tolist() == pytest.approx([r_max * 0.5] * 4)
+    # as played: each step pays per what the recipient did
+    expect = out.cleaned * out.pay_clean + (1 - out.cleaned) * out.pay_other
+    assert out.paid.tolist() == pytest.approx(expect.tolist())
+    assert ((out.cleaned >= 0) & (out.cleaned <= 1)).all()
 
 
 def test_comparison_draws_the_curves_that_count_episodes(tmp_path):
