@@ -78,6 +78,11 @@ class LIOConfig(PGConfig):
     cost_ramp: Iterations = Field(10_000, description="iterations of the linear ramp, and the "
                                   "adaptive step's denominator")
     cost_period: Iterations = Field(1_000, description="adaptive: iterations per comparison")
+    outer_weight: Literal["advantage", "return"] = Field(
+        "advantage", description="the giver's weight of each step in the outer loss: the "
+        "agents' advantage of the extrinsic reward (PG agents: the reward-to-go; actor-critic: "
+        "the TD error with the critic of the total reward, SPEC §4 and the reference code), or "
+        "'return': the extrinsic reward-to-go, eq. 5.10 as written (the same for PG agents)")
 
 
 class IncentiveFunction:
@@ -178,8 +183,12 @@ class IncentiveFunction:
     def outer_returns(self, batch: Batch) -> torch.Tensor:
         """Weights ``[R*N, T, B]`` of a giver's outer loss on tau_hat: the agents' advantages
         of the extrinsic reward (PG: the reward-to-go; actor-critic: the TD error with the
-        critic as a constant)."""
-        return self.agents.advantages(batch, batch.env_rewards * batch.mask[..., None])
+        critic as a constant), or with ``outer_weight = "return"`` the extrinsic reward-to-go
+        of eq. 5.10 whatever the agents."""
+        rewards = batch.env_rewards * batch.mask[..., None]
+        if self.cfg.outer_weight == "return":
+            return reward_to_go(self.agents.members(rewards), self.cfg.gamma)
+        return self.agents.advantages(batch, rewards)
 
     def outer_losses(self, logp: torch.Tensor, batch: Batch,
                      weight: torch.Tensor | None = None):

@@ -139,6 +139,23 @@ def test_lio_ac_outer_weights_are_extrinsic_td_errors():
     torch.testing.assert_close(got, want)
 
 
+def test_lio_ac_outer_weights_as_eq_5_10_are_the_extrinsic_reward_to_go():
+    """``outer_weight = "return"``: each step's weight is the giver's discounted extrinsic
+    return from that step on (eq. 5.10), summed here by hand; the critic plays no part."""
+    tr = _trainer("cleanup7_lio", seeds=(0, 1), outer_weight="return")
+    batch = tr.run_episodes(tr.params, 0.5, 2)
+    r = (batch.env_rewards * batch.mask[..., None]).numpy()  # [T, R*B, N]
+    T, gamma = r.shape[0], tr.cfg.gamma
+    want = np.zeros_like(r)
+    for t in range(T):
+        want[t] = sum(gamma ** (k - t) * r[k] for k in range(t, T))
+    torch.testing.assert_close(tr.outer_returns(batch), tr.agents.members(torch.from_numpy(want)))
+    for d in (tr.agents.critic, tr.agents.target):  # the critic does not enter
+        for v in d.values():
+            v.data.add_(1.0)
+    torch.testing.assert_close(tr.outer_returns(batch), tr.agents.members(torch.from_numpy(want)))
+
+
 @pytest.mark.parametrize("conv", [False, True])
 def test_lio_ac_incentive_step_reaches_eta_through_the_recipient_update(conv):
     tr = _trainer("cleanup7_lio", seeds=(0,), conv=conv)
