@@ -124,34 +124,51 @@ def incentive_response(trainer, episodes: int = RESPONSE_EPISODES) -> pd.DataFra
     not clean" (``pay_other``), the others' actions as played; ``cleaned``: the share of
     steps the recipient did clean, ``paid``: the mean payment per step as played. Equal
     payments near R_max say the sigmoid is saturated: the payment no longer depends on what
-    the recipient does. One row per seed x giver x recipient."""
-    inc, ag = trainer.incentive, trainer.agents
-    F = trainer.game.action_feature_size
+    the recipient does. ``weight``: the giver's mean weight per step in its outer loss
+    (``outer_returns``: with actor-critic agents its extrinsic TD error under the critic of
+    its total reward), beside ``received``, the incentives it receives per step. One row per
+    seed x giver x recipient."""
+    inc, ag, N = trainer.incentive, trainer.agents, trainer.N
+    F, r_max = trainer.game.action_feature_size, trainer.cfg.r_max
     with torch.no_grad():
         batch = trainer.run_episodes(trainer.params, 0.0, episodes)
+        T = batch.mask.shape[0]
         x = batch.extra["inc_in"]  # [T, R*B, G, D + (N-1)F]
-        mask = batch.mask.reshape(batch.mask.shape[0], ag.R, -1)  # [T, R, B]
-        paid_as_played = inc.incentives(inc.eta, x)
-        feats = torch.from_numpy(trainer.game.action_features(batch.env_actions.numpy()))
+
+        def per_replica(v: torch.Tensor) -> torch.Tensor:  # world layout [T, R*B, N, ...]
+            return v.reshape(T, ag.R, -1, *v.shape[2:]).transpose(0, 1)  # [R, T, B, ...]
+
+        mask = per_replica(batch.mask)
+        cleaned = per_replica(torch.from_numpy(
+            trainer.game.action_features(batch.env_actions.numpy()))[..., 1].to(x.dtype))
+        received = per_replica(batch.transfers.sum(2))  # [R, T, B, N]
+        weight = trainer.outer_returns(batch).reshape(ag.R, N, T, -1)  # [R, N, T, B]
+        pays = {"paid": per_replica(r_max * inc.incentives(inc.eta, x))}  # [R, T, B, G, N]
+        for label, hot in (("pay_other", [1.0, 0.0]), ("pay_clean", [0.0, 1.0])):
+            pays[label] = []
+            for g, i in enumerate(inc.givers):  # the recipient's feature set, one at a time
+                for k, j in enumerate(ag.others[i].tolist()):
+                    col = ag.obs_dim + k * F
+                    z = x.clone()
+                    z[..., g, col:col + F] = torch.tensor(hot, dtype=x.dtype)
+                    pays[label].append(per_replica(r_max * inc.incentives(inc.eta, z))[..., g, j])
+        def mean(v: torch.Tensor, r: int) -> float:  # per valid step of replica r
+            return float((v * mask[r]).sum() / mask[r].sum())
+
         rows = []
-        for g, i in enumerate(inc.givers):
-            for k, j in enumerate(ag.others[i].tolist()):
-                col = ag.obs_dim + k * F
-                pays = {}
-                for label, hot in (("pay_other", [1.0, 0.0]), ("pay_clean", [0.0, 1.0])):
-                    y = x.clone()
-                    y[..., g, col:col + F] = torch.tensor(hot, dtype=y.dtype)
-                    pays[label] = inc.incentives(inc.eta, y)[..., g, j]
-                pays["paid"] = paid_as_played[..., g, j]
-                pays["cleaned"] = feats[..., j, 1].to(x.dtype)
-                for r, seed in enumerate(trainer.seeds):
-                    m = mask[:, r]
-                    mean = {k2: float((v.reshape(m.shape[0], ag.R, -1)[:, r] * m).sum() / m.sum())
-                            for k2, v in pays.items()}
+        for r, seed in enumerate(trainer.seeds):
+            pair = 0
+            for g, i in enumerate(inc.givers):
+                for j in ag.others[i].tolist():
                     rows.append({"seed": seed, "giver": i, "recipient": j,
-                                 "cleaned": mean["cleaned"],
-                                 **{k2: trainer.cfg.r_max * mean[k2]
-                                    for k2 in ("paid", "pay_clean", "pay_other")}})
+                                 "cleaned": mean(cleaned[r, ..., j], r),
+                                 "paid": mean(pays["paid"][r, ..., g, j], r),
+                                 "pay_clean": mean(pays["pay_clean"][pair][r], r),
+                                 "pay_other": mean(pays["pay_other"][pair][r], r),
+                                 "received": mean(received[r, ..., i], r),
+                                 "weight": mean(weight[r, i], r)})
+                    pair += 1
+        rows.sort(key=lambda row: (row["giver"], row["recipient"], row["seed"]))
     return pd.DataFrame(rows)
 
 

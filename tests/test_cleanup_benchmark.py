@@ -78,6 +78,11 @@ def test_incentive_response_by_hand():
     expect = out.cleaned * out.pay_clean + (1 - out.cleaned) * out.pay_other
     assert out.paid.tolist() == pytest.approx(expect.tolist())
     assert ((out.cleaned >= 0) & (out.cleaned <= 1)).all()
+    # each giver receives what the other pays it; the weight is its outer-loss weight
+    for seed in (0, 1):
+        row = out[out.seed == seed].set_index("giver")
+        assert row.loc[0, "received"] == pytest.approx(row.loc[1, "paid"])
+        assert row.loc[1, "received"] == pytest.approx(row.loc[0, "paid"])
 
 
 def test_comparison_draws_the_curves_that_count_episodes(tmp_path):
