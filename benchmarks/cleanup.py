@@ -51,6 +51,7 @@ from common import gather_csv, parser, run_each, run_scenarios, save_figure  # n
 
 from econsim import runner  # noqa: E402
 from econsim.cli import parse_seeds  # noqa: E402
+from learners.lio import LIOTrainer  # noqa: E402
 
 #: scenario name suffixes per map (``cleanup7_lio``, ``cleanup10_ia``, ...)
 MAIN = ["lio", "ac"]
@@ -127,8 +128,14 @@ def incentive_response(trainer, episodes: int = RESPONSE_EPISODES) -> pd.DataFra
     the recipient does. ``weight``: the giver's mean weight per step in its outer loss
     (``outer_returns``: with actor-critic agents its extrinsic TD error under the critic of
     its total reward), beside ``received``, the incentives it receives per step. One row per
-    seed x giver x recipient."""
+    seed x giver x recipient. ``cleaned`` counts steps with the beam fired (the game's
+    action features), not cells cleaned. Playing advances ``trainer``'s random streams: give
+    it a trainer loaded for the purpose (``econsim.model.load_trainer``), not one in training.
+    """
     inc, ag, N = trainer.incentive, trainer.agents, trainer.N
+    if not inc.features:
+        raise ValueError("incentive_response needs incentive functions that see the others' "
+                         "[did not clean, cleaned] features (incentive_actions = 'features')")
     F, r_max = trainer.game.action_feature_size, trainer.cfg.r_max
     with torch.no_grad():
         batch = trainer.run_episodes(trainer.params, 0.0, episodes)
@@ -181,11 +188,9 @@ def responses(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
     out = []
     for run_id in df.run_id.unique():
         sc = runner.load_result(run_id, root).scenario
-        if not sc.algorithm_name.startswith("lio"):
-            continue
         trainer = load_trainer(run_id, root)
-        if not trainer.incentive.features:  # incentive_actions = "onehot": no such input
-            continue
+        if not isinstance(trainer, LIOTrainer) or not trainer.incentive.features:
+            continue  # no incentive functions, or ones that see every action (onehot)
         part = incentive_response(trainer)
         part.insert(0, "scenario", sc.name)
         part.insert(1, "iterations", sc.train.iterations)
@@ -199,7 +204,8 @@ def training(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
     team's extrinsic return per episode: the agents' ``return``), ``cleaned`` (the most any agent
     cleaned), ``harvested`` (the most apples any agent collected), ``paid`` (incentives
     given, all agents), with the run and its settings (``iterations``, ``conv``) and the
-    training ``episodes`` played by then (the Diss's budgets count LIO's tau-hat too)."""
+    training ``episodes`` played by then as the Diss counts them (LIO's tau-hat too; the
+    runner's ``episodes.parquet`` counts the episodes tau only)."""
     out = []
     for run_id in df.run_id.unique():
         ag = pd.read_parquet(Path(root) / run_id / "agents.parquet").query("phase == 'train'")
@@ -267,6 +273,8 @@ def plot_comparison(folder: Path, prefix: str, path: Path) -> list[str]:
     for csv in sorted(folder.glob(f"{prefix}*_training.csv")):
         c = pd.read_csv(csv)
         if "episodes" not in c or c.episodes.isna().any():
+            print(f"comparison: {csv.name} left out (written before training curves counted "
+                  "episodes; rerun its scenario with --resume)")
             continue
         wide = c.pivot(index="episodes", columns="seed", values="extrinsic")
         wide = wide.rolling(SMOOTH, min_periods=1).mean()

@@ -89,8 +89,10 @@ class TrainerTraits:
         team policy with a memory across steps (HSD's skills) forgets it. Nothing here."""
 
     def episodes_per_iteration(self) -> int:
-        """Training episodes each replica plays per iteration: ``batch`` (LIO's validation
-        episodes tau-hat add as many again), for budgets counted in episodes as the Diss's."""
+        """Training episodes each replica plays per iteration (after the first, where a
+        pipelined trainer such as MetaGrad also plays its first tau): ``batch`` (LIO's
+        validation episodes tau-hat add as many again), for budgets counted in episodes as
+        the Diss's."""
         return self.cfg.batch
 
 

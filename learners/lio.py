@@ -332,8 +332,7 @@ class IncentiveFunction:
         logp = torch.log(probs.gather(-1, self._om_view(tau_hat.actions)[..., None]).squeeze(-1)
                          .clamp_min(1e-12)).reshape(self.R, self.G, K, *probs.shape[1:3])
         mask_hat = tau_hat.mask
-        G_ext = reward_to_go(self.agents.members(tau_hat.env_rewards * mask_hat[..., None]),
-                             self.cfg.gamma).reshape(self.R, self.N, *logp.shape[3:])
+        G_ext = self.outer_returns(tau_hat).reshape(self.R, self.N, *logp.shape[3:])
         m = self.agents.members(mask_hat[..., None]).reshape(self.R, *logp.shape[3:])
         loss_all = 0.0
         for g, i in enumerate(self.givers):  # each giver's graph only reaches its own eta

@@ -54,35 +54,52 @@ def test_cleanup_benchmark_runs_on_a_tiny_budget(tmp_path):
 
 
 def test_incentive_response_by_hand():
-    """Incentive functions that pay R_max x sigmoid(3) for "cleaned" and R_max x sigmoid(0)
-    for "did not clean" (one hidden path from the cleaned input; first-layer inputs: the
-    243-number image, then the other's [did not clean, cleaned])."""
+    """Incentive functions that pay R_max x sigmoid(+-3) for "cleaned" (+3 on seed 0, -3 on
+    seed 1) and R_max x sigmoid(0) for "did not clean" (one hidden path from the cleaned
+    input; first-layer inputs: the 243-number image, then the other's [did not clean,
+    cleaned]); outer-loss weights set per member, so each seed and giver must get its own."""
     from tests.reference import tiny
 
     trainer = tiny("cleanup7_lio").make_trainer([0, 1])
-    eta = trainer.incentive.eta
+    eta, G = trainer.incentive.eta, trainer.incentive.G
     cleaned = trainer.agents.obs_dim + 1
     with torch.no_grad():
         for v in eta.values():
             v.zero_()
         eta["w0"][:, cleaned, 0] = 1.0
         eta["w1"][:, 0, 0] = 1.0
-        eta["w2"][:, 0, :] = 3.0
+        eta["w2"][:G, 0, :] = 3.0  # members r * G + g: replica 0
+        eta["w2"][G:, 0, :] = -3.0  # replica 1
+    outer = trainer.outer_returns
+
+    def known(batch):  # member r * N + i: 100 r + 10 i + 1 on every valid step
+        w = torch.zeros_like(outer(batch))
+        for m in range(w.shape[0]):
+            w[m] = 100 * (m // trainer.N) + 10 * (m % trainer.N) + 1
+        return w
+
+    trainer.outer_returns = known
     out = bench.incentive_response(trainer, episodes=3)
     assert out[["seed", "giver", "recipient"]].values.tolist() == [
         [0, 0, 1], [1, 0, 1], [0, 1, 0], [1, 1, 0]]
     r_max = trainer.cfg.r_max
-    assert out.pay_clean.tolist() == pytest.approx([r_max / (1 + math.exp(-3.0))] * 4)
+    sig = [1 / (1 + math.exp(-3.0)), 1 / (1 + math.exp(3.0))]
+    assert out.pay_clean.tolist() == pytest.approx([r_max * sig[s] for s in out.seed])
     assert out.pay_other.tolist() == pytest.approx([r_max * 0.5] * 4)
+    assert out.weight.tolist() == pytest.approx(
+        [100 * s + 10 * g + 1 for s, g in zip(out.seed, out.giver, strict=True)])
     # as played: each step pays per what the recipient did
     expect = out.cleaned * out.pay_clean + (1 - out.cleaned) * out.pay_other
     assert out.paid.tolist() == pytest.approx(expect.tolist())
     assert ((out.cleaned >= 0) & (out.cleaned <= 1)).all()
-    # each giver receives what the other pays it; the weight is its outer-loss weight
+    # each giver receives what the other pays it
     for seed in (0, 1):
         row = out[out.seed == seed].set_index("giver")
         assert row.loc[0, "received"] == pytest.approx(row.loc[1, "paid"])
         assert row.loc[1, "received"] == pytest.approx(row.loc[0, "paid"])
+    onehot = tiny("cleanup7_lio", incentive_actions="onehot").make_trainer([0])
+    with pytest.raises(ValueError, match="incentive_actions = 'features'"):
+        bench.incentive_response(onehot)
 
 
 def test_comparison_draws_the_curves_that_count_episodes(tmp_path):

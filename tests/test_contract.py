@@ -97,5 +97,5 @@ def test_episodes_per_iteration_counts_the_episodes_played(name, per_batch):
 
     trainer.game.reset = counting
     trainer.iterate()
-    assert sum(started) == 2 * trainer.episodes_per_iteration()
+    assert sum(started) == len(trainer.seeds) * trainer.episodes_per_iteration()
     assert trainer.episodes_per_iteration() == per_batch * trainer.cfg.batch
