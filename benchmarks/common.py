@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from econsim import checkpoint, runner, scenario, store
+from econsim.cli import terminate_as_interrupt
 from econsim.dictionary import RENAMED
 from econsim.files import atomic_write
 
@@ -79,8 +80,9 @@ def run_scenarios(names: list[str], seeds: list[int], iterations: int | None, ro
         if found and found[1]:
             result = runner.load_result(found[0], root)
         else:
-            result = runner.run(sc, seeds=seeds, progress=progress, root=root,
-                                resume=found[0] if found else None)
+            with terminate_as_interrupt():  # kill marks the run interrupted, not running
+                result = runner.run(sc, seeds=seeds, progress=progress, root=root,
+                                    resume=found[0] if found else None)
         wall = result.wall_s if found else time.perf_counter() - t0
         final = result.final()  # runs made before the rename say social_welfare
         final = final.rename(columns={o: n for o, n in RENAMED.items() if n not in final})

@@ -428,8 +428,10 @@ def _terminate(signum, frame) -> None:
 
 
 @contextlib.contextmanager
-def _terminate_as_interrupt():
-    """While the command runs, SIGTERM raises KeyboardInterrupt (main thread only)."""
+def terminate_as_interrupt():
+    """While inside, SIGTERM raises KeyboardInterrupt (main thread only), so a training run
+    stopped with ``kill`` is marked interrupted as after Ctrl-C (the CLI's commands and the
+    benchmarks' runs)."""
     try:
         previous = signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not the main thread
@@ -459,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
 
     debug = bool(os.environ.get("ECONSIM_DEBUG"))
     args = None
-    with warnings.catch_warnings(), _terminate_as_interrupt():
+    with warnings.catch_warnings(), terminate_as_interrupt():
         warnings.simplefilter("always", StoreWarning)
         warnings.showwarning = _warning_printer()
         try:

@@ -114,3 +114,27 @@ def test_comparison_draws_the_curves_that_count_episodes(tmp_path):
     assert out.stat().st_size > 1000
     assert bench.plot_comparison(tmp_path, "cleanup8_", tmp_path / "none.png") == []
     assert not (tmp_path / "none.png").exists()
+
+
+def test_a_killed_benchmark_run_is_marked_interrupted_and_resumes(tmp_path):
+    """SIGTERM (``kill``) in a benchmark's run marks it interrupted, as Ctrl-C does, and
+    ``--resume`` continues it."""
+    import json
+    import os
+    import signal
+
+    from benchmarks import common
+
+    def kill_at_two(done: int, total: int) -> None:
+        if done == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(KeyboardInterrupt):
+        common.run_scenarios(["ipd_pg"], [0], 6, tmp_path, progress=kill_at_two,
+                             checkpoint_every=1)
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back
+    df = common.run_scenarios(["ipd_pg"], [0], 6, tmp_path, progress=False,
+                              checkpoint_every=1, resume=True)
+    assert df.run_id.tolist() == [run.name] and df.iterations.tolist() == [6]
