@@ -43,6 +43,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -132,51 +133,58 @@ def incentive_response(trainer, episodes: int = RESPONSE_EPISODES) -> pd.DataFra
     action features), not cells cleaned. Playing advances ``trainer``'s random streams: give
     it a trainer loaded for the purpose (``econsim.model.load_trainer``), not one in training.
     """
-    inc, ag, N = trainer.incentive, trainer.agents, trainer.N
+    inc, ag, game = trainer.incentive, trainer.agents, trainer.game
     if not inc.features:
         raise ValueError("incentive_response needs incentive functions that see the others' "
                          "[did not clean, cleaned] features (incentive_actions = 'features')")
-    F, r_max = trainer.game.action_feature_size, trainer.cfg.r_max
+    # one action of each kind, by the game's own features ([did not clean, cleaned])
+    kinds = game.action_features(np.arange(ag.A)[:, None])[:, 0].argmax(-1)
+    other, clean = int(np.flatnonzero(kinds == 0)[0]), int(np.flatnonzero(kinds == 1)[0])
     with torch.no_grad():
         batch = trainer.run_episodes(trainer.params, 0.0, episodes)
         T = batch.mask.shape[0]
-        x = batch.extra["inc_in"]  # [T, R*B, G, D + (N-1)F]
 
-        def per_replica(v: torch.Tensor) -> torch.Tensor:  # world layout [T, R*B, N, ...]
+        def per_replica(v: torch.Tensor) -> torch.Tensor:  # world layout [T, R*B, ...]
             return v.reshape(T, ag.R, -1, *v.shape[2:]).transpose(0, 1)  # [R, T, B, ...]
 
+        def pays(actions: torch.Tensor) -> torch.Tensor:  # [R, T, B, G, N], eq. 5.2
+            x = inc.inputs(batch.obs, actions)
+            return per_replica(trainer.cfg.r_max * inc.incentives(inc.eta, x))
+
         mask = per_replica(batch.mask)
-        cleaned = per_replica(torch.from_numpy(
-            trainer.game.action_features(batch.env_actions.numpy()))[..., 1].to(x.dtype))
+        cleaned = per_replica(torch.from_numpy(kinds[batch.env_actions.numpy()] == 1))
         received = per_replica(batch.transfers.sum(2))  # [R, T, B, N]
-        weight = trainer.outer_returns(batch).reshape(ag.R, N, T, -1)  # [R, N, T, B]
-        pays = {"paid": per_replica(r_max * inc.incentives(inc.eta, x))}  # [R, T, B, G, N]
-        for label, hot in (("pay_other", [1.0, 0.0]), ("pay_clean", [0.0, 1.0])):
-            pays[label] = []
-            for g, i in enumerate(inc.givers):  # the recipient's feature set, one at a time
-                for k, j in enumerate(ag.others[i].tolist()):
-                    col = ag.obs_dim + k * F
-                    z = x.clone()
-                    z[..., g, col:col + F] = torch.tensor(hot, dtype=x.dtype)
-                    pays[label].append(per_replica(r_max * inc.incentives(inc.eta, z))[..., g, j])
+        weight = trainer.outer_returns(batch).reshape(ag.R, trainer.N, T, -1)  # [R, N, T, B]
+        paid = pays(batch.env_actions)
+
         def mean(v: torch.Tensor, r: int) -> float:  # per valid step of replica r
             return float((v * mask[r]).sum() / mask[r].sum())
 
         rows = []
-        for r, seed in enumerate(trainer.seeds):
-            pair = 0
-            for g, i in enumerate(inc.givers):
-                for j in ag.others[i].tolist():
+        for g, i in enumerate(inc.givers):
+            for j in ag.others[i].tolist():
+                as_if = {}  # recipient j's action replaced, the others' as played
+                for label, a in (("pay_clean", clean), ("pay_other", other)):
+                    actions = batch.env_actions.clone()
+                    actions[..., j] = a
+                    as_if[label] = pays(actions)[..., g, j]
+                for r, seed in enumerate(trainer.seeds):
                     rows.append({"seed": seed, "giver": i, "recipient": j,
                                  "cleaned": mean(cleaned[r, ..., j], r),
-                                 "paid": mean(pays["paid"][r, ..., g, j], r),
-                                 "pay_clean": mean(pays["pay_clean"][pair][r], r),
-                                 "pay_other": mean(pays["pay_other"][pair][r], r),
+                                 "paid": mean(paid[r, ..., g, j], r),
+                                 **{k: mean(v[r], r) for k, v in as_if.items()},
                                  "received": mean(received[r, ..., i], r),
                                  "weight": mean(weight[r, i], r)})
-                    pair += 1
-        rows.sort(key=lambda row: (row["giver"], row["recipient"], row["seed"]))
     return pd.DataFrame(rows)
+
+
+SETTINGS = ["iterations", "conv"]  # the columns settings() fills
+
+
+def settings(sc) -> dict[str, object]:
+    """The settings a docs CSV gathers runs of (one configuration per file): the budget and
+    whether the agents have the conv front end."""
+    return {"iterations": sc.train.iterations, "conv": "on" if sc.algorithm.get("conv") else "off"}
 
 
 def responses(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
@@ -192,9 +200,8 @@ def responses(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
         if not isinstance(trainer, LIOTrainer) or not trainer.incentive.features:
             continue  # no incentive functions, or ones that see every action (onehot)
         part = incentive_response(trainer)
-        part.insert(0, "scenario", sc.name)
-        part.insert(1, "iterations", sc.train.iterations)
-        part.insert(2, "conv", "on" if sc.algorithm.get("conv") else "off")
+        for k, (col, v) in enumerate({"scenario": sc.name, **settings(sc)}.items()):
+            part.insert(k, col, v)
         out.append(part)
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
@@ -217,9 +224,8 @@ def training(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
             agg["paid"] = ("given", "sum")
         part = ag.groupby(["scenario", "seed", "iteration"]).agg(**agg).reset_index()
         sc = runner.load_result(run_id, root).scenario
-        part.insert(2, "run", run_id)
-        part.insert(3, "iterations", sc.train.iterations)
-        part.insert(4, "conv", "on" if sc.algorithm.get("conv") else "off")
+        for k, (col, v) in enumerate({"run": run_id, **settings(sc)}.items()):
+            part.insert(2 + k, col, v)
         per = sc.make_trainer([int(part.seed.iloc[0])]).episodes_per_iteration()
         part.insert(6, "episodes", part.iteration * per)
         out.append(part)
@@ -229,7 +235,7 @@ def training(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
 def gather(curve: pd.DataFrame, path: Path) -> pd.DataFrame:
     """``curve`` with the rows of ``path`` (an earlier training CSV of the same iterations
     and ``conv``) of the seeds it does not hold; written back to ``path``."""
-    return gather_csv(curve, path, ["seed"], ["iterations", "conv"], ["seed", "iteration"])
+    return gather_csv(curve, path, ["seed"], SETTINGS, ["seed", "iteration"])
 
 
 def plot_training(name: str, curve: pd.DataFrame, path: Path) -> None:
@@ -354,7 +360,7 @@ def main(argv: list[str] | None = None):
         print(resp.round(3).to_string(index=False))
         for name, r in resp.groupby("scenario", sort=False):
             gather_csv(r.drop(columns="scenario"), Path(args.docs) / f"{name}_incentives.csv",
-                       ["seed"], ["iterations", "conv"], ["seed", "giver", "recipient"])
+                       ["seed"], SETTINGS, ["seed", "giver", "recipient"])
     curves = training(df, args.root)
     for name, c in curves.groupby("scenario", sort=False) if len(curves) else ():
         c = gather(c.drop(columns="scenario"), Path(args.docs) / f"{name}_training.csv")

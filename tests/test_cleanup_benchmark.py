@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from benchmarks import cleanup as bench
+from econsim import scenario
 
 
 def test_split_needs_one_cleaner_and_another_harvester():
@@ -41,7 +42,8 @@ def test_cleanup_benchmark_runs_on_a_tiny_budget(tmp_path):
     curve = pd.read_csv(tmp_path / "cleanup7_lio_training.csv")
     assert sorted(set(curve.seed)) == [0, 1] and len(set(curve.run)) == 2 and len(curve) == rows
     assert {"extrinsic", "cleaned", "harvested", "paid"} <= set(curve.columns)
-    assert (curve.episodes == 2 * curve.iteration).all()  # LIO plays tau and tau-hat
+    batch = scenario.load("cleanup7_lio").resolved()["algorithm"]["batch"]
+    assert (curve.episodes == 2 * batch * curve.iteration).all()  # LIO: tau and tau-hat
     ag = pd.read_parquet(tmp_path / "runs" / df.run_id.iloc[0] / "agents.parquet")
     train = ag[ag.phase == "train"]
     last = train[train.iteration == train.iteration.max()]
@@ -50,7 +52,8 @@ def test_cleanup_benchmark_runs_on_a_tiny_budget(tmp_path):
     assert (tmp_path / "cleanup7_lio_training.png").stat().st_size > 1000
     assert (tmp_path / "cleanup7_comparison.png").stat().st_size > 1000
     resp = pd.read_csv(tmp_path / "cleanup7_lio_incentives.csv")
-    assert sorted(set(resp.seed)) == [0, 1] and len(resp) == 4  # 2 seeds x 2 giver pairs
+    n = len(set(dol.agent))  # every agent gives to every other, per seed
+    assert sorted(set(resp.seed)) == [0, 1] and len(resp) == 2 * n * (n - 1)
 
 
 def test_incentive_response_by_hand():
