@@ -48,7 +48,14 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import gather_csv, parser, run_each, run_scenarios, save_figure  # noqa: E402
+from common import (  # noqa: E402
+    gather_csv,
+    parser,
+    run_each,
+    run_scenarios,
+    save_figure,
+    stored_trainer,
+)
 
 from econsim import runner  # noqa: E402
 from econsim.cli import parse_seeds  # noqa: E402
@@ -68,14 +75,16 @@ CHECKPOINT_EVERY = 500  # with --iterations: what an interrupted run loses at mo
 
 
 def _one(name: str, seeds: list[int], iterations: int | None, root: str,
-         progress: bool, conv: bool = False, resume: bool = False) -> pd.DataFrame:
+         progress: bool, conv: bool = False, resume: bool = False,
+         keep_every: int = 0) -> pd.DataFrame:
     """Train one scenario (a worker of --jobs); with ``iterations``, a checkpoint every
     ``CHECKPOINT_EVERY`` iterations (part of the run's settings: ``--resume`` finds runs made
-    with it)."""
+    with it), and one kept every ``keep_every`` iterations (``train.keep_every``)."""
     torch.set_num_threads(1)
     return run_scenarios([name], seeds, iterations, root, progress=progress,
                          columns=COLUMNS, algorithm={"conv": True} if conv else None,
-                         resume=resume, checkpoint_every=CHECKPOINT_EVERY)
+                         resume=resume, checkpoint_every=CHECKPOINT_EVERY,
+                         keep_every=keep_every)
 
 
 def division_of_labour(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
@@ -187,23 +196,56 @@ def settings(sc) -> dict[str, object]:
     return {"iterations": sc.train.iterations, "conv": "on" if sc.algorithm.get("conv") else "off"}
 
 
-def responses(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
-    """:func:`incentive_response` of every LIO run in ``df`` (from its last checkpoint) whose
-    incentive functions see the [did not clean, cleaned] features, with the scenario and its
-    settings (``iterations``, ``conv``)."""
-    from econsim.model import load_trainer
-
+def responses(df: pd.DataFrame, root: str | Path, kept: bool = False) -> pd.DataFrame:
+    """:func:`incentive_response` of every LIO run in ``df`` whose incentive functions see
+    the [did not clean, cleaned] features, from its last checkpoint, or with ``kept`` from
+    every checkpoint it kept on the way (``--keep-every``; an ``iteration`` column says
+    which: the Diss's Fig. 5.6b follows the harvester's payments over training the same
+    way), with the scenario and its settings (``iterations``, ``conv``)."""
     out = []
     for run_id in df.run_id.unique():
-        sc = runner.load_result(run_id, root).scenario
-        trainer = load_trainer(run_id, root)
-        if not isinstance(trainer, LIOTrainer) or not trainer.incentive.features:
-            continue  # no incentive functions, or ones that see every action (onehot)
-        part = incentive_response(trainer)
-        for k, (col, v) in enumerate({"scenario": sc.name, **settings(sc)}.items()):
-            part.insert(k, col, v)
-        out.append(part)
+        result = runner.load_result(run_id, root)
+        sc = result.scenario
+        points = runner.kept_checkpoints(result) if kept else {None: None}
+        for it in points:
+            trainer = stored_trainer(run_id, root, None, sc.algorithm_name, iteration=it)
+            if not isinstance(trainer, LIOTrainer) or not trainer.incentive.features:
+                break  # no incentive functions, or ones that see every action (onehot)
+            part = incentive_response(trainer)
+            head = {"scenario": sc.name, **settings(sc), **({} if it is None else
+                                                            {"iteration": it})}
+            for k, (col, v) in enumerate(head.items()):
+                part.insert(k, col, v)
+            out.append(part)
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+def plot_responses(name: str, resp: pd.DataFrame, path: Path) -> None:
+    """What each giver pays per step for cleaning and for not cleaning over training
+    (:func:`responses` with ``kept``), one panel per seed, with the share of steps its
+    recipient cleaned: where the two payments meet, the incentive function no longer tells
+    cleaning apart (the Diss's Fig. 5.6b: the harvester's payments to scripted agents)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seeds = sorted(resp.seed.unique())
+    fig, axes = plt.subplots(1, len(seeds), figsize=(3.6 * len(seeds), 3.2), sharey=True,
+                             squeeze=False)
+    for ax, seed in zip(axes[0], seeds, strict=True):
+        for (i, j), r in resp[resp.seed == seed].groupby(["giver", "recipient"]):
+            line, = ax.plot(r.iteration, r.pay_clean, lw=1.2, label=f"{i}->{j} cleaning")
+            ax.plot(r.iteration, r.pay_other, lw=1.2, ls="--", color=line.get_color(),
+                    label=f"{i}->{j} not cleaning")
+            ax.plot(r.iteration, 2 * r.cleaned, lw=0.8, ls=":", color=line.get_color(),
+                    label=f"{j} cleans (share x 2)")
+        ax.set_title(f"{name}, seed {seed}", fontsize=9)
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("payment per step (greedy play)")
+    axes[0, -1].legend(fontsize=6)
+    save_figure(fig, path)
 
 
 def training(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
@@ -315,6 +357,9 @@ def main(argv: list[str] | None = None):
     p.add_argument("--jobs", type=int, default=1, help="scenarios trained in parallel")
     p.add_argument("--scenarios", help="comma-separated scenario names (default: LIO and AC)")
     p.add_argument("--docs", default="docs", help="where the training curves (PNG, CSV) go")
+    p.add_argument("--keep-every", type=int, default=0, metavar="N",
+                   help="keep a checkpoint every N iterations (a setting of the run) and "
+                   "follow LIO's incentive functions over them")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     pre = PREFIX[args.map]
@@ -326,7 +371,7 @@ def main(argv: list[str] | None = None):
     seeds = parse_seeds(args.seeds)
     df = run_each(_one, names, args.jobs, not args.quiet, seeds=seeds,
                   iterations=args.iterations, root=args.root, conv=args.conv,
-                  resume=args.resume)
+                  resume=args.resume, keep_every=args.keep_every)
     print("\nFinal collective return (evaluation, eps = 0) per seed:")
     shown = [c for c in ("scenario", "seed", "iterations", "collective", "extrinsic",
                          "incentives", "wall_s") if c in df.columns]
@@ -361,6 +406,12 @@ def main(argv: list[str] | None = None):
         for name, r in resp.groupby("scenario", sort=False):
             gather_csv(r.drop(columns="scenario"), Path(args.docs) / f"{name}_incentives.csv",
                        ["seed"], SETTINGS, ["seed", "giver", "recipient"])
+    over = responses(df, args.root, kept=True)
+    for name, r in over.groupby("scenario", sort=False) if len(over) else ():
+        r = gather_csv(r.drop(columns="scenario"),
+                       Path(args.docs) / f"{name}_incentives_over_training.csv", ["seed"],
+                       SETTINGS, ["seed", "iteration", "giver", "recipient"])
+        plot_responses(name, r, Path(args.docs) / f"{name}_incentives_over_training.png")
     curves = training(df, args.root)
     for name, c in curves.groupby("scenario", sort=False) if len(curves) else ():
         c = gather(c.drop(columns="scenario"), Path(args.docs) / f"{name}_training.csv")

@@ -49,7 +49,7 @@ def run_scenarios(names: list[str], seeds: list[int], iterations: int | None, ro
                   progress: bool = True, eval_every: int | None = None,
                   columns: tuple[str, ...] | list[str] = ("collective", "mutual_cooperation"),
                   algorithm: dict | None = None, resume: bool = False,
-                  checkpoint_every: int | None = None,
+                  checkpoint_every: int | None = None, keep_every: int = 0,
                   eval_episodes: int | None = None, env: dict | None = None) -> pd.DataFrame:
     """Train each scenario over ``seeds``; one row per scenario x seed of the final evaluation
     (the evaluation's ``columns`` that the game reports). ``algorithm`` overrides settings of
@@ -57,17 +57,21 @@ def run_scenarios(names: list[str], seeds: list[int], iterations: int | None, ro
     ``[env]`` table (e.g. ``{"ttc_mask": True}``). ``resume``: reuse a
     finished run with the same scenario, seeds and budget in ``root``, continue an unfinished
     one (so a benchmark longer than a session goes on where it stopped). With ``iterations``,
-    a run checkpoints at its end, or every ``checkpoint_every`` iterations when given.
-    ``eval_episodes`` overrides the episodes of every evaluation."""
+    a run checkpoints at its end, or every ``checkpoint_every`` iterations when given, and
+    keeps the checkpoint of every ``keep_every``-th iteration (``train.keep_every``; a
+    setting of the run, so a resumed run needs the same). ``eval_episodes`` overrides the
+    episodes of every evaluation."""
     rows = []
     for name in names:
         sc = scenario.load(name)
-        if iterations is not None or algorithm or env or eval_episodes is not None:
+        if iterations is not None or algorithm or env or eval_episodes is not None or keep_every:
             data = sc.resolved()
             data["algorithm"].update(algorithm or {})
             data["env"].update(env or {})
             if eval_episodes is not None:
                 data["train"].update(eval_episodes=eval_episodes)
+            if keep_every:
+                data["train"].update(keep_every=keep_every)
             if iterations is not None:
                 data["train"].update(
                     iterations=iterations, eval_every=(eval_every if eval_every is not None
@@ -107,18 +111,21 @@ def run_each(worker: Callable[..., pd.DataFrame], names: list[str], jobs: int,
     return pd.concat(parts, ignore_index=True)
 
 
-def stored_trainer(run_id: str, root: str | Path | None, env: str | None, algorithm: str):
+def stored_trainer(run_id: str, root: str | Path | None, env: str | None, algorithm: str,
+                   iteration: int | None = None):
     """The trainer of a stored run of ``algorithm`` (on ``env``; None: any game), restored
-    from its last checkpoint (a probe's input); a one-line exit naming the run if it is
-    something else or has no checkpoint."""
+    from its last checkpoint, or from the one it kept at ``iteration`` (``train.keep_every``)
+    (a probe's input); a one-line exit naming the run if it is something else or has no
+    such checkpoint."""
     result = runner.load_result(run_id, root)
     sc = result.scenario
     if sc.algorithm_name != algorithm or env not in (None, sc.env_name):
         raise SystemExit(f"{run_id} is {sc.algorithm_name} on {sc.env_name}, not "
                          f"{algorithm} on {env or 'any game'}")
-    last = store.inside(result.path, "checkpoints", "last.pt")
+    name = "last.pt" if iteration is None else runner.kept_name(iteration)
+    last = store.inside(result.path, "checkpoints", name)
     if not last.is_file():
-        raise SystemExit(f"{run_id} has no checkpoint (checkpoints/last.pt is missing)")
+        raise SystemExit(f"{run_id} has no checkpoint (checkpoints/{name} is missing)")
     trainer = sc.make_trainer(result.seeds)
     checkpoint.restore(trainer, checkpoint.load(last)["trainer"])
     return trainer

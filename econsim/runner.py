@@ -10,6 +10,8 @@
       agents.parquet       one row per seed x phase x logged iteration x agent
       checkpoints/last.pt  trainer state, log rows and RNG states of the last checkpoint
                            (plain data, read with torch.load(weights_only=True))
+      checkpoints/iteration-NNNNNNN.pt  with train.keep_every: the checkpoints kept on the
+                           way (``kept_checkpoints``), for diagnostics over training
       log.jsonl            one JSON line per event (start, eval, checkpoint, finish)
       .lock                held by the process training the run (its pid inside)
 
@@ -209,6 +211,25 @@ def load_result(run_id: str, root: str | Path | None = None) -> RunResult:
     return RunResult(run_id, path, scenario_mod.load(store.inside(path, "scenario.toml")),
                      stored_seeds(run_id, info),
                      float(wall) if isinstance(wall, int | float) else 0.0)
+
+
+def kept_name(iteration: int) -> str:
+    """File name of the checkpoint kept at ``iteration`` (``train.keep_every``)."""
+    return f"iteration-{iteration:07d}.pt"
+
+
+def kept_checkpoints(result: RunResult) -> dict[int, Path]:
+    """The checkpoints a stored run kept on the way (``train.keep_every``): iteration ->
+    file, by iteration; empty if it kept none."""
+    folder = store.inside(result.path, "checkpoints")
+    if not folder.is_dir():
+        return {}
+    found = {}
+    for p in folder.iterdir():
+        stem = p.name.removeprefix("iteration-").removesuffix(".pt")
+        if stem.isdigit() and p.name == kept_name(int(stem)) and not p.is_symlink():
+            found[int(stem)] = store.inside(folder, p.name)
+    return dict(sorted(found.items()))
 
 
 def new_run_id(scenario: Scenario) -> str:
@@ -559,7 +580,8 @@ def _train(setup: _Setup, progress: bool | Callable[[int, int], None]) -> RunRes
             watch.metrics(it, metrics)
             log_step = it % tr.log_every == 0 or it == total
             eval_step = it % tr.eval_every == 0 or it == total
-            ckpt_step = it % tr.checkpoint_every == 0 or it == total
+            keep_step = tr.keep_every > 0 and it % tr.keep_every == 0
+            ckpt_step = it % tr.checkpoint_every == 0 or it == total or keep_step
             if not ckpt_step:
                 watch.params(it)
             log.add_train(metrics)
@@ -581,6 +603,8 @@ def _train(setup: _Setup, progress: bool | Callable[[int, int], None]) -> RunRes
                 state = {"trainer": trainer.state_dict(), "log": log.state(), "wall_s": wall}
                 watch.params(it, state["trainer"])  # no checkpoint holds a NaN
                 checkpoint.save(store.inside(run_dir, "checkpoints", "last.pt"), state)
+                if keep_step:
+                    checkpoint.save(store.inside(run_dir, "checkpoints", kept_name(it)), state)
                 save_tables()
                 save_manifest("running")
                 _event(run_dir, "checkpoint", iteration=it)

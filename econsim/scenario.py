@@ -53,6 +53,7 @@ from econsim.bounds import (
     MAX_SEEDS,
     MAX_WIDTH,
     SEED_LIMIT,
+    Count,
     Iterations,
     ScenarioName,
 )
@@ -86,6 +87,10 @@ class TrainSpec(BaseModel):
     eval_episodes: int = Field(100, ge=1, le=MAX_EVAL_EPISODES,
                                description="episodes per seed in an evaluation")
     checkpoint_every: Iterations = Field(5000, description="iterations between checkpoints")
+    keep_every: Count = Field(
+        0, description="also keep the checkpoint of every keep_every-th iteration (a "
+        "checkpoint then) as checkpoints/iteration-NNNNNNN.pt, for diagnostics over "
+        "training; 0: only the last")
 
 
 class Scenario(BaseModel):

@@ -105,6 +105,24 @@ def test_incentive_response_by_hand():
         bench.incentive_response(onehot)
 
 
+def test_incentives_followed_over_the_kept_checkpoints(tmp_path):
+    """``--keep-every``: the incentive table at every kept checkpoint, as the one from the
+    last checkpoint is at the end, and its figure."""
+    threads = torch.get_num_threads()
+    try:
+        bench.main(["--scenarios", "cleanup7_lio", "--iterations", "2", "--keep-every", "1",
+                    "--root", str(tmp_path / "runs"), "--docs", str(tmp_path), "--quiet",
+                    "--seeds", "0"])
+    finally:
+        torch.set_num_threads(threads)
+    over = pd.read_csv(tmp_path / "cleanup7_lio_incentives_over_training.csv")
+    last = pd.read_csv(tmp_path / "cleanup7_lio_incentives.csv")
+    assert over.iteration.tolist() == [1, 1, 2, 2]  # two givers, each paying the other
+    end = over[over.iteration == 2].drop(columns="iteration").reset_index(drop=True)
+    pd.testing.assert_frame_equal(end, last)
+    assert (tmp_path / "cleanup7_lio_incentives_over_training.png").stat().st_size > 1000
+
+
 def test_comparison_draws_the_curves_that_count_episodes(tmp_path):
     rows = {"seed": [0, 0, 1, 1], "iteration": [50, 100] * 2, "extrinsic": [1.0, 2, 3, 4]}
     pd.DataFrame({**rows, "episodes": [100, 200] * 2}).to_csv(

@@ -54,6 +54,28 @@ def test_resume_continues_and_matches_uninterrupted(tmp_path):
     pd.testing.assert_frame_equal(resumed.agents, full.agents)
 
 
+def test_kept_checkpoints_leave_the_run_as_it_was(tmp_path):
+    """``train.keep_every`` keeps the checkpoint of every keep_every-th iteration (a checkpoint
+    then, whatever ``checkpoint_every``) and changes nothing else; each kept file restores the
+    trainer of its iteration."""
+    sc = small("er21_lio", 12, **TINY)
+    data = sc.resolved()
+    data["train"]["keep_every"] = 4
+    plain = runner.run(sc, seeds=[0], progress=False, root=tmp_path / "a", run_id="r")
+    kept = runner.run(scenario.from_dict(data, sc.name), seeds=[0], progress=False,
+                      root=tmp_path / "b", run_id="r")
+    assert runner.kept_checkpoints(plain) == {}
+    files = runner.kept_checkpoints(kept)
+    assert list(files) == [4, 8, 12] and files[4].name == "iteration-0000004.pt"
+    assert checkpoint.load(files[8])["trainer"]["iteration"] == 8
+    pd.testing.assert_frame_equal(kept.episodes.drop(columns="run_id"),
+                                  plain.episodes.drop(columns="run_id"))
+    pd.testing.assert_frame_equal(kept.agents, plain.agents)
+    (files[4].parent / "iteration-12.pt").write_bytes(b"")  # not a kept name: ignored
+    (files[4].parent / "iteration-0000016.pt").symlink_to(files[4])  # a link: ignored
+    assert list(runner.kept_checkpoints(kept)) == [4, 8, 12]
+
+
 @pytest.mark.slow
 def test_killed_process_resumes_from_cli(tmp_path):
     """Start `econsim run` in a subprocess, kill it after a checkpoint, resume it."""
