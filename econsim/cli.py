@@ -108,13 +108,24 @@ def summary(result) -> pd.DataFrame:
     return wide.reset_index().round(3)
 
 
+def parse_fork(text: str | None) -> tuple[str, int] | None:
+    """``RUN_ID@ITERATION`` (``--fork``) as (run id, iteration); a one-line error otherwise."""
+    if text is None:
+        return None
+    rid, at, it = text.rpartition("@")
+    if not at or not rid or not (it.isascii() and it.isdigit()):
+        raise ScenarioError(f"--fork: {text!r} is not RUN_ID@ITERATION (e.g. "
+                            "cleanup7_lio-20261205-001500-ab12@13500)")
+    return rid, int(it)
+
+
 def cmd_run(args) -> int:
     from econsim import runner
 
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     result = runner.run(args.scenario, seeds=seeds, progress=not args.quiet, root=args.root,
                         resume=args.resume if args.resume is not None else None,
-                        iterations=args.iterations)
+                        iterations=args.iterations, fork=parse_fork(args.fork))
     print(f"\n{result.scenario.name}: {result.scenario.description}")
     print(f"final evaluation (ε = 0, {result.scenario.train.eval_episodes} episodes per seed):")
     print(_table(summary(result)))
@@ -300,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN_ID",
                    help="continue a killed or interrupted run (default: the newest one of this "
                    "scenario that is running or interrupted)")
+    s.add_argument("--fork", metavar="RUN_ID@ITERATION",
+                   help="a new run from the checkpoint a stored run kept at that iteration "
+                   "(train.keep_every), with this scenario's settings from there on")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_run)
 

@@ -286,13 +286,19 @@ def _stored_iterations(run_id: str, info: dict[str, Any]) -> int:
 def run(scenario: Scenario | str | Path, *, seeds: list[int] | None = None,
         progress: bool | Callable[[int, int], None] = True, root: str | Path | None = None,
         run_id: str | None = None, resume: str | bool | None = None,
-        iterations: int | None = None,
+        iterations: int | None = None, fork: tuple[str, int] | None = None,
         threads: int | None = 1) -> RunResult:
     """Train ``scenario`` for every seed (vectorised replicas) and write ``<root>/<run_id>/``.
 
     ``root``: the runs folder (default: ``$ECONSIM_RUNS`` or ``runs``). ``resume`` = a run id
     (or True: the newest interrupted run of this scenario) continues that run from its last
-    checkpoint. ``iterations`` overrides ``train.iterations``. ``threads``: torch intra-op
+    checkpoint. ``fork`` = (run id, iteration): a new run that starts from the checkpoint a
+    stored run in ``root`` kept at that iteration (``train.keep_every``), with this
+    scenario's settings from there on (what if the exploration, the cost or a tax changed
+    at that point?): same seeds (default: the stored run's), a trainer whose state fits,
+    the iterations counted on from the fork, the tables holding the new iterations only and
+    ``run.json`` naming the fork (``forked_from``). ``iterations`` overrides
+    ``train.iterations``. ``threads``: torch intra-op
     threads while training (restored afterwards). The networks are small, so one thread is
     fastest and keeps parallel runs from starving each other; ``None`` leaves torch's
     setting alone. ``progress``: a tqdm bar (True), none (False), or a callable given
@@ -309,8 +315,10 @@ def run(scenario: Scenario | str | Path, *, seeds: list[int] | None = None,
         torch.set_num_threads(threads)
     try:
         root = store.check_root(root)
+        if resume and fork:
+            raise ScenarioError("fork: a new run; it cannot also resume one")
         setup = (_resume(scenario, root, resume, iterations) if resume
-                 else _start(scenario, seeds, root, run_id, iterations))
+                 else _start(scenario, seeds, root, run_id, iterations, fork))
         try:
             return _train(setup, progress)
         finally:
@@ -344,10 +352,14 @@ def _manifest(run_id: str, scenario: Scenario, seeds: list[int], total: int) -> 
 
 
 def _start(scenario: Scenario | str | Path, seeds: list[int] | None, root: Path,
-           run_id: str | None, iterations: int | None) -> _Setup:
-    """Validate a new run and make its folder, complete (scenario.toml, run.json) and locked,
-    or nothing at all."""
+           run_id: str | None, iterations: int | None,
+           fork: tuple[str, int] | None = None) -> _Setup:
+    """Validate a new run (``fork``: from a kept checkpoint, see :func:`run`) and make its
+    folder, complete (scenario.toml, run.json) and locked, or nothing at all."""
     scenario = _as_scenario(scenario)
+    source = _fork_source(fork, root) if fork else None
+    if source is not None and seeds is None:
+        seeds = source[0].seeds
     seeds = scenario_mod.check_seeds(scenario.seeds if seeds is None else seeds)
     run_id = store.check_run_id(new_run_id(scenario) if run_id is None else run_id)
     path = store.resolve(run_id, root)
@@ -358,8 +370,53 @@ def _start(scenario: Scenario | str | Path, seeds: list[int] | None, root: Path,
     trainer = scenario.make_trainer(seeds)  # may raise before anything is written
     log = _Log(run_id, scenario, seeds, trainer.kinds, trainer.game.action_names)
     manifest = _manifest(run_id, scenario, seeds, total)
+    if source is not None:
+        manifest["forked_from"] = _restore_fork(source, trainer, seeds, total)
+        manifest["iterations_done"] = trainer.iteration
     lock = _create_folder(path, scenario, manifest)
     return _Setup(run_id, path, scenario, seeds, total, trainer, log, manifest, lock, False)
+
+
+def _fork_source(fork: Any, root: Path) -> tuple[RunResult, int, Path]:
+    """The stored run, iteration and kept checkpoint file a fork starts from; one-line
+    ``ScenarioError`` naming what is missing (and the iterations the run kept)."""
+    if (not isinstance(fork, tuple | list) or len(fork) != 2 or not isinstance(fork[0], str)
+            or isinstance(fork[1], bool) or not isinstance(fork[1], int)):
+        raise ScenarioError(f"fork: {short(repr(fork), 60)} is not (run id, iteration)")
+    rid, iteration = fork
+    try:
+        source = load_result(rid, root)
+    except ScenarioError as err:
+        raise ScenarioError(f"fork: {err}") from None
+    except (OSError, ValueError) as err:  # an unreadable run.json or scenario
+        raise ScenarioError(f"fork: run {short(rid, 60)!r} in {root}/ cannot be read: "
+                            f"{short(str(err), 200)}") from None
+    kept = kept_checkpoints(source)
+    if iteration not in kept:
+        have = ", ".join(map(str, kept)) if kept else "none (train.keep_every was 0)"
+        raise ScenarioError(f"fork: run {rid!r} kept no checkpoint at iteration {iteration} "
+                            f"(kept: {short(have, 200)})")
+    return source, iteration, kept[iteration]
+
+
+def _restore_fork(source: tuple[RunResult, int, Path], trainer: Any, seeds: list[int],
+                  total: int) -> dict[str, Any]:
+    """Put the kept checkpoint's trainer state into ``trainer`` (not its log: the fork's
+    tables start empty); what ``run.json`` records of the fork."""
+    result, iteration, path = source
+    if list(seeds) != list(result.seeds):
+        raise ScenarioError(f"fork: seeds {list(seeds)} are not the stored run's "
+                            f"{list(result.seeds)} (a checkpoint holds all of them)")
+    if total <= iteration:
+        raise ScenarioError(f"fork: the budget ({total} iterations) must go beyond the fork's "
+                            f"iteration {iteration}")
+    try:
+        checkpoint.restore(trainer, checkpoint.load(path)["trainer"])
+    except ScenarioError as err:
+        raise ScenarioError(f"fork: {err}") from None
+    except Exception as err:  # a trainer of other sizes or another learner
+        raise ScenarioError(f"fork: {checkpoint.mismatch(path, err)}") from None
+    return {"run_id": result.run_id, "iteration": iteration}
 
 
 def _create_folder(path: Path, scenario: Scenario, manifest: dict[str, Any]) -> IO[str]:
@@ -439,6 +496,11 @@ def _resume(scenario: Scenario | str | Path, root: Path, resume: str | bool,
             manifest.pop("error", None)
         else:
             write_text(store.inside(path, "scenario.toml"), sc.to_toml())
+            fork = info.get("forked_from")
+            if isinstance(fork, dict):  # stopped before its first checkpoint: fork again
+                source = _fork_source((fork.get("run_id"), fork.get("iteration")), root)
+                manifest["forked_from"] = _restore_fork(source, trainer, seeds, total)
+                manifest["iterations_done"] = trainer.iteration
     except BaseException:
         lock.close()
         raise

@@ -70,6 +70,20 @@ def test_bad_seeds_are_refused(tmp_path, capsys, text):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("text, message", [
+    ("r", "is not RUN_ID@ITERATION"), ("r@", "is not RUN_ID@ITERATION"),
+    ("@2", "is not RUN_ID@ITERATION"), ("r@²", "is not RUN_ID@ITERATION"),
+    ("r@1", "kept no checkpoint at iteration 1 (kept: none (train.keep_every was 0))"),
+    ("gone@1", "fork: run 'gone' not found"),
+])
+def test_bad_forks_are_refused(stored, capsys, text, message):
+    before = sorted(p.name for p in stored.iterdir())
+    code, _, err = _main(capsys, "--root", stored, "run", "ipd_pg", "--fork", text, "--quiet")
+    _one_line(code, err)
+    assert message in err
+    assert sorted(p.name for p in stored.iterdir()) == before
+
+
 def test_good_seeds_parse():
     assert cli.parse_seeds("0-2,5") == [0, 1, 2, 5]
     assert cli.parse_seeds(" 7 ") == [7]

@@ -8,10 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from econsim import checkpoint, runner, scenario, store
+from econsim.errors import ScenarioError
 from tests.reference import small
 
 TINY = {"log_every": 5, "eval_every": 10, "eval_episodes": 8, "checkpoint_every": 10}
@@ -54,15 +56,20 @@ def test_resume_continues_and_matches_uninterrupted(tmp_path):
     pd.testing.assert_frame_equal(resumed.agents, full.agents)
 
 
+def _with_train(sc, **train):
+    """``sc`` with other ``[train]`` settings (``small`` sets the learner's)."""
+    data = sc.resolved()
+    data["train"].update(train)
+    return scenario.from_dict(data, sc.name)
+
+
 def test_kept_checkpoints_leave_the_run_as_it_was(tmp_path):
     """``train.keep_every`` keeps the checkpoint of every keep_every-th iteration (a checkpoint
     then, whatever ``checkpoint_every``) and changes nothing else; each kept file restores the
     trainer of its iteration."""
     sc = small("er21_lio", 12, **TINY)
-    data = sc.resolved()
-    data["train"]["keep_every"] = 4
     plain = runner.run(sc, seeds=[0], progress=False, root=tmp_path / "a", run_id="r")
-    kept = runner.run(scenario.from_dict(data, sc.name), seeds=[0], progress=False,
+    kept = runner.run(_with_train(sc, keep_every=4), seeds=[0], progress=False,
                       root=tmp_path / "b", run_id="r")
     assert runner.kept_checkpoints(plain) == {}
     files = runner.kept_checkpoints(kept)
@@ -74,6 +81,57 @@ def test_kept_checkpoints_leave_the_run_as_it_was(tmp_path):
     (files[4].parent / "iteration-12.pt").write_bytes(b"")  # not a kept name: ignored
     (files[4].parent / "iteration-0000016.pt").symlink_to(files[4])  # a link: ignored
     assert list(runner.kept_checkpoints(kept)) == [4, 8, 12]
+
+
+def test_fork_continues_from_a_kept_checkpoint(tmp_path):
+    """A fork with the source's own settings plays the source's iterations after the fork
+    point bit for bit; with other settings it goes its own way from there; a fork stopped
+    before its first checkpoint forks again when resumed."""
+    sc = _with_train(small("er21_lio", 20, **TINY), keep_every=5)
+    src = runner.run(sc, seeds=[0, 1], progress=False, root=tmp_path, run_id="src")
+    same = runner.run(sc, progress=False, root=tmp_path, run_id="same", fork=("src", 10))
+    info = json.loads((same.path / "run.json").read_text())
+    assert info["forked_from"] == {"run_id": "src", "iteration": 10} and same.seeds == [0, 1]
+    after = src.episodes.query("iteration > 10").reset_index(drop=True)
+    assert same.episodes.iteration.min() == 15  # the tables hold the new iterations only
+    pd.testing.assert_frame_equal(same.episodes.drop(columns="run_id"),
+                                  after.drop(columns="run_id"))
+    other = small("er21_lio", 20, **TINY, epsilon={"start": 0.9, "end": 0.9, "steps": 1})
+    changed = runner.run(other, progress=False, root=tmp_path, run_id="changed",
+                         fork=("src", 10))
+    assert changed.episodes.query("phase == 'train'").epsilon.eq(0.9).all()
+    assert not np.array_equal(changed.episodes.collective, after.collective)
+
+    def stop_at_once(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(sc, progress=stop_at_once, root=tmp_path, run_id="stopped", fork=("src", 5))
+    assert not (tmp_path / "stopped" / "checkpoints" / "last.pt").exists()
+    resumed = runner.run(sc, progress=False, root=tmp_path, resume="stopped")
+    after5 = src.episodes.query("iteration > 5").reset_index(drop=True)
+    pd.testing.assert_frame_equal(resumed.episodes.drop(columns="run_id"),
+                                  after5.drop(columns="run_id"))
+
+
+def test_fork_refuses_what_does_not_fit(tmp_path):
+    sc = _with_train(small("er21_lio", 10, **TINY), keep_every=5)
+    runner.run(sc, seeds=[0, 1], progress=False, root=tmp_path, run_id="src")
+    bad = [
+        (dict(fork=("src", 7)), r"kept no checkpoint at iteration 7 \(kept: 5, 10\)"),
+        (dict(fork=("nope", 5)), r"fork: run 'nope' not found"),
+        (dict(fork=("src", 5), seeds=[0]), r"seeds \[0\] are not the stored run's \[0, 1\]"),
+        (dict(fork=("src", 10)), r"budget \(10 iterations\) must go beyond .* 10"),
+        (dict(fork=("src", 5), resume="src"), r"cannot also resume"),
+        (dict(fork="src@5"), r"is not \(run id, iteration\)"),
+    ]
+    for kwargs, message in bad:
+        with pytest.raises(ScenarioError, match=message):
+            runner.run(sc, progress=False, root=tmp_path, **kwargs)
+    wider = small("er21_lio", 20, **TINY, hidden=[8, 8])  # another network: its state differs
+    with pytest.raises(ScenarioError, match=r"fork: checkpoint .* does not match this run"):
+        runner.run(wider, progress=False, root=tmp_path, fork=("src", 5))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]  # nothing left behind
 
 
 @pytest.mark.slow
