@@ -32,15 +32,26 @@ def parser(description: str) -> argparse.ArgumentParser:
 def previous_run(sc: scenario.Scenario, seeds: list[int], root: str | Path
                  ) -> tuple[str, bool] | None:
     """The newest run in ``root`` of exactly this scenario (every resolved setting, budget
-    included) with these seeds: (run id, finished?), or None."""
+    included, except ``train.keep_every``, which does not change the numbers: a run found
+    goes on keeping what it kept, said in one line) with these seeds: (run id, finished?),
+    or None."""
     if not Path(root).is_dir():
         return None
     runs = store.runs(root)
     same = runs[(runs.scenario == sc.name) & (runs.seeds == ",".join(map(str, seeds)))]
-    want = {**sc.resolved(), "seeds": list(seeds)}
+
+    def key(resolved: dict) -> dict:
+        return {**resolved, "seeds": list(seeds),
+                "train": {k: v for k, v in resolved["train"].items() if k != "keep_every"}}
+
+    want = sc.resolved()
     for _, row in same.iloc[::-1].iterrows():
         stored = scenario.load(Path(root) / row.run_id / "scenario.toml").resolved()
-        if {**stored, "seeds": list(seeds)} == want:
+        if key(stored) == key(want):
+            kept, asked = stored["train"]["keep_every"], want["train"]["keep_every"]
+            if kept != asked:
+                print(f"{row.run_id}: found with keep_every = {kept} (asked: {asked}); "
+                      "it keeps its own")
             return str(row.run_id), row.status == "finished"
     return None
 
@@ -122,7 +133,7 @@ def stored_trainer(run_id: str, root: str | Path | None, env: str | None, algori
     if sc.algorithm_name != algorithm or env not in (None, sc.env_name):
         raise SystemExit(f"{run_id} is {sc.algorithm_name} on {sc.env_name}, not "
                          f"{algorithm} on {env or 'any game'}")
-    name = "last.pt" if iteration is None else runner.kept_name(iteration)
+    name = "last.pt" if iteration is None else store.kept_name(iteration)
     last = store.inside(result.path, "checkpoints", name)
     if not last.is_file():
         raise SystemExit(f"{run_id} has no checkpoint (checkpoints/{name} is missing)")

@@ -213,11 +213,6 @@ def load_result(run_id: str, root: str | Path | None = None) -> RunResult:
                      float(wall) if isinstance(wall, int | float) else 0.0)
 
 
-def kept_name(iteration: int) -> str:
-    """File name of the checkpoint kept at ``iteration`` (``train.keep_every``)."""
-    return f"iteration-{iteration:07d}.pt"
-
-
 def kept_checkpoints(result: RunResult) -> dict[int, Path]:
     """The checkpoints a stored run kept on the way (``train.keep_every``): iteration ->
     file, by iteration; empty if it kept none."""
@@ -226,9 +221,9 @@ def kept_checkpoints(result: RunResult) -> dict[int, Path]:
         return {}
     found = {}
     for p in folder.iterdir():
-        stem = p.name.removeprefix("iteration-").removesuffix(".pt")
-        if stem.isdigit() and p.name == kept_name(int(stem)) and not p.is_symlink():
-            found[int(stem)] = store.inside(folder, p.name)
+        it = store.kept_iteration(p.name)
+        if it is not None and not p.is_symlink():
+            found[it] = store.inside(folder, p.name)
     return dict(sorted(found.items()))
 
 
@@ -295,9 +290,11 @@ def run(scenario: Scenario | str | Path, *, seeds: list[int] | None = None,
     checkpoint. ``fork`` = (run id, iteration): a new run that starts from the checkpoint a
     stored run in ``root`` kept at that iteration (``train.keep_every``), with this
     scenario's settings from there on (what if the exploration, the cost or a tax changed
-    at that point?): same seeds (default: the stored run's), a trainer whose state fits,
-    the iterations counted on from the fork, the tables holding the new iterations only and
-    ``run.json`` naming the fork (``forked_from``). ``iterations`` overrides
+    at that point?; the optimisers keep their moments but take this scenario's learning
+    rates, a cost schedule its own weight): same seeds (default: the stored run's), a
+    trainer whose state fits, the iterations counted on from the fork, the tables holding
+    the new iterations only (the first training row averages the iterations since the
+    fork) and ``run.json`` naming the fork (``forked_from``). ``iterations`` overrides
     ``train.iterations``. ``threads``: torch intra-op
     threads while training (restored afterwards). The networks are small, so one thread is
     fastest and keeps parallel runs from starving each other; ``None`` leaves torch's
@@ -410,13 +407,39 @@ def _restore_fork(source: tuple[RunResult, int, Path], trainer: Any, seeds: list
     if total <= iteration:
         raise ScenarioError(f"fork: the budget ({total} iterations) must go beyond the fork's "
                             f"iteration {iteration}")
+    settings = {where: [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+                for where, opt in _optimizers(trainer).items()}
     try:
         checkpoint.restore(trainer, checkpoint.load(path)["trainer"])
     except ScenarioError as err:
         raise ScenarioError(f"fork: {err}") from None
     except Exception as err:  # a trainer of other sizes or another learner
         raise ScenarioError(f"fork: {checkpoint.mismatch(path, err)}") from None
+    for where, opt in _optimizers(trainer).items():  # the fork's rates, not the stored ones
+        for group, own in zip(opt.param_groups, settings.get(where, []), strict=False):
+            group.update(own)
     return {"run_id": result.run_id, "iteration": iteration}
+
+
+_LEARNER_PACKAGES = ("learners.", "mechanisms.")
+
+
+def _optimizers(obj: Any, where: str = "trainer", depth: int = 0) -> dict[str, Any]:
+    """Every torch optimiser a trainer holds, by attribute path, in its components (objects
+    of the learners and mechanisms packages, lists of them): a checkpoint restores them with
+    the stored run's learning rates, which a fork replaces with its own scenario's."""
+    found: dict[str, Any] = {}
+    if isinstance(obj, torch.optim.Optimizer):
+        return {where: obj}
+    if depth > 4:
+        return found
+    if isinstance(obj, list | tuple):
+        for i, item in enumerate(obj):
+            found.update(_optimizers(item, f"{where}[{i}]", depth + 1))
+    elif type(obj).__module__.startswith(_LEARNER_PACKAGES) and hasattr(obj, "__dict__"):
+        for name, value in vars(obj).items():
+            found.update(_optimizers(value, f"{where}.{name}", depth + 1))
+    return found
 
 
 def _create_folder(path: Path, scenario: Scenario, manifest: dict[str, Any]) -> IO[str]:
@@ -664,9 +687,10 @@ def _train(setup: _Setup, progress: bool | Callable[[int, int], None]) -> RunRes
                 wall = setup.elapsed_before + time.perf_counter() - t0
                 state = {"trainer": trainer.state_dict(), "log": log.state(), "wall_s": wall}
                 watch.params(it, state["trainer"])  # no checkpoint holds a NaN
+                if keep_step:  # first: a kill between the two leaves nothing to redo unkept
+                    checkpoint.save(store.inside(run_dir, "checkpoints", store.kept_name(it)),
+                                    state)
                 checkpoint.save(store.inside(run_dir, "checkpoints", "last.pt"), state)
-                if keep_step:
-                    checkpoint.save(store.inside(run_dir, "checkpoints", kept_name(it)), state)
                 save_tables()
                 save_manifest("running")
                 _event(run_dir, "checkpoint", iteration=it)

@@ -136,6 +136,20 @@ def inside(folder: str | Path, *parts: str) -> Path:
 RUN_FILES = ("run.json", "scenario.toml", "sweep.json", "log.jsonl", LOCK_NAME,
              *(f"{t}.parquet" for t in TABLES))
 RUN_FOLDERS = {"checkpoints": ("last.pt",), "export": ()}
+
+
+def kept_name(iteration: int) -> str:
+    """The file in ``checkpoints/`` of the checkpoint kept at ``iteration`` (``keep_every``)."""
+    return f"iteration-{iteration:07d}.pt"
+
+
+def kept_iteration(name: str) -> int | None:
+    """The iteration of a kept checkpoint's file ``name``; None for any other name."""
+    stem = name.removeprefix("iteration-").removesuffix(".pt")
+    ok = stem.isascii() and stem.isdigit() and name == kept_name(int(stem))
+    return int(stem) if ok else None
+
+
 #: the files a run writes atomically (``.<name>.tmp-<pid>`` while being written)
 _WRITTEN = ("run.json", "scenario.toml", "sweep.json", *(f"{t}.parquet" for t in TABLES))
 
@@ -156,15 +170,18 @@ def _links(path: Path) -> str | None:
 def clean(folder: Path, min_age_s: float = 60.0) -> list[Path]:
     """Remove leftovers of dead processes in a validated run folder: econsim's own temporary
     files ``.<name>.tmp-<pid>`` of the files a run writes, in the folder and in its
-    ``checkpoints/`` (regular files only; never a link, a folder or any other file)."""
+    ``checkpoints/`` (``last.pt`` and the kept ones; regular files only; never a link, a
+    folder or any other file)."""
     removed = remove_stale_temps(folder, _WRITTEN, min_age_s=min_age_s)
     try:
         checkpoints = inside(folder, "checkpoints")
     except ScenarioError:
         return removed  # a link: not ours to clean
     if checkpoints.is_dir():
-        removed += remove_stale_temps(checkpoints, RUN_FOLDERS["checkpoints"],
-                                      min_age_s=min_age_s)
+        def ours(name: str) -> bool:
+            return name in RUN_FOLDERS["checkpoints"] or kept_iteration(name) is not None
+
+        removed += remove_stale_temps(checkpoints, ours, min_age_s=min_age_s)
     return removed
 
 

@@ -359,7 +359,8 @@ class IncentiveFunction:
 
     def load_state_dict(self, state: dict) -> None:
         assign(self.eta, state["eta"])
-        if "cost_schedule" in state:  # a schedule's weight and memory
+        if "cost_schedule" in state and self.cfg.cost_schedule != "constant":
+            # a schedule's weight and memory (a fork into the constant weight drops them)
             sched = state["cost_schedule"]
             self.cost_scale = sched["scale"].clone()
             self._period_sum, self._period_prev = sched["sum"].clone(), sched["prev"].clone()

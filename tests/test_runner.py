@@ -78,7 +78,11 @@ def test_kept_checkpoints_leave_the_run_as_it_was(tmp_path):
     pd.testing.assert_frame_equal(kept.episodes.drop(columns="run_id"),
                                   plain.episodes.drop(columns="run_id"))
     pd.testing.assert_frame_equal(kept.agents, plain.agents)
+    stale = files[4].parent / ".iteration-0000016.pt.tmp-999999999"  # a killed writer's
+    stale.write_bytes(b"half")
+    assert stale in store.clean(kept.path, min_age_s=0) and not stale.exists()
     (files[4].parent / "iteration-12.pt").write_bytes(b"")  # not a kept name: ignored
+    (files[4].parent / "iteration-².pt").write_bytes(b"")
     (files[4].parent / "iteration-0000016.pt").symlink_to(files[4])  # a link: ignored
     assert list(runner.kept_checkpoints(kept)) == [4, 8, 12]
 
@@ -112,6 +116,31 @@ def test_fork_continues_from_a_kept_checkpoint(tmp_path):
     after5 = src.episodes.query("iteration > 5").reset_index(drop=True)
     pd.testing.assert_frame_equal(resumed.episodes.drop(columns="run_id"),
                                   after5.drop(columns="run_id"))
+
+
+def test_a_fork_learns_at_its_own_rates_and_cost_schedule(tmp_path):
+    """The optimisers a checkpoint restores carry the stored run's learning rates, and a
+    cost schedule its weight: a fork uses its own scenario's."""
+    sc = _with_train(small("er21_lio", 10, **TINY, cost_schedule="linear", cost_ramp=20),
+                     keep_every=5)
+    runner.run(sc, seeds=[0], progress=False, root=tmp_path, run_id="src")
+    other = small("er21_lio", 10, **TINY, lr_incentive=0.05, lr_cost=0.03)
+    fork = runner.run(other, progress=False, root=tmp_path, run_id="f", fork=("src", 5))
+    inc = fork.trainer.incentive
+    assert [g["lr"] for g in inc.opt.param_groups + inc.opt_cost.param_groups] == [0.05, 0.03]
+    assert inc.cost_scale.tolist() == [1.0]  # constant: not the linear 0.25 stored at 5
+    same = runner.run(sc, progress=False, root=tmp_path, run_id="s", fork=("src", 5))
+    assert same.trainer.incentive.cost_scale.tolist() == [0.5]  # linear: 10 / 20 at the end
+
+
+def test_a_fork_off_a_log_window_starts_its_own(tmp_path):
+    """The first training row after a fork at an iteration that is not a multiple of
+    ``log_every`` averages the fork's own iterations only."""
+    sc = _with_train(small("er21_lio", 10, **TINY), keep_every=7)
+    runner.run(sc, seeds=[0], progress=False, root=tmp_path, run_id="src")
+    fork = runner.run(sc, progress=False, root=tmp_path, run_id="f", fork=("src", 7))
+    first = fork.episodes.query("phase == 'train'").iloc[0]
+    assert first.iteration == 10 and first.episodes == 3 * sc.algorithm["batch"]
 
 
 def test_fork_refuses_what_does_not_fit(tmp_path):
