@@ -58,7 +58,7 @@ from common import (  # noqa: E402
 )
 
 from econsim import runner  # noqa: E402
-from econsim.cli import parse_seeds  # noqa: E402
+from econsim.cli import parse_fork, parse_seeds  # noqa: E402
 from learners.lio import LIOTrainer  # noqa: E402
 
 #: scenario name suffixes per map (``cleanup7_lio``, ``cleanup10_ia``, ...)
@@ -76,15 +76,16 @@ CHECKPOINT_EVERY = 500  # with --iterations: what an interrupted run loses at mo
 
 def _one(name: str, seeds: list[int], iterations: int | None, root: str,
          progress: bool, conv: bool = False, resume: bool = False,
-         keep_every: int = 0) -> pd.DataFrame:
+         keep_every: int = 0, fork: tuple[str, int] | None = None) -> pd.DataFrame:
     """Train one scenario (a worker of --jobs); with ``iterations``, a checkpoint every
     ``CHECKPOINT_EVERY`` iterations (part of the run's settings: ``--resume`` finds runs made
-    with it), and one kept every ``keep_every`` iterations (``train.keep_every``)."""
+    with it), and one kept every ``keep_every`` iterations (``train.keep_every``); ``fork``:
+    from what a run kept (``runner.run``)."""
     torch.set_num_threads(1)
     return run_scenarios([name], seeds, iterations, root, progress=progress,
                          columns=COLUMNS, algorithm={"conv": True} if conv else None,
                          resume=resume, checkpoint_every=CHECKPOINT_EVERY,
-                         keep_every=keep_every)
+                         keep_every=keep_every, fork=fork)
 
 
 def division_of_labour(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
@@ -360,6 +361,9 @@ def main(argv: list[str] | None = None):
     p.add_argument("--keep-every", type=int, default=0, metavar="N",
                    help="keep a checkpoint every N iterations (a setting of the run) and "
                    "follow LIO's incentive functions over them")
+    p.add_argument("--fork", metavar="RUN_ID@ITERATION",
+                   help="start the scenarios from what a run in --root kept at that iteration "
+                   "(--keep-every), with their own settings from there on (same seeds)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     pre = PREFIX[args.map]
@@ -371,7 +375,8 @@ def main(argv: list[str] | None = None):
     seeds = parse_seeds(args.seeds)
     df = run_each(_one, names, args.jobs, not args.quiet, seeds=seeds,
                   iterations=args.iterations, root=args.root, conv=args.conv,
-                  resume=args.resume, keep_every=args.keep_every)
+                  resume=args.resume, keep_every=args.keep_every,
+                  fork=parse_fork(args.fork))
     print("\nFinal collective return (evaluation, eps = 0) per seed:")
     shown = [c for c in ("scenario", "seed", "iterations", "collective", "extrinsic",
                          "incentives", "wall_s") if c in df.columns]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -29,12 +30,12 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
-def previous_run(sc: scenario.Scenario, seeds: list[int], root: str | Path
-                 ) -> tuple[str, bool] | None:
+def previous_run(sc: scenario.Scenario, seeds: list[int], root: str | Path,
+                 fork: tuple[str, int] | None = None) -> tuple[str, bool] | None:
     """The newest run in ``root`` of exactly this scenario (every resolved setting, budget
     included, except ``train.keep_every``, which does not change the numbers: a run found
-    goes on keeping what it kept, said in one line) with these seeds: (run id, finished?),
-    or None."""
+    goes on keeping what it kept, said in one line) with these seeds, forked from ``fork``
+    if given: (run id, finished?), or None."""
     if not Path(root).is_dir():
         return None
     runs = store.runs(root)
@@ -47,6 +48,10 @@ def previous_run(sc: scenario.Scenario, seeds: list[int], root: str | Path
     want = sc.resolved()
     for _, row in same.iloc[::-1].iterrows():
         stored = scenario.load(Path(root) / row.run_id / "scenario.toml").resolved()
+        info = json.loads((Path(root) / row.run_id / "run.json").read_text())
+        origin = info.get("forked_from")
+        if origin != (None if fork is None else {"run_id": fork[0], "iteration": fork[1]}):
+            continue
         if key(stored) == key(want):
             kept, asked = stored["train"]["keep_every"], want["train"]["keep_every"]
             if kept != asked:
@@ -61,7 +66,8 @@ def run_scenarios(names: list[str], seeds: list[int], iterations: int | None, ro
                   columns: tuple[str, ...] | list[str] = ("collective", "mutual_cooperation"),
                   algorithm: dict | None = None, resume: bool = False,
                   checkpoint_every: int | None = None, keep_every: int = 0,
-                  eval_episodes: int | None = None, env: dict | None = None) -> pd.DataFrame:
+                  eval_episodes: int | None = None, env: dict | None = None,
+                  fork: tuple[str, int] | None = None) -> pd.DataFrame:
     """Train each scenario over ``seeds``; one row per scenario x seed of the final evaluation
     (the evaluation's ``columns`` that the game reports). ``algorithm`` overrides settings of
     every scenario's ``[algorithm]`` table (e.g. ``{"conv": True}``), ``env`` those of its
@@ -70,8 +76,9 @@ def run_scenarios(names: list[str], seeds: list[int], iterations: int | None, ro
     one (so a benchmark longer than a session goes on where it stopped). With ``iterations``,
     a run checkpoints at its end, or every ``checkpoint_every`` iterations when given, and
     keeps the checkpoint of every ``keep_every``-th iteration (``train.keep_every``; a
-    setting of the run, so a resumed run needs the same). ``eval_episodes`` overrides the
-    episodes of every evaluation."""
+    setting of the run). ``eval_episodes`` overrides the episodes of every evaluation.
+    ``fork`` = (run id, iteration): each scenario starts from what that run kept there
+    (``runner.run``'s ``fork``; the seeds must be the run's)."""
     rows = []
     for name in names:
         sc = scenario.load(name)
@@ -91,13 +98,14 @@ def run_scenarios(names: list[str], seeds: list[int], iterations: int | None, ro
                     checkpoint_every=min(checkpoint_every or iterations, iterations))
             sc = scenario.from_dict(data, name)
         t0 = time.perf_counter()
-        found = previous_run(sc, seeds, root) if resume else None
+        found = previous_run(sc, seeds, root, fork) if resume else None
         if found and found[1]:
             result = runner.load_result(found[0], root)
         else:
             with terminate_as_interrupt():  # kill marks the run interrupted, not running
                 result = runner.run(sc, seeds=seeds, progress=progress, root=root,
-                                    resume=found[0] if found else None)
+                                    resume=found[0] if found else None,
+                                    fork=None if found else fork)
         wall = result.wall_s if found else time.perf_counter() - t0
         final = result.final()  # runs made before the rename say social_welfare
         final = final.rename(columns={o: n for o, n in RENAMED.items() if n not in final})

@@ -121,6 +121,18 @@ def test_incentives_followed_over_the_kept_checkpoints(tmp_path):
     end = over[over.iteration == 2].drop(columns="iteration").reset_index(drop=True)
     pd.testing.assert_frame_equal(end, last)
     assert (tmp_path / "cleanup7_lio_incentives_over_training.png").stat().st_size > 1000
+    source = pd.read_csv(tmp_path / "cleanup7_lio_training.csv").run.iloc[0]
+    fork = ["--scenarios", "cleanup7_lio", "--iterations", "3", "--fork", f"{source}@1",
+            "--root", str(tmp_path / "runs"), "--docs", str(tmp_path / "fork"), "--quiet",
+            "--seeds", "0"]
+    try:
+        df, _ = bench.main(fork)
+        again, _ = bench.main([*fork, "--resume"])  # the finished fork, not the source
+    finally:
+        torch.set_num_threads(threads)
+    assert again.run_id.tolist() == df.run_id.tolist() != [source]
+    curve = pd.read_csv(tmp_path / "fork" / "cleanup7_lio_training.csv")
+    assert curve.iteration.min() > 1  # the fork's own iterations
 
 
 def test_comparison_draws_the_curves_that_count_episodes(tmp_path):
