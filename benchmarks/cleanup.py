@@ -19,7 +19,9 @@ the team's return of every scenario of the map whose curves are there, over trai
 episodes, to ``docs/cleanup7_comparison.png`` (``cleanup10_`` on 10x10). For LIO, what the
 incentive functions pay for cleaning and for not cleaning in greedy episodes from the last
 checkpoint (``incentive_response``; equal payments near R_max = a saturated sigmoid) goes to
-``docs/<scenario>_incentives.csv``. A later
+``docs/<scenario>_incentives.csv``, and with ``--keep-every`` the same at every kept
+checkpoint to ``docs/<scenario>_incentives_by_checkpoint.csv`` and ``.png``. ``--fork``
+starts the scenarios from what a run kept (a what-if from that iteration on). A later
 invocation with the same iterations and ``--conv`` replaces the seeds it ran and keeps the
 others (``runs/`` is not kept between sessions, the CSV is); other settings need another
 ``--docs`` folder.
@@ -319,7 +321,7 @@ def plot_comparison(folder: Path, prefix: str, path: Path) -> list[str]:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     drawn = []
-    for csv in sorted(folder.glob(f"{prefix}*_training.csv")):
+    for csv in sorted(folder.glob(f"{prefix}*_training.csv")):  # training() CSVs only
         c = pd.read_csv(csv)
         if "episodes" not in c or c.episodes.isna().any():
             print(f"comparison: {csv.name} left out (written before training curves counted "
@@ -414,9 +416,9 @@ def main(argv: list[str] | None = None):
     over = responses(df, args.root, kept=True)
     for name, r in over.groupby("scenario", sort=False) if len(over) else ():
         r = gather_csv(r.drop(columns="scenario"),
-                       Path(args.docs) / f"{name}_incentives_over_training.csv", ["seed"],
+                       Path(args.docs) / f"{name}_incentives_by_checkpoint.csv", ["seed"],
                        SETTINGS, ["seed", "iteration", "giver", "recipient"])
-        plot_responses(name, r, Path(args.docs) / f"{name}_incentives_over_training.png")
+        plot_responses(name, r, Path(args.docs) / f"{name}_incentives_by_checkpoint.png")
     curves = training(df, args.root)
     for name, c in curves.groupby("scenario", sort=False) if len(curves) else ():
         c = gather(c.drop(columns="scenario"), Path(args.docs) / f"{name}_training.csv")

@@ -115,12 +115,13 @@ def test_incentives_followed_over_the_kept_checkpoints(tmp_path):
                     "--seeds", "0"])
     finally:
         torch.set_num_threads(threads)
-    over = pd.read_csv(tmp_path / "cleanup7_lio_incentives_over_training.csv")
+    over = pd.read_csv(tmp_path / "cleanup7_lio_incentives_by_checkpoint.csv")
     last = pd.read_csv(tmp_path / "cleanup7_lio_incentives.csv")
     assert over.iteration.tolist() == [1, 1, 2, 2]  # two givers, each paying the other
     end = over[over.iteration == 2].drop(columns="iteration").reset_index(drop=True)
     pd.testing.assert_frame_equal(end, last)
-    assert (tmp_path / "cleanup7_lio_incentives_over_training.png").stat().st_size > 1000
+    assert (tmp_path / "cleanup7_lio_incentives_by_checkpoint.png").stat().st_size > 1000
+    assert bench.plot_comparison(tmp_path, "cleanup7_", tmp_path / "c.png") == ["cleanup7_lio"]
     source = pd.read_csv(tmp_path / "cleanup7_lio_training.csv").run.iloc[0]
     fork = ["--scenarios", "cleanup7_lio", "--iterations", "3", "--fork", f"{source}@1",
             "--root", str(tmp_path / "runs"), "--docs", str(tmp_path / "fork"), "--quiet",
