@@ -206,6 +206,16 @@ def test_builder_loads_a_good_toml_and_trains_it(monkeypatch, tmp_path):
     assert len(runs) == 1 and any("is stored in" in s.value for s in at.success)
 
 
+def test_builder_keeps_a_loaded_keep_every(monkeypatch, tmp_path):
+    """A scenario's ``train.keep_every`` survives loading into the builder and its TOML."""
+    text = scenario.find("ipd_pg").read_text().replace("[train]", "[train]\nkeep_every = 500")
+    at = _go(_app(monkeypatch, tmp_path), "builder")
+    at.file_uploader(key="b_upload").upload("mine.toml", text.encode(), "application/toml").run()
+    _ok(at)
+    assert at.number_input(key="b_keep_every").value == 500
+    assert any("keep_every = 500" in c.value for c in at.code)
+
+
 # ------------------------------------------------------------------------------ what-if
 
 

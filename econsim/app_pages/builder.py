@@ -16,7 +16,8 @@ from econsim.errors import ScenarioError
 
 ss = st.session_state
 DEFAULT = "gtb_us_federal"
-TRAIN_FIELDS = ("iterations", "eval_every", "eval_episodes", "log_every", "checkpoint_every")
+TRAIN_FIELDS = ("iterations", "eval_every", "eval_episodes", "log_every", "checkpoint_every",
+                "keep_every")
 
 
 def _raw(name: str) -> dict:
@@ -189,10 +190,12 @@ cols = st.columns(len(TRAIN_FIELDS))
 helps = {"iterations": "training iterations", "eval_every": "iterations between evaluations",
          "eval_episodes": "episodes per seed in an evaluation",
          "log_every": "iterations averaged into one log row",
-         "checkpoint_every": "iterations between checkpoints"}
+         "checkpoint_every": "iterations between checkpoints",
+         "keep_every": "also keep the checkpoint of every N-th iteration (0: only the last), "
+                       "to fork a what-if from it with `econsim run FILE --fork RUN_ID@N`"}
 for col, f in zip(cols, TRAIN_FIELDS, strict=True):
-    col.number_input(f.replace("_", " ").capitalize(), min_value=1, step=1, key=f"b_{f}",
-                     help=helps[f])
+    col.number_input(f.replace("_", " ").capitalize(), min_value=0 if f == "keep_every" else 1,
+                     step=1, key=f"b_{f}", help=helps[f])
 
 # ------------------------------------------------------------------------------ validate
 scenario, data = None, None
