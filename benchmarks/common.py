@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from econsim import checkpoint, runner, scenario, store
+from econsim import runner, scenario, store
 from econsim.cli import terminate_as_interrupt
 from econsim.dictionary import RENAMED
 from econsim.files import atomic_write
+from econsim.model import load_trainer
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -141,13 +142,10 @@ def stored_trainer(run_id: str, root: str | Path | None, env: str | None, algori
     if sc.algorithm_name != algorithm or env not in (None, sc.env_name):
         raise SystemExit(f"{run_id} is {sc.algorithm_name} on {sc.env_name}, not "
                          f"{algorithm} on {env or 'any game'}")
-    name = "last.pt" if iteration is None else store.kept_name(iteration)
-    last = store.inside(result.path, "checkpoints", name)
-    if not last.is_file():
-        raise SystemExit(f"{run_id} has no checkpoint (checkpoints/{name} is missing)")
-    trainer = sc.make_trainer(result.seeds)
-    checkpoint.restore(trainer, checkpoint.load(last)["trainer"])
-    return trainer
+    try:
+        return load_trainer(run_id, root, iteration)
+    except ValueError as err:  # no such checkpoint, or one that does not fit
+        raise SystemExit(str(err)) from None
 
 
 def save_figure(fig, path: Path) -> None:

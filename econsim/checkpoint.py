@@ -214,6 +214,18 @@ def restore(trainer: Any, state: Any) -> None:
                          "number >= 0")
 
 
+def restore_file(trainer: Any, path: str | Path) -> dict:
+    """Load the checkpoint at ``path`` into ``trainer`` (:func:`load`, :func:`restore`) and
+    return its payload (log, wall time); one-line ``ScenarioError`` (:func:`mismatch`) for
+    a file whose trainer state does not fit."""
+    payload = load(path)
+    try:
+        restore(trainer, payload["trainer"])
+    except Exception as err:  # any content that is not this trainer's
+        raise mismatch(path, err) from None
+    return payload
+
+
 def wall_seconds(value: Any) -> float:
     """The ``wall_s`` entry of a checkpoint: a finite number of seconds >= 0."""
     if not _number(value) or not math.isfinite(value) or value < 0:

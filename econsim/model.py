@@ -487,9 +487,11 @@ def _run_dir(run_id: str, root: str | Path | None) -> Path:
     return path
 
 
-def _load(run_id: str, root: str | Path | None) -> tuple[Scenario, Any]:
+def _load(run_id: str, root: str | Path | None,
+          iteration: int | None = None) -> tuple[Scenario, Any]:
     path = _run_dir(run_id, root)
-    ckpt_path = store.inside(path, "checkpoints", "last.pt")
+    name = "last.pt" if iteration is None else store.kept_name(iteration)
+    ckpt_path = store.inside(path, "checkpoints", name)
     if not ckpt_path.is_file():
         raise ValueError(f"run {str(run_id)!r}: has no checkpoint yet ({ckpt_path} is missing)")
     scenario = scenario_mod.load(store.inside(path, "scenario.toml"))
@@ -500,18 +502,16 @@ def _load(run_id: str, root: str | Path | None) -> tuple[Scenario, Any]:
     except ValueError as err:
         raise ValueError(f"run {str(run_id)!r}: run.json: {err}") from None
     trainer = scenario.make_trainer(seeds)
-    ckpt = checkpoint.load(ckpt_path)
-    try:
-        checkpoint.restore(trainer, ckpt["trainer"])
-    except Exception as err:  # any content that is not this run's
-        raise checkpoint.mismatch(ckpt_path, err) from None
+    checkpoint.restore_file(trainer, ckpt_path)
     return scenario, trainer
 
 
-def load_trainer(run_id: str, root: str | Path | None = None) -> Any:
-    """The trainer of a stored run, restored from ``checkpoints/last.pt`` (all its seeds).
+def load_trainer(run_id: str, root: str | Path | None = None,
+                 iteration: int | None = None) -> Any:
+    """The trainer of a stored run, restored from ``checkpoints/last.pt`` (all its seeds), or
+    from the checkpoint it kept at ``iteration`` (``train.keep_every``).
 
     ``run_id`` is a plain run id naming a folder in ``root`` (default: ``$ECONSIM_RUNS`` or
     ``runs``); paths are refused.
     """
-    return _load(run_id, root)[1]
+    return _load(run_id, root, iteration)[1]

@@ -410,11 +410,9 @@ def _restore_fork(source: tuple[RunResult, int, Path], trainer: Any, seeds: list
     settings = {where: [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
                 for where, opt in _optimizers(trainer).items()}
     try:
-        checkpoint.restore(trainer, checkpoint.load(path)["trainer"])
+        checkpoint.restore_file(trainer, path)  # refuses a trainer of other sizes
     except ScenarioError as err:
         raise ScenarioError(f"fork: {err}") from None
-    except Exception as err:  # a trainer of other sizes or another learner
-        raise ScenarioError(f"fork: {checkpoint.mismatch(path, err)}") from None
     for where, opt in _optimizers(trainer).items():  # the fork's rates, not the stored ones
         for group, own in zip(opt.param_groups, settings.get(where, []), strict=False):
             group.update(own)
@@ -508,9 +506,8 @@ def _resume(scenario: Scenario | str | Path, root: Path, resume: str | bool,
         elapsed = 0.0
         ckpt_path = store.inside(path, "checkpoints", "last.pt")
         if ckpt_path.is_file():
-            ckpt = checkpoint.load(ckpt_path)
+            ckpt = checkpoint.restore_file(trainer, ckpt_path)
             try:
-                checkpoint.restore(trainer, ckpt["trainer"])
                 log.restore(ckpt["log"])
                 elapsed = checkpoint.wall_seconds(ckpt["wall_s"])
             except Exception as err:  # any content that is not this run's

@@ -67,13 +67,15 @@ def test_kept_checkpoints_leave_the_run_as_it_was(tmp_path):
     """``train.keep_every`` keeps the checkpoint of every keep_every-th iteration (a checkpoint
     then, whatever ``checkpoint_every``) and changes nothing else; each kept file restores the
     trainer of its iteration."""
-    sc = small("er21_lio", 12, **TINY)
+    total, every = 12, 4
+    sc = small("er21_lio", total, **TINY)
     plain = runner.run(sc, seeds=[0], progress=False, root=tmp_path / "a", run_id="r")
-    kept = runner.run(_with_train(sc, keep_every=4), seeds=[0], progress=False,
+    kept = runner.run(_with_train(sc, keep_every=every), seeds=[0], progress=False,
                       root=tmp_path / "b", run_id="r")
     assert runner.kept_checkpoints(plain) == {}
     files = runner.kept_checkpoints(kept)
-    assert list(files) == [4, 8, 12] and files[4].name == "iteration-0000004.pt"
+    expected = list(range(every, total + 1, every))
+    assert list(files) == expected and files[4].name == "iteration-0000004.pt"
     assert checkpoint.load(files[8])["trainer"]["iteration"] == 8
     pd.testing.assert_frame_equal(kept.episodes.drop(columns="run_id"),
                                   plain.episodes.drop(columns="run_id"))
@@ -84,7 +86,7 @@ def test_kept_checkpoints_leave_the_run_as_it_was(tmp_path):
     (files[4].parent / "iteration-12.pt").write_bytes(b"")  # not a kept name: ignored
     (files[4].parent / "iteration-².pt").write_bytes(b"")
     (files[4].parent / "iteration-0000016.pt").symlink_to(files[4])  # a link: ignored
-    assert list(runner.kept_checkpoints(kept)) == [4, 8, 12]
+    assert list(runner.kept_checkpoints(kept)) == expected
 
 
 def test_fork_continues_from_a_kept_checkpoint(tmp_path):
@@ -127,20 +129,25 @@ def test_a_fork_learns_at_its_own_rates_and_cost_schedule(tmp_path):
     other = small("er21_lio", 10, **TINY, lr_incentive=0.05, lr_cost=0.03)
     fork = runner.run(other, progress=False, root=tmp_path, run_id="f", fork=("src", 5))
     inc = fork.trainer.incentive
-    assert [g["lr"] for g in inc.opt.param_groups + inc.opt_cost.param_groups] == [0.05, 0.03]
-    assert inc.cost_scale.tolist() == [1.0]  # constant: not the linear 0.25 stored at 5
+    rates = [other.algorithm["lr_incentive"], other.algorithm["lr_cost"]]
+    assert [g["lr"] for g in inc.opt.param_groups + inc.opt_cost.param_groups] == rates
+    assert inc.cost_scale.tolist() == [1.0]  # constant: not the linear weight stored at 5
     same = runner.run(sc, progress=False, root=tmp_path, run_id="s", fork=("src", 5))
-    assert same.trainer.incentive.cost_scale.tolist() == [0.5]  # linear: 10 / 20 at the end
+    at_end = min(1.0, sc.train.iterations / sc.algorithm["cost_ramp"])  # the linear weight
+    assert same.trainer.incentive.cost_scale.tolist() == [at_end]
 
 
 def test_a_fork_off_a_log_window_starts_its_own(tmp_path):
     """The first training row after a fork at an iteration that is not a multiple of
     ``log_every`` averages the fork's own iterations only."""
-    sc = _with_train(small("er21_lio", 10, **TINY), keep_every=7)
+    at = 7
+    sc = _with_train(small("er21_lio", 10, **TINY), keep_every=at)
     runner.run(sc, seeds=[0], progress=False, root=tmp_path, run_id="src")
-    fork = runner.run(sc, progress=False, root=tmp_path, run_id="f", fork=("src", 7))
+    fork = runner.run(sc, progress=False, root=tmp_path, run_id="f", fork=("src", at))
     first = fork.episodes.query("phase == 'train'").iloc[0]
-    assert first.iteration == 10 and first.episodes == 3 * sc.algorithm["batch"]
+    boundary = -(-at // sc.train.log_every) * sc.train.log_every  # the next log row
+    assert at % sc.train.log_every and first.iteration == boundary
+    assert first.episodes == (boundary - at) * sc.algorithm["batch"]
 
 
 def test_fork_refuses_what_does_not_fit(tmp_path):
