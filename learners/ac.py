@@ -14,9 +14,11 @@ target copy ``V_phi~^j``. One iteration plays a batch of episodes, then (eqs. B.
 
 Actor and critic both use the values from before this iteration's critic step. The Diss's
 eq. B.9 prints the target on ``V(s)`` and the online critic on ``V(s')``; we follow eq. B.10
-(target on ``s'``, online on ``s``) for both, as SPEC §4 states. The reward is the total
-reward (extrinsic + incentives received, minus give-reward payments for AC-d/AC-c); the
-last recorded step of an episode counts as terminal (the games end at ``max_steps``).
+(target on ``s'``, online on ``s``) for both, as SPEC §4 states; ``td_bootstrap = "online"``
+puts the online critic on ``s'`` in the actor's TD error, as the reference code does. The
+reward is the total reward (extrinsic + incentives received, minus give-reward payments
+for AC-d/AC-c); the last recorded step of an episode counts as terminal (the games end at
+``max_steps``).
 
 ``share=True`` is parameter sharing: one policy and one critic per replica, broadcast over
 the agents; every agent's episodes are then extra samples of the same network, so the
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -71,6 +73,10 @@ class ACConfig(PGConfig):
                         "agents of a replica")
     conv: bool = Field(False, description="conv(6, 3x3) front end on the image observation "
                        "(Diss §B.4.2); false: the MLP on the flat image")
+    td_bootstrap: Literal["target", "online"] = Field(
+        "target", description="V(o') in the actors' TD errors: the target network (eq. B.10, "
+        "SPEC §4) or the online critic (the reference code); the critic's own TD(0) loss "
+        "bootstraps from the target either way")
 
     @model_validator(mode="after")
     def _share_needs_one_kind(self):
@@ -131,11 +137,13 @@ class ACAgents(PGAgents):
                 per_agent(mask))
 
     def advantages(self, batch: Batch, rewards: torch.Tensor) -> torch.Tensor:
-        """TD errors ``[R*N, T, B]`` with the current critic and target as constants
-        (eq. B.9); ``rewards [T, RB, N]`` keep their graph (e.g. to incentive parameters)."""
+        """TD errors ``[R*N, T, B]`` with the current critic on ``o`` and the target (or with
+        ``td_bootstrap = "online"`` the critic) on ``o'``, as constants (eq. B.9);
+        ``rewards [T, RB, N]`` keep their graph (e.g. to incentive parameters)."""
         obs, next_obs, done, mask = self.transitions(batch)
+        boot = self.critic if self.cfg.td_bootstrap == "online" else self.target
         with torch.no_grad():
-            v, v_next = self.values(self.critic, obs), self.values(self.target, next_obs)
+            v, v_next = self.values(self.critic, obs), self.values(boot, next_obs)
         return td_errors(self.members(rewards), v, v_next, done, mask, self.cfg.gamma)
 
     def weights(self, batch: Batch, rewards: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -164,8 +172,12 @@ class ACAgents(PGAgents):
         """The critics' TD(0) Adam step on ``batch`` with ``rewards`` (call it after the
         actor's update, which uses the critic from before), then the target update."""
         vloss = self.critic_step(batch, rewards)
-        self.target = soft_update(self.target, self.critic, self.cfg.tau)
+        self.move_target()
         return {"value_loss": vloss.reshape(self.R, -1).mean(1).numpy()}
+
+    def move_target(self) -> None:
+        """The soft target update ``phi~ <- tau phi + (1 - tau) phi~``."""
+        self.target = soft_update(self.target, self.critic, self.cfg.tau)
 
     # ----------------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict:

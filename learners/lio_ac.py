@@ -27,6 +27,15 @@ Adam step of TD(0) on tau with its total reward (extrinsic + incentives received
 while playing tau) and the target networks move by ``tau``; the inner and outer losses use
 the critics from before this step. No parameter sharing (Diss §5.3.2).
 
+``critic_timing = "reference"`` takes the reference code's order instead: the played update
+theta' reads the critics from before their step; the critics then take their TD(0) step on
+tau and the targets move; the differentiable inner step theta_hat(eta) and the giver's outer
+TD error on tau_hat read the stepped critics (so theta_hat is theta' up to the critic's one
+step, and tau_hat is played by theta'); after the incentive step the targets move again.
+With ``td_bootstrap = "online"`` every TD error of the agents reads ``V(o')`` from the online
+critic, as there. (The reference also bootstraps past the 50th step, which the batch does
+not record: econsim keeps the time limit terminal.)
+
 Deviation (documented): the network is ``ACAgents``' pluggable ``net`` (MLP by default on
 the flat image; ``conv = true``: the conv front end of §B.4.2). The incentive function sees
 the own observation and, per other agent, the Diss's "did it use the cleaning beam" one-hot
@@ -75,6 +84,12 @@ class LIOACConfig(LIOConfig, ACConfig):
         None, description="the incentive function's conv front end (Diss §B.4.2: conv, FC, "
         "the others' actions joined, FC); none: as conv; false with conv = true: the MLP, "
         "econsim before 2026-12-02")
+    critic_timing: Literal["diss", "reference"] = Field(
+        "diss", description="when the critics learn: after the incentive step, the inner and "
+        "outer losses reading the critics from before it (diss); reference: the critic step "
+        "on tau first, the differentiable inner step and the outer weight reading the "
+        "stepped critic, the target moved after the critic step and again after the "
+        "incentive step (the reference code; with td_bootstrap = \"online\" as there)")
     observe_given: bool = Field(False, description="observe the incentives given so far this "
                                 "episode (true: econsim before the Cleanup audit; the Diss "
                                 "has this input in Escape Room only)")
@@ -112,11 +127,18 @@ class LIOACTrainer(LIOTrainer):
             return super().iterate()
         inc = self.incentive
         eps = self.epsilon()
+        reference = self.cfg.critic_timing == "reference"
         tau = self.run_episodes(self.params, eps, self.cfg.batch)  # 1. play tau
         pay, _ = inc.full_transfers(inc.eta, tau)
+        if reference:  # the played update reads the critics before their step on tau
+            played = self.agents.update(detach(self.params), tau,
+                                        self.total_rewards(tau, pay.detach()), eps)
+            values = self.agents.learn_values(tau, self.total_rewards(tau))  # target moves
         prime = self.agents.update(detach(self.params), tau,  # 2. theta_hat(eta), TD weights
                                    self.total_rewards(tau, pay), eps)
-        tau_hat = self.run_episodes(detach(prime), eps, self.cfg.batch)  # 3. play tau_hat
+        if not reference:
+            played = prime
+        tau_hat = self.run_episodes(detach(played), eps, self.cfg.batch)  # 3. play tau_hat
         grads = inc.meta_gradients(prime, tau_hat, None, eps)  # 4. eq. 5.10, TD errors
         if self.cfg.cost > 0 and inc.opt_cost is None:  # cost (eq. 5.6) added to the outer loss
             extra = torch.autograd.grad(inc.cost(tau), list(inc.eta.values()), allow_unused=True)
@@ -124,8 +146,11 @@ class LIOACTrainer(LIOTrainer):
         inc.step(grads)
         if inc.opt_cost is not None or self.cfg.cost_double_step:
             inc.cost_step(tau)  # its own optimiser, or the earlier second step
-        values = self.agents.learn_values(tau, self.total_rewards(tau))  # incentives as paid
-        self.params = detach(prime)  # 5. primes become main
+        if reference:
+            self.agents.move_target()  # the reference's second target update
+        else:
+            values = self.agents.learn_values(tau, self.total_rewards(tau))  # as paid
+        self.params = detach(played)  # 5. primes become main
         self.iteration += 1
         out = self.metrics(tau)
         inc.schedule_cost(self.iteration, out["collective"])

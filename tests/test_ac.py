@@ -82,14 +82,17 @@ def test_td_errors_keep_the_reward_graph():
     assert g.item() == pytest.approx(24.0)
 
 
-def test_advantages_match_manual_td_errors():
+@pytest.mark.parametrize("bootstrap", ["target", "online"])
+def test_advantages_match_manual_td_errors(bootstrap):
+    """V(o') from the target (eq. B.10) or, ``td_bootstrap = "online"``, the critic."""
     game = envs.make("escape_room", n_agents=2, n_required=1)
-    tr = ACTrainer(game, ACConfig(batch=3), [4])
+    tr = ACTrainer(game, ACConfig(batch=3, td_bootstrap=bootstrap), [4])
     tr.agents.target = {k: v + 0.1 for k, v in tr.agents.target.items()}  # target != critic
     batch = tr.run_episodes(tr.params, 0.5, 3)
     rewards = tr.total_rewards(batch)
     delta = tr.agents.advantages(batch, rewards)  # [N, T, B]
-    critic, target = tr.agents.critic, tr.agents.target
+    critic = tr.agents.critic
+    boot = critic if bootstrap == "online" else tr.agents.target
     T = batch.mask.shape[0]
 
     def V(params, i, o):  # agent i's value of one observation
@@ -104,7 +107,7 @@ def test_advantages_match_manual_td_errors():
                         assert delta[i, t, b] == 0
                         continue
                     last = t == T - 1 or batch.mask[t + 1, b] == 0
-                    nxt = 0.0 if last else tr.cfg.gamma * V(target, i, batch.obs[t + 1, b, i])
+                    nxt = 0.0 if last else tr.cfg.gamma * V(boot, i, batch.obs[t + 1, b, i])
                     want = rewards[t, b, i] + nxt - V(critic, i, batch.obs[t, b, i])
                     assert delta[i, t, b].item() == pytest.approx(want.item(), abs=1e-5)
 

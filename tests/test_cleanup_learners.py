@@ -370,3 +370,65 @@ def test_cost_weight_schedules_of_the_reference_code(schedule):
     tau = tr.run_episodes(tr.params, tr.epsilon(), 1)
     inc.cost_scale = torch.tensor([0.0, 0.0])
     assert float(inc.cost(tau).detach()) == 0.0
+
+
+def test_lio_ac_reference_critic_timing_by_hand():
+    """``critic_timing = "reference"`` (with ``td_bootstrap = "online"``): the played update
+    reads the critic from before its step; the critic steps on tau; the differentiable inner
+    step and the giver's outer TD error read the stepped critic; the target moves twice.
+    Each of these is recomputed here from the iteration's own batches."""
+    # lr 0.02: the inner step's critic only moves the point where the outer gradient is
+    # read (by lr x the TD errors' change), invisible at Cleanup's 1e-4
+    opts = {"critic_timing": "reference", "td_bootstrap": "online", "batch": 1, "lr": 0.02}
+    tr = _trainer("cleanup7_lio", seeds=(0,), **opts)
+    tr.iterate()  # past the first iteration's fresh critic
+    start = tr.state_dict()
+    batches, sent = [], []
+    play, step = tr.run_episodes, tr.incentive.step
+    tr.run_episodes = lambda *a: batches.append(play(*a)) or batches[-1]
+    tr.incentive.step = lambda grads: sent.append([g.clone() for g in grads]) or step(grads)
+    eps = tr.epsilon()
+    tr.iterate()
+    tau, tau_hat = batches
+    critic = {k: v.detach() for k, v in tr.agents.critic.items()}
+
+    ref = _trainer("cleanup7_lio", seeds=(0,), **opts)
+    ref.load_state_dict(start)
+    assert not all(torch.equal(ref.agents.critic[k], critic[k]) for k in critic)
+    # the target moved twice towards the once-stepped critic
+    keep = (1 - tr.cfg.tau) ** 2
+    for k, v in start["target"].items():
+        torch.testing.assert_close(tr.agents.target[k], keep * v + (1 - keep) * critic[k])
+    # the played update (now the main policy) read the critic from before its step
+    pay, _ = ref.full_transfers(ref.eta, tau)
+    rewards = ref.total_rewards(tau, pay)
+    theta = {k: v.detach() for k, v in start["params"].items()}
+    played = ref.agents.update(theta, tau, rewards.detach(), eps)
+    for k, v in played.items():
+        torch.testing.assert_close(tr.params[k], v.detach())
+
+    def grads_with(critic_now):
+        ref.agents.critic = {k: v.clone() for k, v in critic_now.items()}
+        prime = ref.agents.update(theta, tau, ref.total_rewards(tau, pay), eps)
+        g = ref.incentive.meta_gradients(prime, tau_hat, None, eps)
+        extra = torch.autograd.grad(ref.incentive.cost(tau), list(ref.eta.values()),
+                                    allow_unused=True, retain_graph=True)
+        return [a if e is None else a + e for a, e in zip(g, extra, strict=True)]
+
+    before = {k: v.detach().clone() for k, v in start["critic"].items()}
+    with_stepped, with_before = grads_with(critic), grads_with(before)
+    for got, want in zip(sent[0], with_stepped, strict=True):
+        torch.testing.assert_close(got, want)
+    assert any(not torch.allclose(a, b) for a, b in zip(with_stepped, with_before, strict=True))
+
+
+def test_lio_ac_critic_timing_defaults_to_the_diss():
+    """By default the critic steps after the incentive step and the target moves once."""
+    tr = _trainer("cleanup7_lio", seeds=(0,), batch=1)
+    assert tr.cfg.critic_timing == "diss" and tr.cfg.td_bootstrap == "target"
+    tr.iterate()
+    target0 = {k: v.clone() for k, v in tr.agents.target.items()}
+    tr.iterate()
+    for k, v in target0.items():
+        want = (1 - tr.cfg.tau) * v + tr.cfg.tau * tr.agents.critic[k].detach()
+        torch.testing.assert_close(tr.agents.target[k], want)
