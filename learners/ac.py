@@ -175,9 +175,17 @@ class ACAgents(PGAgents):
         self.move_target()
         return {"value_loss": vloss.reshape(self.R, -1).mean(1).numpy()}
 
-    def move_target(self) -> None:
-        """The soft target update ``phi~ <- tau phi + (1 - tau) phi~``."""
-        self.target = soft_update(self.target, self.critic, self.cfg.tau)
+    def move_target(self, agents: list[int] | None = None) -> None:
+        """The soft target update ``phi~ <- tau phi + (1 - tau) phi~``, of every member or of
+        ``agents`` only (their rows in every replica; unshared networks)."""
+        moved = soft_update(self.target, self.critic, self.cfg.tau)
+        if agents is not None:
+            rows = torch.tensor([r * self.N + a for r in range(self.R) for a in agents])
+            keep = {k: v.clone() for k, v in self.target.items()}
+            for k in keep:
+                keep[k][rows] = moved[k][rows]
+            moved = keep
+        self.target = moved
 
     # ----------------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict:

@@ -31,7 +31,8 @@ the critics from before this step. No parameter sharing (Diss §5.3.2).
 theta' reads the critics from before their step; the critics then take their TD(0) step on
 tau and the targets move; the differentiable inner step theta_hat(eta) and the giver's outer
 TD error on tau_hat read the stepped critics (so theta_hat is theta' up to the critic's one
-step, and tau_hat is played by theta'); after the incentive step the targets move again.
+step, and tau_hat is played by theta'); after the incentive step the givers' targets move
+again.
 With ``td_bootstrap = "online"`` every TD error of the agents reads ``V(o')`` from the online
 critic, as there. (The reference also bootstraps past the 50th step, which the batch does
 not record: econsim keeps the time limit terminal.)
@@ -88,8 +89,9 @@ class LIOACConfig(LIOConfig, ACConfig):
         "diss", description="when the critics learn: after the incentive step, the inner and "
         "outer losses reading the critics from before it (diss); reference: the critic step "
         "on tau first, the differentiable inner step and the outer weight reading the "
-        "stepped critic, the target moved after the critic step and again after the "
-        "incentive step (the reference code; with td_bootstrap = \"online\" as there)")
+        "stepped critic, the targets moved after the critic step and the givers' again "
+        "after the incentive step (the reference code; with td_bootstrap = \"online\" as "
+        "there; no effect without givers)")
     observe_given: bool = Field(False, description="observe the incentives given so far this "
                                 "episode (true: econsim before the Cleanup audit; the Diss "
                                 "has this input in Escape Room only)")
@@ -147,7 +149,7 @@ class LIOACTrainer(LIOTrainer):
         if inc.opt_cost is not None or self.cfg.cost_double_step:
             inc.cost_step(tau)  # its own optimiser, or the earlier second step
         if reference:
-            self.agents.move_target()  # the reference's second target update
+            self.agents.move_target(self.givers)  # the givers' second target update
         else:
             values = self.agents.learn_values(tau, self.total_rewards(tau))  # as paid
         self.params = detach(played)  # 5. primes become main

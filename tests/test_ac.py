@@ -113,6 +113,22 @@ def test_advantages_match_manual_td_errors(bootstrap):
 
 
 # ------------------------------------------------------------------------- critic
+def test_critic_loss_bootstraps_from_the_target_whatever_td_bootstrap():
+    game = envs.make("escape_room", n_agents=2, n_required=1)
+    trainers = [ACTrainer(game, ACConfig(batch=3, td_bootstrap=b), [4])
+                for b in ("target", "online")]
+    for tr in trainers:
+        tr.agents.target = {k: v + 0.1 for k, v in tr.agents.target.items()}
+    batch = trainers[0].run_episodes(trainers[0].params, 0.5, 3)
+    rewards = trainers[0].total_rewards(batch)
+    losses = [tr.agents.value_loss(tr.agents.critic, batch, rewards) for tr in trainers]
+    torch.testing.assert_close(losses[0], losses[1])
+    online = trainers[1].agents
+    as_online = online.value_loss(online.critic, batch, rewards)
+    online.target = online.critic  # bootstrapping from the critic would give this
+    assert not torch.allclose(as_online, online.value_loss(online.critic, batch, rewards))
+
+
 def test_critic_learns_value_of_constant_reward():
     tr = ACTrainer(Countdown(), _cfg(hidden=[16], lr_critic=1e-2, tau=0.1, gamma=0.9, batch=2),
                    [0, 1])

@@ -372,63 +372,99 @@ def test_cost_weight_schedules_of_the_reference_code(schedule):
     assert float(inc.cost(tau).detach()) == 0.0
 
 
-def test_lio_ac_reference_critic_timing_by_hand():
-    """``critic_timing = "reference"`` (with ``td_bootstrap = "online"``): the played update
-    reads the critic from before its step; the critic steps on tau; the differentiable inner
-    step and the giver's outer TD error read the stepped critic; the target moves twice.
-    Each of these is recomputed here from the iteration's own batches."""
-    # lr 0.02: the inner step's critic only moves the point where the outer gradient is
-    # read (by lr x the TD errors' change), invisible at Cleanup's 1e-4
-    opts = {"critic_timing": "reference", "td_bootstrap": "online", "batch": 1, "lr": 0.02}
+
+def _recorded_iteration(**opts):
+    """A trainer after two iterations, the state before the second, its epsilon, and what
+    the second did: the parameters each ``run_episodes`` call played, the batches (tau,
+    tau_hat) and the gradients sent to the incentive step."""
     tr = _trainer("cleanup7_lio", seeds=(0,), **opts)
     tr.iterate()  # past the first iteration's fresh critic
     start = tr.state_dict()
-    batches, sent = [], []
+    played_by, batches, sent = [], [], []
     play, step = tr.run_episodes, tr.incentive.step
-    tr.run_episodes = lambda *a: batches.append(play(*a)) or batches[-1]
+
+    def record(params, *rest):
+        played_by.append({k: v.detach().clone() for k, v in params.items()})
+        batches.append(play(params, *rest))
+        return batches[-1]
+
+    tr.run_episodes = record
     tr.incentive.step = lambda grads: sent.append([g.clone() for g in grads]) or step(grads)
     eps = tr.epsilon()
     tr.iterate()
-    tau, tau_hat = batches
-    critic = {k: v.detach() for k, v in tr.agents.critic.items()}
+    return tr, start, eps, played_by, batches, sent
 
+
+@pytest.mark.parametrize("bootstrap", ["target", "online"])
+@pytest.mark.parametrize("timing", ["diss", "reference"])
+def test_lio_ac_critic_timing_by_hand(timing, bootstrap):
+    """One iteration recomputed from its own batches. ``critic_timing = "diss"``: the
+    critic steps last (TD(0) on tau, extrinsic + incentives as paid); the played and the
+    differentiable update and the giver's outer TD error read the critic and target from
+    before it; the target moves once. ``"reference"``: the played update reads the critic
+    from before its step, the differentiable inner step and the outer TD error the stepped
+    critic and once-moved target, and the target moves twice. tau_hat is played by the new
+    main policy."""
+    # lr 0.02: the inner step's critic only moves the point where the outer gradient is
+    # read (by lr x the TD errors' change), invisible at Cleanup's 1e-4
+    opts = {"critic_timing": timing, "td_bootstrap": bootstrap, "batch": 1, "lr": 0.02}
+    tr, start, eps, played_by, (tau, tau_hat), sent = _recorded_iteration(**opts)
     ref = _trainer("cleanup7_lio", seeds=(0,), **opts)
     ref.load_state_dict(start)
-    assert not all(torch.equal(ref.agents.critic[k], critic[k]) for k in critic)
-    # the target moved twice towards the once-stepped critic
-    keep = (1 - tr.cfg.tau) ** 2
-    for k, v in start["target"].items():
-        torch.testing.assert_close(tr.agents.target[k], keep * v + (1 - keep) * critic[k])
-    # the played update (now the main policy) read the critic from before its step
-    pay, _ = ref.full_transfers(ref.eta, tau)
-    rewards = ref.total_rewards(tau, pay)
     theta = {k: v.detach() for k, v in start["params"].items()}
-    played = ref.agents.update(theta, tau, rewards.detach(), eps)
-    for k, v in played.items():
-        torch.testing.assert_close(tr.params[k], v.detach())
+    pay, _ = ref.full_transfers(ref.eta, tau)
+    clone = lambda d: {k: v.detach().clone() for k, v in d.items()}  # noqa: E731
+    before = (clone(start["critic"]), clone(start["target"]))
+    ref.agents.learn_values(tau, ref.total_rewards(tau))  # the critic's own step, by hand
+    stepped = (clone(ref.agents.critic), clone(ref.agents.target))
+    for k, v in stepped[0].items():
+        torch.testing.assert_close(tr.agents.critic[k].detach(), v)
+    assert not all(torch.equal(before[0][k], stepped[0][k]) for k in before[0])
 
-    def grads_with(critic_now):
-        ref.agents.critic = {k: v.clone() for k, v in critic_now.items()}
-        prime = ref.agents.update(theta, tau, ref.total_rewards(tau, pay), eps)
+    def update_with(critics, rewards):
+        ref.agents.critic, ref.agents.target = clone(critics[0]), clone(critics[1])
+        return ref.agents.update(theta, tau, rewards, eps)
+
+    def grads_with(critics):
+        prime = update_with(critics, ref.total_rewards(tau, pay))
         g = ref.incentive.meta_gradients(prime, tau_hat, None, eps)
         extra = torch.autograd.grad(ref.incentive.cost(tau), list(ref.eta.values()),
                                     allow_unused=True, retain_graph=True)
         return [a if e is None else a + e for a, e in zip(g, extra, strict=True)]
 
-    before = {k: v.detach().clone() for k, v in start["critic"].items()}
-    with_stepped, with_before = grads_with(critic), grads_with(before)
-    for got, want in zip(sent[0], with_stepped, strict=True):
-        torch.testing.assert_close(got, want)
-    assert any(not torch.allclose(a, b) for a, b in zip(with_stepped, with_before, strict=True))
+    read, other = (stepped, before) if timing == "reference" else (before, stepped)
+    played = update_with(before, ref.total_rewards(tau, pay.detach()))
+    for k, v in played.items():
+        torch.testing.assert_close(played_by[1][k], v.detach())
+        torch.testing.assert_close(tr.params[k], v.detach())
+    want = grads_with(read)
+    for got, w in zip(sent[0], want, strict=True):
+        torch.testing.assert_close(got, w)
+    assert any(not torch.allclose(a, b) for a, b in zip(want, grads_with(other), strict=True))
+    keep = (1 - tr.cfg.tau) ** (2 if timing == "reference" else 1)
+    for k, v in before[1].items():
+        torch.testing.assert_close(tr.agents.target[k], keep * v + (1 - keep) * stepped[0][k])
 
 
 def test_lio_ac_critic_timing_defaults_to_the_diss():
-    """By default the critic steps after the incentive step and the target moves once."""
-    tr = _trainer("cleanup7_lio", seeds=(0,), batch=1)
-    assert tr.cfg.critic_timing == "diss" and tr.cfg.td_bootstrap == "target"
-    tr.iterate()
+    cfg = LIOACConfig()
+    assert cfg.critic_timing == "diss" and cfg.td_bootstrap == "target"
+
+
+def test_lio_ac_reference_timing_moves_only_the_givers_targets_twice():
+    """A plain AC agent among LIO givers: its target moves once per iteration (the
+    reference's second move belongs to the incentive step, which only givers take)."""
+    game = envs.make("escape_room", n_agents=3, n_required=1)
+    cfg = LIOACConfig(agents=["lio", "lio", "ac"], critic_timing="reference", batch=2,
+                      tau=0.25)
+    tr = LIOACTrainer(game, cfg, [0, 1])
     target0 = {k: v.clone() for k, v in tr.agents.target.items()}
     tr.iterate()
-    for k, v in target0.items():
-        want = (1 - tr.cfg.tau) * v + tr.cfg.tau * tr.agents.critic[k].detach()
-        torch.testing.assert_close(tr.agents.target[k], want)
+    critic = {k: v.detach() for k, v in tr.agents.critic.items()}
+    for r in range(tr.R):
+        for a in range(tr.N):
+            row = r * tr.N + a
+            keep = (1 - cfg.tau) ** (2 if a in tr.givers else 1)
+            for k, v in target0.items():
+                torch.testing.assert_close(tr.agents.target[k][row],
+                                           keep * v[row] + (1 - keep) * critic[k][row])
