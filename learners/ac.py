@@ -18,7 +18,8 @@ eq. B.9 prints the target on ``V(s)`` and the online critic on ``V(s')``; we fol
 puts the online critic on ``s'`` in the actor's TD error, as the reference code does. The
 reward is the total reward (extrinsic + incentives received, minus give-reward payments
 for AC-d/AC-c); the last recorded step of an episode counts as terminal (the games end at
-``max_steps``).
+``max_steps``); ``time_limit = "bootstrap"`` bootstraps past the game's last step instead,
+from the observation after it, as the reference code does.
 
 ``share=True`` is parameter sharing: one policy and one critic per replica, broadcast over
 the agents; every agent's episodes are then extra samples of the same network, so the
@@ -77,6 +78,10 @@ class ACConfig(PGConfig):
         "target", description="V(o') in the actors' TD errors: the target network (eq. B.10, "
         "SPEC §4) or the online critic (the reference code); the critic's own TD(0) loss "
         "bootstraps from the target either way")
+    time_limit: Literal["terminal", "bootstrap"] = Field(
+        "terminal", description="an episode's last step (the game's max_steps): terminal "
+        "(nothing after it) or bootstrap: the actor's and the critic's TD errors read V of "
+        "the observation after it (the reference code, whose episodes only end by the limit)")
 
     @model_validator(mode="after")
     def _share_needs_one_kind(self):
@@ -126,12 +131,25 @@ class ACAgents(PGAgents):
         flat = obs_m.reshape(obs_m.shape[0], -1, obs_m.shape[-1])
         return self.value_net.apply(self.broadcast(critic), flat).reshape(obs_m.shape[:-1])
 
+    @property
+    def wants_final(self) -> bool:
+        """Whether batches must record the observation after the last step."""
+        return self.cfg.time_limit == "bootstrap"
+
     def transitions(self, batch: Batch):
-        """Member-layout ``(o_t, o_{t+1}, done_t, mask_t)`` of ``batch``; ``o_{t+1}`` is zero
-        after the last recorded step (always terminal, so never used)."""
+        """Member-layout ``(o_t, o_{t+1}, done_t, mask_t)`` of ``batch``. An episode's last
+        recorded step is terminal (``o_{t+1}`` zero, never used), except with ``time_limit =
+        "bootstrap"`` at the game's last step, where ``o_{t+1}`` is the observation after it."""
         mask = batch.mask
         done = mask * (1 - next_step(mask))
         next_obs = next_step(batch.obs)
+        if self.wants_final and mask.shape[0] == self.game.max_steps:
+            if "policy_obs" not in batch.final:
+                raise ValueError("time_limit = 'bootstrap' needs batches from run_episodes "
+                                 "(with the observation after the last step)")
+            final = batch.final["policy_obs"]
+            done = torch.cat([done[:-1], torch.zeros_like(done[-1:])])
+            next_obs = torch.cat([next_obs[:-1], final[None]])
         per_agent = lambda m: self.members(m[..., None].expand(-1, -1, self.N))  # noqa: E731
         return (self.members(batch.obs), self.members(next_obs), per_agent(done),
                 per_agent(mask))

@@ -135,12 +135,16 @@ class PGAgents:
       ``advantages(batch, rewards)`` (each step's weight with any value function as a
       constant: here the reward-to-go of masked rewards, eq. 5.4);
     * values: ``learn_values(batch, rewards) -> metrics`` (nothing to learn here);
+      ``wants_final``: whether batches must record what follows the last step (not here;
+      then ``run_episodes`` adds ``final["policy_obs"]``, the policy's view of it);
     * state: ``state_dict()`` / ``load_state_dict(state)`` (entries beside ``params``; none
       here) and ``copy_replica(source, r)`` (replica ``r`` of ``source``'s value state).
 
     ``net`` builds the policy network (default ``MLPNet(hidden)``); ``share`` gives each
     replica one policy broadcast over its agents (``learners.ac`` uses it).
     """
+
+    wants_final: bool = False
 
     def __init__(self, game: Game, cfg: PGConfig, seeds: list[int], kinds: list[str],
                  give_mode: dict[str, str], *, net: NetBuilder = MLPNet,
@@ -392,7 +396,11 @@ class PGTrainer(TrainerTraits):
     def run_episodes(self, params: Params, eps: float, batch: int) -> Batch:
         """Play ``batch`` episodes per replica with ``params`` (``learners.rollout.play``, the
         rollout driver); world-layout records."""
-        return play(self, params, eps, batch)
+        b = play(self, params, eps, batch, final=self.agents.wants_final)
+        if self.agents.wants_final:  # what the policy would see after the last step
+            b.final["policy_obs"] = self.agents.augment(b.final["obs"].numpy(), None,
+                                                        b.final["given"])
+        return b
 
     def replica(self, r: int) -> PGTrainer:
         """A trainer holding only replica ``r`` (seed ``seeds[r]``): for acting in Mesa."""

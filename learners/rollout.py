@@ -71,8 +71,9 @@ class Batch:
     #: per-agent game events from ``info`` (numeric/bool ``[RB, N]`` arrays), ``[T, RB, N]``,
     #: zero after the end; summed per episode into the metrics (e.g. Cleanup's apples)
     events: dict[str, torch.Tensor] = field(default_factory=dict)
-    #: with ``play(..., final=True)``: the observation (``"obs"``, ``[RB, N, D]``) and the state
-    #: records after the last step, what a learner bootstraps from at the time limit (and
+    #: with ``play(..., final=True)``: the observation (``"obs"``, ``[RB, N, D]``), the
+    #: incentives given in the episode (``"given"``, ``[RB, N, N-1]``) and the state records
+    #: after the last step, what a learner bootstraps from at the time limit (and
     #: ``"legal"``, the actions allowed then, in a game with an action mask)
     final: dict[str, torch.Tensor] = field(default_factory=dict)
     #: the actions each agent was allowed (``[T, RB, N, A]`` bool) in a game with an action
@@ -165,7 +166,7 @@ def play(actor: Actor, params: Any, eps: float, batch: int, final: bool = False)
         state, obs_env = step.state, step.obs
     stacked = {k: (torch.stack(v) if v[0] is not None else None) for k, v in rows.items()}
     last = ({"obs": torch.from_numpy(np.asarray(obs_env, np.float32)).to(actor.dtype),
-             **actor.record_state(state)} if final else {})
+             "given": given_cum, **actor.record_state(state)} if final else {})
     if final and masked:
         last["legal"] = torch.from_numpy(game.action_mask(state))
     return Batch(extra={k: torch.stack(v) for k, v in extra.items()},

@@ -82,13 +82,18 @@ def test_td_errors_keep_the_reward_graph():
     assert g.item() == pytest.approx(24.0)
 
 
+@pytest.mark.parametrize("time_limit", ["terminal", "bootstrap"])
 @pytest.mark.parametrize("bootstrap", ["target", "online"])
-def test_advantages_match_manual_td_errors(bootstrap):
-    """V(o') from the target (eq. B.10) or, ``td_bootstrap = "online"``, the critic."""
+def test_advantages_match_manual_td_errors(bootstrap, time_limit):
+    """V(o') from the target (eq. B.10) or, ``td_bootstrap = "online"``, the critic; after
+    an episode's last step nothing, or with ``time_limit = "bootstrap"`` at the game's last
+    step V of the observation after it (with the incentives given, as the policy sees it);
+    an episode the game ends earlier stays terminal."""
     game = envs.make("escape_room", n_agents=2, n_required=1)
-    tr = ACTrainer(game, ACConfig(batch=3, td_bootstrap=bootstrap), [4])
+    tr = ACTrainer(game, ACConfig(batch=3, td_bootstrap=bootstrap, time_limit=time_limit), [4])
     tr.agents.target = {k: v + 0.1 for k, v in tr.agents.target.items()}  # target != critic
-    batch = tr.run_episodes(tr.params, 0.5, 3)
+    batch = tr.run_episodes(tr.params, 0.5, 12)
+    assert ("obs" in batch.final) == (time_limit == "bootstrap")
     rewards = tr.total_rewards(batch)
     delta = tr.agents.advantages(batch, rewards)  # [N, T, B]
     critic = tr.agents.critic
@@ -99,8 +104,10 @@ def test_advantages_match_manual_td_errors(bootstrap):
         return tr.agents.value_net.apply({k: v[i:i + 1] for k, v in params.items()},
                                   o[None, None])[0, 0, 0]
 
+    ends = {"limit": 0, "early": 0}
     with torch.no_grad():
-        for b in range(3):
+        for b in range(12):
+            ends["limit" if batch.mask[T - 1, b] else "early"] += 1
             for i in range(2):
                 for t in range(T):
                     if batch.mask[t, b] == 0:
@@ -108,8 +115,12 @@ def test_advantages_match_manual_td_errors(bootstrap):
                         continue
                     last = t == T - 1 or batch.mask[t + 1, b] == 0
                     nxt = 0.0 if last else tr.cfg.gamma * V(boot, i, batch.obs[t + 1, b, i])
+                    if t == T - 1 and time_limit == "bootstrap":
+                        after = torch.cat([batch.final["obs"][b, i], batch.final["given"][b, i]])
+                        nxt = tr.cfg.gamma * V(boot, i, after)
                     want = rewards[t, b, i] + nxt - V(critic, i, batch.obs[t, b, i])
                     assert delta[i, t, b].item() == pytest.approx(want.item(), abs=1e-5)
+    assert ends["limit"] > 0 and ends["early"] > 0  # both kinds of episode end were checked
 
 
 # ------------------------------------------------------------------------- critic

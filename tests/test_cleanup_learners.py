@@ -468,3 +468,22 @@ def test_lio_ac_reference_timing_moves_only_the_givers_targets_twice():
             for k, v in target0.items():
                 torch.testing.assert_close(tr.agents.target[k][row],
                                            keep * v[row] + (1 - keep) * critic[k][row])
+
+
+def test_lio_ac_time_limit_bootstrap_changes_only_the_last_step():
+    """``time_limit = "bootstrap"`` (the reference code): Cleanup's episodes end by the
+    limit only, so every episode's 50th TD error reads V after it; the others are as with
+    the terminal default. A full iteration runs with it."""
+    boot = _trainer("cleanup7_lio", seeds=(0, 1), batch=2, time_limit="bootstrap")
+    plain = _trainer("cleanup7_lio", seeds=(0, 1), batch=2)
+    batch = boot.run_episodes(boot.params, 0.5, 2)
+    assert batch.mask.all() and batch.final["obs"].shape[:2] == batch.mask.shape[1:] + (2,)
+    for tr in (boot, plain):
+        for v in tr.agents.target.values():
+            v.data.add_(0.5)  # V after the limit is not zero
+    rewards = boot.total_rewards(batch)
+    a, b = boot.agents.advantages(batch, rewards), plain.agents.advantages(batch, rewards)
+    torch.testing.assert_close(a[:, :-1], b[:, :-1])
+    assert (a[:, -1] - b[:, -1]).abs().min() > 0
+    out = boot.iterate()
+    assert all(np.isfinite(v).all() for v in out.values())
