@@ -18,8 +18,8 @@ eq. B.9 prints the target on ``V(s)`` and the online critic on ``V(s')``; we fol
 puts the online critic on ``s'`` in the actor's TD error, as the reference code does. The
 reward is the total reward (extrinsic + incentives received, minus give-reward payments
 for AC-d/AC-c); the last recorded step of an episode counts as terminal (the games end at
-``max_steps``); ``time_limit = "bootstrap"`` bootstraps past the game's last step instead,
-from the observation after it, as the reference code does.
+``max_steps``); ``bootstrap_time_limit = true`` bootstraps past the game's last step
+instead, from the observation after it, as the reference code does.
 
 ``share=True`` is parameter sharing: one policy and one critic per replica, broadcast over
 the agents; every agent's episodes are then extra samples of the same network, so the
@@ -78,10 +78,10 @@ class ACConfig(PGConfig):
         "target", description="V(o') in the actors' TD errors: the target network (eq. B.10, "
         "SPEC §4) or the online critic (the reference code); the critic's own TD(0) loss "
         "bootstraps from the target either way")
-    time_limit: Literal["terminal", "bootstrap"] = Field(
-        "terminal", description="an episode's last step (the game's max_steps): terminal "
-        "(nothing after it) or bootstrap: the actor's and the critic's TD errors read V of "
-        "the observation after it (the reference code, whose episodes only end by the limit)")
+    bootstrap_time_limit: bool = Field(
+        False, description="the game's last step (max_steps) cuts the episode off: the "
+        "actor's and the critic's TD errors read V of the observation after it (the "
+        "reference code); false: terminal, nothing after it")
 
     @model_validator(mode="after")
     def _share_needs_one_kind(self):
@@ -134,18 +134,19 @@ class ACAgents(PGAgents):
     @property
     def wants_final(self) -> bool:
         """Whether batches must record the observation after the last step."""
-        return self.cfg.time_limit == "bootstrap"
+        return self.cfg.bootstrap_time_limit
 
     def transitions(self, batch: Batch):
         """Member-layout ``(o_t, o_{t+1}, done_t, mask_t)`` of ``batch``. An episode's last
-        recorded step is terminal (``o_{t+1}`` zero, never used), except with ``time_limit =
-        "bootstrap"`` at the game's last step, where ``o_{t+1}`` is the observation after it."""
+        recorded step is terminal (``o_{t+1}`` zero, never used), except with
+        ``bootstrap_time_limit`` at the game's last step: ``o_{t+1}`` is the observation
+        after it."""
         mask = batch.mask
         done = mask * (1 - next_step(mask))
         next_obs = next_step(batch.obs)
         if self.wants_final and mask.shape[0] == self.game.max_steps:
             if "policy_obs" not in batch.final:
-                raise ValueError("time_limit = 'bootstrap' needs batches from run_episodes "
+                raise ValueError("bootstrap_time_limit needs batches from run_episodes "
                                  "(with the observation after the last step)")
             final = batch.final["policy_obs"]
             done = torch.cat([done[:-1], torch.zeros_like(done[-1:])])

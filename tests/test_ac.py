@@ -82,18 +82,19 @@ def test_td_errors_keep_the_reward_graph():
     assert g.item() == pytest.approx(24.0)
 
 
-@pytest.mark.parametrize("time_limit", ["terminal", "bootstrap"])
+@pytest.mark.parametrize("cut_off", [False, True])
 @pytest.mark.parametrize("bootstrap", ["target", "online"])
-def test_advantages_match_manual_td_errors(bootstrap, time_limit):
+def test_advantages_match_manual_td_errors(bootstrap, cut_off):
     """V(o') from the target (eq. B.10) or, ``td_bootstrap = "online"``, the critic; after
-    an episode's last step nothing, or with ``time_limit = "bootstrap"`` at the game's last
+    an episode's last step nothing, or with ``bootstrap_time_limit`` at the game's last
     step V of the observation after it (with the incentives given, as the policy sees it);
     an episode the game ends earlier stays terminal."""
     game = envs.make("escape_room", n_agents=2, n_required=1)
-    tr = ACTrainer(game, ACConfig(batch=3, td_bootstrap=bootstrap, time_limit=time_limit), [4])
+    tr = ACTrainer(game, ACConfig(batch=3, td_bootstrap=bootstrap,
+                                      bootstrap_time_limit=cut_off), [4])
     tr.agents.target = {k: v + 0.1 for k, v in tr.agents.target.items()}  # target != critic
     batch = tr.run_episodes(tr.params, 0.5, 12)
-    assert ("obs" in batch.final) == (time_limit == "bootstrap")
+    assert ("policy_obs" in batch.final) == cut_off
     rewards = tr.total_rewards(batch)
     delta = tr.agents.advantages(batch, rewards)  # [N, T, B]
     critic = tr.agents.critic
@@ -115,7 +116,7 @@ def test_advantages_match_manual_td_errors(bootstrap, time_limit):
                         continue
                     last = t == T - 1 or batch.mask[t + 1, b] == 0
                     nxt = 0.0 if last else tr.cfg.gamma * V(boot, i, batch.obs[t + 1, b, i])
-                    if t == T - 1 and time_limit == "bootstrap":
+                    if t == T - 1 and cut_off:
                         after = torch.cat([batch.final["obs"][b, i], batch.final["given"][b, i]])
                         nxt = tr.cfg.gamma * V(boot, i, after)
                     want = rewards[t, b, i] + nxt - V(critic, i, batch.obs[t, b, i])

@@ -470,11 +470,11 @@ def test_lio_ac_reference_timing_moves_only_the_givers_targets_twice():
                                            keep * v[row] + (1 - keep) * critic[k][row])
 
 
-def test_lio_ac_time_limit_bootstrap_changes_only_the_last_step():
-    """``time_limit = "bootstrap"`` (the reference code): Cleanup's episodes end by the
+def test_lio_ac_bootstrap_time_limit_changes_only_the_last_step():
+    """``bootstrap_time_limit`` (the reference code): Cleanup's episodes end by the
     limit only, so every episode's 50th TD error reads V after it; the others are as with
     the terminal default. A full iteration runs with it."""
-    boot = _trainer("cleanup7_lio", seeds=(0, 1), batch=2, time_limit="bootstrap")
+    boot = _trainer("cleanup7_lio", seeds=(0, 1), batch=2, bootstrap_time_limit=True)
     plain = _trainer("cleanup7_lio", seeds=(0, 1), batch=2)
     batch = boot.run_episodes(boot.params, 0.5, 2)
     assert batch.mask.all() and batch.final["obs"].shape[:2] == batch.mask.shape[1:] + (2,)
