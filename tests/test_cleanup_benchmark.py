@@ -174,3 +174,28 @@ def test_a_killed_benchmark_run_is_marked_interrupted_and_resumes(tmp_path):
     df = common.run_scenarios(["ipd_pg"], [0], 6, tmp_path, progress=False,
                               checkpoint_every=1, resume=True)
     assert df.run_id.tolist() == [run.name] and df.iterations.tolist() == [6]
+
+
+def test_td_probe_sets_the_last_step_apart(tmp_path):
+    """``benchmarks/cleanup_td.py``: the same episodes (same seed) give the same TD errors
+    before the last step whatever ``bootstrap_time_limit``; on the last step the terminal
+    default reads nothing after it and ``true`` the target's V after it (here shifted to
+    0.5), so they differ; LIO givers also get their outer weight; a wrong run id is one
+    line."""
+    from benchmarks import cleanup_td
+    from tests.reference import tiny
+
+    out = {}
+    for boot in (False, True):
+        trainer = tiny("cleanup7_lio", bootstrap_time_limit=boot).make_trainer([0, 1])
+        for v in trainer.agents.target.values():
+            v.data.add_(0.5)
+        out[boot] = cleanup_td.td_by_step(trainer, episodes=2)
+    plain, boot = out[False], out[True]
+    assert len(plain) == 4 and set(plain.role) <= {"cleaner", "harvester"}
+    pd.testing.assert_frame_equal(plain.drop(columns=["td_last", "weight_last"]),
+                                  boot.drop(columns=["td_last", "weight_last"]))
+    assert (plain.td_last - boot.td_last).abs().min() > 1e-3
+    assert plain[["weight_before_last", "weight_last"]].notna().all().all()
+    with pytest.raises(SystemExit, match="not found"):
+        cleanup_td.main(["no-such-run", "--root", str(tmp_path)])

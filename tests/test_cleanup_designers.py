@@ -112,11 +112,15 @@ def test_designer_pays_per_action_type_and_nobody_is_charged(name):
         torch.testing.assert_close(recomputed, inc)  # recomputed = recorded
 
 
-def test_metagrad_ac_meta_gradient_matches_finite_differences(float64):
+@pytest.mark.parametrize("cut_off", [True, False])
+def test_metagrad_ac_meta_gradient_matches_finite_differences(float64, cut_off):
     """d(outer loss)/d eta through the shared actor-critic agents' one-step update (eq. 6.3,
-    TD-error weights) equals a central difference; without the update there is none."""
+    TD-error weights) equals a central difference, with the last step bootstrapped (the
+    scenario's ``bootstrap_time_limit``) or terminal; without the update there is none.
+    The step is 1e-6: the ReLU networks' kinks lie within 1e-5 of eta for some directions
+    (measured: 7 of 30 seeds at 1e-5 with the bootstrap, none at 1e-6)."""
     tr = _trainer("cleanup7_metagrad", seeds=(0, 1), hidden=[8], designer_hidden=[8, 4],
-                  lr=0.05)
+                  lr=0.05, bootstrap_time_limit=cut_off)
     eps = 0.3
     tau = tr.run_episodes(tr.params, eps, 2)
     prime = tr.prime_update(tr.designer.eta, tau, eps)
@@ -124,7 +128,7 @@ def test_metagrad_ac_meta_gradient_matches_finite_differences(float64):
     grads = torch.autograd.grad(tr.designer_loss(prime, tau_hat, eps),
                                 list(tr.designer.eta.values()))
     direction = {k: torch.randn_like(v) for k, v in tr.designer.eta.items()}
-    h = 1e-5
+    h = 1e-6
 
     def outer(eta):
         return tr.designer_loss(tr.prime_update(eta, tau, eps), tau_hat, eps)

@@ -475,7 +475,7 @@ def test_lio_ac_bootstrap_time_limit_changes_only_the_last_step():
     limit only, so every episode's 50th TD error reads V after it; the others are as with
     the terminal default. A full iteration runs with it."""
     boot = _trainer("cleanup7_lio", seeds=(0, 1), batch=2, bootstrap_time_limit=True)
-    plain = _trainer("cleanup7_lio", seeds=(0, 1), batch=2)
+    plain = _trainer("cleanup7_lio", seeds=(0, 1), batch=2, bootstrap_time_limit=False)
     batch = boot.run_episodes(boot.params, 0.5, 2)
     assert batch.mask.all() and batch.final["obs"].shape[:2] == batch.mask.shape[1:] + (2,)
     for tr in (boot, plain):
@@ -487,3 +487,17 @@ def test_lio_ac_bootstrap_time_limit_changes_only_the_last_step():
     assert (a[:, -1] - b[:, -1]).abs().min() > 0
     out = boot.iterate()
     assert all(np.isfinite(v).all() for v in out.values())
+
+
+def test_cleanup_scenarios_bootstrap_past_the_time_limit():
+    """Every shipped Cleanup scenario's actor-critic agents bootstrap past the 50-step limit
+    (since 2026-12-05: the terminal last step broke LIO's division of labour at the full
+    budget, README); ``bootstrap_time_limit = false`` is the earlier behaviour. The trainer
+    built from the scenario asks the rollout for the observation after the last step."""
+    names = [n for n in scenario.names() if n.startswith("cleanup")]
+    assert len(names) == 12
+    for name in names:
+        sc = scenario.load(name)
+        assert sc.resolved()["algorithm"]["bootstrap_time_limit"] is True, name
+    assert _trainer("cleanup7_ac", seeds=(0,)).agents.wants_final
+    assert not _trainer("cleanup7_ac", seeds=(0,), bootstrap_time_limit=False).agents.wants_final
