@@ -25,16 +25,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import stored_trainer  # noqa: E402
 
 from econsim import runner  # noqa: E402
-
-ROLES = ("cleaner", "harvester")
-ACTOR_CRITICS = ("lio-ac", "ac", "ia", "cen", "ac-d", "ac-c")  # Cleanup's TD(0) learners
+from learners.ac import ACAgents  # noqa: E402
 
 
 def td_by_step(trainer, episodes: int = 10, eps: float = 0.05) -> pd.DataFrame:
-    """Per seed and agent: the agent's role in these episodes (more apples than the mean:
-    harvester), its mean TD error and mean |TD error| on steps ``0..T-2`` and its mean TD
-    error on step ``T-1``, and for LIO givers the outer weight on the same steps. Plays with
-    ``trainer``'s random streams: give it a trainer loaded for the purpose."""
+    """Per seed and agent: its apples and cleaned waste cells per episode (the game's events,
+    to tell cleaner from harvester), its mean TD error and mean |TD error| on steps
+    ``0..T-2`` and its mean TD error on step ``T-1``, and for LIO givers the outer weight on
+    the same steps. Plays with ``trainer``'s random streams: give it a trainer loaded for
+    the purpose."""
     ag, N = trainer.agents, trainer.N
     with torch.no_grad():
         batch = trainer.run_episodes(trainer.params, eps, episodes)
@@ -44,12 +43,13 @@ def td_by_step(trainer, episodes: int = 10, eps: float = 0.05) -> pd.DataFrame:
         td = ag.advantages(batch, trainer.total_rewards(batch)).reshape(ag.R, N, T, -1)
         weight = (trainer.outer_returns(batch).reshape(ag.R, N, T, -1)
                   if hasattr(trainer, "outer_returns") else None)
-        apples = batch.events["apples"].reshape(T, ag.R, -1, N).sum((0, 2))  # [R, N]
+        per_episode = {k: batch.events[k].reshape(T, ag.R, -1, N).sum(0).mean(1)  # [R, N]
+                       for k in ("apples", "waste_cleaned")}
     rows = []
     for r, seed in enumerate(trainer.seeds):
         for i in range(N):
             row = {"seed": seed, "agent": i,
-                   "role": ROLES[int(apples[r, i] > apples[r].mean())],
+                   **{k: float(v[r, i]) for k, v in per_episode.items()},
                    "td_before_last": float(td[r, i, :-1].mean()),
                    "abs_td_before_last": float(td[r, i, :-1].abs().mean()),
                    "td_last": float(td[r, i, -1].mean())}
@@ -75,10 +75,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         algorithm = runner.load_result(args.run_id, args.root).scenario.algorithm_name
     except ValueError as err:  # no such run, or an unreadable one: one line, no traceback
         raise SystemExit(str(err)) from None
-    if algorithm not in ACTOR_CRITICS:
-        raise SystemExit(f"{args.run_id} is {algorithm}; this probe reads the TD errors of "
-                         f"{', '.join(ACTOR_CRITICS)}")
     trainer = stored_trainer(args.run_id, args.root, "cleanup", algorithm, args.iteration)
+    if not isinstance(trainer.agents, ACAgents):
+        raise SystemExit(f"{args.run_id} is {algorithm}, whose agents have no TD errors; "
+                         "this probe reads actor-critic agents (learners.ac)")
     out = td_by_step(trainer, args.episodes, args.eps)
     print(f"{args.run_id} at iteration {args.iteration or 'last'} "
           f"(bootstrap_time_limit = {str(trainer.cfg.bootstrap_time_limit).lower()}):")
