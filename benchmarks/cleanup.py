@@ -12,6 +12,9 @@ tau_hat for its incentive step), all seeds vectorised in one process. Final eval
 
 Division of labour (issue 16's criterion): a seed *splits* when, in the final evaluation, one
 agent cleans at least 20 waste cells per episode and another collects at least 20 apples.
+The same criterion on every logged training episode gives the split over training (per
+seed: the first and last iteration with it, the breaks of at least ``BREAK_ITERATIONS``
+without it, the share with it over the last tenth) in ``docs/<scenario>_splits.csv``.
 Training curves (per seed: the team's extrinsic return, the top cleaner's cells, the top
 harvester's apples, the incentives paid, every ``log_every`` iterations) go to
 ``docs/<scenario>_training.png`` and their points to ``docs/<scenario>_training.csv``, and
@@ -110,21 +113,76 @@ def division_of_labour(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
 SPLIT = 20.0  # cells cleaned by one agent and apples collected by another, per episode
 
 
-def splits(dol: pd.DataFrame) -> pd.DataFrame:
-    """Per scenario x seed: whether the final evaluation shows the division of labour, one
-    agent cleaning at least ``SPLIT`` cells and another collecting at least ``SPLIT`` apples
-    (``cleaner`` and ``harvester``: of the pairs that do, the one with the most cells, then
-    apples; else the top cleaner and the best other harvester)."""
+def splits(dol: pd.DataFrame, by: tuple[str, ...] = ("scenario", "seed")) -> pd.DataFrame:
+    """Per group of ``by`` (a scenario's seed; with ``"iteration"``, each logged training
+    row): whether the per-agent counts show the division of labour, one agent cleaning at
+    least ``SPLIT`` cells and another collecting at least ``SPLIT`` apples (``cleaner`` and
+    ``harvester``: of the pairs that do, the one with the most cells, then apples; else the
+    top cleaner and the best other harvester)."""
     out = []
-    for (name, seed), g in dol.groupby(["scenario", "seed"], sort=False):
+    for key, g in dol.groupby(list(by), sort=False):
         cells = dict(zip(g.agent, g.waste_cleaned.fillna(0.0), strict=True))
         apples = dict(zip(g.agent, g.apples.fillna(0.0), strict=True))
 
         found, c, a, i, j = max((cells[i] >= SPLIT and apples[j] >= SPLIT, cells[i], apples[j],
                                  i, j) for i in cells for j in apples if i != j)
-        out.append({"scenario": name, "seed": int(seed), "cleaner": int(i), "cleaned": float(c),
-                    "harvester": int(j), "harvested": float(a), "split": bool(found)})
+        out.append({**{k: int(v) if k != "scenario" else v for k, v in zip(by, key, strict=True)},
+                    "cleaner": int(i), "cleaned": float(c), "harvester": int(j),
+                    "harvested": float(a), "split": bool(found)})
     return pd.DataFrame(out)
+
+
+BREAK_ITERATIONS = 300  # a stretch without the split this long counts as a break
+
+
+def split_timeline(rows: pd.DataFrame, end: int) -> pd.DataFrame:
+    """Per scenario x seed, the division of labour over training, from :func:`splits` of
+    every logged training row (``by`` with ``"iteration"``; each row: that iteration's
+    training episode, so single rows are noisy): ``first`` and ``last`` iteration with the
+    split (NaN: never); ``breaks``, the stretches after the first split without it that
+    span at least ``BREAK_ITERATIONS`` (``from-to``, the first and last row without it;
+    ``to`` = ``end`` for one that lasts to the end of training, ``end`` being the run's
+    iterations); ``end_share``, the share of rows with the split over the last tenth of
+    training (a team that keeps it: near 1)."""
+    out = []
+    for (name, seed), g in rows.sort_values("iteration").groupby(["scenario", "seed"],
+                                                                   sort=False):
+        it, on = g.iteration.to_numpy(), g.split.to_numpy()
+        step = int(np.diff(it).min()) if len(it) > 1 else 1
+        row = {"scenario": name, "seed": int(seed), "first": np.nan, "last": np.nan,
+               "breaks": "", "n_breaks": 0,
+               "end_share": float(on[it > end - end / 10].mean()) if len(it) else np.nan}
+        if on.any():
+            row["first"], row["last"] = int(it[on].min()), int(it[on].max())
+            stretches, start = [], None
+            for k in range(int(np.argmax(on)), len(it) + 1):
+                if k < len(it) and not on[k]:
+                    start = k if start is None else start
+                elif start is not None:
+                    last = end if k == len(it) else int(it[k - 1])
+                    if last - int(it[start]) + step >= BREAK_ITERATIONS:
+                        stretches.append(f"{int(it[start])}-{last}")
+                    start = None
+            row["breaks"], row["n_breaks"] = " ".join(stretches), len(stretches)
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def training_splits(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
+    """:func:`split_timeline` of every run in ``df``, with its settings (``iterations``,
+    ``conv``)."""
+    out = []
+    for run_id in df.run_id.unique():
+        ag = pd.read_parquet(Path(root) / run_id / "agents.parquet").query("phase == 'train'")
+        if ag.empty:
+            continue
+        sc = runner.load_result(run_id, root).scenario
+        part = split_timeline(splits(ag, ("scenario", "seed", "iteration")),
+                              int(sc.train.iterations))
+        for k, (col, v) in enumerate(settings(sc).items()):
+            part.insert(2 + k, col, v)
+        out.append(part)
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
 RESPONSE_EPISODES = 10  # greedy episodes per seed for incentive_response
@@ -405,6 +463,15 @@ def main(argv: list[str] | None = None):
     print(f"\nSplit (one agent cleans >= {SPLIT:g} cells, another collects >= {SPLIT:g} "
           "apples):")
     print(split.round(2).to_string(index=False))
+    timeline = training_splits(df, args.root)
+    if len(timeline):
+        print(f"\nThe split over training (per logged training episode; breaks: at least "
+              f"{BREAK_ITERATIONS} iterations without it; end_share: rows with it over the "
+              "last tenth):")
+        print(timeline.drop(columns=SETTINGS).round(2).to_string(index=False))
+        for name, t in timeline.groupby("scenario", sort=False):
+            gather_csv(t.drop(columns="scenario"), Path(args.docs) / f"{name}_splits.csv",
+                       ["seed"], SETTINGS, ["seed"])
     resp = responses(df, args.root)
     if len(resp):
         print("\nWhat the incentive functions pay per step for cleaning and for not cleaning "

@@ -25,6 +25,35 @@ def test_split_needs_one_cleaner_and_another_harvester():
     assert out.harvested.tolist() == [21.0, 5.0, 19.5, 25.0]
 
 
+def test_split_timeline_by_hand():
+    """Logged rows every 50 iterations to 1,000: seed 0 splits at 200-500, loses it for
+    550-850 (a break: 350 iterations), has it at 900 and loses it for 950-1000 (100: noise,
+    but the last tenth); seed 1 never splits; seed 2 splits from 100 and loses it for good
+    at 700."""
+    it = list(range(50, 1001, 50))
+    on = {0: lambda i: 200 <= i <= 500 or i == 900, 1: lambda i: False,
+          2: lambda i: 100 <= i < 700}
+    rows = []
+    for seed, f in on.items():
+        for i in it:  # two agents: 0 cleans 30 cells when split; 1 collects 25 or 5 apples
+            rows += [{"scenario": "s", "seed": seed, "iteration": i, "agent": 0,
+                      "waste_cleaned": 30.0, "apples": 0.0},
+                     {"scenario": "s", "seed": seed, "iteration": i, "agent": 1,
+                      "waste_cleaned": 0.0, "apples": 25.0 if f(i) else 5.0}]
+    per_row = bench.splits(pd.DataFrame(rows), ("scenario", "seed", "iteration"))
+    assert len(per_row) == 3 * len(it) and per_row.split.sum() == 8 + 0 + 12
+    out = bench.split_timeline(per_row.sample(frac=1.0, random_state=0), end=1000)
+    assert sorted(out.seed) == [0, 1, 2]
+    out = out.set_index("seed")
+    assert (out.loc[0, "first"], out.loc[0, "last"]) == (200, 900)
+    assert out.loc[0, "breaks"] == "550-850" and out.loc[0, "n_breaks"] == 1
+    assert out.loc[0, "end_share"] == 0.0  # rows 950 and 1000
+    assert math.isnan(out.loc[1, "first"]) and out.loc[1, "breaks"] == ""
+    assert out.loc[1, "n_breaks"] == 0
+    assert (out.loc[2, "first"], out.loc[2, "last"]) == (100, 650)
+    assert out.loc[2, "breaks"] == "700-1000" and out.loc[2, "end_share"] == 0.0
+
+
 def test_cleanup_benchmark_runs_on_a_tiny_budget(tmp_path):
     args = ["--scenarios", "cleanup7_lio", "--iterations", "2", "--root", str(tmp_path / "runs"),
             "--docs", str(tmp_path), "--quiet", "--seeds"]
@@ -54,6 +83,8 @@ def test_cleanup_benchmark_runs_on_a_tiny_budget(tmp_path):
     resp = pd.read_csv(tmp_path / "cleanup7_lio_incentives.csv")
     n = len(set(dol.agent))  # every agent gives to every other, per seed
     assert sorted(set(resp.seed)) == [0, 1] and len(resp) == 2 * n * (n - 1)
+    timeline = pd.read_csv(tmp_path / "cleanup7_lio_splits.csv")
+    assert timeline.seed.tolist() == [0, 1] and (timeline.iterations == 2).all()
 
 
 def test_incentive_response_by_hand():
