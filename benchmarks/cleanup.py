@@ -12,7 +12,8 @@ tau_hat for its incentive step), all seeds vectorised in one process. Final eval
 
 Division of labour (issue 16's criterion): a seed *splits* when, in the final evaluation, one
 agent cleans at least 20 waste cells per episode and another collects at least 20 apples.
-The same criterion on every logged training episode gives the split over training (per
+The same criterion on every logged training row (a mean over ``log_every`` iterations) gives
+the split over training (per
 seed: the first and last iteration with it, the breaks of at least ``BREAK_ITERATIONS``
 without it, the share with it over the last tenth) in ``docs/<scenario>_splits.csv``.
 Training curves (per seed: the team's extrinsic return, the top cleaner's cells, the top
@@ -126,7 +127,8 @@ def splits(dol: pd.DataFrame, by: tuple[str, ...] = ("scenario", "seed")) -> pd.
 
         found, c, a, i, j = max((cells[i] >= SPLIT and apples[j] >= SPLIT, cells[i], apples[j],
                                  i, j) for i in cells for j in apples if i != j)
-        out.append({**{k: int(v) if k != "scenario" else v for k, v in zip(by, key, strict=True)},
+        out.append({**{k: v.item() if isinstance(v, np.generic) else v
+                       for k, v in zip(by, key, strict=True)},
                     "cleaner": int(i), "cleaned": float(c), "harvester": int(j),
                     "harvested": float(a), "split": bool(found)})
     return pd.DataFrame(out)
@@ -135,23 +137,22 @@ def splits(dol: pd.DataFrame, by: tuple[str, ...] = ("scenario", "seed")) -> pd.
 BREAK_ITERATIONS = 300  # a stretch without the split this long counts as a break
 
 
-def split_timeline(rows: pd.DataFrame, end: int) -> pd.DataFrame:
+def split_timeline(rows: pd.DataFrame) -> pd.DataFrame:
     """Per scenario x seed, the division of labour over training, from :func:`splits` of
-    every logged training row (``by`` with ``"iteration"``; each row: that iteration's
-    training episode, so single rows are noisy): ``first`` and ``last`` iteration with the
-    split (NaN: never); ``breaks``, the stretches after the first split without it that
-    span at least ``BREAK_ITERATIONS`` (``from-to``, the first and last row without it;
-    ``to`` = ``end`` for one that lasts to the end of training, ``end`` being the run's
-    iterations); ``end_share``, the share of rows with the split over the last tenth of
-    training (a team that keeps it: near 1)."""
+    every logged training row (``by`` with ``"iteration"``; each row: the mean of the
+    ``log_every`` iterations up to it): ``first`` and ``last`` iteration with the split (<NA>:
+    never); ``breaks``, the stretches after the first split without it that span at least
+    ``BREAK_ITERATIONS`` (``from-to``: the first and the last row without it, each row
+    counting the iterations since the one before); ``end_share``, the share of rows with the
+    split over the last tenth of the iterations logged (a team that keeps it: near 1)."""
     out = []
     for (name, seed), g in rows.sort_values("iteration").groupby(["scenario", "seed"],
                                                                    sort=False):
         it, on = g.iteration.to_numpy(), g.split.to_numpy()
-        step = int(np.diff(it).min()) if len(it) > 1 else 1
-        row = {"scenario": name, "seed": int(seed), "first": np.nan, "last": np.nan,
-               "breaks": "", "n_breaks": 0,
-               "end_share": float(on[it > end - end / 10].mean()) if len(it) else np.nan}
+        span = np.diff(it, prepend=0)  # the iterations each row stands for
+        end = int(it[-1])
+        row = {"scenario": name, "seed": int(seed), "first": pd.NA, "last": pd.NA,
+               "breaks": "", "n_breaks": 0, "end_share": float(on[it > end - end / 10].mean())}
         if on.any():
             row["first"], row["last"] = int(it[on].min()), int(it[on].max())
             stretches, start = [], None
@@ -159,13 +160,13 @@ def split_timeline(rows: pd.DataFrame, end: int) -> pd.DataFrame:
                 if k < len(it) and not on[k]:
                     start = k if start is None else start
                 elif start is not None:
-                    last = end if k == len(it) else int(it[k - 1])
-                    if last - int(it[start]) + step >= BREAK_ITERATIONS:
-                        stretches.append(f"{int(it[start])}-{last}")
+                    if span[start:k].sum() >= BREAK_ITERATIONS:
+                        stretches.append(f"{int(it[start])}-{int(it[k - 1])}")
                     start = None
             row["breaks"], row["n_breaks"] = " ".join(stretches), len(stretches)
         out.append(row)
-    return pd.DataFrame(out)
+    out = pd.DataFrame(out)
+    return out.astype({"first": "Int64", "last": "Int64"}) if len(out) else out
 
 
 def training_splits(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
@@ -177,8 +178,7 @@ def training_splits(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
         if ag.empty:
             continue
         sc = runner.load_result(run_id, root).scenario
-        part = split_timeline(splits(ag, ("scenario", "seed", "iteration")),
-                              int(sc.train.iterations))
+        part = split_timeline(splits(ag, ("scenario", "seed", "iteration")))
         for k, (col, v) in enumerate(settings(sc).items()):
             part.insert(2 + k, col, v)
         out.append(part)
@@ -313,9 +313,10 @@ def training(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
     """Training curves, one row per scenario x seed x logged iteration: ``extrinsic`` (the
     team's extrinsic return per episode: the agents' ``return``), ``cleaned`` (the most any agent
     cleaned), ``harvested`` (the most apples any agent collected), ``paid`` (incentives
-    given, all agents), with the run and its settings (``iterations``, ``conv``) and the
-    training ``episodes`` played by then as the Diss counts them (LIO's tau-hat too; the
-    runner's ``episodes.parquet`` counts the episodes tau only)."""
+    received, all agents: what LIO's givers or a designer paid), with the run and its
+    settings (``iterations``, ``conv``) and the training ``episodes`` played by then as the
+    Diss counts them (LIO's tau-hat too; the runner's ``episodes.parquet`` counts the
+    episodes tau only)."""
     out = []
     for run_id in df.run_id.unique():
         ag = pd.read_parquet(Path(root) / run_id / "agents.parquet").query("phase == 'train'")
@@ -323,8 +324,8 @@ def training(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
             continue
         agg = {"cleaned": ("waste_cleaned", "max"), "harvested": ("apples", "max"),
                "extrinsic": ("return", "sum")}
-        if "given" in ag:
-            agg["paid"] = ("given", "sum")
+        if "received" in ag:
+            agg["paid"] = ("received", "sum")
         part = ag.groupby(["scenario", "seed", "iteration"]).agg(**agg).reset_index()
         sc = runner.load_result(run_id, root).scenario
         for k, (col, v) in enumerate({"run": run_id, **settings(sc)}.items()):
@@ -465,9 +466,9 @@ def main(argv: list[str] | None = None):
     print(split.round(2).to_string(index=False))
     timeline = training_splits(df, args.root)
     if len(timeline):
-        print(f"\nThe split over training (per logged training episode; breaks: at least "
-              f"{BREAK_ITERATIONS} iterations without it; end_share: rows with it over the "
-              "last tenth):")
+        print(f"\nThe split over training (per logged row: a mean over log_every iterations; "
+              f"breaks: at least {BREAK_ITERATIONS} iterations without it; end_share: rows "
+              "with it over the last tenth):")
         print(timeline.drop(columns=SETTINGS).round(2).to_string(index=False))
         for name, t in timeline.groupby("scenario", sort=False):
             gather_csv(t.drop(columns="scenario"), Path(args.docs) / f"{name}_splits.csv",

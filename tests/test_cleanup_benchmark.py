@@ -26,32 +26,56 @@ def test_split_needs_one_cleaner_and_another_harvester():
 
 
 def test_split_timeline_by_hand():
-    """Logged rows every 50 iterations to 1,000: seed 0 splits at 200-500, loses it for
-    550-850 (a break: 350 iterations), has it at 900 and loses it for 950-1000 (100: noise,
-    but the last tenth); seed 1 never splits; seed 2 splits from 100 and loses it for good
-    at 700."""
-    it = list(range(50, 1001, 50))
+    """Logged rows every 50 iterations (each a mean over the 50 before it). Seed 0, to
+    1,000: splits at 200-500, loses it for 550-850 (7 rows: 350 iterations, a break), has it
+    at 900 and loses it for 950-1000 (100: noise, but the last tenth). Seed 1 never splits.
+    Seed 2 splits from 100 and loses it for good at 700. Seed 3, logged to 950 only (a
+    stopped run), splits at 400 and 650 only: 50-350 without it come before its first split
+    (not a break), 450-600 is 200 iterations (not a break), 700-950 is 300 (a break, to its
+    last row)."""
     on = {0: lambda i: 200 <= i <= 500 or i == 900, 1: lambda i: False,
-          2: lambda i: 100 <= i < 700}
+          2: lambda i: 100 <= i < 700, 3: lambda i: i in (400, 650)}
+    upto = {0: 1000, 1: 1000, 2: 1000, 3: 950}
     rows = []
     for seed, f in on.items():
-        for i in it:  # two agents: 0 cleans 30 cells when split; 1 collects 25 or 5 apples
+        for i in range(50, upto[seed] + 1, 50):
+            # two agents: 0 cleans 30 cells; 1 collects 25 apples with the split, 5 without
             rows += [{"scenario": "s", "seed": seed, "iteration": i, "agent": 0,
                       "waste_cleaned": 30.0, "apples": 0.0},
                      {"scenario": "s", "seed": seed, "iteration": i, "agent": 1,
                       "waste_cleaned": 0.0, "apples": 25.0 if f(i) else 5.0}]
     per_row = bench.splits(pd.DataFrame(rows), ("scenario", "seed", "iteration"))
-    assert len(per_row) == 3 * len(it) and per_row.split.sum() == 8 + 0 + 12
-    out = bench.split_timeline(per_row.sample(frac=1.0, random_state=0), end=1000)
-    assert sorted(out.seed) == [0, 1, 2]
+    assert per_row.split.sum() == 8 + 0 + 12 + 2
+    assert per_row.iteration.map(type).eq(int).all()  # keys come back as plain values
+    out = bench.split_timeline(per_row.sample(frac=1.0, random_state=0))
+    assert sorted(out.seed) == [0, 1, 2, 3]
     out = out.set_index("seed")
     assert (out.loc[0, "first"], out.loc[0, "last"]) == (200, 900)
     assert out.loc[0, "breaks"] == "550-850" and out.loc[0, "n_breaks"] == 1
     assert out.loc[0, "end_share"] == 0.0  # rows 950 and 1000
-    assert math.isnan(out.loc[1, "first"]) and out.loc[1, "breaks"] == ""
-    assert out.loc[1, "n_breaks"] == 0
+    assert pd.isna(out.loc[1, "first"]) and out.loc[1, "breaks"] == ""
+    assert out.loc[1, "n_breaks"] == 0 and out["first"].dtype == "Int64"
     assert (out.loc[2, "first"], out.loc[2, "last"]) == (100, 650)
     assert out.loc[2, "breaks"] == "700-1000" and out.loc[2, "end_share"] == 0.0
+    assert (out.loc[3, "first"], out.loc[3, "last"]) == (400, 650)
+    assert out.loc[3, "breaks"] == "700-950" and out.loc[3, "n_breaks"] == 1
+    assert out.loc[3, "end_share"] == 0.0  # rows after 855: 900 and 950
+
+
+def test_a_break_is_at_least_the_threshold_long():
+    """Off-stretches of 5 and 6 rows every 50 iterations: 250 iterations is not a break, 300
+    is (each row stands for the 50 iterations up to it)."""
+    pattern = [True] + [False] * 5 + [True] + [False] * 6 + [True]
+    rows = []
+    for k, on in enumerate(pattern):
+        rows += [{"scenario": "s", "seed": 0, "iteration": 50 * (k + 1), "agent": 0,
+                  "waste_cleaned": 30.0, "apples": 0.0},
+                 {"scenario": "s", "seed": 0, "iteration": 50 * (k + 1), "agent": 1,
+                  "waste_cleaned": 0.0, "apples": 25.0 if on else 0.0}]
+    assert bench.BREAK_ITERATIONS == 300
+    out = bench.split_timeline(bench.splits(pd.DataFrame(rows), ("scenario", "seed",
+                                                                  "iteration")))
+    assert out.breaks.tolist() == ["400-650"] and out.n_breaks.tolist() == [1]
 
 
 def test_cleanup_benchmark_runs_on_a_tiny_budget(tmp_path):
@@ -78,6 +102,7 @@ def test_cleanup_benchmark_runs_on_a_tiny_budget(tmp_path):
     last = train[train.iteration == train.iteration.max()]
     row = curve[(curve.seed == 0) & (curve.iteration == last.iteration.iloc[0])].iloc[0]
     assert row.extrinsic == last["return"].sum() and row.cleaned == last.waste_cleaned.max()
+    assert row.paid == pytest.approx(last.given.sum())  # every payment is someone's receipt
     assert (tmp_path / "cleanup7_lio_training.png").stat().st_size > 1000
     assert (tmp_path / "cleanup7_comparison.png").stat().st_size > 1000
     resp = pd.read_csv(tmp_path / "cleanup7_lio_incentives.csv")
@@ -181,6 +206,24 @@ def test_comparison_draws_the_curves_that_count_episodes(tmp_path):
     assert out.stat().st_size > 1000
     assert bench.plot_comparison(tmp_path, "cleanup8_", tmp_path / "none.png") == []
     assert not (tmp_path / "none.png").exists()
+
+
+def test_a_designers_curve_counts_what_the_designer_paid(tmp_path):
+    """The agents of a central designer give nothing; ``paid`` in the curves is what they
+    received, the designer's ``incentives`` per episode (LIO: what the givers gave)."""
+    threads = torch.get_num_threads()
+    try:
+        df, _ = bench.main(["--scenarios", "cleanup7_dualrl", "--iterations", "2", "--seeds",
+                            "0", "--root", str(tmp_path / "runs"), "--docs", str(tmp_path),
+                            "--quiet"])
+    finally:
+        torch.set_num_threads(threads)
+    curve = pd.read_csv(tmp_path / "cleanup7_dualrl_training.csv")
+    ep = pd.read_parquet(tmp_path / "runs" / df.run_id.iloc[0] / "episodes.parquet")
+    ep = ep[ep.phase == "train"].set_index("iteration")
+    assert len(curve) and (curve.paid > 0).all()  # sigmoid offers: never exactly 0
+    assert curve.set_index("iteration").paid.to_numpy() == pytest.approx(
+        ep.loc[curve.iteration, "incentives"].to_numpy())
 
 
 def test_a_killed_benchmark_run_is_marked_interrupted_and_resumes(tmp_path):
