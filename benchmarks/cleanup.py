@@ -94,11 +94,16 @@ def _one(name: str, seeds: list[int], iterations: int | None, root: str,
                          keep_every=keep_every, fork=fork)
 
 
+def agent_rows(root: str | Path, run_id: str, phase: str) -> pd.DataFrame:
+    """The rows of a run's ``agents.parquet`` of one ``phase`` (``train`` or ``eval``)."""
+    return pd.read_parquet(Path(root) / run_id / "agents.parquet").query("phase == @phase")
+
+
 def division_of_labour(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
     """Per scenario x seed x agent: the final evaluation's per-agent event counts."""
     out = []
     for run_id in df.run_id.unique():
-        ag = pd.read_parquet(Path(root) / run_id / "agents.parquet").query("phase == 'eval'")
+        ag = agent_rows(root, run_id, "eval")
         ag = ag[ag.iteration == ag.iteration.max()]
         cols = [c for c in EVENTS if c in ag.columns]
         part = ag[["scenario", "seed", "agent", *cols]]
@@ -148,21 +153,19 @@ def split_timeline(rows: pd.DataFrame) -> pd.DataFrame:
     out = []
     for (name, seed), g in rows.sort_values("iteration").groupby(["scenario", "seed"],
                                                                    sort=False):
-        it, on = g.iteration.to_numpy(), g.split.to_numpy()
-        span = np.diff(it, prepend=0)  # the iterations each row stands for
-        end = int(it[-1])
+        g = g.assign(span=g.iteration.diff().fillna(g.iteration))  # iterations per row
+        end = int(g.iteration.iloc[-1])
         row = {"scenario": name, "seed": int(seed), "first": pd.NA, "last": pd.NA,
-               "breaks": "", "n_breaks": 0, "end_share": float(on[it > end - end / 10].mean())}
-        if on.any():
-            row["first"], row["last"] = int(it[on].min()), int(it[on].max())
-            stretches, start = [], None
-            for k in range(int(np.argmax(on)), len(it) + 1):
-                if k < len(it) and not on[k]:
-                    start = k if start is None else start
-                elif start is not None:
-                    if span[start:k].sum() >= BREAK_ITERATIONS:
-                        stretches.append(f"{int(it[start])}-{int(it[k - 1])}")
-                    start = None
+               "breaks": "", "n_breaks": 0,
+               "end_share": float(g.split[g.iteration > end - end / 10].mean())}
+        if g.split.any():
+            row["first"], row["last"] = (int(g.iteration[g.split].min()),
+                                         int(g.iteration[g.split].max()))
+            after = g[g.iteration >= row["first"]]
+            stretch = (after.split != after.split.shift()).cumsum()  # runs of equal rows
+            off = after[~after.split].groupby(stretch[~after.split])
+            stretches = [f"{r.iteration.iloc[0]}-{r.iteration.iloc[-1]}" for _, r in off
+                         if r.span.sum() >= BREAK_ITERATIONS]
             row["breaks"], row["n_breaks"] = " ".join(stretches), len(stretches)
         out.append(row)
     out = pd.DataFrame(out)
@@ -174,7 +177,7 @@ def training_splits(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
     ``conv``)."""
     out = []
     for run_id in df.run_id.unique():
-        ag = pd.read_parquet(Path(root) / run_id / "agents.parquet").query("phase == 'train'")
+        ag = agent_rows(root, run_id, "train")
         if ag.empty:
             continue
         sc = runner.load_result(run_id, root).scenario
@@ -319,7 +322,7 @@ def training(df: pd.DataFrame, root: str | Path) -> pd.DataFrame:
     episodes tau only)."""
     out = []
     for run_id in df.run_id.unique():
-        ag = pd.read_parquet(Path(root) / run_id / "agents.parquet").query("phase == 'train'")
+        ag = agent_rows(root, run_id, "train")
         if ag.empty:
             continue
         agg = {"cleaned": ("waste_cleaned", "max"), "harvested": ("apples", "max"),

@@ -45,7 +45,8 @@ def test_split_timeline_by_hand():
                      {"scenario": "s", "seed": seed, "iteration": i, "agent": 1,
                       "waste_cleaned": 0.0, "apples": 25.0 if f(i) else 5.0}]
     per_row = bench.splits(pd.DataFrame(rows), ("scenario", "seed", "iteration"))
-    assert per_row.split.sum() == 8 + 0 + 12 + 2
+    assert per_row.split.sum() == sum(f(i) for seed, f in on.items()
+                                      for i in range(50, upto[seed] + 1, 50))
     assert per_row.iteration.map(type).eq(int).all()  # keys come back as plain values
     out = bench.split_timeline(per_row.sample(frac=1.0, random_state=0))
     assert sorted(out.seed) == [0, 1, 2, 3]
@@ -63,19 +64,22 @@ def test_split_timeline_by_hand():
 
 
 def test_a_break_is_at_least_the_threshold_long():
-    """Off-stretches of 5 and 6 rows every 50 iterations: 250 iterations is not a break, 300
-    is (each row stands for the 50 iterations up to it)."""
-    pattern = [True] + [False] * 5 + [True] + [False] * 6 + [True]
+    """Off-stretches one row short of ``BREAK_ITERATIONS`` and exactly as long, rows every
+    50 iterations: the first is not a break, the second is (each row stands for the 50
+    iterations up to it)."""
+    n = bench.BREAK_ITERATIONS // 50
+    pattern = [True] + [False] * (n - 1) + [True] + [False] * n + [True]
     rows = []
     for k, on in enumerate(pattern):
         rows += [{"scenario": "s", "seed": 0, "iteration": 50 * (k + 1), "agent": 0,
                   "waste_cleaned": 30.0, "apples": 0.0},
                  {"scenario": "s", "seed": 0, "iteration": 50 * (k + 1), "agent": 1,
                   "waste_cleaned": 0.0, "apples": 25.0 if on else 0.0}]
-    assert bench.BREAK_ITERATIONS == 300
     out = bench.split_timeline(bench.splits(pd.DataFrame(rows), ("scenario", "seed",
                                                                   "iteration")))
-    assert out.breaks.tolist() == ["400-650"] and out.n_breaks.tolist() == [1]
+    start = 50 * (n + 2)  # rows 1 (on), n - 1 off, 1 on, then the long stretch
+    assert out.breaks.tolist() == [f"{start}-{start + 50 * (n - 1)}"]
+    assert out.n_breaks.tolist() == [1]
 
 
 def test_cleanup_benchmark_runs_on_a_tiny_budget(tmp_path):
