@@ -25,6 +25,18 @@ def test_split_needs_one_cleaner_and_another_harvester():
     assert out.harvested.tolist() == [21.0, 5.0, 19.5, 25.0]
 
 
+EVERY = 50  # iterations per logged training row in the timeline tests
+
+
+def _team(seed: int, iteration: int, split: bool) -> list[dict]:
+    """One logged row of a two-agent team: agent 0 cleans 30 cells; agent 1 collects 25
+    apples with the split, 5 without."""
+    return [{"scenario": "s", "seed": seed, "iteration": iteration, "agent": 0,
+             "waste_cleaned": 30.0, "apples": 0.0},
+            {"scenario": "s", "seed": seed, "iteration": iteration, "agent": 1,
+             "waste_cleaned": 0.0, "apples": 25.0 if split else 5.0}]
+
+
 def test_split_timeline_by_hand():
     """Logged rows every 50 iterations (each a mean over the 50 before it). Seed 0, to
     1,000: splits at 200-500, loses it for 550-850 (7 rows: 350 iterations, a break), has it
@@ -36,17 +48,11 @@ def test_split_timeline_by_hand():
     on = {0: lambda i: 200 <= i <= 500 or i == 900, 1: lambda i: False,
           2: lambda i: 100 <= i < 700, 3: lambda i: i in (400, 650)}
     upto = {0: 1000, 1: 1000, 2: 1000, 3: 950}
-    rows = []
-    for seed, f in on.items():
-        for i in range(50, upto[seed] + 1, 50):
-            # two agents: 0 cleans 30 cells; 1 collects 25 apples with the split, 5 without
-            rows += [{"scenario": "s", "seed": seed, "iteration": i, "agent": 0,
-                      "waste_cleaned": 30.0, "apples": 0.0},
-                     {"scenario": "s", "seed": seed, "iteration": i, "agent": 1,
-                      "waste_cleaned": 0.0, "apples": 25.0 if f(i) else 5.0}]
+    rows = [r for seed, f in on.items() for i in range(EVERY, upto[seed] + 1, EVERY)
+            for r in _team(seed, i, f(i))]
     per_row = bench.splits(pd.DataFrame(rows), ("scenario", "seed", "iteration"))
     assert per_row.split.sum() == sum(f(i) for seed, f in on.items()
-                                      for i in range(50, upto[seed] + 1, 50))
+                                      for i in range(EVERY, upto[seed] + 1, EVERY))
     assert per_row.iteration.map(type).eq(int).all()  # keys come back as plain values
     out = bench.split_timeline(per_row.sample(frac=1.0, random_state=0))
     assert sorted(out.seed) == [0, 1, 2, 3]
@@ -67,18 +73,13 @@ def test_a_break_is_at_least_the_threshold_long():
     """Off-stretches one row short of ``BREAK_ITERATIONS`` and exactly as long, rows every
     50 iterations: the first is not a break, the second is (each row stands for the 50
     iterations up to it)."""
-    n = bench.BREAK_ITERATIONS // 50
+    n = bench.BREAK_ITERATIONS // EVERY
     pattern = [True] + [False] * (n - 1) + [True] + [False] * n + [True]
-    rows = []
-    for k, on in enumerate(pattern):
-        rows += [{"scenario": "s", "seed": 0, "iteration": 50 * (k + 1), "agent": 0,
-                  "waste_cleaned": 30.0, "apples": 0.0},
-                 {"scenario": "s", "seed": 0, "iteration": 50 * (k + 1), "agent": 1,
-                  "waste_cleaned": 0.0, "apples": 25.0 if on else 0.0}]
+    rows = [r for k, on in enumerate(pattern) for r in _team(0, EVERY * (k + 1), on)]
     out = bench.split_timeline(bench.splits(pd.DataFrame(rows), ("scenario", "seed",
                                                                   "iteration")))
-    start = 50 * (n + 2)  # rows 1 (on), n - 1 off, 1 on, then the long stretch
-    assert out.breaks.tolist() == [f"{start}-{start + 50 * (n - 1)}"]
+    start = EVERY * (n + 2)  # rows 1 (on), n - 1 off, 1 on, then the long stretch
+    assert out.breaks.tolist() == [f"{start}-{start + EVERY * (n - 1)}"]
     assert out.n_breaks.tolist() == [1]
 
 
