@@ -309,18 +309,21 @@ def matmul_peak(size: int = 512, seconds: float = 0.3) -> float:
 
 
 def train_throughput(scenario: str | Path, iterations: int = 3, seeds: list[int] | None = None,
-                     warmup: int = 1, threads: int = 1) -> dict[str, Any]:
+                     warmup: int = 1, threads: int = 1, dense: bool = False) -> dict[str, Any]:
     """End-to-end training speed of ``scenario`` (``econsim bench --train``): ``warmup``
     untimed iterations, then ``iterations`` timed ones: env-steps/s (worlds x steps the
     games stepped, training only), the share of the time in the games (reset, step,
     observe), in inference (the rollouts, ``learners.rollout.timed_rollout``, less their
     games) and in the update (the rest), the learner's achieved GFLOP/s (torch's
     ``FlopCounterMode`` over one more iteration, over the inference and update time) beside
-    :func:`matmul_peak`, with ``threads`` torch threads (runs train with 1)."""
+    :func:`matmul_peak`, with ``threads`` torch threads (runs train with 1). The FLOPs
+    include the sparse first layer's (``learners.sparse``: 2 per multiply-add of a non-zero);
+    ``dense=True`` keeps every input dense (the same numbers, for comparison)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from econsim import scenario as scenario_mod
+    from learners import sparse
     from learners.rollout import recording
 
     if isinstance(iterations, bool) or not isinstance(iterations, int) \
@@ -330,21 +333,24 @@ def train_throughput(scenario: str | Path, iterations: int = 3, seeds: list[int]
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        trainer = sc.make_trainer(seeds if seeds is not None else sc.seeds)
-        try:
-            for _ in range(warmup):
-                trainer.iterate()
-            clock: dict[str, float] = {}
-            with timed_games(clock), recording() as rollouts:
-                t0 = time.perf_counter()
-                for _ in range(iterations):
+        with sparse.dense_only() if dense else contextlib.nullcontext():
+            trainer = sc.make_trainer(seeds if seeds is not None else sc.seeds)
+            try:
+                for _ in range(warmup):
                     trainer.iterate()
-                wall = time.perf_counter() - t0
-            with FlopCounterMode(display=False) as flops:
-                trainer.iterate()
-        finally:
-            if has(trainer.game, Processes):
-                trainer.game.close()
+                clock: dict[str, float] = {}
+                with timed_games(clock), recording() as rollouts:
+                    t0 = time.perf_counter()
+                    for _ in range(iterations):
+                        trainer.iterate()
+                    wall = time.perf_counter() - t0
+                counted = sparse.flops()
+                with FlopCounterMode(display=False) as flops:
+                    trainer.iterate()
+                counted = flops.get_total_flops() + sparse.flops() - counted
+            finally:
+                if has(trainer.game, Processes):
+                    trainer.game.close()
         peak = matmul_peak()
     finally:
         torch.set_num_threads(before)
@@ -356,6 +362,6 @@ def train_throughput(scenario: str | Path, iterations: int = 3, seeds: list[int]
             "env_steps_per_s": round(clock["env_steps"] / wall),
             "env_share": round(env / wall, 3), "inference_share": round(inference / wall, 3),
             "update_share": round(update / wall, 3),
-            "learner_gflops": round(flops.get_total_flops() * iterations
+            "learner_gflops": round(counted * iterations
                                     / max(wall - env, 1e-9) / 1e9, 2),
             "matmul_peak_gflops": round(peak, 1), "threads": threads}

@@ -235,20 +235,25 @@ def cmd_bench(args) -> int:
     from econsim import bench
 
     out = bench.json_path(args.json) if args.json else None
+    if args.dense and not args.train:
+        raise ValueError("bench --dense: only with --train SCENARIO")
     if args.train:
         if args.games:
             raise ValueError("bench --train: give the scenario only, no games")
         row = bench.train_throughput(args.train, args.iterations,
-                                     parse_seeds(args.seeds) if args.seeds else None)
+                                     parse_seeds(args.seeds) if args.seeds else None,
+                                     dense=args.dense)
         df = pd.DataFrame([row])
         print(f"training {row['scenario']} end to end ({row['iterations']} iteration(s) after "
               f"a warm-up, {row['seeds']} seed(s), {row['threads']} torch thread(s)): "
               f"{row['env_steps_per_s']:,} env-steps/s; of the time {row['env_share']:.0%} in "
               f"the game, {row['inference_share']:.0%} in inference, {row['update_share']:.0%}"
               f" in the update; the learner at {row['learner_gflops']} GFLOP/s against a "
-              f"{row['matmul_peak_gflops']} GFLOP/s matrix product on this machine")
+              f"{row['matmul_peak_gflops']} GFLOP/s matrix product on this machine"
+              + (" (every input dense)" if args.dense else ""))
         if out is not None:
-            used = {"train": args.train, "iterations": args.iterations, "seeds": args.seeds}
+            used = {"train": args.train, "iterations": args.iterations, "seeds": args.seeds,
+                    "dense": args.dense}
             print(f"wrote {bench.write_json(out, df, used)}")
         print(_table(df))
         return 0
@@ -411,6 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--iterations", type=int, default=3,
                    help="with --train: timed iterations (default: 3, after one warm-up)")
     s.add_argument("--seeds", help="with --train: e.g. 0-2 (default: the scenario's)")
+    s.add_argument("--dense", action="store_true", help="with --train: keep every input "
+                   "dense (no sparse first layer; the same numbers, slower), to compare")
     s.set_defaults(func=cmd_bench)
 
     s = add("demo", help="short LIO vs PG run in the Iterated Prisoner's "

@@ -76,7 +76,11 @@ def bmm(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> t
     block lies in memory (its alignment) and on ``P`` (one member takes a matrix-vector
     path). Zero-padding every dimension to a multiple of 16 floats gives every member block,
     in the product and in its gradients, the same alignment and the same kernel, so a seed
-    trains the same alone or beside other seeds (``tests/test_seed_independence.py``)."""
+    trains the same alone or beside other seeds (``tests/test_seed_independence.py``).
+    ``a`` may be ``learners.sparse.SparseRows`` (mostly-zero rows): the same numbers, the
+    zeros skipped."""
+    if not isinstance(a, torch.Tensor):
+        return a.matmul(b, bias)
     P, n, k = a.shape
     m = b.shape[-1]
     a2, b2 = _aligned(a, _up(n), _up(k)), _aligned(b, _up(k), _up(m))

@@ -17,6 +17,8 @@ the summed loss gives each replica its own gradient; Adam's statistics are eleme
 replicas never mix. Illegal actions (``game.action_mask(state)``, capability ``ActionMask``)
 get probability 0. Observations pass through ``symlog(x) = sign(x) log(1 + |x|)``, so coin
 and labor in the hundreds and 0/1 map cells share one scale without running statistics.
+Mostly-zero observations (GTB's: about 9% non-zero) enter the first layers as
+``learners.sparse.SparseRows``: the same numbers as the dense product, the zeros skipped.
 
 Deviation (documented): the Diss's GTB agents use a convolutional front end and an LSTM in
 the critic; here both networks are MLPs on the flat observation (``hidden``), which keeps a
@@ -51,6 +53,7 @@ from econsim.bounds import (
 )
 from econsim.core import Game, ReplicaRNG, end_period, period_starts, start_period, torch_generator
 from econsim.core.capabilities import ActionMask, Economy, TaxPeriods, has
+from learners import sparse
 from learners.contract import TrainerConfig, TrainerTraits
 from learners.functional import gae
 from learners.nets import Params, assign, init_mlp, mlp, sub
@@ -215,7 +218,7 @@ class PPOTrainer(TrainerTraits):
             x = symlog(torch.from_numpy(obs).reshape(RB, self.N, -1))
             legal = (torch.from_numpy(game.action_mask(state)) if has_mask
                      else torch.ones(RB, self.N, self.A, dtype=torch.bool))
-            xm, lm = self.members(x), self.members(legal)
+            xm, lm = sparse.rows_of(self.members(x)), self.members(legal)
             logits = self.logits(xm, lm)
             probs = torch.softmax(logits, -1)
             # [R, B*N]: sampled from one stream per replica
@@ -252,7 +255,7 @@ class PPOTrainer(TrainerTraits):
         adv, target = self.advantages(ro)
         # member layout: [R, S] samples (S = T * B * N), replica-major worlds
         flat = lambda y: y.transpose(0, 1).reshape(self.R, -1, *y.shape[3:])  # noqa: E731
-        x, legal, a = flat(ro.obs), flat(ro.legal), flat(ro.actions)
+        x, legal, a = sparse.rows_of(flat(ro.obs)), flat(ro.legal), flat(ro.actions)
         old_logp, adv_f, tgt = flat(ro.logp), flat(adv), flat(target)
         valid = flat(ro.mask[..., None].expand(-1, -1, self.N))
         S = x.shape[1]

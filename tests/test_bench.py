@@ -71,6 +71,8 @@ def test_training_throughput_splits_game_and_learner_time_and_counts_flops(tmp_p
     assert json.loads(out.read_text())["rows"][0]["scenario"] == "ipd_pg"
     assert cli.main(["bench", "--train", "ipd_pg", "--iterations", "0"]) == 2
     assert "--iterations: 0 is not allowed" in capsys.readouterr().err
+    assert cli.main(["bench", "gtb", "--dense"]) == 2
+    assert "--dense: only with --train" in capsys.readouterr().err
     assert vars(type(game))["step"] is step  # the games' classes are restored
 
 

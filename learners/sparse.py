@@ -1,0 +1,267 @@
+"""Mostly-zero inputs through a first layer, with the dense product's exact numbers.
+
+GTB's observation has 1,200 numbers of which about 105 are non-zero, and the first layer of
+PPO's policy and value networks (1,200 x 128) carries most of the update's multiply-adds.
+:class:`SparseRows` keeps each row's non-zero entries (column, value) and multiplies them
+into a stacked weight (``learners.nets.bmm`` hands it over), skipping the zeros.
+
+Skipping a zero changes nothing only if the sums are formed in the dense product's order.
+torch's batched product (MKL) forms ``C = bias + A B`` by blocks of ``kc`` along the summed
+dimension: each block's sum starts at zero and adds ``A[i, k] B[k, j]`` for ``k`` in order
+with fused multiply-adds, and ``C`` (the bias, or zero) adds the blocks in order; the weight
+gradient ``A^T G`` likewise sums the rows ``i`` by blocks. With ``kc`` known, the kernels here
+form the same sums over the non-zero terms (a fused multiply-add of a zero term leaves a sum
+unchanged), so forward values and weight gradients equal the dense ones (finite weights; a
+zero's sign aside). ``kc`` is a property of the BLAS build, the processor and the thread
+count: :func:`block_size` finds it by comparing both kernels with ``nets.bmm`` on random
+inputs of the very shapes in use (192 on the AVX-512 machines measured); where no candidate
+reproduces the dense numbers exactly, the layer runs dense (:meth:`SparseRows.dense`), so a
+seed's numbers never depend on which path ran.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numba import njit
+from torch.autograd.function import once_differentiable
+
+__all__ = ["SparseRows", "block_size", "dense_only", "flops", "rows_of"]
+
+#: largest share of non-zero entries for which rows are kept sparse (beyond it: dense)
+MAX_DENSITY = 0.25
+#: block sizes tried, most likely first
+CANDIDATES = (192, 256, 128, 384, 512, 96, 64, 160, 224, 288, 320, 448, 32, 16)
+
+_state = {"enabled": True, "flops": 0}
+
+
+def flops() -> int:
+    """Floating-point operations the sparse kernels did so far in this process (2 per
+    multiply-add of a non-zero; torch's ``FlopCounterMode`` does not see them)."""
+    return _state["flops"]
+
+
+@contextlib.contextmanager
+def dense_only() -> Iterator[None]:
+    """Within the block, :func:`rows_of` keeps inputs dense (for comparisons and timing)."""
+    before = _state["enabled"]
+    _state["enabled"] = False
+    try:
+        yield
+    finally:
+        _state["enabled"] = before
+
+
+@njit(cache=True, nogil=True)
+def _to_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``x [P, n, k]`` -> columns and values of each row's non-zeros ``[P, n, K]`` (in
+    column order, padded) and their counts ``[P, n]``."""
+    P, n, k = x.shape
+    nnz = np.zeros((P, n), np.int32)
+    for p in range(P):
+        for i in range(n):
+            c = 0
+            for j in range(k):
+                if x[p, i, j] != 0:
+                    c += 1
+            nnz[p, i] = c
+    K = max(1, nnz.max()) if P * n else 1
+    cols = np.zeros((P, n, K), np.int32)
+    vals = np.zeros((P, n, K), np.float32)
+    for p in range(P):
+        for i in range(n):
+            c = 0
+            for j in range(k):
+                if x[p, i, j] != 0:
+                    cols[p, i, c] = j
+                    vals[p, i, c] = x[p, i, j]
+                    c += 1
+    return cols, vals, nnz
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def _forward(cols: np.ndarray, vals: np.ndarray, nnz: np.ndarray, w: np.ndarray,
+             bias: np.ndarray, has_bias: bool, kc: int) -> np.ndarray:
+    """``bias + A w`` per member, the sum over columns by blocks of ``kc`` (module doc)."""
+    P, n, _ = cols.shape
+    m = w.shape[2]
+    out = np.zeros((P, n, m), np.float32)
+    acc = np.empty(m, np.float32)
+    for p in range(P):
+        wp = w[p]
+        for i in range(n):
+            row, rcols, rvals = out[p, i], cols[p, i], vals[p, i]
+            if has_bias:
+                row[:] = bias[p, 0]
+            t, c = 0, nnz[p, i]
+            while t < c:
+                end = (rcols[t] // kc + 1) * kc  # the block holding column rcols[t] ends here
+                acc[:] = 0
+                while t < c and rcols[t] < end:
+                    wrow, v = wp[rcols[t]], rvals[t]
+                    for j in range(m):
+                        acc[j] += v * wrow[j]
+                    t += 1
+                for j in range(m):
+                    row[j] += acc[j]
+    return out
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def _weight_grad(cols: np.ndarray, vals: np.ndarray, nnz: np.ndarray, g: np.ndarray,
+                 k: int, kc: int) -> np.ndarray:
+    """``A^T g`` per member ``[P, k, m]``, the sum over rows by blocks of ``kc``."""
+    P, n, _ = cols.shape
+    m = g.shape[2]
+    out = np.zeros((P, k, m), np.float32)
+    acc = np.zeros((k, m), np.float32)
+    touched = np.zeros(k, np.bool_)
+    order = np.empty(k, np.int32)
+    for p in range(P):
+        for i0 in range(0, n, kc):
+            count = 0
+            for i in range(i0, min(n, i0 + kc)):
+                grow = g[p, i]
+                for t in range(nnz[p, i]):
+                    col, v = cols[p, i, t], vals[p, i, t]
+                    if not touched[col]:
+                        touched[col] = True
+                        order[count] = col
+                        count += 1
+                    arow = acc[col]
+                    for j in range(m):
+                        arow[j] += v * grow[j]
+            for q in range(count):
+                col = order[q]
+                for j in range(m):
+                    out[p, col, j] += acc[col, j]
+                    acc[col, j] = 0
+                touched[col] = False
+    return out
+
+
+@dataclass(frozen=True)
+class SparseRows:
+    """Rows ``[P, n, width]`` as the columns ``[P, n, K]`` and values of their non-zero
+    entries and the count per row ``[P, n]`` (entries past a row's count are padding)."""
+
+    cols: torch.Tensor
+    vals: torch.Tensor
+    nnz: torch.Tensor
+    width: int
+
+    @classmethod
+    def from_dense(cls, x: torch.Tensor) -> SparseRows:
+        x = x.detach().to(torch.float32).contiguous()
+        cols, vals, nnz = _to_rows(x.numpy())
+        return cls(torch.from_numpy(cols), torch.from_numpy(vals), torch.from_numpy(nnz),
+                   int(x.shape[-1]))
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (*self.nnz.shape, self.width)
+
+    def __getitem__(self, index: tuple) -> SparseRows:
+        """Rows picked as from the dense ``[P, n, width]`` (``x[rows, picks]``)."""
+        return SparseRows(self.cols[index], self.vals[index], self.nnz[index], self.width)
+
+    def dense(self) -> torch.Tensor:
+        P, n, _ = self.shape
+        out = torch.zeros(P, n, self.width + 1)
+        used = torch.arange(self.cols.shape[-1]) < self.nnz[..., None]
+        out.scatter_(-1, torch.where(used, self.cols, self.width).long(), self.vals * used)
+        return out[..., :self.width]
+
+    def matmul(self, w: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """``dense() @ w (+ bias)`` for stacked ``w [P, width, m]``, bias ``[P, 1, m]``."""
+        from learners.nets import bmm
+
+        P, n, k = self.shape
+        kc = block_size(P, n, k, int(w.shape[-1]), bias is not None)
+        if kc is None or w.dtype != torch.float32 or w.shape[:2] != (P, k):
+            return bmm(self.dense().to(w.dtype), w, bias)
+        return _FirstLayer.apply(w, bias, self, kc)
+
+
+def _count(rows: SparseRows, m: int) -> None:
+    _state["flops"] += 2 * m * int(rows.nnz.sum())
+
+
+class _FirstLayer(torch.autograd.Function):
+    """``SparseRows @ w + bias`` with gradients for ``w`` and ``bias`` (not for the rows)."""
+
+    @staticmethod
+    def forward(ctx, w: torch.Tensor, bias: torch.Tensor | None, rows: SparseRows,
+                kc: int) -> torch.Tensor:
+        ctx.rows, ctx.kc, ctx.bias_shape = rows, kc, None if bias is None else bias.shape
+        b = np.zeros((1, 1, 1), np.float32) if bias is None else \
+            bias.detach().expand(w.shape[0], 1, w.shape[2]).contiguous().numpy()
+        out = _forward(rows.cols.numpy(), rows.vals.numpy(), rows.nnz.numpy(),
+                       w.detach().contiguous().numpy(), b, bias is not None, kc)
+        _count(rows, int(w.shape[2]))
+        return torch.from_numpy(out)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g: torch.Tensor):
+        rows = ctx.rows
+        gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gw = torch.from_numpy(_weight_grad(
+                rows.cols.numpy(), rows.vals.numpy(), rows.nnz.numpy(),
+                g.contiguous().numpy(), rows.width, ctx.kc))
+            _count(rows, int(g.shape[2]))
+        if ctx.bias_shape is not None and ctx.needs_input_grad[1]:
+            gb = g.sum(1, keepdim=True).sum_to_size(ctx.bias_shape)  # as baddbmm's backward
+        return gw, gb, None, None
+
+
+@functools.cache
+def _block_size(threads: int, P: int, n: int, k: int, m: int, bias: bool) -> int | None:
+    from learners.nets import bmm
+
+    gen = torch.Generator().manual_seed(12345)
+    x = torch.randn(P, n, k, generator=gen) * (torch.rand(P, n, k, generator=gen) < 0.1)
+    w = torch.randn(P, k, m, generator=gen).requires_grad_(True)
+    b = torch.randn(P, 1, m, generator=gen).requires_grad_(True) if bias else None
+    g = torch.randn(P, n, m, generator=gen)
+    out = bmm(x, w, b)
+    out.backward(g)
+    rows = SparseRows.from_dense(x)
+    for kc in CANDIDATES:
+        w2 = w.detach().requires_grad_(True)
+        b2 = None if b is None else b.detach().requires_grad_(True)
+        out2 = _FirstLayer.apply(w2, b2, rows, kc)
+        if not torch.equal(out2, out):
+            continue
+        out2.backward(g)
+        if torch.equal(w2.grad, w.grad) and (b is None or torch.equal(b2.grad, b.grad)):
+            return kc
+    return None
+
+
+def block_size(P: int, n: int, k: int, m: int, bias: bool = True) -> int | None:
+    """The block size with which the sparse kernels reproduce ``nets.bmm`` exactly for
+    ``[P, n, k] @ [P, k, m]`` (forward and weight gradient) at the current torch thread
+    count, or None (then the dense product runs). Probed once per shape and thread count."""
+    with torch.enable_grad():
+        return _block_size(torch.get_num_threads(), P, n, k, m, bias)
+
+
+def rows_of(x: torch.Tensor) -> torch.Tensor | SparseRows:
+    """``x [P, n, k]`` as :class:`SparseRows` where that pays (at most ``MAX_DENSITY``
+    non-zero, no gradient wanted for ``x``), else ``x`` itself; either gives the same
+    numbers through ``nets.bmm``."""
+    if not _state["enabled"] or x.dim() != 3 or x.requires_grad or x.numel() == 0 \
+            or x.dtype != torch.float32:
+        return x
+    rows = SparseRows.from_dense(x)
+    if rows.cols.shape[-1] > MAX_DENSITY * x.shape[-1]:
+        return x
+    return rows
