@@ -88,7 +88,8 @@ def _to_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 @njit(cache=True, nogil=True, fastmath={"contract"})
 def _forward(cols: np.ndarray, vals: np.ndarray, nnz: np.ndarray, w: np.ndarray,
              bias: np.ndarray, has_bias: bool, kc: int) -> np.ndarray:
-    """``bias + A w`` per member, the sum over columns by blocks of ``kc`` (module doc)."""
+    """``bias + A w`` per member, the sum over columns by blocks of ``kc`` (module doc); four
+    terms per pass over a row of the output (each a fused multiply-add, in order)."""
     P, n, _ = cols.shape
     m = w.shape[2]
     out = np.zeros((P, n, m), np.float32)
@@ -96,17 +97,31 @@ def _forward(cols: np.ndarray, vals: np.ndarray, nnz: np.ndarray, w: np.ndarray,
     for p in range(P):
         wp = w[p]
         for i in range(n):
-            row, rcols, rvals = out[p, i], cols[p, i], vals[p, i]
+            row, rc, rv = out[p, i], cols[p, i], vals[p, i]
             if has_bias:
                 row[:] = bias[p, 0]
             t, c = 0, nnz[p, i]
             while t < c:
-                end = (rcols[t] // kc + 1) * kc  # the block holding column rcols[t] ends here
+                end = (rc[t] // kc + 1) * kc
+                stop = t
+                while stop < c and rc[stop] < end:
+                    stop += 1
                 acc[:] = 0
-                while t < c and rcols[t] < end:
-                    wrow, v = wp[rcols[t]], rvals[t]
+                while t + 4 <= stop:
+                    w0, w1, w2, w3 = wp[rc[t]], wp[rc[t + 1]], wp[rc[t + 2]], wp[rc[t + 3]]
+                    v0, v1, v2, v3 = rv[t], rv[t + 1], rv[t + 2], rv[t + 3]
                     for j in range(m):
-                        acc[j] += v * wrow[j]
+                        a = acc[j]
+                        a += v0 * w0[j]
+                        a += v1 * w1[j]
+                        a += v2 * w2[j]
+                        a += v3 * w3[j]
+                        acc[j] = a
+                    t += 4
+                while t < stop:
+                    w0, v0 = wp[rc[t]], rv[t]
+                    for j in range(m):
+                        acc[j] += v0 * w0[j]
                     t += 1
                 for j in range(m):
                     row[j] += acc[j]
@@ -116,33 +131,61 @@ def _forward(cols: np.ndarray, vals: np.ndarray, nnz: np.ndarray, w: np.ndarray,
 @njit(cache=True, nogil=True, fastmath={"contract"})
 def _weight_grad(cols: np.ndarray, vals: np.ndarray, nnz: np.ndarray, g: np.ndarray,
                  k: int, kc: int) -> np.ndarray:
-    """``A^T g`` per member ``[P, k, m]``, the sum over rows by blocks of ``kc``."""
-    P, n, _ = cols.shape
+    """``A^T g`` per member ``[P, k, m]``, the sum over rows by blocks of ``kc``: per block,
+    the non-zeros sorted by column (a counting sort that keeps the rows in order), then each
+    column's block sum over its rows, four terms per pass."""
+    P, n, K = cols.shape
     m = g.shape[2]
     out = np.zeros((P, k, m), np.float32)
-    acc = np.zeros((k, m), np.float32)
-    touched = np.zeros(k, np.bool_)
-    order = np.empty(k, np.int32)
+    count = np.zeros(k + 1, np.int64)
+    row_of = np.empty(kc * K, np.int64)
+    vals_of = np.empty(kc * K, np.float32)
+    acc = np.empty(m, np.float32)
     for p in range(P):
+        gp = g[p]
         for i0 in range(0, n, kc):
-            count = 0
-            for i in range(i0, min(n, i0 + kc)):
-                grow = g[p, i]
+            i1 = min(n, i0 + kc)
+            count[:] = 0
+            for i in range(i0, i1):
                 for t in range(nnz[p, i]):
-                    col, v = cols[p, i, t], vals[p, i, t]
-                    if not touched[col]:
-                        touched[col] = True
-                        order[count] = col
-                        count += 1
-                    arow = acc[col]
+                    count[cols[p, i, t] + 1] += 1
+            for c in range(k):
+                count[c + 1] += count[c]
+            for i in range(i0, i1):
+                for t in range(nnz[p, i]):
+                    c = cols[p, i, t]
+                    q = count[c]
+                    row_of[q] = i
+                    vals_of[q] = vals[p, i, t]
+                    count[c] = q + 1
+            start = 0
+            for c in range(k):
+                stop = count[c]
+                if stop == start:
+                    continue
+                acc[:] = 0
+                q = start
+                while q + 4 <= stop:
+                    g0, g1 = gp[row_of[q]], gp[row_of[q + 1]]
+                    g2, g3 = gp[row_of[q + 2]], gp[row_of[q + 3]]
+                    v0, v1, v2, v3 = vals_of[q], vals_of[q + 1], vals_of[q + 2], vals_of[q + 3]
                     for j in range(m):
-                        arow[j] += v * grow[j]
-            for q in range(count):
-                col = order[q]
+                        a = acc[j]
+                        a += v0 * g0[j]
+                        a += v1 * g1[j]
+                        a += v2 * g2[j]
+                        a += v3 * g3[j]
+                        acc[j] = a
+                    q += 4
+                while q < stop:
+                    g0, v0 = gp[row_of[q]], vals_of[q]
+                    for j in range(m):
+                        acc[j] += v0 * g0[j]
+                    q += 1
+                orow = out[p, c]
                 for j in range(m):
-                    out[p, col, j] += acc[col, j]
-                    acc[col, j] = 0
-                touched[col] = False
+                    orow[j] += acc[j]
+                start = stop
     return out
 
 
