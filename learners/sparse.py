@@ -85,11 +85,38 @@ def _to_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return cols, vals, nnz
 
 
+@njit(cache=True, nogil=True, inline="always", fastmath={"contract"})
+def _add_block(out: np.ndarray, acc: np.ndarray, values: np.ndarray, rows: np.ndarray,
+               picks: np.ndarray, lo: int, hi: int) -> None:
+    """``out += sum_q values[q] rows[picks[q]]`` over ``q`` in ``[lo, hi)``: the block sum
+    starts at zero and takes the terms in order (fused multiply-adds), four per pass over
+    ``acc``; then ``out`` adds it."""
+    acc[:] = 0
+    q = lo
+    while q + 4 <= hi:
+        v0, v1, v2, v3 = values[q], values[q + 1], values[q + 2], values[q + 3]
+        r0, r1, r2, r3 = rows[picks[q]], rows[picks[q + 1]], rows[picks[q + 2]], rows[picks[q + 3]]
+        for j in range(acc.shape[0]):
+            a = acc[j]
+            a += v0 * r0[j]
+            a += v1 * r1[j]
+            a += v2 * r2[j]
+            a += v3 * r3[j]
+            acc[j] = a
+        q += 4
+    while q < hi:
+        v0, r0 = values[q], rows[picks[q]]
+        for j in range(acc.shape[0]):
+            acc[j] += v0 * r0[j]
+        q += 1
+    for j in range(acc.shape[0]):
+        out[j] += acc[j]
+
+
 @njit(cache=True, nogil=True, fastmath={"contract"})
 def _forward(cols: np.ndarray, vals: np.ndarray, nnz: np.ndarray, w: np.ndarray,
              bias: np.ndarray, has_bias: bool, kc: int) -> np.ndarray:
-    """``bias + A w`` per member, the sum over columns by blocks of ``kc`` (module doc); four
-    terms per pass over a row of the output (each a fused multiply-add, in order)."""
+    """``bias + A w`` per member, the sum over columns by blocks of ``kc`` (module doc)."""
     P, n, _ = cols.shape
     m = w.shape[2]
     out = np.zeros((P, n, m), np.float32)
@@ -106,25 +133,8 @@ def _forward(cols: np.ndarray, vals: np.ndarray, nnz: np.ndarray, w: np.ndarray,
                 stop = t
                 while stop < c and rc[stop] < end:
                     stop += 1
-                acc[:] = 0
-                while t + 4 <= stop:
-                    w0, w1, w2, w3 = wp[rc[t]], wp[rc[t + 1]], wp[rc[t + 2]], wp[rc[t + 3]]
-                    v0, v1, v2, v3 = rv[t], rv[t + 1], rv[t + 2], rv[t + 3]
-                    for j in range(m):
-                        a = acc[j]
-                        a += v0 * w0[j]
-                        a += v1 * w1[j]
-                        a += v2 * w2[j]
-                        a += v3 * w3[j]
-                        acc[j] = a
-                    t += 4
-                while t < stop:
-                    w0, v0 = wp[rc[t]], rv[t]
-                    for j in range(m):
-                        acc[j] += v0 * w0[j]
-                    t += 1
-                for j in range(m):
-                    row[j] += acc[j]
+                _add_block(row, acc, rv, wp, rc, t, stop)
+                t = stop
     return out
 
 
@@ -133,7 +143,7 @@ def _weight_grad(cols: np.ndarray, vals: np.ndarray, nnz: np.ndarray, g: np.ndar
                  k: int, kc: int) -> np.ndarray:
     """``A^T g`` per member ``[P, k, m]``, the sum over rows by blocks of ``kc``: per block,
     the non-zeros sorted by column (a counting sort that keeps the rows in order), then each
-    column's block sum over its rows, four terms per pass."""
+    column's block sum over its rows."""
     P, n, K = cols.shape
     m = g.shape[2]
     out = np.zeros((P, k, m), np.float32)
@@ -163,28 +173,7 @@ def _weight_grad(cols: np.ndarray, vals: np.ndarray, nnz: np.ndarray, g: np.ndar
                 stop = count[c]
                 if stop == start:
                     continue
-                acc[:] = 0
-                q = start
-                while q + 4 <= stop:
-                    g0, g1 = gp[row_of[q]], gp[row_of[q + 1]]
-                    g2, g3 = gp[row_of[q + 2]], gp[row_of[q + 3]]
-                    v0, v1, v2, v3 = vals_of[q], vals_of[q + 1], vals_of[q + 2], vals_of[q + 3]
-                    for j in range(m):
-                        a = acc[j]
-                        a += v0 * g0[j]
-                        a += v1 * g1[j]
-                        a += v2 * g2[j]
-                        a += v3 * g3[j]
-                        acc[j] = a
-                    q += 4
-                while q < stop:
-                    g0, v0 = gp[row_of[q]], vals_of[q]
-                    for j in range(m):
-                        acc[j] += v0 * g0[j]
-                    q += 1
-                orow = out[p, c]
-                for j in range(m):
-                    orow[j] += acc[j]
+                _add_block(out[p, c], acc, vals_of, gp, row_of, start, stop)
                 start = stop
     return out
 
