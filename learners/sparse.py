@@ -7,22 +7,25 @@ into a stacked weight (``learners.nets.bmm`` hands it over), skipping the zeros.
 
 Skipping a zero changes nothing only if the sums are formed in the dense product's order.
 torch's batched product (MKL) forms ``C = bias + A B`` by blocks of ``kc`` along the summed
-dimension: each block's sum starts at zero and adds ``A[i, k] B[k, j]`` for ``k`` in order
-with fused multiply-adds, and ``C`` (the bias, or zero) adds the blocks in order; the weight
-gradient ``A^T G`` likewise sums the rows ``i`` by blocks. With ``kc`` known, the kernels here
-form the same sums over the non-zero terms (a fused multiply-add of a zero term leaves a sum
-unchanged), so forward values and weight gradients equal the dense ones (finite weights; a
-zero's sign aside). ``kc`` is a property of the BLAS build, the processor and the thread
-count: :func:`block_size` finds it by comparing both kernels with ``nets.bmm`` on random
-inputs of the very shapes in use (192 on the AVX-512 machines measured); where no candidate
-reproduces the dense numbers exactly, the layer runs dense (:meth:`SparseRows.dense`), so a
-seed's numbers never depend on which path ran.
+dimension (a padded length between ``kc`` and ``2 kc``: two equal halves): each block's sum
+starts at zero and adds ``A[i, k] B[k, j]`` for ``k`` in order with fused multiply-adds, and
+``C`` (the bias, or zero) adds the blocks in order; the weight gradient ``A^T G`` likewise
+sums the rows ``i`` by blocks. With ``kc`` known, the kernels here form the same sums over
+the non-zero terms (a fused multiply-add of a zero term leaves a sum unchanged), so forward
+values and weight and bias gradients equal the dense ones (a zero's sign aside). ``kc`` is a
+property of the BLAS build, the processor, the thread count and the float32 matmul
+precision: :func:`block_size` finds it by comparing both kernels with ``nets.bmm`` on random
+inputs of the very shapes in use (192 on the machine measured, an AMD EPYC with AVX-512);
+where no candidate reproduces the dense numbers exactly, or a weight or output gradient is
+not finite (a dense product multiplies the zeros by it too), the layer runs dense
+(:meth:`SparseRows.dense`), so a seed's numbers never depend on which path ran.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -215,49 +218,120 @@ class SparseRows:
         from learners.nets import bmm
 
         P, n, k = self.shape
-        kc = block_size(P, n, k, int(w.shape[-1]), bias is not None)
-        if kc is None or w.dtype != torch.float32 or w.shape[:2] != (P, k):
+        usable = w.dtype == torch.float32 and w.shape[:2] == (P, k) and (
+            bias is None or bias.dtype == torch.float32) and _finite(w)
+        kc = block_size(P, n, k, int(w.shape[-1]), bias is not None) if usable else None
+        if kc is None:
             return bmm(self.dense().to(w.dtype), w, bias)
         return _FirstLayer.apply(w, bias, self, kc)
+
+
+def _effective(kc: int, length: int) -> int:
+    """The block along a summed dimension of ``length`` (padded as ``nets.bmm`` pads it):
+    ``kc``, except that a length between ``kc`` and ``2 kc`` is cut in two halves (MKL)."""
+    from learners.nets import _up
+
+    padded = _up(length)
+    return padded // 2 if kc < padded <= 2 * kc else kc
+
+
+_finite_seen: dict[tuple[int, int, int], bool] = {}
+
+
+def _sum_finite(t: torch.Tensor) -> bool:
+    """False if ``t`` holds a NaN or an infinity (their sum is one), or if the sum overflows
+    (then the dense path runs needlessly, with the same numbers)."""
+    return math.isfinite(float(t.detach().sum()))
+
+
+def _finite(w: torch.Tensor) -> bool:
+    """Whether every weight is finite (a dense product multiplies the zeros by them too, so
+    a non-finite weight reaches every row: then the dense path runs); remembered per tensor
+    version, so a weight is scanned once per optimiser step."""
+    key = (id(w), w.data_ptr(), w._version)
+    if key not in _finite_seen:
+        if len(_finite_seen) > 64:
+            _finite_seen.clear()
+        _finite_seen[key] = _sum_finite(w)
+    return _finite_seen[key]
 
 
 def _count(rows: SparseRows, m: int) -> None:
     _state["flops"] += 2 * m * int(rows.nnz.sum())
 
 
+def _dense_grads(rows: SparseRows, w: torch.Tensor, bias: torch.Tensor | None,
+                 g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The weight and bias gradients as the dense product's backward forms them."""
+    from learners.nets import bmm
+
+    with torch.inference_mode(False), torch.enable_grad():
+        w2 = w.detach().requires_grad_(True)
+        b2 = None if bias is None else bias.detach().requires_grad_(True)
+        out = bmm(rows.dense(), w2, b2)
+        grads = torch.autograd.grad(out, [t for t in (w2, b2) if t is not None], g)
+    return grads[0], (grads[1] if b2 is not None else None)
+
+
+def _bias_grad(g: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """The bias gradient as ``nets.bmm``'s backward forms it: the output gradient, padded
+    as the product was, summed over its rows (baddbmm's backward), then cut back."""
+    from learners.nets import _up
+
+    P, n, m = g.shape
+    padded = torch.nn.functional.pad(g, (0, _up(m) - m, 0, _up(n) - n))
+    return padded.sum(1, keepdim=True)[..., :m].sum_to_size(shape)
+
+
 class _FirstLayer(torch.autograd.Function):
-    """``SparseRows @ w + bias`` with gradients for ``w`` and ``bias`` (not for the rows)."""
+    """``SparseRows @ w + bias`` with gradients for ``w`` and ``bias`` (not for the rows;
+    not under ``torch.func`` transforms, and once differentiable)."""
 
     @staticmethod
     def forward(ctx, w: torch.Tensor, bias: torch.Tensor | None, rows: SparseRows,
                 kc: int) -> torch.Tensor:
-        ctx.rows, ctx.kc, ctx.bias_shape = rows, kc, None if bias is None else bias.shape
+        ctx.rows, ctx.kc = rows, kc
+        ctx.save_for_backward(w, bias)
         b = np.zeros((1, 1, 1), np.float32) if bias is None else \
             bias.detach().expand(w.shape[0], 1, w.shape[2]).contiguous().numpy()
         out = _forward(rows.cols.numpy(), rows.vals.numpy(), rows.nnz.numpy(),
-                       w.detach().contiguous().numpy(), b, bias is not None, kc)
+                       w.detach().contiguous().numpy(), b, bias is not None,
+                       _effective(kc, rows.width))
         _count(rows, int(w.shape[2]))
         return torch.from_numpy(out)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g: torch.Tensor):
-        rows = ctx.rows
+        rows, (w, bias) = ctx.rows, ctx.saved_tensors
+        P, n, k = rows.shape
+        same = block_size(P, n, k, int(w.shape[2]), bias is not None) == ctx.kc
+        if not same or not _sum_finite(g):  # as the dense backward would
+            gw, gb = _dense_grads(rows, w, bias, g)
+            return (gw if ctx.needs_input_grad[0] else None,
+                    gb if ctx.needs_input_grad[1] else None, None, None)
         gw = gb = None
         if ctx.needs_input_grad[0]:
             gw = torch.from_numpy(_weight_grad(
                 rows.cols.numpy(), rows.vals.numpy(), rows.nnz.numpy(),
-                g.contiguous().numpy(), rows.width, ctx.kc))
+                g.contiguous().numpy(), k, _effective(ctx.kc, n)))
             _count(rows, int(g.shape[2]))
-        if ctx.bias_shape is not None and ctx.needs_input_grad[1]:
-            gb = g.sum(1, keepdim=True).sum_to_size(ctx.bias_shape)  # as baddbmm's backward
+        if bias is not None and ctx.needs_input_grad[1]:
+            gb = _bias_grad(g, bias.shape)
         return gw, gb, None, None
 
 
+#: largest probe (values of one input): larger shapes run dense
+MAX_PROBE = 2**25
+
+
 @functools.cache
-def _block_size(threads: int, P: int, n: int, k: int, m: int, bias: bool) -> int | None:
+def _block_size(threads: int, precision: str, P: int, n: int, k: int, m: int,
+                bias: bool) -> int | None:
     from learners.nets import bmm
 
+    if P * n * k > MAX_PROBE:
+        return None
     gen = torch.Generator().manual_seed(12345)
     x = torch.randn(P, n, k, generator=gen) * (torch.rand(P, n, k, generator=gen) < 0.1)
     w = torch.randn(P, k, m, generator=gen).requires_grad_(True)
@@ -266,24 +340,33 @@ def _block_size(threads: int, P: int, n: int, k: int, m: int, bias: bool) -> int
     out = bmm(x, w, b)
     out.backward(g)
     rows = SparseRows.from_dense(x)
-    for kc in CANDIDATES:
-        w2 = w.detach().requires_grad_(True)
-        b2 = None if b is None else b.detach().requires_grad_(True)
-        out2 = _FirstLayer.apply(w2, b2, rows, kc)
-        if not torch.equal(out2, out):
-            continue
-        out2.backward(g)
-        if torch.equal(w2.grad, w.grad) and (b is None or torch.equal(b2.grad, b.grad)):
-            return kc
-    return None
+    counted = _state["flops"]
+    try:
+        for kc in CANDIDATES:
+            b2 = None if b is None else b.detach().numpy()
+            fwd = _forward(rows.cols.numpy(), rows.vals.numpy(), rows.nnz.numpy(),
+                           w.detach().numpy(), b2 if bias else np.zeros((1, 1, 1), np.float32),
+                           bias, _effective(kc, k))
+            if not torch.equal(torch.from_numpy(fwd), out):
+                continue
+            gw = _weight_grad(rows.cols.numpy(), rows.vals.numpy(), rows.nnz.numpy(),
+                              g.numpy(), k, _effective(kc, n))
+            if torch.equal(torch.from_numpy(gw), w.grad) and (
+                    b is None or torch.equal(_bias_grad(g, b.shape), b.grad)):
+                return kc
+        return None
+    finally:
+        _state["flops"] = counted
 
 
 def block_size(P: int, n: int, k: int, m: int, bias: bool = True) -> int | None:
     """The block size with which the sparse kernels reproduce ``nets.bmm`` exactly for
     ``[P, n, k] @ [P, k, m]`` (forward and weight gradient) at the current torch thread
-    count, or None (then the dense product runs). Probed once per shape and thread count."""
-    with torch.enable_grad():
-        return _block_size(torch.get_num_threads(), P, n, k, m, bias)
+    count and float32 matmul precision, or None (then the dense product runs). Probed once
+    per shape and setting."""
+    with torch.inference_mode(False), torch.enable_grad():
+        return _block_size(torch.get_num_threads(), torch.get_float32_matmul_precision(),
+                           P, n, k, m, bias)
 
 
 def rows_of(x: torch.Tensor) -> torch.Tensor | SparseRows:
