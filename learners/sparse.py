@@ -40,6 +40,8 @@ __all__ = ["SparseRows", "block_size", "dense_only", "flops", "rows_of"]
 MAX_DENSITY = 0.25
 #: block sizes tried, most likely first
 CANDIDATES = (192, 256, 128, 384, 512, 96, 64, 160, 224, 288, 320, 448, 32, 16)
+#: largest probe (values of one input): larger shapes run dense
+MAX_PROBE = 2**25
 
 _state = {"enabled": True, "flops": 0}
 
@@ -62,9 +64,8 @@ def dense_only() -> Iterator[None]:
 
 
 @njit(cache=True, nogil=True)
-def _to_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``x [P, n, k]`` -> columns and values of each row's non-zeros ``[P, n, K]`` (in
-    column order, padded) and their counts ``[P, n]``."""
+def _count_rows(x: np.ndarray) -> np.ndarray:
+    """The number of non-zero entries of each row of ``x [P, n, k]``: ``[P, n]``."""
     P, n, k = x.shape
     nnz = np.zeros((P, n), np.int32)
     for p in range(P):
@@ -74,7 +75,13 @@ def _to_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 if x[p, i, j] != 0:
                     c += 1
             nnz[p, i] = c
-    K = max(1, nnz.max()) if P * n else 1
+    return nnz
+
+
+@njit(cache=True, nogil=True)
+def _fill_rows(x: np.ndarray, K: int) -> tuple[np.ndarray, np.ndarray]:
+    """Columns and values of each row's non-zeros ``[P, n, K]``, in column order, padded."""
+    P, n, k = x.shape
     cols = np.zeros((P, n, K), np.int32)
     vals = np.zeros((P, n, K), np.float32)
     for p in range(P):
@@ -85,7 +92,7 @@ def _to_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                     cols[p, i, c] = j
                     vals[p, i, c] = x[p, i, j]
                     c += 1
-    return cols, vals, nnz
+    return cols, vals
 
 
 @njit(cache=True, nogil=True, inline="always", fastmath={"contract"})
@@ -192,11 +199,21 @@ class SparseRows:
     width: int
 
     @classmethod
-    def from_dense(cls, x: torch.Tensor) -> SparseRows:
+    def from_dense(cls, x: torch.Tensor, max_share: float = 1.0) -> SparseRows | None:
+        """The rows of ``x [P, n, k]``; None if a row has more than ``max_share`` of its
+        entries non-zero (then nothing else is allocated)."""
         x = x.detach().to(torch.float32).contiguous()
-        cols, vals, nnz = _to_rows(x.numpy())
+        nnz = _count_rows(x.numpy())
+        widest = max(1, int(nnz.max())) if nnz.size else 1
+        if widest > max_share * x.shape[-1]:
+            return None
+        cols, vals = _fill_rows(x.numpy(), widest)
         return cls(torch.from_numpy(cols), torch.from_numpy(vals), torch.from_numpy(nnz),
                    int(x.shape[-1]))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Columns, values and counts as numpy arrays (the kernels' first arguments)."""
+        return self.cols.numpy(), self.vals.numpy(), self.nnz.numpy()
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -256,8 +273,21 @@ def _finite(w: torch.Tensor) -> bool:
     return _finite_seen[key]
 
 
-def _count(rows: SparseRows, m: int) -> None:
-    _state["flops"] += 2 * m * int(rows.nnz.sum())
+def _product(rows: SparseRows, w: torch.Tensor, bias: torch.Tensor | None,
+             kc: int) -> torch.Tensor:
+    """``bias + rows w`` by the kernel, blocks as ``nets.bmm`` forms them for ``kc``."""
+    b = np.zeros((1, 1, 1), np.float32) if bias is None else \
+        bias.detach().expand(w.shape[0], 1, w.shape[2]).contiguous().numpy()
+    _state["flops"] += 2 * int(w.shape[2]) * int(rows.nnz.sum())
+    return torch.from_numpy(_forward(*rows.arrays(), w.detach().contiguous().numpy(), b,
+                                     bias is not None, _effective(kc, rows.width)))
+
+
+def _weight_gradient(rows: SparseRows, g: torch.Tensor, kc: int) -> torch.Tensor:
+    """``rows^T g`` by the kernel, blocks as ``nets.bmm``'s backward forms them for ``kc``."""
+    _state["flops"] += 2 * int(g.shape[2]) * int(rows.nnz.sum())
+    return torch.from_numpy(_weight_grad(*rows.arrays(), g.contiguous().numpy(), rows.width,
+                                         _effective(kc, rows.shape[1])))
 
 
 def _dense_grads(rows: SparseRows, w: torch.Tensor, bias: torch.Tensor | None,
@@ -292,13 +322,7 @@ class _FirstLayer(torch.autograd.Function):
                 kc: int) -> torch.Tensor:
         ctx.rows, ctx.kc = rows, kc
         ctx.save_for_backward(w, bias)
-        b = np.zeros((1, 1, 1), np.float32) if bias is None else \
-            bias.detach().expand(w.shape[0], 1, w.shape[2]).contiguous().numpy()
-        out = _forward(rows.cols.numpy(), rows.vals.numpy(), rows.nnz.numpy(),
-                       w.detach().contiguous().numpy(), b, bias is not None,
-                       _effective(kc, rows.width))
-        _count(rows, int(w.shape[2]))
-        return torch.from_numpy(out)
+        return _product(rows, w, bias, kc)
 
     @staticmethod
     @once_differentiable
@@ -312,17 +336,10 @@ class _FirstLayer(torch.autograd.Function):
                     gb if ctx.needs_input_grad[1] else None, None, None)
         gw = gb = None
         if ctx.needs_input_grad[0]:
-            gw = torch.from_numpy(_weight_grad(
-                rows.cols.numpy(), rows.vals.numpy(), rows.nnz.numpy(),
-                g.contiguous().numpy(), k, _effective(ctx.kc, n)))
-            _count(rows, int(g.shape[2]))
+            gw = _weight_gradient(rows, g, ctx.kc)
         if bias is not None and ctx.needs_input_grad[1]:
             gb = _bias_grad(g, bias.shape)
         return gw, gb, None, None
-
-
-#: largest probe (values of one input): larger shapes run dense
-MAX_PROBE = 2**25
 
 
 @functools.cache
@@ -343,20 +360,13 @@ def _block_size(threads: int, precision: str, P: int, n: int, k: int, m: int,
     counted = _state["flops"]
     try:
         for kc in CANDIDATES:
-            b2 = None if b is None else b.detach().numpy()
-            fwd = _forward(rows.cols.numpy(), rows.vals.numpy(), rows.nnz.numpy(),
-                           w.detach().numpy(), b2 if bias else np.zeros((1, 1, 1), np.float32),
-                           bias, _effective(kc, k))
-            if not torch.equal(torch.from_numpy(fwd), out):
-                continue
-            gw = _weight_grad(rows.cols.numpy(), rows.vals.numpy(), rows.nnz.numpy(),
-                              g.numpy(), k, _effective(kc, n))
-            if torch.equal(torch.from_numpy(gw), w.grad) and (
+            if torch.equal(_product(rows, w, b, kc), out) and torch.equal(
+                    _weight_gradient(rows, g, kc), w.grad) and (
                     b is None or torch.equal(_bias_grad(g, b.shape), b.grad)):
                 return kc
         return None
     finally:
-        _state["flops"] = counted
+        _state["flops"] = counted  # the probe's work is not training's
 
 
 def block_size(P: int, n: int, k: int, m: int, bias: bool = True) -> int | None:
@@ -376,7 +386,5 @@ def rows_of(x: torch.Tensor) -> torch.Tensor | SparseRows:
     if not _state["enabled"] or x.dim() != 3 or x.requires_grad or x.numel() == 0 \
             or x.dtype != torch.float32:
         return x
-    rows = SparseRows.from_dense(x)
-    if rows.cols.shape[-1] > MAX_DENSITY * x.shape[-1]:
-        return x
-    return rows
+    rows = SparseRows.from_dense(x, MAX_DENSITY)
+    return x if rows is None else rows
